@@ -1,0 +1,1 @@
+"""The `artdag` command line: start the embedded stack, render recipes, compute CIDs."""

@@ -1,0 +1,76 @@
+"""A small HTTP client for the gateway: upload, submit, wait, download."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from artdag_common.errors import ArtdagError
+
+TERMINAL = {"completed", "failed"}
+
+
+class ApiError(ArtdagError):
+    """The server refused a request; the message is its explanation."""
+
+
+class Client:
+    """Talks to one artdag gateway."""
+
+    def __init__(self, server: str, timeout_s: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(f"HTTP {response.status_code}: {detail}")
+        return response.json()
+
+    def upload(self, path: Path) -> str:
+        with path.open("rb") as handle:
+            body = self._check(self.http.post("/cache/upload", files={"file": (path.name, handle)}))
+        cid: str = body["cid"]
+        return cid
+
+    def submit(self, recipe: str, inputs: dict[str, str]) -> str:
+        body = self._check(self.http.post("/runs", json={"recipe": recipe, "inputs": inputs}))
+        run_id: str = body["run_id"]
+        return run_id
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(self.http.get(f"/runs/{run_id}"))
+        return body
+
+    def wait(self, run_id: str, timeout_s: float, on_update: Callable[[dict[str, Any]], None] | None = None
+             ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.run(run_id)
+            if on_update is not None:
+                on_update(state)
+            if state["status"] in TERMINAL:
+                return state
+            if time.monotonic() > deadline:
+                raise ApiError(f"run {run_id} did not finish within {timeout_s:g} s (status {state['status']})")
+            time.sleep(0.2)
+
+    def download(self, cid: str, dest: Path) -> None:
+        tmp = dest.with_name(dest.name + ".part")
+        with self.http.stream("GET", f"/cache/{cid}/raw") as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            with tmp.open("wb") as out:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    out.write(chunk)
+        tmp.replace(dest)

@@ -1,0 +1,147 @@
+"""`artdag up`: a real nats-server and every service as its own process, on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from artdag_common.db import migrate
+from artdag_common.nats_server import EmbeddedNatsServer
+
+# Start order: what others call first comes up first; the gateway last.
+SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
+STOP_GRACE_S = 7.0
+
+
+def _die_with_parent() -> None:
+    # Linux: a service whose launcher is killed outright (SIGKILL) gets SIGTERM instead of lingering.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def say(message: str) -> None:
+    print(f"artdag: {message}", file=sys.stderr, flush=True)
+
+
+class Stack:
+    """The processes of one embedded stack, started and stopped together."""
+
+    def __init__(self, home: Path, host: str, port: int, nats_url: str | None, env: dict[str, str]) -> None:
+        self.home = home
+        self.host = host
+        self.port = port
+        self.env = dict(env)
+        self.env["ARTDAG_HOME"] = str(home)
+        self.env["PORT"] = str(port)
+        self.env["HOST"] = host
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.nats: EmbeddedNatsServer | None = None
+        self.nats_url = nats_url
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.nats_url is None:
+            self.nats = EmbeddedNatsServer(self.home / "nats", log_file=self.home / "nats-server.log").start()
+            self.nats_url = self.nats.url
+            say(f"nats-server (JetStream) on {self.nats_url}, store {self.home / 'nats'}")
+        self.env["ARTDAG_NATS_URL"] = self.nats_url
+        database_url = self.env.get("ARTDAG_DATABASE_URL") or self.env.get("DATABASE_URL") or \
+            f"sqlite+aiosqlite:///{self.home / 'artdag.db'}"
+        if database_url.startswith("postgresql://"):
+            database_url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
+        asyncio.run(migrate(database_url))
+        for name in SERVICES:
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], env=self.env, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        self.wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                response = httpx.get(f"{self.base_url}/health", timeout=2.0)
+                if response.status_code == 200:
+                    return
+                body = response.json()
+                down = [name for name, s in body.get("services", {}).items() if not s.get("ok")]
+                last = f"waiting for {', '.join(down) or 'the bus'}"
+            except httpx.HTTPError as exc:
+                last = str(exc) or type(exc).__name__
+            time.sleep(0.25)
+        raise TimeoutError(f"the stack did not become healthy within {timeout_s:g} s ({last})")
+
+    def check_children(self) -> None:
+        for name, proc in self.children.items():
+            code = proc.poll()
+            if code is not None:
+                raise RuntimeError(f"service {name} exited with code {code}")
+
+    def stop(self) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, proc in self.children.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"{name} did not stop in time; killing it")
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+        if self.nats is not None:
+            self.nats.stop(timeout_s=2.0)
+            self.nats = None
+
+
+def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool) -> int:
+    """Start the stack and keep it up until Ctrl-C / SIGTERM; returns the exit code."""
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack = Stack(home, host, port, nats_url, dict(os.environ))
+    code = 0
+    try:
+        stack.start()
+        say(f"ready: {stack.base_url}  (API docs {stack.base_url}/docs, health {stack.base_url}/health)")
+        if demo:
+            from artdag_cli.demo import run_demo
+
+            run_demo(stack.base_url, home / "demo")
+        say("press Ctrl-C to stop")
+        while not stopping:
+            stack.check_children()
+            time.sleep(0.2)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        say(f"error: {exc}")
+        code = 1
+    finally:
+        say("stopping…")
+        stack.stop()
+        say("stopped")
+    return code

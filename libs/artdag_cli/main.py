@@ -1,0 +1,143 @@
+"""`artdag` — the command line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from artdag_common.cid import cid_of_file, validate_cid
+from artdag_common.errors import ArtdagError
+
+DEFAULT_SERVER = "http://127.0.0.1:8100"
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
+    return port
+
+
+def _binding(value: str) -> tuple[str, str]:
+    name, sep, target = value.partition("=")
+    if not sep or not name or not target:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH or NAME=CID, got {value!r}")
+    return name, target
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="artdag", description="Render media from recipes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the embedded stack (nats-server + every service)")
+    up.add_argument("--home", type=Path, default=Path(os.environ.get("ARTDAG_HOME", "~/.artdag")),
+                    help="data directory (ARTDAG_HOME, default ~/.artdag)")
+    up.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="gateway address (HOST)")
+    up.add_argument("--port", type=_port, default=os.environ.get("PORT", "8100"), help="gateway port (PORT)")
+    up.add_argument("--nats-url", default=os.environ.get("NATS_URL"),
+                    help="use this NATS server instead of starting one (NATS_URL)")
+    up.add_argument("--demo", action="store_true", help="upload demo media and run the example recipe")
+
+    cid = commands.add_parser("cid", help="print the IPFS CID of a file (what `ipfs add` would give)")
+    cid.add_argument("file", type=Path)
+    cid.add_argument("--cid-version", type=int, choices=(0, 1), default=0)
+
+    render = commands.add_parser("render", help="upload inputs, run a recipe, wait, download the output")
+    render.add_argument("recipe", type=Path, help="recipe YAML file")
+    render.add_argument("-i", "--input", dest="inputs", type=_binding, action="append", default=[],
+                        metavar="NAME=PATH|CID", help="bind a recipe input to a file or a stored cid")
+    render.add_argument("-o", "--output", type=Path, help="where to write the output (default <run>.mp4)")
+    render.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+    render.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    return parser
+
+
+def cmd_cid(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise ArtdagError(f"{path}: no such file")
+    print(cid_of_file(path, cid_version=args.cid_version))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from artdag_cli.client import Client
+
+    recipe_path: Path = args.recipe
+    if not recipe_path.is_file():
+        raise ArtdagError(f"{recipe_path}: no such recipe file")
+    client = Client(args.server)
+    try:
+        inputs: dict[str, str] = {}
+        for name, target in args.inputs:
+            path = Path(target)
+            if path.exists():
+                print(f"uploading {path} …", file=sys.stderr)
+                inputs[name] = client.upload(path)
+            else:
+                try:
+                    inputs[name] = validate_cid(target)
+                except ArtdagError:
+                    raise ArtdagError(f"input {name}: {target} is neither a file nor a CID") from None
+        run_id = client.submit(recipe_path.read_text(), inputs)
+        print(f"run {run_id}", file=sys.stderr)
+
+        def progress(state: dict[str, object]) -> None:
+            done = float(state.get("progress", 0.0))  # type: ignore[arg-type]
+            bar = "#" * int(done * 30)
+            print(f"\r[{bar:<30}] {done:4.0%} {state['status']:<10}", end="", file=sys.stderr, flush=True)
+
+        state = client.wait(run_id, args.timeout, progress)
+        print(file=sys.stderr)
+        if state["status"] != "completed":
+            raise ArtdagError(f"run failed: {state.get('error')}")
+        output: Path = args.output or Path(f"{run_id}.mp4")
+        client.download(state["output_cid"], output)
+        print(f"{output}  ({state['output_cid']})")
+        return 0
+    finally:
+        client.close()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    import asyncio
+
+    from artdag_common.db import migrate
+    from artdag_common.settings import CommonSettings, load_settings
+
+    settings = load_settings(CommonSettings)
+    asyncio.run(migrate(settings.effective_database_url))
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            from artdag_cli.launcher import run_up
+
+            return run_up(args.home.expanduser().resolve(), args.host, args.port, args.nats_url, args.demo)
+        if args.command == "cid":
+            return cmd_cid(args)
+        if args.command == "render":
+            return cmd_render(args)
+        if args.command == "migrate":
+            return cmd_migrate(args)
+    except ArtdagError as exc:
+        print(f"artdag: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The content-store interface every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+
+
+class ContentWriter(abc.ABC):
+    """Streams bytes in; `commit()` publishes them under their CID, `abort()` drops them."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Append bytes; raises `PayloadTooLargeError` past the writer's limit."""
+
+    @abc.abstractmethod
+    async def commit(self) -> str:
+        """Publish the object atomically and return its CID."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discard everything written; nothing becomes visible."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes written so far."""
+
+    async def __aenter__(self) -> ContentWriter:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            await self.abort()
+
+
+class ContentStore(abc.ABC):
+    """Bytes by CID: stream in, stream out (with ranges), materialise for media work."""
+
+    cid_version: int
+
+    @abc.abstractmethod
+    def writer(self, *, max_bytes: int | None = None) -> ContentWriter:
+        """A writer for new content, refusing more than `max_bytes`."""
+
+    @abc.abstractmethod
+    async def put_file(self, path: Path) -> str:
+        """Store a file (copying it) and return its CID."""
+
+    @abc.abstractmethod
+    async def exists(self, cid: str) -> bool:
+        """Whether the object is stored."""
+
+    @abc.abstractmethod
+    async def size(self, cid: str) -> int:
+        """The object's size in bytes; `NotFoundError` if absent."""
+
+    @abc.abstractmethod
+    def read(self, cid: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes `start`..`end` (inclusive end, HTTP-style); `NotFoundError` if absent."""
+
+    @abc.abstractmethod
+    async def local_path(self, cid: str, scratch: Path) -> Path:
+        """A local, read-only path holding the object (fetched into `scratch` if remote)."""
+
+    @abc.abstractmethod
+    async def delete(self, cid: str) -> bool:
+        """Remove the object; False if it was not there."""

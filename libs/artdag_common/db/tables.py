@@ -1,0 +1,46 @@
+"""Table definitions. Each table names the one service that writes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the metadata Alembic migrates."""
+
+
+class Content(Base):
+    """Stored bytes and what is known about them. Owner: cache service."""
+
+    __tablename__ = "content"
+
+    cid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    origin: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Run(Base):
+    """A submitted run and its outcome. Owner: planner."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_created_at", "created_at"),)
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    recipe_id: Mapped[str] = mapped_column(String(128))
+    recipe_name: Mapped[str] = mapped_column(String(256))
+    recipe_text: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    output_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,102 @@
+"""The error hierarchy every service shares.
+
+`PermanentError` means "never retry: the input is wrong"; `RetryableError` means
+"the world hiccuped: try again, within a bound". One place in the bus layer maps
+these to message fate and one place in the gateway maps them to HTTP status codes.
+"""
+
+from __future__ import annotations
+
+
+class ArtdagError(Exception):
+    """Root of every error artdag raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep `field` when the error crosses a process-pool boundary.
+        return (self.__class__, (self.message,), {"field": self.field})
+
+
+class PermanentError(ArtdagError):
+    """Retrying cannot help: bad input, unsupported media, a broken recipe."""
+
+    code = "permanent"
+
+
+class RetryableError(ArtdagError):
+    """A transient failure (I/O, timeouts, a busy peer): retry with back-off."""
+
+    code = "retryable"
+
+
+class InvalidInputError(PermanentError, ValueError):
+    """Input from outside failed validation; `field` names what was wrong."""
+
+    code = "invalid"
+
+
+class SyntaxInputError(InvalidInputError):
+    """Input that could not even be parsed (YAML or JSON syntax)."""
+
+    code = "syntax"
+
+
+class InvalidCidError(InvalidInputError):
+    """A string that is not a well-formed CID."""
+
+    code = "invalid_cid"
+
+
+class NotFoundError(PermanentError, LookupError):
+    """The named object (content, run, recipe) does not exist."""
+
+    code = "not_found"
+
+
+class PayloadTooLargeError(PermanentError):
+    """An upload or message exceeded its configured limit."""
+
+    code = "too_large"
+
+
+class InvalidMediaError(PermanentError, ValueError):
+    """Media that cannot be decoded, or lacks a stream the operation needs."""
+
+    code = "invalid_media"
+
+
+class ServiceUnavailableError(RetryableError):
+    """A service did not answer over the bus in time."""
+
+    code = "unavailable"
+
+
+ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
+    cls.code: cls
+    for cls in (
+        ArtdagError,
+        PermanentError,
+        RetryableError,
+        InvalidInputError,
+        SyntaxInputError,
+        InvalidCidError,
+        NotFoundError,
+        PayloadTooLargeError,
+        InvalidMediaError,
+        ServiceUnavailableError,
+    )
+}
+
+
+def error_from_code(code: str, message: str, field: str | None = None) -> ArtdagError:
+    """Rebuild a typed error from its wire form (see `artdag_common.rpc`)."""
+    return ERRORS_BY_CODE.get(code, ArtdagError)(message, field=field)

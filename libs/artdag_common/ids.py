@@ -1,0 +1,111 @@
+"""Identifiers derived from content: canonical JSON, step ids, plan ids, run ids.
+
+One canonical encoding serves every id (the original engine had five). A step id is
+sha3-256 over the canonical JSON of the node type, its config, the *ordered* ids
+of its inputs, the version of the operation's implementation and, when the
+operator sets one, the cluster key: clusters with different keys never share cache
+entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from artdag_common.errors import InvalidInputError
+
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
+RUN_ID_RE = re.compile(r"^run-[0-9a-f]{32}$")
+
+# Bumped whenever the shape hashed by `step_id` changes, so old ids never collide.
+STEP_ID_SCHEME = 1
+
+
+def _normalise(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{value!r} is not allowed in canonical JSON", field=path or None)
+        # 1.0 and 1 are the same number: hash them the same way.
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"object key {key!r} is not a string", field=path or None)
+            out[key] = _normalise(item, f"{path}.{key}" if path else key)
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_normalise(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise InvalidInputError(f"value of type {type(value).__name__} cannot be hashed", field=path or None)
+
+
+def canonical_json(value: Any) -> bytes:
+    """UTF-8 JSON with sorted keys, no spaces, shortest round-trip numbers, no NaN."""
+    return json.dumps(
+        _normalise(value, ""), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha3_hex(value: Any) -> str:
+    """sha3-256 hex digest of a value's canonical JSON."""
+    return hashlib.sha3_256(canonical_json(value)).hexdigest()
+
+
+def step_id(
+    node_type: str,
+    config: Mapping[str, Any],
+    input_ids: Sequence[str],
+    op_version: str,
+    cluster_key: str | None = None,
+) -> str:
+    """The cache id of one step; the order of `input_ids` is significant."""
+    body: dict[str, Any] = {
+        "scheme": STEP_ID_SCHEME,
+        "type": node_type,
+        "config": dict(config),
+        "inputs": list(input_ids),
+        "version": op_version,
+    }
+    if cluster_key:
+        body["cluster_key"] = cluster_key
+    return sha3_hex(body)
+
+
+def source_step_id(cid: str, cluster_key: str | None = None) -> str:
+    """A source is its content: the same bytes give the same id whatever the recipe calls them."""
+    return step_id("SOURCE", {"cid": cid}, [], "1", cluster_key)
+
+
+def analysis_id(input_cid: str, features: Sequence[str], params: Mapping[str, Any], analyzer_version: str) -> str:
+    """The cache id of an analysis: input, sorted features, parameters and analyzer version."""
+    return sha3_hex(
+        {"input": input_cid, "features": sorted(set(features)), "params": dict(params), "version": analyzer_version}
+    )
+
+
+def new_run_id() -> str:
+    """A fresh, unique run id (`run-` + 32 hex)."""
+    return f"run-{uuid.uuid4().hex}"
+
+
+def check_run_id(value: str) -> str:
+    """Validate a run id taken from outside (a URL, a message)."""
+    if not RUN_ID_RE.match(value):
+        raise InvalidInputError("not a run id (expected run-<32 hex digits>)", field="run_id")
+    return value
+
+
+def check_step_id(value: str) -> str:
+    """Validate a step id taken from outside: exactly 64 lower-case hex digits."""
+    if not ID_RE.match(value):
+        raise InvalidInputError("not a step id (expected 64 hex digits)", field="step_id")
+    return value

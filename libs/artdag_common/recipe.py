@@ -1,0 +1,328 @@
+"""Recipes: YAML text → one validated model, with errors that point at the line.
+
+Two forms are accepted, as the original engine had both: the L1 form (`inputs`,
+`steps`, `output`) and the engine form (`dag: {nodes, output}`). A recipe is data:
+no expressions, no paths, no code. Every error names the step, the field and the
+YAML line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from artdag_common.cid import cid_of_bytes
+from artdag_common.errors import InvalidInputError, SyntaxInputError
+from artdag_common.ids import canonical_json
+from artdag_common.operations import get_operation
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_RECIPE_BYTES = 1024 * 1024
+MAX_STEPS = 10_000
+InputType = Literal["video", "audio", "image", "any"]
+
+_Path = tuple[str | int, ...]
+
+
+class RecipeInput(BaseModel):
+    """A named input the caller binds to content when running the recipe."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: InputType = "video"
+    description: str = ""
+
+
+class RecipeStep(BaseModel):
+    """One node: its id, operation, ordered inputs and validated config."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    inputs: tuple[str, ...] = ()
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Recipe(BaseModel):
+    """A validated recipe; steps are in topological order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str = "1.0"
+    description: str = ""
+    inputs: dict[str, RecipeInput]
+    steps: tuple[RecipeStep, ...]
+    output: str
+
+    def canonical(self) -> dict[str, Any]:
+        """The recipe's meaning, independent of YAML layout, comments and key order."""
+        return self.model_dump(mode="json")
+
+    @property
+    def recipe_id(self) -> str:
+        """The cid of the recipe's canonical JSON."""
+        return cid_of_bytes(canonical_json(self.canonical()))
+
+
+class _Located:
+    """YAML → Python, remembering where each value stood."""
+
+    def __init__(self, text: str) -> None:
+        self.marks: dict[_Path, tuple[int, int]] = {}
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        self.loader = yaml.SafeLoader("")
+        self.value = None if node is None else self._build(node, ())
+
+    def _build(self, node: yaml.Node, path: _Path) -> Any:
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    raise _error(f"key {key!r} must be a string", path, self)
+                if key in out:
+                    raise _error(f"duplicate key {key!r}", (*path, key), self, key_node)
+                out[key] = self._build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+    def where(self, path: _Path) -> str:
+        while path and path not in self.marks:
+            path = path[:-1]
+        line, column = self.marks.get(path, (1, 1))
+        return f"line {line}, column {column}"
+
+
+def _dotted(path: _Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "recipe"
+
+
+def _error(message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None,
+           step: str | None = None) -> InvalidInputError:
+    if node is not None:
+        where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+    elif located is not None:
+        where = located.where(path)
+    else:
+        where = ""
+    prefix = f"step {step!r}: " if step else ""
+    suffix = f" ({where})" if where else ""
+    return InvalidInputError(f"{prefix}{message}{suffix}", field=_dotted(path))
+
+
+def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
+    """Parse and validate a recipe; raises `InvalidInputError` naming field and position."""
+    if len(text.encode("utf-8")) > max_bytes:
+        raise InvalidInputError(f"recipe is larger than {max_bytes} bytes", field="recipe")
+    try:
+        located = _Located(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SyntaxInputError(f"not valid YAML: {exc.problem or exc}{where}", field="recipe") from exc
+    except yaml.YAMLError as exc:
+        raise SyntaxInputError(f"not valid YAML: {exc}", field="recipe") from exc
+    return _RecipeBuilder(located).build()
+
+
+class _RecipeBuilder:
+    def __init__(self, located: _Located) -> None:
+        self.located = located
+
+    def fail(self, message: str, path: _Path, step: str | None = None) -> InvalidInputError:
+        return _error(message, path, self.located, step=step)
+
+    def _str(self, raw: dict[str, Any], key: str, default: str, path: _Path) -> str:
+        value = raw.get(key, default)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail("must be a string", (*path, key))
+        return value
+
+    def build(self) -> Recipe:
+        raw = self.located.value
+        if not isinstance(raw, dict):
+            raise self.fail("a recipe must be a YAML mapping", ())
+        allowed = {"name", "version", "description", "owner", "inputs", "steps", "output", "dag", "registry"}
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"unknown field {key!r} (expected one of {', '.join(sorted(allowed))})", (key,))
+        name = self._str(raw, "name", "unnamed", ())
+        if not NAME_RE.match(name):
+            raise self.fail("name must be letters, digits, '_' or '-' (at most 64)", ("name",))
+        inputs = self._inputs(raw.get("inputs"))
+        if "dag" in raw:
+            if "steps" in raw:
+                raise self.fail("use either 'steps' or 'dag', not both", ("dag",))
+            dag = raw["dag"]
+            if not isinstance(dag, dict):
+                raise self.fail("must be a mapping with 'nodes' and 'output'", ("dag",))
+            raw_steps, steps_path, output, output_path = dag.get("nodes"), ("dag", "nodes"), dag.get("output"), (
+                "dag", "output")
+        else:
+            raw_steps, steps_path, output, output_path = raw.get("steps"), ("steps",), raw.get("output"), ("output",)
+        steps = self._steps(raw_steps, steps_path, inputs)
+        if not isinstance(output, str) or not output:
+            raise self.fail("missing: name the step whose result is the recipe's output", output_path)
+        ids = {s.id for s in steps}
+        if output not in ids:
+            raise self.fail(f"output {output!r} is not a step of this recipe", output_path)
+        ordered = self._topological(steps, steps_path, set(inputs))
+        return Recipe(
+            name=name,
+            version=self._str(raw, "version", "1.0", ()),
+            description=self._str(raw, "description", "", ()),
+            inputs=inputs,
+            steps=tuple(ordered),
+            output=output,
+        )
+
+    def _inputs(self, raw: Any) -> dict[str, RecipeInput]:
+        if raw is None:
+            return {}
+        items: list[tuple[str, Any, _Path]] = []
+        if isinstance(raw, dict):
+            items = [(k, v, ("inputs", k)) for k, v in raw.items()]
+        elif isinstance(raw, list):
+            items = [(v, None, ("inputs", i)) for i, v in enumerate(raw)]
+        else:
+            raise self.fail("must be a mapping of input names to {type, description}", ("inputs",))
+        out: dict[str, RecipeInput] = {}
+        for name, spec, path in items:
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise self.fail("input names must be letters, digits, '_' or '-'", path)
+            if spec is None:
+                spec = {}
+            elif isinstance(spec, str):
+                spec = {"type": spec}
+            if not isinstance(spec, dict):
+                raise self.fail("must be a mapping with 'type' and 'description'", path)
+            try:
+                out[name] = RecipeInput(name=name, **spec)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = tuple(str(p) for p in first["loc"])
+                raise self.fail(first["msg"], (*path, *loc)) from None
+            except TypeError:
+                raise self.fail("unexpected field", path) from None
+        return out
+
+    def _steps(self, raw: Any, path: _Path, inputs: dict[str, RecipeInput]) -> list[RecipeStep]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("must be a non-empty list of steps", path)
+        if len(raw) > MAX_STEPS:
+            raise self.fail(f"at most {MAX_STEPS} steps", path)
+        steps: list[RecipeStep] = []
+        seen: set[str] = set()
+        # Engine-form sources with `input: true` declare their input by their id.
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and str(item.get("type", "")).upper() == "SOURCE":
+                config = item.get("config") or {}
+                if isinstance(config, dict) and config.get("input") is True and isinstance(item.get("id"), str):
+                    inputs.setdefault(item["id"], RecipeInput(name=item["id"], description=str(
+                        config.get("description", ""))))
+        for i, item in enumerate(raw):
+            spath = (*path, i)
+            if not isinstance(item, dict):
+                raise self.fail("a step must be a mapping with id, type, inputs and config", spath)
+            for key in item:
+                if key not in {"id", "type", "inputs", "config", "name"}:
+                    raise self.fail(f"unknown field {key!r}", (*spath, key))
+            step_id = item.get("id")
+            if not isinstance(step_id, str) or not NAME_RE.match(step_id):
+                raise self.fail("id must be letters, digits, '_' or '-' (at most 64)", (*spath, "id"))
+            if step_id in seen:
+                raise self.fail(f"duplicate step id {step_id!r}", (*spath, "id"))
+            if step_id in inputs and str(item.get("type", "")).upper() != "SOURCE":
+                raise self.fail(f"step id {step_id!r} is also an input name", (*spath, "id"))
+            seen.add(step_id)
+            steps.append(self._step(item, spath, step_id, inputs))
+        return steps
+
+    def _step(self, item: dict[str, Any], spath: _Path, step_id: str, inputs: dict[str, RecipeInput]) -> RecipeStep:
+        type_name = item.get("type")
+        if not isinstance(type_name, str):
+            raise self.fail("type is required", (*spath, "type"), step_id)
+        op = get_operation(type_name)
+        if op is None:
+            raise self.fail(f"unknown node type {type_name!r}", (*spath, "type"), step_id)
+        raw_inputs = item.get("inputs", [])
+        if isinstance(raw_inputs, str):
+            raw_inputs = [raw_inputs]
+        if not isinstance(raw_inputs, list) or not all(isinstance(x, str) for x in raw_inputs):
+            raise self.fail("inputs must be a list of step or input names", (*spath, "inputs"), step_id)
+        config = item.get("config") or {}
+        if not isinstance(config, dict):
+            raise self.fail("config must be a mapping", (*spath, "config"), step_id)
+        if op.node_type == "SOURCE":
+            bound = config.get("input", step_id)
+            if bound is True:
+                bound = step_id
+            if bound not in inputs:
+                raise self.fail(f"source reads unknown input {bound!r}", (*spath, "config", "input"), step_id)
+            config = {"input": bound}
+        if not op.min_inputs <= len(raw_inputs) <= op.max_inputs:
+            want = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"{op.min_inputs}..{op.max_inputs}"
+            raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"),
+                            step_id)
+        try:
+            parsed = op.parse_config(config)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = tuple(first["loc"])
+            raise self.fail(first["msg"], (*spath, "config", *loc), step_id) from None
+        return RecipeStep(id=step_id, type=op.node_type, inputs=tuple(raw_inputs),
+                          config=parsed.model_dump(mode="json", exclude_none=True))
+
+    def _topological(self, steps: list[RecipeStep], path: _Path, input_names: set[str]) -> list[RecipeStep]:
+        by_id = {s.id: (i, s) for i, s in enumerate(steps)}
+        for i, step in enumerate(steps):
+            for j, ref in enumerate(step.inputs):
+                if ref not in by_id and ref not in input_names:
+                    raise self.fail(f"unknown input {ref!r} (not a step or a recipe input)",
+                                    (*path, i, "inputs", j), step.id)
+        order: list[RecipeStep] = []
+        state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+        def visit(step: RecipeStep) -> None:
+            # Iterative DFS: a deep chain must not hit Python's recursion limit.
+            stack: list[tuple[RecipeStep, int]] = [(step, 0)]
+            state[step.id] = 1
+            while stack:
+                node, k = stack.pop()
+                if k < len(node.inputs):
+                    stack.append((node, k + 1))
+                    ref = node.inputs[k]
+                    if ref not in by_id:
+                        continue
+                    dep = by_id[ref][1]
+                    if state.get(dep.id) == 1:
+                        raise self.fail(f"cycle through {dep.id!r}", (*path, by_id[node.id][0], "inputs"), node.id)
+                    if dep.id not in state:
+                        state[dep.id] = 1
+                        stack.append((dep, 0))
+                else:
+                    state[node.id] = 2
+                    order.append(node)
+
+        for step in steps:
+            if step.id not in state:
+                visit(step)
+        return order

@@ -1,0 +1,100 @@
+"""Typed request/reply over core NATS: `artdag.rpc.<service>.<verb>`, queue groups.
+
+A handler takes a pydantic request and returns a pydantic reply; errors travel as
+`{code, message, field}` and are raised again on the caller's side as the same
+`ArtdagError` subclass, so an `InvalidInputError` in the planner reaches the HTTP
+client as a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from opentelemetry import context as otel_context
+from pydantic import BaseModel, ValidationError
+
+from artdag_common import subjects
+from artdag_common.errors import ArtdagError, InvalidInputError, ServiceUnavailableError, error_from_code
+from artdag_common.schemas import RpcErrorBody, RpcReply
+from artdag_common.telemetry import extract_context, inject_headers, tracer
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+
+_tracer = tracer(__name__)
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return first["msg"], field
+
+
+async def serve(
+    nc: NATS,
+    service: str,
+    verb: str,
+    request_type: type[Req],
+    handler: Callable[[Req], Awaitable[BaseModel]],
+) -> Subscription:
+    """Answer `artdag.rpc.<service>.<verb>` in the service's queue group."""
+    subject = subjects.rpc(service, verb)
+
+    async def on_message(msg: Msg) -> None:
+        token = otel_context.attach(extract_context(msg.headers))
+        try:
+            with _tracer.start_as_current_span(f"rpc {service}.{verb}"):
+                try:
+                    request = request_type.model_validate_json(msg.data)
+                    result = await handler(request)
+                    reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
+                except ValidationError as exc:
+                    message, field = _validation_message(exc)
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code=InvalidInputError.code, message=message,
+                                                                  field=field))
+                except ArtdagError as exc:
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=exc.message,
+                                                                  field=exc.field))
+                except Exception:
+                    log.exception("rpc %s.%s failed", service, verb)
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))
+                if msg.reply:
+                    await msg.respond(reply.model_dump_json().encode())
+        finally:
+            otel_context.detach(token)
+
+    return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=on_message)
+
+
+async def call(
+    nc: NATS,
+    service: str,
+    verb: str,
+    request: BaseModel,
+    reply_type: type[Rep],
+    *,
+    timeout_s: float = 5.0,
+) -> Rep:
+    """Ask one replica of `service`; raises the typed error it answered with."""
+    subject = subjects.rpc(service, verb)
+    try:
+        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s,
+                               headers=inject_headers())
+    except NoRespondersError as exc:
+        raise ServiceUnavailableError(f"no {service} service is running") from exc
+    except NatsTimeoutError as exc:
+        raise ServiceUnavailableError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
+    reply = RpcReply.model_validate_json(msg.data)
+    if not reply.ok:
+        err = reply.error or RpcErrorBody(code="internal", message="error without detail")
+        raise error_from_code(err.code, err.message, err.field)
+    return reply_type.model_validate(reply.data or {})

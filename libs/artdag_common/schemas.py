@@ -1,0 +1,248 @@
+"""Every message on the bus, one pydantic model each, with a schema version `v`.
+
+Contracts grow by adding optional fields (unknown fields are ignored so that an
+older replica can read a newer message); a breaking change is a new model on a new
+subject.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """Base of every payload: JSON on the wire, schema version `v`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Literal[1] = 1
+
+
+def now() -> float:
+    """Wall-clock seconds, the timestamp every event carries."""
+    return time.time()
+
+
+# -- plans -------------------------------------------------------------------
+
+
+class PlanStep(BaseModel):
+    """One node of a plan: what to run, on which inputs, under which cache id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step_id: str
+    name: str
+    node_type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list, description="step ids, in order")
+    op_version: str
+    source_cid: str | None = Field(default=None, description="for SOURCE steps: the input's cid")
+
+
+class Plan(BaseModel):
+    """A recipe bound to concrete inputs: steps in topological order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    plan_id: str
+    recipe_id: str
+    recipe_name: str
+    input_cids: dict[str, str]
+    steps: list[PlanStep]
+    output_step: str
+
+
+# -- runs and steps ------------------------------------------------------------
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CACHED = "cached"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (StepStatus.COMPLETED, StepStatus.CACHED)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+class StepTask(Message):
+    """`artdag.task.step`: render one step; inputs are given by cid, in order."""
+
+    run_id: str
+    step: PlanStep
+    input_cids: list[str]
+    input_names: list[str] = Field(default_factory=list, description="what the recipe calls each input")
+
+
+class StepEvent(Message):
+    """`artdag.event.step.<run>.<step>`: a step started, finished, hit the cache or failed."""
+
+    run_id: str
+    step_id: str
+    status: StepStatus
+    output_cid: str | None = None
+    error: str | None = None
+    worker: str | None = None
+    elapsed_s: float | None = None
+    at: float = Field(default_factory=now)
+
+
+class RunEvent(Message):
+    """`artdag.event.run.<run>.<status>`: a run changed state."""
+
+    run_id: str
+    status: RunStatus
+    output_cid: str | None = None
+    error: str | None = None
+    at: float = Field(default_factory=now)
+
+
+class StepState(BaseModel):
+    """A step as a run sees it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    node_type: str
+    inputs: list[str] = Field(default_factory=list)
+    status: StepStatus = StepStatus.PENDING
+    output_cid: str | None = None
+    error: str | None = None
+    worker: str | None = None
+    elapsed_s: float | None = None
+
+
+class RunState(Message):
+    """The live state of a run (KV `runs`, and the body of `GET /runs/{id}`)."""
+
+    run_id: str
+    status: RunStatus = RunStatus.PENDING
+    recipe_id: str
+    recipe_name: str
+    plan_id: str | None = None
+    inputs: dict[str, str]
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    output_step: str | None = None
+    output_cid: str | None = None
+    error: str | None = None
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def progress(self) -> float:
+        if not self.steps:
+            return 1.0 if self.status == RunStatus.COMPLETED else 0.0
+        return sum(1 for s in self.steps.values() if s.status.done) / len(self.steps)
+
+
+# -- content --------------------------------------------------------------------
+
+
+class ContentOrigin(StrEnum):
+    UPLOAD = "upload"
+    IMPORT = "import"
+    STEP_OUTPUT = "step_output"
+
+
+class ContentRecord(Message):
+    """Metadata of stored bytes (the cache service's `content` table)."""
+
+    cid: str
+    size: int = Field(ge=0)
+    media_type: str
+    name: str | None = None
+    origin: ContentOrigin
+    created_at: float = Field(default_factory=now)
+
+
+class ContentStored(Message):
+    """`artdag.event.content.stored`: new bytes are in the content store."""
+
+    record: ContentRecord
+
+
+# -- requests (core NATS, `artdag.rpc.<service>.<verb>`) ----------------------------
+
+
+class CidRequest(Message):
+    cid: str
+
+
+class SubmitRunRequest(Message):
+    recipe: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class SubmitRunReply(Message):
+    run_id: str
+    status: RunStatus
+    plan_id: str | None = None
+
+
+class RunRequest(Message):
+    run_id: str
+
+
+class ListRunsRequest(Message):
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class RunSummary(Message):
+    run_id: str
+    status: RunStatus
+    recipe_name: str
+    output_cid: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class RunList(Message):
+    runs: list[RunSummary]
+    total: int
+
+
+class HealthRequest(Message):
+    pass
+
+
+class HealthReply(Message):
+    service: str
+    instance: str
+    version: str
+    ok: bool = True
+    uptime_s: float
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RpcErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class RpcReply(Message):
+    """The envelope of every reply: `ok` with `data`, or an `error` with a typed code."""
+
+    ok: bool
+    data: dict[str, Any] | None = None
+    error: RpcErrorBody | None = None

@@ -1,0 +1,108 @@
+"""Settings shared by every service, read from the environment once in `__main__`.
+
+Variables take the `ARTDAG_` prefix; where the original L1 server had a name
+(`HOST`, `PORT`, `DATABASE_URL`, `CACHE_DIR`, `IPFS_API`, `NATS_URL`, …) that
+name is accepted as well, so that an operator's old environment keeps working.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NATS_URL_RE = re.compile(r"^(nats|tls|ws|wss)://[^\s]+$")
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    return AliasChoices(f"ARTDAG_{name}", *legacy)
+
+
+class CommonSettings(BaseSettings):
+    """What every process needs: where its home is, the bus, the database, the store."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path("~/.artdag"), validation_alias=_env("HOME"))
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL", "NATS_URL"))
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL", "DATABASE_URL"))
+    cache_dir: Path | None = Field(default=None, validation_alias=_env("CACHE_DIR", "CACHE_DIR"))
+    ipfs_api: str = Field(default="/ip4/127.0.0.1/tcp/5001", validation_alias=_env("IPFS_API", "IPFS_API"))
+    cid_version: int = Field(default=0, ge=0, le=1, validation_alias=_env("CID_VERSION"))
+    cluster_key: SecretStr | None = Field(default=None, validation_alias=_env("CLUSTER_KEY"))
+    log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("ARTDAG_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    rpc_timeout_s: float = Field(default=5.0, gt=0, le=120, validation_alias=_env("RPC_TIMEOUT_S"))
+
+    @field_validator("home", "cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",")]
+        for url in urls:
+            if not _NATS_URL_RE.match(url):
+                raise ValueError(f"not a NATS URL: {url!r} (expected nats://host:port)")
+        return ",".join(urls)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        # Accept the seed's plain `postgresql://` form and pick the async driver for it.
+        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
+                              ("sqlite://", "sqlite+aiosqlite://")):
+            if value.startswith(plain):
+                return driver + value[len(plain):]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def store_dir(self) -> Path:
+        """The local content store's root (`CACHE_DIR`, default `<home>/cache`)."""
+        return self.cache_dir if self.cache_dir is not None else self.home / "cache"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file under the home dir."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'artdag.db'}"
+
+    @property
+    def cluster_key_value(self) -> str | None:
+        """The trust-domain key mixed into step ids, if one is configured."""
+        return self.cluster_key.get_secret_value() if self.cluster_key else None
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings from the environment, or exit with a message naming the bad variable."""
+    from pydantic import ValidationError
+
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = [f"invalid configuration for {cls.__name__}:"]
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            lines.append(f"  ARTDAG_{name.upper()}: {err['msg']}")
+        raise SystemExit("\n".join(lines)) from None

@@ -1,0 +1,119 @@
+"""Streams, consumers and KV buckets, declared as data and provisioned idempotently.
+
+Every service calls `provision(js)` at start-up; creating what exists already is a
+no-op, and a changed declaration updates the stream in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from artdag_common import subjects
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86_400.0
+
+TASKS = StreamConfig(
+    name="ARTDAG_TASKS",
+    subjects=[subjects.TASKS_WILDCARD],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    max_age=7 * DAY_S,
+    duplicate_window=120.0,
+    discard=DiscardPolicy.OLD,
+)
+
+EVENTS = StreamConfig(
+    name="ARTDAG_EVENTS",
+    subjects=[subjects.EVENTS_WILDCARD],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=7 * DAY_S,
+    duplicate_window=120.0,
+)
+
+STREAMS: tuple[StreamConfig, ...] = (TASKS, EVENTS)
+
+
+@dataclass(frozen=True)
+class ConsumerDecl:
+    """A durable pull consumer: which stream, which subjects, how patient."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait_s: float
+    max_deliver: int
+    deliver_all: bool = True
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            deliver_policy=DeliverPolicy.ALL if self.deliver_all else DeliverPolicy.NEW,
+            max_ack_pending=1000,
+        )
+
+
+# Executors share one durable consumer: JetStream hands each step to one replica.
+STEP_WORKERS = ConsumerDecl(
+    stream=TASKS.name or "", durable="executor-steps", filter_subject=subjects.TASK_STEP,
+    ack_wait_s=30.0, max_deliver=5,
+)
+ANALYZE_WORKERS = ConsumerDecl(
+    stream=TASKS.name or "", durable="analyzer-tasks", filter_subject=subjects.TASK_ANALYZE,
+    ack_wait_s=30.0, max_deliver=5,
+)
+# Planners share one durable consumer of step events, so each event drives one planner.
+PLANNER_STEP_EVENTS = ConsumerDecl(
+    stream=EVENTS.name or "", durable="planner-step-events", filter_subject=subjects.STEP_EVENTS_WILDCARD,
+    ack_wait_s=30.0, max_deliver=20, deliver_all=False,
+)
+
+CONSUMERS: tuple[ConsumerDecl, ...] = (STEP_WORKERS, ANALYZE_WORKERS, PLANNER_STEP_EVENTS)
+
+KV_RUNS = KeyValueConfig(bucket="artdag_runs", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
+KV_RESULTS = KeyValueConfig(bucket="artdag_results", history=1, storage=StorageType.FILE)
+KV_CLAIMS = KeyValueConfig(bucket="artdag_claims", history=1, ttl=120.0, storage=StorageType.FILE)
+KV_ANALYSIS = KeyValueConfig(bucket="artdag_analysis", history=1, storage=StorageType.FILE)
+KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
+
+KV_BUCKETS: tuple[KeyValueConfig, ...] = (KV_RUNS, KV_RESULTS, KV_CLAIMS, KV_ANALYSIS, KV_REVOKED)
+
+
+async def provision(js: JetStreamContext) -> None:
+    """Create or update every stream, consumer and bucket; safe to call from every replica."""
+    for stream in STREAMS:
+        try:
+            await js.add_stream(stream)
+        except BadRequestError:
+            # Exists with a different config: bring it in line with the declaration.
+            await js.update_stream(stream)
+    for consumer in CONSUMERS:
+        try:
+            await js.consumer_info(consumer.stream, consumer.durable)
+        except NotFoundError:
+            try:
+                await js.add_consumer(consumer.stream, consumer.config())
+            except BadRequestError as exc:
+                log.debug("consumer %s created concurrently: %s", consumer.durable, exc)
+    for bucket in KV_BUCKETS:
+        await js.create_key_value(bucket)

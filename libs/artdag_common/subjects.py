@@ -1,0 +1,63 @@
+"""Every NATS subject artdag uses, built from one prefix.
+
+No service spells a subject of its own: they call these functions, so that a
+rename happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "artdag"
+
+SERVICES = ("gateway", "auth", "planner", "analyzer", "executor", "cache")
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _token(value: str, what: str) -> str:
+    """A subject token from outside must not smuggle in dots or wildcards."""
+    if not _TOKEN_RE.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid subject token")
+    return value
+
+
+# Work queues (stream TASKS, work-queue retention).
+TASKS_WILDCARD = f"{PREFIX}.task.>"
+TASK_STEP = f"{PREFIX}.task.step"
+TASK_ANALYZE = f"{PREFIX}.task.analyze"
+
+# Events (stream EVENTS, limits retention): what the UI and subscribers follow.
+EVENTS_WILDCARD = f"{PREFIX}.event.>"
+STEP_EVENTS_WILDCARD = f"{PREFIX}.event.step.>"
+RUN_EVENTS_WILDCARD = f"{PREFIX}.event.run.>"
+CONTENT_STORED = f"{PREFIX}.event.content.stored"
+
+
+def run_event(run_id: str, kind: str) -> str:
+    """`artdag.event.run.<run_id>.<kind>` — a change in a run's life."""
+    return f"{PREFIX}.event.run.{_token(run_id, 'run id')}.{_token(kind, 'event kind')}"
+
+
+def run_events(run_id: str) -> str:
+    """Every event of one run."""
+    return f"{PREFIX}.event.run.{_token(run_id, 'run id')}.>"
+
+
+def step_event(run_id: str, step_id: str) -> str:
+    """`artdag.event.step.<run_id>.<step_id>` — a step's progress inside a run."""
+    return f"{PREFIX}.event.step.{_token(run_id, 'run id')}.{_token(step_id, 'step id')}"
+
+
+def rpc(service: str, verb: str) -> str:
+    """`artdag.rpc.<service>.<verb>` — a request answered by one replica of a service."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return f"{PREFIX}.rpc.{service}.{_token(verb, 'verb')}"
+
+
+def rpc_queue(service: str) -> str:
+    """The queue group shared by all replicas of a service."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return f"{PREFIX}-{service}"

@@ -1,0 +1,1 @@
+"""Analyzer service: extracts features (tempo, beats, energy, motion) from inputs."""

@@ -1,0 +1,1 @@
+"""Auth service: verifies tokens and keeps revocations."""

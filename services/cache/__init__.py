@@ -1,0 +1,1 @@
+"""Cache service: owns content metadata (the `content` table)."""

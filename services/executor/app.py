@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+
+from artdag_common import streams
+from artdag_common.content_store import open_store
+from artdag_common.runtime import ServiceRuntime
+from services.executor.handlers import StepWorker
+from services.executor.service import StepRenderer
+from services.executor.settings import ExecutorSettings
+
+
+async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
+    # Media work runs in worker processes ("spawn": no forked event loop or sockets).
+    pool = ProcessPoolExecutor(max_workers=settings.max_concurrent_steps,
+                               mp_context=multiprocessing.get_context("spawn"))
+    runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+    scratch = settings.home / "scratch" / runtime.instance
+    runtime.stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    renderer = StepRenderer(open_store(settings), pool, scratch)
+    worker = StepWorker(
+        runtime, renderer,
+        results=await runtime.js.key_value(streams.KV_RESULTS.bucket),
+        claims=await runtime.js.key_value(streams.KV_CLAIMS.bucket),
+        heartbeat_s=settings.heartbeat_s,
+    )
+    runtime.health_details = lambda: dict(worker.counts)
+    runtime.run_consumer(streams.STEP_WORKERS, worker.handle, concurrency=settings.max_concurrent_steps)

@@ -1,0 +1,295 @@
+"""The one place where output encoder settings live.
+
+Every writer in the executor opens its output through `open_output` and adds its
+streams through `add_video_stream` / `add_audio_stream`, so that every rendered
+file is produced with the same settings and — given the same input — the same
+bytes. Measured facts this module relies on:
+
+* libx264 output is byte-identical run-to-run only for a fixed thread count, so
+  the thread count is pinned on the codec context *and* in the x264 options
+  (otherwise x264 picks "auto" from the host's CPU count).
+* The MP4 muxer writes an ``encoder=Lavf…`` tag unless ``fflags=+bitexact`` is
+  set on the container; ``flags=+bitexact`` on the codec contexts keeps the
+  encoders from writing their own version strings where they can.
+* No creation time is written unless one is asked for, and nothing here asks.
+
+`ENCODER_FINGERPRINT` summarises library versions and profile settings; callers
+mix it into cache ids so that a change of encoder invalidates cached renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.codec.context
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
+from av.video.stream import VideoStream
+
+VIDEO_CODEC = "libx264"
+"""Encoder used for every video stream we write."""
+
+AUDIO_CODEC = "aac"
+"""Encoder used for every audio stream we write (FFmpeg's native AAC encoder)."""
+
+CONTAINER_FORMAT = "mp4"
+"""Muxer used for every file we write."""
+
+PIXEL_FORMAT = "yuv420p"
+"""Pixel format of every video stream we write (the browser-safe one)."""
+
+AUDIO_SAMPLE_FORMAT = "fltp"
+"""Sample format the AAC encoder takes."""
+
+AAC_SAMPLE_RATES: frozenset[int] = frozenset(
+    {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}
+)
+"""Sample rates AAC can carry; anything else is resampled to the profile default."""
+
+MIN_DIMENSION = 16
+"""Smallest width or height we agree to encode."""
+
+MAX_DIMENSION = 8192
+"""Largest width or height we agree to encode."""
+
+COLOR_MATRIX = "bt709"
+"""Colour matrix of every video stream we write (tagged BT.709, limited range).
+
+Writers must hand the encoder BT.709 limited-range yuv420p frames, e.g. with
+``frame.reformat(format=PIXEL_FORMAT, dst_colorspace=COLOR_MATRIX, dst_color_range="tv")``
+or a ``scale=...:out_color_matrix=bt709:out_range=tv`` filter.
+"""
+
+# AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange values.
+_AVCOL_BT709 = 1
+_AVCOL_RANGE_MPEG = 1
+
+_BITEXACT = int(av.codec.context.Flags.bitexact)
+
+
+@dataclass(frozen=True)
+class OutputProfile:
+    """Encoder settings for rendered output: H.264 High/yuv420p + AAC in MP4."""
+
+    container_format: str = CONTAINER_FORMAT
+    video_codec: str = VIDEO_CODEC
+    pixel_format: str = PIXEL_FORMAT
+    h264_profile: str = "high"
+    crf: int = 18
+    preset: str = "veryfast"
+    gop_size: int = 48
+    threads: int = 1
+    audio_codec: str = AUDIO_CODEC
+    audio_bit_rate: int = 192_000
+    aac_coder: str = "fast"
+    default_sample_rate: int = 48_000
+
+    def container_options(self) -> dict[str, str]:
+        """Muxer options: web-friendly layout, no version tags."""
+        return {"movflags": "+faststart", "fflags": "+bitexact"}
+
+    def x264_params(self) -> str:
+        """The ``x264-params`` string: fixed GOP, no scene cuts, pinned threads."""
+        return (
+            f"keyint={self.gop_size}:min-keyint={self.gop_size}:scenecut=0"
+            f":open-gop=0:threads={self.threads}:lookahead-threads=1:sliced-threads=0"
+        )
+
+    def video_options(self) -> dict[str, str]:
+        """Codec options for the video encoder."""
+        return {
+            "preset": self.preset,
+            "crf": str(self.crf),
+            "profile": self.h264_profile,
+            "threads": str(self.threads),
+            "flags": "+bitexact",
+            "x264-params": self.x264_params(),
+        }
+
+    def audio_options(self) -> dict[str, str]:
+        """Codec options for the audio encoder."""
+        return {"flags": "+bitexact", "threads": "1", "aac_coder": self.aac_coder}
+
+    def describe(self) -> str:
+        """A stable one-line description of every setting, for fingerprints."""
+        return (
+            f"{self.container_format}/{self.video_codec}:{self.pixel_format}"
+            f":{COLOR_MATRIX}-tv:profile={self.h264_profile}:crf={self.crf}"
+            f":preset={self.preset}:gop={self.gop_size}:{self.x264_params()}"
+            f"/{self.audio_codec}:b={self.audio_bit_rate}:coder={self.aac_coder}"
+            f":ar={self.default_sample_rate}"
+        )
+
+
+PROFILE = OutputProfile()
+"""The profile every executor writer uses."""
+
+
+def validate_dimensions(width: int, height: int) -> None:
+    """Raise `ValueError` unless width and height are even and in range.
+
+    yuv420p subsamples chroma 2x2, so both dimensions must be even. A value that
+    is not an int at all raises `TypeError`.
+    """
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        if not MIN_DIMENSION <= value <= MAX_DIMENSION:
+            raise ValueError(
+                f"{name} must be between {MIN_DIMENSION} and {MAX_DIMENSION}, got {value}"
+            )
+        if value % 2:
+            raise ValueError(f"{name} must be even for {PIXEL_FORMAT}, got {value}")
+
+
+def audio_sample_rate(input_rate: int | None, profile: OutputProfile = PROFILE) -> int:
+    """The output sample rate for an input rate: kept if AAC carries it, else the default."""
+    if input_rate is not None and input_rate in AAC_SAMPLE_RATES:
+        return input_rate
+    return profile.default_sample_rate
+
+
+def open_output(path: Path | str, profile: OutputProfile = PROFILE) -> OutputContainer:
+    """Open `path` for writing with the profile's container settings.
+
+    Use as a context manager (``with open_output(p) as out: ...``). Metadata is
+    left empty, so nothing from any input is carried into the file.
+    """
+    container = av.open(
+        str(path),
+        mode="w",
+        format=profile.container_format,
+        container_options=profile.container_options(),
+    )
+    container.metadata.clear()
+    return container
+
+
+def add_video_stream(
+    container: OutputContainer,
+    width: int,
+    height: int,
+    fps: Fraction,
+    profile: OutputProfile = PROFILE,
+) -> VideoStream:
+    """Add an H.264 stream of `width`x`height` at constant `fps` to `container`.
+
+    Frames sent to it must be BT.709 limited-range `PIXEL_FORMAT` (see
+    `COLOR_MATRIX`) with ``pts`` counted in units of ``1/fps`` (the codec time
+    base). Raises `ValueError` on odd or out-of-range
+    dimensions or a non-positive frame rate.
+    """
+    validate_dimensions(width, height)
+    fps = Fraction(fps)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    stream = container.add_stream(
+        profile.video_codec, rate=fps, options=profile.video_options()
+    )
+    if not isinstance(
+        stream, VideoStream
+    ):  # pragma: no cover - a misconfigured profile
+        raise TypeError(f"{profile.video_codec} is not a video encoder")
+    ctx = stream.codec_context
+    ctx.width = width
+    ctx.height = height
+    ctx.pix_fmt = profile.pixel_format
+    ctx.time_base = 1 / fps
+    ctx.framerate = fps
+    ctx.gop_size = profile.gop_size
+    ctx.thread_count = profile.threads
+    ctx.thread_type = "SLICE" if profile.threads > 1 else "NONE"
+    ctx.flags = ctx.flags | _BITEXACT
+    ctx.sample_aspect_ratio = Fraction(1, 1)
+    ctx.colorspace = _AVCOL_BT709
+    ctx.color_primaries = _AVCOL_BT709
+    ctx.color_trc = _AVCOL_BT709
+    ctx.color_range = _AVCOL_RANGE_MPEG
+    stream.time_base = 1 / fps
+    stream.metadata.clear()
+    return stream
+
+
+def add_audio_stream(
+    container: OutputContainer,
+    sample_rate: int,
+    layout: str,
+    profile: OutputProfile = PROFILE,
+) -> AudioStream:
+    """Add an AAC stream at `sample_rate` with channel `layout` (e.g. "stereo").
+
+    Frames sent to it must be `AUDIO_SAMPLE_FORMAT` ("fltp") with the encoder's
+    ``frame_size`` samples (the last one may be shorter) and ``pts`` counted in
+    samples. Raises `ValueError` for a rate AAC cannot carry.
+    """
+    if sample_rate not in AAC_SAMPLE_RATES:
+        raise ValueError(f"AAC cannot carry a sample rate of {sample_rate} Hz")
+    stream = container.add_stream(
+        profile.audio_codec, rate=sample_rate, options=profile.audio_options()
+    )
+    if not isinstance(
+        stream, AudioStream
+    ):  # pragma: no cover - a misconfigured profile
+        raise TypeError(f"{profile.audio_codec} is not an audio encoder")
+    ctx = stream.codec_context
+    ctx.sample_rate = sample_rate
+    ctx.layout = layout
+    ctx.format = AUDIO_SAMPLE_FORMAT
+    ctx.bit_rate = profile.audio_bit_rate
+    ctx.time_base = Fraction(1, sample_rate)
+    ctx.thread_count = 1
+    ctx.flags = ctx.flags | _BITEXACT
+    stream.time_base = Fraction(1, sample_rate)
+    stream.metadata.clear()
+    return stream
+
+
+def _x264_build() -> str:
+    """The libx264 build string, read from the SEI it writes into its first packet."""
+    try:
+        ctx = av.codec.context.CodecContext.create("libx264", "w")
+        ctx.width = 16
+        ctx.height = 16
+        ctx.pix_fmt = PIXEL_FORMAT
+        ctx.time_base = Fraction(1, 25)
+        ctx.thread_count = 1
+        ctx.options = {"preset": "ultrafast", "threads": "1"}
+        ctx.open()
+        frame = av.VideoFrame(16, 16, PIXEL_FORMAT)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts = 0
+        data = b"".join(bytes(p) for p in [*ctx.encode(frame), *ctx.encode(None)])
+    except (av.FFmpegError, ValueError):  # pragma: no cover - a broken install
+        return "unknown"
+    match = re.search(rb"x264 - core (\d+)(?: r(\d+) ([0-9a-f]+))?", data)
+    if match is None:  # pragma: no cover
+        return "unknown"
+    return "-".join(part.decode() for part in match.groups() if part)
+
+
+def _fingerprint(profile: OutputProfile) -> str:
+    libs = av.library_versions
+    lib_part = ",".join(
+        f"{name}={'.'.join(str(v) for v in libs[name])}"
+        for name in (
+            "libavcodec",
+            "libavformat",
+            "libavfilter",
+            "libswscale",
+            "libswresample",
+        )
+        if name in libs
+    )
+    return (
+        f"pyav={av.__version__};ffmpeg={av.ffmpeg_version_info};{lib_part};"
+        f"x264={_x264_build()};profile={profile.describe()}"
+    )
+
+
+ENCODER_FINGERPRINT: str = _fingerprint(PROFILE)
+"""Library versions + profile settings; mix into cache ids of rendered outputs."""

@@ -1,0 +1,146 @@
+"""Step messages: decode, check the result index, claim, render, record, announce."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from artdag_common import rpc, streams, subjects
+from artdag_common.bus import delivery_count, keep_alive, publish_event, settle
+from artdag_common.errors import ArtdagError, PermanentError, RetryableError
+from artdag_common.ids import check_run_id, check_step_id
+from artdag_common.runtime import ServiceRuntime
+from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
+from artdag_common.telemetry import extract_context, tracer
+from services.executor.service import StepRenderer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+
+class StepWorker:
+    """One executor replica's handling of `artdag.task.step` messages."""
+
+    def __init__(self, runtime: ServiceRuntime, renderer: StepRenderer, results: KeyValue, claims: KeyValue,
+                 heartbeat_s: float) -> None:
+        self.runtime = runtime
+        self.renderer = renderer
+        self.results = results
+        self.claims = claims
+        self.heartbeat_s = heartbeat_s
+        self.max_deliver = streams.STEP_WORKERS.max_deliver
+        self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0}
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            task = StepTask.model_validate_json(msg.data)
+            check_run_id(task.run_id)
+            check_step_id(task.step.step_id)
+        except (ValidationError, ArtdagError) as exc:
+            log.warning("dropping malformed step task: %s", exc)
+            await msg.term()
+            return
+        from opentelemetry import context as otel_context
+
+        token = otel_context.attach(extract_context(msg.headers))
+        try:
+            with _tracer.start_as_current_span(f"step {task.step.node_type}") as span:
+                span.set_attribute("artdag.run_id", task.run_id)
+                span.set_attribute("artdag.step_id", task.step.step_id)
+                await self._handle(msg, task)
+        finally:
+            otel_context.detach(token)
+
+    async def _handle(self, msg: Msg, task: StepTask) -> None:
+        step_id = task.step.step_id
+        cid = await self._result(step_id)
+        if cid is not None:
+            self.counts["result_hits"] += 1
+            await self._announce(task, StepStatus.CACHED, output_cid=cid)
+            await msg.ack()
+            return
+        if not await self._claim(step_id):
+            # Another worker is rendering this very step: come back when it has probably finished.
+            self.counts["busy_elsewhere"] += 1
+            await msg.nak(delay=2.0)
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(msg, step_id))
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await self._announce(task, StepStatus.RUNNING)
+            cid = await self.renderer.render(task)
+            await self.results.put(step_id, cid.encode())
+            await rpc.call(self.runtime.nc, "cache", "register",
+                           ContentRecord(cid=cid, size=await self.renderer.store.size(cid), media_type="video/mp4",
+                                         name=f"{task.step.name}.mp4", origin=ContentOrigin.STEP_OUTPUT),
+                           ContentRecord, timeout_s=self.runtime.settings.rpc_timeout_s)
+            self.counts["rendered"] += 1
+            await self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
+        except Exception as exc:
+            error = exc if isinstance(exc, ArtdagError) else RetryableError(f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, ArtdagError):
+                log.exception("step %s (%s) crashed", task.step.name, step_id)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):
+                await self.claims.delete(step_id)
+        if error is not None:
+            last = isinstance(error, PermanentError) or delivery_count(msg) >= self.max_deliver
+            if last:
+                self.counts["failed"] += 1
+                log.warning("step %s of run %s failed: %s", task.step.name, task.run_id, error)
+                await self._announce(task, StepStatus.FAILED, error=str(error),
+                                     elapsed_s=time.monotonic() - started)
+        await settle(msg, error, max_deliver=self.max_deliver)
+
+    async def _result(self, step_id: str) -> str | None:
+        try:
+            entry = await self.results.get(step_id)
+        except KeyNotFoundError:
+            return None
+        cid = (entry.value or b"").decode()
+        return cid if cid and await self.renderer.store.exists(cid) else None
+
+    async def _claim(self, step_id: str) -> bool:
+        me = self.runtime.instance.encode()
+        try:
+            await self.claims.create(step_id, me)
+            return True
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self.claims.get(step_id)
+        except KeyNotFoundError:
+            # The holder just released it: try once more.
+            try:
+                await self.claims.create(step_id, me)
+                return True
+            except KeyWrongLastSequenceError:
+                return False
+        return entry.value == me
+
+    async def _heartbeat(self, msg: Msg, step_id: str) -> None:
+        """Keep the message and the claim alive while rendering (the claim's lease is the bucket TTL)."""
+        alive = asyncio.create_task(keep_alive(msg, self.heartbeat_s))
+        try:
+            while True:
+                await asyncio.sleep(self.heartbeat_s)
+                with contextlib.suppress(Exception):
+                    await self.claims.put(step_id, self.runtime.instance.encode())
+        finally:
+            alive.cancel()
+
+    async def _announce(self, task: StepTask, status: StepStatus, *, output_cid: str | None = None,
+                        error: str | None = None, elapsed_s: float | None = None) -> None:
+        event = StepEvent(run_id=task.run_id, step_id=task.step.step_id, status=status, output_cid=output_cid,
+                          error=error, worker=self.runtime.instance, elapsed_s=elapsed_s)
+        await publish_event(self.runtime.js, subjects.step_event(task.run_id, task.step.step_id), event,
+                            msg_id=f"{task.run_id}.{task.step.step_id}.{status.value}")

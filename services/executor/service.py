@@ -1,0 +1,57 @@
+"""Rendering one step: materialise inputs, render in the process pool, store the output."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import Executor
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from artdag_common.content_store import ContentStore
+from artdag_common.errors import InvalidInputError, NotFoundError, PermanentError
+from artdag_common.operations import get_operation
+from artdag_common.schemas import StepTask
+from services.executor.operations import OUTPUT_SUFFIX, run_operation
+
+
+class StepRenderer:
+    """Renders steps; the output becomes visible in the store only once it is whole."""
+
+    def __init__(self, store: ContentStore, pool: Executor, scratch: Path) -> None:
+        self.store = store
+        self.pool = pool
+        self.scratch = scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+
+    async def render(self, task: StepTask) -> str:
+        step = task.step
+        op = get_operation(step.node_type)
+        if op is None:
+            raise PermanentError(f"unknown node type {step.node_type}")
+        try:
+            config = op.parse_config(step.config).model_dump(mode="json", exclude_none=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+        if len(task.input_cids) != len(step.inputs) or not op.min_inputs <= len(step.inputs) <= op.max_inputs:
+            raise PermanentError(f"{step.node_type} step given {len(task.input_cids)} input cids")
+        labels = [
+            f"{name.removeprefix('input:')!r} ({cid})"
+            for name, cid in zip(task.input_names or [f"#{i}" for i in range(len(task.input_cids))],
+                                 task.input_cids, strict=False)
+        ]
+        paths: list[str] = []
+        for label, cid in zip(labels, task.input_cids, strict=True):
+            try:
+                paths.append(str(await self.store.local_path(cid, self.scratch)))
+            except NotFoundError:
+                raise PermanentError(f"input {label} is not in the content store") from None
+        output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{OUTPUT_SUFFIX}"
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.pool, run_operation, step.node_type, config, paths, str(output), labels)
+            return await self.store.put_file(output)
+        finally:
+            output.unlink(missing_ok=True)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from artdag_common import __version__
+from artdag_common.content_store import open_store
+from artdag_common.runtime import ServiceRuntime
+from artdag_common.telemetry import setup_tracing
+from services.gateway import errors
+from services.gateway.api import Gateway, router
+from services.gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_tracing("gateway", settings.otlp_endpoint)
+        runtime = ServiceRuntime("gateway", settings)
+        await runtime.open()
+        app.state.gateway = Gateway(runtime, open_store(settings), settings)
+        try:
+            yield
+        finally:
+            runtime.stopping.set()
+            await runtime.close()
+
+    app = FastAPI(title="artdag", version=__version__, lifespan=lifespan,
+                  description="Render media from recipes: upload inputs, submit runs, download outputs.")
+    errors.install(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,65 @@
+"""The one place that maps artdag errors to HTTP status codes and bodies."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from artdag_common.errors import (
+    ArtdagError,
+    InvalidCidError,
+    InvalidInputError,
+    InvalidMediaError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RetryableError,
+    SyntaxInputError,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific first.
+STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
+    (InvalidCidError, 400),
+    (SyntaxInputError, 400),
+    (PayloadTooLargeError, 413),
+    (NotFoundError, 404),
+    (InvalidMediaError, 422),
+    (InvalidInputError, 422),
+    (RetryableError, 503),
+)
+
+
+def status_for(exc: ArtdagError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, field: str | None) -> dict[str, object]:
+    detail = f"{field}: {message}" if field else message
+    return {"detail": detail, "error": {"code": code, "message": message, "field": field}}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn errors into JSON bodies that name the field."""
+
+    async def on_artdag_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ArtdagError)  # registered for ArtdagError only
+        status = status_for(exc)
+        if status >= 500:
+            log.warning("request failed: %s", exc)
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status)
+
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        return JSONResponse(error_body("invalid", str(first.get("msg")), ".".join(loc) or None), status_code=422)
+
+    app.add_exception_handler(ArtdagError, on_artdag_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

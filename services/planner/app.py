@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from artdag_common import rpc, streams, subjects
+from artdag_common.bus import publish_event
+from artdag_common.content_store import ContentStore, open_store
+from artdag_common.db import make_engine, session_factory
+from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.ids import check_run_id, new_run_id
+from artdag_common.recipe import parse_recipe
+from artdag_common.runtime import ServiceRuntime
+from artdag_common.schemas import (
+    CidRequest,
+    ContentRecord,
+    ListRunsRequest,
+    Plan,
+    PlanStep,
+    RunEvent,
+    RunList,
+    RunRequest,
+    RunState,
+    RunStatus,
+    StepEvent,
+    StepStatus,
+    StepTask,
+    SubmitRunReply,
+    SubmitRunRequest,
+)
+from services.planner.planning import bind_inputs, build_plan
+from services.planner.runs import RunBook, apply_step_event, finish_if_done, new_run_state, ready_steps
+from services.planner.settings import PlannerSettings
+
+log = logging.getLogger(__name__)
+
+
+class RunDriver:
+    """Submits runs and moves them forward as step events arrive; safe with many replicas.
+
+    Live state sits in the `runs` KV bucket and every change is a compare-and-set on
+    its revision, so two planners handling events of the same run cannot lose an update.
+    """
+
+    def __init__(self, runtime: ServiceRuntime, settings: PlannerSettings, book: RunBook, runs: KeyValue,
+                 results: KeyValue, store: ContentStore) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.book = book
+        self.runs = runs
+        self.results = results
+        self.store = store
+        self._plans: dict[str, Plan] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counts = {"submitted": 0, "completed": 0, "failed": 0, "dispatched": 0, "cached": 0}
+
+    # -- submission ---------------------------------------------------------------
+
+    async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
+        recipe = parse_recipe(request.recipe)
+        input_cids = bind_inputs(recipe, request.inputs)
+        for name, cid in input_cids.items():
+            try:
+                await rpc.call(self.runtime.nc, "cache", "stat", CidRequest(cid=cid), ContentRecord,
+                               timeout_s=self.settings.rpc_timeout_s)
+            except NotFoundError:
+                raise InvalidInputError(f"no content with cid {cid} (upload it first)",
+                                        field=f"inputs.{name}") from None
+        plan = build_plan(recipe, input_cids, cluster_key=self.settings.cluster_key_value,
+                          max_steps=self.settings.max_plan_steps)
+        run_id = new_run_id()
+        state = new_run_state(run_id, plan)
+        await self.book.create(state, request.recipe, plan)
+        await self.runs.create(run_id, state.model_dump_json().encode())
+        self._plans[run_id] = plan
+        self.counts["submitted"] += 1
+        await publish_event(self.runtime.js, subjects.run_event(run_id, "submitted"),
+                            RunEvent(run_id=run_id, status=RunStatus.PENDING))
+        task = asyncio.create_task(self._start(run_id, plan))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
+
+    async def _start(self, run_id: str, plan: Plan) -> None:
+        try:
+            cached: dict[str, str] = {}
+            for step in plan.steps:
+                if step.node_type == "SOURCE":
+                    continue
+                cid = await self._known_result(step.step_id)
+                if cid is not None:
+                    cached[step.step_id] = cid
+
+            def begin(state: RunState) -> None:
+                state.status = RunStatus.RUNNING
+                for step_id, cid in cached.items():
+                    state.steps[step_id].status = StepStatus.CACHED
+                    state.steps[step_id].output_cid = cid
+
+            await self._update(run_id, begin, plan)
+            self.counts["cached"] += len(cached)
+        except Exception as exc:
+            log.exception("run %s could not start", run_id)
+            await self._fail(run_id, f"could not start: {exc}", plan)
+
+    async def _known_result(self, step_id: str) -> str | None:
+        try:
+            entry = await self.results.get(step_id)
+        except KeyNotFoundError:
+            return None
+        cid = (entry.value or b"").decode()
+        # A result whose bytes are gone is no result: render it again.
+        return cid if cid and await self.store.exists(cid) else None
+
+    # -- events -----------------------------------------------------------------------
+
+    async def on_step_event(self, event: StepEvent) -> None:
+        try:
+            plan = await self._plan(event.run_id)
+        except NotFoundError:
+            log.warning("event for unknown run %s", event.run_id)
+            return
+        await self._update(event.run_id, lambda state: apply_step_event(state, event), plan)
+
+    async def _fail(self, run_id: str, error: str, plan: Plan) -> None:
+        def fail(state: RunState) -> None:
+            if not state.status.finished:
+                state.status = RunStatus.FAILED
+                state.error = error
+
+        await self._update(run_id, fail, plan)
+
+    async def _plan(self, run_id: str) -> Plan:
+        plan = self._plans.get(run_id)
+        if plan is None:
+            plan = await self.book.plan(run_id)
+            self._plans[run_id] = plan
+        return plan
+
+    async def _update(self, run_id: str, mutate: Callable[[RunState], Any], plan: Plan) -> None:
+        """Compare-and-set the run's live state, then persist, announce and dispatch what follows."""
+        while True:
+            entry = await self.runs.get(run_id)
+            state = RunState.model_validate_json(entry.value or b"{}")
+            before = (state.status, {k: s.status for k, s in state.steps.items()})
+            mutate(state)
+            finish_if_done(state)
+            to_dispatch = ready_steps(state, plan)
+            for step in to_dispatch:
+                state.steps[step.step_id].status = StepStatus.QUEUED
+            if (state.status, {k: s.status for k, s in state.steps.items()}) == before:
+                return
+            try:
+                await self.runs.update(run_id, state.model_dump_json().encode(), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            break
+        await self.book.save(state)
+        for step in to_dispatch:
+            await self._dispatch(state, step)
+        if state.status != before[0]:
+            if state.status == RunStatus.COMPLETED:
+                self.counts["completed"] += 1
+            elif state.status == RunStatus.FAILED:
+                self.counts["failed"] += 1
+            if state.status.finished:
+                self._plans.pop(run_id, None)
+            await publish_event(self.runtime.js, subjects.run_event(run_id, state.status.value),
+                                RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid,
+                                         error=state.error))
+            log.info("run %s %s%s", run_id, state.status.value,
+                     f": {state.error}" if state.error else "")
+
+    async def _dispatch(self, state: RunState, step: PlanStep) -> None:
+        input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
+        task = StepTask(run_id=state.run_id, step=step, input_cids=input_cids,
+                        input_names=[state.steps[i].name for i in step.inputs])
+        # The msg id makes a re-dispatch of the same step of the same run a no-op.
+        await publish_event(self.runtime.js, subjects.TASK_STEP, task, msg_id=f"{state.run_id}.{step.step_id}")
+        self.counts["dispatched"] += 1
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def get(self, request: RunRequest) -> RunState:
+        run_id = check_run_id(request.run_id)
+        try:
+            entry = await self.runs.get(run_id)
+            return RunState.model_validate_json(entry.value or b"{}")
+        except KeyNotFoundError:
+            return await self.book.get(run_id)
+
+    async def list(self, request: ListRunsRequest) -> RunList:
+        runs, total = await self.book.list(request.limit, request.offset)
+        return RunList(runs=runs, total=total)
+
+
+async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
+    engine = make_engine(settings.effective_database_url)
+    runtime.stack.push_async_callback(engine.dispose)
+    driver = RunDriver(
+        runtime, settings, RunBook(session_factory(engine)),
+        await runtime.js.key_value(streams.KV_RUNS.bucket),
+        await runtime.js.key_value(streams.KV_RESULTS.bucket),
+        open_store(settings),
+    )
+    runtime.health_details = lambda: dict(driver.counts)
+    await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit)
+    await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
+    await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
+
+    async def on_event(msg: Msg) -> None:
+        try:
+            event = StepEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.warning("dropping malformed step event on %s: %s", msg.subject, exc.errors()[0]["msg"])
+            await msg.term()
+            return
+        try:
+            await driver.on_step_event(event)
+        except Exception:
+            log.exception("step event for run %s not applied; will retry", event.run_id)
+            await msg.nak(delay=1.0)
+            return
+        await msg.ack()
+
+    runtime.run_consumer(streams.PLANNER_STEP_EVENTS, on_event, concurrency=8)

@@ -1,0 +1,135 @@
+"""Runs: the state machine a run follows, and the `runs` table the planner owns."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from artdag_common.db.tables import Run
+from artdag_common.errors import NotFoundError
+from artdag_common.schemas import (
+    Plan,
+    PlanStep,
+    RunState,
+    RunStatus,
+    RunSummary,
+    StepEvent,
+    StepState,
+    StepStatus,
+    now,
+)
+
+
+def new_run_state(run_id: str, plan: Plan) -> RunState:
+    """A pending run: sources are already done (their output is the input's cid)."""
+    steps = {
+        s.step_id: StepState(
+            name=s.name, node_type=s.node_type, inputs=list(s.inputs),
+            status=StepStatus.COMPLETED if s.node_type == "SOURCE" else StepStatus.PENDING,
+            output_cid=s.source_cid,
+        )
+        for s in plan.steps
+    }
+    return RunState(run_id=run_id, recipe_id=plan.recipe_id, recipe_name=plan.recipe_name, plan_id=plan.plan_id,
+                    inputs=dict(plan.input_cids), steps=steps, output_step=plan.output_step)
+
+
+def ready_steps(state: RunState, plan: Plan) -> list[PlanStep]:
+    """Pending steps whose inputs are all done: dispatch these (dependency-driven, no levels)."""
+    if state.status.finished:
+        return []
+    return [
+        s for s in plan.steps
+        if state.steps[s.step_id].status == StepStatus.PENDING
+        and all(state.steps[i].status.done for i in s.inputs)
+    ]
+
+
+def apply_step_event(state: RunState, event: StepEvent) -> bool:
+    """Fold a step event into the run; False if it changes nothing (duplicate, stale)."""
+    step = state.steps.get(event.step_id)
+    if step is None or step.status.done or state.status.finished:
+        return False
+    if event.status == StepStatus.RUNNING and step.status == StepStatus.RUNNING:
+        return False
+    step.status = event.status
+    step.worker = event.worker or step.worker
+    step.elapsed_s = event.elapsed_s
+    if event.status.done:
+        step.output_cid = event.output_cid
+    if event.status == StepStatus.FAILED:
+        step.error = event.error
+        state.status = RunStatus.FAILED
+        state.error = f"step {step.name!r} ({step.node_type}) failed: {event.error}"
+    elif state.status == RunStatus.PENDING:
+        state.status = RunStatus.RUNNING
+    state.updated_at = now()
+    finish_if_done(state)
+    return True
+
+
+def finish_if_done(state: RunState) -> bool:
+    """Complete the run once its output step is done; True if it just finished."""
+    if state.status.finished or state.output_step is None:
+        return False
+    out = state.steps[state.output_step]
+    if out.status.done:
+        state.status = RunStatus.COMPLETED
+        state.output_cid = out.output_cid
+        state.updated_at = now()
+        return True
+    return False
+
+
+class RunBook:
+    """The `runs` table: what must outlive the bus's KV (history, listings)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(self, state: RunState, recipe_text: str, plan: Plan) -> None:
+        async with self._sessions.begin() as session:
+            session.add(Run(
+                run_id=state.run_id, status=state.status.value, recipe_id=state.recipe_id,
+                recipe_name=state.recipe_name, recipe_text=recipe_text, plan_id=state.plan_id,
+                inputs=state.inputs, plan=plan.model_dump(mode="json"), state=state.model_dump(mode="json"),
+                output_cid=state.output_cid, error=state.error, created_at=state.created_at,
+                updated_at=state.updated_at,
+            ))
+
+    async def save(self, state: RunState) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(Run, state.run_id)
+            if row is None:
+                raise NotFoundError(f"no run {state.run_id}", field="run_id")
+            row.status = state.status.value
+            row.output_cid = state.output_cid
+            row.error = state.error
+            row.updated_at = state.updated_at
+            row.state = state.model_dump(mode="json")
+
+    async def get(self, run_id: str) -> RunState:
+        async with self._sessions() as session:
+            row = await session.get(Run, run_id)
+            if row is None or row.state is None:
+                raise NotFoundError(f"no run {run_id}", field="run_id")
+            return RunState.model_validate(row.state)
+
+    async def plan(self, run_id: str) -> Plan:
+        async with self._sessions() as session:
+            row = await session.get(Run, run_id)
+            if row is None or row.plan is None:
+                raise NotFoundError(f"no run {run_id}", field="run_id")
+            return Plan.model_validate(row.plan)
+
+    async def list(self, limit: int, offset: int) -> tuple[list[RunSummary], int]:
+        async with self._sessions() as session:
+            total = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
+            rows = (await session.execute(
+                select(Run).order_by(Run.created_at.desc()).limit(limit).offset(offset)
+            )).scalars().all()
+            return [
+                RunSummary(run_id=r.run_id, status=RunStatus(r.status), recipe_name=r.recipe_name,
+                           output_cid=r.output_cid, created_at=r.created_at, updated_at=r.updated_at)
+                for r in rows
+            ], total
