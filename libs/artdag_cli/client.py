@@ -51,8 +51,9 @@ class Client:
         body: dict[str, Any] = self._check(self.http.get(f"/runs/{run_id}"))
         return body
 
-    def wait(self, run_id: str, timeout_s: float, on_update: Callable[[dict[str, Any]], None] | None = None
-             ) -> dict[str, Any]:
+    def wait(
+        self, run_id: str, timeout_s: float, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             state = self.run(run_id)

@@ -34,8 +34,7 @@ def run_demo(server: str, directory: Path) -> None:
         print(f"artdag: demo run {run_id} submitted ({clip.name} → {recipe.name})", file=sys.stderr, flush=True)
         state = client.wait(run_id, timeout_s=120)
         if state["status"] == "completed":
-            print(f"artdag: demo run completed: {server}/cache/{state['output_cid']}/raw", file=sys.stderr,
-                  flush=True)
+            print(f"artdag: demo run completed: {server}/cache/{state['output_cid']}/raw", file=sys.stderr, flush=True)
         else:
             print(f"artdag: demo run failed: {state.get('error')}", file=sys.stderr, flush=True)
     except ApiError as exc:

@@ -61,15 +61,21 @@ class Stack:
             self.nats_url = self.nats.url
             say(f"nats-server (JetStream) on {self.nats_url}, store {self.home / 'nats'}")
         self.env["ARTDAG_NATS_URL"] = self.nats_url
-        database_url = self.env.get("ARTDAG_DATABASE_URL") or self.env.get("DATABASE_URL") or \
-            f"sqlite+aiosqlite:///{self.home / 'artdag.db'}"
+        database_url = (
+            self.env.get("ARTDAG_DATABASE_URL")
+            or self.env.get("DATABASE_URL")
+            or f"sqlite+aiosqlite:///{self.home / 'artdag.db'}"
+        )
         if database_url.startswith("postgresql://"):
             database_url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
         asyncio.run(migrate(database_url))
         for name in SERVICES:
             self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env=self.env, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                [sys.executable, "-m", f"services.{name}"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self.wait_healthy(timeout_s)
 

@@ -35,12 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="start the embedded stack (nats-server + every service)")
-    up.add_argument("--home", type=Path, default=Path(os.environ.get("ARTDAG_HOME", "~/.artdag")),
-                    help="data directory (ARTDAG_HOME, default ~/.artdag)")
+    up.add_argument(
+        "--home",
+        type=Path,
+        default=Path(os.environ.get("ARTDAG_HOME", "~/.artdag")),
+        help="data directory (ARTDAG_HOME, default ~/.artdag)",
+    )
     up.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="gateway address (HOST)")
     up.add_argument("--port", type=_port, default=os.environ.get("PORT", "8100"), help="gateway port (PORT)")
-    up.add_argument("--nats-url", default=os.environ.get("NATS_URL"),
-                    help="use this NATS server instead of starting one (NATS_URL)")
+    up.add_argument(
+        "--nats-url", default=os.environ.get("NATS_URL"), help="use this NATS server instead of starting one (NATS_URL)"
+    )
     up.add_argument("--demo", action="store_true", help="upload demo media and run the example recipe")
 
     cid = commands.add_parser("cid", help="print the IPFS CID of a file (what `ipfs add` would give)")
@@ -49,8 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="upload inputs, run a recipe, wait, download the output")
     render.add_argument("recipe", type=Path, help="recipe YAML file")
-    render.add_argument("-i", "--input", dest="inputs", type=_binding, action="append", default=[],
-                        metavar="NAME=PATH|CID", help="bind a recipe input to a file or a stored cid")
+    render.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        type=_binding,
+        action="append",
+        default=[],
+        metavar="NAME=PATH|CID",
+        help="bind a recipe input to a file or a stored cid",
+    )
     render.add_argument("-o", "--output", type=Path, help="where to write the output (default <run>.mp4)")
     render.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
     render.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")

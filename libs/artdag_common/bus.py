@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import BaseModel
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 
 
-async def connect(url: str, name: str, *, connect_timeout_s: float = 5.0) -> NATS:
+async def connect(url: str, name: str, *, connect_timeout_s: float = 5.0) -> NatsClient:
     """Connect with reconnects on; logs (not raises) disconnections after the first connect."""
 
     async def on_error(exc: Exception) -> None:

@@ -178,11 +178,8 @@ class CidBuilder:
         if self._buffer:
             self._add_leaf(self._buffer)
             self._buffer = bytearray()
-        if not self._levels:
-            # Empty content: one leaf with no data at all.
-            root = self._empty_leaf()
-        else:
-            root = self._close_levels()
+        # Empty content is one leaf with no data at all.
+        root = self._empty_leaf() if not self._levels else self._close_levels()
         self._levels = []
         self._result = _render(root.cid, self._version)
         return self._result
@@ -205,13 +202,7 @@ class CidBuilder:
             + len(_UNIXFS_FILESIZE)
             + len(_varint(length))
         )
-        header = (
-            _PB_NODE_DATA
-            + _varint(unixfs_len)
-            + _UNIXFS_TYPE_FILE
-            + _UNIXFS_DATA
-            + _varint(length)
-        )
+        header = _PB_NODE_DATA + _varint(unixfs_len) + _UNIXFS_TYPE_FILE + _UNIXFS_DATA + _varint(length)
         trailer = _UNIXFS_FILESIZE + _varint(length)
         digest.update(header)
         digest.update(chunk)
@@ -222,9 +213,7 @@ class CidBuilder:
     def _empty_leaf(self) -> _Link:
         if self._version == 1:
             digest = hashlib.sha256(b"").digest()
-            return _Link(
-                bytes((1, _CODEC_RAW, _SHA2_256, _SHA2_256_LEN)) + digest, 0, 0
-            )
+            return _Link(bytes((1, _CODEC_RAW, _SHA2_256, _SHA2_256_LEN)) + digest, 0, 0)
         unixfs = _UNIXFS_TYPE_FILE + _UNIXFS_FILESIZE + _varint(0)
         node = _PB_NODE_DATA + _varint(len(unixfs)) + unixfs
         return _Link(self._node_cid(hashlib.sha256(node).digest()), len(node), 0)

@@ -51,9 +51,7 @@ def _rgb_to_yuv(r: float, g: float, b: float) -> tuple[int, int, int]:
     return round(y), round(u), round(v)
 
 
-def box_position(
-    index: int, *, width: int, height: int, n_frames: int
-) -> tuple[int, int, int]:
+def box_position(index: int, *, width: int, height: int, n_frames: int) -> tuple[int, int, int]:
     """Top-left corner (x, y) and side of the moving box in frame `index`.
 
     The box sweeps left to right across the middle of the picture over the clip.
@@ -109,9 +107,7 @@ def write_test_clip(
     """
     for name, value in (("width", width), ("height", height)):
         if not isinstance(value, int) or value < 2 or value % 2:
-            raise InvalidInputError(
-                f"must be an even integer >= 2, got {value!r}", field=name
-            )
+            raise InvalidInputError(f"must be an even integer >= 2, got {value!r}", field=name)
     if not isinstance(fps, int) or fps <= 0:
         raise InvalidInputError(f"must be a positive integer, got {fps!r}", field="fps")
     _validate_positive("duration_s", duration_s)
@@ -124,9 +120,7 @@ def write_test_clip(
     y_plane = buffer[:height]
     uv = buffer[height:].reshape(2, height // 2, width // 2)  # I420 layout: U then V
 
-    with av.open(
-        str(path), mode="w", format="mp4", container_options=_CONTAINER_OPTIONS
-    ) as out:
+    with av.open(str(path), mode="w", format="mp4", container_options=_CONTAINER_OPTIONS) as out:
         video = out.add_stream(
             "libx264",
             rate=fps,
@@ -144,9 +138,7 @@ def write_test_clip(
         video.codec_context.flags = video.codec_context.flags | _BITEXACT
         audio = None
         if with_audio:
-            audio = out.add_stream(
-                "aac", rate=_AUDIO_RATE, options={"threads": "1", "aac_coder": "fast"}
-            )
+            audio = out.add_stream("aac", rate=_AUDIO_RATE, options={"threads": "1", "aac_coder": "fast"})
             audio.codec_context.layout = "stereo"
             audio.codec_context.format = "fltp"
             audio.codec_context.bit_rate = 128_000
@@ -158,9 +150,7 @@ def write_test_clip(
             y_plane[:] = bars_y
             uv[0] = bars_u
             uv[1] = bars_v
-            x, y, side = box_position(
-                index, width=width, height=height, n_frames=n_frames
-            )
+            x, y, side = box_position(index, width=width, height=height, n_frames=n_frames)
             y_plane[y : y + side, x : x + side] = 235
             uv[:, y // 2 : (y + side) // 2, x // 2 : (x + side) // 2] = 128
             frame = av.VideoFrame.from_ndarray(buffer, format="yuv420p")
@@ -170,18 +160,12 @@ def write_test_clip(
             if audio is None:
                 continue
             # Keep audio level with video so the muxer never has to buffer much.
-            audio_until = (
-                n_samples if index == n_frames - 1 else (index + 1) * _AUDIO_RATE // fps
-            )
-            while audio_done + _AUDIO_CHUNK <= audio_until or (
-                audio_done < audio_until == n_samples
-            ):
+            audio_until = n_samples if index == n_frames - 1 else (index + 1) * _AUDIO_RATE // fps
+            while audio_done + _AUDIO_CHUNK <= audio_until or (audio_done < audio_until == n_samples):
                 count = min(_AUDIO_CHUNK, n_samples - audio_done)
                 t = np.arange(audio_done, audio_done + count, dtype=np.float64)
                 mono = (0.5 * np.sin(step * t)).astype(np.float32)
-                aframe = av.AudioFrame.from_ndarray(
-                    np.stack([mono, mono]), format="fltp", layout="stereo"
-                )
+                aframe = av.AudioFrame.from_ndarray(np.stack([mono, mono]), format="fltp", layout="stereo")
                 aframe.sample_rate = _AUDIO_RATE
                 aframe.pts = audio_done
                 aframe.time_base = Fraction(1, _AUDIO_RATE)
@@ -226,9 +210,7 @@ def write_click_track(
         beat += 1
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
 
-    with av.open(
-        str(path), mode="w", format="wav", container_options=_CONTAINER_OPTIONS
-    ) as out:
+    with av.open(str(path), mode="w", format="wav", container_options=_CONTAINER_OPTIONS) as out:
         stream = out.add_stream("pcm_s16le", rate=sample_rate)
         stream.codec_context.layout = "mono"
         stream.codec_context.format = "s16"
@@ -236,9 +218,7 @@ def write_click_track(
         chunk = 4096
         for start in range(0, n_samples, chunk):
             part = pcm[start : start + chunk]
-            frame = av.AudioFrame.from_ndarray(
-                part.reshape(1, -1), format="s16", layout="mono"
-            )
+            frame = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate = sample_rate
             frame.pts = start
             frame.time_base = Fraction(1, sample_rate)

@@ -49,8 +49,9 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 class EmbeddedNatsServer:
     """`nats-server -js` on a loopback port with its store under `store_dir`."""
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
-                 log_file: Path | None = None) -> None:
+    def __init__(
+        self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None
+    ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
@@ -66,8 +67,12 @@ class EmbeddedNatsServer:
         args = [str(nats_server_binary()), "-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port)]
         if self.log_file is not None:
             args += ["-l", str(self.log_file)]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL if self.log_file else None)
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if self.log_file else None,
+        )
         try:
             wait_for_port(self.host, self.port, timeout_s)
         except TimeoutError:
@@ -90,6 +95,7 @@ class EmbeddedNatsServer:
     def __enter__(self) -> EmbeddedNatsServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

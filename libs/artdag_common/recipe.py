@@ -113,8 +113,9 @@ def _dotted(path: _Path) -> str:
     return out or "recipe"
 
 
-def _error(message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None,
-           step: str | None = None) -> InvalidInputError:
+def _error(
+    message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None, step: str | None = None
+) -> InvalidInputError:
     if node is not None:
         where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
     elif located is not None:
@@ -168,16 +169,17 @@ class _RecipeBuilder:
         if not NAME_RE.match(name):
             raise self.fail("name must be letters, digits, '_' or '-' (at most 64)", ("name",))
         inputs = self._inputs(raw.get("inputs"))
+        steps_path: _Path = ("steps",)
+        output_path: _Path = ("output",)
+        raw_steps, output = raw.get("steps"), raw.get("output")
         if "dag" in raw:
             if "steps" in raw:
                 raise self.fail("use either 'steps' or 'dag', not both", ("dag",))
             dag = raw["dag"]
             if not isinstance(dag, dict):
                 raise self.fail("must be a mapping with 'nodes' and 'output'", ("dag",))
-            raw_steps, steps_path, output, output_path = dag.get("nodes"), ("dag", "nodes"), dag.get("output"), (
-                "dag", "output")
-        else:
-            raw_steps, steps_path, output, output_path = raw.get("steps"), ("steps",), raw.get("output"), ("output",)
+            raw_steps, output = dag.get("nodes"), dag.get("output")
+            steps_path, output_path = ("dag", "nodes"), ("dag", "output")
         steps = self._steps(raw_steps, steps_path, inputs)
         if not isinstance(output, str) or not output:
             raise self.fail("missing: name the step whose result is the recipe's output", output_path)
@@ -232,12 +234,13 @@ class _RecipeBuilder:
         steps: list[RecipeStep] = []
         seen: set[str] = set()
         # Engine-form sources with `input: true` declare their input by their id.
-        for i, item in enumerate(raw):
+        for item in raw:
             if isinstance(item, dict) and str(item.get("type", "")).upper() == "SOURCE":
                 config = item.get("config") or {}
                 if isinstance(config, dict) and config.get("input") is True and isinstance(item.get("id"), str):
-                    inputs.setdefault(item["id"], RecipeInput(name=item["id"], description=str(
-                        config.get("description", ""))))
+                    inputs.setdefault(
+                        item["id"], RecipeInput(name=item["id"], description=str(config.get("description", "")))
+                    )
         for i, item in enumerate(raw):
             spath = (*path, i)
             if not isinstance(item, dict):
@@ -280,24 +283,28 @@ class _RecipeBuilder:
             config = {"input": bound}
         if not op.min_inputs <= len(raw_inputs) <= op.max_inputs:
             want = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"{op.min_inputs}..{op.max_inputs}"
-            raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"),
-                            step_id)
+            raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"), step_id)
         try:
             parsed = op.parse_config(config)
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = tuple(first["loc"])
             raise self.fail(first["msg"], (*spath, "config", *loc), step_id) from None
-        return RecipeStep(id=step_id, type=op.node_type, inputs=tuple(raw_inputs),
-                          config=parsed.model_dump(mode="json", exclude_none=True))
+        return RecipeStep(
+            id=step_id,
+            type=op.node_type,
+            inputs=tuple(raw_inputs),
+            config=parsed.model_dump(mode="json", exclude_none=True),
+        )
 
     def _topological(self, steps: list[RecipeStep], path: _Path, input_names: set[str]) -> list[RecipeStep]:
         by_id = {s.id: (i, s) for i, s in enumerate(steps)}
         for i, step in enumerate(steps):
             for j, ref in enumerate(step.inputs):
                 if ref not in by_id and ref not in input_names:
-                    raise self.fail(f"unknown input {ref!r} (not a step or a recipe input)",
-                                    (*path, i, "inputs", j), step.id)
+                    raise self.fail(
+                        f"unknown input {ref!r} (not a step or a recipe input)", (*path, i, "inputs", j), step.id
+                    )
         order: list[RecipeStep] = []
         state: dict[str, int] = {}  # 1 = visiting, 2 = done
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
@@ -40,7 +40,7 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 
 
 async def serve(
-    nc: NATS,
+    nc: NatsClient,
     service: str,
     verb: str,
     request_type: type[Req],
@@ -59,11 +59,11 @@ async def serve(
                     reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
                 except ValidationError as exc:
                     message, field = _validation_message(exc)
-                    reply = RpcReply(ok=False, error=RpcErrorBody(code=InvalidInputError.code, message=message,
-                                                                  field=field))
+                    reply = RpcReply(
+                        ok=False, error=RpcErrorBody(code=InvalidInputError.code, message=message, field=field)
+                    )
                 except ArtdagError as exc:
-                    reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=exc.message,
-                                                                  field=exc.field))
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=exc.message, field=exc.field))
                 except Exception:
                     log.exception("rpc %s.%s failed", service, verb)
                     reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))
@@ -76,7 +76,7 @@ async def serve(
 
 
 async def call(
-    nc: NATS,
+    nc: NatsClient,
     service: str,
     verb: str,
     request: BaseModel,
@@ -87,8 +87,7 @@ async def call(
     """Ask one replica of `service`; raises the typed error it answered with."""
     subject = subjects.rpc(service, verb)
     try:
-        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s,
-                               headers=inject_headers())
+        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s, headers=inject_headers())
     except NoRespondersError as exc:
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:

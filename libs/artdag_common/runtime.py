@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -59,11 +59,11 @@ class ServiceRuntime:
         self.stack = AsyncExitStack()
         self.stopping = asyncio.Event()
         self.health_details: HealthDetails = dict
-        self._nc: NATS | None = None
+        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
 
     @property
-    def nc(self) -> NATS:
+    def nc(self) -> NatsClient:
         if self._nc is None:
             raise RuntimeError("not connected")
         return self._nc
@@ -83,12 +83,14 @@ class ServiceRuntime:
         await streams.provision(self._js)
         await rpc.serve(nc, self.service, "health", HealthRequest, self._health)
 
-    def run_consumer(self, consumer: streams.ConsumerDecl, handler: Callable[[Msg], Awaitable[None]], *,
-                     concurrency: int) -> None:
+    def run_consumer(
+        self, consumer: streams.ConsumerDecl, handler: Callable[[Msg], Awaitable[None]], *, concurrency: int
+    ) -> None:
         """Consume a durable consumer in the background until the service stops."""
         task = asyncio.create_task(
-            consume(self.js, consumer.stream, consumer.durable, handler, concurrency=concurrency,
-                    stopping=self.stopping)
+            consume(
+                self.js, consumer.stream, consumer.durable, handler, concurrency=concurrency, stopping=self.stopping
+            )
         )
 
         async def finish() -> None:

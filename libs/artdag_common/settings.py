@@ -59,10 +59,13 @@ class CommonSettings(BaseSettings):
         if value is None or value == "":
             return None
         # Accept the seed's plain `postgresql://` form and pick the async driver for it.
-        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
-                              ("sqlite://", "sqlite+aiosqlite://")):
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
             if value.startswith(plain):
-                return driver + value[len(plain):]
+                return driver + value[len(plain) :]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
         return value

@@ -75,17 +75,27 @@ class ConsumerDecl:
 
 # Executors share one durable consumer: JetStream hands each step to one replica.
 STEP_WORKERS = ConsumerDecl(
-    stream=TASKS.name or "", durable="executor-steps", filter_subject=subjects.TASK_STEP,
-    ack_wait_s=30.0, max_deliver=5,
+    stream=TASKS.name or "",
+    durable="executor-steps",
+    filter_subject=subjects.TASK_STEP,
+    ack_wait_s=30.0,
+    max_deliver=5,
 )
 ANALYZE_WORKERS = ConsumerDecl(
-    stream=TASKS.name or "", durable="analyzer-tasks", filter_subject=subjects.TASK_ANALYZE,
-    ack_wait_s=30.0, max_deliver=5,
+    stream=TASKS.name or "",
+    durable="analyzer-tasks",
+    filter_subject=subjects.TASK_ANALYZE,
+    ack_wait_s=30.0,
+    max_deliver=5,
 )
 # Planners share one durable consumer of step events, so each event drives one planner.
 PLANNER_STEP_EVENTS = ConsumerDecl(
-    stream=EVENTS.name or "", durable="planner-step-events", filter_subject=subjects.STEP_EVENTS_WILDCARD,
-    ack_wait_s=30.0, max_deliver=20, deliver_all=False,
+    stream=EVENTS.name or "",
+    durable="planner-step-events",
+    filter_subject=subjects.STEP_EVENTS_WILDCARD,
+    ack_wait_s=30.0,
+    max_deliver=20,
+    deliver_all=False,
 )
 
 CONSUMERS: tuple[ConsumerDecl, ...] = (STEP_WORKERS, ANALYZE_WORKERS, PLANNER_STEP_EVENTS)

@@ -25,7 +25,9 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvide
     provider = TracerProvider(resource=Resource.create({"service.name": f"artdag-{service_name}"}))
     if otlp_endpoint:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter,
+            )
         except ImportError:
             log.warning("OTLP endpoint set but the exporter is not installed (pip install 'artdag[otlp]')")
         else:

@@ -11,8 +11,14 @@ from artdag_common.schemas import ContentOrigin, ContentRecord
 
 
 def _record(row: Content) -> ContentRecord:
-    return ContentRecord(cid=row.cid, size=row.size, media_type=row.media_type, name=row.name,
-                         origin=ContentOrigin(row.origin), created_at=row.created_at)
+    return ContentRecord(
+        cid=row.cid,
+        size=row.size,
+        media_type=row.media_type,
+        name=row.name,
+        origin=ContentOrigin(row.origin),
+        created_at=row.created_at,
+    )
 
 
 class ContentCatalog:
@@ -26,8 +32,14 @@ class ContentCatalog:
         async with self._sessions.begin() as session:
             row = await session.get(Content, record.cid)
             if row is None:
-                row = Content(cid=record.cid, size=record.size, media_type=record.media_type,
-                              name=record.name, origin=record.origin.value, created_at=record.created_at)
+                row = Content(
+                    cid=record.cid,
+                    size=record.size,
+                    media_type=record.media_type,
+                    name=record.name,
+                    origin=record.origin.value,
+                    created_at=record.created_at,
+                )
                 session.add(row)
             elif row.name is None and record.name:
                 row.name = record.name

@@ -14,14 +14,16 @@ from services.executor.settings import ExecutorSettings
 
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     # Media work runs in worker processes ("spawn": no forked event loop or sockets).
-    pool = ProcessPoolExecutor(max_workers=settings.max_concurrent_steps,
-                               mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=settings.max_concurrent_steps, mp_context=multiprocessing.get_context("spawn")
+    )
     runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     scratch = settings.home / "scratch" / runtime.instance
     runtime.stack.callback(shutil.rmtree, scratch, ignore_errors=True)
     renderer = StepRenderer(open_store(settings), pool, scratch)
     worker = StepWorker(
-        runtime, renderer,
+        runtime,
+        renderer,
         results=await runtime.js.key_value(streams.KV_RESULTS.bucket),
         claims=await runtime.js.key_value(streams.KV_CLAIMS.bucket),
         heartbeat_s=settings.heartbeat_s,

@@ -139,9 +139,7 @@ def validate_dimensions(width: int, height: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an integer, got {value!r}")
         if not MIN_DIMENSION <= value <= MAX_DIMENSION:
-            raise ValueError(
-                f"{name} must be between {MIN_DIMENSION} and {MAX_DIMENSION}, got {value}"
-            )
+            raise ValueError(f"{name} must be between {MIN_DIMENSION} and {MAX_DIMENSION}, got {value}")
         if value % 2:
             raise ValueError(f"{name} must be even for {PIXEL_FORMAT}, got {value}")
 
@@ -187,12 +185,8 @@ def add_video_stream(
     fps = Fraction(fps)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    stream = container.add_stream(
-        profile.video_codec, rate=fps, options=profile.video_options()
-    )
-    if not isinstance(
-        stream, VideoStream
-    ):  # pragma: no cover - a misconfigured profile
+    stream = container.add_stream(profile.video_codec, rate=fps, options=profile.video_options())
+    if not isinstance(stream, VideoStream):  # pragma: no cover - a misconfigured profile
         raise TypeError(f"{profile.video_codec} is not a video encoder")
     ctx = stream.codec_context
     ctx.width = width
@@ -228,12 +222,8 @@ def add_audio_stream(
     """
     if sample_rate not in AAC_SAMPLE_RATES:
         raise ValueError(f"AAC cannot carry a sample rate of {sample_rate} Hz")
-    stream = container.add_stream(
-        profile.audio_codec, rate=sample_rate, options=profile.audio_options()
-    )
-    if not isinstance(
-        stream, AudioStream
-    ):  # pragma: no cover - a misconfigured profile
+    stream = container.add_stream(profile.audio_codec, rate=sample_rate, options=profile.audio_options())
+    if not isinstance(stream, AudioStream):  # pragma: no cover - a misconfigured profile
         raise TypeError(f"{profile.audio_codec} is not an audio encoder")
     ctx = stream.codec_context
     ctx.sample_rate = sample_rate

@@ -28,8 +28,9 @@ _tracer = tracer(__name__)
 class StepWorker:
     """One executor replica's handling of `artdag.task.step` messages."""
 
-    def __init__(self, runtime: ServiceRuntime, renderer: StepRenderer, results: KeyValue, claims: KeyValue,
-                 heartbeat_s: float) -> None:
+    def __init__(
+        self, runtime: ServiceRuntime, renderer: StepRenderer, results: KeyValue, claims: KeyValue, heartbeat_s: float
+    ) -> None:
         self.runtime = runtime
         self.renderer = renderer
         self.results = results
@@ -78,10 +79,20 @@ class StepWorker:
             await self._announce(task, StepStatus.RUNNING)
             cid = await self.renderer.render(task)
             await self.results.put(step_id, cid.encode())
-            await rpc.call(self.runtime.nc, "cache", "register",
-                           ContentRecord(cid=cid, size=await self.renderer.store.size(cid), media_type="video/mp4",
-                                         name=f"{task.step.name}.mp4", origin=ContentOrigin.STEP_OUTPUT),
-                           ContentRecord, timeout_s=self.runtime.settings.rpc_timeout_s)
+            await rpc.call(
+                self.runtime.nc,
+                "cache",
+                "register",
+                ContentRecord(
+                    cid=cid,
+                    size=await self.renderer.store.size(cid),
+                    media_type="video/mp4",
+                    name=f"{task.step.name}.mp4",
+                    origin=ContentOrigin.STEP_OUTPUT,
+                ),
+                ContentRecord,
+                timeout_s=self.runtime.settings.rpc_timeout_s,
+            )
             self.counts["rendered"] += 1
             await self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
         except Exception as exc:
@@ -97,8 +108,7 @@ class StepWorker:
             if last:
                 self.counts["failed"] += 1
                 log.warning("step %s of run %s failed: %s", task.step.name, task.run_id, error)
-                await self._announce(task, StepStatus.FAILED, error=str(error),
-                                     elapsed_s=time.monotonic() - started)
+                await self._announce(task, StepStatus.FAILED, error=str(error), elapsed_s=time.monotonic() - started)
         await settle(msg, error, max_deliver=self.max_deliver)
 
     async def _result(self, step_id: str) -> str | None:
@@ -138,9 +148,27 @@ class StepWorker:
         finally:
             alive.cancel()
 
-    async def _announce(self, task: StepTask, status: StepStatus, *, output_cid: str | None = None,
-                        error: str | None = None, elapsed_s: float | None = None) -> None:
-        event = StepEvent(run_id=task.run_id, step_id=task.step.step_id, status=status, output_cid=output_cid,
-                          error=error, worker=self.runtime.instance, elapsed_s=elapsed_s)
-        await publish_event(self.runtime.js, subjects.step_event(task.run_id, task.step.step_id), event,
-                            msg_id=f"{task.run_id}.{task.step.step_id}.{status.value}")
+    async def _announce(
+        self,
+        task: StepTask,
+        status: StepStatus,
+        *,
+        output_cid: str | None = None,
+        error: str | None = None,
+        elapsed_s: float | None = None,
+    ) -> None:
+        event = StepEvent(
+            run_id=task.run_id,
+            step_id=task.step.step_id,
+            status=status,
+            output_cid=output_cid,
+            error=error,
+            worker=self.runtime.instance,
+            elapsed_s=elapsed_s,
+        )
+        await publish_event(
+            self.runtime.js,
+            subjects.step_event(task.run_id, task.step.step_id),
+            event,
+            msg_id=f"{task.run_id}.{task.step.step_id}.{status.value}",
+        )

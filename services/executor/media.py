@@ -22,7 +22,6 @@ from typing import Final
 
 import av
 import av.filter
-from artdag_common.errors import InvalidInputError, InvalidMediaError
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
@@ -30,6 +29,7 @@ from av.stream import Disposition
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from artdag_common.errors import InvalidInputError, InvalidMediaError
 from services.executor.encoding import (
     AUDIO_SAMPLE_FORMAT,
     COLOR_MATRIX,
@@ -139,9 +139,7 @@ def _check_dimension(name: str, value: object) -> int:
             field=name,
         )
     if value % 2:
-        raise InvalidInputError(
-            f"must be even ({PIXEL_FORMAT} output), got {value}", field=name
-        )
+        raise InvalidInputError(f"must be even ({PIXEL_FORMAT} output), got {value}", field=name)
     return value
 
 
@@ -168,9 +166,7 @@ def _open_input(path: Path) -> InputContainer:
     names = set(container.format.name.split(","))
     if not names & ALLOWED_INPUT_FORMATS:  # pragma: no cover - format_whitelist did it
         container.close()
-        raise InvalidMediaError(
-            f"{Path(path).name}: unsupported format {container.format.name}"
-        )
+        raise InvalidMediaError(f"{Path(path).name}: unsupported format {container.format.name}")
     return container
 
 
@@ -197,9 +193,7 @@ def _frame_rate(stream: VideoStream) -> Fraction:
 
     guessed = sane(stream.guessed_rate)
     average = sane(stream.average_rate)
-    if guessed is not None and (
-        average is None or abs(guessed - average) <= guessed / 20
-    ):
+    if guessed is not None and (average is None or abs(guessed - average) <= guessed / 20):
         return guessed
     if average is not None:
         for rate in _STANDARD_RATES:
@@ -222,9 +216,7 @@ def _decoded(
         raise InvalidMediaError(f"{name}: cannot be decoded ({_reason(exc)})") from exc
 
 
-def _display_geometry(
-    frame: VideoFrame, sar: Fraction | None
-) -> tuple[int, Fraction, Fraction]:
+def _display_geometry(frame: VideoFrame, sar: Fraction | None) -> tuple[int, Fraction, Fraction]:
     """Clockwise rotation to apply, and the displayed width and height."""
     clockwise = round(-frame.rotation / 90) % 4 * 90
     width = Fraction(frame.width) * (sar if sar else 1)
@@ -289,9 +281,7 @@ class _Resizer:
     All numbers in the graph are computed here: no caller string reaches it.
     """
 
-    def __init__(
-        self, width: int, height: int, mode: str, colour: str, sar: Fraction | None
-    ) -> None:
+    def __init__(self, width: int, height: int, mode: str, colour: str, sar: Fraction | None) -> None:
         self._width = width
         self._height = height
         self._mode = mode
@@ -324,10 +314,7 @@ class _Resizer:
         steps.append(
             (
                 "scale",
-                (
-                    f"w={sw}:h={sh}:flags={_SCALE_FLAGS}"
-                    f":out_color_matrix={COLOR_MATRIX}:out_range=tv"
-                ),
+                (f"w={sw}:h={sh}:flags={_SCALE_FLAGS}:out_color_matrix={COLOR_MATRIX}:out_range=tv"),
             )
         )
         steps.append(("format", f"pix_fmts={PIXEL_FORMAT}"))
@@ -337,9 +324,7 @@ class _Resizer:
                 steps.append(("crop", f"w={w}:h={h}:x={x}:y={y}:exact=1"))
             else:
                 x, y = ((w - sw) // 2) & ~1, ((h - sh) // 2) & ~1
-                steps.append(
-                    ("pad", f"width={w}:height={h}:x={x}:y={y}:color={self._colour}")
-                )
+                steps.append(("pad", f"width={w}:height={h}:x={x}:y={y}:color={self._colour}"))
         steps.append(("setsar", "1"))
         return steps
 
@@ -373,9 +358,7 @@ class _Resizer:
 class _CfrVideoWriter:
     """Encodes frames at a constant rate, duplicating/dropping by timestamp."""
 
-    def __init__(
-        self, container: av.container.OutputContainer, stream: VideoStream
-    ) -> None:
+    def __init__(self, container: av.container.OutputContainer, stream: VideoStream) -> None:
         self._container = container
         self._stream = stream
         self._fps = Fraction(stream.codec_context.framerate)
@@ -430,19 +413,13 @@ class _AudioWriter:
         ctx = stream.codec_context
         self._rate = ctx.sample_rate
         self._frame_size = ctx.frame_size or 1024
-        self._resampler = av.AudioResampler(
-            format=AUDIO_SAMPLE_FORMAT, layout=ctx.layout.name, rate=self._rate
-        )
+        self._resampler = av.AudioResampler(format=AUDIO_SAMPLE_FORMAT, layout=ctx.layout.name, rate=self._rate)
         self._fifo = av.AudioFifo()
         self._pts: int | None = None
         self._skip = 0
         # The decoder does not trim the encoder padding at the end of the last
         # packet; the container's stream duration says where the audio ends.
-        self._end = (
-            math.floor(end * self._rate + Fraction(1, 2))
-            if end is not None and end > 0
-            else None
-        )
+        self._end = math.floor(end * self._rate + Fraction(1, 2)) if end is not None and end > 0 else None
         self._done = False
 
     def write(self, frame: AudioFrame, start: Fraction) -> None:
@@ -467,9 +444,7 @@ class _AudioWriter:
             self._skip -= dropped.samples if dropped is not None else 0
 
     def _drain(self, *, final: bool) -> None:
-        while not self._done and (
-            self._fifo.samples >= self._frame_size or (final and self._fifo.samples)
-        ):
+        while not self._done and (self._fifo.samples >= self._frame_size or (final and self._fifo.samples)):
             pts = self._pts or 0
             want = self._frame_size
             if self._end is not None and pts + want >= self._end:
@@ -532,9 +507,7 @@ def render_resize(
     width = _check_dimension("width", width)
     height = _check_dimension("height", height)
     if mode not in RESIZE_MODES:
-        raise InvalidInputError(
-            f"must be one of {', '.join(RESIZE_MODES)}, got {mode!r}", field="mode"
-        )
+        raise InvalidInputError(f"must be one of {', '.join(RESIZE_MODES)}, got {mode!r}", field="mode")
     colour = parse_colour(background)
     name = Path(input_path).name
 
@@ -563,15 +536,11 @@ def render_resize(
             resize = _Resizer(width, height, mode, colour, vin.sample_aspect_ratio)
             video_writer = _CfrVideoWriter(out, vout)
             audio_writer = (
-                _AudioWriter(out, aout, _stream_end(ain, origin))
-                if aout is not None and ain is not None
-                else None
+                _AudioWriter(out, aout, _stream_end(ain, origin)) if aout is not None and ain is not None else None
             )
             video_end = Fraction(0)
             decoded_any = False
-            streams: list[VideoStream | AudioStream] = (
-                [vin] if ain is None else [vin, ain]
-            )
+            streams: list[VideoStream | AudioStream] = [vin] if ain is None else [vin, ain]
 
             for frame in _decoded(src, streams, name):
                 if isinstance(frame, VideoFrame):
@@ -585,18 +554,14 @@ def render_resize(
                     if start is None:
                         start = Fraction(video_writer.frames_written) / fps
                     step = (
-                        frame.duration * frame.time_base
-                        if frame.duration and frame.time_base is not None
-                        else 1 / fps
+                        frame.duration * frame.time_base if frame.duration and frame.time_base is not None else 1 / fps
                     )
                     video_writer.write(resize(frame), start)
                     video_end = max(video_end, start + step)
                     decoded_any = True
                 elif audio_writer is not None:
                     start = _frame_start(frame, origin or Fraction(0))
-                    audio_writer.write(
-                        frame, start if start is not None else Fraction(0)
-                    )
+                    audio_writer.write(frame, start if start is not None else Fraction(0))
 
             if not decoded_any:
                 raise InvalidMediaError(f"{name}: video stream has no decodable frames")

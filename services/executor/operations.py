@@ -16,8 +16,14 @@ OUTPUT_SUFFIX = ".mp4"
 
 
 def _resize(config: dict[str, Any], inputs: list[Path], output: Path) -> None:
-    render_resize(inputs[0], output, width=config["width"], height=config["height"],
-                  mode=config.get("mode", "fit"), background=config.get("background", "black"))
+    render_resize(
+        inputs[0],
+        output,
+        width=config["width"],
+        height=config["height"],
+        mode=config.get("mode", "fit"),
+        background=config.get("background", "black"),
+    )
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any], list[Path], Path], None]] = {
@@ -25,8 +31,9 @@ RENDERERS: dict[str, Callable[[dict[str, Any], list[Path], Path], None]] = {
 }
 
 
-def run_operation(node_type: str, config: dict[str, Any], input_paths: list[str], output_path: str,
-                  input_labels: list[str]) -> None:
+def run_operation(
+    node_type: str, config: dict[str, Any], input_paths: list[str], output_path: str, input_labels: list[str]
+) -> None:
     """Render one step into `output_path`; media errors name the input they came from."""
     renderer = RENDERERS.get(node_type)
     if renderer is None:

@@ -39,8 +39,9 @@ class StepRenderer:
             raise PermanentError(f"{step.node_type} step given {len(task.input_cids)} input cids")
         labels = [
             f"{name.removeprefix('input:')!r} ({cid})"
-            for name, cid in zip(task.input_names or [f"#{i}" for i in range(len(task.input_cids))],
-                                 task.input_cids, strict=False)
+            for name, cid in zip(
+                task.input_names or [f"#{i}" for i in range(len(task.input_cids))], task.input_cids, strict=False
+            )
         ]
         paths: list[str] = []
         for label, cid in zip(labels, task.input_cids, strict=True):

@@ -74,8 +74,13 @@ async def upload(request: Request, gw: GatewayDep) -> ContentRecord:
         raise PayloadTooLargeError(f"upload is larger than MAX_UPLOAD_BYTES ({limit} bytes)", field="file")
     result = await receive_upload(request.stream(), request.headers.get("content-type", ""), gw.store, limit)
     name = (result.fields.get("name") or result.filename or "")[:512] or None
-    record = ContentRecord(cid=result.cid, size=result.size, media_type=sniff_media_type(result.head), name=name,
-                           origin=ContentOrigin.UPLOAD)
+    record = ContentRecord(
+        cid=result.cid,
+        size=result.size,
+        media_type=sniff_media_type(result.head),
+        name=name,
+        origin=ContentOrigin.UPLOAD,
+    )
     registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
     return registered
 
@@ -87,20 +92,23 @@ async def content_meta(cid: str, gw: GatewayDep) -> ContentRecord:
 
 
 @router.get("/cache/{cid}/raw", tags=["cache"], summary="Download raw content (honours Range)")
-async def content_raw(cid: str, gw: GatewayDep, range_header: Annotated[str | None, Header(alias="range")] = None
-                      ) -> Response:
+async def content_raw(
+    cid: str, gw: GatewayDep, range_header: Annotated[str | None, Header(alias="range")] = None
+) -> Response:
     record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
     try:
         size = await gw.store.size(record.cid)
     except NotFoundError:
-        raise NotFoundError(f"content {cid} is known but its bytes are missing from the store",
-                            field="cid") from None
+        raise NotFoundError(f"content {cid} is known but its bytes are missing from the store", field="cid") from None
     try:
         span = parse_range(range_header, size)
     except InvalidInputError as exc:
         return JSONResponse({"detail": exc.message}, status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{record.cid}"',
-               "Cache-Control": "public, max-age=31536000, immutable"}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{record.cid}"',
+        "Cache-Control": "public, max-age=31536000, immutable",
+    }
     if record.name:
         safe = "".join(ch for ch in record.name if ch.isalnum() or ch in "._- ")[:128] or record.cid
         headers["Content-Disposition"] = f'inline; filename="{safe}"'
@@ -110,8 +118,9 @@ async def content_raw(cid: str, gw: GatewayDep, range_header: Annotated[str | No
     start, end = span
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
-    return StreamingResponse(gw.store.read(record.cid, start, end), status_code=206, media_type=record.media_type,
-                             headers=headers)
+    return StreamingResponse(
+        gw.store.read(record.cid, start, end), status_code=206, media_type=record.media_type, headers=headers
+    )
 
 
 # -- runs --------------------------------------------------------------------------
@@ -126,14 +135,16 @@ class RunBody(BaseModel):
 async def submit_run(body: Annotated[RunBody, Body()], gw: GatewayDep) -> SubmitRunReply:
     if len(body.recipe.encode()) > gw.settings.max_recipe_bytes:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
-    reply: SubmitRunReply = await gw.call("planner", "submit",
-                                          SubmitRunRequest(recipe=body.recipe, inputs=body.inputs), SubmitRunReply)
+    reply: SubmitRunReply = await gw.call(
+        "planner", "submit", SubmitRunRequest(recipe=body.recipe, inputs=body.inputs), SubmitRunReply
+    )
     return reply
 
 
 @router.get("/runs", tags=["runs"], summary="List runs, newest first")
-async def list_runs(gw: GatewayDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> RunList:
+async def list_runs(
+    gw: GatewayDep, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+) -> RunList:
     runs: RunList = await gw.call("planner", "list_runs", ListRunsRequest(limit=limit, offset=offset), RunList)
     return runs
 
@@ -161,7 +172,8 @@ async def get_run_api(run_id: str, gw: GatewayDep) -> dict[str, Any]:
 @router.get("/health", tags=["system"], summary="Each service's health, answered over NATS, and the bus")
 async def health(gw: GatewayDep) -> JSONResponse:
     nc = gw.runtime.nc
-    bus: dict[str, Any] = {"connected": nc.is_connected, "server": nc.connected_url.netloc if nc.connected_url else None}
+    server = nc.connected_url.netloc if nc.connected_url else None
+    bus: dict[str, Any] = {"connected": nc.is_connected, "server": server}
     try:
         info = await gw.runtime.js.account_info()
         bus["jetstream"] = {"streams": info.streams, "consumers": info.consumers}
@@ -172,8 +184,9 @@ async def health(gw: GatewayDep) -> JSONResponse:
 
     async def ask(service: str) -> dict[str, Any]:
         try:
-            reply: HealthReply = await rpc.call(nc, service, "health", HealthRequest(), HealthReply,
-                                                timeout_s=gw.settings.health_timeout_s)
+            reply: HealthReply = await rpc.call(
+                nc, service, "health", HealthRequest(), HealthReply, timeout_s=gw.settings.health_timeout_s
+            )
             return reply.model_dump(mode="json")
         except ArtdagError as exc:
             return {"service": service, "ok": False, "error": exc.message}
@@ -181,8 +194,9 @@ async def health(gw: GatewayDep) -> JSONResponse:
     replies = await asyncio.gather(*(ask(s) for s in subjects.SERVICES))
     services = {r["service"]: r for r in replies}
     ok = bool(bus["ok"]) and all(r.get("ok") for r in replies)
-    return JSONResponse({"ok": ok, "version": __version__, "bus": bus, "services": services},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"ok": ok, "version": __version__, "bus": bus, "services": services}, status_code=200 if ok else 503
+    )
 
 
 @router.get("/", tags=["system"], summary="Server info and links")

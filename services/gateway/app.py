@@ -27,8 +27,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             runtime.stopping.set()
             await runtime.close()
 
-    app = FastAPI(title="artdag", version=__version__, lifespan=lifespan,
-                  description="Render media from recipes: upload inputs, submit runs, download outputs.")
+    app = FastAPI(
+        title="artdag",
+        version=__version__,
+        lifespan=lifespan,
+        description="Render media from recipes: upload inputs, submit runs, download outputs.",
+    )
     errors.install(app)
     app.include_router(router)
     return app

@@ -9,7 +9,7 @@ from artdag_common.errors import InvalidInputError
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class RangeNotSatisfiable(InvalidInputError):
+class RangeNotSatisfiableError(InvalidInputError):
     """The range lies outside the content (HTTP 416)."""
 
     code = "range"
@@ -23,17 +23,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if match is None:
         if header.strip().startswith("bytes=") and "," in header:
             return None
-        raise RangeNotSatisfiable(f"cannot parse Range {header!r}", field="range")
+        raise RangeNotSatisfiableError(f"cannot parse Range {header!r}", field="range")
     first, last = match.groups()
     if not first and not last:
-        raise RangeNotSatisfiable("empty range", field="range")
+        raise RangeNotSatisfiableError("empty range", field="range")
     if not first:  # suffix: the last N bytes
         length = int(last)
         if length == 0:
-            raise RangeNotSatisfiable("zero-length suffix range", field="range")
+            raise RangeNotSatisfiableError("zero-length suffix range", field="range")
         return max(0, size - length), size - 1
     start = int(first)
     end = int(last) if last else size - 1
     if start >= size or end < start:
-        raise RangeNotSatisfiable(f"range {header!r} is outside 0-{size - 1}", field="range")
+        raise RangeNotSatisfiableError(f"range {header!r} is outside 0-{size - 1}", field="range")
     return start, min(end, size - 1)

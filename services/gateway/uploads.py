@@ -45,10 +45,12 @@ def boundary_of(content_type: str) -> bytes:
     return params[b"boundary"]
 
 
-async def receive_upload(body: AsyncIterator[bytes], content_type: str, store: ContentStore,
-                         max_bytes: int) -> UploadResult:
+async def receive_upload(
+    body: AsyncIterator[bytes], content_type: str, store: ContentStore, max_bytes: int
+) -> UploadResult:
     """Parse a multipart body, streaming the `file` part into the store."""
-    events: list[tuple[str, object]] = []
+    # Parser callbacks are synchronous: they queue what they saw, the loop below awaits the writes.
+    events: list[tuple[str, bytes | tuple[str, str] | None]] = []
     header_field = bytearray()
     header_value = bytearray()
 
@@ -66,15 +68,18 @@ async def receive_upload(body: AsyncIterator[bytes], content_type: str, store: C
     def on_part_data(data: bytes, start: int, end: int) -> None:
         events.append(("data", bytes(data[start:end])))
 
-    parser = MultipartParser(boundary_of(content_type), {
-        "on_part_begin": lambda: events.append(("begin", None)),
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_headers_finished": lambda: events.append(("headers_done", None)),
-        "on_part_data": on_part_data,
-        "on_part_end": lambda: events.append(("end", None)),
-    })
+    parser = MultipartParser(
+        boundary_of(content_type),
+        {
+            "on_part_begin": lambda: events.append(("begin", None)),
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": lambda: events.append(("headers_done", None)),
+            "on_part_data": on_part_data,
+            "on_part_end": lambda: events.append(("end", None)),
+        },
+    )
     writer: ContentWriter | None = None
     part = _Part()
     filename: str | None = None
@@ -88,9 +93,8 @@ async def receive_upload(body: AsyncIterator[bytes], content_type: str, store: C
             for kind, payload in events:
                 if kind == "begin":
                     part = _Part()
-                elif kind == "header":
-                    name, value = payload  # type: ignore[misc]
-                    part.headers[name] = value
+                elif kind == "header" and isinstance(payload, tuple):
+                    part.headers[payload[0]] = payload[1]
                 elif kind == "headers_done":
                     _, params = parse_options_header(part.headers.get("content-disposition", ""))
                     part.name = params.get(b"name", b"").decode("utf-8", "replace") or None
@@ -99,9 +103,8 @@ async def receive_upload(body: AsyncIterator[bytes], content_type: str, store: C
                     if part.name == FILE_FIELD and writer is None and cid is None:
                         writer = store.writer(max_bytes=max_bytes)
                         filename = part.filename
-                elif kind == "data":
-                    data = payload  # type: ignore[assignment]
-                    assert isinstance(data, bytes)
+                elif kind == "data" and isinstance(payload, bytes):
+                    data = payload
                     if part.name == FILE_FIELD and writer is not None:
                         if len(head) < 64:
                             head.extend(data[: 64 - len(head)])
@@ -120,8 +123,9 @@ async def receive_upload(body: AsyncIterator[bytes], content_type: str, store: C
             events.clear()
         parser.finalize()
     except PayloadTooLargeError:
-        raise PayloadTooLargeError(f"upload is larger than MAX_UPLOAD_BYTES ({max_bytes} bytes)",
-                                   field="file") from None
+        raise PayloadTooLargeError(
+            f"upload is larger than MAX_UPLOAD_BYTES ({max_bytes} bytes)", field="file"
+        ) from None
     finally:
         if writer is not None:
             await writer.abort()

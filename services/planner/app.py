@@ -49,8 +49,15 @@ class RunDriver:
     its revision, so two planners handling events of the same run cannot lose an update.
     """
 
-    def __init__(self, runtime: ServiceRuntime, settings: PlannerSettings, book: RunBook, runs: KeyValue,
-                 results: KeyValue, store: ContentStore) -> None:
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        settings: PlannerSettings,
+        book: RunBook,
+        runs: KeyValue,
+        results: KeyValue,
+        store: ContentStore,
+    ) -> None:
         self.runtime = runtime
         self.settings = settings
         self.book = book
@@ -68,21 +75,30 @@ class RunDriver:
         input_cids = bind_inputs(recipe, request.inputs)
         for name, cid in input_cids.items():
             try:
-                await rpc.call(self.runtime.nc, "cache", "stat", CidRequest(cid=cid), ContentRecord,
-                               timeout_s=self.settings.rpc_timeout_s)
+                await rpc.call(
+                    self.runtime.nc,
+                    "cache",
+                    "stat",
+                    CidRequest(cid=cid),
+                    ContentRecord,
+                    timeout_s=self.settings.rpc_timeout_s,
+                )
             except NotFoundError:
-                raise InvalidInputError(f"no content with cid {cid} (upload it first)",
-                                        field=f"inputs.{name}") from None
-        plan = build_plan(recipe, input_cids, cluster_key=self.settings.cluster_key_value,
-                          max_steps=self.settings.max_plan_steps)
+                raise InvalidInputError(
+                    f"no content with cid {cid} (upload it first)", field=f"inputs.{name}"
+                ) from None
+        plan = build_plan(
+            recipe, input_cids, cluster_key=self.settings.cluster_key_value, max_steps=self.settings.max_plan_steps
+        )
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
         await self.book.create(state, request.recipe, plan)
         await self.runs.create(run_id, state.model_dump_json().encode())
         self._plans[run_id] = plan
         self.counts["submitted"] += 1
-        await publish_event(self.runtime.js, subjects.run_event(run_id, "submitted"),
-                            RunEvent(run_id=run_id, status=RunStatus.PENDING))
+        await publish_event(
+            self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
+        )
         task = asyncio.create_task(self._start(run_id, plan))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -172,16 +188,21 @@ class RunDriver:
                 self.counts["failed"] += 1
             if state.status.finished:
                 self._plans.pop(run_id, None)
-            await publish_event(self.runtime.js, subjects.run_event(run_id, state.status.value),
-                                RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid,
-                                         error=state.error))
-            log.info("run %s %s%s", run_id, state.status.value,
-                     f": {state.error}" if state.error else "")
+            await publish_event(
+                self.runtime.js,
+                subjects.run_event(run_id, state.status.value),
+                RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid, error=state.error),
+            )
+            log.info("run %s %s%s", run_id, state.status.value, f": {state.error}" if state.error else "")
 
     async def _dispatch(self, state: RunState, step: PlanStep) -> None:
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
-        task = StepTask(run_id=state.run_id, step=step, input_cids=input_cids,
-                        input_names=[state.steps[i].name for i in step.inputs])
+        task = StepTask(
+            run_id=state.run_id,
+            step=step,
+            input_cids=input_cids,
+            input_names=[state.steps[i].name for i in step.inputs],
+        )
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
         await publish_event(self.runtime.js, subjects.TASK_STEP, task, msg_id=f"{state.run_id}.{step.step_id}")
         self.counts["dispatched"] += 1
@@ -205,7 +226,9 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     engine = make_engine(settings.effective_database_url)
     runtime.stack.push_async_callback(engine.dispose)
     driver = RunDriver(
-        runtime, settings, RunBook(session_factory(engine)),
+        runtime,
+        settings,
+        RunBook(session_factory(engine)),
         await runtime.js.key_value(streams.KV_RUNS.bucket),
         await runtime.js.key_value(streams.KV_RESULTS.bucket),
         open_store(settings),

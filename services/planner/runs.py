@@ -24,14 +24,23 @@ def new_run_state(run_id: str, plan: Plan) -> RunState:
     """A pending run: sources are already done (their output is the input's cid)."""
     steps = {
         s.step_id: StepState(
-            name=s.name, node_type=s.node_type, inputs=list(s.inputs),
+            name=s.name,
+            node_type=s.node_type,
+            inputs=list(s.inputs),
             status=StepStatus.COMPLETED if s.node_type == "SOURCE" else StepStatus.PENDING,
             output_cid=s.source_cid,
         )
         for s in plan.steps
     }
-    return RunState(run_id=run_id, recipe_id=plan.recipe_id, recipe_name=plan.recipe_name, plan_id=plan.plan_id,
-                    inputs=dict(plan.input_cids), steps=steps, output_step=plan.output_step)
+    return RunState(
+        run_id=run_id,
+        recipe_id=plan.recipe_id,
+        recipe_name=plan.recipe_name,
+        plan_id=plan.plan_id,
+        inputs=dict(plan.input_cids),
+        steps=steps,
+        output_step=plan.output_step,
+    )
 
 
 def ready_steps(state: RunState, plan: Plan) -> list[PlanStep]:
@@ -39,9 +48,9 @@ def ready_steps(state: RunState, plan: Plan) -> list[PlanStep]:
     if state.status.finished:
         return []
     return [
-        s for s in plan.steps
-        if state.steps[s.step_id].status == StepStatus.PENDING
-        and all(state.steps[i].status.done for i in s.inputs)
+        s
+        for s in plan.steps
+        if state.steps[s.step_id].status == StepStatus.PENDING and all(state.steps[i].status.done for i in s.inputs)
     ]
 
 
@@ -89,13 +98,23 @@ class RunBook:
 
     async def create(self, state: RunState, recipe_text: str, plan: Plan) -> None:
         async with self._sessions.begin() as session:
-            session.add(Run(
-                run_id=state.run_id, status=state.status.value, recipe_id=state.recipe_id,
-                recipe_name=state.recipe_name, recipe_text=recipe_text, plan_id=state.plan_id,
-                inputs=state.inputs, plan=plan.model_dump(mode="json"), state=state.model_dump(mode="json"),
-                output_cid=state.output_cid, error=state.error, created_at=state.created_at,
-                updated_at=state.updated_at,
-            ))
+            session.add(
+                Run(
+                    run_id=state.run_id,
+                    status=state.status.value,
+                    recipe_id=state.recipe_id,
+                    recipe_name=state.recipe_name,
+                    recipe_text=recipe_text,
+                    plan_id=state.plan_id,
+                    inputs=state.inputs,
+                    plan=plan.model_dump(mode="json"),
+                    state=state.model_dump(mode="json"),
+                    output_cid=state.output_cid,
+                    error=state.error,
+                    created_at=state.created_at,
+                    updated_at=state.updated_at,
+                )
+            )
 
     async def save(self, state: RunState) -> None:
         async with self._sessions.begin() as session:
@@ -125,11 +144,19 @@ class RunBook:
     async def list(self, limit: int, offset: int) -> tuple[list[RunSummary], int]:
         async with self._sessions() as session:
             total = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
-            rows = (await session.execute(
-                select(Run).order_by(Run.created_at.desc()).limit(limit).offset(offset)
-            )).scalars().all()
+            rows = (
+                (await session.execute(select(Run).order_by(Run.created_at.desc()).limit(limit).offset(offset)))
+                .scalars()
+                .all()
+            )
             return [
-                RunSummary(run_id=r.run_id, status=RunStatus(r.status), recipe_name=r.recipe_name,
-                           output_cid=r.output_cid, created_at=r.created_at, updated_at=r.updated_at)
+                RunSummary(
+                    run_id=r.run_id,
+                    status=RunStatus(r.status),
+                    recipe_name=r.recipe_name,
+                    output_cid=r.output_cid,
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                )
                 for r in rows
             ], total

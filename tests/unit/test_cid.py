@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from artdag_common import cid as cid_module
 from artdag_common.cid import (
     CHUNK_SIZE,
@@ -209,9 +210,7 @@ def test_single_chunk_shapes() -> None:
 
 
 @pytest.mark.parametrize(("cid_version", "size", "want"), SMALL_FANOUT_VECTORS)
-def test_deep_trees_with_small_fanout(
-    monkeypatch: pytest.MonkeyPatch, cid_version: int, size: int, want: str
-) -> None:
+def test_deep_trees_with_small_fanout(monkeypatch: pytest.MonkeyPatch, cid_version: int, size: int, want: str) -> None:
     monkeypatch.setattr(cid_module, "MAX_LINKS", 3)
     data = pattern(size)
     assert cid_of_bytes(data, cid_version) == want
@@ -330,9 +329,7 @@ def _base32_cid(raw: bytes) -> str:
 def test_validate_cid_accepts_other_codecs_and_hashes() -> None:
     dag_cbor = _base32_cid(bytes((1, 0x71, 0x12, 32)) + hashlib.sha256(b"x").digest())
     sha512 = _base32_cid(bytes((1, 0x55, 0x13, 64)) + hashlib.sha512(b"x").digest())
-    two_byte_codec = _base32_cid(
-        b"\x01\x90\x01\x12\x20" + hashlib.sha256(b"x").digest()
-    )
+    two_byte_codec = _base32_cid(b"\x01\x90\x01\x12\x20" + hashlib.sha256(b"x").digest())
     for text in (dag_cbor, sha512, two_byte_codec):
         assert validate_cid(text) == text
 
@@ -355,12 +352,8 @@ def test_validate_cid_rejects_bad_binary_layouts() -> None:
             validate_cid(_base32_cid(raw)[:128])
 
 
-_WRONG_V0_MULTIHASH = (
-    "Qmqj8vV7817hLv4aMqjQGXvgQ7R3KWMoW74gXbu3RQynTc"  # 0x12 0x21 + 32 bytes
-)
-_WRONG_V0_LENGTH_BYTE = (
-    "QmFGWBVXcoXbsNvQo1H3uwYEo4v42rsPMv6acxBCZswsy4"  # 0x12 0x1f + 32 bytes
-)
+_WRONG_V0_MULTIHASH = "Qmqj8vV7817hLv4aMqjQGXvgQ7R3KWMoW74gXbu3RQynTc"  # 0x12 0x21 + 32 bytes
+_WRONG_V0_LENGTH_BYTE = "QmFGWBVXcoXbsNvQo1H3uwYEo4v42rsPMv6acxBCZswsy4"  # 0x12 0x1f + 32 bytes
 
 
 @pytest.mark.parametrize(

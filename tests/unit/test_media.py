@@ -12,9 +12,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError
-
 from services.executor import encoding
 from services.executor.media import MediaInfo, parse_colour, probe, render_resize
 
@@ -33,9 +33,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 160x90 clip without audio."""
     path = tmp_path_factory.mktemp("media") / "small.mp4"
-    write_test_clip(
-        path, width=160, height=90, fps=FPS, duration_s=0.4, with_audio=False
-    )
+    write_test_clip(path, width=160, height=90, fps=FPS, duration_s=0.4, with_audio=False)
     return path
 
 
@@ -145,9 +143,7 @@ def test_pad_does_not_upscale(small_clip: Path, tmp_path: Path) -> None:
     assert _content_box(_first_rgb(fit))[0] == 320
 
 
-def test_rendering_is_deterministic(
-    clip: Path, fit_output: Path, tmp_path: Path
-) -> None:
+def test_rendering_is_deterministic(clip: Path, fit_output: Path, tmp_path: Path) -> None:
     again = tmp_path / "again.mp4"
     render_resize(clip, again, width=320, height=240, mode="fit")
     assert again.read_bytes() == fit_output.read_bytes()
@@ -211,9 +207,7 @@ def test_non_media_raises_invalid_media(tmp_path: Path, kind: str) -> None:
 
 def test_playlist_is_not_followed(clip: Path, tmp_path: Path) -> None:
     playlist = tmp_path / "list.m3u8"
-    playlist.write_text(
-        f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{clip}\n#EXT-X-ENDLIST\n"
-    )
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{clip}\n#EXT-X-ENDLIST\n")
     with pytest.raises(InvalidMediaError):
         probe(playlist)
 
@@ -241,9 +235,7 @@ def test_audio_only_input_raises_invalid_media(tmp_path: Path) -> None:
         ({"width": 320, "height": 240, "background": "#12345"}, "background"),
     ],
 )
-def test_bad_parameters_raise_invalid_input(
-    clip: Path, tmp_path: Path, kwargs: dict[str, object], field: str
-) -> None:
+def test_bad_parameters_raise_invalid_input(clip: Path, tmp_path: Path, kwargs: dict[str, object], field: str) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(InvalidInputError) as err:
         render_resize(clip, out, **kwargs)  # type: ignore[arg-type]
@@ -296,9 +288,7 @@ def test_demo_clip_properties(tmp_path: Path) -> None:
 
 def test_demo_clip_moving_box(tmp_path: Path) -> None:
     path = tmp_path / "box.mp4"
-    write_test_clip(
-        path, width=160, height=90, fps=10, duration_s=0.5, with_audio=False
-    )
+    write_test_clip(path, width=160, height=90, fps=10, duration_s=0.5, with_audio=False)
     frames = _rgb_frames(path)
     assert len(frames) == 5
     # the white box is near-white on every channel; find its column in each frame
@@ -313,9 +303,7 @@ def test_click_track(tmp_path: Path) -> None:
         stream = container.streams.audio[0]
         assert stream.codec_context.name == "pcm_s16le"
         assert stream.codec_context.sample_rate == 8000
-        samples = np.concatenate(
-            [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
-        )
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
     assert len(samples) == 12000  # exactly 1.5 s
     # beats every 0.5 s: loud at 0, 4000, 8000 samples; silent in between
     for beat in (0, 4000, 8000):

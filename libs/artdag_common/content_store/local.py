@@ -65,7 +65,7 @@ class _LocalWriter(ContentWriter):
         final = self._store.object_path(cid)
         final.parent.mkdir(parents=True, exist_ok=True)
         # Same cid ⇒ same bytes: a concurrent writer's replace is harmless.
-        os.replace(self._tmp, final)
+        self._tmp.replace(final)
         return cid
 
     async def commit(self) -> str:

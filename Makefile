@@ -1,0 +1,46 @@
+# artdag — the one entry point. `make help` lists the targets.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARTDAG_HOME ?= $(HOME)/.artdag
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format unit e2e bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "artdag needs Python >= 3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install artdag with its dev tools
+
+run: $(STAMP) ## start the whole embedded stack with the demo recipe and media (Ctrl-C stops it)
+	ARTDAG_HOME=$(ARTDAG_HOME) $(BIN)/artdag up --demo
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs services tests
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint ## lint, then the whole test suite (unit, integration, end to end)
+	$(BIN)/python -m pytest
+
+unit: $(STAMP) ## only the fast unit tests
+	$(BIN)/python -m pytest tests/unit
+
+e2e: $(STAMP) ## only the end-to-end tests (starts the stack)
+	$(BIN)/python -m pytest tests/e2e
+
+clean: ## remove the virtualenv and caches (not ARTDAG_HOME)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
