@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from artdag_common.bus import connect
+from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.testing import nats_server
+
+
+@pytest.fixture(scope="session")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
+    """One real nats-server (JetStream on) for the whole test session."""
+    with nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture
+async def nc(nats: EmbeddedNatsServer) -> AsyncIterator[NatsClient]:
+    client = await connect(nats.url, "pytest")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "media"
+    path.mkdir()
+    return path

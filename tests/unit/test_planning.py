@@ -1,0 +1,90 @@
+import pytest
+
+from artdag_common.errors import InvalidInputError
+from artdag_common.ids import source_step_id
+from artdag_common.recipe import parse_recipe
+from services.planner.planning import bind_inputs, build_plan
+from services.planner.runs import apply_step_event, new_run_state, ready_steps
+from artdag_common.schemas import RunStatus, StepEvent, StepStatus
+
+CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+OTHER = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+
+CHAIN = """
+name: chain
+inputs: [video]
+steps:
+  - {id: a, type: RESIZE, inputs: [video], config: {width: 64, height: 48}}
+  - {id: b, type: RESIZE, inputs: [a], config: {width: 32, height: 24}}
+  - {id: twin, type: RESIZE, inputs: [video], config: {width: 64, height: 48}}
+output: b
+"""
+
+
+def test_plan_has_a_source_and_deterministic_step_ids() -> None:
+    recipe = parse_recipe(CHAIN)
+    plan = build_plan(recipe, {"video": CID})
+    assert [s.node_type for s in plan.steps] == ["SOURCE", "RESIZE", "RESIZE"]
+    assert plan.steps[0].step_id == source_step_id(CID)
+    assert plan.steps[0].source_cid == CID
+    # Identical nodes (a and twin) are one step: rendered once.
+    assert len({s.step_id for s in plan.steps}) == 3
+    assert plan == build_plan(parse_recipe(CHAIN), {"video": CID})
+    assert plan.output_step == plan.steps[2].step_id
+    assert plan.steps[2].inputs == [plan.steps[1].step_id]
+
+
+def test_ids_change_with_the_input_content_and_the_cluster_key() -> None:
+    recipe = parse_recipe(CHAIN)
+    base = build_plan(recipe, {"video": CID})
+    assert build_plan(recipe, {"video": OTHER}).output_step != base.output_step
+    assert build_plan(recipe, {"video": CID}, cluster_key="k").output_step != base.output_step
+    assert build_plan(recipe, {"video": CID}, cluster_key="k").plan_id != base.plan_id
+
+
+def test_plan_size_is_bounded() -> None:
+    with pytest.raises(InvalidInputError, match="MAX_PLAN_STEPS"):
+        build_plan(parse_recipe(CHAIN), {"video": CID}, max_steps=2)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "words"),
+    [
+        ({}, "inputs.video", "required"),
+        ({"video": CID, "audio": CID}, "inputs.audio", "has no input 'audio'"),
+        ({"video": "not-a-cid"}, "inputs.video", "CID"),
+    ],
+)
+def test_binding_inputs_names_the_problem(inputs: dict[str, str], field: str, words: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        bind_inputs(parse_recipe(CHAIN), inputs)
+    assert info.value.field == field
+    assert words in info.value.message
+
+
+def test_run_state_machine_dispatches_by_dependency_and_completes() -> None:
+    plan = build_plan(parse_recipe(CHAIN), {"video": CID})
+    state = new_run_state("run-" + "0" * 32, plan)
+    first, second = plan.steps[1], plan.steps[2]
+    assert [s.step_id for s in ready_steps(state, plan)] == [first.step_id]
+    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=first.step_id, status=StepStatus.COMPLETED,
+                                      output_cid=OTHER))
+    assert state.status == RunStatus.RUNNING
+    assert [s.step_id for s in ready_steps(state, plan)] == [second.step_id]
+    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=second.step_id, status=StepStatus.COMPLETED,
+                                      output_cid=CID))
+    assert state.status == RunStatus.COMPLETED
+    assert state.output_cid == CID
+    # A late duplicate changes nothing.
+    assert not apply_step_event(state, StepEvent(run_id=state.run_id, step_id=second.step_id,
+                                                 status=StepStatus.FAILED, error="late"))
+
+
+def test_a_failed_step_fails_the_run_with_its_name() -> None:
+    plan = build_plan(parse_recipe(CHAIN), {"video": CID})
+    state = new_run_state("run-" + "0" * 32, plan)
+    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=plan.steps[1].step_id, status=StepStatus.FAILED,
+                                      error="input 'video': cannot decode"))
+    assert state.status == RunStatus.FAILED
+    assert state.error == "step 'a' (RESIZE) failed: input 'video': cannot decode"
+    assert ready_steps(state, plan) == []

@@ -1,0 +1,125 @@
+import pytest
+
+from artdag_common.errors import InvalidInputError, SyntaxInputError
+from artdag_common.recipe import parse_recipe
+
+RESIZE = """\
+name: resize-demo
+inputs:
+  video: {type: video, description: Source}
+steps:
+  - id: small
+    type: RESIZE
+    inputs: [video]
+    config: {width: 320, height: 240}
+output: small
+"""
+
+
+def test_parses_the_l1_form_with_defaults_filled() -> None:
+    recipe = parse_recipe(RESIZE)
+    assert recipe.name == "resize-demo"
+    assert list(recipe.inputs) == ["video"]
+    (step,) = recipe.steps
+    assert (step.id, step.type, step.inputs) == ("small", "RESIZE", ("video",))
+    assert step.config == {"width": 320, "height": 240, "mode": "fit", "background": "black"}
+
+
+def test_parses_the_engine_form() -> None:
+    recipe = parse_recipe("""
+name: engine
+dag:
+  nodes:
+    - {id: video, type: SOURCE, config: {input: true}}
+    - {id: small, type: RESIZE, inputs: [video], config: {width: 64, height: 48, mode: fill}}
+  output: small
+""")
+    assert list(recipe.inputs) == ["video"]
+    assert [s.id for s in recipe.steps] == ["video", "small"]
+    assert recipe.steps[0].config == {"input": "video"}
+
+
+def test_steps_come_out_in_dependency_order() -> None:
+    recipe = parse_recipe("""
+inputs: [video]
+steps:
+  - {id: b, type: RESIZE, inputs: [a], config: {width: 32, height: 32}}
+  - {id: a, type: RESIZE, inputs: [video], config: {width: 64, height: 64}}
+output: b
+""")
+    assert [s.id for s in recipe.steps] == ["a", "b"]
+
+
+def test_recipe_id_ignores_layout_and_comments_but_not_meaning() -> None:
+    spaced = "# a comment\n" + RESIZE.replace("config: {width: 320, height: 240}", "config:\n      height: 240\n      width: 320")
+    assert parse_recipe(spaced).recipe_id == parse_recipe(RESIZE).recipe_id
+    assert parse_recipe(RESIZE.replace("320", "322")).recipe_id != parse_recipe(RESIZE).recipe_id
+    assert parse_recipe(RESIZE).recipe_id.startswith("Qm")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("name: [unclosed", "recipe", "line 1"),
+        (RESIZE.replace("RESIZE", "WOBBLE"), "steps[0].type", "unknown node type 'WOBBLE'"),
+        (RESIZE.replace("width: 320", "width: 321"), "steps[0].config.width", "even"),
+        (RESIZE.replace("width: 320", "width: -4"), "steps[0].config.width", "greater than or equal"),
+        (RESIZE.replace("height: 240}", "height: 240, colour: red}"), "steps[0].config.colour", "Extra inputs"),
+        (RESIZE.replace("inputs: [video]", "inputs: [audio]"), "steps[0].inputs[0]", "unknown input 'audio'"),
+        (RESIZE.replace("output: small", "output: big"), "output", "not a step"),
+        (RESIZE.replace("output: small", ""), "output", "missing"),
+        (RESIZE.replace("name: resize-demo", "name: resize-demo\nflavour: x"), "flavour", "unknown field"),
+        (RESIZE.replace("inputs: [video]", "inputs: [video, video]"), "steps[0].inputs", "takes 1 input"),
+        ("- just\n- a list\n", "recipe", "mapping"),
+        (RESIZE.replace("name: resize-demo", "name: ../../etc"), "name", "letters"),
+        (RESIZE.replace("mode: fit", "") .replace("height: 240}", "height: 240, background: 'red;movie=/etc/passwd'}"),
+         "steps[0].config.background", "#rrggbb"),
+    ],
+)
+def test_errors_name_the_field_and_the_line(text: str, field: str, words: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(text)
+    assert info.value.field == field
+    assert words in str(info.value)
+    if field != "recipe" or words == "line 1":
+        assert "line " in info.value.message
+
+
+def test_syntax_errors_are_their_own_kind() -> None:
+    with pytest.raises(SyntaxInputError, match="not valid YAML"):
+        parse_recipe("steps: [\n  {id: a")
+
+
+def test_error_points_at_the_offending_line() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(RESIZE.replace("width: 320", "width: 321"))
+    assert "step 'small'" in info.value.message
+    assert "line 8" in info.value.message
+
+
+def test_cycles_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="cycle"):
+        parse_recipe("""
+inputs: [video]
+steps:
+  - {id: a, type: RESIZE, inputs: [b], config: {width: 32, height: 32}}
+  - {id: b, type: RESIZE, inputs: [a], config: {width: 32, height: 32}}
+output: b
+""")
+
+
+def test_duplicate_ids_and_keys_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="duplicate step id"):
+        parse_recipe(RESIZE.replace("output: small", "  - {id: small, type: RESIZE, inputs: [video], config: {width: 2, height: 2}}\noutput: small"))
+    with pytest.raises(InvalidInputError, match="duplicate key 'name'"):
+        parse_recipe("name: a\nname: b\n" + RESIZE.split("\n", 1)[1])
+
+
+def test_oversized_recipes_are_refused_before_parsing() -> None:
+    with pytest.raises(InvalidInputError, match="larger than"):
+        parse_recipe("#" * 2000, max_bytes=1000)
+
+
+def test_yaml_tags_that_build_objects_are_refused() -> None:
+    with pytest.raises(InvalidInputError):
+        parse_recipe("name: !!python/object/apply:os.system ['true']\n")

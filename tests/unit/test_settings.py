@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from artdag_common.settings import CommonSettings, load_settings
+from services.gateway.settings import GatewaySettings
+
+
+def test_defaults_live_under_the_home_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ARTDAG_HOME", str(tmp_path))
+    settings = CommonSettings()
+    assert settings.store_dir == tmp_path / "cache"
+    assert settings.effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'artdag.db'}"
+
+
+def test_the_seed_variable_names_are_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://artdag:pw@db:5432/artdag")
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("NATS_URL", "nats://bus:4222")
+    settings = GatewaySettings()
+    assert settings.effective_database_url == "postgresql+asyncpg://artdag:pw@db:5432/artdag"
+    assert settings.store_dir == tmp_path / "c"
+    assert settings.port == 9001
+    assert settings.nats_url == "nats://bus:4222"
+
+
+def test_the_prefixed_name_wins_over_the_seed_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("ARTDAG_PORT", "9002")
+    assert GatewaySettings().port == 9002
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTDAG_CLUSTER_KEY", "hunter2-secret")
+    settings = CommonSettings()
+    assert settings.cluster_key_value == "hunter2-secret"
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("PORT", "eighty", "ARTDAG_PORT"),
+        ("PORT", "70000", "less than or equal"),
+        ("NATS_URL", "http://x", "not a NATS URL"),
+        ("DATABASE_URL", "mysql://x", "postgresql:// or sqlite://"),
+        ("ARTDAG_LOG_LEVEL", "LOUD", "unknown log level"),
+        ("MAX_UPLOAD_BYTES", "-1", "greater than 0"),
+    ],
+)
+def test_bad_environment_exits_with_a_message_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        load_settings(GatewaySettings)
+    assert words in str(info.value.code)
