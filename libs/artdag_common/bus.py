@@ -72,7 +72,7 @@ def delivery_count(msg: Msg) -> int:
         return 1
 
 
-async def settle(msg: Msg, exc: BaseException | None, *, max_deliver: int) -> bool:
+async def settle(msg: Msg, exc: BaseException | None, *, max_deliver: int, base_delay_s: float = 1.0) -> bool:
     """Ack, nak or terminate `msg` according to `exc`; True if it will not come back."""
     if exc is None:
         await msg.ack()
@@ -84,7 +84,7 @@ async def settle(msg: Msg, exc: BaseException | None, *, max_deliver: int) -> bo
     if attempt >= max_deliver:
         await msg.term()
         return True
-    await msg.nak(delay=min(2.0**attempt, 30.0))
+    await msg.nak(delay=min(base_delay_s * 2.0 ** (attempt - 1), 30.0))
     return False
 
 

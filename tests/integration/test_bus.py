@@ -1,0 +1,140 @@
+"""Against a real nats-server: provisioning, typed RPC, trace propagation, message fate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import RetentionPolicy, StreamConfig
+from opentelemetry import trace
+from pydantic import BaseModel
+
+from artdag_common import rpc, streams, subjects
+from artdag_common.bus import consume, publish_event, settle
+from artdag_common.errors import InvalidInputError, NotFoundError, PermanentError, RetryableError, ServiceUnavailableError
+from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.schemas import CidRequest, ContentOrigin, ContentRecord
+from artdag_common.telemetry import setup_tracing
+from artdag_common.testing import unique
+
+
+async def test_provisioning_is_idempotent_and_declares_what_the_design_says(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    await streams.provision(js)
+    await streams.provision(js)  # a second replica starting up
+    tasks = await js.stream_info(streams.TASKS.name or "")
+    assert tasks.config.retention == RetentionPolicy.WORK_QUEUE
+    assert tasks.config.subjects == ["artdag.task.>"]
+    events = await js.stream_info(streams.EVENTS.name or "")
+    assert events.config.retention == RetentionPolicy.LIMITS
+    consumer = await js.consumer_info(streams.STEP_WORKERS.stream, streams.STEP_WORKERS.durable)
+    assert consumer.config.max_deliver == streams.STEP_WORKERS.max_deliver
+    for bucket in streams.KV_BUCKETS:
+        kv = await js.key_value(bucket.bucket)
+        status = await kv.status()
+        assert status.bucket == bucket.bucket
+    claims = await (await js.key_value(streams.KV_CLAIMS.bucket)).status()
+    assert claims.ttl == pytest.approx(streams.KV_CLAIMS.ttl)
+
+
+async def test_rpc_returns_typed_replies_and_typed_errors(nc: NatsClient) -> None:
+    async def stat(request: CidRequest) -> ContentRecord:
+        if request.cid == "missing":
+            raise NotFoundError("no content with cid missing", field="cid")
+        return ContentRecord(cid=request.cid, size=3, media_type="text/plain", origin=ContentOrigin.UPLOAD)
+
+    sub = await rpc.serve(nc, "cache", "stat", CidRequest, stat)
+    try:
+        reply = await rpc.call(nc, "cache", "stat", CidRequest(cid="QmX"), ContentRecord)
+        assert (reply.cid, reply.size) == ("QmX", 3)
+        with pytest.raises(NotFoundError) as info:
+            await rpc.call(nc, "cache", "stat", CidRequest(cid="missing"), ContentRecord)
+        assert info.value.field == "cid"
+
+        class Wrong(BaseModel):
+            nothing: int = 0
+
+        with pytest.raises(InvalidInputError) as bad:
+            await rpc.call(nc, "cache", "stat", Wrong(), ContentRecord)
+        assert bad.value.field == "cid"
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_rpc_to_an_absent_service_says_so(nc: NatsClient) -> None:
+    with pytest.raises(ServiceUnavailableError, match="no auth service"):
+        await rpc.call(nc, "auth", "nobody-here", CidRequest(cid="x"), ContentRecord, timeout_s=1)
+
+
+async def test_traceparent_travels_in_headers_and_joins_the_trace(nc: NatsClient) -> None:
+    setup_tracing("pytest", None)
+    seen: list[str] = []
+
+    async def handler(request: CidRequest) -> ContentRecord:
+        seen.append(format(trace.get_current_span().get_span_context().trace_id, "032x"))
+        return ContentRecord(cid=request.cid, size=0, media_type="x/y", origin=ContentOrigin.UPLOAD)
+
+    raw: list[dict[str, str]] = []
+    sub = await rpc.serve(nc, "planner", "trace_probe", CidRequest, handler)
+
+    async def record(msg: Msg) -> None:
+        raw.append(dict(msg.headers or {}))
+
+    spy = await nc.subscribe(subjects.rpc("planner", "trace_probe"), cb=record)
+    try:
+        with trace.get_tracer("pytest").start_as_current_span("client") as span:
+            await rpc.call(nc, "planner", "trace_probe", CidRequest(cid="QmX"), ContentRecord)
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        assert raw and raw[0]["traceparent"].split("-")[1] == trace_id
+        assert seen == [trace_id]
+    finally:
+        await spy.unsubscribe()
+        await sub.unsubscribe()
+
+
+async def test_message_fate_follows_the_error(nc: NatsClient) -> None:
+    """Permanent errors are not redelivered; retryable ones are, up to max_deliver."""
+    js = nc.jetstream()
+    name = unique("FATE")
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE))
+    decl = streams.ConsumerDecl(stream=name, durable="workers", filter_subject=f"{name}.>", ack_wait_s=5,
+                                max_deliver=3)
+    await js.add_consumer(name, decl.config())
+    deliveries: dict[str, int] = {}
+    stopping = asyncio.Event()
+
+    async def handler(msg: Msg) -> None:
+        kind = msg.subject.rsplit(".", 1)[1]
+        deliveries[kind] = deliveries.get(kind, 0) + 1
+        error = {"ok": None, "bad": PermanentError("no"), "flaky": RetryableError("later")}[kind]
+        await settle(msg, error, max_deliver=decl.max_deliver, base_delay_s=0.05)
+
+    for kind in ("ok", "bad", "flaky"):
+        await publish_event(js, f"{name}.{kind}", CidRequest(cid=kind))
+    task = asyncio.create_task(consume(js, name, "workers", handler, concurrency=2, stopping=stopping))
+    try:
+        for _ in range(100):
+            if deliveries.get("flaky", 0) >= 3 and "ok" in deliveries and "bad" in deliveries:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+    assert deliveries == {"ok": 1, "bad": 1, "flaky": 3}
+    info = await js.stream_info(name)
+    assert info.state.messages == 0  # acked, terminated, and given up on: nothing lingers
+
+
+async def test_a_second_server_is_separate(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("other")) as other:
+        from artdag_common.bus import connect
+
+        client = await connect(other.url, "pytest-other")
+        try:
+            assert client.is_connected
+            assert client.connected_url is not None and client.connected_url.port == other.port
+        finally:
+            await client.close()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from artdag_common.cid import cid_of_bytes
+from artdag_common.content_store import LocalContentStore
+from artdag_common.errors import InvalidCidError, NotFoundError, PayloadTooLargeError
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalContentStore:
+    return LocalContentStore(tmp_path / "cache")
+
+
+async def _write(store: LocalContentStore, data: bytes, piece: int = 100_000) -> str:
+    writer = store.writer()
+    for i in range(0, len(data), piece):
+        await writer.write(data[i : i + piece])
+    return await writer.commit()
+
+
+async def test_stored_bytes_are_addressed_by_their_cid(store: LocalContentStore) -> None:
+    data = os.urandom(700_000)
+    cid = await _write(store, data)
+    assert cid == cid_of_bytes(data)
+    assert await store.exists(cid)
+    assert await store.size(cid) == len(data)
+    assert b"".join([c async for c in store.read(cid)]) == data
+    assert b"".join([c async for c in store.read(cid, 10, 19)]) == data[10:20]
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+async def test_cid_version_one(tmp_path: Path) -> None:
+    store = LocalContentStore(tmp_path, cid_version=1)
+    assert await _write(store, b"hello world\n") == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+
+
+async def test_an_oversized_write_leaves_nothing_behind(store: LocalContentStore) -> None:
+    writer = store.writer(max_bytes=1000)
+    await writer.write(b"x" * 600)
+    with pytest.raises(PayloadTooLargeError):
+        await writer.write(b"x" * 600)
+    assert list(store.tmp_dir.iterdir()) == []
+    assert list(store.objects_dir.rglob("Qm*")) == []
+
+
+async def test_an_aborted_write_is_invisible(store: LocalContentStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.writer() as writer:
+            await writer.write(b"partial")
+            raise RuntimeError("client went away")
+    assert list(store.tmp_dir.iterdir()) == []
+    assert not await store.exists(cid_of_bytes(b"partial"))
+
+
+async def test_concurrent_writers_of_the_same_bytes(store: LocalContentStore) -> None:
+    data = os.urandom(300_000)
+    cids = await asyncio.gather(*(_write(store, data, piece) for piece in (1000, 50_000, 300_000, 7)))
+    assert len(set(cids)) == 1
+    assert b"".join([c async for c in store.read(cids[0])]) == data
+
+
+async def test_unknown_and_hostile_cids(store: LocalContentStore) -> None:
+    with pytest.raises(NotFoundError):
+        await store.size("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
+    with pytest.raises(NotFoundError):
+        [c async for c in store.read("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")]
+    for hostile in ("../../etc/passwd", "/etc/passwd", "Qm/../../x"):
+        with pytest.raises(InvalidCidError):
+            await store.exists(hostile)
+
+
+async def test_put_file_copies_and_deletes(store: LocalContentStore, tmp_path: Path) -> None:
+    src = tmp_path / "clip.bin"
+    src.write_bytes(b"abc" * 1000)
+    cid = await store.put_file(src)
+    assert src.exists()
+    assert (await store.local_path(cid, tmp_path)).read_bytes() == src.read_bytes()
+    assert await store.delete(cid)
+    assert not await store.delete(cid)

@@ -1,0 +1,95 @@
+"""The database layer on SQLite and on the PostgreSQL at 127.0.0.1:5432 (database `test`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from artdag_common.db import make_engine, migrate, session_factory
+from artdag_common.errors import InvalidCidError, NotFoundError
+from artdag_common.recipe import parse_recipe
+from artdag_common.schemas import ContentOrigin, ContentRecord, RunStatus, StepEvent, StepStatus
+from services.cache.service import ContentCatalog
+from services.planner.planning import build_plan
+from services.planner.runs import RunBook, apply_step_event, new_run_state
+
+POSTGRES_URL = os.environ.get("ARTDAG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for table in ("runs", "content", "alembic_version"):
+                await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'artdag.db'}"
+    else:
+        url = POSTGRES_URL
+        await _reset_postgres(url)
+    await migrate(url)
+    await migrate(url)  # idempotent: a second start-up changes nothing
+    db = make_engine(url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        assert version == "0001"
+        for table in ("content", "runs"):
+            assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
+
+
+async def test_content_catalog_registers_once_and_finds(engine: AsyncEngine) -> None:
+    catalog = ContentCatalog(session_factory(engine))
+    record = ContentRecord(cid=CID, size=12, media_type="text/plain", name=None, origin=ContentOrigin.UPLOAD)
+    await catalog.register(record)
+    again = await catalog.register(record.model_copy(update={"name": "hello.txt", "size": 12}))
+    assert again.name == "hello.txt"
+    found = await catalog.get(CID)
+    assert (found.cid, found.size, found.media_type, found.origin) == (CID, 12, "text/plain", ContentOrigin.UPLOAD)
+    with pytest.raises(NotFoundError):
+        await catalog.get("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
+    with pytest.raises(InvalidCidError):
+        await catalog.get("'; DROP TABLE content; --")
+
+
+async def test_run_book_keeps_state_and_lists_newest_first(engine: AsyncEngine) -> None:
+    book = RunBook(session_factory(engine))
+    recipe_text = "inputs: [video]\nsteps:\n  - {id: s, type: RESIZE, inputs: [video], config: {width: 8, height: 8}}\noutput: s\n"
+    plan = build_plan(parse_recipe(recipe_text), {"video": CID})
+    first = new_run_state("run-" + "1" * 32, plan)
+    second = new_run_state("run-" + "2" * 32, plan)
+    second.created_at = first.created_at + 1
+    await book.create(first, recipe_text, plan)
+    await book.create(second, recipe_text, plan)
+    apply_step_event(first, StepEvent(run_id=first.run_id, step_id=plan.output_step, status=StepStatus.COMPLETED,
+                                      output_cid=CID))
+    await book.save(first)
+    stored = await book.get(first.run_id)
+    assert stored.status == RunStatus.COMPLETED
+    assert stored.output_cid == CID
+    assert (await book.plan(first.run_id)) == plan
+    runs, total = await book.list(limit=10, offset=0)
+    assert total == 2
+    assert [r.run_id for r in runs] == [second.run_id, first.run_id]
+    runs, _ = await book.list(limit=1, offset=1)
+    assert [r.run_id for r in runs] == [first.run_id]
+    with pytest.raises(NotFoundError):
+        await book.get("run-" + "3" * 32)
