@@ -13,7 +13,13 @@ from pydantic import BaseModel
 
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import consume, publish_event, settle
-from artdag_common.errors import InvalidInputError, NotFoundError, PermanentError, RetryableError, ServiceUnavailableError
+from artdag_common.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    ServiceUnavailableError,
+)
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import CidRequest, ContentOrigin, ContentRecord
 from artdag_common.telemetry import setup_tracing
@@ -99,8 +105,7 @@ async def test_message_fate_follows_the_error(nc: NatsClient) -> None:
     js = nc.jetstream()
     name = unique("FATE")
     await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE))
-    decl = streams.ConsumerDecl(stream=name, durable="workers", filter_subject=f"{name}.>", ack_wait_s=5,
-                                max_deliver=3)
+    decl = streams.ConsumerDecl(stream=name, durable="workers", filter_subject=f"{name}.>", ack_wait_s=5, max_deliver=3)
     await js.add_consumer(name, decl.config())
     deliveries: dict[str, int] = {}
     stopping = asyncio.Event()

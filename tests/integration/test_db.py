@@ -72,15 +72,19 @@ async def test_content_catalog_registers_once_and_finds(engine: AsyncEngine) -> 
 
 async def test_run_book_keeps_state_and_lists_newest_first(engine: AsyncEngine) -> None:
     book = RunBook(session_factory(engine))
-    recipe_text = "inputs: [video]\nsteps:\n  - {id: s, type: RESIZE, inputs: [video], config: {width: 8, height: 8}}\noutput: s\n"
+    recipe_text = (
+        "inputs: [video]\nsteps:\n  - {id: s, type: RESIZE, inputs: [video], config: {width: 8, height: 8}}\n"
+        "output: s\n"
+    )
     plan = build_plan(parse_recipe(recipe_text), {"video": CID})
     first = new_run_state("run-" + "1" * 32, plan)
     second = new_run_state("run-" + "2" * 32, plan)
     second.created_at = first.created_at + 1
     await book.create(first, recipe_text, plan)
     await book.create(second, recipe_text, plan)
-    apply_step_event(first, StepEvent(run_id=first.run_id, step_id=plan.output_step, status=StepStatus.COMPLETED,
-                                      output_cid=CID))
+    apply_step_event(
+        first, StepEvent(run_id=first.run_id, step_id=plan.output_step, status=StepStatus.COMPLETED, output_cid=CID)
+    )
     await book.save(first)
     stored = await book.get(first.run_id)
     assert stored.status == RunStatus.COMPLETED

@@ -1,5 +1,6 @@
 import hashlib
 import math
+from typing import Any
 
 import pytest
 
@@ -40,15 +41,17 @@ def test_canonical_json_refuses_unhashable_values() -> None:
 
 # Golden vectors: these ids are stored in caches; a change here invalidates every cache.
 GOLDEN = [
-    (("RESIZE", {"width": 320, "height": 240, "mode": "fit"}, [A], "1"),
-     "f6728637c9cc3d6e5309e2c76f3b670a05c8a38da6f1e0d50f62bb0aa4b5546d"),
+    (
+        ("RESIZE", {"width": 320, "height": 240, "mode": "fit"}, [A], "1"),
+        "f6728637c9cc3d6e5309e2c76f3b670a05c8a38da6f1e0d50f62bb0aa4b5546d",
+    ),
     (("SEQUENCE", {}, [A, B], "1"), "b354b201e6f922c8fa03ab416a0e145d3c37c3860a76d48e95e912e0d7372ff9"),
     (("SEQUENCE", {}, [B, A], "1"), "d25d5a37fd23f4ecb0d1e6acdb8246d71fead239916f685380dba23b52db135f"),
 ]
 
 
 @pytest.mark.parametrize(("args", "expected"), GOLDEN)
-def test_step_id_golden_vectors(args: tuple, expected: str) -> None:
+def test_step_id_golden_vectors(args: tuple[Any, ...], expected: str) -> None:
     assert step_id(*args) == expected
 
 

@@ -3,9 +3,9 @@ import pytest
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import source_step_id
 from artdag_common.recipe import parse_recipe
+from artdag_common.schemas import RunStatus, StepEvent, StepStatus
 from services.planner.planning import bind_inputs, build_plan
 from services.planner.runs import apply_step_event, new_run_state, ready_steps
-from artdag_common.schemas import RunStatus, StepEvent, StepStatus
 
 CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 OTHER = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -67,24 +67,34 @@ def test_run_state_machine_dispatches_by_dependency_and_completes() -> None:
     state = new_run_state("run-" + "0" * 32, plan)
     first, second = plan.steps[1], plan.steps[2]
     assert [s.step_id for s in ready_steps(state, plan)] == [first.step_id]
-    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=first.step_id, status=StepStatus.COMPLETED,
-                                      output_cid=OTHER))
+    apply_step_event(
+        state, StepEvent(run_id=state.run_id, step_id=first.step_id, status=StepStatus.COMPLETED, output_cid=OTHER)
+    )
     assert state.status == RunStatus.RUNNING
     assert [s.step_id for s in ready_steps(state, plan)] == [second.step_id]
-    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=second.step_id, status=StepStatus.COMPLETED,
-                                      output_cid=CID))
+    apply_step_event(
+        state, StepEvent(run_id=state.run_id, step_id=second.step_id, status=StepStatus.COMPLETED, output_cid=CID)
+    )
     assert state.status == RunStatus.COMPLETED
     assert state.output_cid == CID
     # A late duplicate changes nothing.
-    assert not apply_step_event(state, StepEvent(run_id=state.run_id, step_id=second.step_id,
-                                                 status=StepStatus.FAILED, error="late"))
+    assert not apply_step_event(
+        state, StepEvent(run_id=state.run_id, step_id=second.step_id, status=StepStatus.FAILED, error="late")
+    )
 
 
 def test_a_failed_step_fails_the_run_with_its_name() -> None:
     plan = build_plan(parse_recipe(CHAIN), {"video": CID})
     state = new_run_state("run-" + "0" * 32, plan)
-    apply_step_event(state, StepEvent(run_id=state.run_id, step_id=plan.steps[1].step_id, status=StepStatus.FAILED,
-                                      error="input 'video': cannot decode"))
+    apply_step_event(
+        state,
+        StepEvent(
+            run_id=state.run_id,
+            step_id=plan.steps[1].step_id,
+            status=StepStatus.FAILED,
+            error="input 'video': cannot decode",
+        ),
+    )
     assert state.status == RunStatus.FAILED
     assert state.error == "step 'a' (RESIZE) failed: input 'video': cannot decode"
     assert ready_steps(state, plan) == []

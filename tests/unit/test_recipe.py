@@ -51,7 +51,9 @@ output: b
 
 
 def test_recipe_id_ignores_layout_and_comments_but_not_meaning() -> None:
-    spaced = "# a comment\n" + RESIZE.replace("config: {width: 320, height: 240}", "config:\n      height: 240\n      width: 320")
+    spaced = "# a comment\n" + RESIZE.replace(
+        "config: {width: 320, height: 240}", "config:\n      height: 240\n      width: 320"
+    )
     assert parse_recipe(spaced).recipe_id == parse_recipe(RESIZE).recipe_id
     assert parse_recipe(RESIZE.replace("320", "322")).recipe_id != parse_recipe(RESIZE).recipe_id
     assert parse_recipe(RESIZE).recipe_id.startswith("Qm")
@@ -72,8 +74,13 @@ def test_recipe_id_ignores_layout_and_comments_but_not_meaning() -> None:
         (RESIZE.replace("inputs: [video]", "inputs: [video, video]"), "steps[0].inputs", "takes 1 input"),
         ("- just\n- a list\n", "recipe", "mapping"),
         (RESIZE.replace("name: resize-demo", "name: ../../etc"), "name", "letters"),
-        (RESIZE.replace("mode: fit", "") .replace("height: 240}", "height: 240, background: 'red;movie=/etc/passwd'}"),
-         "steps[0].config.background", "#rrggbb"),
+        (
+            RESIZE.replace("mode: fit", "").replace(
+                "height: 240}", "height: 240, background: 'red;movie=/etc/passwd'}"
+            ),
+            "steps[0].config.background",
+            "#rrggbb",
+        ),
     ],
 )
 def test_errors_name_the_field_and_the_line(text: str, field: str, words: str) -> None:
@@ -110,7 +117,12 @@ output: b
 
 def test_duplicate_ids_and_keys_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="duplicate step id"):
-        parse_recipe(RESIZE.replace("output: small", "  - {id: small, type: RESIZE, inputs: [video], config: {width: 2, height: 2}}\noutput: small"))
+        parse_recipe(
+            RESIZE.replace(
+                "output: small",
+                "  - {id: small, type: RESIZE, inputs: [video], config: {width: 2, height: 2}}\noutput: small",
+            )
+        )
     with pytest.raises(InvalidInputError, match="duplicate key 'name'"):
         parse_recipe("name: a\nname: b\n" + RESIZE.split("\n", 1)[1])
 

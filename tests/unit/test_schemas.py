@@ -17,16 +17,27 @@ from artdag_common.schemas import (
 
 GOLDEN: list[tuple[type[BaseModel], str]] = [
     (SubmitRunRequest, '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"}}'),
-    (StepTask, '{"v":1,"run_id":"run-1","step":{"step_id":"s","name":"small","node_type":"RESIZE",'
-               '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null},'
-               '"input_cids":["QmX"],"input_names":["input:video"]}'),
-    (StepEvent, '{"v":1,"run_id":"run-1","step_id":"s","status":"completed","output_cid":"QmY","error":null,'
-                '"worker":"executor-1","elapsed_s":0.5,"at":1700000000.0}'),
+    (
+        StepTask,
+        '{"v":1,"run_id":"run-1","step":{"step_id":"s","name":"small","node_type":"RESIZE",'
+        '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null},'
+        '"input_cids":["QmX"],"input_names":["input:video"]}',
+    ),
+    (
+        StepEvent,
+        '{"v":1,"run_id":"run-1","step_id":"s","status":"completed","output_cid":"QmY","error":null,'
+        '"worker":"executor-1","elapsed_s":0.5,"at":1700000000.0}',
+    ),
     (RunEvent, '{"v":1,"run_id":"run-1","status":"failed","output_cid":null,"error":"boom","at":1700000000.0}'),
-    (ContentRecord, '{"v":1,"cid":"QmX","size":12,"media_type":"video/mp4","name":"a.mp4","origin":"upload",'
-                    '"created_at":1700000000.0}'),
-    (HealthReply, '{"v":1,"service":"cache","instance":"cache-1","version":"0.1.0","ok":true,"uptime_s":1.5,'
-                  '"details":{}}'),
+    (
+        ContentRecord,
+        '{"v":1,"cid":"QmX","size":12,"media_type":"video/mp4","name":"a.mp4","origin":"upload",'
+        '"created_at":1700000000.0}',
+    ),
+    (
+        HealthReply,
+        '{"v":1,"service":"cache","instance":"cache-1","version":"0.1.0","ok":true,"uptime_s":1.5,"details":{}}',
+    ),
     (RpcReply, '{"v":1,"ok":false,"data":null,"error":{"code":"not_found","message":"no run","field":"run_id"}}'),
 ]
 
