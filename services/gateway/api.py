@@ -23,6 +23,7 @@ from artdag_common.schemas import (
     HealthReply,
     HealthRequest,
     ListRunsRequest,
+    Plan,
     RunList,
     RunRequest,
     RunState,
@@ -164,6 +165,12 @@ async def get_run(run_id: str, gw: GatewayDep) -> dict[str, Any]:
 @router.get("/api/run/{run_id}", tags=["runs"], summary="Run as JSON (original L1 path)")
 async def get_run_api(run_id: str, gw: GatewayDep) -> dict[str, Any]:
     return await _run(run_id, gw)
+
+
+@router.get("/api/run/{run_id}/plan", tags=["runs"], summary="The run's execution plan: steps and cache ids")
+async def get_plan(run_id: str, gw: GatewayDep) -> Plan:
+    plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=check_run_id(run_id)), Plan)
+    return plan
 
 
 # -- system ---------------------------------------------------------------------------

@@ -217,6 +217,9 @@ class RunDriver:
         except KeyNotFoundError:
             return await self.book.get(run_id)
 
+    async def plan(self, request: RunRequest) -> Plan:
+        return await self._plan(check_run_id(request.run_id))
+
     async def list(self, request: ListRunsRequest) -> RunList:
         runs, total = await self.book.list(request.limit, request.offset)
         return RunList(runs=runs, total=total)
@@ -237,6 +240,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit)
     await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
+    await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
 
     async def on_event(msg: Msg) -> None:
         try:

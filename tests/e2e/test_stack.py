@@ -195,6 +195,10 @@ def test_upload_run_download(stack: Stack, client: httpx.Client, clip: Path) -> 
     assert executor_rendered(client) == before + 1
     (resize,) = [s for s in run["steps"].values() if s["node_type"] == "RESIZE"]
     assert resize["status"] == "completed"
+    plan = client.get(f"/api/run/{run_id}/plan").json()
+    assert [s["node_type"] for s in plan["steps"]] == ["SOURCE", "RESIZE"]
+    assert plan["steps"][0]["source_cid"] == uploaded["cid"]
+    assert plan["output_step"] in run["steps"]
 
     raw = client.get(f"/cache/{run['output_cid']}/raw")
     assert raw.status_code == 200
