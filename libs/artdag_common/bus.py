@@ -9,16 +9,21 @@ the last attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
 import nats
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from artdag_common.errors import PermanentError
+from artdag_common.subjects import max_deliveries_advisory
 from artdag_common.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
@@ -153,3 +158,39 @@ async def consume(
             await sub.unsubscribe()
         except Exception as exc:  # noqa: BLE001 - closing anyway
             log.debug("unsubscribe %s: %s", durable, exc)
+
+
+DeadLetterHandler = Callable[[bytes, int], Awaitable[None]]
+
+
+async def watch_dead_letters(
+    nc: NatsClient, js: JetStreamContext, stream: str, durable: str, handler: DeadLetterHandler, *, queue: str
+) -> Subscription:
+    """Call `handler(payload, deliveries)` for each message the consumer gave up on, then remove it.
+
+    A worker that crashes or hangs on every delivery never settles its message; JetStream
+    stops redelivering it and says so in an advisory. This turns that silence into an
+    event the owner of the work can act on (fail the run), once, in one replica.
+    """
+
+    async def on_advisory(msg: Msg) -> None:
+        try:
+            advisory = json.loads(msg.data)
+            seq = int(advisory["stream_seq"])
+            deliveries = int(advisory.get("deliveries", 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("malformed max-deliveries advisory: %s", exc)
+            return
+        try:
+            stored = await js.get_msg(stream, seq)
+        except nats.js.errors.NotFoundError:
+            return  # another replica handled it already
+        try:
+            await handler(stored.data or b"", deliveries)
+        except Exception:
+            log.exception("dead-letter handler failed for %s seq %d", stream, seq)
+            return
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_msg(stream, seq)
+
+    return await nc.subscribe(max_deliveries_advisory(stream, durable), queue=queue, cb=on_advisory)

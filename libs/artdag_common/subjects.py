@@ -61,3 +61,8 @@ def rpc_queue(service: str) -> str:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}")
     return f"{PREFIX}-{service}"
+
+
+def max_deliveries_advisory(stream: str, durable: str) -> str:
+    """JetStream's advisory when a consumer gives up on a message (`max_deliver` reached)."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"

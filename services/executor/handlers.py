@@ -68,10 +68,15 @@ class StepWorker:
             await msg.ack()
             return
         if not await self._claim(step_id):
-            # Another worker is rendering this very step: come back when it has probably finished.
+            # Another worker is rendering this very step. Wait for its result (or for its
+            # lease to lapse) rather than nak: a nak would spend one of the bounded deliveries.
             self.counts["busy_elsewhere"] += 1
-            await msg.nak(delay=2.0)
-            return
+            cid = await self._await_other_worker(msg, step_id)
+            if cid is not None:
+                self.counts["result_hits"] += 1
+                await self._announce(task, StepStatus.CACHED, output_cid=cid)
+                await msg.ack()
+                return
         heartbeat = asyncio.create_task(self._heartbeat(msg, step_id))
         started = time.monotonic()
         error: BaseException | None = None
@@ -136,6 +141,23 @@ class StepWorker:
             except KeyWrongLastSequenceError:
                 return False
         return entry.value == me
+
+    async def _await_other_worker(self, msg: Msg, step_id: str) -> str | None:
+        """Wait (with heart-beats) until the claim holder's result appears or its claim lapses.
+
+        Returns the result's cid, or None once this worker holds the claim itself.
+        """
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(0.5)
+            cid = await self._result(step_id)
+            if cid is not None:
+                return cid
+            if await self._claim(step_id):
+                return None
+            if time.monotonic() - last_beat > self.heartbeat_s:
+                await msg.in_progress()
+                last_beat = time.monotonic()
 
     async def _heartbeat(self, msg: Msg, step_id: str) -> None:
         """Keep the message and the claim alive while rendering (the claim's lease is the bucket TTL)."""

@@ -11,7 +11,7 @@ from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import publish_event
+from artdag_common.bus import publish_event, watch_dead_letters
 from artdag_common.content_store import ContentStore, open_store
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import InvalidInputError, NotFoundError
@@ -145,6 +145,18 @@ class RunDriver:
             return
         await self._update(event.run_id, lambda state: apply_step_event(state, event), plan)
 
+    async def on_dead_letter(self, payload: bytes, deliveries: int) -> None:
+        """A step JetStream gave up on (its worker crashed or hung every time): fail the step."""
+        try:
+            task = StepTask.model_validate_json(payload)
+        except ValidationError:
+            log.warning("dead letter is not a step task; dropped")
+            return
+        error = f"gave up after {deliveries} attempts: the executor crashed or timed out each time"
+        await self.on_step_event(
+            StepEvent(run_id=task.run_id, step_id=task.step.step_id, status=StepStatus.FAILED, error=error)
+        )
+
     async def _fail(self, run_id: str, error: str, plan: Plan) -> None:
         def fail(state: RunState) -> None:
             if not state.status.finished:
@@ -161,7 +173,11 @@ class RunDriver:
         return plan
 
     async def _update(self, run_id: str, mutate: Callable[[RunState], Any], plan: Plan) -> None:
-        """Compare-and-set the run's live state, then persist, announce and dispatch what follows."""
+        """Compare-and-set the run's live state, then persist, announce and dispatch what follows.
+
+        Newly ready steps are published before the state is written: should the write lose a
+        race and be redone, the repeated publish is dropped by JetStream's de-duplication.
+        """
         while True:
             entry = await self.runs.get(run_id)
             state = RunState.model_validate_json(entry.value or b"{}")
@@ -173,14 +189,14 @@ class RunDriver:
                 state.steps[step.step_id].status = StepStatus.QUEUED
             if (state.status, {k: s.status for k, s in state.steps.items()}) == before:
                 return
+            for step in to_dispatch:
+                await self._dispatch(state, step)
             try:
                 await self.runs.update(run_id, state.model_dump_json().encode(), last=entry.revision)
             except KeyWrongLastSequenceError:
                 continue
             break
         await self.book.save(state)
-        for step in to_dispatch:
-            await self._dispatch(state, step)
         if state.status != before[0]:
             if state.status == RunStatus.COMPLETED:
                 self.counts["completed"] += 1
@@ -258,3 +274,11 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         await msg.ack()
 
     runtime.run_consumer(streams.PLANNER_STEP_EVENTS, on_event, concurrency=8)
+    await watch_dead_letters(
+        runtime.nc,
+        runtime.js,
+        streams.STEP_WORKERS.stream,
+        streams.STEP_WORKERS.durable,
+        driver.on_dead_letter,
+        queue=subjects.rpc_queue("planner"),
+    )

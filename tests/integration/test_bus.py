@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -12,7 +13,7 @@ from opentelemetry import trace
 from pydantic import BaseModel
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import consume, publish_event, settle
+from artdag_common.bus import consume, publish_event, settle, watch_dead_letters
 from artdag_common.errors import (
     InvalidInputError,
     NotFoundError,
@@ -143,3 +144,42 @@ async def test_a_second_server_is_separate(tmp_path_factory: pytest.TempPathFact
             assert client.connected_url is not None and client.connected_url.port == other.port
         finally:
             await client.close()
+
+
+async def test_a_message_nobody_settles_becomes_a_dead_letter_once(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    name = unique("DLQ")
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE))
+    decl = streams.ConsumerDecl(
+        stream=name, durable="workers", filter_subject=f"{name}.>", ack_wait_s=0.3, max_deliver=2
+    )
+    await js.add_consumer(name, decl.config())
+    letters: list[tuple[bytes, int]] = []
+
+    async def on_letter(payload: bytes, deliveries: int) -> None:
+        letters.append((payload, deliveries))
+
+    # Two replicas of the owner watch; only one may handle each letter.
+    watchers = [await watch_dead_letters(nc, js, name, "workers", on_letter, queue="owners") for _ in range(2)]
+    await publish_event(js, f"{name}.work", CidRequest(cid="crashy"))
+    sub = await js.pull_subscribe_bind(durable="workers", stream=name)
+    try:
+        for _ in range(2):  # a worker that takes the message and dies without a word
+            (msg,) = await sub.fetch(1, timeout=5)
+            assert msg.metadata.num_delivered in (1, 2)
+        # JetStream notices it has given up when it next looks for something to deliver.
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.fetch(1, timeout=1.5)
+        for _ in range(50):
+            if letters:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+    finally:
+        await sub.unsubscribe()
+        for watcher in watchers:
+            await watcher.unsubscribe()
+    assert len(letters) == 1
+    assert CidRequest.model_validate_json(letters[0][0]).cid == "crashy"
+    assert letters[0][1] == 2
+    assert (await js.stream_info(name)).state.messages == 0
