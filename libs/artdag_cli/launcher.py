@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,20 +13,11 @@ from pathlib import Path
 import httpx
 
 from artdag_common.db import migrate
-from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
 
 # Start order: what others call first comes up first; the gateway last.
 SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
 STOP_GRACE_S = 7.0
-
-
-def _die_with_parent() -> None:
-    # Linux: a service whose launcher is killed outright (SIGKILL) gets SIGTERM instead of lingering.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def say(message: str) -> None:
@@ -75,7 +65,7 @@ class Stack:
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.wait_healthy(timeout_s)
 

@@ -31,14 +31,21 @@ log = logging.getLogger(__name__)
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 
 
-async def connect(url: str, name: str, *, connect_timeout_s: float = 5.0) -> NatsClient:
-    """Connect with reconnects on; logs (not raises) disconnections after the first connect."""
+async def connect(
+    url: str, name: str, *, connect_timeout_s: float = 5.0, closing: asyncio.Event | None = None
+) -> NatsClient:
+    """Connect with reconnects on; logs (not raises) disconnections, except once `closing` is set."""
+
+    def quiet() -> bool:
+        return closing is not None and closing.is_set()
 
     async def on_error(exc: Exception) -> None:
-        log.warning("nats error: %s", exc)
+        if not quiet():
+            log.warning("nats error: %s", exc)
 
     async def on_disconnect() -> None:
-        log.warning("disconnected from nats")
+        if not quiet():
+            log.warning("disconnected from nats")
 
     async def on_reconnect() -> None:
         log.info("reconnected to nats")

@@ -5,13 +5,24 @@ Used by `artdag up` (the embedded stack) and by the tests (one server per sessio
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sysconfig
 import time
 from pathlib import Path
 from types import TracebackType
+
+
+def die_with_parent() -> None:
+    """In a child process (Linux): get SIGTERM if the parent dies, so nothing lingers."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:

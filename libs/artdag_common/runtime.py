@@ -76,7 +76,7 @@ class ServiceRuntime:
 
     async def open(self) -> None:
         """Connect to the bus, provision JetStream, answer health checks."""
-        nc = await connect(self.settings.nats_url, self.instance)
+        nc = await connect(self.settings.nats_url, self.instance, closing=self.stopping)
         self._nc = nc
         self.stack.push_async_callback(self._drain)
         self._js = nc.jetstream()
