@@ -14,10 +14,13 @@ import httpx
 
 from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
+from artdag_common.settings import CommonSettings
 
 # Start order: what others call first comes up first; the gateway last.
 SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
 STOP_GRACE_S = 7.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 def say(message: str) -> None:
@@ -27,7 +30,9 @@ def say(message: str) -> None:
 class Stack:
     """The processes of one embedded stack, started and stopped together."""
 
-    def __init__(self, home: Path, host: str, port: int, nats_url: str | None, env: dict[str, str]) -> None:
+    def __init__(
+        self, home: Path, host: str, port: int, nats_url: str | None, env: dict[str, str], executors: int = 1
+    ) -> None:
         self.home = home
         self.host = host
         self.port = port
@@ -38,7 +43,10 @@ class Stack:
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.nats: EmbeddedNatsServer | None = None
         self.nats_url = nats_url
+        self.executors = executors
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.modules: dict[str, str] = {}
+        self.restarts: dict[str, list[float]] = {}
 
     @property
     def base_url(self) -> str:
@@ -51,23 +59,27 @@ class Stack:
             self.nats_url = self.nats.url
             say(f"nats-server (JetStream) on {self.nats_url}, store {self.home / 'nats'}")
         self.env["ARTDAG_NATS_URL"] = self.nats_url
-        database_url = (
-            self.env.get("ARTDAG_DATABASE_URL")
-            or self.env.get("DATABASE_URL")
-            or f"sqlite+aiosqlite:///{self.home / 'artdag.db'}"
+        database = CommonSettings(
+            home=self.home, database_url=self.env.get("ARTDAG_DATABASE_URL") or self.env.get("DATABASE_URL")
         )
-        if database_url.startswith("postgresql://"):
-            database_url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
-        asyncio.run(migrate(database_url))
+        asyncio.run(migrate(database.effective_database_url))
         for name in SERVICES:
-            self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+            replicas = self.executors if name == "executor" else 1
+            for replica in range(1, replicas + 1):
+                label = f"{name}-{replica}" if replicas > 1 else name
+                self.children[label] = self._spawn(name)
+                self.modules[label] = name
         self.wait_healthy(timeout_s)
+
+    def _spawn(self, service: str) -> subprocess.Popen[bytes]:
+        # Own session: Ctrl-C reaches only the launcher, which stops the services in order.
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -92,6 +104,20 @@ class Stack:
             if code is not None:
                 raise RuntimeError(f"service {name} exited with code {code}")
 
+    def supervise(self) -> None:
+        """Restart a service that died (a crash must not take the stack down); give up if it keeps dying."""
+        now = time.monotonic()
+        for label, proc in list(self.children.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            recent = [t for t in self.restarts.get(label, []) if now - t < RESTART_WINDOW_S]
+            if len(recent) >= MAX_RESTARTS:
+                raise RuntimeError(f"service {label} keeps exiting (code {code}); giving up")
+            say(f"service {label} exited with code {code}; restarting it")
+            self.restarts[label] = [*recent, now]
+            self.children[label] = self._spawn(self.modules[label])
+
     def stop(self) -> None:
         for proc in self.children.values():
             if proc.poll() is None:
@@ -110,7 +136,7 @@ class Stack:
             self.nats = None
 
 
-def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool) -> int:
+def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, executors: int = 1) -> int:
     """Start the stack and keep it up until Ctrl-C / SIGTERM; returns the exit code."""
     stopping = False
 
@@ -120,7 +146,7 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool) -
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = Stack(home, host, port, nats_url, dict(os.environ))
+    stack = Stack(home, host, port, nats_url, dict(os.environ), executors)
     code = 0
     try:
         stack.start()
@@ -131,7 +157,7 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool) -
             run_demo(stack.base_url, home / "demo")
         say("press Ctrl-C to stop")
         while not stopping:
-            stack.check_children()
+            stack.supervise()
             time.sleep(0.2)
     except (RuntimeError, TimeoutError, OSError) as exc:
         say(f"error: {exc}")

@@ -23,6 +23,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _replicas(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"executors must be 1-64, got {count}")
+    return count
+
+
 def _binding(value: str) -> tuple[str, str]:
     name, sep, target = value.partition("=")
     if not sep or not name or not target:
@@ -47,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--nats-url", default=os.environ.get("NATS_URL"), help="use this NATS server instead of starting one (NATS_URL)"
     )
     up.add_argument("--demo", action="store_true", help="upload demo media and run the example recipe")
+    up.add_argument("--executors", type=_replicas, default=1, help="executor replicas to start (default 1)")
 
     cid = commands.add_parser("cid", help="print the IPFS CID of a file (what `ipfs add` would give)")
     cid.add_argument("file", type=Path)
@@ -137,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             from artdag_cli.launcher import run_up
 
-            return run_up(args.home.expanduser().resolve(), args.host, args.port, args.nats_url, args.demo)
+            return run_up(
+                args.home.expanduser().resolve(), args.host, args.port, args.nats_url, args.demo, args.executors
+            )
         if args.command == "cid":
             return cmd_cid(args)
         if args.command == "render":

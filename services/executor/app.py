@@ -27,6 +27,7 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         results=await runtime.js.key_value(streams.KV_RESULTS.bucket),
         claims=await runtime.js.key_value(streams.KV_CLAIMS.bucket),
         heartbeat_s=settings.heartbeat_s,
+        lease_s=settings.claim_lease_s,
     )
     runtime.health_details = lambda: dict(worker.counts)
     runtime.run_consumer(streams.STEP_WORKERS, worker.handle, concurrency=settings.max_concurrent_steps)

@@ -10,7 +10,7 @@ import time
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import delivery_count, keep_alive, publish_event, settle
@@ -25,17 +25,31 @@ log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 
 
+class Lease(BaseModel):
+    """The value of a claim: who renders the step, and until when unless renewed."""
+
+    worker: str
+    expires_at: float
+
+
 class StepWorker:
     """One executor replica's handling of `artdag.task.step` messages."""
 
     def __init__(
-        self, runtime: ServiceRuntime, renderer: StepRenderer, results: KeyValue, claims: KeyValue, heartbeat_s: float
+        self,
+        runtime: ServiceRuntime,
+        renderer: StepRenderer,
+        results: KeyValue,
+        claims: KeyValue,
+        heartbeat_s: float,
+        lease_s: float,
     ) -> None:
         self.runtime = runtime
         self.renderer = renderer
         self.results = results
         self.claims = claims
         self.heartbeat_s = heartbeat_s
+        self.lease_s = lease_s
         self.max_deliver = streams.STEP_WORKERS.max_deliver
         self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0}
 
@@ -82,22 +96,25 @@ class StepWorker:
         error: BaseException | None = None
         try:
             await self._announce(task, StepStatus.RUNNING)
-            cid = await self.renderer.render(task)
-            await self.results.put(step_id, cid.encode())
+            output = await self.renderer.render(task)
+            cid = output.cid
+            # Metadata first: a result must never point at content the cache service does not know.
+            record = ContentRecord(
+                cid=cid,
+                size=output.size,
+                media_type=output.media_type,
+                name=f"{task.step.name}{output.suffix}",
+                origin=ContentOrigin.STEP_OUTPUT,
+            )
             await rpc.call(
                 self.runtime.nc,
                 "cache",
                 "register",
-                ContentRecord(
-                    cid=cid,
-                    size=await self.renderer.store.size(cid),
-                    media_type="video/mp4",
-                    name=f"{task.step.name}.mp4",
-                    origin=ContentOrigin.STEP_OUTPUT,
-                ),
+                record,
                 ContentRecord,
                 timeout_s=self.runtime.settings.rpc_timeout_s,
             )
+            await self.results.put(step_id, cid.encode())
             self.counts["rendered"] += 1
             await self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
         except Exception as exc:
@@ -124,23 +141,34 @@ class StepWorker:
         cid = (entry.value or b"").decode()
         return cid if cid and await self.renderer.store.exists(cid) else None
 
+    def _lease(self) -> bytes:
+        return Lease(worker=self.runtime.instance, expires_at=time.time() + self.lease_s).model_dump_json().encode()
+
     async def _claim(self, step_id: str) -> bool:
-        me = self.runtime.instance.encode()
+        """Take the step's lease: create it, renew our own, or take over one that has lapsed."""
         try:
-            await self.claims.create(step_id, me)
+            await self.claims.create(step_id, self._lease())
             return True
         except KeyWrongLastSequenceError:
             pass
         try:
             entry = await self.claims.get(step_id)
         except KeyNotFoundError:
-            # The holder just released it: try once more.
-            try:
-                await self.claims.create(step_id, me)
-                return True
-            except KeyWrongLastSequenceError:
-                return False
-        return entry.value == me
+            return False  # released a moment ago: the caller looks for the result and tries again
+        try:
+            held = Lease.model_validate_json(entry.value or b"")
+        except ValidationError:
+            held = Lease(worker="?", expires_at=0.0)
+        if held.worker != self.runtime.instance and held.expires_at > time.time():
+            return False
+        try:
+            # Compare-and-set on the revision we read: of two takers, one wins.
+            await self.claims.update(step_id, self._lease(), last=entry.revision)
+        except KeyWrongLastSequenceError:
+            return False
+        if held.worker != self.runtime.instance:
+            log.info("step %s: took over the lapsed lease of %s", step_id, held.worker)
+        return True
 
     async def _await_other_worker(self, msg: Msg, step_id: str) -> str | None:
         """Wait (with heart-beats) until the claim holder's result appears or its claim lapses.
@@ -160,13 +188,13 @@ class StepWorker:
                 last_beat = time.monotonic()
 
     async def _heartbeat(self, msg: Msg, step_id: str) -> None:
-        """Keep the message and the claim alive while rendering (the claim's lease is the bucket TTL)."""
+        """Keep the message and the lease alive while rendering."""
         alive = asyncio.create_task(keep_alive(msg, self.heartbeat_s))
         try:
             while True:
                 await asyncio.sleep(self.heartbeat_s)
                 with contextlib.suppress(Exception):
-                    await self.claims.put(step_id, self.runtime.instance.encode())
+                    await self.claims.put(step_id, self._lease())
         finally:
             alive.cancel()
 

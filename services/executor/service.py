@@ -5,15 +5,30 @@ from __future__ import annotations
 import asyncio
 import uuid
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from artdag_common.content_store import ContentStore
 from artdag_common.errors import InvalidInputError, NotFoundError, PermanentError
+from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import get_operation
 from artdag_common.schemas import StepTask
 from services.executor.operations import OUTPUT_SUFFIX, run_operation
+
+
+@dataclass(frozen=True)
+class RenderedOutput:
+    """A step's stored output: its cid, size and sniffed media type."""
+
+    cid: str
+    size: int
+    media_type: str
+
+    @property
+    def suffix(self) -> str:
+        return ".m4a" if self.media_type == "audio/mp4" else ".mp4"
 
 
 class StepRenderer:
@@ -25,7 +40,7 @@ class StepRenderer:
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
 
-    async def render(self, task: StepTask) -> str:
+    async def render(self, task: StepTask) -> RenderedOutput:
         step = task.step
         op = get_operation(step.node_type)
         if op is None:
@@ -53,6 +68,13 @@ class StepRenderer:
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.pool, run_operation, step.node_type, config, paths, str(output), labels)
-            return await self.store.put_file(output)
+            head = await asyncio.to_thread(_head, output)
+            cid = await self.store.put_file(output)
+            return RenderedOutput(cid=cid, size=await self.store.size(cid), media_type=sniff_media_type(head))
         finally:
             output.unlink(missing_ok=True)
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(SNIFF_BYTES)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ from artdag_common import subjects
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.demo_media import write_test_clip
-from artdag_common.nats_server import free_port
+from tests.e2e.conftest import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -32,76 +29,10 @@ RECIPE = (ROOT / "libs" / "artdag_cli" / "examples" / "resize.yaml").read_text()
 UPLOAD_LIMIT = 8 * 1024 * 1024
 
 
-@dataclass
-class Stack:
-    url: str
-    home: Path
-    nats_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def children(self) -> set[int]:
-        pids = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                pids.add(int(stat.parent.name))
-        return pids
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("home")
-    port = free_port()
-    log = home / "up.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_", "CACHE_"))}
-    env.update({"ARTDAG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "ARTDAG_LOG_LEVEL": "INFO"})
-    cli = Path(sys.executable).parent / "artdag"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(cli), "up", "--home", str(home), "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, f"artdag up exited early:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"stack not healthy:\n{log.read_text()}"
-        time.sleep(0.2)
-    match = re.search(r"nats-server \(JetStream\) on (nats://\S+),", log.read_text())
-    assert match, log.read_text()
-    running = Stack(url=url, home=home, nats_url=match.group(1), process=process, log=log)
-    children = running.children()
-    try:
+    with running_stack(tmp_path_factory.mktemp("home"), ARTDAG_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            started = time.monotonic()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                pytest.fail(f"artdag up did not stop within 10 s:\n{log.read_text()[-3000:]}")
-            assert time.monotonic() - started < 10
-        leftover = [
-            pid
-            for pid in children
-            if Path(f"/proc/{pid}").exists()
-            and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        ]
-        assert leftover == [], f"processes left behind: {leftover}"
 
 
 @pytest.fixture(scope="module")

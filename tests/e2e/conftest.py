@@ -1,0 +1,106 @@
+"""Starting `artdag up` exactly as a user does, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from artdag_common.nats_server import free_port
+
+CLI = Path(sys.executable).parent / "artdag"
+
+
+@dataclass
+class Stack:
+    url: str
+    home: Path
+    nats_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def descendants(self) -> set[int]:
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found: set[int] = set()
+        todo = [self.process.pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.add(child)
+                todo.append(child)
+        return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_", "CACHE_"))}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_stack(home: Path, *args: str, **env: str) -> Iterator[Stack]:
+    """`artdag up` on a free port with its home at `home`; stopped with SIGTERM, checked to leave nothing."""
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CLI), "up", "--home", str(home), "--port", str(port), *args],
+            env=clean_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"artdag up exited early:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"stack not healthy:\n{log.read_text()}"
+            time.sleep(0.2)
+        match = re.search(r"nats-server \(JetStream\) on (nats://\S+),", log.read_text())
+        assert match, log.read_text()
+        stack = Stack(url=url, home=home, nats_url=match.group(1), process=process, log=log)
+        yield stack
+        family = stack.descendants()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"artdag up did not stop within 10 s:\n{log.read_text()[-3000:]}")
+        assert time.monotonic() - started < 10
+        time.sleep(0.2)
+        assert [pid for pid in family if alive(pid)] == [], "processes left behind"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

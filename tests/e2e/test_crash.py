@@ -1,0 +1,88 @@
+"""An executor killed with SIGKILL mid-step: the lease lapses, JetStream redelivers, the run completes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from nats.js.errors import KeyNotFoundError
+
+from artdag_common import streams
+from artdag_common.bus import connect
+from artdag_common.cid import cid_of_file
+from artdag_common.demo_media import write_test_clip
+from services.executor.media import render_resize
+from tests.e2e.conftest import running_stack
+
+pytestmark = pytest.mark.e2e
+
+RECIPE = """
+name: upscale
+inputs: [video]
+steps:
+  - {id: big, type: RESIZE, inputs: [video], config: {width: 1920, height: 1080, mode: stretch}}
+output: big
+"""
+
+
+async def _claim_holder(nats_url: str, step_id: str, timeout_s: float) -> str:
+    nc = await connect(nats_url, "pytest-crash")
+    try:
+        claims = await nc.jetstream().key_value(streams.KV_CLAIMS.bucket)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                entry = await claims.get(step_id)
+                worker: str = json.loads(entry.value or b"{}")["worker"]
+                return worker
+            except KeyNotFoundError:
+                await asyncio.sleep(0.05)
+        raise AssertionError("no executor claimed the step")
+    finally:
+        await nc.close()
+
+
+def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=320, height=240, fps=25, duration_s=20.0)
+    clean = tmp_path / "clean.mp4"
+    render_resize(clip, clean, width=1920, height=1080, mode="stretch")
+
+    with running_stack(tmp_path / "home", "--executors", "2", ARTDAG_CLAIM_LEASE_S="3", ARTDAG_HEARTBEAT_S="1") as st:
+        with httpx.Client(base_url=st.url, timeout=30) as http:
+            with clip.open("rb") as handle:
+                cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
+            run_id = http.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"]
+            step_id = http.get(f"/api/run/{run_id}/plan").json()["output_step"]
+
+            holder = asyncio.run(_claim_holder(st.nats_url, step_id, timeout_s=20))
+            victim = int(holder.rsplit("-", 1)[1])
+            assert victim in st.descendants()
+            time.sleep(0.3)  # well inside the render
+            assert http.get(f"/runs/{run_id}").json()["status"] == "running"
+            os.kill(victim, signal.SIGKILL)
+
+            deadline = time.monotonic() + 120
+            while (run := http.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
+                assert time.monotonic() < deadline, run
+                time.sleep(0.5)
+            assert run["status"] == "completed", run
+            step = run["steps"][step_id]
+            assert step["worker"] != holder
+            assert run["output_cid"] == cid_of_file(clean), "the re-render is the same file a clean run makes"
+
+        # No partial blob anywhere in the store: every object hashes to its name, no temp file is left.
+        objects = [p for p in (st.home / "cache" / "objects").rglob("*") if p.is_file()]
+        assert objects
+        for obj in objects:
+            assert cid_of_file(obj) == obj.name
+        assert list((st.home / "cache" / "tmp").iterdir()) == []
+        assert "executor-1 exited with code -9; restarting" in st.log.read_text() or (
+            "executor-2 exited with code -9; restarting" in st.log.read_text()
+        )
