@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,39 +12,9 @@ import httpx
 import pytest
 
 from artdag_common.nats_server import free_port
+from tests.e2e.conftest import CLI, alive, clean_env, descendants
 
 pytestmark = pytest.mark.e2e
-
-CLI = Path(sys.executable).parent / "artdag"
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_", "CACHE_"))}
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_ctrl_c_stops_everything_within_ten_seconds(tmp_path: Path) -> None:
@@ -55,7 +23,7 @@ def test_ctrl_c_stops_everything_within_ten_seconds(tmp_path: Path) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(CLI), "up", "--home", str(tmp_path / "home"), "--port", str(port)],
-            env=_env(),
+            env=clean_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -69,14 +37,14 @@ def test_ctrl_c_stops_everything_within_ten_seconds(tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        family = _descendants(proc.pid)
+        family = descendants(proc.pid)
         assert len(family) >= 7, "nats-server and six services"
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
         assert time.monotonic() - started < 10
         time.sleep(0.2)
-        assert [pid for pid in family if _alive(pid)] == []
+        assert [pid for pid in family if alive(pid)] == []
         assert _processes_of(tmp_path / "home") == []
         text = log.read_text()
         assert "stopped" in text
@@ -93,7 +61,7 @@ def test_a_taken_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
         port = blocker.getsockname()[1]
         result = subprocess.run(
             [str(CLI), "up", "--home", str(tmp_path / "home"), "--port", str(port)],
-            env=_env(),
+            env=clean_env(),
             capture_output=True,
             text=True,
             timeout=90,
@@ -110,7 +78,7 @@ def _processes_of(home: Path) -> list[int]:
     found = []
     for env in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if marker in env.read_bytes().split(b"\0") and _alive(int(env.parent.name)):
+            if marker in env.read_bytes().split(b"\0") and alive(int(env.parent.name)):
                 found.append(int(env.parent.name))
         except OSError:
             continue
