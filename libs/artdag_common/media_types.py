@@ -4,6 +4,16 @@ from __future__ import annotations
 
 SNIFF_BYTES = 64
 
+# Demuxers an input may be opened with: media containers only. Playlists (HLS), concat
+# scripts and image-sequence patterns would make FFmpeg read other files or the network.
+ALLOWED_DEMUXERS: frozenset[str] = frozenset(
+    {
+        "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf",
+        "gif", "m4v", "h264", "hevc", "ivf", "mjpeg",
+        "wav", "w64", "mp3", "aac", "flac", "aiff", "caf",
+    }
+)  # fmt: skip
+
 
 def sniff_media_type(head: bytes) -> str:
     """The media type of content starting with `head` (at least the first 16 bytes)."""

@@ -246,3 +246,19 @@ class RpcReply(Message):
     ok: bool
     data: dict[str, Any] | None = None
     error: RpcErrorBody | None = None
+
+
+class MediaInfo(Message):
+    """What a media file holds (analyzer `probe`): streams, size, rate, duration, frame count."""
+
+    cid: str
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None
