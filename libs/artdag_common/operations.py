@@ -7,17 +7,28 @@ renders means bumping its version here.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from artdag_common.errors import InvalidInputError
 
 _COLOUR_RE = re.compile(r"^(#[0-9a-fA-F]{6}|black|white|red|green|blue|gray)$")
 
 # Rendered bytes depend on the FFmpeg/x264 build inside the PyAV wheel.
 MEDIA_ENGINE = f"av-{package_version('av')}"
+
+GOP_FRAMES = 48
+"""Frames per GOP of every rendered video (fixed keyframe interval, no scene cuts).
+
+The executor's encoder profile uses it; the planner splits long renders at GOP
+boundaries so chunks can be joined by stream copy.
+"""
 
 
 class NodeConfig(BaseModel):
@@ -50,9 +61,189 @@ class ResizeConfig(NodeConfig):
     @field_validator("background")
     @classmethod
     def _colour(cls, value: str) -> str:
-        if not _COLOUR_RE.match(value):
-            raise ValueError("must be #rrggbb or one of black, white, red, green, blue, gray")
+        return _check_colour(value)
+
+
+class SegmentConfig(NodeConfig):
+    """Keep a time range: ``offset``/``duration`` or ``start``/``end`` (seconds), not both styles.
+
+    ``precise`` decodes and re-encodes frame-accurately; ``precise: false`` copies
+    the streams from the keyframe at or before the start (fast, no re-encode).
+    """
+
+    offset: float | None = Field(default=None, ge=0, le=86_400)
+    duration: float | None = Field(default=None, gt=0, le=86_400)
+    start: float | None = Field(default=None, ge=0, le=86_400)
+    end: float | None = Field(default=None, gt=0, le=86_400)
+    precise: bool = True
+
+    @model_validator(mode="after")
+    def _one_style(self) -> SegmentConfig:
+        if (self.offset is not None or self.duration is not None) and (self.start is not None or self.end is not None):
+            raise ValueError("use offset/duration or start/end, not both")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+    def window(self) -> tuple[float, float | None]:
+        """The range to keep as (start, end) seconds; end None means "to the end"."""
+        if self.start is not None or self.end is not None:
+            return (self.start or 0.0, self.end)
+        begin = self.offset or 0.0
+        return (begin, None if self.duration is None else begin + self.duration)
+
+
+class CropRect(NodeConfig):
+    """A crop rectangle in displayed pixels; all values even (yuv420p chroma)."""
+
+    x: int = Field(default=0, ge=0, le=8192)
+    y: int = Field(default=0, ge=0, le=8192)
+    width: int = Field(ge=16, le=8192)
+    height: int = Field(ge=16, le=8192)
+
+    @field_validator("x", "y", "width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be an even number of pixels")
         return value
+
+
+class TransformConfig(NodeConfig):
+    """Colour, blur, sharpen, speed and geometry changes; every default is neutral.
+
+    Applied in this order: crop, rotate (clockwise), flip, eq (saturation,
+    contrast, brightness, gamma), hue, blur, sharpen; speed retimes the video
+    and pitch-preserves the audio.
+    """
+
+    saturation: float = Field(default=1.0, ge=0.0, le=3.0)
+    contrast: float = Field(default=1.0, ge=-2.0, le=2.0)
+    brightness: float = Field(default=0.0, ge=-1.0, le=1.0)
+    gamma: float = Field(default=1.0, ge=0.1, le=10.0)
+    hue: float = Field(default=0.0, ge=-360.0, le=360.0, description="hue rotation in degrees")
+    blur: int = Field(default=0, ge=0, le=64, description="box blur radius in pixels")
+    sharpen: float = Field(default=0.0, ge=0.0, le=5.0, description="unsharp-mask amount")
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    rotate: Literal[0, 90, 180, 270] = 0
+    flip: Literal["h", "v"] | None = None
+    crop: CropRect | None = None
+
+
+class Transition(NodeConfig):
+    """How consecutive SEQUENCE clips meet."""
+
+    type: Literal["cut", "crossfade", "fade"] = "cut"
+    duration: float = Field(default=0.5, gt=0.0, le=5.0)
+
+
+class SequenceConfig(NodeConfig):
+    """Concatenate inputs, normalising size (fit + pad), frame rate, pixel format and sample rate."""
+
+    transition: Transition = Transition()
+    target_size: Literal["first", "largest", "explicit"] = "first"
+    width: int | None = Field(default=None, ge=16, le=7680)
+    height: int | None = Field(default=None, ge=16, le=4320)
+    background: str = "black"
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int | None) -> int | None:
+        if value is not None and value % 2:
+            raise ValueError("must be an even number of pixels")
+        return value
+
+    @field_validator("background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        return _check_colour(value)
+
+    @model_validator(mode="after")
+    def _explicit_size(self) -> SequenceConfig:
+        explicit = self.target_size == "explicit"
+        if explicit and (self.width is None or self.height is None):
+            raise ValueError("target_size explicit needs width and height")
+        if not explicit and (self.width is not None or self.height is not None):
+            raise ValueError("width and height are only used with target_size explicit")
+        return self
+
+
+class LayerInput(NodeConfig):
+    """Placement of one overlay: top-left position, opacity and scale."""
+
+    position: tuple[int, int] = (0, 0)
+    opacity: float = Field(default=1.0, ge=0.0, le=1.0)
+    scale: float = Field(default=1.0, gt=0.0, le=8.0)
+
+
+class LayerConfig(NodeConfig):
+    """Composite inputs 1… over input 0, in order; one entry per overlay (empty: all defaults)."""
+
+    inputs: list[LayerInput] = Field(default_factory=list, max_length=15)
+
+
+BlendMode = Literal["multiply", "screen", "overlay", "add", "subtract", "average", "difference", "lighten", "darken"]
+
+
+class BlendConfig(NodeConfig):
+    """Blend input 1 onto input 0 in RGB with `mode`; `opacity` mixes the result with input 0."""
+
+    mode: BlendMode = "overlay"
+    opacity: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class MuxConfig(NodeConfig):
+    """Video of input 0 with the audio of input 1; `shortest` ends with the shorter one."""
+
+    shortest: bool = True
+
+
+class AudioMixConfig(NodeConfig):
+    """Mix the audio of every input: a gain per input; `normalize` divides the sum by the count."""
+
+    gains: list[float] = Field(default_factory=list, max_length=32)
+    normalize: bool = True
+
+    @field_validator("gains")
+    @classmethod
+    def _gains(cls, value: list[float]) -> list[float]:
+        for gain in value:
+            if not (math.isfinite(gain) and 0.0 <= gain <= 10.0):
+                raise ValueError("each gain must be between 0 and 10")
+        return value
+
+
+class EffectConfig(NodeConfig):
+    """A frame effect from `artdag_effects`, validated (and normalised) by that library."""
+
+    effect: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    bindings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        effect, params, bindings = data.get("effect"), data.get("params", {}), data.get("bindings", {})
+        if not (isinstance(effect, str) and isinstance(params, dict) and isinstance(bindings, dict)):
+            return data  # field validation reports the type error
+        # Imported here so that importing artdag_common does not import the effects.
+        from artdag_effects import validate_effect_config
+
+        try:
+            params, bindings = validate_effect_config(effect, params, bindings)
+        except InvalidInputError as exc:
+            loc = tuple(exc.field.split(".")) if exc.field else ("effect",)
+            detail = InitErrorDetails(type=PydanticCustomError("effect", exc.message), loc=loc, input=data)
+            raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
+        return {**data, "params": params, "bindings": bindings}
+
+
+def _check_colour(value: str) -> str:
+    if not _COLOUR_RE.match(value):
+        raise ValueError("must be #rrggbb or one of black, white, red, green, blue, gray")
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,6 +263,7 @@ class Operation:
         return f"{self.version}+{MEDIA_ENGINE}"
 
     def parse_config(self, raw: dict[str, Any]) -> NodeConfig:
+        """Validate a raw config; raises pydantic's `ValidationError` naming the field."""
         return self.config_model.model_validate(raw)
 
 
@@ -79,7 +271,15 @@ OPERATIONS: dict[str, Operation] = {
     op.node_type: op
     for op in (
         Operation("SOURCE", SourceConfig, "1", 0, 0, "a recipe input"),
-        Operation("RESIZE", ResizeConfig, "1", 1, 1, "scale a video: fit, fill, stretch or pad"),
+        Operation("RESIZE", ResizeConfig, "2", 1, 1, "scale a video: fit, fill, stretch or pad"),
+        Operation("SEGMENT", SegmentConfig, "1", 1, 1, "cut a time range, frame-accurate or by keyframe copy"),
+        Operation("TRANSFORM", TransformConfig, "1", 1, 1, "colour, blur, sharpen, speed, rotate, flip, crop"),
+        Operation("SEQUENCE", SequenceConfig, "1", 1, 256, "concatenate clips with cuts, crossfades or fades"),
+        Operation("LAYER", LayerConfig, "1", 2, 16, "composite overlays onto input 0"),
+        Operation("BLEND", BlendConfig, "1", 2, 2, "blend input 1 onto input 0 with a blend mode"),
+        Operation("MUX", MuxConfig, "1", 2, 2, "video of input 0 with audio of input 1"),
+        Operation("AUDIO_MIX", AudioMixConfig, "1", 2, 32, "mix the audio of the inputs into an M4A"),
+        Operation("EFFECT", EffectConfig, "1", 1, 1, "run a frame effect from artdag_effects"),
     )
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from artdag_common.errors import InvalidInputError, NotFoundError, PermanentErro
 from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import get_operation
 from artdag_common.schemas import StepTask
-from services.executor.operations import OUTPUT_SUFFIX, run_operation
+from services.executor.operations import output_suffix, run_operation
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,13 @@ class StepRenderer:
                 paths.append(str(await self.store.local_path(cid, self.scratch)))
             except NotFoundError:
                 raise PermanentError(f"input {label} is not in the content store") from None
-        output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{OUTPUT_SUFFIX}"
+        output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
+        # Every random choice an operation makes is seeded from its step id: same step, same bytes.
+        seed = int(step.step_id[:16], 16)
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.pool, run_operation, step.node_type, config, paths, str(output), labels)
+            render = functools.partial(run_operation, seed=seed)
+            await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
             head = await asyncio.to_thread(_head, output)
             cid = await self.store.put_file(output)
             return RenderedOutput(cid=cid, size=await self.store.size(cid), media_type=sniff_media_type(head))

@@ -14,14 +14,15 @@ from artdag_common import rpc, streams, subjects
 from artdag_common.bus import publish_event, watch_dead_letters
 from artdag_common.content_store import ContentStore, open_store
 from artdag_common.db import make_engine, session_factory
-from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_run_id, new_run_id
-from artdag_common.recipe import parse_recipe
+from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
     ContentRecord,
     ListRunsRequest,
+    MediaInfo,
     Plan,
     PlanStep,
     RunEvent,
@@ -35,7 +36,7 @@ from artdag_common.schemas import (
     SubmitRunReply,
     SubmitRunRequest,
 )
-from services.planner.planning import bind_inputs, build_plan
+from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable
 from services.planner.runs import RunBook, apply_step_event, finish_if_done, new_run_state, ready_steps
 from services.planner.settings import PlannerSettings
 
@@ -67,6 +68,7 @@ class RunDriver:
         self._plans: dict[str, Plan] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "dispatched": 0, "cached": 0}
+        self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
 
     # -- submission ---------------------------------------------------------------
 
@@ -99,13 +101,16 @@ class RunDriver:
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
         )
-        task = asyncio.create_task(self._start(run_id, plan))
+        task = asyncio.create_task(self._start(run_id, plan, recipe))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
 
-    async def _start(self, run_id: str, plan: Plan) -> None:
+    async def _start(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
         try:
+            planned = await self._with_chunks(run_id, plan, recipe)
+            replan = planned.plan_id != plan.plan_id
+            plan = planned
             cached: dict[str, str] = {}
             for step in plan.steps:
                 if step.node_type == "SOURCE":
@@ -115,6 +120,9 @@ class RunDriver:
                     cached[step.step_id] = cid
 
             def begin(state: RunState) -> None:
+                if replan:
+                    fresh = new_run_state(run_id, plan)
+                    state.steps, state.plan_id, state.output_step = fresh.steps, fresh.plan_id, fresh.output_step
                 state.status = RunStatus.RUNNING
                 for step_id, cid in cached.items():
                     state.steps[step_id].status = StepStatus.CACHED
@@ -125,6 +133,37 @@ class RunDriver:
         except Exception as exc:
             log.exception("run %s could not start", run_id)
             await self._fail(run_id, f"could not start: {exc}", plan)
+
+    async def _with_chunks(self, run_id: str, plan: Plan, recipe: Recipe) -> Plan:
+        """Re-plan with long per-frame effects split into chunks, once the inputs' frame counts are known."""
+        if self.chunking is None or not any(chunkable(s.node_type, s.config) for s in plan.steps):
+            return plan
+        media: dict[str, MediaInfo] = {}
+        for name, cid in plan.input_cids.items():
+            try:
+                media[name] = await rpc.call(
+                    self.runtime.nc,
+                    "analyzer",
+                    "probe",
+                    CidRequest(cid=cid),
+                    MediaInfo,
+                    timeout_s=max(self.settings.rpc_timeout_s, 60.0),
+                )
+            except ArtdagError as exc:
+                # Not fatal: the step renders in one piece, and reports bad media itself.
+                log.info("run %s: no media info for input %r (%s); not chunking it", run_id, name, exc)
+        chunked = build_plan(
+            recipe,
+            plan.input_cids,
+            cluster_key=self.settings.cluster_key_value,
+            max_steps=self.settings.max_plan_steps,
+            media=media,
+            chunking=self.chunking,
+        )
+        if chunked.plan_id != plan.plan_id:
+            await self.book.set_plan(run_id, chunked)
+            self._plans[run_id] = chunked
+        return chunked
 
     async def _known_result(self, step_id: str) -> str | None:
         try:

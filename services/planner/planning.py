@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from artdag_common.cid import validate_cid
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import sha3_hex, source_step_id, step_id
-from artdag_common.operations import OPERATIONS
+from artdag_common.operations import GOP_FRAMES, OPERATIONS
 from artdag_common.recipe import Recipe
-from artdag_common.schemas import Plan, PlanStep
+from artdag_common.schemas import MediaInfo, Plan, PlanStep
 
 
 def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
@@ -31,12 +33,52 @@ def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
     return bound
 
 
+@dataclass(frozen=True)
+class Chunking:
+    """How long per-frame effects are split: chunks of whole GOPs, each rendered by any executor."""
+
+    chunk_seconds: float = 30.0
+    gop_frames: int = GOP_FRAMES
+
+    def chunk_frames(self, fps: float) -> int:
+        gops = max(1, round(fps * self.chunk_seconds / self.gop_frames))
+        return gops * self.gop_frames
+
+    def ranges(self, media: MediaInfo | None) -> list[tuple[int, int]]:
+        """Frame ranges to render separately, or [] when the input is better done in one piece."""
+        if media is None or not media.has_video or not media.frame_count or not media.fps:
+            return []
+        if media.has_audio and media.audio_codec != "aac":
+            return []  # the join copies the sound as it is: only AAC can be copied into MP4
+        size = self.chunk_frames(media.fps)
+        if media.frame_count < 2 * size:
+            return []
+        return [(start, min(start + size, media.frame_count)) for start in range(0, media.frame_count, size)]
+
+
+def chunkable(node_type: str, config: Mapping[str, Any]) -> bool:
+    """Whether a step renders each frame on its own (so it can be split into chunks)."""
+    if node_type != "EFFECT":
+        return False
+    from artdag_effects import get_effect
+
+    # A temporal effect carries state from frame to frame: it must see the whole input in one pass.
+    return not get_effect(str(config["effect"])).temporal
+
+
 def build_plan(
-    recipe: Recipe, input_cids: Mapping[str, str], *, cluster_key: str | None = None, max_steps: int = 20_000
+    recipe: Recipe,
+    input_cids: Mapping[str, str],
+    *,
+    cluster_key: str | None = None,
+    max_steps: int = 20_000,
+    media: Mapping[str, MediaInfo] | None = None,
+    chunking: Chunking | None = None,
 ) -> Plan:
     """Plan the recipe: steps in topological order, identical nodes merged into one step."""
     steps: dict[str, PlanStep] = {}
     ids_by_name: dict[str, str] = {}
+    media_by_step: dict[str, MediaInfo] = {}
 
     def add(step: PlanStep) -> str:
         if step.step_id not in steps:
@@ -47,6 +89,8 @@ def build_plan(
 
     def source(input_name: str) -> str:
         cid = input_cids[input_name]
+        if media and input_name in media:
+            media_by_step[source_step_id(cid, cluster_key)] = media[input_name]
         return add(
             PlanStep(
                 step_id=source_step_id(cid, cluster_key),
@@ -59,23 +103,45 @@ def build_plan(
             )
         )
 
+    def node(node_type: str, name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
+        op = OPERATIONS[node_type]
+        return add(
+            PlanStep(
+                step_id=step_id(op.node_type, config, input_ids, op.op_version, cluster_key),
+                name=name,
+                node_type=op.node_type,
+                config=dict(config),
+                inputs=input_ids,
+                op_version=op.op_version,
+            )
+        )
+
     for recipe_step in recipe.steps:
         if recipe_step.type == "SOURCE":
             ids_by_name[recipe_step.id] = source(recipe_step.config["input"])
             continue
         op = OPERATIONS[recipe_step.type]
         input_ids = [ids_by_name[ref] if ref in ids_by_name else source(ref) for ref in recipe_step.inputs]
-        sid = step_id(op.node_type, recipe_step.config, input_ids, op.op_version, cluster_key)
-        ids_by_name[recipe_step.id] = add(
-            PlanStep(
-                step_id=sid,
-                name=recipe_step.id,
-                node_type=op.node_type,
-                config=dict(recipe_step.config),
-                inputs=input_ids,
-                op_version=op.op_version,
-            )
+        ranges = (
+            chunking.ranges(media_by_step.get(input_ids[0]))
+            if chunking is not None and chunkable(op.node_type, recipe_step.config)
+            else []
         )
+        if ranges:
+            # Chunks of whole GOPs render in parallel on any executors; JOIN puts them back
+            # together without re-encoding and copies the sound once from the source.
+            chunk_ids = [
+                node(
+                    op.node_type,
+                    f"{recipe_step.id}[{first}:{end}]",
+                    {**recipe_step.config, "frames": [first, end]},
+                    input_ids,
+                )
+                for first, end in ranges
+            ]
+            ids_by_name[recipe_step.id] = node("JOIN", recipe_step.id, {}, [*chunk_ids, input_ids[0]])
+            continue
+        ids_by_name[recipe_step.id] = node(op.node_type, recipe_step.id, recipe_step.config, input_ids)
     ordered = list(steps.values())
     output_step = ids_by_name[recipe.output]
     plan_id = sha3_hex({"recipe": recipe.recipe_id, "steps": [s.step_id for s in ordered], "output": output_step})

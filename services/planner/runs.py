@@ -127,6 +127,14 @@ class RunBook:
             row.updated_at = state.updated_at
             row.state = state.model_dump(mode="json")
 
+    async def set_plan(self, run_id: str, plan: Plan) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(Run, run_id)
+            if row is None:
+                raise NotFoundError(f"no run {run_id}", field="run_id")
+            row.plan = plan.model_dump(mode="json")
+            row.plan_id = plan.plan_id
+
     async def get(self, run_id: str) -> RunState:
         async with self._sessions() as session:
             row = await session.get(Run, run_id)

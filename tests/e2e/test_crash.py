@@ -17,7 +17,7 @@ from artdag_common import streams
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_file
 from artdag_common.demo_media import write_test_clip
-from services.executor.media import render_resize
+from services.executor.primitives.resize import render_resize
 from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e

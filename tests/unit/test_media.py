@@ -16,7 +16,8 @@ import pytest
 from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError
 from services.executor import encoding
-from services.executor.media import MediaInfo, parse_colour, probe, render_resize
+from services.executor.media import MediaInfo, parse_colour, probe
+from services.executor.primitives.resize import render_resize
 
 FPS = 25
 

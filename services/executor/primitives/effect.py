@@ -1,0 +1,53 @@
+"""EFFECT: run a frame effect from `artdag_effects` over every frame (numpy, RGB)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from av.video.frame import VideoFrame
+
+from artdag_common.errors import PermanentError
+from services.executor.frames import Step, from_rgb, resize_steps, rgb_to_output, slot_of, to_rgb
+from services.executor.media import MediaReader, probe
+from services.executor.primitives.single import even_size, render_single
+
+
+def render_effect(
+    input_path: Path,
+    output_path: Path,
+    *,
+    effect: str,
+    params: dict[str, Any],
+    bindings: dict[str, Any],
+    seed: int,
+) -> None:
+    """Decode `input_path`, pass each frame as (H, W, 3) uint8 RGB through the effect, encode.
+
+    `params`/`bindings` must already be validated (`EffectConfig` does it).
+    The effect sees output frame indices at the input's constant frame rate;
+    audio is carried through.
+    """
+    from artdag_effects import make_frame_processor
+
+    width, height = even_size(probe(input_path))
+    with MediaReader(input_path) as reader:
+        fps, frame_count = reader.fps, slot_of(reader.duration, reader.fps) or None
+    process = make_frame_processor(
+        effect, params, bindings, seed=seed, width=width, height=height, fps=float(fps), frame_count=frame_count
+    )
+    to_output = rgb_to_output(width, height)
+
+    def plan(frame: VideoFrame, sar: Fraction | None) -> list[Step]:
+        return resize_steps(frame, sar, width, height, mode="stretch", pix_fmt="rgb24")
+
+    def hook(frame: VideoFrame, index: int) -> VideoFrame:
+        result = process(to_rgb(frame), index)
+        if not isinstance(result, np.ndarray) or result.shape != (height, width, 3) or result.dtype != np.uint8:
+            shape = getattr(result, "shape", None)
+            raise PermanentError(f"effect {effect!r} returned {shape} instead of a ({height}, {width}, 3) uint8 frame")
+        return to_output(from_rgb(result))
+
+    render_single(input_path, output_path, width=width, height=height, plan=plan, hook=hook)
