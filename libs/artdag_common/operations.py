@@ -219,6 +219,16 @@ class EffectConfig(NodeConfig):
     effect: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
     bindings: dict[str, Any] = Field(default_factory=dict)
+    frames: tuple[int, int] | None = Field(
+        default=None, description="render only frames [first, end) of the input, video only (planner chunks)"
+    )
+
+    @field_validator("frames")
+    @classmethod
+    def _frame_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise ValueError("must be [first, end) with 0 <= first < end")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -246,6 +256,10 @@ def _check_colour(value: str) -> str:
     return value
 
 
+class JoinConfig(NodeConfig):
+    """Concatenate video chunks (all inputs but the last) and copy the last input's sound."""
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the planner and executor agree on about one node type."""
@@ -256,6 +270,7 @@ class Operation:
     min_inputs: int
     max_inputs: int
     description: str
+    in_recipes: bool = True  # False: only the planner makes these steps
 
     @property
     def op_version(self) -> str:
@@ -280,6 +295,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("MUX", MuxConfig, "1", 2, 2, "video of input 0 with audio of input 1"),
         Operation("AUDIO_MIX", AudioMixConfig, "1", 2, 32, "mix the audio of the inputs into an M4A"),
         Operation("EFFECT", EffectConfig, "1", 1, 1, "run a frame effect from artdag_effects"),
+        Operation("JOIN", JoinConfig, "1", 2, 4097, "join chunks without re-encoding", in_recipes=False),
     )
 }
 

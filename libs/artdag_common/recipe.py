@@ -264,7 +264,7 @@ class _RecipeBuilder:
         if not isinstance(type_name, str):
             raise self.fail("type is required", (*spath, "type"), step_id)
         op = get_operation(type_name)
-        if op is None:
+        if op is None or not op.in_recipes:
             raise self.fail(f"unknown node type {type_name!r}", (*spath, "type"), step_id)
         raw_inputs = item.get("inputs", [])
         if isinstance(raw_inputs, str):

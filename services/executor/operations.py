@@ -27,6 +27,7 @@ from artdag_common.operations import (
     TransformConfig,
     get_operation,
 )
+from services.executor.join import render_join
 from services.executor.primitives.composite import render_blend, render_layer
 from services.executor.primitives.effect import render_effect
 from services.executor.primitives.mux import render_audio_mix, render_mux
@@ -66,7 +67,9 @@ def _segment(config: NodeConfig, inputs: list[Path], output: Path, seed: int) ->
 
 def _effect(config: NodeConfig, inputs: list[Path], output: Path, seed: int) -> None:
     cfg = _typed(EffectConfig, config)
-    render_effect(inputs[0], output, effect=cfg.effect, params=cfg.params, bindings=cfg.bindings, seed=seed)
+    render_effect(
+        inputs[0], output, effect=cfg.effect, params=cfg.params, bindings=cfg.bindings, seed=seed, frames=cfg.frames
+    )
 
 
 RENDERERS: dict[str, Renderer] = {
@@ -79,6 +82,7 @@ RENDERERS: dict[str, Renderer] = {
     "MUX": lambda c, i, o, s: render_mux(i, o, _typed(MuxConfig, c)),
     "AUDIO_MIX": lambda c, i, o, s: render_audio_mix(i, o, _typed(AudioMixConfig, c)),
     "EFFECT": _effect,
+    "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
 }
 """Every node type the executor renders (SOURCE is bound by the planner, not rendered)."""
 

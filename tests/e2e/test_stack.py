@@ -31,7 +31,8 @@ UPLOAD_LIMIT = 8 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("home"), ARTDAG_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as running:
+    home = tmp_path_factory.mktemp("home")
+    with running_stack(home, ARTDAG_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), ARTDAG_CHUNK_SECONDS="2") as running:
         yield running
 
 
@@ -257,3 +258,30 @@ def test_the_cli_renders_a_recipe(stack: Stack, clip: Path, tmp_path: Path) -> N
     )
     assert failed.returncode != 0
     assert "neither a file nor a CID" in failed.stderr
+
+
+def test_a_long_effect_renders_in_chunks_joined_without_a_seam(
+    stack: Stack, client: httpx.Client, tmp_path: Path
+) -> None:
+    clip = tmp_path / "long.mp4"
+    write_test_clip(clip, width=160, height=120, fps=25, duration_s=5.0)  # 125 frames; chunks of 48
+    cid = upload(client, clip)["cid"]
+    recipe = """
+name: glow
+inputs: [video]
+steps:
+  - {id: fx, type: EFFECT, inputs: [video], config: {effect: color_cycle}}
+output: fx
+"""
+    run_id = client.post("/runs", json={"recipe": recipe, "inputs": {"video": cid}}).json()["run_id"]
+    run = wait_for(client, run_id)
+    assert run["status"] == "completed", run
+    plan = client.get(f"/api/run/{run_id}/plan").json()
+    kinds = [s["node_type"] for s in plan["steps"]]
+    assert kinds == ["SOURCE", "EFFECT", "EFFECT", "EFFECT", "JOIN"]
+    assert [s["config"]["frames"] for s in plan["steps"][1:4]] == [[0, 48], [48, 96], [96, 125]]
+    out = tmp_path / "out.mp4"
+    out.write_bytes(client.get(f"/cache/{run['output_cid']}/raw").content)
+    with av.open(str(out)) as container:
+        assert container.streams.audio
+        assert sum(1 for _ in container.decode(video=0)) == 125

@@ -3,8 +3,8 @@ import pytest
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import source_step_id
 from artdag_common.recipe import parse_recipe
-from artdag_common.schemas import RunStatus, StepEvent, StepStatus
-from services.planner.planning import bind_inputs, build_plan
+from artdag_common.schemas import MediaInfo, RunStatus, StepEvent, StepStatus
+from services.planner.planning import Chunking, bind_inputs, build_plan
 from services.planner.runs import apply_step_event, new_run_state, ready_steps
 
 CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
@@ -98,3 +98,64 @@ def test_a_failed_step_fails_the_run_with_its_name() -> None:
     assert state.status == RunStatus.FAILED
     assert state.error == "step 'a' (RESIZE) failed: input 'video': cannot decode"
     assert ready_steps(state, plan) == []
+
+
+LONG_EFFECT = """
+name: long
+inputs: [video]
+steps:
+  - {id: fx, type: EFFECT, inputs: [video], config: {effect: invert}}
+output: fx
+"""
+
+
+def _media(frames: int, *, audio_codec: str | None = "aac", fps: float = 25.0) -> MediaInfo:
+    return MediaInfo(
+        cid=CID,
+        duration_s=frames / fps,
+        has_video=True,
+        has_audio=audio_codec is not None,
+        width=640,
+        height=360,
+        fps=fps,
+        frame_count=frames,
+        video_codec="h264",
+        audio_codec=audio_codec,
+    )
+
+
+def test_a_long_per_frame_effect_is_split_into_gop_chunks_and_joined() -> None:
+    chunking = Chunking(chunk_seconds=10)  # 250 frames at 25 fps → 5 GOPs of 48 = 240
+    plan = build_plan(parse_recipe(LONG_EFFECT), {"video": CID}, media={"video": _media(1000)}, chunking=chunking)
+    source, *chunks, join = plan.steps
+    assert source.node_type == "SOURCE"
+    assert [c.config["frames"] for c in chunks] == [[0, 240], [240, 480], [480, 720], [720, 960], [960, 1000]]
+    assert all(c.node_type == "EFFECT" and c.inputs == [source.step_id] for c in chunks)
+    assert join.node_type == "JOIN"
+    assert join.inputs == [*(c.step_id for c in chunks), source.step_id]
+    assert plan.output_step == join.step_id
+    again = build_plan(parse_recipe(LONG_EFFECT), {"video": CID}, media={"video": _media(1000)}, chunking=chunking)
+    assert again == plan
+
+
+@pytest.mark.parametrize(
+    ("recipe", "media"),
+    [
+        (LONG_EFFECT, _media(400)),  # short: one piece
+        (LONG_EFFECT, _media(1000, audio_codec="mp3")),  # sound that cannot be copied into MP4
+        (LONG_EFFECT.replace("invert", "echo"), _media(1000)),  # temporal: needs every frame in order
+        (
+            LONG_EFFECT.replace("type: EFFECT", "type: RESIZE").replace("{effect: invert}", "{width: 64, height: 64}"),
+            _media(1000),
+        ),
+    ],
+)
+def test_what_is_not_split(recipe: str, media: MediaInfo) -> None:
+    plan = build_plan(parse_recipe(recipe), {"video": CID}, media={"video": media}, chunking=Chunking(10))
+    assert [s.node_type for s in plan.steps] != [] and "JOIN" not in {s.node_type for s in plan.steps}
+    assert len(plan.steps) == 2
+
+
+def test_join_is_not_for_recipes() -> None:
+    with pytest.raises(InvalidInputError, match="unknown node type 'JOIN'"):
+        parse_recipe(LONG_EFFECT.replace("type: EFFECT", "type: JOIN"))

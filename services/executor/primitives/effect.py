@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from av.video.frame import VideoFrame
 
-from artdag_common.errors import PermanentError
+from artdag_common.errors import InvalidInputError, PermanentError
 from services.executor.frames import Step, from_rgb, resize_steps, rgb_to_output, slot_of, to_rgb
 from services.executor.media import MediaReader, probe
 from services.executor.primitives.single import even_size, render_single
@@ -23,12 +23,15 @@ def render_effect(
     params: dict[str, Any],
     bindings: dict[str, Any],
     seed: int,
+    frames: tuple[int, int] | None = None,
 ) -> None:
     """Decode `input_path`, pass each frame as (H, W, 3) uint8 RGB through the effect, encode.
 
     `params`/`bindings` must already be validated (`EffectConfig` does it).
     The effect sees output frame indices at the input's constant frame rate;
-    audio is carried through.
+    audio is carried through. With `frames` = (first, end) only that range is
+    rendered, without sound, and the effect still sees the whole input's frame
+    indices (so bindings and seeds line up): this is one chunk of a long input.
     """
     from artdag_effects import make_frame_processor
 
@@ -43,11 +46,28 @@ def render_effect(
     def plan(frame: VideoFrame, sar: Fraction | None) -> list[Step]:
         return resize_steps(frame, sar, width, height, mode="stretch", pix_fmt="rgb24")
 
+    first = frames[0] if frames is not None else 0
+
     def hook(frame: VideoFrame, index: int) -> VideoFrame:
-        result = process(to_rgb(frame), index)
+        result = process(to_rgb(frame), first + index)
         if not isinstance(result, np.ndarray) or result.shape != (height, width, 3) or result.dtype != np.uint8:
             shape = getattr(result, "shape", None)
             raise PermanentError(f"effect {effect!r} returned {shape} instead of a ({height}, {width}, 3) uint8 frame")
         return to_output(from_rgb(result))
 
-    render_single(input_path, output_path, width=width, height=height, plan=plan, hook=hook)
+    if frames is None:
+        render_single(input_path, output_path, width=width, height=height, plan=plan, hook=hook)
+        return
+    if frame_count is not None and frames[0] >= frame_count:
+        raise InvalidInputError(f"the input has {frame_count} frames, fewer than {frames[0] + 1}", field="frames")
+    render_single(
+        input_path,
+        output_path,
+        width=width,
+        height=height,
+        plan=plan,
+        hook=hook,
+        start=Fraction(frames[0]) / fps,
+        end=Fraction(frames[1]) / fps,
+        audio=False,
+    )

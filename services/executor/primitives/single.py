@@ -40,11 +40,13 @@ def render_single(
     end: Fraction | None = None,
     speed: float = 1.0,
     hook: FrameHook | None = None,
+    audio: bool = True,
 ) -> None:
     """Render [`start`, `end`) of `input_path` at `speed` through `plan` (and `hook`).
 
     The output is `width`x`height` at the input's frame rate in the shared
-    profile; the first audio stream, if any, is cut and retimed to match.
+    profile; the first audio stream, if any, is cut and retimed to match
+    (unless `audio` is False: a video-only chunk).
     Raises `InvalidInputError` (field "start") when the range holds no frames.
     """
     with MediaReader(input_path) as reader:
@@ -52,7 +54,7 @@ def render_single(
         sar = video.sample_aspect_ratio if video is not None else None
         with open_output(output_path) as out:
             vout = add_video_stream(out, width, height, reader.fps)
-            aout = add_audio_like(out, reader)
+            aout = add_audio_like(out, reader) if audio else None
             out.start_encoding()
             writer = sink = None
             if aout is not None:
