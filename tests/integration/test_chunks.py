@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -26,7 +27,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _render_chunked(clip: Path, directory: Path, effect: dict[str, object]) -> Path:
+def _render_chunked(clip: Path, directory: Path, effect: dict[str, Any]) -> Path:
     chunks = []
     for first in range(0, FRAMES, GOP_FRAMES):
         chunk = directory / f"chunk{first}.mp4"
