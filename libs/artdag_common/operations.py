@@ -222,6 +222,9 @@ class EffectConfig(NodeConfig):
     frames: tuple[int, int] | None = Field(
         default=None, description="render only frames [first, end) of the input, video only (planner chunks)"
     )
+    size: ResizeConfig | None = Field(
+        default=None, description="resize in the same pass (as RESIZE does) before the effect sees the frame"
+    )
 
     @field_validator("frames")
     @classmethod

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -24,9 +26,10 @@ from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
 
-from services.executor.encoding import AUDIO_SAMPLE_FORMAT, add_audio_stream, audio_sample_rate
+from artdag_common.errors import InvalidMediaError
+from services.executor.encoding import AUDIO_CODEC, AUDIO_SAMPLE_FORMAT, add_audio_stream, audio_sample_rate
 from services.executor.frames import fmt
-from services.executor.media import MediaReader
+from services.executor.media import MediaReader, first_audio_stream, open_input
 
 F32 = npt.NDArray[np.float32]
 
@@ -304,3 +307,51 @@ def fixed_blocks(arrays: Iterator[F32], size: int) -> Iterator[F32]:
             pending, count = ([rest] if rest.shape[1] else []), rest.shape[1]
     if count:
         yield np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+
+
+class AudioCopier:
+    """Copies an input's AAC packets into the output untouched: no re-encode, no generation loss.
+
+    Used where a step leaves the sound as it is (same timeline, same speed). Packets are
+    written as the video advances (`advance`), so the file stays interleaved and memory
+    does not grow with the input's length.
+    """
+
+    def __init__(self, path: Path, out: OutputContainer) -> None:
+        self._source = open_input(path)
+        stream = first_audio_stream(self._source)
+        if stream is None:  # pragma: no cover - callers check can_copy first
+            self._source.close()
+            raise InvalidMediaError(f"{path.name}: has no audio stream")
+        self._stream_in = stream
+        self._stream_out = out.add_stream_from_template(stream)
+        self._stream_out.metadata.clear()
+        self._out = out
+        self._packets = self._source.demux(stream)
+        self._pending: av.Packet[Any] | None = None
+        self._done = False
+
+    @staticmethod
+    def can_copy(reader: MediaReader) -> bool:
+        """Whether `reader`'s sound can go into an MP4 as it is."""
+        return reader.audio is not None and reader.audio.codec_context.name == AUDIO_CODEC
+
+    def advance(self, until: Fraction | None) -> None:
+        """Write every packet that starts before `until` seconds (all of them for None)."""
+        time_base = self._stream_in.time_base or Fraction(1, 1)
+        while not self._done:
+            packet = self._pending if self._pending is not None else next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._done = True
+                break
+            if packet.dts is None or packet.pts is None:
+                continue  # the demuxer's flush packet
+            if until is not None and packet.pts * time_base >= until:
+                self._pending = packet
+                break
+            packet.stream = self._stream_out
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        self._source.close()

@@ -88,7 +88,7 @@ class OutputProfile:
     crf: int = 18
     preset: str = "veryfast"
     gop_size: int = GOP_FRAMES
-    threads: int = 1
+    threads: int = 2
     audio_codec: str = AUDIO_CODEC
     audio_bit_rate: int = 192_000
     aac_coder: str = "fast"

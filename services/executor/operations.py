@@ -68,7 +68,14 @@ def _segment(config: NodeConfig, inputs: list[Path], output: Path, seed: int) ->
 def _effect(config: NodeConfig, inputs: list[Path], output: Path, seed: int) -> None:
     cfg = _typed(EffectConfig, config)
     render_effect(
-        inputs[0], output, effect=cfg.effect, params=cfg.params, bindings=cfg.bindings, seed=seed, frames=cfg.frames
+        inputs[0],
+        output,
+        effect=cfg.effect,
+        params=cfg.params,
+        bindings=cfg.bindings,
+        seed=seed,
+        frames=cfg.frames,
+        size=cfg.size,
     )
 
 

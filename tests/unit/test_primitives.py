@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from artdag_common.demo_media import write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError, PermanentError
 from artdag_common.operations import OPERATIONS, get_operation
 from services.executor.media import probe
@@ -323,3 +324,37 @@ def test_every_sample_renders_identically_twice(
     second = _run(node_type, config, inputs, tmp_path / "b.out", seed=1).read_bytes()
     assert first == second, label
     assert b"Lavf" not in first
+
+
+def test_effect_can_resize_in_the_same_pass(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=320, height=180, fps=25, duration_s=1.0)
+    out = tmp_path / "out.mp4"
+    config = {"effect": "invert", "size": {"width": 160, "height": 120, "mode": "fit"}}
+    run_operation("EFFECT", config, [str(clip)], str(out), ["clip"], seed=1)
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame.shape == (120, 160, 3)
+    # fit letterboxes 16:9 into 4:3: the black bars come out white once inverted.
+    assert frame[:8].mean() > 235
+    with pytest.raises(InvalidInputError) as info:
+        run_operation(
+            "EFFECT",
+            {"effect": "invert", "size": {"width": 3, "height": 2}},
+            [str(clip)],
+            str(tmp_path / "bad.mp4"),
+            ["clip"],
+            seed=1,
+        )
+    assert info.value.field == "size.width"
+
+
+def test_untouched_sound_is_copied_not_re_encoded(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=160, height=120, fps=25, duration_s=1.0)
+    out = tmp_path / "out.mp4"
+    run_operation("RESIZE", {"width": 96, "height": 64}, [str(clip)], str(out), ["clip"], seed=1)
+    with av.open(str(out)) as rendered, av.open(str(clip)) as source:
+        copied = [bytes(p) for p in rendered.demux(rendered.streams.audio[0]) if p.size]
+        original = [bytes(p) for p in source.demux(source.streams.audio[0]) if p.size]
+    assert copied == original

@@ -30,6 +30,8 @@ def _lut(intensity: float) -> npt.NDArray[np.uint8]:
 def _apply(frame: Frame, params: InvertParams, ctx: FrameContext) -> Frame:
     if params.intensity == 0:
         return frame
+    if params.intensity == 1:
+        return np.bitwise_not(frame)  # 255 - v, several times faster than a table lookup
     return apply_lut(frame, _lut(params.intensity))
 
 

@@ -10,8 +10,9 @@ import numpy as np
 from av.video.frame import VideoFrame
 
 from artdag_common.errors import InvalidInputError, PermanentError
+from artdag_common.operations import ResizeConfig
 from services.executor.frames import Step, from_rgb, resize_steps, rgb_to_output, slot_of, to_rgb
-from services.executor.media import MediaReader, probe
+from services.executor.media import MediaReader, parse_colour, probe
 from services.executor.primitives.single import even_size, render_single
 
 
@@ -24,6 +25,7 @@ def render_effect(
     bindings: dict[str, Any],
     seed: int,
     frames: tuple[int, int] | None = None,
+    size: ResizeConfig | None = None,
 ) -> None:
     """Decode `input_path`, pass each frame as (H, W, 3) uint8 RGB through the effect, encode.
 
@@ -32,10 +34,11 @@ def render_effect(
     audio is carried through. With `frames` = (first, end) only that range is
     rendered, without sound, and the effect still sees the whole input's frame
     indices (so bindings and seeds line up): this is one chunk of a long input.
+    With `size`, frames are resized (as RESIZE would) in the same pass, before the effect.
     """
     from artdag_effects import make_frame_processor
 
-    width, height = even_size(probe(input_path))
+    width, height = (size.width, size.height) if size is not None else even_size(probe(input_path))
     with MediaReader(input_path) as reader:
         fps, frame_count = reader.fps, slot_of(reader.duration, reader.fps) or None
     process = make_frame_processor(
@@ -44,6 +47,9 @@ def render_effect(
     to_output = rgb_to_output(width, height)
 
     def plan(frame: VideoFrame, sar: Fraction | None) -> list[Step]:
+        if size is not None:
+            colour = parse_colour(size.background)
+            return resize_steps(frame, sar, width, height, mode=size.mode, colour=colour, pix_fmt="rgb24")
         return resize_steps(frame, sar, width, height, mode="stretch", pix_fmt="rgb24")
 
     first = frames[0] if frames is not None else 0

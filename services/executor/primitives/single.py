@@ -9,7 +9,7 @@ from pathlib import Path
 from av.video.frame import VideoFrame
 
 from artdag_common.errors import InvalidInputError
-from services.executor.audio import AudioWriter, TempoSink, add_audio_like
+from services.executor.audio import AudioCopier, AudioWriter, TempoSink, add_audio_like
 from services.executor.encoding import MAX_DIMENSION, MIN_DIMENSION, add_video_stream, open_output
 from services.executor.frames import Step, VideoChain, VideoEncoder, even, video_track
 from services.executor.media import MediaInfo, MediaReader
@@ -54,7 +54,10 @@ def render_single(
         sar = video.sample_aspect_ratio if video is not None else None
         with open_output(output_path) as out:
             vout = add_video_stream(out, width, height, reader.fps)
-            aout = add_audio_like(out, reader) if audio else None
+            # Sound the step leaves alone is copied as it is, not decoded and encoded again.
+            copy_audio = audio and speed == 1 and start == 0 and end is None and AudioCopier.can_copy(reader)
+            aout = add_audio_like(out, reader) if audio and not copy_audio else None
+            copier = AudioCopier(input_path, out) if copy_audio else None
             out.start_encoding()
             writer = sink = None
             if aout is not None:
@@ -68,8 +71,13 @@ def render_single(
             frames = video_track(reader, chain, fps=reader.fps, start=start, end=end, speed=Fraction(speed), audio=sink)
             for index, frame in enumerate(frames):
                 encoder.write(hook(frame, index) if hook is not None else frame)
+                if copier is not None:
+                    copier.advance(Fraction(index + 1) / reader.fps)
             if encoder.frames_written == 0:
                 raise InvalidInputError(f"no video between {float(start):g} s and the end of the input", field="start")
             encoder.finish()
             if sink is not None:
                 sink.finish()
+            if copier is not None:
+                copier.advance(None)
+                copier.close()
