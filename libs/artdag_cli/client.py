@@ -65,6 +65,14 @@ class Client:
                 raise ApiError(f"run {run_id} did not finish within {timeout_s:g} s (status {state['status']})")
             time.sleep(0.2)
 
+    def analyze(self, cid: str, features: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(
+            self.http.post(
+                "/api/analyze", json={"cid": cid, "features": features, "params": params or {}}, timeout=600.0
+            )
+        )
+        return body
+
     def download(self, cid: str, dest: Path) -> None:
         tmp = dest.with_name(dest.name + ".part")
         with self.http.stream("GET", f"/cache/{cid}/raw") as response:

@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
     render.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
 
+    analyze = commands.add_parser("analyze", help="analyze a file on the server: tempo, beats, energy, …")
+    analyze.add_argument("file", type=Path, help="a media file, or a stored CID")
+    analyze.add_argument("--features", default="beats,energy", help="comma-separated (default beats,energy)")
+    analyze.add_argument("--window-ms", type=float, help="energy/spectrum window in ms (default 50)")
+    analyze.add_argument("-o", "--output", type=Path, help="write the JSON result here instead of stdout")
+    analyze.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
     commands.add_parser("migrate", help="bring the database schema up to date")
     return parser
 
@@ -130,6 +137,37 @@ def cmd_render(args: argparse.Namespace) -> int:
         client.close()
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from artdag_cli.client import Client
+
+    features = [f.strip() for f in str(args.features).split(",") if f.strip()]
+    if not features:
+        raise ArtdagError("--features: name at least one feature")
+    params = {"window_ms": args.window_ms} if args.window_ms is not None else {}
+    client = Client(args.server)
+    try:
+        path: Path = args.file
+        if path.is_file():
+            cid = client.upload(path)
+        else:
+            try:
+                cid = validate_cid(str(path))
+            except ArtdagError:
+                raise ArtdagError(f"{path}: neither a file nor a CID") from None
+        reply = client.analyze(cid, features, params)
+    finally:
+        client.close()
+    text = json.dumps(reply["result"], indent=2)
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+        print(f"{args.output}  (analysis {reply['analysis_id'][:12]}, result {reply['result_cid']})", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
 def cmd_migrate(_args: argparse.Namespace) -> int:
     import asyncio
 
@@ -155,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_cid(args)
         if args.command == "render":
             return cmd_render(args)
+        if args.command == "analyze":
+            return cmd_analyze(args)
         if args.command == "migrate":
             return cmd_migrate(args)
     except ArtdagError as exc:

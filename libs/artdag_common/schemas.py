@@ -161,6 +161,7 @@ class ContentOrigin(StrEnum):
     UPLOAD = "upload"
     IMPORT = "import"
     STEP_OUTPUT = "step_output"
+    ANALYSIS = "analysis"
 
 
 class ContentRecord(Message):
@@ -262,3 +263,29 @@ class MediaInfo(Message):
     video_codec: str | None = None
     audio_codec: str | None = None
     sample_rate: int | None = None
+
+
+class AnalyzeRequest(Message):
+    """`artdag.rpc.analyzer.analyze`: features of one input, with analyzer parameters."""
+
+    cid: str
+    features: list[str] = Field(min_length=1, max_length=16)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnalysisReply(Message):
+    """An analysis result: its id, the cid of its JSON in the content store, and the result itself."""
+
+    analysis_id: str
+    result_cid: str
+    cached: bool
+    result: dict[str, Any]
+
+
+class AnalysisProgress(Message):
+    """`artdag.event.analysis.<analysis_id>`: how far a long analysis has got."""
+
+    analysis_id: str
+    cid: str
+    fraction: float = Field(ge=0, le=1)
+    at: float = Field(default_factory=now)

@@ -49,6 +49,11 @@ def step_event(run_id: str, step_id: str) -> str:
     return f"{PREFIX}.event.step.{_token(run_id, 'run id')}.{_token(step_id, 'step id')}"
 
 
+def analysis_progress(analysis_id: str) -> str:
+    """`artdag.event.analysis.<analysis_id>` — progress of a long analysis."""
+    return f"{PREFIX}.event.analysis.{_token(analysis_id, 'analysis id')}"
+
+
 def rpc(service: str, verb: str) -> str:
     """`artdag.rpc.<service>.<verb>` — a request answered by one replica of a service."""
     if service not in SERVICES:

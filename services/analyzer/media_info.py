@@ -19,7 +19,11 @@ from artdag_common.schemas import MediaInfo
 def probe_file(path: Path, cid: str) -> MediaInfo:
     """Describe the media at `path`; raises `InvalidMediaError` for anything that is not media."""
     try:
-        container = av.open(str(path), options={"protocol_whitelist": "file"})
+        # Only media demuxers, only local files: a playlist or concat script would read other files.
+        container = av.open(
+            str(path),
+            options={"protocol_whitelist": "file", "format_whitelist": ",".join(sorted(ALLOWED_DEMUXERS))},
+        )
     except (av.FFmpegError, OSError) as exc:
         raise InvalidMediaError(f"not a media file ({exc})") from None
     with container:

@@ -30,6 +30,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
+from artdag_common.media_types import ALLOWED_DEMUXERS
 from services.executor.encoding import MAX_DIMENSION, MIN_DIMENSION, PIXEL_FORMAT
 
 __all__ = [
@@ -57,16 +58,8 @@ NAMED_COLOURS: Final[dict[str, str]] = {
 }
 """Background colours accepted by name (CSS values); anything else must be #rrggbb."""
 
-ALLOWED_INPUT_FORMATS: Final[frozenset[str]] = frozenset(
-    {
-        # video containers
-        "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg",
-        "flv", "ogg", "asf", "gif", "m4v", "h264", "hevc", "ivf", "mjpeg",
-        # audio-only containers (accepted so that probing says "no video stream")
-        "wav", "w64", "mp3", "aac", "flac", "aiff", "caf",
-    }
-)  # fmt: skip
-"""Demuxers we let FFmpeg use on inputs (matched against any of a format's names)."""
+ALLOWED_INPUT_FORMATS: Final[frozenset[str]] = ALLOWED_DEMUXERS
+"""Demuxers FFmpeg may use on inputs (shared with the analyzer; see `artdag_common.media_types`)."""
 
 _HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6})")
 _MAX_FPS = Fraction(240)

@@ -17,6 +17,8 @@ from artdag_common.ids import check_run_id
 from artdag_common.media_types import sniff_media_type
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
+    AnalysisReply,
+    AnalyzeRequest,
     CidRequest,
     ContentOrigin,
     ContentRecord,
@@ -38,6 +40,8 @@ router = APIRouter()
 
 # Multipart framing around the file: allowed on top of MAX_UPLOAD_BYTES before refusing early.
 MULTIPART_OVERHEAD = 64 * 1024
+# An hour of audio analyzes in well under a minute; this is the ceiling for a request.
+ANALYZE_TIMEOUT_S = 600.0
 
 
 class Gateway:
@@ -171,6 +175,25 @@ async def get_run_api(run_id: str, gw: GatewayDep) -> dict[str, Any]:
 async def get_plan(run_id: str, gw: GatewayDep) -> Plan:
     plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=check_run_id(run_id)), Plan)
     return plan
+
+
+# -- analysis -----------------------------------------------------------------------
+
+
+class AnalyzeBody(BaseModel):
+    cid: str = Field(description="the content to analyze")
+    features: list[str] = Field(min_length=1, max_length=16, description="e.g. beats, energy, spectrum, onsets")
+    params: dict[str, Any] = Field(default_factory=dict, description="analyzer parameters (window_ms, bands, …)")
+
+
+@router.post("/api/analyze", tags=["analysis"], summary="Analyze content: tempo, beats, energy, scenes, motion…")
+async def analyze(body: AnalyzeBody, gw: GatewayDep) -> AnalysisReply:
+    request = AnalyzeRequest(cid=validate_cid(body.cid), features=body.features, params=body.params)
+    await gw.call("cache", "stat", CidRequest(cid=request.cid), ContentRecord)  # 404 for unknown content
+    reply: AnalysisReply = await rpc.call(
+        gw.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
+    )
+    return reply
 
 
 # -- system ---------------------------------------------------------------------------
