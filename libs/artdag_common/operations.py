@@ -145,6 +145,9 @@ class SequenceConfig(NodeConfig):
     width: int | None = Field(default=None, ge=16, le=7680)
     height: int | None = Field(default=None, ge=16, le=4320)
     background: str = "black"
+    tree: bool = Field(
+        default=True, description="plan more than two inputs as a balanced tree of pairwise steps (parallel, cached)"
+    )
 
     @field_validator("width", "height")
     @classmethod
@@ -274,6 +277,8 @@ class Operation:
     max_inputs: int
     description: str
     in_recipes: bool = True  # False: only the planner makes these steps
+    video_slots: Literal["all", "first", "none"] = "all"  # which inputs must carry video
+    output_media_type: str = "video/mp4"
 
     @property
     def op_version(self) -> str:
@@ -288,15 +293,32 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     op.node_type: op
     for op in (
-        Operation("SOURCE", SourceConfig, "1", 0, 0, "a recipe input"),
+        Operation("SOURCE", SourceConfig, "1", 0, 0, "a recipe input", video_slots="none"),
         Operation("RESIZE", ResizeConfig, "2", 1, 1, "scale a video: fit, fill, stretch or pad"),
-        Operation("SEGMENT", SegmentConfig, "1", 1, 1, "cut a time range, frame-accurate or by keyframe copy"),
+        Operation(
+            "SEGMENT",
+            SegmentConfig,
+            "1",
+            1,
+            1,
+            "cut a time range, frame-accurate or by keyframe copy",
+            video_slots="none",
+        ),
         Operation("TRANSFORM", TransformConfig, "1", 1, 1, "colour, blur, sharpen, speed, rotate, flip, crop"),
         Operation("SEQUENCE", SequenceConfig, "1", 1, 256, "concatenate clips with cuts, crossfades or fades"),
         Operation("LAYER", LayerConfig, "1", 2, 16, "composite overlays onto input 0"),
         Operation("BLEND", BlendConfig, "1", 2, 2, "blend input 1 onto input 0 with a blend mode"),
-        Operation("MUX", MuxConfig, "1", 2, 2, "video of input 0 with audio of input 1"),
-        Operation("AUDIO_MIX", AudioMixConfig, "1", 2, 32, "mix the audio of the inputs into an M4A"),
+        Operation("MUX", MuxConfig, "1", 2, 2, "video of input 0 with audio of input 1", video_slots="first"),
+        Operation(
+            "AUDIO_MIX",
+            AudioMixConfig,
+            "1",
+            2,
+            32,
+            "mix the audio of the inputs into an M4A",
+            video_slots="none",
+            output_media_type="audio/mp4",
+        ),
         Operation("EFFECT", EffectConfig, "1", 1, 1, "run a frame effect from artdag_effects"),
         Operation("JOIN", JoinConfig, "1", 2, 4097, "join chunks without re-encoding", in_recipes=False),
     )

@@ -187,6 +187,7 @@ class _RecipeBuilder:
         if output not in ids:
             raise self.fail(f"output {output!r} is not a step of this recipe", output_path)
         ordered = self._topological(steps, steps_path, set(inputs))
+        self._check_kinds(ordered, steps, steps_path, inputs)
         return Recipe(
             name=name,
             version=self._str(raw, "version", "1.0", ()),
@@ -195,6 +196,34 @@ class _RecipeBuilder:
             steps=tuple(ordered),
             output=output,
         )
+
+    def _check_kinds(
+        self, ordered: list[RecipeStep], declared: list[RecipeStep], path: _Path, inputs: dict[str, RecipeInput]
+    ) -> None:
+        """Audio must not flow into a slot that needs video (RESIZE of a song, say)."""
+        position = {s.id: i for i, s in enumerate(declared)}
+        kinds: dict[str, str] = {name: spec.type for name, spec in inputs.items()}
+        for step in ordered:
+            op = get_operation(step.type)
+            if op is None:  # pragma: no cover - checked when the step was read
+                continue
+            if op.node_type == "SOURCE":
+                kinds[step.id] = kinds.get(str(step.config.get("input")), "any")
+                continue
+            for j, ref in enumerate(step.inputs):
+                needs_video = op.video_slots == "all" or (op.video_slots == "first" and j == 0)
+                if needs_video and kinds.get(ref) == "audio":
+                    raise self.fail(
+                        f"input {ref!r} is audio, but {op.node_type} needs video there",
+                        (*path, position[step.id], "inputs", j),
+                        step.id,
+                    )
+            if op.output_media_type.startswith("audio/"):
+                kinds[step.id] = "audio"
+            elif op.video_slots == "none" and step.inputs:
+                kinds[step.id] = kinds.get(step.inputs[0], "any")  # SEGMENT keeps its input's kind
+            else:
+                kinds[step.id] = "video"
 
     def _inputs(self, raw: Any) -> dict[str, RecipeInput]:
         if raw is None:

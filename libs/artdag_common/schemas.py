@@ -42,6 +42,8 @@ class PlanStep(BaseModel):
     inputs: list[str] = Field(default_factory=list, description="step ids, in order")
     op_version: str
     source_cid: str | None = Field(default=None, description="for SOURCE steps: the input's cid")
+    level: int = Field(default=0, ge=0, description="0 for sources, else 1 + the deepest input's level")
+    media_type: str = Field(default="video/mp4", description="what the step's output is")
 
 
 class Plan(BaseModel):

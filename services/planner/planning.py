@@ -74,6 +74,7 @@ def build_plan(
     max_steps: int = 20_000,
     media: Mapping[str, MediaInfo] | None = None,
     chunking: Chunking | None = None,
+    media_types: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan the recipe: steps in topological order, identical nodes merged into one step."""
     steps: dict[str, PlanStep] = {}
@@ -100,6 +101,7 @@ def build_plan(
                 inputs=[],
                 op_version=OPERATIONS["SOURCE"].op_version,
                 source_cid=cid,
+                media_type=(media_types or {}).get(input_name, "application/octet-stream"),
             )
         )
 
@@ -113,8 +115,24 @@ def build_plan(
                 config=dict(config),
                 inputs=input_ids,
                 op_version=op.op_version,
+                level=1 + max(steps[i].level for i in input_ids),
+                media_type=op.output_media_type
+                if op.video_slots != "none" or node_type != "SEGMENT"
+                else steps[input_ids[0]].media_type,
             )
         )
+
+    def sequence_tree(name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
+        """n inputs → n−1 pairwise steps in ⌈log₂ n⌉ levels: independent pairs render in parallel."""
+        level, items = 0, list(input_ids)
+        while len(items) > 2:
+            paired = [
+                node("SEQUENCE", f"{name}/L{level}.{k // 2}", config, items[k : k + 2])
+                for k in range(0, len(items) - 1, 2)
+            ]
+            items = paired + items[len(items) - len(items) % 2 :]
+            level += 1
+        return node("SEQUENCE", name, config, items)
 
     for recipe_step in recipe.steps:
         if recipe_step.type == "SOURCE":
@@ -140,6 +158,9 @@ def build_plan(
                 for first, end in ranges
             ]
             ids_by_name[recipe_step.id] = node("JOIN", recipe_step.id, {}, [*chunk_ids, input_ids[0]])
+            continue
+        if op.node_type == "SEQUENCE" and recipe_step.config.get("tree", True) and len(input_ids) > 2:
+            ids_by_name[recipe_step.id] = sequence_tree(recipe_step.id, recipe_step.config, input_ids)
             continue
         ids_by_name[recipe_step.id] = node(op.node_type, recipe_step.id, recipe_step.config, input_ids)
     ordered = list(steps.values())

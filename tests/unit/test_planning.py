@@ -159,3 +159,63 @@ def test_what_is_not_split(recipe: str, media: MediaInfo) -> None:
 def test_join_is_not_for_recipes() -> None:
     with pytest.raises(InvalidInputError, match="unknown node type 'JOIN'"):
         parse_recipe(LONG_EFFECT.replace("type: EFFECT", "type: JOIN"))
+
+
+FIVE = """
+name: five
+inputs: [a, b, c, d, e]
+steps:
+  - {id: all, type: SEQUENCE, inputs: [a, b, c, d, e], config: {transition: {type: crossfade, duration: 0.25}}}
+output: all
+"""
+
+
+def test_a_long_sequence_is_a_balanced_tree_of_pairs() -> None:
+    cids = dict(zip("abcde", [CID, OTHER, *_more_cids(3)], strict=True))
+    plan = build_plan(parse_recipe(FIVE), cids)
+    by_id = {s.step_id: s for s in plan.steps}
+    sequences = [s for s in plan.steps if s.node_type == "SEQUENCE"]
+    assert [s.name for s in sequences] == ["all/L0.0", "all/L0.1", "all/L1.0", "all"]
+    names = {s.step_id: s.name for s in plan.steps}
+    assert [[names[i] for i in s.inputs] for s in sequences] == [
+        ["input:a", "input:b"],
+        ["input:c", "input:d"],
+        ["all/L0.0", "all/L0.1"],
+        ["all/L1.0", "input:e"],
+    ]
+    assert [s.level for s in sequences] == [1, 1, 2, 3]
+    assert by_id[plan.output_step].name == "all"
+    flat = build_plan(parse_recipe(FIVE.replace("duration: 0.25}", "duration: 0.25}, tree: false")), cids)
+    assert [s.node_type for s in flat.steps].count("SEQUENCE") == 1
+
+
+def _more_cids(n: int) -> list[str]:
+    from artdag_common.cid import cid_of_bytes
+
+    return [cid_of_bytes(bytes([i])) for i in range(n)]
+
+
+def test_levels_and_media_types() -> None:
+    text = """
+inputs:
+  clip: {type: video}
+  song: {type: audio}
+steps:
+  - {id: cut, type: SEGMENT, inputs: [song], config: {start: 0, end: 1}}
+  - {id: mix, type: AUDIO_MIX, inputs: [cut, song]}
+  - {id: small, type: RESIZE, inputs: [clip], config: {width: 32, height: 32}}
+  - {id: both, type: MUX, inputs: [small, mix]}
+output: both
+"""
+    plan = build_plan(
+        parse_recipe(text), {"clip": CID, "song": OTHER}, media_types={"clip": "video/mp4", "song": "audio/wav"}
+    )
+    info = {s.name: (s.level, s.media_type) for s in plan.steps}
+    assert info == {
+        "input:song": (0, "audio/wav"),
+        "cut": (1, "audio/wav"),
+        "mix": (2, "audio/mp4"),
+        "input:clip": (0, "video/mp4"),
+        "small": (1, "video/mp4"),
+        "both": (3, "video/mp4"),
+    }

@@ -135,3 +135,32 @@ def test_oversized_recipes_are_refused_before_parsing() -> None:
 def test_yaml_tags_that_build_objects_are_refused() -> None:
     with pytest.raises(InvalidInputError):
         parse_recipe("name: !!python/object/apply:os.system ['true']\n")
+
+
+def test_audio_into_a_video_slot_is_a_type_error() -> None:
+    text = """
+inputs:
+  song: {type: audio}
+  clip: {type: video}
+steps:
+  - {id: small, type: RESIZE, inputs: [song], config: {width: 32, height: 32}}
+output: small
+"""
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(text)
+    assert info.value.field == "steps[0].inputs[0]"
+    assert "'song' is audio, but RESIZE needs video" in info.value.message
+    mixed = """
+inputs:
+  song: {type: audio}
+  clip: {type: video}
+steps:
+  - {id: cut, type: SEGMENT, inputs: [song], config: {start: 0, end: 2}}
+  - {id: both, type: MUX, inputs: [clip, cut]}
+  - {id: wrong, type: MUX, inputs: [cut, clip]}
+output: both
+"""
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(mixed)
+    assert info.value.field == "steps[2].inputs[0]"
+    assert parse_recipe(mixed.replace("  - {id: wrong, type: MUX, inputs: [cut, clip]}\n", "")).output == "both"
