@@ -47,6 +47,10 @@ class Client:
         run_id: str = body["run_id"]
         return run_id
 
+    def plan(self, recipe: str, inputs: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(self.http.post("/api/plan", json={"recipe": recipe, "inputs": inputs}))
+        return body
+
     def run(self, run_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._check(self.http.get(f"/runs/{run_id}"))
         return body

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from artdag_cli.client import ApiError, Client
 from artdag_common.demo_media import write_test_clip
+from artdag_common.examples import example_path
 
-EXAMPLE_RECIPE = Path(__file__).with_name("examples") / "resize.yaml"
+EXAMPLE_RECIPE = example_path("resize")
 
 
 def prepare_demo(directory: Path) -> tuple[Path, Path]:

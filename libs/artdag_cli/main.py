@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from artdag_cli.client import Client
 from artdag_common.cid import cid_of_file, validate_cid
 from artdag_common.errors import ArtdagError
 
@@ -79,6 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
     render.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
 
+    plan = commands.add_parser("plan", help="plan a recipe: every step cached or to run, and the frames to render")
+    plan.add_argument("recipe", type=Path, help="recipe YAML file")
+    plan.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        type=_binding,
+        action="append",
+        default=[],
+        metavar="NAME=PATH|CID",
+        help="bind a recipe input to a file or a stored cid",
+    )
+    plan.add_argument("--dry-run", action="store_true", help="only plan (the default; executing is `render`)")
+    plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    plan.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
     analyze = commands.add_parser("analyze", help="analyze a file on the server: tempo, beats, energy, …")
     analyze.add_argument("file", type=Path, help="a media file, or a stored CID")
     analyze.add_argument("--features", default="beats,energy", help="comma-separated (default beats,energy)")
@@ -99,24 +116,12 @@ def cmd_cid(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from artdag_cli.client import Client
-
     recipe_path: Path = args.recipe
     if not recipe_path.is_file():
         raise ArtdagError(f"{recipe_path}: no such recipe file")
     client = Client(args.server)
     try:
-        inputs: dict[str, str] = {}
-        for name, target in args.inputs:
-            path = Path(target)
-            if path.exists():
-                print(f"uploading {path} …", file=sys.stderr)
-                inputs[name] = client.upload(path)
-            else:
-                try:
-                    inputs[name] = validate_cid(target)
-                except ArtdagError:
-                    raise ArtdagError(f"input {name}: {target} is neither a file nor a CID") from None
+        inputs = _bind_inputs(client, args.inputs)
         run_id = client.submit(recipe_path.read_text(), inputs)
         print(f"run {run_id}", file=sys.stderr)
 
@@ -137,10 +142,46 @@ def cmd_render(args: argparse.Namespace) -> int:
         client.close()
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
+def _bind_inputs(client: Client, bindings: list[tuple[str, str]]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for name, target in bindings:
+        path = Path(target)
+        if path.exists():
+            print(f"uploading {path} …", file=sys.stderr)
+            inputs[name] = client.upload(path)
+        else:
+            try:
+                inputs[name] = validate_cid(target)
+            except ArtdagError:
+                raise ArtdagError(f"input {name}: {target} is neither a file nor a CID") from None
+    return inputs
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from artdag_cli.client import Client
+    recipe_path: Path = args.recipe
+    if not recipe_path.is_file():
+        raise ArtdagError(f"{recipe_path}: no such recipe file")
+    client = Client(args.server)
+    try:
+        inputs = _bind_inputs(client, args.inputs)
+        reply = client.plan(recipe_path.read_text(), inputs)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    print(f"plan {reply['plan']['plan_id']}")
+    for step in reply["steps"]:
+        frames = "" if step["frames"] is None else f"{step['frames']:>8} frames"
+        print(f"  L{step['level']:<2} {step['status']:<7} {step['node_type']:<10} {step['name']:<30} {frames}")
+    print(f"{reply['to_run']} to run, {reply['cached']} cached, {reply['cost_frames']} frames to render")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
 
     features = [f.strip() for f in str(args.features).split(",") if f.strip()]
     if not features:
@@ -193,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_cid(args)
         if args.command == "render":
             return cmd_render(args)
+        if args.command == "plan":
+            return cmd_plan(args)
         if args.command == "analyze":
             return cmd_analyze(args)
         if args.command == "migrate":

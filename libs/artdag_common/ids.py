@@ -109,3 +109,33 @@ def check_step_id(value: str) -> str:
     if not ID_RE.match(value):
         raise InvalidInputError("not a step id (expected 64 hex digits)", field="step_id")
     return value
+
+
+def content_key(
+    node_type: str,
+    config: Mapping[str, Any],
+    input_cids: Sequence[str],
+    op_version: str,
+    cluster_key: str | None = None,
+) -> str:
+    """The result key of a step over the *content* of its inputs (early cutoff).
+
+    Two steps whose inputs were made differently but came out byte-identical have the
+    same content key, so the second is served from the first's result.
+    """
+    body: dict[str, Any] = {
+        "scheme": STEP_ID_SCHEME,
+        "by": "content",
+        "type": node_type,
+        "config": dict(config),
+        "inputs": list(input_cids),
+        "version": op_version,
+    }
+    if cluster_key:
+        body["cluster_key"] = cluster_key
+    return sha3_hex(body)
+
+
+def content_result_key(key: str) -> str:
+    """Where a content key's result lives in the `results` bucket (beside step ids)."""
+    return f"content.{key}"

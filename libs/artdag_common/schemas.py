@@ -80,10 +80,11 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (RunStatus.COMPLETED, RunStatus.FAILED)
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class StepTask(Message):
@@ -291,3 +292,74 @@ class AnalysisProgress(Message):
     cid: str
     fraction: float = Field(ge=0, le=1)
     at: float = Field(default_factory=now)
+
+
+# -- recipes and plans ---------------------------------------------------------------
+
+
+class RecipeInputInfo(BaseModel):
+    name: str
+    type: str
+    description: str = ""
+
+
+class RecipeRecord(Message):
+    """A stored recipe (`GET /recipes/{id}`)."""
+
+    recipe_id: str
+    name: str
+    version: str
+    description: str
+    inputs: list[RecipeInputInfo]
+    text: str
+    example: bool = False
+    created_at: float
+
+
+class RecipeUpload(Message):
+    text: str
+
+
+class RecipeRequest(Message):
+    recipe_id: str
+
+
+class RecipeList(Message):
+    recipes: list[RecipeRecord]
+    total: int
+
+
+class RunRecipeRequest(Message):
+    recipe_id: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class PlanRequest(Message):
+    """`POST /api/plan`: a recipe (text or stored id) and its inputs."""
+
+    recipe: str | None = None
+    recipe_id: str | None = None
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class PlannedStep(BaseModel):
+    step_id: str
+    name: str
+    node_type: str
+    level: int
+    status: Literal["cached", "to-run", "input"]
+    frames: int | None = None
+
+
+class PlanReply(Message):
+    """A dry run: the plan, each step cached or to run, and the frames still to render."""
+
+    plan: Plan
+    steps: list[PlannedStep]
+    to_run: int
+    cached: int
+    cost_frames: int
+
+
+class ExecuteRequest(Message):
+    plan_id: str

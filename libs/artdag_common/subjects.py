@@ -32,6 +32,7 @@ EVENTS_WILDCARD = f"{PREFIX}.event.>"
 STEP_EVENTS_WILDCARD = f"{PREFIX}.event.step.>"
 RUN_EVENTS_WILDCARD = f"{PREFIX}.event.run.>"
 CONTENT_STORED = f"{PREFIX}.event.content.stored"
+RUNS_CANCELLED_WILDCARD = f"{PREFIX}.event.run.*.cancelled"
 
 
 def run_event(run_id: str, kind: str) -> str:

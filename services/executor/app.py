@@ -4,7 +4,9 @@ import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 
-from artdag_common import streams
+from nats.aio.msg import Msg
+
+from artdag_common import streams, subjects
 from artdag_common.content_store import open_store
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
@@ -30,4 +32,9 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         lease_s=settings.claim_lease_s,
     )
     runtime.health_details = lambda: dict(worker.counts)
+
+    async def on_cancelled(msg: Msg) -> None:
+        worker.on_cancelled(msg.subject.split(".")[3])
+
+    await runtime.nc.subscribe(subjects.RUNS_CANCELLED_WILDCARD, cb=on_cancelled)
     runtime.run_consumer(streams.STEP_WORKERS, worker.handle, concurrency=settings.max_concurrent_steps)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -15,13 +16,15 @@ from pydantic import BaseModel, ValidationError
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import delivery_count, keep_alive, publish_event, settle
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
-from artdag_common.ids import check_run_id, check_step_id
+from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
 from artdag_common.telemetry import extract_context, tracer
 from services.executor.service import StepRenderer
 
 log = logging.getLogger(__name__)
+
+MAX_REMEMBERED_CANCELLATIONS = 10_000
 _tracer = tracer(__name__)
 
 
@@ -51,7 +54,8 @@ class StepWorker:
         self.heartbeat_s = heartbeat_s
         self.lease_s = lease_s
         self.max_deliver = streams.STEP_WORKERS.max_deliver
-        self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0}
+        self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0, "dropped": 0}
+        self.cancelled: OrderedDict[str, None] = OrderedDict()
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -73,8 +77,18 @@ class StepWorker:
         finally:
             otel_context.detach(token)
 
+    def on_cancelled(self, run_id: str) -> None:
+        """Remember a cancelled run so that its queued steps are dropped, not rendered."""
+        self.cancelled[run_id] = None
+        while len(self.cancelled) > MAX_REMEMBERED_CANCELLATIONS:
+            self.cancelled.popitem(last=False)
+
     async def _handle(self, msg: Msg, task: StepTask) -> None:
         step_id = task.step.step_id
+        if task.run_id in self.cancelled:
+            self.counts["dropped"] += 1
+            await msg.ack()
+            return
         cid = await self._result(step_id)
         if cid is not None:
             self.counts["result_hits"] += 1
@@ -115,6 +129,14 @@ class StepWorker:
                 timeout_s=self.runtime.settings.rpc_timeout_s,
             )
             await self.results.put(step_id, cid.encode())
+            key = content_key(
+                task.step.node_type,
+                task.step.config,
+                task.input_cids,
+                task.step.op_version,
+                self.runtime.settings.cluster_key_value,
+            )
+            await self.results.put(content_result_key(key), cid.encode())
             self.counts["rendered"] += 1
             await self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
         except Exception as exc:

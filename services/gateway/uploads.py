@@ -7,12 +7,13 @@ limit is refused mid-stream with nothing stored.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from artdag_common.content_store import ContentStore, ContentWriter
 from artdag_common.errors import InvalidInputError, PayloadTooLargeError
+from artdag_common.media_types import SNIFF_BYTES
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -29,14 +30,6 @@ class UploadResult:
     head: bytes
 
 
-@dataclass
-class _Part:
-    headers: dict[str, str] = field(default_factory=dict)
-    name: str | None = None
-    filename: str | None = None
-    value: bytearray = field(default_factory=bytearray)
-
-
 def boundary_of(content_type: str) -> bytes:
     """The multipart boundary, or a 400-class error naming the header."""
     kind, params = parse_options_header(content_type)
@@ -45,12 +38,25 @@ def boundary_of(content_type: str) -> bytes:
     return params[b"boundary"]
 
 
-async def receive_upload(
-    body: AsyncIterator[bytes], content_type: str, store: ContentStore, max_bytes: int
-) -> UploadResult:
-    """Parse a multipart body, streaming the `file` part into the store."""
-    # Parser callbacks are synchronous: they queue what they saw, the loop below awaits the writes.
-    events: list[tuple[str, bytes | tuple[str, str] | None]] = []
+class PartStart:
+    """A multipart part begins: its field name and file name (if any)."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        _, params = parse_options_header(headers.get("content-disposition", ""))
+        self.name = params.get(b"name", b"").decode("utf-8", "replace") or None
+        raw = params.get(b"filename")
+        self.filename = raw.decode("utf-8", "replace") if raw is not None else None
+
+
+PartEvent = PartStart | bytes | None
+"""What `multipart_parts` yields: a part's start, a piece of its data, or None at its end."""
+
+
+async def multipart_parts(body: AsyncIterator[bytes], content_type: str) -> AsyncIterator[PartEvent]:
+    """Stream a multipart/form-data body as part starts, data pieces and part ends."""
+    # Parser callbacks are synchronous: they queue what they saw, this generator hands it out.
+    events: list[PartEvent] = []
+    headers: dict[str, str] = {}
     header_field = bytearray()
     header_value = bytearray()
 
@@ -61,67 +67,74 @@ async def receive_upload(
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
-        events.append(("header", (header_field.decode("latin-1").lower(), header_value.decode("utf-8", "replace"))))
+        headers[header_field.decode("latin-1").lower()] = header_value.decode("utf-8", "replace")
         header_field.clear()
         header_value.clear()
 
+    def on_headers_finished() -> None:
+        events.append(PartStart(headers))
+        headers.clear()
+
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        events.append(("data", bytes(data[start:end])))
+        events.append(bytes(data[start:end]))
 
     parser = MultipartParser(
         boundary_of(content_type),
         {
-            "on_part_begin": lambda: events.append(("begin", None)),
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
-            "on_headers_finished": lambda: events.append(("headers_done", None)),
+            "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
-            "on_part_end": lambda: events.append(("end", None)),
+            "on_part_end": lambda: events.append(None),
         },
     )
+    async for chunk in body:
+        parser.write(chunk)
+        for event in events:
+            yield event
+        events.clear()
+    parser.finalize()
+    for event in events:
+        yield event
+
+
+async def receive_upload(
+    body: AsyncIterator[bytes], content_type: str, store: ContentStore, max_bytes: int
+) -> UploadResult:
+    """Parse a multipart body, streaming the `file` part into the store."""
     writer: ContentWriter | None = None
-    part = _Part()
+    part: PartStart | None = None
+    value = bytearray()
     filename: str | None = None
     fields: dict[str, str] = {}
     head = bytearray()
     cid: str | None = None
     size = 0
     try:
-        async for chunk in body:
-            parser.write(chunk)
-            for kind, payload in events:
-                if kind == "begin":
-                    part = _Part()
-                elif kind == "header" and isinstance(payload, tuple):
-                    part.headers[payload[0]] = payload[1]
-                elif kind == "headers_done":
-                    _, params = parse_options_header(part.headers.get("content-disposition", ""))
-                    part.name = params.get(b"name", b"").decode("utf-8", "replace") or None
-                    raw_filename = params.get(b"filename")
-                    part.filename = raw_filename.decode("utf-8", "replace") if raw_filename is not None else None
-                    if part.name == FILE_FIELD and writer is None and cid is None:
-                        writer = store.writer(max_bytes=max_bytes)
-                        filename = part.filename
-                elif kind == "data" and isinstance(payload, bytes):
-                    data = payload
-                    if part.name == FILE_FIELD and writer is not None:
-                        if len(head) < 64:
-                            head.extend(data[: 64 - len(head)])
-                        await writer.write(data)
-                    elif part.name and part.name != FILE_FIELD:
-                        part.value.extend(data)
-                        if len(part.value) > MAX_FIELD_BYTES:
-                            raise InvalidInputError(f"form field is over {MAX_FIELD_BYTES} bytes", field=part.name)
-                elif kind == "end":
-                    if part.name == FILE_FIELD and writer is not None:
-                        size = writer.size
-                        cid = await writer.commit()
-                        writer = None
-                    elif part.name:
-                        fields[part.name] = part.value.decode("utf-8", "replace")
-            events.clear()
-        parser.finalize()
+        async for event in multipart_parts(body, content_type):
+            if isinstance(event, PartStart):
+                part, value = event, bytearray()
+                if part.name == FILE_FIELD and writer is None and cid is None:
+                    writer = store.writer(max_bytes=max_bytes)
+                    filename = part.filename
+            elif isinstance(event, bytes) and part is not None:
+                if part.name == FILE_FIELD and writer is not None:
+                    if len(head) < SNIFF_BYTES:
+                        head.extend(event[: SNIFF_BYTES - len(head)])
+                    await writer.write(event)
+                elif part.name:
+                    value.extend(event)
+                    if len(value) > MAX_FIELD_BYTES:
+                        raise InvalidInputError(f"form field is over {MAX_FIELD_BYTES} bytes", field=part.name)
+            elif event is None and part is not None:
+                if part.name == FILE_FIELD and writer is not None:
+                    size = writer.size
+                    cid = await writer.commit()
+                    writer = None
+                elif part.name:
+                    fields[part.name] = value.decode("utf-8", "replace")
+                part = None
     except PayloadTooLargeError:
         raise PayloadTooLargeError(
             f"upload is larger than MAX_UPLOAD_BYTES ({max_bytes} bytes)", field="file"
@@ -132,3 +145,23 @@ async def receive_upload(
     if cid is None:
         raise InvalidInputError("the form has no complete 'file' part", field="file")
     return UploadResult(cid=cid, size=size, filename=filename, fields=fields, head=bytes(head))
+
+
+async def read_text_form(body: AsyncIterator[bytes], content_type: str, max_bytes: int) -> dict[str, str]:
+    """A small multipart form (e.g. a recipe file) as text fields, refusing more than `max_bytes` in all."""
+    fields: dict[str, str] = {}
+    name: str | None = None
+    value = bytearray()
+    total = 0
+    async for event in multipart_parts(body, content_type):
+        if isinstance(event, PartStart):
+            name, value = event.name, bytearray()
+        elif isinstance(event, bytes):
+            total += len(event)
+            if total > max_bytes:
+                raise PayloadTooLargeError(f"the form is larger than {max_bytes} bytes", field=name)
+            value.extend(event)
+        elif name:
+            fields[name] = value.decode("utf-8", "replace")
+            name = None
+    return fields

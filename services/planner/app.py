@@ -1,32 +1,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import publish_event, watch_dead_letters
 from artdag_common.content_store import ContentStore, open_store
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
-from artdag_common.ids import check_run_id, new_run_id
+from artdag_common.examples import example_recipes
+from artdag_common.ids import check_run_id, content_key, content_result_key, new_run_id
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
     ContentRecord,
+    ExecuteRequest,
     ListRunsRequest,
     MediaInfo,
     Plan,
+    PlannedStep,
+    PlanReply,
+    PlanRequest,
     PlanStep,
+    RecipeList,
+    RecipeRecord,
+    RecipeRequest,
+    RecipeUpload,
     RunEvent,
     RunList,
+    RunRecipeRequest,
     RunRequest,
     RunState,
     RunStatus,
@@ -35,12 +47,17 @@ from artdag_common.schemas import (
     StepTask,
     SubmitRunReply,
     SubmitRunRequest,
+    now,
 )
-from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable
+from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames
+from services.planner.recipes import RecipeBook
 from services.planner.runs import RunBook, apply_step_event, finish_if_done, new_run_state, ready_steps
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
+
+# A run accepted this long ago and still pending lost its planner before it started.
+RECOVER_AFTER_S = 10.0
 
 
 class RunDriver:
@@ -55,6 +72,7 @@ class RunDriver:
         runtime: ServiceRuntime,
         settings: PlannerSettings,
         book: RunBook,
+        recipes: RecipeBook,
         runs: KeyValue,
         results: KeyValue,
         store: ContentStore,
@@ -62,22 +80,34 @@ class RunDriver:
         self.runtime = runtime
         self.settings = settings
         self.book = book
+        self.recipes = recipes
         self.runs = runs
         self.results = results
         self.store = store
         self._plans: dict[str, Plan] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.counts = {"submitted": 0, "completed": 0, "failed": 0, "dispatched": 0, "cached": 0}
+        self.counts = {
+            "submitted": 0,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "dispatched": 0,
+            "cached": 0,
+            "content_hits": 0,
+            "recovered": 0,
+        }
         self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
 
     # -- submission ---------------------------------------------------------------
 
-    async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
-        recipe = parse_recipe(request.recipe)
-        input_cids = bind_inputs(recipe, request.inputs)
+    async def _prepare(self, recipe_text: str, inputs: dict[str, str]) -> tuple[Recipe, Plan]:
+        """Validate recipe and inputs (the inputs must be stored content of the declared kind), plan."""
+        recipe = parse_recipe(recipe_text)
+        input_cids = bind_inputs(recipe, inputs)
+        media_types: dict[str, str] = {}
         for name, cid in input_cids.items():
             try:
-                await rpc.call(
+                record: ContentRecord = await rpc.call(
                     self.runtime.nc,
                     "cache",
                     "stat",
@@ -89,9 +119,22 @@ class RunDriver:
                 raise InvalidInputError(
                     f"no content with cid {cid} (upload it first)", field=f"inputs.{name}"
                 ) from None
+            if recipe.inputs[name].type == "video" and record.media_type.startswith("audio/"):
+                raise InvalidInputError(
+                    f"the recipe wants video here, but {cid} is {record.media_type}", field=f"inputs.{name}"
+                )
+            media_types[name] = record.media_type
         plan = build_plan(
-            recipe, input_cids, cluster_key=self.settings.cluster_key_value, max_steps=self.settings.max_plan_steps
+            recipe,
+            input_cids,
+            cluster_key=self.settings.cluster_key_value,
+            max_steps=self.settings.max_plan_steps,
+            media_types=media_types,
         )
+        return recipe, plan
+
+    async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
+        recipe, plan = await self._prepare(request.recipe, request.inputs)
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
         await self.book.create(state, request.recipe, plan)
@@ -136,8 +179,30 @@ class RunDriver:
 
     async def _with_chunks(self, run_id: str, plan: Plan, recipe: Recipe) -> Plan:
         """Re-plan with long per-frame effects split into chunks, once the inputs' frame counts are known."""
-        if self.chunking is None or not any(chunkable(s.node_type, s.config) for s in plan.steps):
+        if not self._may_chunk(plan):
             return plan
+        chunked = self._chunked(recipe, plan, await self._media(run_id, plan))
+        if chunked.plan_id != plan.plan_id:
+            await self.book.set_plan(run_id, chunked)
+            self._plans[run_id] = chunked
+        return chunked
+
+    def _may_chunk(self, plan: Plan) -> bool:
+        return self.chunking is not None and any(chunkable(s.node_type, s.config) for s in plan.steps)
+
+    def _chunked(self, recipe: Recipe, plan: Plan, media: dict[str, MediaInfo]) -> Plan:
+        return build_plan(
+            recipe,
+            plan.input_cids,
+            cluster_key=self.settings.cluster_key_value,
+            max_steps=self.settings.max_plan_steps,
+            media=media,
+            chunking=self.chunking,
+            media_types={s.name.removeprefix("input:"): s.media_type for s in plan.steps if s.node_type == "SOURCE"},
+        )
+
+    async def _media(self, label: str, plan: Plan) -> dict[str, MediaInfo]:
+        """What the analyzer knows of each input (missing where it cannot tell: bad media, no analyzer)."""
         media: dict[str, MediaInfo] = {}
         for name, cid in plan.input_cids.items():
             try:
@@ -151,19 +216,8 @@ class RunDriver:
                 )
             except ArtdagError as exc:
                 # Not fatal: the step renders in one piece, and reports bad media itself.
-                log.info("run %s: no media info for input %r (%s); not chunking it", run_id, name, exc)
-        chunked = build_plan(
-            recipe,
-            plan.input_cids,
-            cluster_key=self.settings.cluster_key_value,
-            max_steps=self.settings.max_plan_steps,
-            media=media,
-            chunking=self.chunking,
-        )
-        if chunked.plan_id != plan.plan_id:
-            await self.book.set_plan(run_id, chunked)
-            self._plans[run_id] = chunked
-        return chunked
+                log.info("%s: no media info for input %r (%s)", label, name, exc)
+        return media
 
     async def _known_result(self, step_id: str) -> str | None:
         try:
@@ -252,6 +306,19 @@ class RunDriver:
 
     async def _dispatch(self, state: RunState, step: PlanStep) -> None:
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
+        # Early cutoff: inputs that came out byte-identical to an earlier run's give that run's result.
+        key = content_key(step.node_type, step.config, input_cids, step.op_version, self.settings.cluster_key_value)
+        cid = await self._known_result(content_result_key(key))
+        if cid is not None:
+            self.counts["content_hits"] += 1
+            event = StepEvent(run_id=state.run_id, step_id=step.step_id, status=StepStatus.CACHED, output_cid=cid)
+            await publish_event(
+                self.runtime.js,
+                subjects.step_event(state.run_id, step.step_id),
+                event,
+                msg_id=f"{state.run_id}.{step.step_id}.cutoff",
+            )
+            return
         task = StepTask(
             run_id=state.run_id,
             step=step,
@@ -261,6 +328,110 @@ class RunDriver:
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
         await publish_event(self.runtime.js, subjects.TASK_STEP, task, msg_id=f"{state.run_id}.{step.step_id}")
         self.counts["dispatched"] += 1
+
+    # -- the 3-phase API: plan (dry run), execute a plan, cancel ---------------------------
+
+    async def _recipe_text(self, recipe: str | None, recipe_id: str | None) -> str:
+        if (recipe is None) == (recipe_id is None):
+            raise InvalidInputError("give either a recipe (YAML text) or a recipe_id", field="recipe")
+        return recipe if recipe is not None else (await self.recipes.get(str(recipe_id))).text
+
+    async def dry_run(self, request: PlanRequest) -> PlanReply:
+        """The plan a run would follow: each step cached or to run, and the frames left to render."""
+        text = await self._recipe_text(request.recipe, request.recipe_id)
+        recipe, plan = await self._prepare(text, request.inputs)
+        media = await self._media(f"plan {plan.plan_id[:12]}", plan)
+        if self._may_chunk(plan):
+            plan = self._chunked(recipe, plan, media)
+        frames = estimate_frames(plan, media)
+        steps: list[PlannedStep] = []
+        for step in plan.steps:
+            if step.node_type == "SOURCE":
+                status: Literal["cached", "to-run", "input"] = "input"
+            else:
+                status = "cached" if await self._known_result(step.step_id) is not None else "to-run"
+            steps.append(
+                PlannedStep(
+                    step_id=step.step_id,
+                    name=step.name,
+                    node_type=step.node_type,
+                    level=step.level,
+                    status=status,
+                    frames=frames.get(step.step_id),
+                )
+            )
+        await self.book.save_plan(plan, text, dict(request.inputs))
+        to_run = [s for s in steps if s.status == "to-run"]
+        return PlanReply(
+            plan=plan,
+            steps=steps,
+            to_run=len(to_run),
+            cached=sum(s.status == "cached" for s in steps),
+            cost_frames=sum(s.frames or 0 for s in to_run),
+        )
+
+    async def execute(self, request: ExecuteRequest) -> SubmitRunReply:
+        """Run a plan made earlier by a dry run (re-planned from its recipe: a plan is never trusted)."""
+        recipe_text, inputs = await self.book.saved_plan(request.plan_id)
+        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs))
+
+    async def cancel(self, request: RunRequest) -> RunState:
+        """Stop dispatching, tell executors to drop the run's steps, then delete the run's record."""
+        run_id = check_run_id(request.run_id)
+        state = await self.get(request)
+        if not state.status.finished:
+            plan = await self._plan(run_id)
+
+            def cancel(live: RunState) -> None:
+                if not live.status.finished:
+                    live.status = RunStatus.CANCELLED
+                    live.error = "cancelled"
+
+            await self._update(run_id, cancel, plan)
+            self.counts["cancelled"] += 1
+            state = await self.get(request)
+        await self.book.delete(run_id)
+        with contextlib.suppress(KeyNotFoundError):
+            await self.runs.purge(run_id)
+        self._plans.pop(run_id, None)
+        return state
+
+    async def recover(self) -> None:
+        """After a restart (of this or another replica): start runs that were accepted but never started."""
+        try:
+            keys = await self.runs.keys()
+        except NoKeysError:
+            return
+        for run_id in keys:
+            with contextlib.suppress(KeyNotFoundError):
+                entry = await self.runs.get(run_id)
+                state = RunState.model_validate_json(entry.value or b"{}")
+                if state.status == RunStatus.PENDING and now() - state.created_at > RECOVER_AFTER_S:
+                    log.info("run %s was never started; starting it", run_id)
+                    recipe_text = await self.book.recipe_text(run_id)
+                    self.counts["recovered"] += 1
+                    await self._start(run_id, await self._plan(run_id), parse_recipe(recipe_text))
+
+    # -- recipes --------------------------------------------------------------------------
+
+    async def recipe_upload(self, request: RecipeUpload) -> RecipeRecord:
+        return await self.recipes.upload(request.text)
+
+    async def recipe_get(self, request: RecipeRequest) -> RecipeRecord:
+        return await self.recipes.get(request.recipe_id)
+
+    async def recipe_list(self, request: ListRunsRequest) -> RecipeList:
+        recipes, total = await self.recipes.list(request.limit, request.offset)
+        return RecipeList(recipes=recipes, total=total)
+
+    async def recipe_delete(self, request: RecipeRequest) -> RecipeRecord:
+        record = await self.recipes.get(request.recipe_id)
+        await self.recipes.delete(request.recipe_id)
+        return record
+
+    async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:
+        record = await self.recipes.get(request.recipe_id)
+        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs))
 
     # -- queries --------------------------------------------------------------------------
 
@@ -283,10 +454,18 @@ class RunDriver:
 async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     engine = make_engine(settings.effective_database_url)
     runtime.stack.push_async_callback(engine.dispose)
+    sessions = session_factory(engine)
+    recipes = RecipeBook(sessions)
+    for name, text in example_recipes().items():
+        try:
+            await recipes.upload(text, example=True)
+        except (ArtdagError, IntegrityError) as exc:  # another replica registered it at the same moment
+            log.debug("example %s: %s", name, exc)
     driver = RunDriver(
         runtime,
         settings,
-        RunBook(session_factory(engine)),
+        RunBook(sessions),
+        recipes,
         await runtime.js.key_value(streams.KV_RUNS.bucket),
         await runtime.js.key_value(streams.KV_RESULTS.bucket),
         open_store(settings),
@@ -296,6 +475,14 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
     await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
+    await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
+    await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
+    await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute)
+    await rpc.serve(runtime.nc, "planner", "recipe_upload", RecipeUpload, driver.recipe_upload)
+    await rpc.serve(runtime.nc, "planner", "recipe_get", RecipeRequest, driver.recipe_get)
+    await rpc.serve(runtime.nc, "planner", "recipe_list", ListRunsRequest, driver.recipe_list)
+    await rpc.serve(runtime.nc, "planner", "recipe_delete", RecipeRequest, driver.recipe_delete)
+    await rpc.serve(runtime.nc, "planner", "recipe_run", RunRecipeRequest, driver.recipe_run)
 
     async def on_event(msg: Msg) -> None:
         try:
@@ -321,3 +508,5 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         driver.on_dead_letter,
         queue=subjects.rpc_queue("planner"),
     )
+    recovery = asyncio.create_task(driver.recover())
+    runtime.stack.push_async_callback(lambda: asyncio.wait({recovery}, timeout=5))

@@ -174,3 +174,47 @@ def build_plan(
         steps=ordered,
         output_step=output_step,
     )
+
+
+def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int]:
+    """Frames each step will encode (its cost), from the inputs' frame counts where known."""
+    by_cid = {m.cid: m for m in media.values()}
+    frames: dict[str, int] = {}
+    for step in plan.steps:
+        inputs = [frames.get(i, 0) for i in step.inputs]
+        first = inputs[0] if inputs else 0
+        config = step.config
+        if step.node_type == "SOURCE":
+            info = by_cid.get(step.source_cid or "")
+            count = info.frame_count if info is not None and info.frame_count else 0
+        elif step.node_type == "SEGMENT":
+            start = config.get("start", config.get("offset")) or 0.0
+            end = config.get("end")
+            if end is None and config.get("duration") is not None:
+                end = float(start) + float(config["duration"])
+            rate = _rate(plan, step, by_cid)
+            count = first if end is None or rate is None else min(first, round((float(end) - float(start)) * rate))
+        elif step.node_type == "EFFECT" and config.get("frames"):
+            count = int(config["frames"][1]) - int(config["frames"][0])
+        elif step.node_type == "TRANSFORM":
+            count = round(first / float(config.get("speed", 1.0)))
+        elif step.node_type == "SEQUENCE":
+            count = sum(inputs)
+        elif step.node_type in ("AUDIO_MIX", "JOIN"):
+            count = 0  # nothing to encode frame by frame: sound only, or packets copied
+        else:
+            count = max(inputs, default=0)
+        frames[step.step_id] = max(0, count)
+    return frames
+
+
+def _rate(plan: Plan, step: PlanStep, by_cid: Mapping[str, MediaInfo]) -> float | None:
+    """The frame rate of the source a step ultimately reads (first input, all the way up)."""
+    by_id = {s.step_id: s for s in plan.steps}
+    current: PlanStep | None = step
+    while current is not None and current.node_type != "SOURCE":
+        current = by_id.get(current.inputs[0]) if current.inputs else None
+    if current is None:
+        return None
+    info = by_cid.get(current.source_cid or "")
+    return info.fps if info is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from artdag_common.db.tables import Run
+from artdag_common.db.tables import PlanRow, Run
 from artdag_common.errors import NotFoundError
 from artdag_common.schemas import (
     Plan,
@@ -134,6 +134,42 @@ class RunBook:
                 raise NotFoundError(f"no run {run_id}", field="run_id")
             row.plan = plan.model_dump(mode="json")
             row.plan_id = plan.plan_id
+
+    async def delete(self, run_id: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(Run, run_id)
+            if row is None:
+                raise NotFoundError(f"no run {run_id}", field="run_id")
+            await session.delete(row)
+
+    async def recipe_text(self, run_id: str) -> str:
+        async with self._sessions() as session:
+            row = await session.get(Run, run_id)
+            if row is None:
+                raise NotFoundError(f"no run {run_id}", field="run_id")
+            return row.recipe_text
+
+    async def save_plan(self, plan: Plan, recipe_text: str, inputs: dict[str, str]) -> None:
+        async with self._sessions.begin() as session:
+            if await session.get(PlanRow, plan.plan_id) is None:
+                session.add(
+                    PlanRow(
+                        plan_id=plan.plan_id,
+                        recipe_text=recipe_text,
+                        inputs=inputs,
+                        plan=plan.model_dump(mode="json"),
+                        created_at=now(),
+                    )
+                )
+
+    async def saved_plan(self, plan_id: str) -> tuple[str, dict[str, str]]:
+        if len(plan_id) > 64:
+            raise NotFoundError("not a plan id", field="plan_id")
+        async with self._sessions() as session:
+            row = await session.get(PlanRow, plan_id)
+            if row is None:
+                raise NotFoundError(f"no plan {plan_id} (make one with POST /api/plan)", field="plan_id")
+            return row.recipe_text, dict(row.inputs)
 
     async def get(self, run_id: str) -> RunState:
         async with self._sessions() as session:

@@ -109,3 +109,20 @@ def running_stack(home: Path, *args: str, **env: str) -> Iterator[Stack]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+UPLOAD_LIMIT = 8 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One embedded stack shared by the end-to-end tests that need nothing special."""
+    home = tmp_path_factory.mktemp("home")
+    with running_stack(home, ARTDAG_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), ARTDAG_CHUNK_SECONDS="2") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        yield http

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +19,13 @@ from artdag_common import subjects
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.demo_media import write_test_clip
-from tests.e2e.conftest import Stack, running_stack
+from artdag_common.examples import example_path
+from tests.e2e.conftest import UPLOAD_LIMIT, Stack
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = (ROOT / "libs" / "artdag_cli" / "examples" / "resize.yaml").read_text()
-UPLOAD_LIMIT = 8 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("home")
-    with running_stack(home, ARTDAG_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), ARTDAG_CHUNK_SECONDS="2") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=30) as http:
-        yield http
+RECIPE = example_path("resize").read_text()
 
 
 @pytest.fixture(scope="module")

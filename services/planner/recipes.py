@@ -1,0 +1,78 @@
+"""The `recipes` table: recipes stored by the cid of their canonical form."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from artdag_common.db.tables import RecipeRow
+from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.schemas import RecipeInputInfo, RecipeRecord, now
+
+
+def _record(row: RecipeRow) -> RecipeRecord:
+    return RecipeRecord(
+        recipe_id=row.recipe_id,
+        name=row.name,
+        version=row.version,
+        description=row.description,
+        inputs=[RecipeInputInfo.model_validate(i) for i in row.inputs["inputs"]],
+        text=row.text,
+        example=row.example,
+        created_at=row.created_at,
+    )
+
+
+class RecipeBook:
+    """Upload (validated, idempotent by recipe id), list, get, delete."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def upload(self, text: str, *, example: bool = False) -> RecipeRecord:
+        recipe = parse_recipe(text)
+        return await self._store(recipe, text, example)
+
+    async def _store(self, recipe: Recipe, text: str, example: bool) -> RecipeRecord:
+        async with self._sessions.begin() as session:
+            row = await session.get(RecipeRow, recipe.recipe_id)
+            if row is None:
+                row = RecipeRow(
+                    recipe_id=recipe.recipe_id,
+                    name=recipe.name,
+                    version=recipe.version,
+                    description=recipe.description,
+                    text=text,
+                    inputs={"inputs": [i.model_dump() for i in recipe.inputs.values()]},
+                    example=example,
+                    created_at=now(),
+                )
+                session.add(row)
+            return _record(row)
+
+    async def get(self, recipe_id: str) -> RecipeRecord:
+        if len(recipe_id) > 128:
+            raise InvalidInputError("not a recipe id", field="recipe_id")
+        async with self._sessions() as session:
+            row = await session.get(RecipeRow, recipe_id)
+            if row is None:
+                raise NotFoundError(f"no recipe {recipe_id}", field="recipe_id")
+            return _record(row)
+
+    async def list(self, limit: int, offset: int) -> tuple[list[RecipeRecord], int]:
+        async with self._sessions() as session:
+            total = (await session.execute(select(func.count()).select_from(RecipeRow))).scalar_one()
+            rows = (
+                await session.execute(
+                    select(RecipeRow).order_by(RecipeRow.created_at.desc()).limit(limit).offset(offset)
+                )
+            ).scalars()
+            return [_record(r) for r in rows], total
+
+    async def delete(self, recipe_id: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(RecipeRow, recipe_id)
+            if row is None:
+                raise NotFoundError(f"no recipe {recipe_id}", field="recipe_id")
+            await session.delete(row)
