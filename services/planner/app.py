@@ -289,8 +289,9 @@ class RunDriver:
             except KeyWrongLastSequenceError:
                 continue
             break
-        await self.book.save(state)
         if state.status != before[0]:
+            # The record in SQL follows the run's status; the live step-by-step state is the KV's.
+            await self.book.save(state)
             if state.status == RunStatus.COMPLETED:
                 self.counts["completed"] += 1
             elif state.status == RunStatus.FAILED:
