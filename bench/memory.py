@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -21,13 +20,21 @@ from pathlib import Path
 from artdag_common.demo_media import write_test_clip
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak RSS. (ru_maxrss would carry over the parent's peak into a spawned child.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def render(src: str, out: str, effect: str) -> tuple[float, int]:
     """Runs in a fresh process: (seconds, peak RSS in KiB of this process)."""
     from services.executor.operations import run_operation
 
     started = time.perf_counter()
     run_operation("EFFECT", {"effect": effect}, [src], out, ["src"], seed=1)
-    return time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return time.perf_counter() - started, peak_rss_kib()
 
 
 def main() -> int:

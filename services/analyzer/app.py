@@ -1,47 +1,165 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
+from typing import Any
 
 from nats.js.errors import KeyNotFoundError
+from pydantic import ValidationError
 
-from artdag_common import rpc, streams
+from artdag_common import rpc, streams, subjects
+from artdag_common.bus import publish_event
 from artdag_common.cid import validate_cid
-from artdag_common.content_store import open_store
-from artdag_common.ids import analysis_id
+from artdag_common.content_store import ContentStore, open_store
+from artdag_common.errors import InvalidInputError
+from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.runtime import ServiceRuntime
-from artdag_common.schemas import CidRequest, MediaInfo
+from artdag_common.schemas import (
+    AnalysisProgress,
+    AnalysisReply,
+    AnalyzeRequest,
+    CidRequest,
+    ContentOrigin,
+    ContentRecord,
+    MediaInfo,
+)
+from services.analyzer.features import (
+    ANALYZER_VERSION,
+    AUDIO_FEATURES,
+    VIDEO_FEATURES,
+    AnalysisParams,
+    analyze_file,
+)
 from services.analyzer.media_info import probe_file
 from services.analyzer.settings import AnalyzerSettings
 
 log = logging.getLogger(__name__)
 
 PROBE_VERSION = "1"
+PROGRESS_EVERY_S = 0.5
 
 
-async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
-    store = open_store(settings)
-    cache = await runtime.js.key_value(streams.KV_ANALYSIS.bucket)
-    scratch = settings.home / "scratch" / runtime.instance
-    counts = {"probed": 0, "probe_hits": 0}
-    # Probing reads whole files: a few at a time, off the event loop.
-    slots = asyncio.Semaphore(2)
+class Analyzer:
+    """Answers probe and analyze requests; results are cached by analysis id, failures never."""
 
-    async def probe(request: CidRequest) -> MediaInfo:
+    def __init__(self, runtime: ServiceRuntime, settings: AnalyzerSettings, store: ContentStore) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.scratch = settings.home / "scratch" / runtime.instance
+        # Analyses read whole files and use the CPU: a few at a time, off the event loop.
+        self.slots = asyncio.Semaphore(2)
+        self.in_flight: dict[str, asyncio.Future[AnalysisReply]] = {}
+        self.counts = {"probed": 0, "probe_hits": 0, "analyzed": 0, "analysis_hits": 0, "failed": 0}
+
+    async def open(self) -> None:
+        self.cache = await self.runtime.js.key_value(streams.KV_ANALYSIS.bucket)
+
+    async def probe(self, request: CidRequest) -> MediaInfo:
         cid = validate_cid(request.cid)
         key = analysis_id(cid, ["metadata"], {}, PROBE_VERSION)
         try:
-            entry = await cache.get(key)
-            counts["probe_hits"] += 1
+            entry = await self.cache.get(key)
+            self.counts["probe_hits"] += 1
             return MediaInfo.model_validate_json(entry.value or b"")
         except KeyNotFoundError:
             pass
-        async with slots:
-            path = await store.local_path(cid, scratch)
+        async with self.slots:
+            path = await self.store.local_path(cid, self.scratch)
             info = await asyncio.to_thread(probe_file, path, cid)
-        await cache.put(key, info.model_dump_json().encode())
-        counts["probed"] += 1
+        await self.cache.put(key, info.model_dump_json().encode())
+        self.counts["probed"] += 1
         return info
 
-    runtime.health_details = lambda: {"features": ["metadata"], **counts}
-    await rpc.serve(runtime.nc, "analyzer", "probe", CidRequest, probe)
+    async def analyze(self, request: AnalyzeRequest) -> AnalysisReply:
+        cid = validate_cid(request.cid)
+        features = sorted(set(request.features))
+        unknown = [f for f in features if f not in AUDIO_FEATURES | VIDEO_FEATURES]
+        if unknown:
+            known = ", ".join(sorted(AUDIO_FEATURES | VIDEO_FEATURES))
+            raise InvalidInputError(f"unknown feature {unknown[0]!r} (known: {known})", field="features")
+        try:
+            params = AnalysisParams.model_validate(request.params)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidInputError(first["msg"], field=".".join(["params", *map(str, first["loc"])])) from None
+        key = analysis_id(cid, features, params.model_dump(mode="json"), ANALYZER_VERSION)
+        cached = await self._cached(key)
+        if cached is not None:
+            self.counts["analysis_hits"] += 1
+            return cached
+        # The same analysis asked for twice at once is computed once.
+        running = self.in_flight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[AnalysisReply] = asyncio.get_running_loop().create_future()
+        self.in_flight[key] = future
+        try:
+            reply = await self._compute(key, cid, features, params)
+            future.set_result(reply)
+            return reply
+        except BaseException as exc:
+            self.counts["failed"] += 1
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            del self.in_flight[key]
+
+    async def _cached(self, key: str) -> AnalysisReply | None:
+        try:
+            entry = await self.cache.get(key)
+        except KeyNotFoundError:
+            return None
+        result_cid = (entry.value or b"").decode()
+        if not await self.store.exists(result_cid):
+            return None
+        body = b"".join([chunk async for chunk in self.store.read(result_cid)])
+        return AnalysisReply(analysis_id=key, result_cid=result_cid, cached=True, result=json.loads(body))
+
+    async def _compute(self, key: str, cid: str, features: list[str], params: AnalysisParams) -> AnalysisReply:
+        loop = asyncio.get_running_loop()
+        last = 0.0
+
+        def progress(fraction: float) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                event = AnalysisProgress(analysis_id=key, cid=cid, fraction=max(0.0, min(1.0, fraction)))
+                asyncio.run_coroutine_threadsafe(
+                    publish_event(self.runtime.js, subjects.analysis_progress(key), event), loop
+                )
+
+        async with self.slots:
+            path = await self.store.local_path(cid, self.scratch)
+            result: dict[str, Any] = await asyncio.to_thread(analyze_file, path, features, params, progress)
+        # Only a complete result is stored and indexed: a failure above leaves nothing behind.
+        writer = self.store.writer()
+        await writer.write(canonical_json(result))
+        size = writer.size
+        result_cid = await writer.commit()
+        record = ContentRecord(
+            cid=result_cid,
+            size=size,
+            media_type="application/json",
+            name=f"analysis-{key[:12]}.json",
+            origin=ContentOrigin.ANALYSIS,
+        )
+        await rpc.call(self.runtime.nc, "cache", "register", record, ContentRecord)
+        await self.cache.put(key, result_cid.encode())
+        self.counts["analyzed"] += 1
+        return AnalysisReply(analysis_id=key, result_cid=result_cid, cached=False, result=result)
+
+
+async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
+    analyzer = Analyzer(runtime, settings, open_store(settings))
+    await analyzer.open()
+    runtime.health_details = lambda: {
+        "version": ANALYZER_VERSION,
+        "features": sorted(AUDIO_FEATURES | VIDEO_FEATURES),
+        **analyzer.counts,
+    }
+    await rpc.serve(runtime.nc, "analyzer", "probe", CidRequest, analyzer.probe)
+    await rpc.serve(runtime.nc, "analyzer", "analyze", AnalyzeRequest, analyzer.analyze)

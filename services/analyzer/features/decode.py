@@ -1,0 +1,152 @@
+"""Open media safely and stream it once: mono audio blocks and small RGB frames.
+
+One demux pass feeds both the audio and the video consumers, so a file with both
+streams is read once. Nothing here keeps more than a block of samples or one frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from artdag_common.errors import InvalidMediaError
+from artdag_common.media_types import ALLOWED_DEMUXERS
+
+if TYPE_CHECKING:
+    import av.audio.stream
+    import av.container
+    import av.video.stream
+
+SAMPLE_RATE = 22_050
+"""Rate (Hz) every audio stream is resampled to, mono, before analysis."""
+FRAME_SIZE = (160, 90)
+"""Width and height every video frame is scaled to for scene and motion analysis."""
+_AUDIO_BLOCK = 1 << 15  # samples handed to the audio consumer at once (≈1.5 s)
+_PROGRESS_EVERY_S = 0.25
+
+FloatArray = npt.NDArray[np.float32]
+U8Array = npt.NDArray[np.uint8]
+AudioConsumer = Callable[[FloatArray], None]
+VideoConsumer = Callable[[U8Array, float], None]
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The first audio stream and the first real video stream (cover art skipped) of a container."""
+
+    audio: av.audio.stream.AudioStream | None
+    video: av.video.stream.VideoStream | None
+    duration: float  # container duration in seconds, 0 if unknown
+
+
+def open_media(path: str) -> av.container.InputContainer:
+    """Open `path` for reading (local files only) and check that its demuxer is one artdag accepts."""
+    import av
+
+    try:
+        container = av.open(path, options={"protocol_whitelist": "file"})
+    except (av.FFmpegError, OSError) as exc:
+        raise InvalidMediaError(f"cannot open media: {exc}") from None
+    names = set(container.format.name.split(","))
+    if not names & ALLOWED_DEMUXERS:
+        container.close()
+        raise InvalidMediaError(f"unsupported container format {container.format.name!r}")
+    return container
+
+
+def find_streams(container: av.container.InputContainer) -> Streams:
+    """Pick the streams to analyse."""
+    import av
+
+    video = next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    duration = float(container.duration / av.time_base) if container.duration else 0.0
+    return Streams(audio=audio, video=video, duration=duration)
+
+
+class _Progress:
+    """Throttles progress reports to a few per second of work."""
+
+    def __init__(self, report: Callable[[float], None] | None, duration: float) -> None:
+        self.report = report
+        self.duration = duration
+        self.last = time.monotonic()
+
+    def update(self, seconds: float) -> None:
+        if self.report is None or self.duration <= 0:
+            return
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_EVERY_S:
+            self.last = now
+            self.report(min(0.99, max(0.0, seconds / self.duration)))
+
+
+def stream_media(
+    container: av.container.InputContainer,
+    streams: Streams,
+    *,
+    on_audio: AudioConsumer | None,
+    on_video: VideoConsumer | None,
+    progress: Callable[[float], None] | None = None,
+) -> None:
+    """Decode the selected streams once, feeding mono float32 blocks at `SAMPLE_RATE` and RGB24 frames.
+
+    `on_video` receives each frame as a (90, 160, 3) uint8 array and its time in seconds.
+    Decoding errors become `InvalidMediaError` saying where they happened.
+    """
+    import av
+
+    selected: list[av.audio.stream.AudioStream | av.video.stream.VideoStream] = []
+    if on_audio is not None and streams.audio is not None:
+        selected.append(streams.audio)
+    if on_video is not None and streams.video is not None:
+        streams.video.thread_type = "AUTO"
+        selected.append(streams.video)
+    if not selected:
+        return
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    pending: list[FloatArray] = []
+    pending_len = 0
+    frame_index = 0
+    rate = float(streams.video.average_rate) if streams.video is not None and streams.video.average_rate else 25.0
+    tracker = _Progress(progress, streams.duration)
+    width, height = FRAME_SIZE
+
+    def emit_audio(frames: list[av.AudioFrame]) -> None:
+        nonlocal pending_len
+        assert on_audio is not None
+        for out in frames:
+            samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            pending.append(samples)
+            pending_len += samples.size
+        if pending_len >= _AUDIO_BLOCK:
+            on_audio(np.concatenate(pending))
+            pending.clear()
+            pending_len = 0
+
+    position = 0.0
+    try:
+        for packet in container.demux(selected):
+            if packet.pts is not None and packet.time_base is not None:
+                position = float(packet.pts * packet.time_base)
+            for frame in packet.decode():
+                if isinstance(frame, av.AudioFrame):
+                    emit_audio(resampler.resample(frame))
+                elif isinstance(frame, av.VideoFrame):
+                    assert on_video is not None
+                    small = frame.reformat(width=width, height=height, format="rgb24")
+                    when = frame.time if frame.time is not None else frame_index / rate
+                    on_video(small.to_ndarray().astype(np.uint8, copy=False), float(when))
+                    frame_index += 1
+            tracker.update(position)
+        if on_audio is not None and streams.audio is not None:
+            emit_audio(resampler.resample(None))
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(f"cannot decode media near {position:.2f} s: {exc}") from None
+    if on_audio is not None and pending:
+        on_audio(np.concatenate(pending))

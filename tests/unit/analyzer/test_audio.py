@@ -1,0 +1,140 @@
+"""Audio features on synthetic inputs with exactly known answers."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artdag_common.demo_media import write_click_track
+from services.analyzer.features import AnalysisParams, analyze_file
+from tests.unit.analyzer.media import SR, click, place, write_wav
+
+PARAMS = AnalysisParams()
+
+
+@pytest.mark.parametrize("bpm", [90.0, 128.0])
+def test_a_click_track_gives_its_tempo_and_beats(tmp_path: Path, bpm: float) -> None:
+    path = tmp_path / "click.wav"
+    write_click_track(path, bpm=bpm, duration_s=20)
+    beats = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]
+    assert beats["tempo"] == pytest.approx(bpm, rel=0.01)
+    truth = np.arange(0, 20 - 0.05, 60 / bpm)
+    found = np.array(beats["beat_times"])
+    assert found.size == truth.size
+    assert np.abs(found - truth).max() < 0.010
+    assert beats["confidence"] > 0.6
+    assert beats["meter"] == 4
+
+
+def test_tempo_is_an_alias_for_beats(tmp_path: Path) -> None:
+    path = tmp_path / "click.wav"
+    write_click_track(path, bpm=120, duration_s=8)
+    result = analyze_file(path, ["tempo"], PARAMS)
+    assert result["features"] == ["beats"]
+    assert result["audio"]["beats"]["tempo"] == pytest.approx(120, rel=0.01)
+    assert result["video"] is None
+
+
+@pytest.mark.parametrize("meter", [3, 4])
+def test_the_accent_pattern_gives_the_meter_and_downbeats(tmp_path: Path, meter: int) -> None:
+    beat = 60 / 100
+    times = np.arange(0, 24, beat)
+    events = [(t, click(1600, 0.9) if i % meter == 0 else click(1000, 0.4)) for i, t in enumerate(times)]
+    path = tmp_path / "accents.wav"
+    write_wav(path, [place(24, events)])
+    beats = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]
+    assert beats["meter"] == meter
+    downbeats = np.array(beats["downbeat_times"])
+    assert np.abs(downbeats - times[::meter][: downbeats.size]).max() < 0.02
+
+
+def test_a_tempo_step_shows_in_the_tempo_curve(tmp_path: Path) -> None:
+    first = np.arange(0, 20, 60 / 100)
+    second = first[-1] + 60 / 100 + np.arange(0, 20, 60 / 130)
+    path = tmp_path / "step.wav"
+    write_wav(path, [place(40, [(t, click()) for t in np.concatenate([first, second])])])
+    curve = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]["tempo_curve"]
+    times, bpm = np.array(curve["times"]), np.array(curve["bpm"])
+    assert np.median(bpm[(times > 3) & (times < 17)]) == pytest.approx(100, rel=0.02)
+    assert np.median(bpm[times > 24]) == pytest.approx(130, rel=0.02)
+
+
+def test_tone_bursts_give_their_onsets(tmp_path: Path) -> None:
+    t = np.arange(int(0.15 * SR)) / SR
+    fade = np.minimum(1, np.minimum(t / 0.002, (t[-1] - t) / 0.05))
+    burst = 0.5 * np.sin(2 * np.pi * 440 * t) * fade * np.exp(-t * 10)
+    truth = np.array([0.5, 1.1, 1.45, 2.3, 2.9, 3.6])
+    path = tmp_path / "bursts.wav"
+    write_wav(path, [place(4.5, [(when, burst) for when in truth])])
+    onsets = analyze_file(path, ["onsets"], PARAMS)["audio"]["onsets"]
+    found = np.array(onsets["times"])
+    assert found.size == truth.size
+    assert np.abs(found - truth).max() < 0.020
+    strength = onsets["strength"]
+    assert len(strength["times"]) == len(strength["values"])
+    assert max(strength["values"]) == pytest.approx(1.0)
+
+
+def test_energy_is_low_in_silence_and_high_when_loud(tmp_path: Path) -> None:
+    t = np.arange(2 * SR) / SR
+    signal = np.concatenate([np.zeros(2 * SR), 0.8 * np.sin(2 * np.pi * 300 * t)])
+    path = tmp_path / "step.wav"
+    write_wav(path, [signal])
+    energy = analyze_file(path, ["energy"], PARAMS)["audio"]["energy"]
+    times, values = np.array(energy["times"]), np.array(energy["values"])
+    assert energy["window_ms"] == 50
+    assert times.size == values.size == 80
+    assert values[times < 1.9].max() < 0.01
+    assert values[times > 2.1].min() > 0.95
+
+
+def test_a_low_tone_lights_the_bass_band_only(tmp_path: Path) -> None:
+    t = np.arange(3 * SR) / SR
+    path = tmp_path / "tone.wav"
+    write_wav(path, [0.5 * np.sin(2 * np.pi * 100 * t)])
+    spectrum = analyze_file(path, ["spectrum"], PARAMS)["audio"]["spectrum"]
+    bands = {name: np.array(values) for name, values in spectrum["bands"].items()}
+    assert set(bands) == {"bass", "mid", "high"}
+    middle = slice(5, -5)
+    assert bands["bass"][middle].min() > 0.9
+    assert bands["high"][middle].max() < 0.05
+    assert bands["mid"][middle].max() < 0.05
+    assert spectrum["band_ranges"]["bass"] == [20, 200]
+
+
+def test_silence_gives_no_beats_rather_than_invented_ones(tmp_path: Path) -> None:
+    path = tmp_path / "silence.wav"
+    write_wav(path, [np.zeros(5 * SR)])
+    audio = analyze_file(path, ["beats", "energy"], PARAMS)["audio"]
+    assert audio["beats"]["beat_times"] == []
+    assert audio["beats"]["tempo"] is None
+    assert audio["beats"]["confidence"] == 0
+    assert max(audio["energy"]["values"]) == 0
+
+
+def test_progress_is_reported_from_zero_to_one(tmp_path: Path) -> None:
+    path = tmp_path / "click.wav"
+    write_click_track(path, bpm=120, duration_s=4)
+    seen: list[float] = []
+    analyze_file(path, ["energy"], PARAMS, seen.append)
+    assert seen[0] == 0.0
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen)
+
+
+def test_a_long_input_streams_in_bounded_memory(tmp_path: Path) -> None:
+    block = place(30, [(t, click()) for t in np.arange(0, 30, 0.5)])
+    path = tmp_path / "long.wav"
+    write_wav(path, (block for _ in range(20)))  # 10 minutes
+    tracemalloc.start()
+    try:
+        result = analyze_file(path, ["beats", "energy", "spectrum", "onsets"], PARAMS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result["duration"] == pytest.approx(600, abs=0.01)
+    assert result["audio"]["beats"]["tempo"] == pytest.approx(120, rel=0.01)
+    assert peak < 50 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB"
