@@ -262,6 +262,44 @@ def _check_colour(value: str) -> str:
     return value
 
 
+AUDIO_FEATURES = frozenset({"beats", "tempo", "energy", "spectrum", "onsets"})
+"""Features the analyzer extracts from sound ("tempo" is another name for "beats")."""
+
+VIDEO_FEATURES = frozenset({"metadata", "scene_changes", "motion"})
+"""Features the analyzer extracts from pictures."""
+
+BINDABLE_FEATURES = ("energy", "onsets", "beats", "downbeats", "motion", "scene_changes", "spectrum.<band>")
+"""What an EFFECT binding may follow: curves (energy, motion, spectrum bands) or events (the others)."""
+
+
+class AnalyzeConfig(NodeConfig):
+    """Analyze a recipe input before planning; its result feeds bindings and BEAT_SYNC."""
+
+    features: list[str] = Field(min_length=1, max_length=8)
+    params: dict[str, Any] = Field(default_factory=dict, description="analyzer parameters (window_ms, bands, …)")
+
+    @field_validator("features")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for feature in value:
+            if feature not in AUDIO_FEATURES | VIDEO_FEATURES:
+                known = ", ".join(sorted(AUDIO_FEATURES | VIDEO_FEATURES))
+                raise ValueError(f"unknown feature {feature!r} (known: {known})")
+        return sorted(set(value))
+
+
+class BeatSyncConfig(NodeConfig):
+    """Cut a video on the beats of a track (input 0: the video; input 1: an ANALYZE step with beats)."""
+
+    mode: Literal["cut", "stretch"] = Field(
+        default="cut", description="cut: one slice per beat interval; stretch: time-stretch slices to fill them"
+    )
+    every: int = Field(default=1, ge=1, le=64, description="beats per slice")
+    seed: int | None = Field(default=None, description="cut mode: pick slices at seeded random places")
+    mux: bool = Field(default=True, description="put the analysed track's sound under the result")
+    max_slices: int = Field(default=4000, ge=1, le=20_000)
+
+
 class JoinConfig(NodeConfig):
     """Concatenate video chunks (all inputs but the last) and copy the last input's sound."""
 
@@ -321,6 +359,25 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("EFFECT", EffectConfig, "1", 1, 1, "run a frame effect from artdag_effects"),
         Operation("JOIN", JoinConfig, "1", 2, 4097, "join chunks without re-encoding", in_recipes=False),
+        Operation(
+            "ANALYZE",
+            AnalyzeConfig,
+            "1",
+            1,
+            1,
+            "analyze an input (planned, not rendered)",
+            video_slots="none",
+            output_media_type="application/json",
+        ),
+        Operation(
+            "BEAT_SYNC",
+            BeatSyncConfig,
+            "1",
+            2,
+            2,
+            "cut a video on the beats of a track (expands in the plan)",
+            video_slots="first",
+        ),
     )
 }
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from artdag_common.cid import cid_of_bytes
 from artdag_common.errors import InvalidInputError, SyntaxInputError
 from artdag_common.ids import canonical_json
-from artdag_common.operations import get_operation
+from artdag_common.operations import BINDABLE_FEATURES, get_operation
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_RECIPE_BYTES = 1024 * 1024
@@ -145,6 +145,7 @@ def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
 class _RecipeBuilder:
     def __init__(self, located: _Located) -> None:
         self.located = located
+        self.analysis_refs: dict[str, tuple[_Path, dict[str, dict[str, Any]]]] = {}
 
     def fail(self, message: str, path: _Path, step: str | None = None) -> InvalidInputError:
         return _error(message, path, self.located, step=step)
@@ -188,6 +189,7 @@ class _RecipeBuilder:
             raise self.fail(f"output {output!r} is not a step of this recipe", output_path)
         ordered = self._topological(steps, steps_path, set(inputs))
         self._check_kinds(ordered, steps, steps_path, inputs)
+        self._check_analysis_refs(steps, steps_path)
         return Recipe(
             name=name,
             version=self._str(raw, "version", "1.0", ()),
@@ -313,18 +315,72 @@ class _RecipeBuilder:
         if not op.min_inputs <= len(raw_inputs) <= op.max_inputs:
             want = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"{op.min_inputs}..{op.max_inputs}"
             raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"), step_id)
+        references = self._analysis_bindings(config, spath, step_id) if op.node_type == "EFFECT" else {}
+        if references:
+            # Check the effect and the bindings with stand-in data; the planner puts in the real analysis.
+            config = {
+                **config,
+                "bindings": {
+                    **config.get("bindings", {}),
+                    **{name: placeholder_binding(ref) for name, ref in references.items()},
+                },
+            }
         try:
             parsed = op.parse_config(config)
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = tuple(first["loc"])
             raise self.fail(first["msg"], (*spath, "config", *loc), step_id) from None
-        return RecipeStep(
-            id=step_id,
-            type=op.node_type,
-            inputs=tuple(raw_inputs),
-            config=parsed.model_dump(mode="json", exclude_none=True),
-        )
+        normalised = parsed.model_dump(mode="json", exclude_none=True)
+        for name, ref in references.items():
+            normalised["bindings"][name] = strip_binding_data(normalised["bindings"][name]) | ref_keys(ref)
+        self.analysis_refs[step_id] = (spath, references)
+        return RecipeStep(id=step_id, type=op.node_type, inputs=tuple(raw_inputs), config=normalised)
+
+    def _analysis_bindings(self, config: dict[str, Any], spath: _Path, step_id: str) -> dict[str, dict[str, Any]]:
+        """Bindings that follow an ANALYZE step (`analysis: <step id>, feature: energy`), checked for form."""
+        bindings = config.get("bindings") or {}
+        if not isinstance(bindings, dict):
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for name, binding in bindings.items():
+            if not isinstance(binding, dict) or "analysis" not in binding:
+                continue
+            where = (*spath, "config", "bindings", name)
+            analysis, feature = binding.get("analysis"), binding.get("feature")
+            if not isinstance(analysis, str) or not NAME_RE.match(analysis):
+                raise self.fail("analysis must name an ANALYZE step", (*where, "analysis"), step_id)
+            if not isinstance(feature, str) or not (feature in BINDABLE_FEATURES or feature.startswith("spectrum.")):
+                raise self.fail(f"feature must be one of {', '.join(BINDABLE_FEATURES)}", (*where, "feature"), step_id)
+            found[str(name)] = dict(binding)
+        return found
+
+    def _check_analysis_refs(self, steps: list[RecipeStep], path: _Path) -> None:
+        """Bindings and BEAT_SYNC must name ANALYZE steps that extract what they need."""
+        position = {s.id: i for i, s in enumerate(steps)}
+        analyses = {s.id: set(s.config["features"]) for s in steps if s.type == "ANALYZE"}
+        for step_id, (spath, references) in self.analysis_refs.items():
+            for name, ref in references.items():
+                where = (*spath, "config", "bindings", name)
+                features = analyses.get(ref["analysis"])
+                if features is None:
+                    raise self.fail(f"{ref['analysis']!r} is not an ANALYZE step", (*where, "analysis"), step_id)
+                needed = feature_source(ref["feature"])
+                if not needed & features:
+                    raise self.fail(
+                        f"ANALYZE step {ref['analysis']!r} does not extract {ref['feature']!r}",
+                        (*where, "feature"),
+                        step_id,
+                    )
+        for step in steps:
+            if step.type == "BEAT_SYNC":
+                source = step.inputs[1]
+                if not {"beats", "tempo"} & analyses.get(source, set()):
+                    raise self.fail(
+                        f"input {source!r} must be an ANALYZE step with beats",
+                        (*path, position[step.id], "inputs", 1),
+                        step.id,
+                    )
 
     def _topological(self, steps: list[RecipeStep], path: _Path, input_names: set[str]) -> list[RecipeStep]:
         by_id = {s.id: (i, s) for i, s in enumerate(steps)}
@@ -362,3 +418,29 @@ class _RecipeBuilder:
             if step.id not in state:
                 visit(step)
         return order
+
+
+EVENT_FEATURES = frozenset({"onsets", "beats", "downbeats", "scene_changes"})
+_BINDING_DATA = ("times", "values", "events")
+
+
+def feature_source(feature: str) -> set[str]:
+    """The ANALYZE features that provide a bindable feature."""
+    if feature.startswith("spectrum."):
+        return {"spectrum"}
+    return {"beats", "tempo"} if feature in ("beats", "downbeats") else {feature}
+
+
+def placeholder_binding(ref: dict[str, Any]) -> dict[str, Any]:
+    """A binding with stand-in data of the right shape, to validate the rest of it."""
+    shaped = strip_binding_data({k: v for k, v in ref.items() if k not in ("analysis", "feature")})
+    data = {"events": [0.0]} if ref.get("feature") in EVENT_FEATURES else {"times": [0.0], "values": [1.0]}
+    return shaped | data
+
+
+def strip_binding_data(binding: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in binding.items() if k not in _BINDING_DATA}
+
+
+def ref_keys(ref: dict[str, Any]) -> dict[str, Any]:
+    return {"analysis": ref["analysis"], "feature": ref["feature"]}

@@ -363,3 +363,10 @@ class PlanReply(Message):
 
 class ExecuteRequest(Message):
     plan_id: str
+
+
+class RunAnalysis(Message):
+    """`GET /api/run/{id}/analysis`: the analyses a run used, by ANALYZE step name."""
+
+    run_id: str
+    analyses: dict[str, dict[str, Any]]

@@ -33,6 +33,7 @@ from artdag_common.schemas import (
     RecipeRecord,
     RecipeRequest,
     RecipeUpload,
+    RunAnalysis,
     RunList,
     RunRecipeRequest,
     RunRequest,
@@ -220,6 +221,12 @@ async def run_recipe(body: PlanBody, gw: GatewayDep) -> SubmitRunReply:
     if body.recipe_id is not None:
         return await _run_stored(body.recipe_id, body.inputs, gw)
     return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw)
+
+
+@router.get("/api/run/{run_id}/analysis", tags=["runs"], summary="The analyses the run used (tempo, beats, …)")
+async def get_run_analysis(run_id: str, gw: GatewayDep) -> RunAnalysis:
+    reply: RunAnalysis = await gw.call("planner", "get_analysis", RunRequest(run_id=check_run_id(run_id)), RunAnalysis)
+    return reply
 
 
 @router.get("/api/run/{run_id}/plan", tags=["runs"], summary="The run's execution plan: steps and cache ids")

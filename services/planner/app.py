@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -22,6 +23,8 @@ from artdag_common.ids import check_run_id, content_key, content_result_key, new
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
+    AnalysisReply,
+    AnalyzeRequest,
     CidRequest,
     ContentRecord,
     ExecuteRequest,
@@ -36,6 +39,7 @@ from artdag_common.schemas import (
     RecipeRecord,
     RecipeRequest,
     RecipeUpload,
+    RunAnalysis,
     RunEvent,
     RunList,
     RunRecipeRequest,
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 
 # A run accepted this long ago and still pending lost its planner before it started.
 RECOVER_AFTER_S = 10.0
+# An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
+ANALYZE_TIMEOUT_S = 600.0
 
 
 class RunDriver:
@@ -173,24 +179,27 @@ class RunDriver:
 
             await self._update(run_id, begin, plan)
             self.counts["cached"] += len(cached)
+        except ArtdagError as exc:
+            log.warning("run %s could not start: %s", run_id, exc)
+            await self._fail(run_id, exc.message, plan)
         except Exception as exc:
             log.exception("run %s could not start", run_id)
             await self._fail(run_id, f"could not start: {exc}", plan)
 
     async def _with_chunks(self, run_id: str, plan: Plan, recipe: Recipe) -> Plan:
-        """Re-plan with long per-frame effects split into chunks, once the inputs' frame counts are known."""
-        if not self._may_chunk(plan):
+        """The run's final plan: analyses done, beat-synced cuts expanded, long effects split into chunks."""
+        final = await self._final_plan(run_id, plan, recipe)
+        if final.plan_id != plan.plan_id:
+            await self.book.set_plan(run_id, final)
+            self._plans[run_id] = final
+        return final
+
+    async def _final_plan(self, label: str, plan: Plan, recipe: Recipe) -> Plan:
+        analyses = await self._analyses(plan, recipe) if any(s.type == "ANALYZE" for s in recipe.steps) else None
+        needs_media = self._may_chunk(plan) or any(s.type == "BEAT_SYNC" for s in recipe.steps)
+        media = await self._media(label, plan) if needs_media else {}
+        if analyses is None and not media:
             return plan
-        chunked = self._chunked(recipe, plan, await self._media(run_id, plan))
-        if chunked.plan_id != plan.plan_id:
-            await self.book.set_plan(run_id, chunked)
-            self._plans[run_id] = chunked
-        return chunked
-
-    def _may_chunk(self, plan: Plan) -> bool:
-        return self.chunking is not None and any(chunkable(s.node_type, s.config) for s in plan.steps)
-
-    def _chunked(self, recipe: Recipe, plan: Plan, media: dict[str, MediaInfo]) -> Plan:
         return build_plan(
             recipe,
             plan.input_cids,
@@ -199,7 +208,28 @@ class RunDriver:
             media=media,
             chunking=self.chunking,
             media_types={s.name.removeprefix("input:"): s.media_type for s in plan.steps if s.node_type == "SOURCE"},
+            analyses=analyses,
         )
+
+    def _may_chunk(self, plan: Plan) -> bool:
+        return self.chunking is not None and any(chunkable(s.node_type, s.config) for s in plan.steps)
+
+    async def _analyses(self, plan: Plan, recipe: Recipe) -> dict[str, AnalysisReply]:
+        """Phase 1: ask the analyzer for every ANALYZE step (each answer cached by its analysis id)."""
+        by_id = {s.step_id: s for s in plan.steps}
+        replies: dict[str, AnalysisReply] = {}
+        for step in plan.steps:
+            if step.node_type != "ANALYZE":
+                continue
+            cid = by_id[step.inputs[0]].source_cid or ""
+            request = AnalyzeRequest(cid=cid, features=step.config["features"], params=step.config.get("params", {}))
+            try:
+                replies[step.name] = await rpc.call(
+                    self.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
+                )
+            except ArtdagError as exc:
+                raise type(exc)(f"step {step.name!r} (ANALYZE) failed: {exc.message}", field=exc.field) from None
+        return replies
 
     async def _media(self, label: str, plan: Plan) -> dict[str, MediaInfo]:
         """What the analyzer knows of each input (missing where it cannot tell: bad media, no analyzer)."""
@@ -341,9 +371,8 @@ class RunDriver:
         """The plan a run would follow: each step cached or to run, and the frames left to render."""
         text = await self._recipe_text(request.recipe, request.recipe_id)
         recipe, plan = await self._prepare(text, request.inputs)
+        plan = await self._final_plan(f"plan {plan.plan_id[:12]}", plan, recipe)
         media = await self._media(f"plan {plan.plan_id[:12]}", plan)
-        if self._may_chunk(plan):
-            plan = self._chunked(recipe, plan, media)
         frames = estimate_frames(plan, media)
         steps: list[PlannedStep] = []
         for step in plan.steps:
@@ -444,6 +473,20 @@ class RunDriver:
         except KeyNotFoundError:
             return await self.book.get(run_id)
 
+    async def analysis(self, request: RunRequest) -> RunAnalysis:
+        """The analyses a run's plan used, by ANALYZE step name."""
+        plan = await self._plan(check_run_id(request.run_id))
+        found: dict[str, dict[str, Any]] = {}
+        for step in plan.steps:
+            if step.node_type == "ANALYZE" and step.source_cid:
+                body = b"".join([chunk async for chunk in self.store.read(step.source_cid)])
+                found[step.name] = {
+                    "features": step.config["features"],
+                    "result_cid": step.source_cid,
+                    "result": json.loads(body),
+                }
+        return RunAnalysis(run_id=request.run_id, analyses=found)
+
     async def plan(self, request: RunRequest) -> Plan:
         return await self._plan(check_run_id(request.run_id))
 
@@ -476,6 +519,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
     await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
+    await rpc.serve(runtime.nc, "planner", "get_analysis", RunRequest, driver.analysis)
     await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
     await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
     await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute)

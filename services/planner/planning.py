@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,9 +11,9 @@ from typing import Any
 from artdag_common.cid import validate_cid
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import sha3_hex, source_step_id, step_id
-from artdag_common.operations import GOP_FRAMES, OPERATIONS
+from artdag_common.operations import GOP_FRAMES, OPERATIONS, BeatSyncConfig
 from artdag_common.recipe import Recipe
-from artdag_common.schemas import MediaInfo, Plan, PlanStep
+from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
 
 
 def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
@@ -75,8 +77,13 @@ def build_plan(
     media: Mapping[str, MediaInfo] | None = None,
     chunking: Chunking | None = None,
     media_types: Mapping[str, str] | None = None,
+    analyses: Mapping[str, AnalysisReply] | None = None,
 ) -> Plan:
-    """Plan the recipe: steps in topological order, identical nodes merged into one step."""
+    """Plan the recipe: steps in topological order, identical nodes merged into one step.
+
+    `analyses` (ANALYZE step id → result) resolve analysis bindings and expand BEAT_SYNC;
+    without them those stay placeholders (a preliminary plan, to validate early).
+    """
     steps: dict[str, PlanStep] = {}
     ids_by_name: dict[str, str] = {}
     media_by_step: dict[str, MediaInfo] = {}
@@ -134,12 +141,91 @@ def build_plan(
             level += 1
         return node("SEQUENCE", name, config, items)
 
+    def normalised(node_type: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return OPERATIONS[node_type].parse_config(dict(raw)).model_dump(mode="json", exclude_none=True)
+
+    def beat_sync(name: str, config: Mapping[str, Any], input_ids: list[str], result: Mapping[str, Any]) -> str:
+        cfg = BeatSyncConfig.model_validate(config)
+        video, analysis = input_ids
+        beats = ((result.get("audio") or {}).get("beats") or {}).get("beat_times") or []
+        marks = [float(t) for t in beats[:: cfg.every]]
+        intervals = list(itertools.pairwise(marks))[: cfg.max_slices]
+        if not intervals:
+            raise InvalidInputError(f"BEAT_SYNC {name!r}: the track has too few beats to cut on", field="recipe")
+        info = media_by_step.get(video)
+        duration = info.duration_s if info is not None and info.duration_s > 0 else None
+        pieces: list[str] = []
+        if cfg.mode == "stretch":
+            part = (duration / len(intervals)) if duration else sum(b - a for a, b in intervals) / len(intervals)
+            for k, (first, end) in enumerate(intervals):
+                piece = node(
+                    "SEGMENT",
+                    f"{name}/slice{k}",
+                    normalised("SEGMENT", {"start": round(k * part, 4), "end": round((k + 1) * part, 4)}),
+                    [video],
+                )
+                speed = min(4.0, max(0.25, part / (end - first)))
+                if abs(speed - 1.0) > 1e-3:
+                    piece = node(
+                        "TRANSFORM", f"{name}/stretch{k}", normalised("TRANSFORM", {"speed": round(speed, 4)}), [piece]
+                    )
+                pieces.append(piece)
+        else:
+            for k, (first, end) in enumerate(intervals):
+                length = end - first
+                start = first
+                if duration and cfg.seed is not None:
+                    start = _seeded_fraction(cfg.seed, k) * max(0.0, duration - length)
+                elif duration and first + length > duration:
+                    start = first % max(duration - length, 1e-3)
+                pieces.append(
+                    node(
+                        "SEGMENT",
+                        f"{name}/slice{k}",
+                        normalised("SEGMENT", {"start": round(start, 4), "end": round(start + length, 4)}),
+                        [video],
+                    )
+                )
+        joined = (
+            sequence_tree(f"{name}/joined" if cfg.mux else name, normalised("SEQUENCE", {}), pieces)
+            if len(pieces) > 1
+            else pieces[0]
+        )
+        if not cfg.mux:
+            return joined
+        track = steps[analysis].inputs[0]
+        return node("MUX", name, normalised("MUX", {"shortest": True}), [joined, track])
+
     for recipe_step in recipe.steps:
         if recipe_step.type == "SOURCE":
             ids_by_name[recipe_step.id] = source(recipe_step.config["input"])
             continue
         op = OPERATIONS[recipe_step.type]
         input_ids = [ids_by_name[ref] if ref in ids_by_name else source(ref) for ref in recipe_step.inputs]
+        if op.node_type == "ANALYZE":
+            if steps[input_ids[0]].node_type != "SOURCE":
+                raise InvalidInputError(f"ANALYZE {recipe_step.id!r} must read a recipe input", field="recipe")
+            reply = (analyses or {}).get(recipe_step.id)
+            ids_by_name[recipe_step.id] = add(
+                PlanStep(
+                    step_id=step_id("ANALYZE", recipe_step.config, input_ids, op.op_version, cluster_key),
+                    name=recipe_step.id,
+                    node_type="ANALYZE",
+                    config=dict(recipe_step.config),
+                    inputs=input_ids,
+                    op_version=op.op_version,
+                    level=1,
+                    media_type=op.output_media_type,
+                    source_cid=reply.result_cid if reply is not None else None,
+                )
+            )
+            continue
+        if op.node_type == "BEAT_SYNC" and analyses is not None:
+            reply = analyses[recipe_step.inputs[1]]
+            ids_by_name[recipe_step.id] = beat_sync(recipe_step.id, recipe_step.config, input_ids, reply.result)
+            continue
+        if op.node_type == "EFFECT" and analyses is not None:
+            recipe_step = recipe_step.model_copy(update={"config": resolve_bindings(recipe_step.config, analyses)})
         ranges = (
             chunking.ranges(media_by_step.get(input_ids[0]))
             if chunking is not None and chunkable(op.node_type, recipe_step.config)
@@ -218,3 +304,49 @@ def _rate(plan: Plan, step: PlanStep, by_cid: Mapping[str, MediaInfo]) -> float 
         return None
     info = by_cid.get(current.source_cid or "")
     return info.fps if info is not None else None
+
+
+def _seeded_fraction(seed: int, index: int) -> float:
+    """A number in [0, 1) fixed by (seed, index): the same on every planner."""
+    digest = hashlib.sha3_256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def resolve_bindings(config: Mapping[str, Any], analyses: Mapping[str, AnalysisReply]) -> dict[str, Any]:
+    """Put the analysed data into bindings that name an ANALYZE step (so the step id covers the data)."""
+    bindings = dict(config.get("bindings") or {})
+    for name, binding in bindings.items():
+        if not isinstance(binding, dict) or "analysis" not in binding:
+            continue
+        result = analyses[binding["analysis"]].result
+        data = feature_data(result, str(binding["feature"]))
+        if data is None:
+            raise InvalidInputError(
+                f"analysis {binding['analysis']!r} has no {binding['feature']!r} data", field=f"bindings.{name}"
+            )
+        rest = {k: v for k, v in binding.items() if k not in ("analysis", "feature", "times", "values", "events")}
+        bindings[name] = rest | data
+    return {**config, "bindings": bindings}
+
+
+def feature_data(result: Mapping[str, Any], feature: str) -> dict[str, list[float]] | None:
+    """A bindable feature of an analysis result as binding data: a curve or events."""
+    audio = result.get("audio") or {}
+    video = result.get("video") or {}
+    if feature in ("beats", "downbeats"):
+        beats = audio.get("beats") or {}
+        key = "beat_times" if feature == "beats" else "downbeat_times"
+        return {"events": list(beats[key])} if beats.get(key) else None
+    if feature == "onsets":
+        return {"events": list(audio["onsets"]["times"])} if (audio.get("onsets") or {}).get("times") else None
+    if feature == "scene_changes":
+        scenes = video.get("scene_changes") or {}
+        return {"events": list(scenes["times"])} if scenes.get("times") else None
+    if feature.startswith("spectrum."):
+        spectrum = audio.get("spectrum") or {}
+        values = (spectrum.get("bands") or {}).get(feature.removeprefix("spectrum."))
+        return {"times": list(spectrum["times"]), "values": list(values)} if values else None
+    curve = audio.get(feature) or video.get(feature)
+    if isinstance(curve, dict) and curve.get("values"):
+        return {"times": list(curve["times"]), "values": list(curve["values"])}
+    return None

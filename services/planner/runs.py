@@ -21,13 +21,13 @@ from artdag_common.schemas import (
 
 
 def new_run_state(run_id: str, plan: Plan) -> RunState:
-    """A pending run: sources are already done (their output is the input's cid)."""
+    """A pending run: sources and analyses are already done (their output is the input's or result's cid)."""
     steps = {
         s.step_id: StepState(
             name=s.name,
             node_type=s.node_type,
             inputs=list(s.inputs),
-            status=StepStatus.COMPLETED if s.node_type == "SOURCE" else StepStatus.PENDING,
+            status=StepStatus.COMPLETED if s.source_cid is not None else StepStatus.PENDING,
             output_cid=s.source_cid,
         )
         for s in plan.steps

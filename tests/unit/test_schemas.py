@@ -20,7 +20,8 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
     (
         StepTask,
         '{"v":1,"run_id":"run-1","step":{"step_id":"s","name":"small","node_type":"RESIZE",'
-        '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null},'
+        '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null,"level":1,'
+        '"media_type":"video/mp4"},'
         '"input_cids":["QmX"],"input_names":["input:video"]}',
     ),
     (

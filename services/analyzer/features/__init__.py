@@ -21,13 +21,9 @@ with the length of the input beyond a few floats per frame.
 Only requested features appear. All values lists are normalised to 0..1.
 """
 
-from services.analyzer.features.analyze import (
-    ANALYZER_VERSION,
-    AUDIO_FEATURES,
-    VIDEO_FEATURES,
-    analyze_file,
-    resolve_features,
-)
+# The feature names are declared once in artdag_common: recipes are validated against the same names.
+from artdag_common.operations import AUDIO_FEATURES, VIDEO_FEATURES
+from services.analyzer.features.analyze import ANALYZER_VERSION, analyze_file, resolve_features
 from services.analyzer.features.params import AnalysisParams
 
 __all__ = [

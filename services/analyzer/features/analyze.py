@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
+from artdag_common.operations import AUDIO_FEATURES, VIDEO_FEATURES
 from services.analyzer.features.beats import track_beats
 from services.analyzer.features.decode import SAMPLE_RATE, find_streams, open_media, stream_media
 from services.analyzer.features.onsets import onset_peaks
@@ -20,8 +21,7 @@ from services.analyzer.features.video import VideoMeasures
 
 ANALYZER_VERSION = "1"
 """Bump whenever any result could change: it is part of every analysis id, so stale results are never reused."""
-AUDIO_FEATURES = frozenset({"beats", "tempo", "energy", "spectrum", "onsets"})
-VIDEO_FEATURES = frozenset({"metadata", "scene_changes", "motion"})
+
 _ALIASES = {"tempo": "beats"}
 _BAND_FLOOR = 1e-3  # a band whose peak is 60 dB under the loudest band's peak counts as silent
 
