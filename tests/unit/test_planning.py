@@ -3,7 +3,7 @@ import pytest
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import source_step_id
 from artdag_common.recipe import parse_recipe
-from artdag_common.schemas import MediaInfo, RunStatus, StepEvent, StepStatus
+from artdag_common.schemas import AnalysisReply, MediaInfo, RunStatus, StepEvent, StepStatus
 from services.planner.planning import Chunking, bind_inputs, build_plan
 from services.planner.runs import apply_step_event, new_run_state, ready_steps
 
@@ -219,3 +219,103 @@ output: both
         "small": (1, "video/mp4"),
         "both": (3, "video/mp4"),
     }
+
+
+BEAT_SYNC = """
+name: sync
+inputs:
+  video: {type: video}
+  audio: {type: audio}
+steps:
+  - {id: listen, type: ANALYZE, inputs: [audio], config: {features: [beats, energy]}}
+  - {id: synced, type: BEAT_SYNC, inputs: [video, listen], config: {mode: MODE}}
+output: synced
+"""
+
+
+def _analysis(beats: list[float]) -> AnalysisReply:
+    result = {"audio": {"beats": {"beat_times": beats}, "energy": {"times": [0.0, 1.0], "values": [0.2, 1.0]}}}
+    return AnalysisReply(analysis_id="a" * 64, result_cid=OTHER, cached=False, result=result)
+
+
+def _video(duration: float) -> MediaInfo:
+    return MediaInfo(cid=CID, duration_s=duration, has_video=True, has_audio=False, fps=25.0, frame_count=100)
+
+
+def test_beat_sync_cut_slices_the_video_on_the_beats_and_muxes_the_track() -> None:
+    recipe = parse_recipe(BEAT_SYNC.replace("MODE", "cut"))
+    plan = build_plan(
+        recipe,
+        {"video": CID, "audio": OTHER},
+        analyses={"listen": _analysis([0.5, 1.0, 1.5, 2.0])},
+        media={"video": _video(10.0)},
+    )
+    segments = [s for s in plan.steps if s.node_type == "SEGMENT"]
+    assert [(s.config["start"], s.config["end"]) for s in segments] == [(0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    analyze = next(s for s in plan.steps if s.node_type == "ANALYZE")
+    assert analyze.source_cid == OTHER, "an analysis is done before the run: its result is its output"
+    output = next(s for s in plan.steps if s.step_id == plan.output_step)
+    assert output.node_type == "MUX"
+    names = {s.step_id: s.name for s in plan.steps}
+    assert names[output.inputs[1]] == "input:audio"
+
+
+def test_beat_sync_stretch_fits_equal_parts_of_the_video_to_each_interval() -> None:
+    recipe = parse_recipe(BEAT_SYNC.replace("MODE", "stretch"))
+    plan = build_plan(
+        recipe,
+        {"video": CID, "audio": OTHER},
+        analyses={"listen": _analysis([0.0, 0.5, 1.5])},
+        media={"video": _video(2.0)},
+    )
+    segments = [s for s in plan.steps if s.node_type == "SEGMENT"]
+    assert [(s.config["start"], s.config["end"]) for s in segments] == [(0.0, 1.0), (1.0, 2.0)]
+    speeds = [s.config["speed"] for s in plan.steps if s.node_type == "TRANSFORM"]
+    assert speeds == [2.0]  # 1 s of video into 0.5 s; the second part already lasts 1 s
+
+
+def test_beat_sync_needs_beats_and_refs_must_exist() -> None:
+    with pytest.raises(InvalidInputError, match="too few beats"):
+        build_plan(
+            parse_recipe(BEAT_SYNC.replace("MODE", "cut")),
+            {"video": CID, "audio": OTHER},
+            analyses={"listen": _analysis([1.0])},
+        )
+    with pytest.raises(InvalidInputError, match="must be an ANALYZE step with beats"):
+        parse_recipe(BEAT_SYNC.replace("MODE", "cut").replace("features: [beats, energy]", "features: [energy]"))
+
+
+def test_bindings_that_follow_analysis_carry_the_data_into_the_step_id() -> None:
+    recipe = parse_recipe("""
+name: glow
+inputs:
+  video: {type: video}
+  audio: {type: audio}
+steps:
+  - {id: listen, type: ANALYZE, inputs: [audio], config: {features: [energy]}}
+  - id: glow
+    type: EFFECT
+    inputs: [video]
+    config: {effect: bloom, bindings: {intensity: {analysis: listen, feature: energy, range: [0, 1]}}}
+output: glow
+""")
+    binding = recipe.steps[-1].config["bindings"]["intensity"]
+    assert binding["analysis"] == "listen" and "values" not in binding
+    first = build_plan(recipe, {"video": CID, "audio": OTHER}, analyses={"listen": _analysis([0.0])})
+    effect = next(s for s in first.steps if s.node_type == "EFFECT")
+    assert effect.config["bindings"]["intensity"]["values"] == [0.2, 1.0]
+    louder = _analysis([0.0])
+    louder.result["audio"]["energy"]["values"] = [0.9, 1.0]
+    second = build_plan(recipe, {"video": CID, "audio": OTHER}, analyses={"listen": louder})
+    assert second.output_step != first.output_step, "other analysis data, another step"
+    with pytest.raises(InvalidInputError, match="does not extract 'beats'"):
+        parse_recipe("""
+inputs: {video: {type: video}, audio: {type: audio}}
+steps:
+  - {id: listen, type: ANALYZE, inputs: [audio], config: {features: [energy]}}
+  - id: fx
+    type: EFFECT
+    inputs: [video]
+    config: {effect: zoom, bindings: {amount: {analysis: listen, feature: beats}}}
+output: fx
+""")
