@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARTDAG_HOME ?= $(HOME)/.artdag
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format unit e2e bench clean
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -33,8 +33,14 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## lint, then the whole test suite (unit, integration, end to end)
+test: lint ipfs-node ## lint, then the whole test suite (unit, integration, end to end)
 	$(BIN)/python -m pytest
+
+# A real IPFS node for the IPFS content-store tests: js-ipfs from the npm registry (run
+# offline in its own network namespace by the tests). Without Node.js those tests skip.
+ipfs-node: $(STAMP) ## install the offline IPFS node the tests use (needs Node.js and npm)
+	@$(BIN)/python -c 'from artdag_common.testing import ensure_jsipfs; r = ensure_jsipfs(); print("ipfs-node:", r or "ready")' \
+	  || echo "ipfs-node: install failed; the IPFS store tests will skip"
 
 unit: $(STAMP) ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit

@@ -315,6 +315,7 @@ class Operation:
     max_inputs: int
     description: str
     in_recipes: bool = True  # False: only the planner makes these steps
+    rendered: bool = True  # False: the planner resolves it (SOURCE, ANALYZE, BEAT_SYNC); executors never see it
     video_slots: Literal["all", "first", "none"] = "all"  # which inputs must carry video
     output_media_type: str = "video/mp4"
 
@@ -331,7 +332,7 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     op.node_type: op
     for op in (
-        Operation("SOURCE", SourceConfig, "1", 0, 0, "a recipe input", video_slots="none"),
+        Operation("SOURCE", SourceConfig, "1", 0, 0, "a recipe input", video_slots="none", rendered=False),
         Operation("RESIZE", ResizeConfig, "2", 1, 1, "scale a video: fit, fill, stretch or pad"),
         Operation(
             "SEGMENT",
@@ -368,6 +369,7 @@ OPERATIONS: dict[str, Operation] = {
             "analyze an input (planned, not rendered)",
             video_slots="none",
             output_media_type="application/json",
+            rendered=False,
         ),
         Operation(
             "BEAT_SYNC",
@@ -377,6 +379,7 @@ OPERATIONS: dict[str, Operation] = {
             2,
             "cut a video on the beats of a track (expands in the plan)",
             video_slots="first",
+            rendered=False,
         ),
     )
 }

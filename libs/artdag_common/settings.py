@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _NATS_URL_RE = re.compile(r"^(nats|tls|ws|wss)://[^\s]+$")
+# JetStream object-store bucket names: what nats-server accepts for a bucket.
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+StoreKind = Literal["local", "s3", "nats", "ipfs"]
 
 
 def _env(name: str, *legacy: str) -> AliasChoices:
@@ -39,7 +43,20 @@ class CommonSettings(BaseSettings):
     )
     rpc_timeout_s: float = Field(default=5.0, gt=0, le=120, validation_alias=_env("RPC_TIMEOUT_S"))
 
-    @field_validator("home", "cache_dir", mode="after")
+    # -- the content store (see artdag_common.content_store.open_store) ---------
+    store: StoreKind = Field(default="local", validation_alias=_env("STORE"))
+    store_spool_dir: Path | None = Field(default=None, validation_alias=_env("STORE_SPOOL_DIR"))
+    s3_bucket: str | None = Field(default=None, validation_alias=_env("S3_BUCKET"))
+    s3_prefix: str = Field(default="", validation_alias=_env("S3_PREFIX"))
+    s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("S3_ENDPOINT_URL"))
+    s3_region: str | None = Field(default=None, validation_alias=_env("S3_REGION"))
+    # Unset: botocore's own chain (AWS_* variables, config files, instance or pod role).
+    s3_access_key_id: str | None = Field(default=None, validation_alias=_env("S3_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(default=None, validation_alias=_env("S3_SECRET_ACCESS_KEY"))
+    nats_object_bucket: str = Field(default="artdag_content", validation_alias=_env("NATS_OBJECT_BUCKET"))
+    ipfs_timeout_s: float = Field(default=30.0, gt=0, le=3600, validation_alias=_env("IPFS_TIMEOUT_S", "IPFS_TIMEOUT"))
+
+    @field_validator("home", "cache_dir", "store_spool_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -77,6 +94,33 @@ class CommonSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("nats_object_bucket")
+    @classmethod
+    def _check_bucket(cls, value: str) -> str:
+        if not _BUCKET_RE.match(value):
+            raise ValueError("a NATS object-store bucket name uses only letters, digits, '_' and '-'")
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _check_s3_prefix(cls, value: str) -> str:
+        if value.startswith("/") or "//" in value or ".." in value.split("/"):
+            raise ValueError("an S3 prefix is relative, like 'artdag/content/'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_store(self) -> CommonSettings:
+        if self.store == "s3" and not self.s3_bucket:
+            raise ValueError("ARTDAG_STORE=s3 needs ARTDAG_S3_BUCKET")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both ARTDAG_S3_ACCESS_KEY_ID and ARTDAG_S3_SECRET_ACCESS_KEY, or neither")
+        return self
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where remote stores stage uploads and downloads (`STORE_SPOOL_DIR`, default `<home>/spool`)."""
+        return self.store_spool_dir if self.store_spool_dir is not None else self.home / "spool"
 
     @property
     def store_dir(self) -> Path:

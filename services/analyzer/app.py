@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import validate_cid
-from artdag_common.content_store import ContentStore, open_store
+from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.runtime import ServiceRuntime
@@ -154,7 +154,7 @@ class Analyzer:
 
 
 async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
-    analyzer = Analyzer(runtime, settings, open_store(settings))
+    analyzer = Analyzer(runtime, settings, await open_store_async(settings, runtime.stack, nc=runtime.nc))
     await analyzer.open()
     runtime.health_details = lambda: {
         "version": ANALYZER_VERSION,

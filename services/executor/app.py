@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from nats.aio.msg import Msg
 
 from artdag_common import streams, subjects
-from artdag_common.content_store import open_store
+from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
 from services.executor.service import StepRenderer
@@ -22,7 +22,7 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     scratch = settings.home / "scratch" / runtime.instance
     runtime.stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-    renderer = StepRenderer(open_store(settings), pool, scratch)
+    renderer = StepRenderer(await open_store_async(settings, runtime.stack, nc=runtime.nc), pool, scratch)
     worker = StepWorker(
         runtime,
         renderer,

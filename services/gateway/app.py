@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from artdag_common import __version__
-from artdag_common.content_store import open_store
+from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
 from services.gateway import errors
@@ -20,7 +20,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         setup_tracing("gateway", settings.otlp_endpoint)
         runtime = ServiceRuntime("gateway", settings)
         await runtime.open()
-        app.state.gateway = Gateway(runtime, open_store(settings), settings)
+        app.state.gateway = Gateway(runtime, await open_store_async(settings, runtime.stack, nc=runtime.nc), settings)
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import publish_event, watch_dead_letters
-from artdag_common.content_store import ContentStore, open_store
+from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
@@ -512,7 +512,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         recipes,
         await runtime.js.key_value(streams.KV_RUNS.bucket),
         await runtime.js.key_value(streams.KV_RESULTS.bucket),
-        open_store(settings),
+        await open_store_async(settings, runtime.stack, nc=runtime.nc),
     )
     runtime.health_details = lambda: dict(driver.counts)
     await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit)

@@ -3,17 +3,87 @@
 Every backend computes the CID while the bytes stream in, writes under a temporary
 name and publishes the object only when it is whole, so a reader never sees a
 partial file and two writers of the same bytes cannot corrupt each other.
+
+`ARTDAG_STORE` picks the backend: `local` (directories under `CACHE_DIR`, the
+default), `s3` (`s3.py`), `nats` (a JetStream object-store bucket, `nats.py`) or
+`ipfs` (pins on a Kubo node, `ipfs.py`). The remote backends spool through
+`spool.py` and are imported only when chosen.
 """
 
 from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from artdag_common.content_store.base import ContentStore, ContentWriter
 from artdag_common.content_store.local import LocalContentStore
 from artdag_common.settings import CommonSettings
 
-__all__ = ["ContentStore", "ContentWriter", "LocalContentStore", "open_store"]
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+
+__all__ = ["ContentStore", "ContentWriter", "LocalContentStore", "RemoteStore", "open_store", "open_store_async"]
 
 
-def open_store(settings: CommonSettings) -> ContentStore:
-    """The content store the settings name (the local directory for now)."""
+@runtime_checkable
+class RemoteStore(Protocol):
+    """A store with a connection: `open()` checks it now, `aclose()` releases it."""
+
+    async def open(self) -> None:
+        """Connect and check the backend answers (the bucket exists, the node is up)."""
+
+    async def aclose(self) -> None:
+        """Release connections; using the store again reopens them."""
+
+
+def open_store(settings: CommonSettings, *, nc: NatsClient | None = None) -> ContentStore:
+    """The content store `settings.store` names; remote clients connect on first use.
+
+    The `nats` backend needs the service's connected client `nc`. Remote stores hold
+    connections: close them with `aclose()`, or use `open_store_async`, which also
+    checks the backend at start-up.
+    """
+    spool = settings.spool_dir
+    if settings.store == "s3":
+        from artdag_common.content_store.s3 import S3ContentStore
+
+        if not settings.s3_bucket:
+            raise ValueError("ARTDAG_STORE=s3 needs ARTDAG_S3_BUCKET")
+        secret = settings.s3_secret_access_key
+        return S3ContentStore(
+            settings.s3_bucket,
+            spool_dir=spool,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+            cid_version=settings.cid_version,
+        )
+    if settings.store == "nats":
+        from artdag_common.content_store.nats import NatsContentStore
+
+        if nc is None:
+            raise ValueError("ARTDAG_STORE=nats needs the service's NATS connection: open_store(settings, nc=...)")
+        return NatsContentStore(nc, settings.nats_object_bucket, spool_dir=spool, cid_version=settings.cid_version)
+    if settings.store == "ipfs":
+        from artdag_common.content_store.ipfs import IpfsContentStore
+
+        return IpfsContentStore(
+            settings.ipfs_api, spool_dir=spool, cid_version=settings.cid_version, timeout_s=settings.ipfs_timeout_s
+        )
     return LocalContentStore(settings.store_dir, cid_version=settings.cid_version)
+
+
+async def open_store_async(
+    settings: CommonSettings, stack: AsyncExitStack, *, nc: NatsClient | None = None
+) -> ContentStore:
+    """Like `open_store`, but check the backend now and close it when `stack` closes.
+
+    For a service's lifespan: `await open_store_async(settings, runtime.stack, nc=runtime.nc)`.
+    """
+    store = open_store(settings, nc=nc)
+    if isinstance(store, RemoteStore):
+        stack.push_async_callback(store.aclose)
+        await store.open()
+    return store
