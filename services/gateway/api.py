@@ -1,26 +1,22 @@
-"""REST routes: content, runs, health. Each handler validates, asks a service, answers."""
+"""REST routes: runs, recipes, the 3-phase API, analysis, health. Each validates, asks a service, answers."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from artdag_common import __version__, rpc, subjects
 from artdag_common.cid import validate_cid
-from artdag_common.content_store import ContentStore
-from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, PayloadTooLargeError
 from artdag_common.ids import check_run_id
-from artdag_common.media_types import sniff_media_type
-from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     AnalysisReply,
     AnalyzeRequest,
     CidRequest,
-    ContentOrigin,
     ContentRecord,
     ExecuteRequest,
     HealthReply,
@@ -41,100 +37,13 @@ from artdag_common.schemas import (
     SubmitRunReply,
     SubmitRunRequest,
 )
-from services.gateway.ranges import parse_range
-from services.gateway.settings import GatewaySettings
-from services.gateway.uploads import read_text_form, receive_upload
+from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.uploads import read_text_form
 
 router = APIRouter()
 
-# Multipart framing around the file: allowed on top of MAX_UPLOAD_BYTES before refusing early.
-MULTIPART_OVERHEAD = 64 * 1024
 # An hour of audio analyzes in well under a minute; this is the ceiling for a request.
 ANALYZE_TIMEOUT_S = 600.0
-
-
-class Gateway:
-    """What the routes share: the bus runtime, the store, the settings."""
-
-    def __init__(self, runtime: ServiceRuntime, store: ContentStore, settings: GatewaySettings) -> None:
-        self.runtime = runtime
-        self.store = store
-        self.settings = settings
-
-    async def call(self, service: str, verb: str, request: BaseModel, reply: type[Any]) -> Any:
-        return await rpc.call(self.runtime.nc, service, verb, request, reply, timeout_s=self.settings.rpc_timeout_s)
-
-
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
-GatewayDep = Annotated[Gateway, Depends(gateway)]
-
-
-def _cid_param(cid: str) -> str:
-    return validate_cid(cid)
-
-
-# -- content ----------------------------------------------------------------------
-
-
-@router.post("/cache/upload", status_code=201, tags=["cache"], summary="Upload a file (multipart, field 'file')")
-async def upload(request: Request, gw: GatewayDep) -> ContentRecord:
-    limit = gw.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
-        raise PayloadTooLargeError(f"upload is larger than MAX_UPLOAD_BYTES ({limit} bytes)", field="file")
-    result = await receive_upload(request.stream(), request.headers.get("content-type", ""), gw.store, limit)
-    name = (result.fields.get("name") or result.filename or "")[:512] or None
-    record = ContentRecord(
-        cid=result.cid,
-        size=result.size,
-        media_type=sniff_media_type(result.head),
-        name=name,
-        origin=ContentOrigin.UPLOAD,
-    )
-    registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
-    return registered
-
-
-@router.get("/cache/{cid}/meta", tags=["cache"], summary="Content metadata")
-async def content_meta(cid: str, gw: GatewayDep) -> ContentRecord:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
-    return record
-
-
-@router.get("/cache/{cid}/raw", tags=["cache"], summary="Download raw content (honours Range)")
-async def content_raw(
-    cid: str, gw: GatewayDep, range_header: Annotated[str | None, Header(alias="range")] = None
-) -> Response:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
-    try:
-        size = await gw.store.size(record.cid)
-    except NotFoundError:
-        raise NotFoundError(f"content {cid} is known but its bytes are missing from the store", field="cid") from None
-    try:
-        span = parse_range(range_header, size)
-    except InvalidInputError as exc:
-        return JSONResponse({"detail": exc.message}, status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": f'"{record.cid}"',
-        "Cache-Control": "public, max-age=31536000, immutable",
-    }
-    if record.name:
-        safe = "".join(ch for ch in record.name if ch.isalnum() or ch in "._- ")[:128] or record.cid
-        headers["Content-Disposition"] = f'inline; filename="{safe}"'
-    if span is None:
-        headers["Content-Length"] = str(size)
-        return StreamingResponse(gw.store.read(record.cid), media_type=record.media_type, headers=headers)
-    start, end = span
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(end - start + 1)
-    return StreamingResponse(
-        gw.store.read(record.cid, start, end), status_code=206, media_type=record.media_type, headers=headers
-    )
 
 
 # -- runs --------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from artdag_common import __version__
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
-from services.gateway import errors
-from services.gateway.api import Gateway, router
+from services.gateway import api, api_cache, errors
+from services.gateway.deps import Gateway
 from services.gateway.settings import GatewaySettings
 
 
@@ -34,5 +34,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Render media from recipes: upload inputs, submit runs, download outputs.",
     )
     errors.install(app)
-    app.include_router(router)
+    app.include_router(api_cache.router)
+    app.include_router(api.router)
     return app

@@ -1,0 +1,36 @@
+"""What every route module shares: the gateway's bus runtime, content store and settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+
+from artdag_common import rpc
+from artdag_common.content_store import ContentStore
+from artdag_common.runtime import ServiceRuntime
+from services.gateway.settings import GatewaySettings
+
+# Multipart framing around a file: allowed on top of a size limit before refusing early.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class Gateway:
+    """What the routes share: the bus runtime, the store, the settings."""
+
+    def __init__(self, runtime: ServiceRuntime, store: ContentStore, settings: GatewaySettings) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.settings = settings
+
+    async def call(self, service: str, verb: str, request: BaseModel, reply: type[Any]) -> Any:
+        return await rpc.call(self.runtime.nc, service, verb, request, reply, timeout_s=self.settings.rpc_timeout_s)
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
