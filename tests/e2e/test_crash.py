@@ -86,3 +86,41 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
         assert "executor-1 exited with code -9; restarting" in st.log.read_text() or (
             "executor-2 exited with code -9; restarting" in st.log.read_text()
         )
+
+
+def test_a_killed_planner_loses_nothing(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=160, height=120, fps=25, duration_s=2.0)
+    recipe = """
+name: three-steps
+inputs: [video]
+steps:
+  - {id: a, type: RESIZE, inputs: [video], config: {width: 1280, height: 960, mode: stretch}}
+  - {id: b, type: EFFECT, inputs: [a], config: {effect: swirl}}
+  - {id: c, type: RESIZE, inputs: [b], config: {width: 320, height: 240}}
+output: c
+"""
+    with running_stack(tmp_path / "home") as st, httpx.Client(base_url=st.url, timeout=30) as http:
+        with clip.open("rb") as handle:
+            cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
+        run_id = http.post("/runs", json={"recipe": recipe, "inputs": {"video": cid}}).json()["run_id"]
+        deadline = time.monotonic() + 30
+        while http.get(f"/runs/{run_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        planner = http.get("/health").json()["services"]["planner"]["instance"]
+        os.kill(int(planner.rsplit("-", 1)[1]), signal.SIGKILL)
+        # The launcher restarts it; the step events it missed wait in its durable consumer.
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                run = http.get(f"/runs/{run_id}").json()
+            except httpx.HTTPError:
+                run = {"status": "?"}
+            if run.get("status") in ("completed", "failed"):
+                break
+            assert time.monotonic() < deadline, run
+            time.sleep(0.3)
+        assert run["status"] == "completed", run
+        assert http.get("/health").json()["services"]["planner"]["instance"] != planner
+        assert "service planner exited with code -9; restarting" in st.log.read_text()
