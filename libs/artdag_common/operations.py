@@ -300,6 +300,41 @@ class BeatSyncConfig(NodeConfig):
     max_slices: int = Field(default=4000, ge=1, le=20_000)
 
 
+class SegmentAtConfig(NodeConfig):
+    """Cut a video at the times an ANALYZE step found (beats, onsets, scene changes): a list of segments."""
+
+    times_from: str = Field(min_length=1, max_length=64, description="the ANALYZE step whose times to cut at")
+    feature: Literal["beats", "downbeats", "onsets", "scene_changes"] = "beats"
+    every: int = Field(default=1, ge=1, le=64, description="use every n-th time")
+    precise: bool = True
+    max_segments: int = Field(default=4000, ge=1, le=20_000)
+
+
+class RandomSliceConfig(NodeConfig):
+    """MAP's RANDOM_SLICE: a slice of `duration` seconds at a place seeded from the step."""
+
+    duration: float = Field(gt=0, le=3600)
+    seed: int = 0
+
+
+class MapConfig(NodeConfig):
+    """Apply one operation to every item of a list (a list input, SEGMENT_AT's segments, another MAP)."""
+
+    operation: str = Field(min_length=1, max_length=32, description="a node type taking one input, or RANDOM_SLICE")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _operation(self) -> MapConfig:
+        if self.operation.upper() == "RANDOM_SLICE":
+            RandomSliceConfig.model_validate(self.config)
+            return self
+        op = OPERATIONS.get(self.operation.upper())
+        if op is None or not op.in_recipes or not op.rendered or not op.min_inputs <= 1 <= op.max_inputs:
+            raise ValueError(f"operation {self.operation!r} cannot be mapped (a node type taking one input)")
+        op.parse_config(self.config)
+        return self
+
+
 class JoinConfig(NodeConfig):
     """Concatenate video chunks (all inputs but the last) and copy the last input's sound."""
 
@@ -315,7 +350,8 @@ class Operation:
     max_inputs: int
     description: str
     in_recipes: bool = True  # False: only the planner makes these steps
-    rendered: bool = True  # False: the planner resolves it (SOURCE, ANALYZE, BEAT_SYNC); executors never see it
+    rendered: bool = True  # False: the planner resolves it (SOURCE, ANALYZE, BEAT_SYNC…); executors never see it
+    takes_lists: bool = False  # whether an input may be a list (spliced in order)
     video_slots: Literal["all", "first", "none"] = "all"  # which inputs must carry video
     output_media_type: str = "video/mp4"
 
@@ -344,7 +380,15 @@ OPERATIONS: dict[str, Operation] = {
             video_slots="none",
         ),
         Operation("TRANSFORM", TransformConfig, "1", 1, 1, "colour, blur, sharpen, speed, rotate, flip, crop"),
-        Operation("SEQUENCE", SequenceConfig, "1", 1, 256, "concatenate clips with cuts, crossfades or fades"),
+        Operation(
+            "SEQUENCE",
+            SequenceConfig,
+            "1",
+            1,
+            256,
+            "concatenate clips with cuts, crossfades or fades",
+            takes_lists=True,
+        ),
         Operation("LAYER", LayerConfig, "1", 2, 16, "composite overlays onto input 0"),
         Operation("BLEND", BlendConfig, "1", 2, 2, "blend input 1 onto input 0 with a blend mode"),
         Operation("MUX", MuxConfig, "1", 2, 2, "video of input 0 with audio of input 1", video_slots="first"),
@@ -380,6 +424,26 @@ OPERATIONS: dict[str, Operation] = {
             "cut a video on the beats of a track (expands in the plan)",
             video_slots="first",
             rendered=False,
+        ),
+        Operation(
+            "SEGMENT_AT",
+            SegmentAtConfig,
+            "1",
+            1,
+            1,
+            "cut at analysed times into a list (expands in the plan)",
+            rendered=False,
+        ),
+        Operation(
+            "MAP",
+            MapConfig,
+            "1",
+            1,
+            1,
+            "apply an operation to every item of a list (expands in the plan)",
+            video_slots="none",
+            rendered=False,
+            takes_lists=True,
         ),
     )
 }

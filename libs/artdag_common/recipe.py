@@ -35,6 +35,7 @@ class RecipeInput(BaseModel):
     name: str
     type: InputType = "video"
     description: str = ""
+    list: bool = False  # bound to several cids (comma-separated): a SOURCE_LIST
 
 
 class RecipeStep(BaseModel):
@@ -205,13 +206,30 @@ class _RecipeBuilder:
         """Audio must not flow into a slot that needs video (RESIZE of a song, say)."""
         position = {s.id: i for i, s in enumerate(declared)}
         kinds: dict[str, str] = {name: spec.type for name, spec in inputs.items()}
+        lists = {name for name, spec in inputs.items() if spec.list}
         for step in ordered:
             op = get_operation(step.type)
             if op is None:  # pragma: no cover - checked when the step was read
                 continue
             if op.node_type == "SOURCE":
                 kinds[step.id] = kinds.get(str(step.config.get("input")), "any")
+                if step.config.get("input") in lists:
+                    lists.add(step.id)
                 continue
+            for j, ref in enumerate(step.inputs):
+                where = (*path, position[step.id], "inputs", j)
+                if ref in lists and not op.takes_lists:
+                    raise self.fail(
+                        f"{ref!r} is a list; {op.node_type} takes single clips (MAP over it, or SEQUENCE it)",
+                        where,
+                        step.id,
+                    )
+                if op.node_type == "MAP" and ref not in lists:
+                    raise self.fail(
+                        f"MAP needs a list (a list input, SEGMENT_AT, another MAP), not {ref!r}", where, step.id
+                    )
+            if op.node_type in ("SEGMENT_AT", "MAP"):
+                lists.add(step.id)
             for j, ref in enumerate(step.inputs):
                 needs_video = op.video_slots == "all" or (op.video_slots == "first" and j == 0)
                 if needs_video and kinds.get(ref) == "audio":
@@ -373,6 +391,13 @@ class _RecipeBuilder:
                         step_id,
                     )
         for step in steps:
+            if step.type == "SEGMENT_AT":
+                source, feature = step.config["times_from"], step.config["feature"]
+                where = (*path, position[step.id], "config", "times_from")
+                if source not in analyses:
+                    raise self.fail(f"{source!r} is not an ANALYZE step", where, step.id)
+                if not feature_source(feature) & analyses[source]:
+                    raise self.fail(f"ANALYZE step {source!r} does not extract {feature!r}", where, step.id)
             if step.type == "BEAT_SYNC":
                 source = step.inputs[1]
                 if not {"beats", "tempo"} & analyses.get(source, set()):

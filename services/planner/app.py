@@ -53,7 +53,7 @@ from artdag_common.schemas import (
     SubmitRunRequest,
     now,
 )
-from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames
+from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
 from services.planner.recipes import RecipeBook
 from services.planner.runs import RunBook, apply_step_event, finish_if_done, new_run_state, ready_steps
 from services.planner.settings import PlannerSettings
@@ -111,7 +111,12 @@ class RunDriver:
         recipe = parse_recipe(recipe_text)
         input_cids = bind_inputs(recipe, inputs)
         media_types: dict[str, str] = {}
-        for name, cid in input_cids.items():
+        items = [
+            (name, cid)
+            for name, value in input_cids.items()
+            for _, cid in input_items(name, value, recipe.inputs[name].list)
+        ]
+        for name, cid in items:
             try:
                 record: ContentRecord = await rpc.call(
                     self.runtime.nc,
@@ -234,7 +239,8 @@ class RunDriver:
     async def _media(self, label: str, plan: Plan) -> dict[str, MediaInfo]:
         """What the analyzer knows of each input (missing where it cannot tell: bad media, no analyzer)."""
         media: dict[str, MediaInfo] = {}
-        for name, cid in plan.input_cids.items():
+        for source in [s for s in plan.steps if s.node_type == "SOURCE"]:
+            name, cid = source.name.removeprefix("input:"), source.source_cid or ""
             try:
                 media[name] = await rpc.call(
                     self.runtime.nc,

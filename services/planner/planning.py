@@ -11,7 +11,14 @@ from typing import Any
 from artdag_common.cid import validate_cid
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import sha3_hex, source_step_id, step_id
-from artdag_common.operations import GOP_FRAMES, OPERATIONS, BeatSyncConfig
+from artdag_common.operations import (
+    GOP_FRAMES,
+    OPERATIONS,
+    BeatSyncConfig,
+    MapConfig,
+    RandomSliceConfig,
+    SegmentAtConfig,
+)
 from artdag_common.recipe import Recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
 
@@ -25,14 +32,25 @@ def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
                 f"recipe {recipe.name!r} has no input {name!r} (its inputs: {known})", field=f"inputs.{name}"
             )
     bound: dict[str, str] = {}
-    for name in recipe.inputs:
+    for name, spec in recipe.inputs.items():
         if name not in inputs:
             raise InvalidInputError(f"input {name!r} is required by the recipe", field=f"inputs.{name}")
+        items = [item.strip() for item in inputs[name].split(",")] if spec.list else [inputs[name]]
+        if not 1 <= len(items) <= MAX_LIST_ITEMS:
+            raise InvalidInputError(f"a list of 1 to {MAX_LIST_ITEMS} cids, comma-separated", field=f"inputs.{name}")
         try:
-            bound[name] = validate_cid(inputs[name])
+            bound[name] = ",".join(validate_cid(item) for item in items)
         except InvalidInputError as exc:
             raise InvalidInputError(exc.message, field=f"inputs.{name}") from None
     return bound
+
+
+def input_items(name: str, value: str, is_list: bool) -> list[tuple[str, str]]:
+    """(label, cid) of each item a recipe input is bound to: `name`, or `name[i]` for a list."""
+    return [(f"{name}[{i}]", cid) for i, cid in enumerate(value.split(","))] if is_list else [(name, value)]
+
+
+MAX_LIST_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,7 @@ def build_plan(
     without them those stay placeholders (a preliminary plan, to validate early).
     """
     steps: dict[str, PlanStep] = {}
-    ids_by_name: dict[str, str] = {}
+    ids_by_name: dict[str, str | list[str]] = {}
     media_by_step: dict[str, MediaInfo] = {}
 
     def add(step: PlanStep) -> str:
@@ -95,22 +113,37 @@ def build_plan(
             steps[step.step_id] = step
         return step.step_id
 
-    def source(input_name: str) -> str:
-        cid = input_cids[input_name]
-        if media and input_name in media:
-            media_by_step[source_step_id(cid, cluster_key)] = media[input_name]
-        return add(
-            PlanStep(
-                step_id=source_step_id(cid, cluster_key),
-                name=f"input:{input_name}",
-                node_type="SOURCE",
-                config={"cid": cid},
-                inputs=[],
-                op_version=OPERATIONS["SOURCE"].op_version,
-                source_cid=cid,
-                media_type=(media_types or {}).get(input_name, "application/octet-stream"),
+    def source(input_name: str) -> str | list[str]:
+        spec = recipe.inputs[input_name]
+        ids = []
+        for label, cid in input_items(input_name, input_cids[input_name], spec.list):
+            if media and label in media:
+                media_by_step[source_step_id(cid, cluster_key)] = media[label]
+            ids.append(
+                add(
+                    PlanStep(
+                        step_id=source_step_id(cid, cluster_key),
+                        name=f"input:{label}",
+                        node_type="SOURCE",
+                        config={"cid": cid},
+                        inputs=[],
+                        op_version=OPERATIONS["SOURCE"].op_version,
+                        source_cid=cid,
+                        media_type=(media_types or {}).get(
+                            label, (media_types or {}).get(input_name, "application/octet-stream")
+                        ),
+                    )
+                )
             )
-        )
+        return ids if spec.list else ids[0]
+
+    def single(value: str | list[str]) -> str:
+        if isinstance(value, list):  # pragma: no cover - the recipe parser refuses lists in single slots
+            raise InvalidInputError("a list where a single clip is needed", field="recipe")
+        return value
+
+    def flat(values: list[str | list[str]]) -> list[str]:
+        return [item for value in values for item in (value if isinstance(value, list) else [value])]
 
     def node(node_type: str, name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
         op = OPERATIONS[node_type]
@@ -196,12 +229,62 @@ def build_plan(
         track = steps[analysis].inputs[0]
         return node("MUX", name, normalised("MUX", {"shortest": True}), [joined, track])
 
+    def segment_at(name: str, config: Mapping[str, Any], video: str) -> list[str]:
+        cfg = SegmentAtConfig.model_validate(config)
+        reply = (analyses or {}).get(cfg.times_from)
+        if reply is None:  # preliminary plan: the analysis has not run yet
+            return [node("SEGMENT_AT", name, config, [video])]
+        data = feature_data(reply.result, cfg.feature) or {}
+        marks = [float(t) for t in data.get("events", [])][:: cfg.every]
+        cuts = list(itertools.pairwise(marks))[: cfg.max_segments]
+        if not cuts:
+            raise InvalidInputError(f"SEGMENT_AT {name!r}: fewer than two {cfg.feature} to cut between", field="recipe")
+        return [
+            node(
+                "SEGMENT",
+                f"{name}[{k}]",
+                normalised("SEGMENT", {"start": round(a, 4), "end": round(b, 4), "precise": cfg.precise}),
+                [video],
+            )
+            for k, (a, b) in enumerate(cuts)
+        ]
+
+    def map_items(name: str, config: Mapping[str, Any], items: str | list[str]) -> list[str]:
+        cfg = MapConfig.model_validate(config)
+        operation = cfg.operation.upper()
+        results = []
+        for k, item in enumerate(items if isinstance(items, list) else [items]):
+            if operation == "RANDOM_SLICE":
+                slice_cfg = RandomSliceConfig.model_validate(cfg.config)
+                info = media_by_step.get(item)
+                room = max(0.0, info.duration_s - slice_cfg.duration) if info is not None else 0.0
+                # Seeded from the item and the slice settings: the same step wherever it is planned.
+                start = _seeded_fraction(int(sha3_hex([item, slice_cfg.seed])[:15], 16), k) * room
+                results.append(
+                    node(
+                        "SEGMENT",
+                        f"{name}[{k}]",
+                        normalised("SEGMENT", {"start": round(start, 4), "end": round(start + slice_cfg.duration, 4)}),
+                        [item],
+                    )
+                )
+            else:
+                results.append(node(operation, f"{name}[{k}]", normalised(operation, cfg.config), [item]))
+        return results
+
     for recipe_step in recipe.steps:
         if recipe_step.type == "SOURCE":
             ids_by_name[recipe_step.id] = source(recipe_step.config["input"])
             continue
         op = OPERATIONS[recipe_step.type]
-        input_ids = [ids_by_name[ref] if ref in ids_by_name else source(ref) for ref in recipe_step.inputs]
+        resolved = [ids_by_name[ref] if ref in ids_by_name else source(ref) for ref in recipe_step.inputs]
+        if op.node_type == "MAP":
+            ids_by_name[recipe_step.id] = map_items(recipe_step.id, recipe_step.config, resolved[0])
+            continue
+        if op.node_type == "SEGMENT_AT":
+            ids_by_name[recipe_step.id] = segment_at(recipe_step.id, recipe_step.config, single(resolved[0]))
+            continue
+        input_ids = flat(resolved) if op.takes_lists else [single(r) for r in resolved]
         if op.node_type == "ANALYZE":
             if steps[input_ids[0]].node_type != "SOURCE":
                 raise InvalidInputError(f"ANALYZE {recipe_step.id!r} must read a recipe input", field="recipe")
@@ -250,7 +333,10 @@ def build_plan(
             continue
         ids_by_name[recipe_step.id] = node(op.node_type, recipe_step.id, recipe_step.config, input_ids)
     ordered = list(steps.values())
-    output_step = ids_by_name[recipe.output]
+    output = ids_by_name[recipe.output]
+    if isinstance(output, list):
+        raise InvalidInputError(f"the output {recipe.output!r} is a list: SEQUENCE it into one clip", field="output")
+    output_step = output
     plan_id = sha3_hex({"recipe": recipe.recipe_id, "steps": [s.step_id for s in ordered], "output": output_step})
     return Plan(
         plan_id=plan_id,

@@ -319,3 +319,86 @@ steps:
     config: {effect: zoom, bindings: {amount: {analysis: listen, feature: beats}}}
 output: fx
 """)
+
+
+LISTS = """
+name: montage
+inputs:
+  clips: {type: video, list: true}
+steps:
+  - {id: small, type: MAP, inputs: [clips], config: {operation: RESIZE, config: {width: 64, height: 48}}}
+  - {id: all, type: SEQUENCE, inputs: [small]}
+output: all
+"""
+
+
+def test_a_list_input_is_mapped_then_sequenced() -> None:
+    cids = _more_cids(3)
+    plan = build_plan(parse_recipe(LISTS), {"clips": ",".join(cids)})
+    names = [s.name for s in plan.steps]
+    assert names[:4] == ["input:clips[0]", "input:clips[1]", "input:clips[2]", "small[0]"]
+    resizes = [s for s in plan.steps if s.node_type == "RESIZE"]
+    assert len(resizes) == 3 and all(s.config["width"] == 64 for s in resizes)
+    sequences = [s for s in plan.steps if s.node_type == "SEQUENCE"]
+    assert sum(len(s.inputs) for s in sequences) == 4  # three clips as a tree of two pairs
+    with pytest.raises(InvalidInputError) as info:
+        bind_inputs(parse_recipe(LISTS), {"clips": f"{cids[0]},not-a-cid"})
+    assert info.value.field == "inputs.clips"
+
+
+def test_random_slices_are_seeded_and_fit_their_clip() -> None:
+    text = LISTS.replace(
+        "{operation: RESIZE, config: {width: 64, height: 48}}",
+        "{operation: RANDOM_SLICE, config: {duration: 1.0, seed: 7}}",
+    )
+    cids = _more_cids(2)
+    media = {
+        f"clips[{i}]": MediaInfo(cid=c, duration_s=5.0, has_video=True, has_audio=False, fps=25.0)
+        for i, c in enumerate(cids)
+    }
+    first = build_plan(parse_recipe(text), {"clips": ",".join(cids)}, media=media)
+    again = build_plan(parse_recipe(text), {"clips": ",".join(cids)}, media=media)
+    assert first == again
+    slices = [s.config for s in first.steps if s.node_type == "SEGMENT"]
+    assert len(slices) == 2
+    assert all(0 <= c["start"] <= 4.0 and c["end"] - c["start"] == pytest.approx(1.0) for c in slices)
+    reseeded = build_plan(parse_recipe(text.replace("seed: 7", "seed: 8")), {"clips": ",".join(cids)}, media=media)
+    assert [s.config for s in reseeded.steps if s.node_type == "SEGMENT"] != slices
+
+
+def test_segment_at_cuts_between_analysed_times() -> None:
+    text = """
+inputs: {video: {type: video}, audio: {type: audio}}
+steps:
+  - {id: listen, type: ANALYZE, inputs: [audio], config: {features: [beats]}}
+  - {id: cuts, type: SEGMENT_AT, inputs: [video], config: {times_from: listen, every: 2}}
+  - {id: back, type: SEQUENCE, inputs: [cuts]}
+output: back
+"""
+    plan = build_plan(
+        parse_recipe(text), {"video": CID, "audio": OTHER}, analyses={"listen": _analysis([0.0, 0.5, 1.0, 1.5, 2.0])}
+    )
+    cuts = [(s.config["start"], s.config["end"]) for s in plan.steps if s.node_type == "SEGMENT"]
+    assert cuts == [(0.0, 1.0), (1.0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            LISTS.replace("inputs: [small]", "inputs: [clips]")
+            .replace("type: SEQUENCE", "type: RESIZE")
+            .replace(
+                "{id: all, type: RESIZE, inputs: [clips]}",
+                "{id: all, type: RESIZE, inputs: [clips], config: {width: 8, height: 8}}",
+            ),
+            "is a list; RESIZE takes single clips",
+        ),
+        (LISTS.replace("list: true", "list: false"), "MAP needs a list"),
+        (LISTS.replace("output: all", "output: small"), "SEQUENCE it"),
+        (LISTS.replace("operation: RESIZE", "operation: JOIN"), "cannot be mapped"),
+    ],
+)
+def test_list_misuse_is_refused(text: str, words: str) -> None:
+    with pytest.raises(InvalidInputError, match=words):
+        build_plan(parse_recipe(text), {"clips": CID})
