@@ -153,3 +153,26 @@ output: b
     dropped_or_idle = client.get("/health").json()["services"]["executor"]["details"]
     assert dropped_or_idle["failed"] == failed_before
     assert client.delete(f"/runs/{run_id}").status_code == 404
+
+
+def test_a_list_of_clips_is_mapped_and_joined(client: httpx.Client, tmp_path: Path) -> None:
+    cids = []
+    for i, (w, h) in enumerate([(160, 120), (320, 180), (96, 96)]):
+        path = tmp_path / f"clip{i}.mp4"
+        write_test_clip(path, width=w, height=h, fps=25, duration_s=0.6, tone_hz=300.0 + 100 * i)
+        cids.append(upload(client, path))
+    recipe = """
+name: montage
+inputs:
+  clips: {type: video, list: true}
+steps:
+  - {id: small, type: MAP, inputs: [clips], config: {operation: RESIZE, config: {width: 64, height: 48}}}
+  - {id: all, type: SEQUENCE, inputs: [small], config: {transition: {type: crossfade, duration: 0.2}}}
+output: all
+"""
+    response = client.post("/runs", json={"recipe": recipe, "inputs": {"clips": ",".join(cids)}})
+    assert response.status_code == 202, response.text
+    run = wait_for(client, response.json()["run_id"])
+    assert run["status"] == "completed", run
+    kinds = [s["node_type"] for s in run["steps"].values()]
+    assert kinds.count("RESIZE") == 3 and kinds.count("SEQUENCE") == 2
