@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import nats
 import nats.js.errors
@@ -22,11 +23,14 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
+from artdag_common.codec import pack, unpack
 from artdag_common.errors import PermanentError
 from artdag_common.subjects import max_deliveries_advisory
 from artdag_common.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 
@@ -64,8 +68,13 @@ async def connect(
 
 
 def encode(model: BaseModel) -> bytes:
-    """A message's wire form."""
-    return model.model_dump_json().encode("utf-8")
+    """A message's wire form: JSON, compressed when large (see `artdag_common.codec`)."""
+    return pack(model.model_dump_json().encode("utf-8"))
+
+
+def decode(model_type: type[M], data: bytes) -> M:
+    """The message `encode` made (raises pydantic's `ValidationError` if it is not one)."""
+    return model_type.model_validate_json(unpack(data))
 
 
 async def publish_event(js: JetStreamContext, subject: str, event: BaseModel, *, msg_id: str | None = None) -> None:

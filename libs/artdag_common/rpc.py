@@ -21,6 +21,7 @@ from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import subjects
+from artdag_common.codec import pack, unpack
 from artdag_common.errors import ArtdagError, InvalidInputError, ServiceUnavailableError, error_from_code
 from artdag_common.schemas import RpcErrorBody, RpcReply
 from artdag_common.telemetry import extract_context, inject_headers, tracer
@@ -54,7 +55,7 @@ async def serve(
         try:
             with _tracer.start_as_current_span(f"rpc {service}.{verb}"):
                 try:
-                    request = request_type.model_validate_json(msg.data)
+                    request = request_type.model_validate_json(unpack(msg.data))
                     result = await handler(request)
                     reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
                 except ValidationError as exc:
@@ -68,7 +69,7 @@ async def serve(
                     log.exception("rpc %s.%s failed", service, verb)
                     reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))
                 if msg.reply:
-                    await msg.respond(reply.model_dump_json().encode())
+                    await msg.respond(pack(reply.model_dump_json().encode()))
         finally:
             otel_context.detach(token)
 
@@ -87,12 +88,14 @@ async def call(
     """Ask one replica of `service`; raises the typed error it answered with."""
     subject = subjects.rpc(service, verb)
     try:
-        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s, headers=inject_headers())
+        msg = await nc.request(
+            subject, pack(request.model_dump_json().encode()), timeout=timeout_s, headers=inject_headers()
+        )
     except NoRespondersError as exc:
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:
         raise ServiceUnavailableError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
-    reply = RpcReply.model_validate_json(msg.data)
+    reply = RpcReply.model_validate_json(unpack(msg.data))
     if not reply.ok:
         err = reply.error or RpcErrorBody(code="internal", message="error without detail")
         raise error_from_code(err.code, err.message, err.field)

@@ -14,7 +14,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import delivery_count, keep_alive, publish_event, settle
+from artdag_common.bus import decode, delivery_count, keep_alive, publish_event, settle
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
 from artdag_common.runtime import ServiceRuntime
@@ -59,7 +59,7 @@ class StepWorker:
 
     async def handle(self, msg: Msg) -> None:
         try:
-            task = StepTask.model_validate_json(msg.data)
+            task = decode(StepTask, msg.data)
             check_run_id(task.run_id)
             check_step_id(task.step.step_id)
         except (ValidationError, ArtdagError) as exc:

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import publish_event, watch_dead_letters
+from artdag_common.bus import decode, publish_event, watch_dead_letters
+from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
@@ -149,7 +150,7 @@ class RunDriver:
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
         await self.book.create(state, request.recipe, plan)
-        await self.runs.create(run_id, state.model_dump_json().encode())
+        await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
         self.counts["submitted"] += 1
         await publish_event(
@@ -277,7 +278,7 @@ class RunDriver:
     async def on_dead_letter(self, payload: bytes, deliveries: int) -> None:
         """A step JetStream gave up on (its worker crashed or hung every time): fail the step."""
         try:
-            task = StepTask.model_validate_json(payload)
+            task = decode(StepTask, payload)
         except ValidationError:
             log.warning("dead letter is not a step task; dropped")
             return
@@ -309,7 +310,7 @@ class RunDriver:
         """
         while True:
             entry = await self.runs.get(run_id)
-            state = RunState.model_validate_json(entry.value or b"{}")
+            state = RunState.model_validate_json(unpack(entry.value or b"{}"))
             before = (state.status, {k: s.status for k, s in state.steps.items()})
             mutate(state)
             finish_if_done(state)
@@ -321,7 +322,7 @@ class RunDriver:
             for step in to_dispatch:
                 await self._dispatch(state, step)
             try:
-                await self.runs.update(run_id, state.model_dump_json().encode(), last=entry.revision)
+                await self.runs.update(run_id, pack(state.model_dump_json().encode()), last=entry.revision)
             except KeyWrongLastSequenceError:
                 continue
             break
@@ -441,7 +442,7 @@ class RunDriver:
         for run_id in keys:
             with contextlib.suppress(KeyNotFoundError):
                 entry = await self.runs.get(run_id)
-                state = RunState.model_validate_json(entry.value or b"{}")
+                state = RunState.model_validate_json(unpack(entry.value or b"{}"))
                 if state.status == RunStatus.PENDING and now() - state.created_at > RECOVER_AFTER_S:
                     log.info("run %s was never started; starting it", run_id)
                     recipe_text = await self.book.recipe_text(run_id)
@@ -475,7 +476,7 @@ class RunDriver:
         run_id = check_run_id(request.run_id)
         try:
             entry = await self.runs.get(run_id)
-            return RunState.model_validate_json(entry.value or b"{}")
+            return RunState.model_validate_json(unpack(entry.value or b"{}"))
         except KeyNotFoundError:
             return await self.book.get(run_id)
 
@@ -537,7 +538,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
 
     async def on_event(msg: Msg) -> None:
         try:
-            event = StepEvent.model_validate_json(msg.data)
+            event = decode(StepEvent, msg.data)
         except ValidationError as exc:
             log.warning("dropping malformed step event on %s: %s", msg.subject, exc.errors()[0]["msg"])
             await msg.term()

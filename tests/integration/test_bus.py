@@ -183,3 +183,22 @@ async def test_a_message_nobody_settles_becomes_a_dead_letter_once(nc: NatsClien
     assert CidRequest.model_validate_json(letters[0][0]).cid == "crashy"
     assert letters[0][1] == 2
     assert (await js.stream_info(name)).state.messages == 0
+
+
+async def test_a_reply_larger_than_a_nats_message_still_arrives(nc: NatsClient) -> None:
+    """A big run's state (thousands of steps) is far over 1 MiB as JSON; it travels compressed."""
+
+    async def big(request: CidRequest) -> ListRunsReplyForTest:
+        return ListRunsReplyForTest(items=[f"{request.cid}-{i:07d}" for i in range(150_000)])
+
+    sub = await rpc.serve(nc, "planner", "big_probe", CidRequest, big)
+    try:
+        reply = await rpc.call(nc, "planner", "big_probe", CidRequest(cid="run"), ListRunsReplyForTest)
+        assert len(reply.items) == 150_000
+        assert len(reply.model_dump_json()) > nc.max_payload
+    finally:
+        await sub.unsubscribe()
+
+
+class ListRunsReplyForTest(BaseModel):
+    items: list[str]
