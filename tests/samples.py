@@ -16,6 +16,7 @@ from artdag_common.demo_media import write_click_track, write_test_clip
 _SIZES = ((160, 120), (128, 96), (192, 108), (96, 96))
 
 SAMPLE_STEPS: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("noop", "NOOP", {"n": 3}, []),
     ("resize-fit", "RESIZE", {"width": 96, "height": 96, "mode": "fit", "background": "#204060"}, ["video"]),
     ("resize-fill", "RESIZE", {"width": 96, "height": 64, "mode": "fill"}, ["video"]),
     ("segment-precise", "SEGMENT", {"start": 0.4, "end": 1.2}, ["video"]),

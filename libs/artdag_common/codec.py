@@ -17,7 +17,8 @@ def pack(data: bytes) -> bytes:
     """`data` as is when small, else zlib-compressed behind a marker."""
     if len(data) <= COMPRESS_ABOVE:
         return data
-    return _MARK + zlib.compress(data, 6)
+    # Level 1: a third of the size at a fraction of the time of the default; this runs on every event.
+    return _MARK + zlib.compress(data, 1)
 
 
 def unpack(data: bytes) -> bytes:

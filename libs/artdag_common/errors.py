@@ -74,6 +74,24 @@ class InvalidMediaError(PermanentError, ValueError):
     code = "invalid_media"
 
 
+class BadRequestError(InvalidInputError):
+    """A request that cannot be served as asked (a directory or device where a file is expected)."""
+
+    code = "bad_request"
+
+
+class ForbiddenError(PermanentError):
+    """The caller may not do this (a path outside the import directories)."""
+
+    code = "forbidden"
+
+
+class ConflictError(PermanentError):
+    """The request conflicts with the object's state (deleting content a run still refers to)."""
+
+    code = "conflict"
+
+
 class ServiceUnavailableError(RetryableError):
     """A service did not answer over the bus in time."""
 
@@ -92,6 +110,9 @@ ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
         NotFoundError,
         PayloadTooLargeError,
         InvalidMediaError,
+        BadRequestError,
+        ForbiddenError,
+        ConflictError,
         ServiceUnavailableError,
     )
 }

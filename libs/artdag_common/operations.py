@@ -335,6 +335,12 @@ class MapConfig(NodeConfig):
         return self
 
 
+class NoopConfig(NodeConfig):
+    """Does nothing but make a tiny, distinct output: for tests and dispatch benchmarks."""
+
+    n: int = Field(default=0, ge=0, le=10**9, description="any number, to tell steps apart")
+
+
 class JoinConfig(NodeConfig):
     """Concatenate video chunks (all inputs but the last) and copy the last input's sound."""
 
@@ -424,6 +430,16 @@ OPERATIONS: dict[str, Operation] = {
             "cut a video on the beats of a track (expands in the plan)",
             video_slots="first",
             rendered=False,
+        ),
+        Operation(
+            "NOOP",
+            NoopConfig,
+            "1",
+            0,
+            2,
+            "does nothing (tests and benchmarks)",
+            video_slots="none",
+            output_media_type="text/plain",
         ),
         Operation(
             "SEGMENT_AT",

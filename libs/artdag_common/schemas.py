@@ -7,11 +7,12 @@ subject.
 
 from __future__ import annotations
 
+import re
 import time
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Message(BaseModel):
@@ -165,6 +166,7 @@ class ContentOrigin(StrEnum):
     IMPORT = "import"
     STEP_OUTPUT = "step_output"
     ANALYSIS = "analysis"
+    PROVENANCE = "provenance"
 
 
 class ContentRecord(Message):
@@ -176,6 +178,13 @@ class ContentRecord(Message):
     name: str | None = None
     origin: ContentOrigin
     created_at: float = Field(default_factory=now)
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    pinned: bool = False
+    published: bool = False
+    last_access: float | None = None
+    provenance_cid: str | None = Field(default=None, description="the cid of this output's provenance record")
 
 
 class ContentStored(Message):
@@ -370,3 +379,194 @@ class RunAnalysis(Message):
 
     run_id: str
     analyses: dict[str, dict[str, Any]]
+
+
+# -- content metadata, deletion, media listing (cache service) ---------------------------
+
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:+-]{0,63}$"
+MAX_TAGS = 32
+MAX_DESCRIPTION = 4000
+
+
+def _no_control(value: str, what: str, allow_newlines: bool = False) -> str:
+    for ch in value:
+        if ord(ch) < 32 or ord(ch) == 127:
+            if allow_newlines and ch in "\n\t\r":
+                continue
+            raise ValueError(f"{what} may not contain control characters")
+    return value
+
+
+class ContentMetaPatch(BaseModel):
+    """`PATCH /cache/{cid}/meta`: what to change; a field left out (or null) stays as it is.
+
+    An empty name or description clears it; `tags: []` removes every tag.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=512)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
+    pinned: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        return None if value is None else _no_control(value.strip(), "a name")
+
+    @field_validator("description")
+    @classmethod
+    def _check_description(cls, value: str | None) -> str | None:
+        return None if value is None else _no_control(value.strip(), "a description", allow_newlines=True)
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        seen: list[str] = []
+        for raw in value:
+            tag = raw.strip()
+            if not re.match(TAG_PATTERN, tag):
+                raise ValueError(
+                    f"tag {tag[:70]!r} must be 1-64 characters: letters, digits, space and _ . : + -"
+                    " (starting with a letter or digit)"
+                )
+            if tag not in seen:
+                seen.append(tag)
+        return seen
+
+
+class ContentMetaUpdate(Message):
+    """`artdag.rpc.cache.update_meta`: apply a patch to one cid's metadata."""
+
+    cid: str
+    patch: ContentMetaPatch
+
+
+class MediaListRequest(Message):
+    """`artdag.rpc.cache.list`: content newest first, optionally of one media type (`video`, `image/png`)."""
+
+    media_type: str | None = Field(default=None, pattern=r"^[a-z]+(/[a-z0-9.+-]+)?$", max_length=128)
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
+class ContentList(Message):
+    items: list[ContentRecord]
+    total: int
+    limit: int
+    offset: int
+
+
+class ContentDeleted(Message):
+    """What `DELETE /cache/{cid}` removed."""
+
+    cid: str
+    deleted: bool = True
+    blob_deleted: bool
+
+
+class ProvenanceInput(BaseModel):
+    name: str
+    cid: str
+
+
+class ProvenanceEffect(BaseModel):
+    name: str
+    version: str
+
+
+class ProvenanceRecord(Message):
+    """How an output was made (stored as JSON content, linked from the output's `provenance_cid`)."""
+
+    run_id: str
+    rendered_at: str = Field(description="ISO 8601, UTC")
+    rendered_by: str
+    output: ProvenanceInput
+    inputs: list[ProvenanceInput]
+    effects: list[ProvenanceEffect]
+    recipe_cid: str
+    plan_id: str | None
+    infrastructure: dict[str, str]
+
+
+# -- storage providers (cache service) ----------------------------------------------------
+
+StorageType = Literal["s3", "ipfs", "nats", "local"]
+
+
+class StorageProviderInput(Message):
+    """`POST /storage/add`: a named provider of one type with its configuration."""
+
+    name: str = Field(min_length=1, max_length=128)
+    type: StorageType
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class StorageProviderPatch(BaseModel):
+    """`PATCH /storage/{id}`: a new name and/or config fields to change (masked secrets stay as they are)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    config: dict[str, Any] | None = None
+
+
+class StorageProviderUpdate(Message):
+    id: str
+    patch: StorageProviderPatch
+
+
+class StorageProviderRequest(Message):
+    id: str
+
+
+class StorageProviderRecord(Message):
+    """A provider as the API shows it: secrets masked."""
+
+    id: str
+    name: str
+    type: StorageType
+    config: dict[str, Any]
+    owner: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class StorageProviderList(Message):
+    providers: list[StorageProviderRecord]
+
+
+class StorageTestReply(Message):
+    """`POST /storage/{id}/test`: did a small object round-trip through the provider?"""
+
+    id: str
+    ok: bool
+    error: str | None = None
+    elapsed_s: float
+
+
+class StorageTypeRequest(Message):
+    type: str
+
+
+class StorageField(BaseModel):
+    name: str
+    type: str
+    required: bool
+    secret: bool = False
+    default: Any = None
+    description: str = ""
+
+
+class StorageTypeSchema(Message):
+    """`GET /storage/type/{type}`: the fields a provider of this type takes."""
+
+    type: StorageType
+    fields: list[StorageField]
+
+
+class StorageListRequest(Message):
+    """`artdag.rpc.cache.storage_list`: every provider."""

@@ -97,8 +97,17 @@ PLANNER_STEP_EVENTS = ConsumerDecl(
     max_deliver=20,
     deliver_all=False,
 )
+# Cache services share one durable consumer of run completions (content references, provenance).
+# From the start of the stream: a cache service that was down catches up with what it missed.
+CACHE_RUN_COMPLETIONS = ConsumerDecl(
+    stream=EVENTS.name or "",
+    durable="cache-run-completions",
+    filter_subject=subjects.RUNS_COMPLETED_WILDCARD,
+    ack_wait_s=60.0,
+    max_deliver=10,
+)
 
-CONSUMERS: tuple[ConsumerDecl, ...] = (STEP_WORKERS, ANALYZE_WORKERS, PLANNER_STEP_EVENTS)
+CONSUMERS: tuple[ConsumerDecl, ...] = (STEP_WORKERS, ANALYZE_WORKERS, PLANNER_STEP_EVENTS, CACHE_RUN_COMPLETIONS)
 
 KV_RUNS = KeyValueConfig(bucket="artdag_runs", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
 KV_RESULTS = KeyValueConfig(bucket="artdag_results", history=1, storage=StorageType.FILE)

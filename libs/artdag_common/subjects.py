@@ -33,6 +33,7 @@ STEP_EVENTS_WILDCARD = f"{PREFIX}.event.step.>"
 RUN_EVENTS_WILDCARD = f"{PREFIX}.event.run.>"
 CONTENT_STORED = f"{PREFIX}.event.content.stored"
 RUNS_CANCELLED_WILDCARD = f"{PREFIX}.event.run.*.cancelled"
+RUNS_COMPLETED_WILDCARD = f"{PREFIX}.event.run.*.completed"
 
 
 def run_event(run_id: str, kind: str) -> str:

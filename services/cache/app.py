@@ -2,10 +2,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from artdag_common import rpc
+from artdag_common import rpc, streams
+from artdag_common.content_store import open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.runtime import ServiceRuntime
-from artdag_common.schemas import CidRequest, ContentRecord
+from artdag_common.schemas import (
+    CidRequest,
+    ContentDeleted,
+    ContentMetaUpdate,
+    ContentRecord,
+    MediaListRequest,
+    StorageListRequest,
+    StorageProviderInput,
+    StorageProviderList,
+    StorageProviderRecord,
+    StorageProviderRequest,
+    StorageProviderUpdate,
+    StorageTestReply,
+    StorageTypeRequest,
+    StorageTypeSchema,
+)
+from services.cache.handlers import RunFollower
+from services.cache.providers import ProviderBook, SecretBox, type_schema
 from services.cache.service import ContentCatalog
 from services.cache.settings import CacheSettings
 
@@ -13,8 +31,21 @@ from services.cache.settings import CacheSettings
 async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     engine = make_engine(settings.effective_database_url)
     runtime.stack.push_async_callback(engine.dispose)
-    catalog = ContentCatalog(session_factory(engine))
-    counts = {"registered": 0}
+    sessions = session_factory(engine)
+    store = await open_store_async(settings, runtime.stack, nc=runtime.nc)
+    catalog = ContentCatalog(
+        sessions, store, max_bytes=settings.cache_max_bytes, evict_min_age_s=settings.cache_evict_min_age_s
+    )
+    providers = ProviderBook(sessions, SecretBox.from_settings(settings.secrets_key, settings.home))
+    follower = RunFollower(
+        runtime.nc,
+        catalog,
+        store,
+        rendered_by=settings.provenance_owner,
+        max_deliver=streams.CACHE_RUN_COMPLETIONS.max_deliver,
+        timeout_s=settings.rpc_timeout_s,
+    )
+    counts = {"registered": 0, "deleted": 0}
 
     async def register(request: ContentRecord) -> ContentRecord:
         counts["registered"] += 1
@@ -23,9 +54,44 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     async def stat(request: CidRequest) -> ContentRecord:
         return await catalog.get(request.cid)
 
+    async def access(request: CidRequest) -> ContentRecord:
+        return await catalog.access(request.cid)
+
+    async def remove(request: CidRequest) -> ContentDeleted:
+        deleted = await catalog.delete(request.cid)
+        counts["deleted"] += 1
+        return deleted
+
+    async def storage_list(_request: StorageListRequest) -> StorageProviderList:
+        return await providers.list()
+
+    async def storage_get(request: StorageProviderRequest) -> StorageProviderRecord:
+        return await providers.get(request.id)
+
+    async def storage_delete(request: StorageProviderRequest) -> StorageProviderRecord:
+        return await providers.delete(request.id)
+
+    async def storage_test(request: StorageProviderRequest) -> StorageTestReply:
+        return await providers.test(request.id, scratch=settings.spool_dir)
+
+    async def storage_type(request: StorageTypeRequest) -> StorageTypeSchema:
+        return type_schema(request.type)
+
     def details() -> dict[str, Any]:
-        return dict(counts)
+        return {**counts, **follower.counts}
 
     runtime.health_details = details
     await rpc.serve(runtime.nc, "cache", "register", ContentRecord, register)
     await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
+    await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
+    await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)
+    await rpc.serve(runtime.nc, "cache", "list", MediaListRequest, catalog.list_media)
+    await rpc.serve(runtime.nc, "cache", "delete", CidRequest, remove)
+    await rpc.serve(runtime.nc, "cache", "storage_list", StorageListRequest, storage_list)
+    await rpc.serve(runtime.nc, "cache", "storage_add", StorageProviderInput, providers.add)
+    await rpc.serve(runtime.nc, "cache", "storage_get", StorageProviderRequest, storage_get)
+    await rpc.serve(runtime.nc, "cache", "storage_update", StorageProviderUpdate, providers.update)
+    await rpc.serve(runtime.nc, "cache", "storage_delete", StorageProviderRequest, storage_delete)
+    await rpc.serve(runtime.nc, "cache", "storage_test", StorageProviderRequest, storage_test)
+    await rpc.serve(runtime.nc, "cache", "storage_type", StorageTypeRequest, storage_type)
+    runtime.run_consumer(streams.CACHE_RUN_COMPLETIONS, follower.on_message, concurrency=2)

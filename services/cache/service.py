@@ -1,13 +1,37 @@
-"""Content metadata: register what was stored, answer what is known about a cid."""
+"""Content metadata: register what was stored, answer what is known, decide what may go."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.cid import validate_cid
-from artdag_common.db.tables import Content
-from artdag_common.errors import NotFoundError
-from artdag_common.schemas import ContentOrigin, ContentRecord
+from artdag_common.content_store import ContentStore
+from artdag_common.db.tables import Content, ContentRef
+from artdag_common.errors import ConflictError, NotFoundError
+from artdag_common.schemas import (
+    ContentDeleted,
+    ContentList,
+    ContentMetaUpdate,
+    ContentOrigin,
+    ContentRecord,
+    MediaListRequest,
+)
+
+log = logging.getLogger(__name__)
+
+# Roles of a cid in a run. Content with a protected role is never deleted or evicted.
+INPUT, OUTPUT, INTERMEDIATE, PROVENANCE = "input", "output", "intermediate", "provenance"
+PROTECTED_ROLES = (INPUT, OUTPUT, PROVENANCE)
+# Only content that can be made again is evicted to make room.
+EVICTABLE_ORIGINS = (ContentOrigin.STEP_OUTPUT.value, ContentOrigin.ANALYSIS.value)
+# Reading content refreshes its last access at most this often (a video seeks with many Range requests).
+TOUCH_EVERY_S = 60.0
 
 
 def _record(row: Content) -> ContentRecord:
@@ -18,17 +42,41 @@ def _record(row: Content) -> ContentRecord:
         name=row.name,
         origin=ContentOrigin(row.origin),
         created_at=row.created_at,
+        description=row.description,
+        tags=list(row.tags or []),
+        owner=row.owner,
+        pinned=bool(row.pinned),
+        published=bool(row.published),
+        last_access=row.last_access,
+        provenance_cid=row.provenance_cid,
     )
 
 
 class ContentCatalog:
-    """The `content` table: one row per cid; registering the same cid again keeps the first name."""
+    """The `content` and `content_refs` tables, and the blobs they describe.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    Registering the same cid again keeps the first name and refreshes its last access.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: ContentStore | None = None,
+        *,
+        max_bytes: int | None = None,
+        evict_min_age_s: float = 600.0,
+        touch_every_s: float = TOUCH_EVERY_S,
+    ) -> None:
         self._sessions = sessions
+        self._store = store
+        self.max_bytes = max_bytes
+        self.evict_min_age_s = evict_min_age_s
+        self.touch_every_s = touch_every_s
+        self._evicting = asyncio.Lock()
 
     async def register(self, record: ContentRecord) -> ContentRecord:
         validate_cid(record.cid)
+        now = time.time()
         async with self._sessions.begin() as session:
             row = await session.get(Content, record.cid)
             if row is None:
@@ -39,11 +87,22 @@ class ContentCatalog:
                     name=record.name,
                     origin=record.origin.value,
                     created_at=record.created_at,
+                    description=record.description,
+                    tags=list(record.tags),
+                    owner=record.owner,
+                    pinned=False,
+                    published=False,
+                    last_access=now,
                 )
                 session.add(row)
-            elif row.name is None and record.name:
-                row.name = record.name
-            return _record(row)
+            else:
+                if row.name is None and record.name:
+                    row.name = record.name
+                row.last_access = now
+            result = _record(row)
+        if self.max_bytes is not None:
+            await self.evict()
+        return result
 
     async def get(self, cid: str) -> ContentRecord:
         validate_cid(cid)
@@ -52,3 +111,160 @@ class ContentCatalog:
             if row is None:
                 raise NotFoundError(f"no content with cid {cid}", field="cid")
             return _record(row)
+
+    async def access(self, cid: str) -> ContentRecord:
+        """Like `get`, for a read of the bytes: refreshes the last access (what eviction goes by)."""
+        record = await self.get(cid)
+        now = time.time()
+        if record.last_access is None or now - record.last_access >= self.touch_every_s:
+            async with self._sessions.begin() as session:
+                row = await session.get(Content, cid)
+                if row is not None:
+                    row.last_access = now
+                    record = _record(row)
+        return record
+
+    async def update_meta(self, request: ContentMetaUpdate) -> ContentRecord:
+        validate_cid(request.cid)
+        patch = request.patch
+        async with self._sessions.begin() as session:
+            row = await session.get(Content, request.cid)
+            if row is None:
+                raise NotFoundError(f"no content with cid {request.cid}", field="cid")
+            if patch.name is not None:
+                row.name = patch.name or None
+            if patch.description is not None:
+                row.description = patch.description or None
+            if patch.tags is not None:
+                row.tags = list(patch.tags)
+            if patch.pinned is not None:
+                row.pinned = patch.pinned
+            return _record(row)
+
+    async def list_media(self, request: MediaListRequest) -> ContentList:
+        query = select(Content)
+        count = select(func.count()).select_from(Content)
+        if request.media_type:
+            kind = request.media_type
+            condition = Content.media_type == kind if "/" in kind else Content.media_type.startswith(f"{kind}/")
+            query = query.where(condition)
+            count = count.where(condition)
+        query = query.order_by(Content.created_at.desc(), Content.cid).limit(request.limit).offset(request.offset)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+            total = int((await session.scalar(count)) or 0)
+        return ContentList(items=[_record(r) for r in rows], total=total, limit=request.limit, offset=request.offset)
+
+    # -- deletion and space ------------------------------------------------------------
+
+    async def _refusal(self, session: AsyncSession, row: Content) -> str | None:
+        """Why `row` must stay, or None if it may go."""
+        if row.pinned:
+            return 'it is pinned (unpin it first: PATCH /cache/{cid}/meta {"pinned": false})'
+        if row.published:
+            return "it is published to L2"
+        refs = (
+            await session.execute(
+                select(ContentRef.role, ContentRef.run_id)
+                .where(ContentRef.cid == row.cid, ContentRef.role.in_(PROTECTED_ROLES))
+                .order_by(ContentRef.role, ContentRef.run_id)
+                .limit(3)
+            )
+        ).all()
+        if refs:
+            role, run_id = refs[0]
+            what = {INPUT: "an input", OUTPUT: "the output", PROVENANCE: "the provenance record"}[role]
+            more = f" (and {len(refs) - 1} more reference{'s' if len(refs) > 2 else ''})" if len(refs) > 1 else ""
+            return f"it is {what} of run {run_id}{more}"
+        return None
+
+    async def delete(self, cid: str) -> ContentDeleted:
+        """Delete an intermediate or an orphan (row, references, blob); refuse anything a run or user keeps."""
+        validate_cid(cid)
+        async with self._sessions.begin() as session:
+            row = await session.get(Content, cid)
+            if row is None:
+                raise NotFoundError(f"no content with cid {cid}", field="cid")
+            reason = await self._refusal(session, row)
+            if reason is not None:
+                raise ConflictError(f"cannot delete {cid}: {reason}", field="cid")
+            await session.execute(delete(ContentRef).where(ContentRef.cid == cid))
+            await session.delete(row)
+        # The row goes first: a blob without a row is only wasted space, a row without its blob is a lie.
+        blob_deleted = await self._store.delete(cid) if self._store is not None else False
+        log.info("deleted %s (blob %s)", cid, "removed" if blob_deleted else "was absent")
+        return ContentDeleted(cid=cid, blob_deleted=blob_deleted)
+
+    async def total_bytes(self) -> int:
+        async with self._sessions() as session:
+            return int((await session.scalar(select(func.coalesce(func.sum(Content.size), 0)))) or 0)
+
+    async def evict(self) -> list[str]:
+        """Delete least-recently-used intermediates until the store is under `max_bytes`; the cids evicted."""
+        if self.max_bytes is None:
+            return []
+        async with self._evicting:
+            total = await self.total_bytes()
+            if total <= self.max_bytes:
+                return []
+            protected = select(ContentRef.cid).where(ContentRef.role.in_(PROTECTED_ROLES))
+            query = (
+                select(Content.cid, Content.size)
+                .where(
+                    Content.origin.in_(EVICTABLE_ORIGINS),
+                    Content.pinned.is_(False),
+                    Content.published.is_(False),
+                    Content.cid.not_in(protected),
+                    func.coalesce(Content.last_access, Content.created_at) <= time.time() - self.evict_min_age_s,
+                )
+                .order_by(func.coalesce(Content.last_access, Content.created_at), Content.cid)
+            )
+            evicted: list[str] = []
+            async with self._sessions() as session:
+                candidates = (await session.execute(query)).all()
+            for cid, size in candidates:
+                if total <= self.max_bytes:
+                    break
+                try:
+                    await self.delete(cid)
+                except (ConflictError, NotFoundError):
+                    continue  # became protected or went away meanwhile
+                total -= size
+                evicted.append(cid)
+            if total > self.max_bytes:
+                log.warning(
+                    "content store holds %d bytes, over CACHE_MAX_BYTES=%d, with nothing left to evict",
+                    total,
+                    self.max_bytes,
+                )
+            elif evicted:
+                log.info("evicted %d intermediates to stay under %d bytes", len(evicted), self.max_bytes)
+            return evicted
+
+    # -- what runs refer to -------------------------------------------------------------
+
+    async def record_refs(self, run_id: str, refs: Iterable[tuple[str, str]]) -> int:
+        """Remember that run `run_id` used each `(cid, role)`; idempotent. How many were new."""
+        wanted = {(cid, role) for cid, role in refs if cid}
+        async with self._sessions.begin() as session:
+            rows = await session.execute(select(ContentRef.cid, ContentRef.role).where(ContentRef.run_id == run_id))
+            have = {(cid, role) for cid, role in rows.all()}
+            new = wanted - have
+            session.add_all(ContentRef(cid=cid, run_id=run_id, role=role) for cid, role in sorted(new))
+        return len(new)
+
+    async def refs(self, cid: str) -> list[tuple[str, str]]:
+        """`(run_id, role)` of every run that refers to `cid`."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ContentRef.run_id, ContentRef.role).where(ContentRef.cid == cid).order_by(ContentRef.run_id)
+            )
+            return [(run_id, role) for run_id, role in rows.all()]
+
+    async def link_provenance(self, cid: str, provenance_cid: str) -> None:
+        """Point an output's metadata at its provenance record."""
+        async with self._sessions.begin() as session:
+            row = await session.get(Content, cid)
+            if row is None:
+                raise NotFoundError(f"no content with cid {cid}", field="cid")
+            row.provenance_cid = provenance_cid

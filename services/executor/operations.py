@@ -21,6 +21,7 @@ from artdag_common.operations import (
     LayerConfig,
     MuxConfig,
     NodeConfig,
+    NoopConfig,
     ResizeConfig,
     SegmentConfig,
     SequenceConfig,
@@ -79,6 +80,10 @@ def _effect(config: NodeConfig, inputs: list[Path], output: Path, seed: int) -> 
     )
 
 
+def _noop(config: NodeConfig, output: Path, seed: int) -> None:
+    output.write_bytes(f"noop {_typed(NoopConfig, config).n} {seed:016x}\n".encode())
+
+
 RENDERERS: dict[str, Renderer] = {
     "RESIZE": _resize,
     "SEGMENT": _segment,
@@ -90,6 +95,7 @@ RENDERERS: dict[str, Renderer] = {
     "AUDIO_MIX": lambda c, i, o, s: render_audio_mix(i, o, _typed(AudioMixConfig, c)),
     "EFFECT": _effect,
     "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
+    "NOOP": lambda c, i, o, s: _noop(c, o, s),
 }
 """Every node type the executor renders (SOURCE is bound by the planner, not rendered)."""
 

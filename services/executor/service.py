@@ -71,7 +71,9 @@ class StepRenderer:
         try:
             loop = asyncio.get_running_loop()
             render = functools.partial(run_operation, seed=seed)
-            await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
+            # A NOOP is not media work: not worth a hop to a worker process.
+            pool = None if step.node_type == "NOOP" else self.pool
+            await loop.run_in_executor(pool, render, step.node_type, config, paths, str(output), labels)
             head = await asyncio.to_thread(_head, output)
             cid = await self.store.put_file(output)
             return RenderedOutput(cid=cid, size=await self.store.size(cid), media_type=sniff_media_type(head))

@@ -1,25 +1,71 @@
-"""REST routes for content: upload, metadata, download with Range."""
+"""REST routes for content: upload, import, metadata, media listing, download with Range, deletion, IPFS."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import html
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from artdag_common.cid import validate_cid
-from artdag_common.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
-from artdag_common.media_types import sniff_media_type
-from artdag_common.schemas import CidRequest, ContentOrigin, ContentRecord
-from services.gateway.deps import MULTIPART_OVERHEAD, GatewayDep
+from artdag_common.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
+from artdag_common.schemas import (
+    CidRequest,
+    ContentDeleted,
+    ContentList,
+    ContentMetaPatch,
+    ContentMetaUpdate,
+    ContentOrigin,
+    ContentRecord,
+    MediaListRequest,
+)
+from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep
 from services.gateway.ranges import parse_range
 from services.gateway.uploads import receive_upload
 
 router = APIRouter()
 
+IMPORT_CHUNK = 1024 * 1024
+
 
 def _cid_param(cid: str) -> str:
     return validate_cid(cid)
+
+
+def prefers_html(accept: str | None) -> bool:
+    """Whether an Accept header ranks text/html above JSON (browsers do; API clients and curl do not)."""
+    if not accept:
+        return False
+    best: dict[str, tuple[float, int]] = {}
+    for position, part in enumerate(accept.split(",")):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        best[kind.lower()] = max(best.get(kind.lower(), (0.0, 0)), (q, -position))
+    html_rank = max(best.get("text/html", (0.0, 0)), best.get("application/xhtml+xml", (0.0, 0)))
+    json_rank = max(best.get("application/json", (0.0, 0)), best.get("*/*", (0.0, 0)))
+    return html_rank[0] > 0 and html_rank > json_rank
 
 
 # -- content ----------------------------------------------------------------------
@@ -44,17 +90,191 @@ async def upload(request: Request, gw: GatewayDep) -> ContentRecord:
     return registered
 
 
-@router.get("/cache/{cid}/meta", tags=["cache"], summary="Content metadata")
+def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
+    """Open `raw` for reading if it is a regular file under one of `roots`; the fd and its real path.
+
+    Symlinks are resolved before the check, the file is opened without following a final
+    symlink and without blocking on a FIFO, and the opened descriptor's real path is checked
+    again, so a path swapped between the check and the open cannot escape the roots.
+    """
+    if not roots:
+        raise ForbiddenError("importing is off: the server has no IMPORT_DIRS", field="path")
+    if not raw or "\x00" in raw:
+        raise BadRequestError("a path to import is required", field="path")
+    path = Path(raw)
+    if not path.is_absolute():
+        raise BadRequestError("the path to import must be absolute", field="path")
+
+    def inside(candidate: Path) -> bool:
+        return any(candidate == root or candidate.is_relative_to(root) for root in roots)
+
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise NotFoundError(f"no such file: {raw}", field="path") from None
+    except (OSError, RuntimeError):  # a symlink loop, a component that is not a directory
+        raise BadRequestError(f"cannot resolve {raw}", field="path") from None
+    if not inside(real):
+        raise ForbiddenError("the path is outside the import directories (IMPORT_DIRS)", field="path")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        raise ForbiddenError("the server may not read this file", field="path") from None
+    except OSError as exc:
+        raise BadRequestError(f"cannot open the file: {exc.strerror}", field="path") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file"
+            )
+            raise BadRequestError(f"only regular files can be imported; this is {kind}", field="path")
+        opened = Path(f"/proc/self/fd/{fd}").readlink() if Path("/proc/self/fd").is_dir() else real
+        if not inside(opened):
+            raise ForbiddenError("the path is outside the import directories (IMPORT_DIRS)", field="path")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, real
+
+
+async def _import_file(gw: Gateway, raw: str) -> ContentRecord:
+    fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_roots)
+    head = b""
+    try:
+        writer = gw.store.writer()
+        async with writer:
+            while chunk := await asyncio.to_thread(os.read, fd, IMPORT_CHUNK):
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                await writer.write(chunk)
+            size = writer.size
+            cid = await writer.commit()
+    finally:
+        os.close(fd)
+    record = ContentRecord(
+        cid=cid,
+        size=size,
+        media_type=sniff_media_type(head),
+        name=real.name[:512] or None,
+        origin=ContentOrigin.IMPORT,
+    )
+    registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
+    return registered
+
+
+@router.post("/cache/import", status_code=201, tags=["cache"], summary="Import a file from the server's IMPORT_DIRS")
+async def import_file(gw: GatewayDep, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
+    return await _import_file(gw, path)
+
+
+@router.get("/media", tags=["cache"], summary="Content, newest first; filter by media type (?type=video)")
+async def list_media(
+    gw: GatewayDep,
+    media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ContentList:
+    try:
+        request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset)
+    except ValueError:
+        raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
+    found: ContentList = await gw.call("cache", "list", request, ContentList)
+    return found
+
+
+def _preview(record: ContentRecord) -> str:
+    src = f"/cache/{record.cid}/raw"
+    kind = record.media_type.split("/", 1)[0]
+    if kind == "video":
+        return f'<video controls preload="metadata" src="{src}"></video>'
+    if kind == "audio":
+        return f'<audio controls preload="metadata" src="{src}"></audio>'
+    if kind == "image":
+        return f'<img alt="{html.escape(record.name or record.cid)}" src="{src}">'
+    return "<p>No preview for this media type.</p>"
+
+
+def content_page(record: ContentRecord) -> str:
+    """A small server-rendered page: a preview of the content and its metadata."""
+    esc = html.escape
+    rows: list[tuple[str, str]] = [
+        ("CID", f"<code>{esc(record.cid)}</code>"),
+        ("Name", esc(record.name or "—")),
+        ("Media type", esc(record.media_type)),
+        ("Size", f"{record.size:,} bytes"),
+        ("Origin", esc(record.origin.value)),
+        ("Description", esc(record.description or "—")),
+        ("Tags", esc(", ".join(record.tags)) or "—"),
+        ("Pinned", "yes" if record.pinned else "no"),
+    ]
+    if record.provenance_cid:
+        prov = esc(record.provenance_cid)
+        rows.append(("Provenance", f'<a href="/cache/{prov}/raw"><code>{prov}</code></a>'))
+    table = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    title = esc(record.name or record.cid)
+    cid = esc(record.cid)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · artdag</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:56rem;padding:0 1rem}}
+video,img,audio{{max-width:100%;display:block;margin:1rem 0}}th{{text-align:left;padding-right:1rem}}
+code{{word-break:break-all}}</style></head>
+<body><h1>{title}</h1>
+{_preview(record)}
+<table>{table}</table>
+<p><a href="/cache/{cid}/raw" download>Download</a> · <a href="/cache/{cid}/meta">Metadata (JSON)</a>
+· <a href="/media">All media</a></p>
+</body></html>
+"""
+
+
+@router.get("/cache/{cid}", tags=["cache"], summary="Content: JSON metadata, or an HTML preview for browsers")
+async def content(cid: str, gw: GatewayDep, accept: Annotated[str | None, Header()] = None) -> Any:
+    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
+    if prefers_html(accept):
+        return HTMLResponse(
+            content_page(record),
+            headers={
+                "Content-Security-Policy": "default-src 'none'; media-src 'self'; img-src 'self'; "
+                "style-src 'unsafe-inline'",
+                "Vary": "Accept",
+            },
+        )
+    return JSONResponse(record.model_dump(mode="json"), headers={"Vary": "Accept"})
+
+
+@router.get("/cache/{cid}/meta", tags=["cache"], summary="Content metadata (with its provenance record's cid)")
 async def content_meta(cid: str, gw: GatewayDep) -> ContentRecord:
     record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
     return record
+
+
+@router.patch("/cache/{cid}/meta", tags=["cache"], summary="Change name, description, tags or the pin")
+async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep) -> ContentRecord:
+    request = ContentMetaUpdate(cid=_cid_param(cid), patch=patch)
+    record: ContentRecord = await gw.call("cache", "update_meta", request, ContentRecord)
+    return record
+
+
+@router.delete("/cache/{cid}", tags=["cache"], summary="Delete content no run, pin or publication keeps")
+async def delete_content(cid: str, gw: GatewayDep) -> ContentDeleted:
+    deleted: ContentDeleted = await gw.call("cache", "delete", CidRequest(cid=_cid_param(cid)), ContentDeleted)
+    return deleted
 
 
 @router.get("/cache/{cid}/raw", tags=["cache"], summary="Download raw content (honours Range)")
 async def content_raw(
     cid: str, gw: GatewayDep, range_header: Annotated[str | None, Header(alias="range")] = None
 ) -> Response:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
+    record: ContentRecord = await gw.call("cache", "access", CidRequest(cid=_cid_param(cid)), ContentRecord)
     try:
         size = await gw.store.size(record.cid)
     except NotFoundError:
@@ -79,4 +299,57 @@ async def content_raw(
     headers["Content-Length"] = str(end - start + 1)
     return StreamingResponse(
         gw.store.read(record.cid, start, end), status_code=206, media_type=record.media_type, headers=headers
+    )
+
+
+# -- IPFS -------------------------------------------------------------------------
+
+
+@router.get("/ipfs/{cid}", tags=["ipfs"], summary="Redirect to the public IPFS gateway (IPFS_GATEWAY_URL)")
+async def ipfs_redirect(cid: str, gw: GatewayDep) -> RedirectResponse:
+    base = gw.settings.ipfs_gateway_url
+    if not base.endswith("/ipfs"):  # the original's default named the /ipfs path itself
+        base += "/ipfs"
+    return RedirectResponse(f"{base}/{_cid_param(cid)}", status_code=302)
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(SNIFF_BYTES)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, IMPORT_CHUNK):
+            yield chunk
+
+
+@router.get("/ipfs/{cid}/raw", tags=["ipfs"], summary="Fetch content through the IPFS node (verified)")
+async def ipfs_raw(cid: str, gw: GatewayDep) -> Response:
+    cid = _cid_param(cid)
+    if gw.settings.store != "ipfs":
+        raise NotFoundError(
+            f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs): use /cache/{cid}/raw",
+            field="cid",
+        )
+    spool = gw.settings.spool_dir
+    spool.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="ipfs-raw-", dir=spool))
+    try:
+        # Fetched whole into scratch and checked against the cid before a byte is sent.
+        path = await gw.store.local_path(cid, scratch)
+        head = await asyncio.to_thread(_read_head, path)
+        size = path.stat().st_size
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return StreamingResponse(
+        _file_chunks(path),
+        media_type=sniff_media_type(head),
+        headers={
+            "Content-Length": str(size),
+            "ETag": f'"{cid}"',
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
     )

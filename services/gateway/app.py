@@ -9,7 +9,7 @@ from artdag_common import __version__
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
-from services.gateway import api, api_cache, errors
+from services.gateway import api, api_cache, api_storage, errors
 from services.gateway.deps import Gateway
 from services.gateway.settings import GatewaySettings
 
@@ -35,5 +35,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(api_cache.router)
+    app.include_router(api_storage.router)
     app.include_router(api.router)
     return app

@@ -10,6 +10,9 @@ from fastapi.responses import JSONResponse
 
 from artdag_common.errors import (
     ArtdagError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
     InvalidCidError,
     InvalidInputError,
     InvalidMediaError,
@@ -25,6 +28,9 @@ log = logging.getLogger(__name__)
 STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
     (InvalidCidError, 400),
     (SyntaxInputError, 400),
+    (BadRequestError, 400),
+    (ForbiddenError, 403),
+    (ConflictError, 409),
     (PayloadTooLargeError, 413),
     (NotFoundError, 404),
     (InvalidMediaError, 422),

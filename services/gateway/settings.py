@@ -1,4 +1,6 @@
-from pydantic import AliasChoices, Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
 
 from artdag_common.settings import CommonSettings
 
@@ -13,3 +15,32 @@ class GatewaySettings(CommonSettings):
     )
     max_recipe_bytes: int = Field(default=1024**2, gt=0, validation_alias=AliasChoices("ARTDAG_MAX_RECIPE_BYTES"))
     health_timeout_s: float = Field(default=1.5, gt=0, le=30, validation_alias=AliasChoices("ARTDAG_HEALTH_TIMEOUT_S"))
+    # Colon-separated directories that `POST /cache/import?path=` may read from; empty: importing is off.
+    import_dirs: str = Field(default="", validation_alias=AliasChoices("ARTDAG_IMPORT_DIRS", "IMPORT_DIRS"))
+    ipfs_gateway_url: str = Field(
+        default="https://ipfs.io", validation_alias=AliasChoices("ARTDAG_IPFS_GATEWAY_URL", "IPFS_GATEWAY_URL")
+    )
+    # Testing a storage provider really connects (S3, IPFS): give it longer than an ordinary call.
+    storage_test_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, validation_alias=AliasChoices("ARTDAG_STORAGE_TEST_TIMEOUT_S")
+    )
+
+    @field_validator("import_dirs")
+    @classmethod
+    def _check_import_dirs(cls, value: str) -> str:
+        for part in filter(None, value.split(":")):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"import directory {part!r} must be an absolute path")
+        return value
+
+    @field_validator("ipfs_gateway_url")
+    @classmethod
+    def _check_gateway_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
+            raise ValueError("an IPFS gateway URL starts with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def import_roots(self) -> list[Path]:
+        """The import directories, symlinks resolved (the real places a file must lie under)."""
+        return [Path(part).expanduser().resolve() for part in self.import_dirs.split(":") if part]

@@ -92,6 +92,9 @@ class RunDriver:
         self.results = results
         self.store = store
         self._plans: dict[str, Plan] = {}
+        # Live runs this replica is driving: the state it last wrote and that write's KV revision.
+        self._live: dict[str, tuple[int, RunState]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {
             "submitted": 0,
@@ -307,25 +310,37 @@ class RunDriver:
 
         Newly ready steps are published before the state is written: should the write lose a
         race and be redone, the repeated publish is dropped by JetStream's de-duplication.
+        Within this replica one event of a run is applied at a time, on the state it last
+        wrote (no re-read while its revision is current); another replica's write shows up
+        as a failed compare-and-set, and the state is read again.
         """
-        while True:
-            entry = await self.runs.get(run_id)
-            state = RunState.model_validate_json(unpack(entry.value or b"{}"))
-            before = (state.status, {k: s.status for k, s in state.steps.items()})
-            mutate(state)
-            finish_if_done(state)
-            to_dispatch = ready_steps(state, plan)
-            for step in to_dispatch:
-                state.steps[step.step_id].status = StepStatus.QUEUED
-            if (state.status, {k: s.status for k, s in state.steps.items()}) == before:
-                return
-            for step in to_dispatch:
-                await self._dispatch(state, step)
-            try:
-                await self.runs.update(run_id, pack(state.model_dump_json().encode()), last=entry.revision)
-            except KeyWrongLastSequenceError:
-                continue
-            break
+        async with self._locks.setdefault(run_id, asyncio.Lock()):
+            while True:
+                cached = self._live.pop(run_id, None)
+                if cached is None:
+                    entry = await self.runs.get(run_id)
+                    cached = (entry.revision or 0, RunState.model_validate_json(unpack(entry.value or b"{}")))
+                revision, state = cached
+                before = (state.status, {k: s.status for k, s in state.steps.items()})
+                mutate(state)
+                finish_if_done(state)
+                to_dispatch = ready_steps(state, plan)
+                for step in to_dispatch:
+                    state.steps[step.step_id].status = StepStatus.QUEUED
+                if (state.status, {k: s.status for k, s in state.steps.items()}) == before:
+                    self._live[run_id] = (revision, state)
+                    return
+                for step in to_dispatch:
+                    await self._dispatch(state, step)
+                try:
+                    revision = await self.runs.update(run_id, pack(state.model_dump_json().encode()), last=revision)
+                except KeyWrongLastSequenceError:
+                    continue  # another replica moved the run on: read it again
+                break
+            if state.status.finished:
+                self._locks.pop(run_id, None)
+            else:
+                self._live[run_id] = (revision, state)
         if state.status != before[0]:
             # The record in SQL follows the run's status; the live step-by-step state is the KV's.
             await self.book.save(state)

@@ -155,7 +155,7 @@ def build_plan(
                 config=dict(config),
                 inputs=input_ids,
                 op_version=op.op_version,
-                level=1 + max(steps[i].level for i in input_ids),
+                level=1 + max((steps[i].level for i in input_ids), default=-1),
                 media_type=op.output_media_type
                 if op.video_slots != "none" or node_type != "SEGMENT"
                 else steps[input_ids[0]].media_type,

@@ -26,7 +26,15 @@ async def _reset_postgres(url: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            for table in ("runs", "content", "recipes", "plans", "alembic_version"):
+            for table in (
+                "runs",
+                "content_refs",
+                "storage_providers",
+                "content",
+                "recipes",
+                "plans",
+                "alembic_version",
+            ):
                 await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     finally:
         await engine.dispose()
@@ -51,8 +59,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0002"
-        for table in ("content", "runs", "recipes", "plans"):
+        assert version == "0003"
+        for table in ("content", "runs", "recipes", "plans", "content_refs", "storage_providers"):
             assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
 
 

@@ -33,7 +33,8 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
     (
         ContentRecord,
         '{"v":1,"cid":"QmX","size":12,"media_type":"video/mp4","name":"a.mp4","origin":"upload",'
-        '"created_at":1700000000.0}',
+        '"created_at":1700000000.0,"description":null,"tags":[],"owner":null,"pinned":false,'
+        '"published":false,"last_access":null,"provenance_cid":null}',
     ),
     (
         HealthReply,

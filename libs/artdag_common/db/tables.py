@@ -23,6 +23,43 @@ class Content(Base):
     name: Mapped[str | None] = mapped_column(String(512), nullable=True)
     origin: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[float] = mapped_column(Float)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_access: Mapped[float | None] = mapped_column(Float, nullable=True)
+    provenance_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    __table_args__ = (
+        Index("ix_content_created_at", "created_at"),
+        Index("ix_content_last_access", "last_access"),
+    )
+
+
+class ContentRef(Base):
+    """Which runs use a cid, and how (input, output, intermediate, provenance). Owner: cache service."""
+
+    __tablename__ = "content_refs"
+    __table_args__ = (Index("ix_content_refs_run_id", "run_id"),)
+
+    cid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class StorageProvider(Base):
+    """A configured storage backend; secret config values are encrypted. Owner: cache service."""
+
+    __tablename__ = "storage_providers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class Run(Base):

@@ -1,0 +1,191 @@
+"""Dispatch benchmark: planner → executor → planner with a no-op step type, against plain JetStream.
+
+Starts `artdag up --executors 2` (SQLite, its own nats-server), then measures
+  * a 1,023-step binary tree of NOOP steps (512 leaves): time to complete, steps/s;
+  * one-step runs: submit → completed round trip, p50 over 30 runs;
+and, in the same script, a plain JetStream work queue (nats-py, 2 workers, publishes
+awaited one by one) doing the same counts, for the ratio. Targets: ≥ 2,000 steps/s,
+tree ≤ 0.5 s, round trip p50 ≤ 1.5 ms.
+
+    .venv/bin/python bench/dispatch.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import RetentionPolicy, StreamConfig
+
+from artdag_common.bus import connect
+from artdag_common.nats_server import EmbeddedNatsServer, free_port
+
+
+def tree_recipe(leaves: int, salt: int) -> str:
+    lines = ["name: tree", "steps:"]
+    level = [f"l{i}" for i in range(leaves)]
+    for i, name in enumerate(level):
+        lines.append(f"  - {{id: {name}, type: NOOP, inputs: [], config: {{n: {salt * 100_000 + i}}}}}")
+    n, depth = leaves, 0
+    while len(level) > 1:
+        depth += 1
+        nxt = []
+        for k in range(0, len(level), 2):
+            name = f"d{depth}_{k // 2}"
+            lines.append(
+                f"  - {{id: {name}, type: NOOP, inputs: [{level[k]}, {level[k + 1]}], "
+                f"config: {{n: {salt * 100_000 + n}}}}}"
+            )
+            n += 1
+            nxt.append(name)
+        level = nxt
+    lines.append(f"output: {level[0]}")
+    return "\n".join(lines) + "\n"
+
+
+async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> float:
+    """Submit over HTTP and time until the run's completed event arrives on the bus."""
+    nc = await connect(nc_url, "bench")
+    try:
+        done = asyncio.get_running_loop().create_future()
+
+        async def on_event(msg: Msg) -> None:
+            if not done.done():
+                done.set_result(msg.subject.rsplit(".", 1)[1])
+
+        await nc.subscribe("artdag.event.run.*.completed", cb=on_event)
+        await nc.subscribe("artdag.event.run.*.failed", cb=on_event)
+        started = time.perf_counter()
+        response = await http.post("/runs", json={"recipe": recipe, "inputs": {}})
+        response.raise_for_status()
+        status = await asyncio.wait_for(done, 120)
+        elapsed = time.perf_counter() - started
+        if status != "completed":
+            raise RuntimeError(f"run {status}")
+        return elapsed
+    finally:
+        await nc.close()
+
+
+async def artdag(home: Path) -> tuple[float, float]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_"))}
+    env["ARTDAG_LOG_LEVEL"] = "WARNING"
+    log = home / "up.log"
+    home.mkdir(parents=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+            [
+                str(Path(sys.executable).parent / "artdag"),
+                "up",
+                "--home",
+                str(home),
+                "--port",
+                str(port),
+                "--executors",
+                "2",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            match = re.search(r"on (nats://\S+),", log.read_text())
+            assert match, log.read_text()
+            url = match.group(1)
+            tree = await wait_completed(url, http, tree_recipe(512, 1))
+            trips = [
+                await wait_completed(
+                    url,
+                    http,
+                    f"steps:\n  - {{id: a, type: NOOP, inputs: [], config: {{n: {9_000_000 + i}}}}}\noutput: a\n",
+                )
+                for i in range(30)
+            ]
+        return tree, statistics.median(trips)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+async def baseline(tmp: Path) -> tuple[float, float]:
+    with EmbeddedNatsServer(tmp / "nats") as server:
+        nc = await connect(server.url, "baseline")
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="BASE", subjects=["base.>"], retention=RetentionPolicy.WORK_QUEUE))
+        sub = await js.pull_subscribe("base.task", durable="workers", stream="BASE")
+        count = 1023
+        finished = asyncio.Event()
+        seen = 0
+
+        async def worker() -> None:
+            nonlocal seen
+            while not finished.is_set():
+                try:
+                    msgs = await sub.fetch(10, timeout=0.05)
+                except nats.errors.TimeoutError:
+                    continue
+                for msg in msgs:
+                    await msg.ack()
+                    if msg.reply and msg.headers and "reply-to" in msg.headers:
+                        await nc.publish(msg.headers["reply-to"], b"done")
+                    seen += 1
+                    if seen >= count:
+                        finished.set()
+
+        workers = [asyncio.create_task(worker()) for _ in range(2)]
+        started = time.perf_counter()
+        for i in range(count):
+            await js.publish("base.task", str(i).encode())
+        await finished.wait()
+        tree = time.perf_counter() - started
+        finished.clear()
+        seen, count = 0, 10**9
+        trips = []
+        for i in range(30):
+            inbox = nc.new_inbox()
+            got = await nc.subscribe(inbox, max_msgs=1)
+            t0 = time.perf_counter()
+            await js.publish("base.task", str(i).encode(), headers={"reply-to": inbox})
+            await got.next_msg(timeout=5)
+            trips.append(time.perf_counter() - t0)
+        finished.set()
+        await asyncio.gather(*workers)
+        await sub.unsubscribe()
+        await nc.close()
+        return tree, statistics.median(trips)
+
+
+async def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        base_tree, base_trip = await baseline(Path(tmp))
+        tree, trip = await artdag(Path(tmp) / "home")
+    print(f"{'':24} {'artdag':>12} {'JetStream WQ':>14} {'ratio':>8}")
+    print(f"{'1,023-step tree':24} {tree:10.3f} s {base_tree:12.3f} s {tree / base_tree:7.1f}x")
+    print(f"{'steps/s':24} {1023 / tree:12.0f} {1023 / base_tree:14.0f}")
+    print(f"{'round trip p50':24} {trip * 1000:9.1f} ms {base_trip * 1000:11.2f} ms {trip / base_trip:7.1f}x")
+    print("targets: tree ≤ 0.5 s, ≥ 2,000 steps/s, round trip p50 ≤ 1.5 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,101 @@
+"""Run events the cache service follows: record what a finished run used and made, and its provenance."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from artdag_common import rpc
+from artdag_common.bus import settle
+from artdag_common.content_store import ContentStore
+from artdag_common.errors import NotFoundError
+from artdag_common.schemas import (
+    ContentOrigin,
+    ContentRecord,
+    Plan,
+    RunEvent,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
+from services.cache.provenance import provenance_json, provenance_record, run_refs
+from services.cache.service import PROVENANCE, ContentCatalog
+
+log = logging.getLogger(__name__)
+
+
+class RunFollower:
+    """On `artdag.event.run.<id>.completed`: content references, then the output's provenance record."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        catalog: ContentCatalog,
+        store: ContentStore,
+        *,
+        rendered_by: str,
+        max_deliver: int,
+        timeout_s: float,
+    ) -> None:
+        self.nc = nc
+        self.catalog = catalog
+        self.store = store
+        self.rendered_by = rendered_by
+        self.max_deliver = max_deliver
+        self.timeout_s = timeout_s
+        self.hostname = socket.gethostname()
+        self.counts = {"runs_recorded": 0, "provenance_records": 0}
+
+    async def on_message(self, msg: Msg) -> None:
+        error: BaseException | None = None
+        try:
+            event = RunEvent.model_validate_json(msg.data)
+            if event.status == RunStatus.COMPLETED:
+                await self.completed(event.run_id)
+        except ValidationError as exc:
+            log.warning("malformed run event on %s: %s", msg.subject, exc)
+        except Exception as exc:  # noqa: BLE001 - settle() decides: permanent → term, else retry
+            error = exc
+            log.warning("run event %s: %s", msg.subject, exc)
+        await settle(msg, error, max_deliver=self.max_deliver)
+
+    async def completed(self, run_id: str) -> str | None:
+        """Record the run's references and provenance; the provenance record's cid (None without output)."""
+        request = RunRequest(run_id=run_id)
+        state = await rpc.call(self.nc, "planner", "get_run", request, RunState, timeout_s=self.timeout_s)
+        plan = await rpc.call(self.nc, "planner", "get_plan", request, Plan, timeout_s=self.timeout_s)
+        await self.catalog.record_refs(run_id, run_refs(state))
+        self.counts["runs_recorded"] += 1
+        if not state.output_cid:
+            return None
+        try:
+            output = await self.catalog.get(state.output_cid)
+            output_name = output.name
+        except NotFoundError:
+            output_name = None
+        record = provenance_record(
+            state, plan, output_name=output_name, rendered_by=self.rendered_by, hostname=self.hostname
+        )
+        body = provenance_json(record)
+        writer = self.store.writer()
+        async with writer:
+            await writer.write(body)
+            cid = await writer.commit()
+        await self.catalog.register(
+            ContentRecord(
+                cid=cid,
+                size=len(body),
+                media_type="application/json",
+                name=f"provenance-{run_id}.json",
+                origin=ContentOrigin.PROVENANCE,
+            )
+        )
+        await self.catalog.record_refs(run_id, [(cid, PROVENANCE)])
+        await self.catalog.link_provenance(state.output_cid, cid)
+        self.counts["provenance_records"] += 1
+        log.info("run %s: provenance %s for output %s", run_id, cid, state.output_cid)
+        return cid

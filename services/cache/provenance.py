@@ -1,0 +1,64 @@
+"""What a finished run used and made: content references and the provenance record (plain functions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from artdag_common import __version__
+from artdag_common.schemas import (
+    Plan,
+    ProvenanceEffect,
+    ProvenanceInput,
+    ProvenanceRecord,
+    RunState,
+)
+from services.cache.service import INPUT, INTERMEDIATE, OUTPUT
+
+
+def run_refs(state: RunState) -> list[tuple[str, str]]:
+    """`(cid, role)` for the run's inputs, its output and every step output in between."""
+    refs = [(cid, INPUT) for cid in state.inputs.values()]
+    if state.output_cid:
+        refs.append((state.output_cid, OUTPUT))
+    outputs = {state.output_cid, *state.inputs.values()}
+    for step in state.steps.values():
+        if step.output_cid and step.output_cid not in outputs:
+            refs.append((step.output_cid, INTERMEDIATE))
+    return refs
+
+
+def effects_of(plan: Plan) -> list[ProvenanceEffect]:
+    """The effects a plan applies, once each (a chunked effect is one effect), in plan order."""
+    seen: list[ProvenanceEffect] = []
+    for step in plan.steps:
+        if step.node_type == "EFFECT":
+            effect = ProvenanceEffect(name=str(step.config.get("effect", step.name)), version=step.op_version)
+            if effect not in seen:
+                seen.append(effect)
+    return seen
+
+
+def provenance_record(
+    state: RunState, plan: Plan, *, output_name: str | None, rendered_by: str, hostname: str
+) -> ProvenanceRecord:
+    """The record of how `state`'s output was made; the same run always gives the same record."""
+    if not state.output_cid:
+        raise ValueError(f"run {state.run_id} has no output")
+    rendered_at = dt.datetime.fromtimestamp(state.updated_at, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    return ProvenanceRecord(
+        run_id=state.run_id,
+        rendered_at=rendered_at,
+        rendered_by=rendered_by,
+        output=ProvenanceInput(name=output_name or f"{state.recipe_name} output", cid=state.output_cid),
+        inputs=[ProvenanceInput(name=name, cid=cid) for name, cid in sorted(state.inputs.items())],
+        effects=effects_of(plan),
+        recipe_cid=plan.recipe_id,
+        plan_id=state.plan_id or plan.plan_id,
+        infrastructure={"software": f"artdag {__version__}", "hardware": hostname},
+    )
+
+
+def provenance_json(record: ProvenanceRecord) -> bytes:
+    """Canonical JSON (sorted keys, no spaces): the same record always has the same cid."""
+    return json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,422 @@
+"""Storage providers: per-type configs, secrets encrypted at rest, and a real connection test."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from artdag_common.content_store import ContentStore, LocalContentStore
+from artdag_common.db.tables import StorageProvider
+from artdag_common.errors import ArtdagError, BadRequestError, InvalidInputError, NotFoundError
+from artdag_common.schemas import (
+    StorageField,
+    StorageProviderInput,
+    StorageProviderList,
+    StorageProviderRecord,
+    StorageProviderUpdate,
+    StorageTestReply,
+    StorageTypeSchema,
+)
+
+log = logging.getLogger(__name__)
+
+MASK = "********"
+_ENCRYPTED = "enc:v1:"
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NATS_BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MULTIADDR_RE = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/[^/\s]+/tcp/\d{1,5}(/https?)?$")
+
+
+# -- per-type configs ------------------------------------------------------------------
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class S3Config(_Config):
+    """An S3 (or S3-compatible) bucket."""
+
+    bucket: str = Field(description="bucket name")
+    prefix: str = Field(default="", max_length=512, description="key prefix, like 'artdag/'")
+    endpoint_url: str | None = Field(default=None, description="for MinIO, Ceph, moto: http(s)://host:port")
+    region: str | None = Field(default=None, max_length=64)
+    access_key_id: str | None = Field(default=None, max_length=256)
+    secret_access_key: SecretStr | None = Field(default=None, description="stored encrypted, never shown")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _BUCKET_RE.match(value) or ".." in value:
+            raise ValueError("an S3 bucket name is 3-63 lower-case letters, digits, '.' and '-'")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value.startswith("/") or "//" in value or ".." in value.split("/"):
+            raise ValueError("an S3 prefix is relative, like 'artdag/content/'")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("an endpoint URL is http(s)://host[:port]")
+        return value or None
+
+
+class IpfsConfig(_Config):
+    """A Kubo-compatible IPFS node's RPC API."""
+
+    api: str = Field(default="/ip4/127.0.0.1/tcp/5001", description="RPC API multiaddr")
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        if not _MULTIADDR_RE.match(value):
+            raise ValueError("an IPFS API address is a multiaddr like /ip4/127.0.0.1/tcp/5001")
+        return value
+
+
+class NatsConfig(_Config):
+    """A JetStream object-store bucket, on this cluster's NATS or another."""
+
+    url: str = Field(description="nats://host:port (several separated by commas)")
+    bucket: str = Field(default="artdag_content")
+    token: SecretStr | None = Field(default=None, description="auth token, stored encrypted, never shown")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        for url in value.split(","):
+            if not re.match(r"^(nats|tls)://[^\s/]+$", url.strip()):
+                raise ValueError(f"not a NATS URL: {url.strip()!r} (expected nats://host:port)")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _NATS_BUCKET_RE.match(value):
+            raise ValueError("a NATS object-store bucket name uses only letters, digits, '_' and '-'")
+        return value
+
+
+class LocalConfig(_Config):
+    """A directory on the cache service's machine."""
+
+    path: str = Field(description="absolute path of an existing directory")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not Path(value).is_absolute() or ".." in Path(value).parts or "\x00" in value:
+            raise ValueError("the path must be absolute, without '..'")
+        return value
+
+
+CONFIGS: dict[str, type[_Config]] = {"s3": S3Config, "ipfs": IpfsConfig, "nats": NatsConfig, "local": LocalConfig}
+ProviderType = Literal["s3", "ipfs", "nats", "local"]
+
+
+def _secret_fields(model: type[_Config]) -> set[str]:
+    return {name for name, f in model.model_fields.items() if _is_secret(f.annotation)}
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or "SecretStr" in str(annotation)
+
+
+def type_schema(kind: str) -> StorageTypeSchema:
+    """The fields a provider of type `kind` takes: what a form shows."""
+    model = CONFIGS.get(kind)
+    if model is None:
+        raise NotFoundError(f"no storage type {kind!r} (one of: {', '.join(CONFIGS)})", field="type")
+    fields = []
+    for name, info in model.model_fields.items():
+        secret = _is_secret(info.annotation)
+        shown = str(info.annotation).replace("typing.", "").replace("pydantic.types.", "")
+        kind_name = "secret" if secret else "integer" if "int" in shown else "number" if "float" in shown else "string"
+        fields.append(
+            StorageField(
+                name=name,
+                type=kind_name,
+                required=info.is_required(),
+                secret=secret,
+                default=None if info.is_required() or secret else info.default,
+                description=info.description or "",
+            )
+        )
+    return StorageTypeSchema(type=kind, fields=fields)
+
+
+def validate_config(kind: str, config: dict[str, Any]) -> _Config:
+    """The config as its type's model, or `InvalidInputError` naming the field."""
+    model = CONFIGS.get(kind)
+    if model is None:
+        raise InvalidInputError(f"unknown storage type {kind!r} (one of: {', '.join(CONFIGS)})", field="type")
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(first["msg"], field=f"config.{where}" if where else "config") from None
+
+
+# -- secrets at rest ----------------------------------------------------------------------
+
+
+class SecretBox:
+    """AES-256-GCM for config secrets; each value is bound to its provider and field (associated data)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the secrets key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_settings(cls, key: SecretStr | None, home: Path) -> SecretBox:
+        """The configured key, else `<home>/secrets.key` (made once, readable by its owner only)."""
+        if key is not None:
+            return cls(base64.b64decode(key.get_secret_value()))
+        path = home / "secrets.key"
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(base64.b64decode(path.read_text().strip()))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode() + "\n")
+        log.info("made a key for storage-provider secrets in %s (set ARTDAG_SECRETS_KEY in a cluster)", path)
+        return cls(base64.b64decode(path.read_text().strip()))
+
+    def seal(self, plain: str, context: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plain.encode(), context.encode())
+        return _ENCRYPTED + base64.b64encode(nonce + sealed).decode()
+
+    def open(self, sealed: str, context: str) -> str:
+        if not sealed.startswith(_ENCRYPTED):
+            raise ValueError("not an encrypted value")
+        raw = base64.b64decode(sealed[len(_ENCRYPTED) :])
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except InvalidTag:
+            raise InvalidInputError(
+                "a stored secret cannot be decrypted (was ARTDAG_SECRETS_KEY changed?): set it again", field="config"
+            ) from None
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def check_id(provider_id: str) -> str:
+    if not _ID_RE.match(provider_id):
+        raise BadRequestError("a storage provider id is 32 hex digits", field="id")
+    return provider_id
+
+
+class ProviderBook:
+    """The `storage_providers` table; secret config values are sealed before they are written."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+        self._sessions = sessions
+        self._box = box
+
+    def _sealed(self, provider_id: str, config: _Config) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        for name, value in config.model_dump(mode="python", exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                stored[name] = self._box.seal(value.get_secret_value(), f"{provider_id}/{name}")
+            else:
+                stored[name] = value
+        return stored
+
+    def _opened(self, row: StorageProvider) -> _Config:
+        """The row's config with secrets decrypted (for connecting, never for showing)."""
+        model = CONFIGS[row.type]
+        secrets = _secret_fields(model)
+        plain = {
+            name: self._box.open(value, f"{row.id}/{name}") if name in secrets else value
+            for name, value in row.config.items()
+        }
+        return model.model_validate(plain)
+
+    @staticmethod
+    def _shown(row: StorageProvider) -> StorageProviderRecord:
+        secrets = _secret_fields(CONFIGS[row.type])
+        config = {name: MASK if name in secrets else value for name, value in row.config.items()}
+        for name in secrets:
+            config.setdefault(name, None)
+        return StorageProviderRecord(
+            id=row.id,
+            name=row.name,
+            type=row.type,
+            config=config,
+            owner=row.owner,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def _row(self, session: AsyncSession, provider_id: str) -> StorageProvider:
+        row = await session.get(StorageProvider, check_id(provider_id))
+        if row is None:
+            raise NotFoundError(f"no storage provider {provider_id}", field="id")
+        return row
+
+    async def add(self, request: StorageProviderInput) -> StorageProviderRecord:
+        config = validate_config(request.type, request.config)
+        provider_id = uuid.uuid4().hex
+        now = time.time()
+        row = StorageProvider(
+            id=provider_id,
+            name=request.name.strip(),
+            type=request.type,
+            config=self._sealed(provider_id, config),
+            owner=None,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+        log.info("storage provider %s added (%s, %s)", provider_id, request.type, row.name)
+        return self._shown(row)
+
+    async def get(self, provider_id: str) -> StorageProviderRecord:
+        async with self._sessions() as session:
+            return self._shown(await self._row(session, provider_id))
+
+    async def list(self) -> StorageProviderList:
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(StorageProvider).order_by(StorageProvider.created_at))).all()
+        return StorageProviderList(providers=[self._shown(r) for r in rows])
+
+    async def update(self, request: StorageProviderUpdate) -> StorageProviderRecord:
+        async with self._sessions.begin() as session:
+            row = await self._row(session, request.id)
+            if request.patch.name is not None:
+                row.name = request.patch.name.strip()
+            if request.patch.config is not None:
+                current = self._opened(row).model_dump(mode="python", exclude_none=True)
+                merged = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in current.items()}
+                for name, value in request.patch.config.items():
+                    if value == MASK:
+                        continue  # the form sent back the mask: keep the stored secret
+                    if value is None or value == "":
+                        merged.pop(name, None)
+                    else:
+                        merged[name] = value
+                row.config = self._sealed(row.id, validate_config(row.type, merged))
+            row.updated_at = time.time()
+            return self._shown(row)
+
+    async def delete(self, provider_id: str) -> StorageProviderRecord:
+        async with self._sessions.begin() as session:
+            row = await self._row(session, provider_id)
+            shown = self._shown(row)
+            await session.delete(row)
+        log.info("storage provider %s deleted", provider_id)
+        return shown
+
+    async def test(self, provider_id: str, *, scratch: Path) -> StorageTestReply:
+        """Connect with the provider's config, put a small object, read it back, delete it."""
+        async with self._sessions() as session:
+            row = await self._row(session, provider_id)
+        started = time.monotonic()
+        error: str | None
+        try:
+            await round_trip(row.type, self._opened(row), scratch)
+        except (ArtdagError, OSError, ValueError) as exc:
+            error = str(exc) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - any failure of a foreign backend is the answer, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            error = None
+        elapsed = time.monotonic() - started
+        if error is not None:
+            log.info("storage provider %s test failed: %s", provider_id, error)
+        return StorageTestReply(id=provider_id, ok=error is None, error=error, elapsed_s=round(elapsed, 3))
+
+
+async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExitStack) -> ContentStore:
+    if isinstance(config, LocalConfig):
+        root = Path(config.path)
+        if not root.is_dir():
+            raise NotFoundError(f"{root} is not a directory", field="config.path")
+        return LocalContentStore(root)
+    if isinstance(config, S3Config):
+        from artdag_common.content_store.s3 import S3ContentStore
+
+        secret = config.secret_access_key
+        s3 = S3ContentStore(
+            config.bucket,
+            spool_dir=scratch,
+            prefix=config.prefix,
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            access_key_id=config.access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+        )
+        stack.push_async_callback(s3.aclose)
+        await s3.open()
+        return s3
+    if isinstance(config, IpfsConfig):
+        from artdag_common.content_store.ipfs import IpfsContentStore
+
+        ipfs = IpfsContentStore(config.api, spool_dir=scratch, timeout_s=config.timeout_s)
+        stack.push_async_callback(ipfs.aclose)
+        await ipfs.open()
+        return ipfs
+    if isinstance(config, NatsConfig):
+        import nats
+
+        from artdag_common.content_store.nats import NatsContentStore
+
+        token = config.token.get_secret_value() if config.token is not None else None
+        nc = await nats.connect(
+            servers=[u.strip() for u in config.url.split(",")],
+            token=token,
+            connect_timeout=5,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+        )
+        stack.push_async_callback(nc.close)
+        obs = NatsContentStore(nc, config.bucket, spool_dir=scratch)
+        await obs.open()
+        return obs
+    raise InvalidInputError(f"unknown storage type {kind!r}", field="type")
+
+
+async def round_trip(kind: str, config: _Config, spool: Path) -> None:
+    """Put a small unique object into the backend, read it back, delete it; raise on any difference."""
+    spool.mkdir(parents=True, exist_ok=True)
+    body = f"artdag storage test {uuid.uuid4()}\n".encode()
+    with tempfile.TemporaryDirectory(dir=spool, prefix="storage-test-") as scratch:
+        async with AsyncExitStack() as stack:
+            store = await _open_store(kind, config, Path(scratch), stack)
+            writer = store.writer(max_bytes=len(body))
+            async with writer:
+                await writer.write(body)
+                cid = await writer.commit()
+            try:
+                got = b"".join([chunk async for chunk in store.read(cid)])
+                if got != body:
+                    raise ValueError(f"read back {len(got)} bytes that differ from the {len(body)} written")
+            finally:
+                await store.delete(cid)

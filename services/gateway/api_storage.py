@@ -1,0 +1,115 @@
+"""REST routes for storage providers: list, add (form or JSON), show, change, delete, test, field schemas.
+
+The cache service owns the providers and their encrypted secrets; these routes only relay.
+Secrets are never returned: a secret field reads `"********"` once it is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+
+from artdag_common import rpc
+from artdag_common.errors import InvalidInputError, PayloadTooLargeError
+from artdag_common.schemas import (
+    StorageListRequest,
+    StorageProviderInput,
+    StorageProviderList,
+    StorageProviderPatch,
+    StorageProviderRecord,
+    StorageProviderRequest,
+    StorageProviderUpdate,
+    StorageTestReply,
+    StorageTypeRequest,
+    StorageTypeSchema,
+)
+from services.gateway.deps import GatewayDep
+from services.gateway.uploads import read_text_form
+
+router = APIRouter()
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return await read_text_form(request.stream(), content_type, MAX_FORM_BYTES)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_FORM_BYTES:
+                raise PayloadTooLargeError(f"the form is larger than {MAX_FORM_BYTES} bytes")
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    raise InvalidInputError("expected a form (application/x-www-form-urlencoded or multipart)", field="content-type")
+
+
+@router.get("/storage", tags=["storage"], summary="List storage providers (secrets masked)")
+async def list_providers(gw: GatewayDep) -> StorageProviderList:
+    found: StorageProviderList = await gw.call("cache", "storage_list", StorageListRequest(), StorageProviderList)
+    return found
+
+
+@router.post("/storage", status_code=201, tags=["storage"], summary="Add a provider from a form (name, type, …)")
+async def add_provider_form(request: Request, gw: GatewayDep) -> StorageProviderRecord:
+    fields = await _form_fields(request)
+    name = fields.pop("name", "")
+    kind = fields.pop("type", "")
+    config: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}  # an empty form field means "not set"
+    try:
+        provider = StorageProviderInput(name=name, type=kind, config=config)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc).splitlines()[-1].strip(), field="type" if name else "name") from None
+    added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+    return added
+
+
+@router.post("/storage/add", status_code=201, tags=["storage"], summary="Add a provider: {name, type, config}")
+async def add_provider(provider: StorageProviderInput, gw: GatewayDep) -> StorageProviderRecord:
+    added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+    return added
+
+
+@router.get("/storage/type/{kind}", tags=["storage"], summary="The fields a provider of this type takes")
+async def provider_type(kind: str, gw: GatewayDep) -> StorageTypeSchema:
+    schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
+    return schema
+
+
+@router.get("/storage/{provider_id}", tags=["storage"], summary="A provider (secrets masked)")
+async def get_provider(provider_id: str, gw: GatewayDep) -> StorageProviderRecord:
+    found: StorageProviderRecord = await gw.call(
+        "cache", "storage_get", StorageProviderRequest(id=provider_id), StorageProviderRecord
+    )
+    return found
+
+
+@router.patch("/storage/{provider_id}", tags=["storage"], summary="Rename or change config fields")
+async def patch_provider(provider_id: str, patch: StorageProviderPatch, gw: GatewayDep) -> StorageProviderRecord:
+    request = StorageProviderUpdate(id=provider_id, patch=patch)
+    updated: StorageProviderRecord = await gw.call("cache", "storage_update", request, StorageProviderRecord)
+    return updated
+
+
+@router.delete("/storage/{provider_id}", tags=["storage"], summary="Delete a provider")
+async def delete_provider(provider_id: str, gw: GatewayDep) -> StorageProviderRecord:
+    deleted: StorageProviderRecord = await gw.call(
+        "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
+    )
+    return deleted
+
+
+@router.post("/storage/{provider_id}/test", tags=["storage"], summary="Round-trip a small object through it")
+async def test_provider(provider_id: str, gw: GatewayDep) -> StorageTestReply:
+    reply: StorageTestReply = await rpc.call(
+        gw.runtime.nc,
+        "cache",
+        "storage_test",
+        StorageProviderRequest(id=provider_id),
+        StorageTestReply,
+        timeout_s=gw.settings.storage_test_timeout_s,
+    )
+    return reply

@@ -1,0 +1,301 @@
+"""The cache service's logic on SQLite: metadata, deletion rules, eviction, provenance, provider secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from artdag_common.content_store import LocalContentStore
+from artdag_common.db import make_engine, migrate, session_factory
+from artdag_common.db.tables import StorageProvider
+from artdag_common.errors import ConflictError, InvalidInputError, NotFoundError
+from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.schemas import (
+    ContentMetaPatch,
+    ContentMetaUpdate,
+    ContentOrigin,
+    ContentRecord,
+    MediaListRequest,
+    Plan,
+    PlanStep,
+    RunState,
+    RunStatus,
+    StepState,
+    StepStatus,
+    StorageProviderInput,
+    StorageProviderPatch,
+    StorageProviderUpdate,
+)
+from services.cache.provenance import provenance_json, provenance_record, run_refs
+from services.cache.providers import MASK, ProviderBook, SecretBox, type_schema
+from services.cache.service import ContentCatalog
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'artdag.db'}"
+    await migrate(url)
+    engine = make_engine(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalContentStore:
+    return LocalContentStore(tmp_path / "cache")
+
+
+async def put(
+    catalog: ContentCatalog, store: LocalContentStore, data: bytes, origin: ContentOrigin, **extra: object
+) -> ContentRecord:
+    writer = store.writer()
+    await writer.write(data)
+    cid = await writer.commit()
+    fields: dict[str, object] = {"media_type": "video/mp4", **extra}
+    record = ContentRecord(cid=cid, size=len(data), origin=origin, **fields)
+    return await catalog.register(record)
+
+
+async def test_metadata_patch_and_listing(sessions: async_sessionmaker[AsyncSession], store: LocalContentStore) -> None:
+    catalog = ContentCatalog(sessions, store)
+    first = await put(catalog, store, b"one", ContentOrigin.UPLOAD, created_at=100.0)
+    await put(catalog, store, b"two", ContentOrigin.UPLOAD, created_at=200.0, media_type="audio/wav")
+    third = await put(catalog, store, b"three", ContentOrigin.STEP_OUTPUT, created_at=300.0)
+    assert first.last_access is not None and first.tags == [] and not first.pinned
+
+    patched = await catalog.update_meta(
+        ContentMetaUpdate(
+            cid=first.cid, patch=ContentMetaPatch(name="clip", description="a\nclip", tags=["beach", "2024", "beach"])
+        )
+    )
+    assert (patched.name, patched.description, patched.tags) == ("clip", "a\nclip", ["beach", "2024"])
+    cleared = await catalog.update_meta(ContentMetaUpdate(cid=first.cid, patch=ContentMetaPatch(description="")))
+    assert cleared.description is None and cleared.name == "clip"
+
+    videos = await catalog.list_media(MediaListRequest(media_type="video"))
+    assert [r.cid for r in videos.items] == [third.cid, first.cid] and videos.total == 2
+    page = await catalog.list_media(MediaListRequest(limit=1, offset=1))
+    assert page.total == 3 and len(page.items) == 1
+    assert (await catalog.list_media(MediaListRequest(media_type="audio/wav"))).total == 1
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"tags": ["no/slash"]},
+        {"tags": [""]},
+        {"tags": ["x" * 65]},
+        {"tags": [f"t{i}" for i in range(33)]},
+        {"name": "x" * 513},
+        {"name": "bell\x07"},
+        {"description": "y" * 4001},
+        {"owner": "someone"},
+    ],
+)
+def test_metadata_patch_is_validated(patch: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ContentMetaPatch.model_validate(patch)
+
+
+async def test_delete_refuses_what_runs_pins_and_publications_keep(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store)
+    source = await put(catalog, store, b"input", ContentOrigin.UPLOAD)
+    middle = await put(catalog, store, b"middle", ContentOrigin.STEP_OUTPUT)
+    output = await put(catalog, store, b"output", ContentOrigin.STEP_OUTPUT)
+    pinned = await put(catalog, store, b"pinned", ContentOrigin.UPLOAD)
+    orphan = await put(catalog, store, b"orphan", ContentOrigin.UPLOAD)
+    state = RunState(
+        run_id="run-1",
+        status=RunStatus.COMPLETED,
+        recipe_id="r",
+        recipe_name="demo",
+        inputs={"video": source.cid},
+        steps={
+            "a": StepState(name="a", node_type="RESIZE", status=StepStatus.COMPLETED, output_cid=middle.cid),
+            "b": StepState(name="b", node_type="INVERT", status=StepStatus.COMPLETED, output_cid=output.cid),
+        },
+        output_cid=output.cid,
+    )
+    assert await catalog.record_refs("run-1", run_refs(state)) == 3
+    assert await catalog.record_refs("run-1", run_refs(state)) == 0  # idempotent (redelivered events)
+    await catalog.update_meta(ContentMetaUpdate(cid=pinned.cid, patch=ContentMetaPatch(pinned=True)))
+
+    with pytest.raises(ConflictError, match="an input of run run-1"):
+        await catalog.delete(source.cid)
+    with pytest.raises(ConflictError, match="the output of run run-1"):
+        await catalog.delete(output.cid)
+    with pytest.raises(ConflictError, match="pinned"):
+        await catalog.delete(pinned.cid)
+
+    for gone in (middle, orphan):
+        deleted = await catalog.delete(gone.cid)
+        assert deleted.blob_deleted and not await store.exists(gone.cid)
+        with pytest.raises(NotFoundError):
+            await catalog.get(gone.cid)
+    assert await store.exists(source.cid) and await store.exists(output.cid)
+    with pytest.raises(NotFoundError):
+        await catalog.delete(orphan.cid)
+
+
+async def test_eviction_drops_least_recently_used_intermediates_only(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store, max_bytes=None, evict_min_age_s=0, touch_every_s=0)
+    source = await put(catalog, store, b"i" * 100, ContentOrigin.UPLOAD)
+    old = await put(catalog, store, b"o" * 100, ContentOrigin.STEP_OUTPUT)
+    pinned = await put(catalog, store, b"p" * 100, ContentOrigin.STEP_OUTPUT)
+    output = await put(catalog, store, b"f" * 100, ContentOrigin.STEP_OUTPUT)
+    newer = await put(catalog, store, b"n" * 100, ContentOrigin.STEP_OUTPUT)
+    await catalog.update_meta(ContentMetaUpdate(cid=pinned.cid, patch=ContentMetaPatch(pinned=True)))
+    await catalog.record_refs("run-1", [(source.cid, "input"), (output.cid, "output"), (old.cid, "intermediate")])
+    # Reading `old` again makes `newer` the least recently used.
+    await asyncio.sleep(0.01)
+    await catalog.access(old.cid)
+    catalog.max_bytes = 450  # 500 bytes stored: one intermediate must go, the least recently used
+    assert await catalog.evict() == [newer.cid]
+    catalog.max_bytes = 350
+    assert await catalog.evict() == [old.cid]
+    assert await catalog.total_bytes() <= 350
+    for kept in (source, pinned, output):
+        assert await store.exists(kept.cid)
+        await catalog.get(kept.cid)
+
+    catalog.max_bytes = 1  # nothing else may go: inputs, outputs and pinned content stay
+    assert await catalog.evict() == []
+    assert {r.cid for r in (await catalog.list_media(MediaListRequest())).items} == {
+        source.cid,
+        pinned.cid,
+        output.cid,
+    }
+
+
+async def test_eviction_spares_recent_content(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store, max_bytes=10, evict_min_age_s=3600)
+    fresh = await put(catalog, store, b"x" * 100, ContentOrigin.STEP_OUTPUT)
+    assert await store.exists(fresh.cid)  # over the limit, but a running run may still need it
+
+
+def _plan() -> Plan:
+    return Plan(
+        plan_id="p" * 64,
+        recipe_id="QmRecipe",
+        recipe_name="demo",
+        input_cids={"video": "QmIn"},
+        output_step="s3",
+        steps=[
+            PlanStep(step_id="s0", name="video", node_type="SOURCE", op_version="1", source_cid="QmIn"),
+            PlanStep(step_id="s1", name="fx[0:10]", node_type="EFFECT", config={"effect": "invert"}, op_version="2"),
+            PlanStep(step_id="s2", name="fx[10:20]", node_type="EFFECT", config={"effect": "invert"}, op_version="2"),
+            PlanStep(step_id="s3", name="blur", node_type="EFFECT", config={"effect": "blur"}, op_version="3"),
+        ],
+    )
+
+
+def test_provenance_record_has_the_original_shape_and_is_deterministic() -> None:
+    state = RunState(
+        run_id="run-9",
+        status=RunStatus.COMPLETED,
+        recipe_id="QmRecipe",
+        recipe_name="demo",
+        plan_id="p" * 64,
+        inputs={"video": "QmIn"},
+        output_cid="QmOut",
+        updated_at=1_700_000_000.0,
+    )
+    record = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
+    body = json.loads(provenance_json(record))
+    assert body == {
+        "v": 1,
+        "run_id": "run-9",
+        "rendered_at": "2023-11-14T22:13:20Z",
+        "rendered_by": "local",
+        "output": {"name": "out.mp4", "cid": "QmOut"},
+        "inputs": [{"name": "video", "cid": "QmIn"}],
+        "effects": [{"name": "invert", "version": "2"}, {"name": "blur", "version": "3"}],
+        "recipe_cid": "QmRecipe",
+        "plan_id": "p" * 64,
+        "infrastructure": {"software": "artdag 0.1.0", "hardware": "box"},
+    }
+    again = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
+    assert provenance_json(again) == provenance_json(record)
+
+
+def test_secret_box_binds_values_to_their_field(tmp_path: Path) -> None:
+    box = SecretBox.from_settings(None, tmp_path)
+    assert (tmp_path / "secrets.key").stat().st_mode & 0o777 == 0o600
+    assert SecretBox.from_settings(None, tmp_path).open(box.seal("s3cret", "a/x"), "a/x") == "s3cret"
+    sealed = box.seal("s3cret", "id1/secret_access_key")
+    assert "s3cret" not in sealed
+    with pytest.raises(InvalidInputError, match="cannot be decrypted"):
+        box.open(sealed, "id2/secret_access_key")
+    other = SecretBox.from_settings(SecretStr(base64.b64encode(b"k" * 32).decode()), tmp_path / "elsewhere")
+    with pytest.raises(InvalidInputError):
+        other.open(sealed, "id1/secret_access_key")
+
+
+async def test_provider_secrets_are_encrypted_masked_and_kept_on_patch(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    book = ProviderBook(sessions, SecretBox.from_settings(None, tmp_path))
+    added = await book.add(
+        StorageProviderInput(
+            name="archive",
+            type="s3",
+            config={"bucket": "my-bucket", "access_key_id": "AKIA", "secret_access_key": "top-secret"},
+        )
+    )
+    assert added.config["secret_access_key"] == MASK and added.config["bucket"] == "my-bucket"
+    async with sessions() as session:
+        row = (await session.scalars(select(StorageProvider))).one()
+        assert "top-secret" not in json.dumps(row.config)
+    renamed = await book.update(
+        StorageProviderUpdate(
+            id=added.id, patch=StorageProviderPatch(name="cold", config={"secret_access_key": MASK, "prefix": "a/"})
+        )
+    )
+    assert renamed.name == "cold" and renamed.config["prefix"] == "a/"
+    async with sessions() as session:
+        row = (await session.scalars(select(StorageProvider))).one()
+        assert book._opened(row).secret_access_key.get_secret_value() == "top-secret"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInputError, match=r"config\.bucket"):
+        await book.add(StorageProviderInput(name="bad", type="s3", config={"bucket": "Bad_Bucket"}))
+    with pytest.raises(InvalidInputError, match=r"config\.colour"):
+        await book.add(StorageProviderInput(name="bad", type="local", config={"path": "/tmp", "colour": "red"}))
+    assert [f.name for f in type_schema("s3").fields if f.secret] == ["secret_access_key"]
+    assert [f.name for f in type_schema("local").fields if f.required] == ["path"]
+
+
+async def test_provider_test_really_round_trips(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, nats: EmbeddedNatsServer
+) -> None:
+    book = ProviderBook(sessions, SecretBox.from_settings(None, tmp_path))
+    (tmp_path / "disk").mkdir()
+    local = await book.add(StorageProviderInput(name="disk", type="local", config={"path": str(tmp_path / "disk")}))
+    assert (await book.test(local.id, scratch=tmp_path / "spool")).ok
+    bus = await book.add(
+        StorageProviderInput(name="bus", type="nats", config={"url": nats.url, "bucket": "storage_test_bucket"})
+    )
+    result = await book.test(bus.id, scratch=tmp_path / "spool")
+    assert result.ok, result.error
+    missing = await book.add(
+        StorageProviderInput(name="gone", type="local", config={"path": str(tmp_path / "missing")})
+    )
+    failed = await book.test(missing.id, scratch=tmp_path / "spool")
+    assert not failed.ok and "not a directory" in (failed.error or "")
+    await book.delete(local.id)
+    with pytest.raises(NotFoundError):
+        await book.get(local.id)
