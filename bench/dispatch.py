@@ -142,7 +142,7 @@ async def baseline(tmp: Path) -> tuple[float, float]:
             while not finished.is_set():
                 try:
                     msgs = await sub.fetch(10, timeout=0.05)
-                except nats.errors.TimeoutError:
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 for msg in msgs:
                     await msg.ack()

@@ -8,7 +8,7 @@ from nats.aio.client import Client as NatsClient
 
 from artdag_common.bus import connect
 from artdag_common.nats_server import EmbeddedNatsServer
-from artdag_common.testing import nats_server
+from artdag_common.testing import ipfs_node, ipfs_node_unavailable, nats_server
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +32,13 @@ def media_dir(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def ipfs_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real IPFS node (js-ipfs, offline, in its own network namespace) for the session."""
+    reason = ipfs_node_unavailable()
+    if reason is not None:
+        pytest.skip(f"no IPFS node: {reason}")
+    with ipfs_node(tmp_path_factory.mktemp("ipfs")) as api:
+        yield api

@@ -54,6 +54,7 @@ class CommonSettings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, validation_alias=_env("S3_ACCESS_KEY_ID"))
     s3_secret_access_key: SecretStr | None = Field(default=None, validation_alias=_env("S3_SECRET_ACCESS_KEY"))
     nats_object_bucket: str = Field(default="artdag_content", validation_alias=_env("NATS_OBJECT_BUCKET"))
+    ipfs_primary: bool = Field(default=False, validation_alias=_env("IPFS_PRIMARY", "IPFS_PRIMARY"))
     ipfs_timeout_s: float = Field(default=30.0, gt=0, le=3600, validation_alias=_env("IPFS_TIMEOUT_S", "IPFS_TIMEOUT"))
 
     @field_validator("home", "cache_dir", "store_spool_dir", mode="after")

@@ -24,7 +24,7 @@ from artdag_common.content_store.ipfs import IpfsContentStore
 from artdag_common.content_store.nats import NatsContentStore
 from artdag_common.content_store.s3 import S3ContentStore
 from artdag_common.errors import InvalidCidError, NotFoundError, PayloadTooLargeError
-from artdag_common.testing import ipfs_node, ipfs_node_unavailable, moto_s3_server, unique
+from artdag_common.testing import moto_s3_server, unique
 
 BACKENDS = ["local", "s3", "nats", "ipfs"]
 S3_BUCKET = "artdag-test"
@@ -54,16 +54,6 @@ def _boto(creds: dict[str, str]) -> dict[str, str]:
         "aws_secret_access_key": creds["secret_access_key"],
         "region_name": creds["region"],
     }
-
-
-@pytest.fixture(scope="session")
-def ipfs_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real IPFS node (js-ipfs, offline, in its own network namespace) for the session."""
-    reason = ipfs_node_unavailable()
-    if reason is not None:
-        pytest.skip(f"no IPFS node: {reason}")
-    with ipfs_node(tmp_path_factory.mktemp("ipfs")) as api:
-        yield api
 
 
 async def _make_store(

@@ -7,7 +7,8 @@ partial file and two writers of the same bytes cannot corrupt each other.
 `ARTDAG_STORE` picks the backend: `local` (directories under `CACHE_DIR`, the
 default), `s3` (`s3.py`), `nats` (a JetStream object-store bucket, `nats.py`) or
 `ipfs` (pins on a Kubo node, `ipfs.py`). The remote backends spool through
-`spool.py` and are imported only when chosen.
+`spool.py` and are imported only when chosen. `IPFS_PRIMARY=true` puts IPFS first
+with the local store as a read-through cache in front (`read_through.py`).
 """
 
 from __future__ import annotations
@@ -66,12 +67,18 @@ def open_store(settings: CommonSettings, *, nc: NatsClient | None = None) -> Con
         if nc is None:
             raise ValueError("ARTDAG_STORE=nats needs the service's NATS connection: open_store(settings, nc=...)")
         return NatsContentStore(nc, settings.nats_object_bucket, spool_dir=spool, cid_version=settings.cid_version)
-    if settings.store == "ipfs":
+    if settings.store == "ipfs" or settings.ipfs_primary:
         from artdag_common.content_store.ipfs import IpfsContentStore
 
-        return IpfsContentStore(
+        ipfs = IpfsContentStore(
             settings.ipfs_api, spool_dir=spool, cid_version=settings.cid_version, timeout_s=settings.ipfs_timeout_s
         )
+        if not settings.ipfs_primary:
+            return ipfs
+        # IPFS-primary: every object is added and pinned to IPFS; the local store is a read-through cache.
+        from artdag_common.content_store.read_through import ReadThroughStore
+
+        return ReadThroughStore(ipfs, LocalContentStore(settings.store_dir, cid_version=settings.cid_version))
     return LocalContentStore(settings.store_dir, cid_version=settings.cid_version)
 
 
