@@ -135,11 +135,12 @@ async def baseline(tmp: Path) -> tuple[float, float]:
         sub = await js.pull_subscribe("base.task", durable="workers", stream="BASE")
         count = 1023
         finished = asyncio.Event()
+        stop = asyncio.Event()
         seen = 0
 
         async def worker() -> None:
             nonlocal seen
-            while not finished.is_set():
+            while not stop.is_set():
                 try:
                     msgs = await sub.fetch(10, timeout=0.05)
                 except (TimeoutError, nats.errors.TimeoutError):
@@ -158,7 +159,6 @@ async def baseline(tmp: Path) -> tuple[float, float]:
             await js.publish("base.task", str(i).encode())
         await finished.wait()
         tree = time.perf_counter() - started
-        finished.clear()
         seen, count = 0, 10**9
         trips = []
         for i in range(30):
@@ -168,7 +168,7 @@ async def baseline(tmp: Path) -> tuple[float, float]:
             await js.publish("base.task", str(i).encode(), headers={"reply-to": inbox})
             await got.next_msg(timeout=5)
             trips.append(time.perf_counter() - t0)
-        finished.set()
+        stop.set()
         await asyncio.gather(*workers)
         await sub.unsubscribe()
         await nc.close()

@@ -17,6 +17,7 @@ _SIZES = ((160, 120), (128, 96), (192, 108), (96, 96))
 
 SAMPLE_STEPS: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("noop", "NOOP", {"n": 3}, []),
+    ("thumbnail", "THUMBNAIL", {"width": 64, "at_s": 0.5}, ["video"]),
     ("resize-fit", "RESIZE", {"width": 96, "height": 96, "mode": "fit", "background": "#204060"}, ["video"]),
     ("resize-fill", "RESIZE", {"width": 96, "height": 64, "mode": "fill"}, ["video"]),
     ("segment-precise", "SEGMENT", {"start": 0.4, "end": 1.2}, ["video"]),

@@ -335,6 +335,13 @@ class MapConfig(NodeConfig):
         return self
 
 
+class ThumbnailConfig(NodeConfig):
+    """A still of a video: the frame at `at_s`, `width` pixels wide, as a PNG."""
+
+    width: int = Field(default=320, ge=16, le=1920)
+    at_s: float = Field(default=1.0, ge=0, le=86_400)
+
+
 class NoopConfig(NodeConfig):
     """Does nothing but make a tiny, distinct output: for tests and dispatch benchmarks."""
 
@@ -431,6 +438,7 @@ OPERATIONS: dict[str, Operation] = {
             video_slots="first",
             rendered=False,
         ),
+        Operation("THUMBNAIL", ThumbnailConfig, "1", 1, 1, "a PNG still of a video", output_media_type="image/png"),
         Operation(
             "NOOP",
             NoopConfig,

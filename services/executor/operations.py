@@ -25,6 +25,7 @@ from artdag_common.operations import (
     ResizeConfig,
     SegmentConfig,
     SequenceConfig,
+    ThumbnailConfig,
     TransformConfig,
     get_operation,
 )
@@ -35,6 +36,7 @@ from services.executor.primitives.mux import render_audio_mix, render_mux
 from services.executor.primitives.resize import render_resize
 from services.executor.primitives.segment import render_segment
 from services.executor.primitives.sequence import render_sequence
+from services.executor.primitives.thumbnail import render_thumbnail
 from services.executor.primitives.transform import render_transform
 
 OUTPUT_SUFFIX = ".mp4"
@@ -96,13 +98,16 @@ RENDERERS: dict[str, Renderer] = {
     "EFFECT": _effect,
     "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
     "NOOP": lambda c, i, o, s: _noop(c, o, s),
+    "THUMBNAIL": lambda c, i, o, s: render_thumbnail(
+        i[0], o, width=_typed(ThumbnailConfig, c).width, at_s=_typed(ThumbnailConfig, c).at_s
+    ),
 }
 """Every node type the executor renders (SOURCE is bound by the planner, not rendered)."""
 
 
 def output_suffix(node_type: str) -> str:
     """The file suffix of what `node_type` renders."""
-    return AUDIO_OUTPUT_SUFFIX if node_type == "AUDIO_MIX" else OUTPUT_SUFFIX
+    return {"AUDIO_MIX": AUDIO_OUTPUT_SUFFIX, "THUMBNAIL": ".png", "NOOP": ".txt"}.get(node_type, OUTPUT_SUFFIX)
 
 
 def run_operation(

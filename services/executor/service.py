@@ -29,7 +29,7 @@ class RenderedOutput:
 
     @property
     def suffix(self) -> str:
-        return ".m4a" if self.media_type == "audio/mp4" else ".mp4"
+        return {"audio/mp4": ".m4a", "image/png": ".png", "text/plain": ".txt"}.get(self.media_type, ".mp4")
 
 
 class StepRenderer:

@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,11 +17,13 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from artdag_common import rpc
 from artdag_common.cid import validate_cid
 from artdag_common.errors import (
     BadRequestError,
     ForbiddenError,
     InvalidInputError,
+    InvalidMediaError,
     NotFoundError,
     PayloadTooLargeError,
 )
@@ -33,7 +36,13 @@ from artdag_common.schemas import (
     ContentMetaUpdate,
     ContentOrigin,
     ContentRecord,
+    MediaInfo,
     MediaListRequest,
+    RunRequest,
+    RunState,
+    RunStatus,
+    SubmitRunReply,
+    SubmitRunRequest,
 )
 from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep
 from services.gateway.ranges import parse_range
@@ -181,13 +190,86 @@ async def list_media(
     media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> ContentList:
+) -> dict[str, Any]:
     try:
         request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset)
     except ValueError:
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
     found: ContentList = await gw.call("cache", "list", request, ContentList)
-    return found
+    body = found.model_dump(mode="json")
+    for item in body["items"]:
+        item["thumbnail"] = _thumbnail_url(item["cid"], item["media_type"])
+    return body
+
+
+def _thumbnail_url(cid: str, media_type: str) -> str | None:
+    """Where a gallery finds a still: videos get one made (once per cid), images are their own."""
+    if media_type.startswith("video/"):
+        return f"/cache/{cid}/thumbnail"
+    if media_type.startswith("image/"):
+        return f"/cache/{cid}/raw"
+    return None
+
+
+# A derived file (browser MP4, thumbnail) is a one-step run: planned, rendered and cached like any
+# other, so it is made once per cid; the request waits this long for it, then answers 202.
+DERIVE_WAIT_S = 60.0
+BROWSER_MP4 = """
+name: browser-mp4
+inputs: [video]
+steps:
+  - {id: mp4, type: TRANSFORM, inputs: [video]}
+output: mp4
+"""
+THUMBNAIL = """
+name: thumbnail
+inputs: [video]
+steps:
+  - {id: still, type: THUMBNAIL, inputs: [video], config: {width: 320, at_s: 1.0}}
+output: still
+"""
+
+
+async def _derived(gw: Gateway, cid: str, recipe: str) -> Response:
+    reply: SubmitRunReply = await gw.call(
+        "planner", "submit", SubmitRunRequest(recipe=recipe, inputs={"video": cid}), SubmitRunReply
+    )
+    deadline = time.monotonic() + DERIVE_WAIT_S
+    while True:
+        state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=reply.run_id), RunState)
+        if state.status == RunStatus.COMPLETED and state.output_cid:
+            return RedirectResponse(f"/cache/{state.output_cid}/raw", status_code=302)
+        if state.status.finished:
+            raise InvalidMediaError(state.error or "could not be converted")
+        if time.monotonic() > deadline:
+            return JSONResponse(
+                {"run_id": reply.run_id, "status": state.status}, status_code=202, headers={"Retry-After": "2"}
+            )
+        await asyncio.sleep(0.1)
+
+
+async def _video_record(gw: Gateway, cid: str) -> ContentRecord:
+    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
+    if not record.media_type.startswith("video/"):
+        raise InvalidMediaError(f"{cid} is {record.media_type}, not a video")
+    return record
+
+
+@router.get("/cache/{cid}/mp4", tags=["cache"], summary="A browser-playable MP4 of a video (made once, then cached)")
+async def content_mp4(cid: str, gw: GatewayDep) -> Response:
+    record = await _video_record(gw, cid)
+    info: MediaInfo = await rpc.call(
+        gw.runtime.nc, "analyzer", "probe", CidRequest(cid=record.cid), MediaInfo, timeout_s=60.0
+    )
+    if record.media_type == "video/mp4" and info.video_codec == "h264" and info.audio_codec in (None, "aac"):
+        return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)
+    return await _derived(gw, record.cid, BROWSER_MP4)
+
+
+@router.get("/cache/{cid}/thumbnail", tags=["cache"], summary="A PNG still of a video (made once, then cached)")
+async def content_thumbnail(cid: str, gw: GatewayDep) -> Response:
+    record = await _video_record(gw, cid)
+    return await _derived(gw, record.cid, THUMBNAIL)
 
 
 def _preview(record: ContentRecord) -> str:

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
+import numpy as np
 import pytest
 
 from artdag_common.cid import cid_of_bytes
-from artdag_common.demo_media import write_test_clip
+from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from tests.e2e.conftest import Stack
 
@@ -111,3 +113,47 @@ def test_storage_providers(client: httpx.Client, stack: Stack) -> None:
     assert client.get("/storage/type/nats").json()["type"] == "nats"
     assert client.delete(f"/storage/{provider_id}").status_code == 200
     assert client.get(f"/storage/{provider_id}").status_code == 404
+
+
+def _mpeg4_mkv(path: Path) -> None:
+    """A short MPEG-4 Part 2 video in Matroska: something browsers will not play."""
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(25):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), (i * 9) % 256, dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def test_browser_mp4_and_thumbnails_are_made_once(client: httpx.Client, tmp_path: Path) -> None:
+    source = tmp_path / "old.mkv"
+    _mpeg4_mkv(source)
+    with source.open("rb") as handle:
+        cid = client.post("/cache/upload", files={"file": ("old.mkv", handle)}).json()["cid"]
+    first = client.get(f"/cache/{cid}/mp4")
+    assert first.status_code == 302, first.text
+    target = first.headers["location"]
+    assert target.startswith("/cache/") and target.endswith("/raw") and cid not in target
+    converted = tmp_path / "converted.mp4"
+    converted.write_bytes(client.get(target).content)
+    with av.open(str(converted)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in container.decode(video=0)) == 25
+    again = client.get(f"/cache/{cid}/mp4")
+    assert again.headers["location"] == target, "made once: the second request finds the same file"
+
+    still = client.get(f"/cache/{cid}/thumbnail", follow_redirects=True)
+    assert still.status_code == 200 and still.content.startswith(b"\x89PNG")
+    listed = client.get("/media", params={"type": "video", "limit": 200}).json()["items"]
+    assert any(item["cid"] == cid and item["thumbnail"] == f"/cache/{cid}/thumbnail" for item in listed)
+
+    wav = tmp_path / "tone.wav"
+    write_click_track(wav, bpm=60, duration_s=1.0)
+    with wav.open("rb") as handle:
+        audio = client.post("/cache/upload", files={"file": ("tone.wav", handle)}).json()["cid"]
+    refused = client.get(f"/cache/{audio}/mp4")
+    assert refused.status_code == 422 and "not a video" in refused.json()["detail"]
