@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import nats
@@ -119,6 +121,13 @@ async def keep_alive(msg: Msg, every_s: float) -> None:
             log.debug("in_progress failed: %s", exc)
 
 
+# A pull request waits this long on the server for messages; the client forgets it a little later
+# (a request lost in a reconnect is never answered).
+PULL_EXPIRES_S = 1.0
+PULL_FORGET_S = PULL_EXPIRES_S + 2.0
+PULL_BACKOFF_S = 0.2
+
+
 async def consume(
     js: JetStreamContext,
     stream: str,
@@ -128,16 +137,30 @@ async def consume(
     concurrency: int,
     stopping: asyncio.Event,
     grace_s: float = 8.0,
+    admit: Callable[[], int] | None = None,
 ) -> None:
     """Pull messages from a durable consumer and run `handler` on each, at most `concurrency` at once.
 
-    Fetches one message at a time with a short timeout (long batch fetches can hold
-    messages back). On `stopping`, takes no more work, waits up to `grace_s` for what
-    is in flight, then unsubscribes (before any drain, which would otherwise hang).
+    Keeps pull requests outstanding for exactly the free capacity ("ask for N, top up"):
+    each request has its own reply subject, so every message (and the status that ends a
+    request) is accounted to it, and a message is handed to its handler the moment it
+    arrives (nothing is held back until a batch fills). `admit`, if given, caps how many
+    messages may be requested-but-not-yet-arrived at any moment (an executor uses it to
+    keep media work it cannot start yet from piling up in one replica). On `stopping`,
+    asks for no more work, waits up to `grace_s` for what is in flight, then unsubscribes
+    (before any drain, which would otherwise hang).
     """
-    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-    slots = asyncio.Semaphore(concurrency)
+    nc = js._nc
+    prefix = getattr(js, "_prefix", "$JS.API")
+    next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+    inbox = nc.new_inbox()
     in_flight: set[asyncio.Task[None]] = set()
+    ending: set[asyncio.Task[None]] = set()
+    # Outstanding pull requests, each with a reply subject of its own: token -> the request.
+    requests: dict[int, _PullRequest] = {}
+    wake = asyncio.Event()
+    trouble: list[str] = []
+    counter = 0
 
     async def run(msg: Msg) -> None:
         try:
@@ -145,35 +168,93 @@ async def consume(
         except Exception:
             log.exception("handler for %s failed", durable)
         finally:
-            slots.release()
+            wake.set()
 
+    async def end(token: int) -> None:
+        request = requests.pop(token, None)
+        if request is not None and request.sub is not None:
+            with contextlib.suppress(Exception):
+                await request.sub.unsubscribe()
+
+    def end_later(token: int) -> None:
+        # Not from inside the subscription's own callback: unsubscribing cancels the task running it.
+        task = asyncio.create_task(end(token))
+        ending.add(task)
+        task.add_done_callback(ending.discard)
+
+    def on_reply(token: int) -> Callable[[Msg], Awaitable[None]]:
+        async def deliver(msg: Msg) -> None:
+            request = requests.get(token)
+            status = msg.headers.get("Status") if msg.headers else None
+            if status:
+                if status != "100" and request is not None:  # all but a heartbeat end it (408 expired, 404, 409…)
+                    request.owed = 0
+                    end_later(token)
+                    if status != "408":
+                        # Not a plain expiry (no responders, consumer gone, limits): do not ask again at once.
+                        trouble.append(status)
+                    wake.set()
+                return
+            if request is not None:
+                request.owed -= 1
+                if request.owed == 0:
+                    end_later(token)
+            task = asyncio.create_task(run(msg))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            wake.set()
+
+        return deliver
+
+    async def relay_stop() -> None:
+        await stopping.wait()
+        wake.set()
+
+    relay = asyncio.create_task(relay_stop())
     try:
         while not stopping.is_set():
-            await slots.acquire()
-            if stopping.is_set():
-                slots.release()
-                break
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except nats.errors.TimeoutError:
-                slots.release()
-                continue
-            except Exception as exc:  # noqa: BLE001 - connection blips: back off and keep consuming
-                slots.release()
-                log.warning("fetch from %s failed: %s", durable, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                task = asyncio.create_task(run(msg))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+            wake.clear()
+            if trouble:
+                log.debug("pull from %s answered %s; backing off", durable, ", ".join(trouble))
+                trouble.clear()
+                await asyncio.sleep(PULL_BACKOFF_S)
+            now = time.monotonic()
+            for token in [t for t, r in requests.items() if r.forget_at <= now]:
+                await end(token)
+            owed = sum(r.owed for r in requests.values())
+            free = concurrency - len(in_flight) - owed
+            if admit is not None:
+                free = min(free, admit() - owed)
+            if free > 0:
+                counter += 1
+                token = counter
+                request = _PullRequest(owed=free, forget_at=now + PULL_FORGET_S)
+                requests[token] = request
+                body = {"batch": free, "expires": int(PULL_EXPIRES_S * 1_000_000_000)}
+                try:
+                    request.sub = await nc.subscribe(f"{inbox}.{token}", cb=on_reply(token))
+                    await nc.publish(next_subject, json.dumps(body).encode(), reply=f"{inbox}.{token}")
+                except Exception as exc:  # noqa: BLE001 - connection blips: back off and keep consuming
+                    await end(token)
+                    log.warning("pull from %s failed: %s", durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PULL_EXPIRES_S):
+                    await wake.wait()
     finally:
+        relay.cancel()
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace_s)
-        try:
-            await sub.unsubscribe()
-        except Exception as exc:  # noqa: BLE001 - closing anyway
-            log.debug("unsubscribe %s: %s", durable, exc)
+        for token in list(requests):
+            await end(token)
+
+
+@dataclass
+class _PullRequest:
+    owed: int
+    forget_at: float
+    sub: Subscription | None = None
 
 
 DeadLetterHandler = Callable[[bytes, int], Awaitable[None]]

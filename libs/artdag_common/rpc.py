@@ -8,6 +8,7 @@ client as a 422 naming the field.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -46,8 +47,10 @@ async def serve(
     verb: str,
     request_type: type[Req],
     handler: Callable[[Req], Awaitable[BaseModel]],
+    *,
+    concurrency: int = 1,
 ) -> Subscription:
-    """Answer `artdag.rpc.<service>.<verb>` in the service's queue group."""
+    """Answer `artdag.rpc.<service>.<verb>` in the service's queue group, `concurrency` requests at a time."""
     subject = subjects.rpc(service, verb)
 
     async def on_message(msg: Msg) -> None:
@@ -73,7 +76,25 @@ async def serve(
         finally:
             otel_context.detach(token)
 
-    return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=on_message)
+    if concurrency <= 1:
+        return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=on_message)
+    # A subscription's callback runs one message at a time: run up to `concurrency` requests at once.
+    slots = asyncio.Semaphore(concurrency)
+    running: set[asyncio.Task[None]] = set()
+
+    async def answer(msg: Msg) -> None:
+        try:
+            await on_message(msg)
+        finally:
+            slots.release()
+
+    async def dispatch(msg: Msg) -> None:
+        await slots.acquire()
+        task = asyncio.create_task(answer(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=dispatch)
 
 
 async def call(

@@ -58,6 +58,8 @@ class ServiceRuntime:
         self.started_at = time.monotonic()
         self.stack = AsyncExitStack()
         self.stopping = asyncio.Event()
+        # Health says not ok while this is False (`run_service` clears it until the handlers are registered).
+        self.started = True
         self.health_details: HealthDetails = dict
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -84,12 +86,23 @@ class ServiceRuntime:
         await rpc.serve(nc, self.service, "health", HealthRequest, self._health)
 
     def run_consumer(
-        self, consumer: streams.ConsumerDecl, handler: Callable[[Msg], Awaitable[None]], *, concurrency: int
+        self,
+        consumer: streams.ConsumerDecl,
+        handler: Callable[[Msg], Awaitable[None]],
+        *,
+        concurrency: int,
+        admit: Callable[[], int] | None = None,
     ) -> None:
         """Consume a durable consumer in the background until the service stops."""
         task = asyncio.create_task(
             consume(
-                self.js, consumer.stream, consumer.durable, handler, concurrency=concurrency, stopping=self.stopping
+                self.js,
+                consumer.stream,
+                consumer.durable,
+                handler,
+                concurrency=concurrency,
+                stopping=self.stopping,
+                admit=admit,
             )
         )
 
@@ -104,7 +117,7 @@ class ServiceRuntime:
             service=self.service,
             instance=self.instance,
             version=__version__,
-            ok=not self.stopping.is_set(),
+            ok=self.started and not self.stopping.is_set(),
             uptime_s=time.monotonic() - self.started_at,
             details=self.health_details(),
         )
@@ -126,12 +139,14 @@ S = TypeVar("S", bound=CommonSettings)
 async def _main(service: str, settings: S, start: Callable[[ServiceRuntime, S], Awaitable[None]]) -> None:
     setup_tracing(service, settings.otlp_endpoint)
     runtime = ServiceRuntime(service, settings)
+    runtime.started = False
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.stopping.set)
     try:
         await runtime.open()
         await start(runtime, settings)
+        runtime.started = True
         log.info("%s ready (%s)", service, runtime.instance)
         await runtime.stopping.wait()
         log.info("%s stopping", service)

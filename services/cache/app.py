@@ -81,7 +81,8 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return {**counts, **follower.counts}
 
     runtime.health_details = details
-    await rpc.serve(runtime.nc, "cache", "register", ContentRecord, register)
+    # Executors register every step's output: many at once, committed together (see `ContentCatalog.register`).
+    await rpc.serve(runtime.nc, "cache", "register", ContentRecord, register, concurrency=64)
     await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
     await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)

@@ -34,6 +34,15 @@ EVICTABLE_ORIGINS = (ContentOrigin.STEP_OUTPUT.value, ContentOrigin.ANALYSIS.val
 TOUCH_EVERY_S = 60.0
 
 
+def _settle(done: asyncio.Future[ContentRecord], outcome: ContentRecord | Exception) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, Exception):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
+
+
 def _record(row: Content) -> ContentRecord:
     return ContentRecord(
         cid=row.cid,
@@ -73,36 +82,81 @@ class ContentCatalog:
         self.evict_min_age_s = evict_min_age_s
         self.touch_every_s = touch_every_s
         self._evicting = asyncio.Lock()
+        self._registering: list[tuple[ContentRecord, asyncio.Future[ContentRecord]]] = []
+        self._register_writer: asyncio.Task[None] | None = None
 
     async def register(self, record: ContentRecord) -> ContentRecord:
+        """Record `record` (or refresh it); returns once committed.
+
+        Registrations that arrive while a commit is in flight are group-committed: the next
+        transaction writes all of them (one SQLite commit for many step outputs).
+        """
         validate_cid(record.cid)
-        now = time.time()
-        async with self._sessions.begin() as session:
-            row = await session.get(Content, record.cid)
-            if row is None:
-                row = Content(
-                    cid=record.cid,
-                    size=record.size,
-                    media_type=record.media_type,
-                    name=record.name,
-                    origin=record.origin.value,
-                    created_at=record.created_at,
-                    description=record.description,
-                    tags=list(record.tags),
-                    owner=record.owner,
-                    pinned=False,
-                    published=False,
-                    last_access=now,
-                )
-                session.add(row)
-            else:
-                if row.name is None and record.name:
-                    row.name = record.name
-                row.last_access = now
-            result = _record(row)
+        done: asyncio.Future[ContentRecord] = asyncio.get_running_loop().create_future()
+        self._registering.append((record, done))
+        if self._register_writer is None:
+            self._register_writer = asyncio.create_task(self._register_queued())
+        result = await done
         if self.max_bytes is not None:
             await self.evict()
         return result
+
+    async def _register_queued(self) -> None:
+        try:
+            while self._registering:
+                batch, self._registering = self._registering, []
+                try:
+                    results = await self._register_batch([record for record, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc)
+                        continue
+                    # One bad record must not fail the others: register them one by one.
+                    for record, done in batch:
+                        try:
+                            _settle(done, (await self._register_batch([record]))[0])
+                        except Exception as one:  # noqa: BLE001 - handed to its caller
+                            _settle(done, one)
+                else:
+                    for (_, done), result in zip(batch, results, strict=True):
+                        _settle(done, result)
+        finally:
+            self._register_writer = None
+            for _, done in self._registering:
+                done.cancel()
+            self._registering = []
+
+    async def _register_batch(self, records: list[ContentRecord]) -> list[ContentRecord]:
+        now = time.time()
+        results: list[ContentRecord] = []
+        async with self._sessions.begin() as session:
+            cids = sorted({r.cid for r in records})
+            rows = {row.cid: row for row in (await session.scalars(select(Content).where(Content.cid.in_(cids)))).all()}
+            for record in records:
+                row = rows.get(record.cid)
+                if row is None:
+                    row = Content(
+                        cid=record.cid,
+                        size=record.size,
+                        media_type=record.media_type,
+                        name=record.name,
+                        origin=record.origin.value,
+                        created_at=record.created_at,
+                        description=record.description,
+                        tags=list(record.tags),
+                        owner=record.owner,
+                        pinned=False,
+                        published=False,
+                        last_access=now,
+                    )
+                    session.add(row)
+                    rows[record.cid] = row
+                else:
+                    if row.name is None and record.name:
+                        row.name = record.name
+                    row.last_access = now
+                results.append(_record(row))
+        return results
 
     async def get(self, cid: str) -> ContentRecord:
         validate_cid(cid)

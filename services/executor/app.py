@@ -13,6 +13,9 @@ from services.executor.handlers import StepWorker
 from services.executor.service import StepRenderer
 from services.executor.settings import ExecutorSettings
 
+# Steps that are no media work an executor runs at once, besides its media slots.
+INLINE_SLOTS = 32
+
 
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     # Media work runs in worker processes ("spawn": no forked event loop or sockets).
@@ -30,6 +33,7 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         claims=await runtime.js.key_value(streams.KV_CLAIMS.bucket),
         heartbeat_s=settings.heartbeat_s,
         lease_s=settings.claim_lease_s,
+        media_slots=settings.max_concurrent_steps,
     )
     runtime.health_details = lambda: dict(worker.counts)
 
@@ -37,4 +41,10 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         worker.on_cancelled(msg.subject.split(".")[3])
 
     await runtime.nc.subscribe(subjects.RUNS_CANCELLED_WILDCARD, cb=on_cancelled)
-    runtime.run_consumer(streams.STEP_WORKERS, worker.handle, concurrency=settings.max_concurrent_steps)
+    # Inline steps (NOOP) take extra slots of their own; `admit` keeps media work from piling up here.
+    runtime.run_consumer(
+        streams.STEP_WORKERS,
+        worker.handle,
+        concurrency=settings.max_concurrent_steps + INLINE_SLOTS,
+        admit=worker.admit,
+    )

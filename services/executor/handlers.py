@@ -20,7 +20,7 @@ from artdag_common.ids import check_run_id, check_step_id, content_key, content_
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
 from artdag_common.telemetry import extract_context, tracer
-from services.executor.service import StepRenderer
+from services.executor.service import INLINE_NODE_TYPES, StepRenderer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class StepWorker:
         claims: KeyValue,
         heartbeat_s: float,
         lease_s: float,
+        media_slots: int = 1,
     ) -> None:
         self.runtime = runtime
         self.renderer = renderer
@@ -56,6 +57,18 @@ class StepWorker:
         self.max_deliver = streams.STEP_WORKERS.max_deliver
         self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0, "dropped": 0}
         self.cancelled: OrderedDict[str, None] = OrderedDict()
+        # Media work runs at most `media_slots` at once; inline steps (NOOP) do not wait for a slot.
+        self.media_slots = media_slots
+        self._media = asyncio.Semaphore(media_slots)
+        self.media_wanted = 0  # media steps received and not finished (running or waiting for a slot)
+
+    def admit(self) -> int:
+        """How many more messages the consumer may ask for before they arrive (see `bus.consume`).
+
+        As many as there are idle media slots: a message might be media work, and media work
+        fetched but not startable would sit here while another replica idles.
+        """
+        return self.media_slots - self.media_wanted
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -66,16 +79,28 @@ class StepWorker:
             log.warning("dropping malformed step task: %s", exc)
             await msg.term()
             return
-        from opentelemetry import context as otel_context
-
-        token = otel_context.attach(extract_context(msg.headers))
+        # Counted before the first await: the consumer asks `admit` right after handing this over.
+        media = task.step.node_type not in INLINE_NODE_TYPES
+        if media:
+            self.media_wanted += 1
         try:
-            with _tracer.start_as_current_span(f"step {task.step.node_type}") as span:
-                span.set_attribute("artdag.run_id", task.run_id)
-                span.set_attribute("artdag.step_id", task.step.step_id)
-                await self._handle(msg, task)
+            from opentelemetry import context as otel_context
+
+            token = otel_context.attach(extract_context(msg.headers))
+            try:
+                with _tracer.start_as_current_span(f"step {task.step.node_type}") as span:
+                    span.set_attribute("artdag.run_id", task.run_id)
+                    span.set_attribute("artdag.step_id", task.step.step_id)
+                    if media:
+                        async with self._media:
+                            await self._handle(msg, task)
+                    else:
+                        await self._handle(msg, task)
+            finally:
+                otel_context.detach(token)
         finally:
-            otel_context.detach(token)
+            if media:
+                self.media_wanted -= 1
 
     def on_cancelled(self, run_id: str) -> None:
         """Remember a cancelled run so that its queued steps are dropped, not rendered."""
@@ -89,13 +114,17 @@ class StepWorker:
             self.counts["dropped"] += 1
             await msg.ack()
             return
-        cid = await self._result(step_id)
+        # Look for a result and take the claim at once (one round trip, not two); a claim
+        # taken for a step that turns out to be done already is released straight away.
+        cid, claimed = await asyncio.gather(self._result(step_id), self._claim(step_id))
         if cid is not None:
+            if claimed:
+                await self._release(step_id)
             self.counts["result_hits"] += 1
             await self._announce(task, StepStatus.CACHED, output_cid=cid)
             await msg.ack()
             return
-        if not await self._claim(step_id):
+        if not claimed:
             # Another worker is rendering this very step. Wait for its result (or for its
             # lease to lapse) rather than nak: a nak would spend one of the bounded deliveries.
             self.counts["busy_elsewhere"] += 1
@@ -108,9 +137,12 @@ class StepWorker:
         heartbeat = asyncio.create_task(self._heartbeat(msg, step_id))
         started = time.monotonic()
         error: BaseException | None = None
+        released = False
+        # The RUNNING event goes out while the step renders; it is confirmed before anything follows it.
+        running = asyncio.create_task(self._announce(task, StepStatus.RUNNING))
         try:
-            await self._announce(task, StepStatus.RUNNING)
             output = await self.renderer.render(task)
+            await running
             cid = output.cid
             # Metadata first: a result must never point at content the cache service does not know.
             record = ContentRecord(
@@ -128,7 +160,6 @@ class StepWorker:
                 ContentRecord,
                 timeout_s=self.runtime.settings.rpc_timeout_s,
             )
-            await self.results.put(step_id, cid.encode())
             key = content_key(
                 task.step.node_type,
                 task.step.config,
@@ -136,9 +167,18 @@ class StepWorker:
                 task.step.op_version,
                 self.runtime.settings.cluster_key_value,
             )
-            await self.results.put(content_result_key(key), cid.encode())
+            # Both results recorded (acks awaited together) before the step is announced.
+            await asyncio.gather(
+                self.results.put(step_id, cid.encode()), self.results.put(content_result_key(key), cid.encode())
+            )
             self.counts["rendered"] += 1
-            await self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
+            heartbeat.cancel()
+            # The result is recorded: the claim may go while the completion is announced.
+            await asyncio.gather(
+                self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started),
+                self._release(step_id),
+            )
+            released = True
         except Exception as exc:
             error = exc if isinstance(exc, ArtdagError) else RetryableError(f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, ArtdagError):
@@ -146,7 +186,9 @@ class StepWorker:
         finally:
             heartbeat.cancel()
             with contextlib.suppress(Exception):
-                await self.claims.delete(step_id)
+                await running  # out before any FAILED that follows
+            if not released:
+                await self._release(step_id)
         if error is not None:
             last = isinstance(error, PermanentError) or delivery_count(msg) >= self.max_deliver
             if last:
@@ -154,6 +196,10 @@ class StepWorker:
                 log.warning("step %s of run %s failed: %s", task.step.name, task.run_id, error)
                 await self._announce(task, StepStatus.FAILED, error=str(error), elapsed_s=time.monotonic() - started)
         await settle(msg, error, max_deliver=self.max_deliver)
+
+    async def _release(self, step_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.claims.delete(step_id)
 
     async def _result(self, step_id: str) -> str | None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import get_operation
 from artdag_common.schemas import StepTask
 from services.executor.operations import output_suffix, run_operation
+
+# Node types that are no media work (tiny, instant): rendered inline, without waiting for a media slot.
+INLINE_NODE_TYPES = frozenset({"NOOP"})
 
 
 @dataclass(frozen=True)
@@ -59,28 +63,36 @@ class StepRenderer:
                 task.input_names or [f"#{i}" for i in range(len(task.input_cids))], task.input_cids, strict=False
             )
         ]
-        paths: list[str] = []
-        for label, cid in zip(labels, task.input_cids, strict=True):
+
+        async def materialise(label: str, cid: str) -> str:
             try:
-                paths.append(str(await self.store.local_path(cid, self.scratch)))
+                return str(await self.store.local_path(cid, self.scratch))
             except NotFoundError:
                 raise PermanentError(f"input {label} is not in the content store") from None
+
+        paths = list(
+            await asyncio.gather(*(materialise(label, cid) for label, cid in zip(labels, task.input_cids, strict=True)))
+        )
         output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
         # Every random choice an operation makes is seeded from its step id: same step, same bytes.
         seed = int(step.step_id[:16], 16)
         try:
-            loop = asyncio.get_running_loop()
-            render = functools.partial(run_operation, seed=seed)
-            # A NOOP is not media work: not worth a hop to a worker process.
-            pool = None if step.node_type == "NOOP" else self.pool
-            await loop.run_in_executor(pool, render, step.node_type, config, paths, str(output), labels)
-            head = await asyncio.to_thread(_head, output)
+            if step.node_type in INLINE_NODE_TYPES:
+                # Not media work: done on the event loop, no hop to a thread or a worker process.
+                run_operation(step.node_type, config, paths, str(output), labels, seed=seed)
+                head, size = _head(output)
+            else:
+                loop = asyncio.get_running_loop()
+                render = functools.partial(run_operation, seed=seed)
+                await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
+                head, size = await asyncio.to_thread(_head, output)
             cid = await self.store.put_file(output)
-            return RenderedOutput(cid=cid, size=await self.store.size(cid), media_type=sniff_media_type(head))
+            return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head))
         finally:
             output.unlink(missing_ok=True)
 
 
-def _head(path: Path) -> bytes:
+def _head(path: Path) -> tuple[bytes, int]:
+    """The output's first bytes (to sniff its type) and its size."""
     with path.open("rb") as handle:
-        return handle.read(SNIFF_BYTES)
+        return handle.read(SNIFF_BYTES), os.fstat(handle.fileno()).st_size

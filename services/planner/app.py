@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
@@ -56,7 +57,7 @@ from artdag_common.schemas import (
 )
 from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
 from services.planner.recipes import RecipeBook
-from services.planner.runs import RunBook, apply_step_event, finish_if_done, new_run_state, ready_steps
+from services.planner.runs import RunBook, StateEncoder, apply_step_event, finish_if_done, new_run_state, ready_steps
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,27 @@ log = logging.getLogger(__name__)
 RECOVER_AFTER_S = 10.0
 # An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
 ANALYZE_TIMEOUT_S = 600.0
+# Newly ready steps are published (and result lookups made) this many at a time.
+DISPATCH_BATCH = 128
+# Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
+EVENTS_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A change to a run's state; with `step_id`, one step event's (and `mutate` says if it changed anything)."""
+
+    mutate: Callable[[RunState], Any]
+    step_id: str | None = None
+
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class RunDriver:
@@ -94,7 +116,13 @@ class RunDriver:
         self._plans: dict[str, Plan] = {}
         # Live runs this replica is driving: the state it last wrote and that write's KV revision.
         self._live: dict[str, tuple[int, RunState]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Changes waiting for the run's next write, and the task writing each run's changes.
+        self._queued: dict[str, list[tuple[_Change, Plan, asyncio.Future[None]]]] = {}
+        # Per live run: its state's JSON, step by step (see `StateEncoder`).
+        self._encoders: dict[str, StateEncoder] = {}
+        # Per plan: each step's dependents (for readiness after a step event).
+        self._dependents: dict[str, dict[str, list[PlanStep]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {
             "submitted": 0,
@@ -153,8 +181,10 @@ class RunDriver:
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
         await self.book.create(state, request.recipe, plan)
-        await self.runs.create(run_id, pack(state.model_dump_json().encode()))
+        revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
+        # This replica starts the run: it need not read back what it just wrote.
+        self._live[run_id] = (revision, state.model_copy(deep=True))
         self.counts["submitted"] += 1
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
@@ -170,12 +200,11 @@ class RunDriver:
             replan = planned.plan_id != plan.plan_id
             plan = planned
             cached: dict[str, str] = {}
-            for step in plan.steps:
-                if step.node_type == "SOURCE":
-                    continue
-                cid = await self._known_result(step.step_id)
-                if cid is not None:
-                    cached[step.step_id] = cid
+            rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
+            for first in range(0, len(rendered), DISPATCH_BATCH):
+                chunk = rendered[first : first + DISPATCH_BATCH]
+                found = await asyncio.gather(*(self._known_result(step_id) for step_id in chunk))
+                cached.update((step_id, cid) for step_id, cid in zip(chunk, found, strict=True) if cid is not None)
 
             def begin(state: RunState) -> None:
                 if replan:
@@ -276,7 +305,7 @@ class RunDriver:
         except NotFoundError:
             log.warning("event for unknown run %s", event.run_id)
             return
-        await self._update(event.run_id, lambda state: apply_step_event(state, event), plan)
+        await self._update(event.run_id, lambda state: apply_step_event(state, event), plan, step_id=event.step_id)
 
     async def on_dead_letter(self, payload: bytes, deliveries: int) -> None:
         """A step JetStream gave up on (its worker crashed or hung every time): fail the step."""
@@ -305,43 +334,108 @@ class RunDriver:
             self._plans[run_id] = plan
         return plan
 
-    async def _update(self, run_id: str, mutate: Callable[[RunState], Any], plan: Plan) -> None:
+    async def _update(
+        self, run_id: str, mutate: Callable[[RunState], Any], plan: Plan, *, step_id: str | None = None
+    ) -> None:
+        """Apply `mutate` to the run's live state; returns once that state is written and announced.
+
+        Changes to one run are group-committed: while one write of the run is in flight,
+        later changes queue up, and the next write applies all of them at once (one
+        compare-and-set of the whole state for many step events). A caller learns of
+        success only after the write that holds its change, so an event is acked only
+        once it is durable. `step_id` says `mutate` changes that step alone (a step event),
+        and returns whether it changed anything: then only that step's dependents are
+        looked at for readiness, not the whole run.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(run_id, []).append((_Change(mutate, step_id), plan, done))
+        if run_id not in self._writers:
+            writer = asyncio.create_task(self._write_queued(run_id))
+            self._writers[run_id] = writer
+            self._tasks.add(writer)
+            writer.add_done_callback(self._tasks.discard)
+        await done
+
+    async def _write_queued(self, run_id: str) -> None:
+        try:
+            while batch := self._queued.pop(run_id, None):
+                try:
+                    await self._apply(run_id, [change for change, _, _ in batch], batch[-1][1])
+                except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
+                    if len(batch) == 1:
+                        _settle(batch[0][2], exc)
+                        continue
+                    # One bad change must not hold back the others: apply them one by one.
+                    for change, plan, done in batch:
+                        try:
+                            await self._apply(run_id, [change], plan)
+                        except Exception as one:  # noqa: BLE001 - handed to its caller
+                            _settle(done, one)
+                        else:
+                            _settle(done, None)
+                else:
+                    for _, _, done in batch:
+                        _settle(done, None)
+        finally:
+            self._writers.pop(run_id, None)
+            for _, _, done in self._queued.pop(run_id, []):
+                done.cancel()
+
+    async def _apply(self, run_id: str, mutations: list[_Change], plan: Plan) -> None:
         """Compare-and-set the run's live state, then persist, announce and dispatch what follows.
 
         Newly ready steps are published before the state is written: should the write lose a
         race and be redone, the repeated publish is dropped by JetStream's de-duplication.
-        Within this replica one event of a run is applied at a time, on the state it last
-        wrote (no re-read while its revision is current); another replica's write shows up
-        as a failed compare-and-set, and the state is read again.
+        Within this replica the changes of a run are applied by one writer at a time, on the
+        state it last wrote (no re-read while its revision is current); another replica's
+        write shows up as a failed compare-and-set, and the state is read again.
         """
-        async with self._locks.setdefault(run_id, asyncio.Lock()):
-            while True:
-                cached = self._live.pop(run_id, None)
-                if cached is None:
-                    entry = await self.runs.get(run_id)
-                    cached = (entry.revision or 0, RunState.model_validate_json(unpack(entry.value or b"{}")))
-                revision, state = cached
-                before = (state.status, {k: s.status for k, s in state.steps.items()})
-                mutate(state)
+        while True:
+            cached = self._live.pop(run_id, None)
+            encoder = self._encoders.setdefault(run_id, StateEncoder())
+            fresh = cached is None  # read from the KV: every step's JSON must be made again
+            if cached is None:
+                entry = await self.runs.get(run_id)
+                cached = (entry.revision or 0, RunState.model_validate_json(unpack(entry.value or b"{}")))
+            revision, state = cached
+            status_before = state.status
+            if all(change.step_id is not None for change in mutations):
+                # Step events: each says whether it changed its step; only their dependents can become ready.
+                changed = False
+                for change in mutations:
+                    changed = bool(change.mutate(state)) or changed
+                finish_if_done(state)
+                to_dispatch = self._newly_ready(state, plan, [c.step_id or "" for c in mutations]) if changed else []
+            else:
+                before = {k: s.status for k, s in state.steps.items()}
+                for change in mutations:
+                    change.mutate(state)
                 finish_if_done(state)
                 to_dispatch = ready_steps(state, plan)
-                for step in to_dispatch:
-                    state.steps[step.step_id].status = StepStatus.QUEUED
-                if (state.status, {k: s.status for k, s in state.steps.items()}) == before:
+                changed = bool(to_dispatch) or {k: s.status for k, s in state.steps.items()} != before
+            for step in to_dispatch:
+                state.steps[step.step_id].status = StepStatus.QUEUED
+            if not changed and state.status == status_before:
+                if state.status.finished:
+                    self._encoders.pop(run_id, None)  # a late event of a finished run: nothing to keep
+                else:
                     self._live[run_id] = (revision, state)
-                    return
-                for step in to_dispatch:
-                    await self._dispatch(state, step)
-                try:
-                    revision = await self.runs.update(run_id, pack(state.model_dump_json().encode()), last=revision)
-                except KeyWrongLastSequenceError:
-                    continue  # another replica moved the run on: read it again
-                break
-            if state.status.finished:
-                self._locks.pop(run_id, None)
-            else:
-                self._live[run_id] = (revision, state)
-        if state.status != before[0]:
+                return
+            for first in range(0, len(to_dispatch), DISPATCH_BATCH):
+                # Published together, acks awaited together (each is still confirmed before the write).
+                await asyncio.gather(*(self._dispatch(state, s) for s in to_dispatch[first : first + DISPATCH_BATCH]))
+            local = all(change.step_id is not None for change in mutations)
+            dirty = None
+            if local and not fresh:
+                dirty = [*(c.step_id or "" for c in mutations), *(s.step_id for s in to_dispatch)]
+            try:
+                revision = await self.runs.update(run_id, pack(encoder.encode(state, dirty)), last=revision)
+            except KeyWrongLastSequenceError:
+                continue  # another replica moved the run on: read it again
+            break
+        if not state.status.finished:
+            self._live[run_id] = (revision, state)
+        if state.status != status_before:
             # The record in SQL follows the run's status; the live step-by-step state is the KV's.
             await self.book.save(state)
             if state.status == RunStatus.COMPLETED:
@@ -350,12 +444,38 @@ class RunDriver:
                 self.counts["failed"] += 1
             if state.status.finished:
                 self._plans.pop(run_id, None)
+                self._encoders.pop(run_id, None)
+                self._dependents.pop(state.plan_id or "", None)
             await publish_event(
                 self.runtime.js,
                 subjects.run_event(run_id, state.status.value),
                 RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid, error=state.error),
             )
             log.info("run %s %s%s", run_id, state.status.value, f": {state.error}" if state.error else "")
+
+    def _newly_ready(self, state: RunState, plan: Plan, step_ids: list[str]) -> list[PlanStep]:
+        """Pending dependents of `step_ids` whose inputs are all done (what `ready_steps` finds, locally)."""
+        if state.status.finished:
+            return []
+        dependents = self._dependents.get(plan.plan_id)
+        if dependents is None:
+            dependents = {}
+            for step in plan.steps:
+                for input_id in dict.fromkeys(step.inputs):
+                    dependents.setdefault(input_id, []).append(step)
+            self._dependents[plan.plan_id] = dependents
+        ready: dict[str, PlanStep] = {}
+        for step_id in step_ids:
+            if step_id not in state.steps or not state.steps[step_id].status.done:
+                continue
+            for step in dependents.get(step_id, []):
+                if (
+                    step.step_id not in ready
+                    and state.steps[step.step_id].status == StepStatus.PENDING
+                    and all(state.steps[i].status.done for i in step.inputs)
+                ):
+                    ready[step.step_id] = step
+        return list(ready.values())
 
     async def _dispatch(self, state: RunState, step: PlanStep) -> None:
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
@@ -566,7 +686,8 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
             return
         await msg.ack()
 
-    runtime.run_consumer(streams.PLANNER_STEP_EVENTS, on_event, concurrency=8)
+    # Many events in flight: those of one run queue up and are written together (see `_update`).
+    runtime.run_consumer(streams.PLANNER_STEP_EVENTS, on_event, concurrency=EVENTS_IN_FLIGHT)
     await watch_dead_letters(
         runtime.nc,
         runtime.js,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -204,3 +207,32 @@ class RunBook:
                 )
                 for r in rows
             ], total
+
+
+class StateEncoder:
+    """A run's state as stored in the KV, re-serialising only the steps that changed.
+
+    The whole state is written on every change; with thousands of steps, turning every
+    step into JSON each time would dominate. Each step's JSON is kept, and dropped when
+    the caller says the step is dirty (or all of them, after the state was read afresh).
+    The result is the same JSON object `model_dump_json` gives (keys in another order).
+    """
+
+    def __init__(self) -> None:
+        self._fragments: dict[str, bytes] = {}
+
+    def encode(self, state: RunState, dirty: Iterable[str] | None) -> bytes:
+        if dirty is None:
+            self._fragments.clear()
+        else:
+            for step_id in dirty:
+                self._fragments.pop(step_id, None)
+        parts: list[bytes] = []
+        for step_id, step in state.steps.items():
+            fragment = self._fragments.get(step_id)
+            if fragment is None:
+                fragment = json.dumps(step_id).encode() + b":" + step.model_dump_json().encode()
+                self._fragments[step_id] = fragment
+            parts.append(fragment)
+        head = state.model_dump_json(exclude={"steps"}).encode()
+        return head[:-1] + b',"steps":{' + b",".join(parts) + b"}}"
