@@ -143,6 +143,7 @@ class RunState(Message):
     recipe_id: str
     recipe_name: str
     plan_id: str | None = None
+    plan_cid: str | None = Field(default=None, description="the final plan as JSON in the content store")
     inputs: dict[str, str]
     steps: dict[str, StepState] = Field(default_factory=dict)
     output_step: str | None = None
@@ -166,6 +167,7 @@ class ContentOrigin(StrEnum):
     IMPORT = "import"
     STEP_OUTPUT = "step_output"
     ANALYSIS = "analysis"
+    PLAN = "plan"
     PROVENANCE = "provenance"
 
 
@@ -489,6 +491,7 @@ class ProvenanceRecord(Message):
     effects: list[ProvenanceEffect]
     recipe_cid: str
     plan_id: str | None
+    plan_cid: str | None = None
     infrastructure: dict[str, str]
 
 

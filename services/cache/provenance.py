@@ -55,6 +55,7 @@ def provenance_record(
         effects=effects_of(plan),
         recipe_cid=plan.recipe_id,
         plan_id=state.plan_id or plan.plan_id,
+        plan_cid=state.plan_cid,
         infrastructure={"software": f"artdag {__version__}", "hardware": hostname},
     )
 

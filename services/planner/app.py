@@ -21,13 +21,14 @@ from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
-from artdag_common.ids import check_run_id, content_key, content_result_key, new_run_id
+from artdag_common.ids import canonical_json, check_run_id, content_key, content_result_key, new_run_id
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     AnalysisReply,
     AnalyzeRequest,
     CidRequest,
+    ContentOrigin,
     ContentRecord,
     ExecuteRequest,
     ListRunsRequest,
@@ -206,7 +207,10 @@ class RunDriver:
                 found = await asyncio.gather(*(self._known_result(step_id) for step_id in chunk))
                 cached.update((step_id, cid) for step_id, cid in zip(chunk, found, strict=True) if cid is not None)
 
+            plan_cid = await self._store_plan(plan)
+
             def begin(state: RunState) -> None:
+                state.plan_cid = plan_cid
                 if replan:
                     fresh = new_run_state(run_id, plan)
                     state.steps, state.plan_id, state.output_step = fresh.steps, fresh.plan_id, fresh.output_step
@@ -223,6 +227,24 @@ class RunDriver:
         except Exception as exc:
             log.exception("run %s could not start", run_id)
             await self._fail(run_id, f"could not start: {exc}", plan)
+
+    async def _store_plan(self, plan: Plan) -> str:
+        """Keep the final plan as content (by CID, like everything else; pinned to IPFS in IPFS-primary mode)."""
+        body = canonical_json(plan.model_dump(mode="json"))
+        writer = self.store.writer()
+        await writer.write(body)
+        cid = await writer.commit()
+        record = ContentRecord(
+            cid=cid,
+            size=len(body),
+            media_type="application/json",
+            name=f"plan-{plan.plan_id[:12]}.json",
+            origin=ContentOrigin.PLAN,
+        )
+        await rpc.call(
+            self.runtime.nc, "cache", "register", record, ContentRecord, timeout_s=self.settings.rpc_timeout_s
+        )
+        return cid
 
     async def _with_chunks(self, run_id: str, plan: Plan, recipe: Recipe) -> Plan:
         """The run's final plan: analyses done, beat-synced cuts expanded, long effects split into chunks."""

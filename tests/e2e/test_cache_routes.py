@@ -56,6 +56,7 @@ def test_a_run_protects_its_content_and_gets_provenance(client: httpx.Client, tm
     assert provenance["output"]["cid"] == run["output_cid"]
     assert provenance["inputs"] == [{"name": "video", "cid": source["cid"]}]
     assert provenance["recipe_cid"] == run["recipe_id"] and provenance["plan_id"] == run["plan_id"]
+    assert provenance["plan_cid"] == run["plan_cid"] is not None
     assert provenance["infrastructure"]["software"].startswith("artdag ")
 
     for cid, reason in ((source["cid"], "an input of run"), (run["output_cid"], "the output of run")):

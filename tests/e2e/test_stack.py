@@ -115,6 +115,8 @@ def test_upload_run_download(stack: Stack, client: httpx.Client, clip: Path) -> 
     assert resize["status"] == "completed"
     plan = client.get(f"/api/run/{run_id}/plan").json()
     assert [s["node_type"] for s in plan["steps"]] == ["SOURCE", "RESIZE"]
+    stored_plan = client.get(f"/cache/{run['plan_cid']}/raw").json()
+    assert stored_plan["plan_id"] == plan["plan_id"] == run["plan_id"], "the plan is content too, by CID"
     assert plan["steps"][0]["source_cid"] == uploaded["cid"]
     assert plan["output_step"] in run["steps"]
 
@@ -161,8 +163,9 @@ def test_undecodable_media_fails_the_run_cleanly(stack: Stack, client: httpx.Cli
     assert run["status"] == "failed"
     assert "step 'small' (RESIZE)" in run["error"]
     assert "input 'video'" in run["error"]
-    # Nothing partial in the store: no new object, no temp file, no scratch file.
-    assert sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*")) == objects_before
+    # Nothing partial in the store: no new object but the run's plan, no temp file, no scratch file.
+    after = sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*"))
+    assert after == sorted({*objects_before, run["plan_cid"]})
     assert list((stack.home / "cache" / "tmp").iterdir()) == []
     assert [p for p in (stack.home / "scratch").rglob("*") if p.is_file()] == []
 
