@@ -212,6 +212,7 @@ def test_provenance_record_has_the_original_shape_and_is_deterministic() -> None
         recipe_id="QmRecipe",
         recipe_name="demo",
         plan_id="p" * 64,
+        plan_cid="QmPlan",
         inputs={"video": "QmIn"},
         output_cid="QmOut",
         updated_at=1_700_000_000.0,
@@ -228,6 +229,7 @@ def test_provenance_record_has_the_original_shape_and_is_deterministic() -> None
         "effects": [{"name": "invert", "version": "2"}, {"name": "blur", "version": "3"}],
         "recipe_cid": "QmRecipe",
         "plan_id": "p" * 64,
+        "plan_cid": "QmPlan",
         "infrastructure": {"software": "artdag 0.1.0", "hardware": "box"},
     }
     again = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
