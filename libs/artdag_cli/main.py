@@ -116,13 +116,11 @@ def cmd_cid(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    recipe_path: Path = args.recipe
-    if not recipe_path.is_file():
-        raise ArtdagError(f"{recipe_path}: no such recipe file")
+    recipe = _recipe_text(args.recipe)
     client = Client(args.server)
     try:
         inputs = _bind_inputs(client, args.inputs)
-        run_id = client.submit(recipe_path.read_text(), inputs)
+        run_id = client.submit(recipe, inputs)
         print(f"run {run_id}", file=sys.stderr)
 
         def progress(state: dict[str, object]) -> None:
@@ -142,31 +140,36 @@ def cmd_render(args: argparse.Namespace) -> int:
         client.close()
 
 
+def _stored(client: Client, target: str, label: str) -> str:
+    """The cid of `target`: a file (uploaded now) or a stored cid."""
+    path = Path(target)
+    if path.is_file():
+        print(f"uploading {path} …", file=sys.stderr)
+        return client.upload(path)
+    try:
+        return validate_cid(target)
+    except ArtdagError:
+        raise ArtdagError(f"{label}: {target} is neither a file nor a CID") from None
+
+
 def _bind_inputs(client: Client, bindings: list[tuple[str, str]]) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for name, target in bindings:
-        path = Path(target)
-        if path.exists():
-            print(f"uploading {path} …", file=sys.stderr)
-            inputs[name] = client.upload(path)
-        else:
-            try:
-                inputs[name] = validate_cid(target)
-            except ArtdagError:
-                raise ArtdagError(f"input {name}: {target} is neither a file nor a CID") from None
-    return inputs
+    return {name: _stored(client, target, f"input {name}") for name, target in bindings}
+
+
+def _recipe_text(path: Path) -> str:
+    if not path.is_file():
+        raise ArtdagError(f"{path}: no such recipe file")
+    return path.read_text()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    recipe_path: Path = args.recipe
-    if not recipe_path.is_file():
-        raise ArtdagError(f"{recipe_path}: no such recipe file")
+    recipe = _recipe_text(args.recipe)
     client = Client(args.server)
     try:
         inputs = _bind_inputs(client, args.inputs)
-        reply = client.plan(recipe_path.read_text(), inputs)
+        reply = client.plan(recipe, inputs)
     finally:
         client.close()
     if args.json:
@@ -189,14 +192,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     params = {"window_ms": args.window_ms} if args.window_ms is not None else {}
     client = Client(args.server)
     try:
-        path: Path = args.file
-        if path.is_file():
-            cid = client.upload(path)
-        else:
-            try:
-                cid = validate_cid(str(path))
-            except ArtdagError:
-                raise ArtdagError(f"{path}: neither a file nor a CID") from None
+        cid = _stored(client, str(args.file), "analyze")
         reply = client.analyze(cid, features, params)
     finally:
         client.close()

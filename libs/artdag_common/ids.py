@@ -68,16 +68,22 @@ def step_id(
     cluster_key: str | None = None,
 ) -> str:
     """The cache id of one step; the order of `input_ids` is significant."""
+    return sha3_hex(_step_body(node_type, config, input_ids, op_version, cluster_key))
+
+
+def _step_body(
+    node_type: str, config: Mapping[str, Any], inputs: Sequence[str], op_version: str, cluster_key: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "scheme": STEP_ID_SCHEME,
         "type": node_type,
         "config": dict(config),
-        "inputs": list(input_ids),
+        "inputs": list(inputs),
         "version": op_version,
     }
     if cluster_key:
         body["cluster_key"] = cluster_key
-    return sha3_hex(body)
+    return body
 
 
 def source_step_id(cid: str, cluster_key: str | None = None) -> str:
@@ -123,17 +129,7 @@ def content_key(
     Two steps whose inputs were made differently but came out byte-identical have the
     same content key, so the second is served from the first's result.
     """
-    body: dict[str, Any] = {
-        "scheme": STEP_ID_SCHEME,
-        "by": "content",
-        "type": node_type,
-        "config": dict(config),
-        "inputs": list(input_cids),
-        "version": op_version,
-    }
-    if cluster_key:
-        body["cluster_key"] = cluster_key
-    return sha3_hex(body)
+    return sha3_hex({**_step_body(node_type, config, input_cids, op_version, cluster_key), "by": "content"})
 
 
 def content_result_key(key: str) -> str:

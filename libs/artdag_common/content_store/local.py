@@ -4,83 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from artdag_common.cid import CidBuilder, validate_cid
 from artdag_common.content_store.base import ContentStore, ContentWriter
-from artdag_common.errors import NotFoundError, PayloadTooLargeError
+from artdag_common.content_store.spool import SpoolWriter, spool_name
+from artdag_common.errors import NotFoundError
 
 READ_CHUNK = 1024 * 1024
-# Writes are gathered into batches this large before a thread hop, so that
-# uploads stay off the event loop without one hop per network packet.
-WRITE_BATCH = 1024 * 1024
-
-
-class _LocalWriter(ContentWriter):
-    def __init__(self, store: LocalContentStore, max_bytes: int | None) -> None:
-        self._store = store
-        self._max_bytes = max_bytes
-        self._tmp = store.tmp_dir / f"{uuid.uuid4().hex}.part"
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
-        self._builder = CidBuilder(store.cid_version)
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._size = 0
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def _flush_sync(self, batch: bytes) -> None:
-        self._builder.update(batch)
-        self._file.write(batch)
-
-    async def _flush(self) -> None:
-        if self._pending:
-            batch = b"".join(self._pending)
-            self._pending.clear()
-            self._pending_size = 0
-            await asyncio.to_thread(self._flush_sync, batch)
-
-    async def write(self, data: bytes) -> None:
-        if self._closed:
-            raise RuntimeError("write after commit/abort")
-        self._size += len(data)
-        if self._max_bytes is not None and self._size > self._max_bytes:
-            await self.abort()
-            raise PayloadTooLargeError(f"more than the limit of {self._max_bytes} bytes")
-        self._pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= WRITE_BATCH:
-            await self._flush()
-
-    def _publish_sync(self) -> str:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        cid = self._builder.finalize()
-        final = self._store.object_path(cid)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        # Same cid ⇒ same bytes: a concurrent writer's replace is harmless.
-        self._tmp.replace(final)
-        return cid
-
-    async def commit(self) -> str:
-        if self._closed:
-            raise RuntimeError("commit after commit/abort")
-        await self._flush()
-        self._closed = True
-        return await asyncio.to_thread(self._publish_sync)
-
-    async def abort(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 class LocalContentStore(ContentStore):
@@ -100,7 +32,23 @@ class LocalContentStore(ContentStore):
         return self.objects_dir / cid[-3:-1] / cid
 
     def writer(self, *, max_bytes: int | None = None) -> ContentWriter:
-        return _LocalWriter(self, max_bytes)
+        return SpoolWriter(self.tmp_dir, self.cid_version, max_bytes, self._publish)
+
+    async def _publish(self, spooled: Path, cid: str, size: int) -> None:
+        await asyncio.to_thread(self._place, spooled, cid, sync=True)
+
+    def _place(self, staged: Path, cid: str, *, sync: bool) -> None:
+        """Make a whole staged file visible as `cid` (durably first: a crash never leaves half an object)."""
+        if sync:
+            fd = os.open(staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        final = self.object_path(cid)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Same cid ⇒ same bytes: a concurrent writer's replace is harmless.
+        staged.replace(final)
 
     async def put_file(self, path: Path) -> str:
         # One thread hop for the whole copy (hash, write, fsync, rename): a step's output is
@@ -108,7 +56,7 @@ class LocalContentStore(ContentStore):
         return await asyncio.to_thread(self._put_file_sync, path)
 
     def _put_file_sync(self, path: Path) -> str:
-        tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        tmp = spool_name(self.tmp_dir, ".part")
         builder = CidBuilder(self.cid_version)
         try:
             with open(path, "rb") as src, open(tmp, "wb") as dst:
@@ -118,10 +66,7 @@ class LocalContentStore(ContentStore):
                 dst.flush()
                 os.fsync(dst.fileno())
             cid = builder.finalize()
-            final = self.object_path(cid)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            # Same cid ⇒ same bytes: a concurrent writer's replace is harmless.
-            tmp.replace(final)
+            self._place(tmp, cid, sync=False)
             return cid
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -24,7 +24,8 @@ from artdag_common.errors import PayloadTooLargeError, RetryableError
 READ_CHUNK = 1024 * 1024
 """Bytes a remote read yields (at most) per piece."""
 
-# Writes are gathered into batches this large before a thread hop (as in the local store).
+# Writes are gathered into batches this large before a thread hop: uploads stay off the
+# event loop without one hop per network packet.
 WRITE_BATCH = 1024 * 1024
 
 Publish = Callable[[Path, str, int], Awaitable[None]]
