@@ -32,6 +32,34 @@ from artdag_common.bus import connect
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 
 
+def descendants_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process under `root`, by label."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tick = os.sysconf("SC_CLK_TCK")
+    usage: dict[str, float] = {}
+    for pid in parents:
+        ancestor = pid
+        while ancestor not in (0, 1, root):
+            ancestor = parents.get(ancestor, 0)
+        if ancestor != root:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        label = next((a.decode() for a in argv if a.startswith(b"services.")), Path(argv[0].decode()).name)
+        usage[label] = usage.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return usage
+
+
 def tree_recipe(leaves: int, salt: int) -> str:
     lines = ["name: tree", "steps:"]
     level = [f"l{i}" for i in range(leaves)]
@@ -78,7 +106,7 @@ async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> f
         await nc.close()
 
 
-async def artdag(home: Path) -> tuple[float, float]:
+async def artdag(home: Path) -> tuple[float, float, dict[str, float]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_"))}
     env["ARTDAG_LOG_LEVEL"] = "WARNING"
@@ -112,7 +140,10 @@ async def artdag(home: Path) -> tuple[float, float]:
             match = re.search(r"on (nats://\S+),", log.read_text())
             assert match, log.read_text()
             url = match.group(1)
+            before = descendants_cpu(proc.pid)
             tree = await wait_completed(url, http, tree_recipe(512, 1))
+            after = descendants_cpu(proc.pid)
+            cpu = {label: after[label] - before.get(label, 0.0) for label in after}
             trips = [
                 await wait_completed(
                     url,
@@ -121,7 +152,7 @@ async def artdag(home: Path) -> tuple[float, float]:
                 )
                 for i in range(30)
             ]
-        return tree, statistics.median(trips)
+        return tree, statistics.median(trips), cpu
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -184,11 +215,13 @@ async def baseline(tmp: Path) -> tuple[float, float]:
 async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base_tree, base_trip = await baseline(Path(tmp))
-        tree, trip = await artdag(Path(tmp) / "home")
+        tree, trip, cpu = await artdag(Path(tmp) / "home")
     print(f"{'':24} {'artdag':>12} {'JetStream WQ':>14} {'ratio':>8}")
     print(f"{'1,023-step tree':24} {tree:10.3f} s {base_tree:12.3f} s {tree / base_tree:7.1f}x")
     print(f"{'steps/s':24} {1023 / tree:12.0f} {1023 / base_tree:14.0f}")
     print(f"{'round trip p50':24} {trip * 1000:9.1f} ms {base_trip * 1000:11.2f} ms {trip / base_trip:7.1f}x")
+    per_step = ", ".join(f"{label} {seconds * 1000 / 1023:.2f}" for label, seconds in sorted(cpu.items()) if seconds)
+    print(f"CPU per step of the tree, ms: {per_step} (total {sum(cpu.values()) * 1000 / 1023:.2f})")
     print("targets: tree ≤ 0.5 s, ≥ 2,000 steps/s, round trip p50 ≤ 1.5 ms")
     return 0
 

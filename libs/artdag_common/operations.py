@@ -367,6 +367,9 @@ class Operation:
     takes_lists: bool = False  # whether an input may be a list (spliced in order)
     video_slots: Literal["all", "first", "none"] = "all"  # which inputs must carry video
     output_media_type: str = "video/mp4"
+    # True: no media work (instant, inputs unread); dispatched on a work queue of its own that
+    # executors drain many at a time, rendered in memory, without claim or RUNNING event.
+    inline: bool = False
 
     @property
     def op_version(self) -> str:
@@ -448,6 +451,7 @@ OPERATIONS: dict[str, Operation] = {
             "does nothing (tests and benchmarks)",
             video_slots="none",
             output_media_type="text/plain",
+            inline=True,
         ),
         Operation(
             "SEGMENT_AT",

@@ -263,6 +263,29 @@ class RpcReply(Message):
     error: RpcErrorBody | None = None
 
 
+MAX_REGISTER_BATCH = 512
+"""Records one `cache.register_many` request carries at most."""
+
+
+class ContentRecords(Message):
+    """`cache.register_many`: records to register, in order."""
+
+    records: list[ContentRecord] = Field(min_length=1, max_length=MAX_REGISTER_BATCH)
+
+
+class RegisterOutcome(Message):
+    """One record's outcome in a `cache.register_many` reply: the stored record, or why not."""
+
+    record: ContentRecord | None = None
+    error: RpcErrorBody | None = None
+
+
+class RegisterManyReply(Message):
+    """The outcomes of a `cache.register_many`, in the order of its records."""
+
+    outcomes: list[RegisterOutcome]
+
+
 class MediaInfo(Message):
     """What a media file holds (analyzer `probe`): streams, size, rate, duration, frame count."""
 

@@ -81,6 +81,15 @@ STEP_WORKERS = ConsumerDecl(
     ack_wait_s=30.0,
     max_deliver=5,
 )
+# Inline steps (no media work) queue apart, so that executors can take them many at a time
+# while taking media work only as they have room for it.
+INLINE_STEP_WORKERS = ConsumerDecl(
+    stream=TASKS.name or "",
+    durable="executor-inline-steps",
+    filter_subject=subjects.TASK_INLINE_STEP,
+    ack_wait_s=30.0,
+    max_deliver=5,
+)
 ANALYZE_WORKERS = ConsumerDecl(
     stream=TASKS.name or "",
     durable="analyzer-tasks",
@@ -107,7 +116,13 @@ CACHE_RUN_COMPLETIONS = ConsumerDecl(
     max_deliver=10,
 )
 
-CONSUMERS: tuple[ConsumerDecl, ...] = (STEP_WORKERS, ANALYZE_WORKERS, PLANNER_STEP_EVENTS, CACHE_RUN_COMPLETIONS)
+CONSUMERS: tuple[ConsumerDecl, ...] = (
+    STEP_WORKERS,
+    INLINE_STEP_WORKERS,
+    ANALYZE_WORKERS,
+    PLANNER_STEP_EVENTS,
+    CACHE_RUN_COMPLETIONS,
+)
 
 KV_RUNS = KeyValueConfig(bucket="artdag_runs", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
 KV_RESULTS = KeyValueConfig(bucket="artdag_results", history=1, storage=StorageType.FILE)

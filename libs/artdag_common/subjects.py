@@ -25,6 +25,7 @@ def _token(value: str, what: str) -> str:
 # Work queues (stream TASKS, work-queue retention).
 TASKS_WILDCARD = f"{PREFIX}.task.>"
 TASK_STEP = f"{PREFIX}.task.step"
+TASK_INLINE_STEP = f"{PREFIX}.task.inline"  # steps of inline node types (no media work)
 TASK_ANALYZE = f"{PREFIX}.task.analyze"
 
 # Events (stream EVENTS, limits retention): what the UI and subscribers follow.

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import make_engine, session_factory
+from artdag_common.errors import ArtdagError
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
     ContentMetaUpdate,
     ContentRecord,
+    ContentRecords,
     MediaListRequest,
+    RegisterManyReply,
+    RegisterOutcome,
+    RpcErrorBody,
     StorageListRequest,
     StorageProviderInput,
     StorageProviderList,
@@ -26,6 +33,8 @@ from services.cache.handlers import RunFollower
 from services.cache.providers import ProviderBook, SecretBox, type_schema
 from services.cache.service import ContentCatalog
 from services.cache.settings import CacheSettings
+
+log = logging.getLogger(__name__)
 
 
 async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
@@ -50,6 +59,24 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     async def register(request: ContentRecord) -> ContentRecord:
         counts["registered"] += 1
         return await catalog.register(request)
+
+    async def register_many(request: ContentRecords) -> RegisterManyReply:
+        # Each record joins the catalog's group commit; one bad record fails alone.
+        done = await asyncio.gather(*(catalog.register(r) for r in request.records), return_exceptions=True)
+        outcomes: list[RegisterOutcome] = []
+        for result in done:
+            if isinstance(result, ContentRecord):
+                counts["registered"] += 1
+                outcomes.append(RegisterOutcome(record=result))
+            elif isinstance(result, ArtdagError):
+                error = RpcErrorBody(code=result.code, message=result.message, field=result.field)
+                outcomes.append(RegisterOutcome(error=error))
+            elif isinstance(result, Exception):
+                log.error("registering content failed", exc_info=result)
+                outcomes.append(RegisterOutcome(error=RpcErrorBody(code="internal", message="internal error")))
+            else:
+                raise result  # cancellation: not the batch's to swallow
+        return RegisterManyReply(outcomes=outcomes)
 
     async def stat(request: CidRequest) -> ContentRecord:
         return await catalog.get(request.cid)
@@ -83,6 +110,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     runtime.health_details = details
     # Executors register every step's output: many at once, committed together (see `ContentCatalog.register`).
     await rpc.serve(runtime.nc, "cache", "register", ContentRecord, register, concurrency=64)
+    await rpc.serve(runtime.nc, "cache", "register_many", ContentRecords, register_many, concurrency=8)
     await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
     await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)

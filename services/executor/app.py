@@ -14,7 +14,7 @@ from services.executor.service import StepRenderer
 from services.executor.settings import ExecutorSettings
 
 # Steps that are no media work an executor runs at once, besides its media slots.
-INLINE_SLOTS = 32
+INLINE_SLOTS = 64
 
 
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
@@ -41,10 +41,9 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         worker.on_cancelled(msg.subject.split(".")[3])
 
     await runtime.nc.subscribe(subjects.RUNS_CANCELLED_WILDCARD, cb=on_cancelled)
-    # Inline steps (NOOP) take extra slots of their own; `admit` keeps media work from piling up here.
+    # Media work is fetched only as slots free up (`admit`): fetched but not startable, it would
+    # sit here while another replica idles. Inline steps come from their own queue, many at once.
     runtime.run_consumer(
-        streams.STEP_WORKERS,
-        worker.handle,
-        concurrency=settings.max_concurrent_steps + INLINE_SLOTS,
-        admit=worker.admit,
+        streams.STEP_WORKERS, worker.handle, concurrency=settings.max_concurrent_steps, admit=worker.admit
     )
+    runtime.run_consumer(streams.INLINE_STEP_WORKERS, worker.handle, concurrency=INLINE_SLOTS)

@@ -13,10 +13,11 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
-from artdag_common import rpc, streams, subjects
+from artdag_common import streams, subjects
 from artdag_common.bus import decode, delivery_count, keep_alive, publish_event, settle
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
+from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
 from artdag_common.telemetry import extract_context, tracer
@@ -50,6 +51,7 @@ class StepWorker:
     ) -> None:
         self.runtime = runtime
         self.renderer = renderer
+        self.registrar = Registrar(runtime.nc, timeout_s=runtime.settings.rpc_timeout_s)
         self.results = results
         self.claims = claims
         self.heartbeat_s = heartbeat_s
@@ -114,6 +116,10 @@ class StepWorker:
             self.counts["dropped"] += 1
             await msg.ack()
             return
+        if task.step.node_type in INLINE_NODE_TYPES:
+            # Rendering an inline step costs less than looking for its result or claiming it.
+            await self._render(msg, task, coordinated=False)
+            return
         # Look for a result and take the claim at once (one round trip, not two); a claim
         # taken for a step that turns out to be done already is released straight away.
         cid, claimed = await asyncio.gather(self._result(step_id), self._claim(step_id))
@@ -134,15 +140,26 @@ class StepWorker:
                 await self._announce(task, StepStatus.CACHED, output_cid=cid)
                 await msg.ack()
                 return
-        heartbeat = asyncio.create_task(self._heartbeat(msg, step_id))
+        await self._render(msg, task, coordinated=True)
+
+    async def _render(self, msg: Msg, task: StepTask, *, coordinated: bool) -> None:
+        """Render, record the result, announce it, settle the message.
+
+        `coordinated` steps hold the claim (kept alive by heart-beats while they render) and
+        announce RUNNING; inline steps do neither: they take microseconds, and two workers
+        rendering one at once would only write the same bytes twice.
+        """
+        step_id = task.step.step_id
+        heartbeat = asyncio.create_task(self._heartbeat(msg, step_id)) if coordinated else None
         started = time.monotonic()
         error: BaseException | None = None
-        released = False
+        released = not coordinated
         # The RUNNING event goes out while the step renders; it is confirmed before anything follows it.
-        running = asyncio.create_task(self._announce(task, StepStatus.RUNNING))
+        running = asyncio.create_task(self._announce(task, StepStatus.RUNNING)) if coordinated else None
         try:
             output = await self.renderer.render(task)
-            await running
+            if running is not None:
+                await running
             cid = output.cid
             # Metadata first: a result must never point at content the cache service does not know.
             record = ContentRecord(
@@ -152,14 +169,7 @@ class StepWorker:
                 name=f"{task.step.name}{output.suffix}",
                 origin=ContentOrigin.STEP_OUTPUT,
             )
-            await rpc.call(
-                self.runtime.nc,
-                "cache",
-                "register",
-                record,
-                ContentRecord,
-                timeout_s=self.runtime.settings.rpc_timeout_s,
-            )
+            await self.registrar.register(record)
             key = content_key(
                 task.step.node_type,
                 task.step.config,
@@ -172,21 +182,25 @@ class StepWorker:
                 self.results.put(step_id, cid.encode()), self.results.put(content_result_key(key), cid.encode())
             )
             self.counts["rendered"] += 1
-            heartbeat.cancel()
-            # The result is recorded: the claim may go while the completion is announced.
-            await asyncio.gather(
-                self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started),
-                self._release(step_id),
-            )
-            released = True
+            if heartbeat is not None:
+                heartbeat.cancel()
+            completed = self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
+            if released:
+                await completed
+            else:
+                # The result is recorded: the claim may go while the completion is announced.
+                await asyncio.gather(completed, self._release(step_id))
+                released = True
         except Exception as exc:
             error = exc if isinstance(exc, ArtdagError) else RetryableError(f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, ArtdagError):
                 log.exception("step %s (%s) crashed", task.step.name, step_id)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(Exception):
-                await running  # out before any FAILED that follows
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if running is not None:
+                with contextlib.suppress(Exception):
+                    await running  # out before any FAILED that follows
             if not released:
                 await self._release(step_id)
         if error is not None:

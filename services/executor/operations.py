@@ -82,8 +82,24 @@ def _effect(config: NodeConfig, inputs: list[Path], output: Path, seed: int) -> 
     )
 
 
-def _noop(config: NodeConfig, output: Path, seed: int) -> None:
-    output.write_bytes(f"noop {_typed(NoopConfig, config).n} {seed:016x}\n".encode())
+def _noop_bytes(config: NodeConfig, seed: int) -> bytes:
+    return f"noop {_typed(NoopConfig, config).n} {seed:016x}\n".encode()
+
+
+InlineRenderer = Callable[[Any, int], bytes]
+"""(validated config model, seed) → the output's bytes."""
+
+INLINE_RENDERERS: dict[str, InlineRenderer] = {"NOOP": _noop_bytes}
+"""Node types that are no media work (tiny, instant, inputs unread): made in memory, on the event loop."""
+
+
+def _write(output: Path, data: bytes) -> None:
+    output.write_bytes(data)
+
+
+def render_inline(node_type: str, config: NodeConfig, seed: int) -> bytes:
+    """The output of an inline node type (see `INLINE_RENDERERS`) for a validated config."""
+    return INLINE_RENDERERS[node_type](config, seed)
 
 
 RENDERERS: dict[str, Renderer] = {
@@ -97,7 +113,7 @@ RENDERERS: dict[str, Renderer] = {
     "AUDIO_MIX": lambda c, i, o, s: render_audio_mix(i, o, _typed(AudioMixConfig, c)),
     "EFFECT": _effect,
     "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
-    "NOOP": lambda c, i, o, s: _noop(c, o, s),
+    "NOOP": lambda c, i, o, s: _write(o, _noop_bytes(c, s)),
     "THUMBNAIL": lambda c, i, o, s: render_thumbnail(
         i[0], o, width=_typed(ThumbnailConfig, c).width, at_s=_typed(ThumbnailConfig, c).at_s
     ),

@@ -17,10 +17,10 @@ from artdag_common.errors import InvalidInputError, NotFoundError, PermanentErro
 from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import get_operation
 from artdag_common.schemas import StepTask
-from services.executor.operations import output_suffix, run_operation
+from services.executor.operations import INLINE_RENDERERS, output_suffix, render_inline, run_operation
 
-# Node types that are no media work (tiny, instant): rendered inline, without waiting for a media slot.
-INLINE_NODE_TYPES = frozenset({"NOOP"})
+# Node types that are no media work (tiny, instant): rendered in memory, without waiting for a media slot.
+INLINE_NODE_TYPES = frozenset(INLINE_RENDERERS)
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,20 @@ class StepRenderer:
         if op is None:
             raise PermanentError(f"unknown node type {step.node_type}")
         try:
-            config = op.parse_config(step.config).model_dump(mode="json", exclude_none=True)
+            parsed = op.parse_config(step.config)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
         if len(task.input_cids) != len(step.inputs) or not op.min_inputs <= len(step.inputs) <= op.max_inputs:
             raise PermanentError(f"{step.node_type} step given {len(task.input_cids)} input cids")
+        # Every random choice an operation makes is seeded from its step id: same step, same bytes.
+        seed = int(step.step_id[:16], 16)
+        if step.node_type in INLINE_NODE_TYPES:
+            # Made in memory on the event loop: no scratch file, no hop to a worker process.
+            data = render_inline(step.node_type, parsed, seed)
+            cid = await self.store.put_bytes(data)
+            return RenderedOutput(cid=cid, size=len(data), media_type=sniff_media_type(data[:SNIFF_BYTES]))
+        config = parsed.model_dump(mode="json", exclude_none=True)
         labels = [
             f"{name.removeprefix('input:')!r} ({cid})"
             for name, cid in zip(
@@ -74,18 +82,11 @@ class StepRenderer:
             await asyncio.gather(*(materialise(label, cid) for label, cid in zip(labels, task.input_cids, strict=True)))
         )
         output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
-        # Every random choice an operation makes is seeded from its step id: same step, same bytes.
-        seed = int(step.step_id[:16], 16)
         try:
-            if step.node_type in INLINE_NODE_TYPES:
-                # Not media work: done on the event loop, no hop to a thread or a worker process.
-                run_operation(step.node_type, config, paths, str(output), labels, seed=seed)
-                head, size = _head(output)
-            else:
-                loop = asyncio.get_running_loop()
-                render = functools.partial(run_operation, seed=seed)
-                await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
-                head, size = await asyncio.to_thread(_head, output)
+            loop = asyncio.get_running_loop()
+            render = functools.partial(run_operation, seed=seed)
+            await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
+            head, size = await asyncio.to_thread(_head, output)
             cid = await self.store.put_file(output)
             return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head))
         finally:

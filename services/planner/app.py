@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, content_key, content_result_key, new_run_id
+from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
@@ -71,6 +73,8 @@ ANALYZE_TIMEOUT_S = 600.0
 DISPATCH_BATCH = 128
 # Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
 EVENTS_IN_FLIGHT = 256
+# A run's writes wait this long at most for more changes to join them (see `_write_queued`).
+MAX_WRITE_LINGER_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class RunDriver:
         # Per plan: each step's dependents (for readiness after a step event).
         self._dependents: dict[str, dict[str, list[PlanStep]]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
+        # Per live run: how long its last state write took (encode, compress, compare-and-set).
+        self._write_cost: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {
             "submitted": 0,
@@ -380,7 +386,16 @@ class RunDriver:
 
     async def _write_queued(self, run_id: str) -> None:
         try:
-            while batch := self._queued.pop(run_id, None):
+            while True:
+                # A big run's state costs milliseconds to write: waiting as long again lets the
+                # events arriving meanwhile share the write (writes take at most half the time).
+                # Small runs write in well under a millisecond and do not wait.
+                linger = self._write_cost.get(run_id, 0.0)
+                if linger > 0.001:
+                    await asyncio.sleep(min(linger, MAX_WRITE_LINGER_S))
+                batch = self._queued.pop(run_id, None)
+                if not batch:
+                    break
                 try:
                     await self._apply(run_id, [change for change, _, _ in batch], batch[-1][1])
                 except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
@@ -450,10 +465,12 @@ class RunDriver:
             dirty = None
             if local and not fresh:
                 dirty = [*(c.step_id or "" for c in mutations), *(s.step_id for s in to_dispatch)]
+            write_started = time.perf_counter()
             try:
                 revision = await self.runs.update(run_id, pack(encoder.encode(state, dirty)), last=revision)
             except KeyWrongLastSequenceError:
                 continue  # another replica moved the run on: read it again
+            self._write_cost[run_id] = time.perf_counter() - write_started
             break
         if not state.status.finished:
             self._live[run_id] = (revision, state)
@@ -467,6 +484,7 @@ class RunDriver:
             if state.status.finished:
                 self._plans.pop(run_id, None)
                 self._encoders.pop(run_id, None)
+                self._write_cost.pop(run_id, None)
                 self._dependents.pop(state.plan_id or "", None)
             await publish_event(
                 self.runtime.js,
@@ -520,8 +538,10 @@ class RunDriver:
             input_cids=input_cids,
             input_names=[state.steps[i].name for i in step.inputs],
         )
+        op = get_operation(step.node_type)
+        subject = subjects.TASK_INLINE_STEP if op is not None and op.inline else subjects.TASK_STEP
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
-        await publish_event(self.runtime.js, subjects.TASK_STEP, task, msg_id=f"{state.run_id}.{step.step_id}")
+        await publish_event(self.runtime.js, subject, task, msg_id=f"{state.run_id}.{step.step_id}")
         self.counts["dispatched"] += 1
 
     # -- the 3-phase API: plan (dry run), execute a plan, cancel ---------------------------
@@ -710,13 +730,14 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
 
     # Many events in flight: those of one run queue up and are written together (see `_update`).
     runtime.run_consumer(streams.PLANNER_STEP_EVENTS, on_event, concurrency=EVENTS_IN_FLIGHT)
-    await watch_dead_letters(
-        runtime.nc,
-        runtime.js,
-        streams.STEP_WORKERS.stream,
-        streams.STEP_WORKERS.durable,
-        driver.on_dead_letter,
-        queue=subjects.rpc_queue("planner"),
-    )
+    for workers in (streams.STEP_WORKERS, streams.INLINE_STEP_WORKERS):
+        await watch_dead_letters(
+            runtime.nc,
+            runtime.js,
+            workers.stream,
+            workers.durable,
+            driver.on_dead_letter,
+            queue=subjects.rpc_queue("planner"),
+        )
     recovery = asyncio.create_task(driver.recover())
     runtime.stack.push_async_callback(lambda: asyncio.wait({recovery}, timeout=5))

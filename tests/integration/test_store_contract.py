@@ -260,6 +260,15 @@ async def test_put_file(store: ContentStore, tmp_path: Path) -> None:
     assert await read_all(store, cid) == src.read_bytes()
 
 
+async def test_put_bytes(store: ContentStore) -> None:
+    data = os.urandom(2000)
+    cid = await store.put_bytes(data)
+    assert cid == cid_of_bytes(data)
+    assert await read_all(store, cid) == data
+    assert await store.put_bytes(data) == cid  # storing it again changes nothing
+    assert await read_all(store, cid) == data
+
+
 async def test_cid_version_one(store_v1: ContentStore) -> None:
     cid = await write(store_v1, b"hello world\n")
     assert cid == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"

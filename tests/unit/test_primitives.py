@@ -15,7 +15,7 @@ from artdag_common.demo_media import write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError, PermanentError
 from artdag_common.operations import OPERATIONS, get_operation
 from services.executor.media import probe
-from services.executor.operations import RENDERERS, run_operation
+from services.executor.operations import INLINE_RENDERERS, RENDERERS, render_inline, run_operation
 from tests.samples import SAMPLE_STEPS, make_input
 
 FPS = 25
@@ -358,3 +358,19 @@ def test_untouched_sound_is_copied_not_re_encoded(tmp_path: Path) -> None:
         copied = [bytes(p) for p in rendered.demux(rendered.streams.audio[0]) if p.size]
         original = [bytes(p) for p in source.demux(source.streams.audio[0]) if p.size]
     assert copied == original
+
+
+def test_inline_node_types_are_those_the_operations_table_marks() -> None:
+    # The planner routes by the table's flag, the executor renders by its own table: they must agree.
+    assert set(INLINE_RENDERERS) == {name for name, op in OPERATIONS.items() if op.inline}
+
+
+@pytest.mark.parametrize("node_type", sorted(INLINE_RENDERERS))
+def test_inline_output_equals_the_file_rendering(node_type: str, tmp_path: Path) -> None:
+    op = get_operation(node_type)
+    assert op is not None
+    config = {"n": 7} if node_type == "NOOP" else {}
+    output = tmp_path / "out.bin"
+    run_operation(node_type, config, [], str(output), [], seed=0xABC)
+    assert render_inline(node_type, op.parse_config(config), 0xABC) == output.read_bytes()
+    assert render_inline(node_type, op.parse_config(config), 0xABD) != output.read_bytes()

@@ -51,6 +51,12 @@ class ContentStore(abc.ABC):
     async def put_file(self, path: Path) -> str:
         """Store a file (copying it) and return its CID."""
 
+    async def put_bytes(self, data: bytes) -> str:
+        """Store a small object held in memory and return its CID."""
+        async with self.writer() as writer:
+            await writer.write(data)
+            return await writer.commit()
+
     @abc.abstractmethod
     async def exists(self, cid: str) -> bool:
         """Whether the object is stored."""

@@ -72,6 +72,28 @@ class LocalContentStore(ContentStore):
             tmp.unlink(missing_ok=True)
             raise
 
+    async def put_bytes(self, data: bytes) -> str:
+        # One thread hop: hash, and unless the object is there already, write, fsync, rename.
+        return await asyncio.to_thread(self._put_bytes_sync, data)
+
+    def _put_bytes_sync(self, data: bytes) -> str:
+        builder = CidBuilder(self.cid_version)
+        builder.update(data)
+        cid = builder.finalize()
+        if self.object_path(cid).is_file():
+            return cid  # same cid, same bytes
+        tmp = spool_name(self.tmp_dir, ".part")
+        try:
+            with open(tmp, "wb") as dst:
+                dst.write(data)
+                dst.flush()
+                os.fsync(dst.fileno())
+            self._place(tmp, cid, sync=False)
+            return cid
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     async def exists(self, cid: str) -> bool:
         return await asyncio.to_thread(self.object_path(cid).is_file)
 
