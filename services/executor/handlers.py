@@ -57,7 +57,14 @@ class StepWorker:
         self.heartbeat_s = heartbeat_s
         self.lease_s = lease_s
         self.max_deliver = streams.STEP_WORKERS.max_deliver
-        self.counts = {"rendered": 0, "result_hits": 0, "failed": 0, "busy_elsewhere": 0, "dropped": 0}
+        self.counts = {
+            "rendered": 0,
+            "result_hits": 0,
+            "content_hits": 0,
+            "failed": 0,
+            "busy_elsewhere": 0,
+            "dropped": 0,
+        }
         self.cancelled: OrderedDict[str, None] = OrderedDict()
         # Media work runs at most `media_slots` at once; inline steps (NOOP) do not wait for a slot.
         self.media_slots = media_slots
@@ -120,9 +127,17 @@ class StepWorker:
             # Rendering an inline step costs less than looking for its result or claiming it.
             await self._render(msg, task, coordinated=False)
             return
-        # Look for a result and take the claim at once (one round trip, not two); a claim
-        # taken for a step that turns out to be done already is released straight away.
-        cid, claimed = await asyncio.gather(self._result(step_id), self._claim(step_id))
+        # Look for a result (by step id, and by the content of the inputs: early cutoff) and take
+        # the claim at once; a claim taken for a step that turns out to be done is released.
+        by_content = content_result_key(self._content_key(task))
+        cid, same_content, claimed = await asyncio.gather(
+            self._result(step_id), self._result(by_content), self._claim(step_id)
+        )
+        if cid is None and same_content is not None:
+            # Inputs byte-identical to an earlier run's: its result, now found by step id too.
+            cid = same_content
+            self.counts["content_hits"] += 1
+            await self.results.put(step_id, cid.encode())
         if cid is not None:
             if claimed:
                 await self._release(step_id)
@@ -170,13 +185,7 @@ class StepWorker:
                 origin=ContentOrigin.STEP_OUTPUT,
             )
             await self.registrar.register(record)
-            key = content_key(
-                task.step.node_type,
-                task.step.config,
-                task.input_cids,
-                task.step.op_version,
-                self.runtime.settings.cluster_key_value,
-            )
+            key = self._content_key(task)
             # Both results recorded (acks awaited together) before the step is announced.
             await asyncio.gather(
                 self.results.put(step_id, cid.encode()), self.results.put(content_result_key(key), cid.encode())
@@ -210,6 +219,12 @@ class StepWorker:
                 log.warning("step %s of run %s failed: %s", task.step.name, task.run_id, error)
                 await self._announce(task, StepStatus.FAILED, error=str(error), elapsed_s=time.monotonic() - started)
         await settle(msg, error, max_deliver=self.max_deliver)
+
+    def _content_key(self, task: StepTask) -> str:
+        step = task.step
+        return content_key(
+            step.node_type, step.config, task.input_cids, step.op_version, self.runtime.settings.cluster_key_value
+        )
 
     async def _release(self, step_id: str) -> None:
         with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
-from artdag_common.ids import canonical_json, check_run_id, content_key, content_result_key, new_run_id
+from artdag_common.ids import canonical_json, check_run_id, new_run_id
 from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
@@ -138,7 +138,6 @@ class RunDriver:
             "cancelled": 0,
             "dispatched": 0,
             "cached": 0,
-            "content_hits": 0,
             "recovered": 0,
         }
         self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
@@ -518,20 +517,9 @@ class RunDriver:
         return list(ready.values())
 
     async def _dispatch(self, state: RunState, step: PlanStep) -> None:
+        # Early cutoff (inputs byte-identical to an earlier run's give that run's result) is the
+        # executor's to find: it looks the result up by content key along with its other look-ups.
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
-        # Early cutoff: inputs that came out byte-identical to an earlier run's give that run's result.
-        key = content_key(step.node_type, step.config, input_cids, step.op_version, self.settings.cluster_key_value)
-        cid = await self._known_result(content_result_key(key))
-        if cid is not None:
-            self.counts["content_hits"] += 1
-            event = StepEvent(run_id=state.run_id, step_id=step.step_id, status=StepStatus.CACHED, output_cid=cid)
-            await publish_event(
-                self.runtime.js,
-                subjects.step_event(state.run_id, step.step_id),
-                event,
-                msg_id=f"{state.run_id}.{step.step_id}.cutoff",
-            )
-            return
         task = StepTask(
             run_id=state.run_id,
             step=step,
