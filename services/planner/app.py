@@ -205,14 +205,13 @@ class RunDriver:
             planned = await self._with_chunks(run_id, plan, recipe)
             replan = planned.plan_id != plan.plan_id
             plan = planned
-            cached: dict[str, str] = {}
             rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
-            for first in range(0, len(rendered), DISPATCH_BATCH):
-                chunk = rendered[first : first + DISPATCH_BATCH]
-                found = await asyncio.gather(*(self._known_result(step_id) for step_id in chunk))
-                cached.update((step_id, cid) for step_id, cid in zip(chunk, found, strict=True) if cid is not None)
-
-            plan_cid = await self._store_plan(plan)
+            # The plan is stored while the results are looked up (each look-up a KV round trip).
+            storing = asyncio.create_task(self._store_plan(plan))
+            try:
+                cached = await self._known_results(rendered)
+            finally:
+                plan_cid = await storing
 
             def begin(state: RunState) -> None:
                 state.plan_cid = plan_cid
@@ -314,6 +313,17 @@ class RunDriver:
                 # Not fatal: the step renders in one piece, and reports bad media itself.
                 log.info("%s: no media info for input %r (%s)", label, name, exc)
         return media
+
+    async def _known_results(self, keys: list[str]) -> dict[str, str]:
+        """The results known for `keys` (at most DISPATCH_BATCH look-ups in flight at once)."""
+        slots = asyncio.Semaphore(DISPATCH_BATCH)
+
+        async def look_up(key: str) -> str | None:
+            async with slots:
+                return await self._known_result(key)
+
+        found = await asyncio.gather(*(look_up(key) for key in keys))
+        return {key: cid for key, cid in zip(keys, found, strict=True) if cid is not None}
 
     async def _known_result(self, step_id: str) -> str | None:
         try:
