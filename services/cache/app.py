@@ -5,6 +5,7 @@ from typing import Any
 from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import make_engine, session_factory
+from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
@@ -49,7 +50,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
 
     async def register(request: ContentRecord) -> ContentRecord:
         counts["registered"] += 1
-        return await catalog.register(request)
+        record = await catalog.register(request)
+        CACHE_BYTES.add(request.size, {"origin": request.origin.value})
+        return record
 
     async def stat(request: CidRequest) -> ContentRecord:
         return await catalog.get(request.cid)

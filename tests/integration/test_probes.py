@@ -1,0 +1,105 @@
+"""The probe listener (`/livez`, `/readyz`, `/metrics`), JSON logs and settings for them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from artdag_common import metrics, telemetry
+from artdag_common.nats_server import EmbeddedNatsServer, free_port
+from artdag_common.runtime import ServiceRuntime
+from artdag_common.settings import CommonSettings, load_settings
+from artdag_common.streams import STEP_WORKERS
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample of `name` whose labels include `labels`."""
+    found = []
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)\{(.*)\} (\S+)", line)
+        if match and match[1] == name:
+            have = dict(re.findall(r'(\w+)="([^"]*)"', match[2]))
+            if all(have.get(k) == v for k, v in labels.items()):
+                found.append(float(match[3]))
+    assert len(found) == 1, f"{name}{labels}: {found}"
+    return found[0]
+
+
+async def test_probes_follow_the_nats_connection_and_metrics_are_served(
+    nats: EmbeddedNatsServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = CommonSettings(home=tmp_path, nats_url=nats.url, probe_port=port)
+    runtime = ServiceRuntime("executor", settings)
+    runtime.started = False
+    await runtime.open()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/livez")).status_code == 200
+            starting = await client.get("/readyz")
+            assert starting.status_code == 503 and "starting" in starting.text
+            runtime.started = True
+            assert (await client.get("/readyz")).status_code == 200
+
+            metrics.STEPS.add(2, {"node_type": "RESIZE", "outcome": "executed"})
+            metrics.STEP_DURATION.record(0.3, {"node_type": "RESIZE"})
+
+            async def nothing(_msg: object) -> None:
+                await asyncio.sleep(0)
+
+            runtime.run_consumer(STEP_WORKERS, nothing, concurrency=1)
+            await asyncio.sleep(0.2)  # the lag poller's first reading
+            text = (await client.get("/metrics")).text
+            assert _sample(text, "artdag_steps_total", node_type="RESIZE", outcome="executed") >= 2
+            assert _sample(text, "artdag_step_duration_seconds_bucket", le="0.5", node_type="RESIZE") >= 1
+            assert _sample(text, "artdag_consumer_pending", consumer="executor-steps", stream="ARTDAG_TASKS") == 0
+            assert (await client.get("/nope")).status_code == 404
+            assert (await client.post("/readyz")).status_code == 405
+
+            await runtime.nc.close()
+            gone = await client.get("/readyz")
+            assert gone.status_code == 503 and "NATS" in gone.text
+    finally:
+        runtime.stopping.set()
+        await runtime.close()
+
+
+def test_json_logs_carry_trace_and_run_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    formatter = telemetry.JsonFormatter("planner")
+    record = logging.LogRecord("artdag.x", logging.WARNING, __file__, 1, "step %s failed", ("s1",), None)
+    record.attempt = 3
+    tracer = telemetry.tracer("pytest")
+    token = telemetry.bind_run("run-123")
+    try:
+        with tracer.start_as_current_span("work") as span:
+            line = json.loads(formatter.format(record))
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+    finally:
+        telemetry.current_run_id.reset(token)
+    assert line["message"] == "step s1 failed" and line["level"] == "WARNING" and line["service"] == "planner"
+    assert line["run_id"] == "run-123" and line["attempt"] == 3
+    if span.get_span_context().is_valid:
+        assert line["trace_id"] == trace_id
+    outside = json.loads(formatter.format(record))
+    assert "run_id" not in outside and "trace_id" not in outside
+
+
+def test_observability_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTDAG_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("ARTDAG_PROBE_PORT", "9464")
+    settings = CommonSettings()
+    assert settings.log_format == "json" and settings.probe_port == 9464
+    monkeypatch.setenv("ARTDAG_PROBE_PORT", "0")
+    assert CommonSettings().probe_port is None
+    for name, value in (("ARTDAG_LOG_FORMAT", "xml"), ("ARTDAG_PROBE_PORT", "70000")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as info:
+            load_settings(CommonSettings)
+        assert f"  {name}: " in str(info.value.code)
+        monkeypatch.delenv(name)
