@@ -23,7 +23,9 @@ _STEP_BUCKETS = (0.005, 0.02, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180, 600)
 _RUN_BUCKETS = (0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 180, 600, 1800, 3600)
 
 STEPS = _meter.create_counter(
-    "artdag.steps", unit="{step}", description="Steps an executor finished, by node type and outcome"
+    "artdag.steps",
+    unit="{step}",
+    description="Steps that finished, by node type and outcome: executed, cached (result reused) or failed",
 )
 STEP_DURATION = _meter.create_histogram(
     "artdag.step.duration",

@@ -23,7 +23,7 @@ from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, content_key, content_result_key, new_run_id
-from artdag_common.metrics import RUN_DURATION, RUNS
+from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
@@ -233,6 +233,9 @@ class RunDriver:
 
             await self._update(run_id, begin, plan)
             self.counts["cached"] += len(cached)
+            node_types = {s.step_id: s.node_type for s in plan.steps} if cached else {}
+            for step_id in cached:
+                STEPS.add(1, {"node_type": node_types[step_id], "outcome": "cached"})
             if exporting():
                 span = trace.get_current_span()
                 span.set_attribute("artdag.plan_id", plan.plan_id)
@@ -526,6 +529,7 @@ class RunDriver:
         cid = await self._known_result(content_result_key(key))
         if cid is not None:
             self.counts["content_hits"] += 1
+            STEPS.add(1, {"node_type": step.node_type, "outcome": "cached"})
             event = StepEvent(run_id=state.run_id, step_id=step.step_id, status=StepStatus.CACHED, output_cid=cid)
             await publish_event(
                 self.runtime.js,

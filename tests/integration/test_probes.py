@@ -17,6 +17,8 @@ from artdag_common.runtime import ServiceRuntime
 from artdag_common.settings import CommonSettings, load_settings
 from artdag_common.streams import STEP_WORKERS
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/k8s/helm/artdag/dashboards/artdag.json"
+
 
 def _sample(text: str, name: str, **labels: str) -> float:
     """The value of the one sample of `name` whose labels include `labels`."""
@@ -61,6 +63,24 @@ async def test_probes_follow_the_nats_connection_and_metrics_are_served(
             assert _sample(text, "artdag_consumer_pending", consumer="executor-steps", stream="ARTDAG_TASKS") == 0
             assert (await client.get("/nope")).status_code == 404
             assert (await client.post("/readyz")).status_code == 405
+
+            # Every series the Grafana dashboard queries is one the services export.
+            metrics.RUNS.add(1, {"status": "completed"})
+            metrics.RUN_DURATION.record(2.0, {"status": "completed"})
+            metrics.CACHE_BYTES.add(10, {"origin": "upload"})
+            exported = set(
+                re.findall(
+                    r"^(artdag_\w+?)(?:_bucket|_sum|_count)?\{", text + (await client.get("/metrics")).text, re.M
+                )
+            )
+            dashboard = json.loads(DASHBOARD.read_text())
+            queried = {
+                name
+                for panel in dashboard["panels"]
+                for target in panel["targets"]
+                for name in re.findall(r"\b(artdag_\w+?)(?:_bucket|_sum|_count)?\b", target["expr"])
+            }
+            assert queried and queried <= exported, f"the dashboard queries series nobody exports: {queried - exported}"
 
             await runtime.nc.close()
             gone = await client.get("/readyz")
