@@ -142,6 +142,8 @@ async def test_a_run_is_one_connected_trace(
     root = roots[0]
     assert root.parent is None, "the HTTP request starts the trace"
     trace = _trace_of(finished, root)
+    assert root.context is not None
+    assert run["traceparent"].split("-")[1] == f"{root.context.trace_id:032x}", "the run names its trace"
     ids = {s.context.span_id for s in trace if s.context is not None}
     orphans = [s.name for s in trace if s is not root and (s.parent is None or s.parent.span_id not in ids)]
     assert not orphans, f"spans whose parent is not in the run's trace: {orphans}"
