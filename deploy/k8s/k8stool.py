@@ -183,6 +183,40 @@ def helm_lint(values: dict[str, Any], label: str) -> list[str]:
     return problems
 
 
+# Values the schema must refuse: proof that values.schema.json is in force, not decoration.
+BAD_VALUES: dict[str, dict[str, Any]] = {
+    "a per-machine store": {"store": {"kind": "local"}},
+    "a MySQL database": {"database": {"url": "mysql://db/artdag"}},
+    "a typo in a service's keys": {"services": {"executor": {"replica": 3}}},
+    "privilege escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
+    "S3 without a bucket": {"store": {"kind": "s3", "s3": {"bucket": ""}}},
+}
+
+
+def schema_refusals() -> list[str]:
+    problems = []
+    for label, bad in BAD_VALUES.items():
+        try:
+            with helm.Chart.load(str(CHART)) as chart:
+                chart.validate_schema(load_values(CHART / "values.yaml", extra=bad))
+        except helm.HelmError:
+            continue
+        problems.append(f"values.schema.json accepts {label}")
+    return problems
+
+
+def unexplained_skips(docs: list[dict[str, Any]], label: str) -> list[str]:
+    """A checkov finding may be skipped only with a reason written next to it (CKV_X=why)."""
+    problems = []
+    for doc in docs:
+        for key, value in (doc.get("metadata", {}).get("annotations") or {}).items():
+            if key.startswith("checkov.io/skip"):
+                check, _, reason = str(value).partition("=")
+                if len(reason.strip()) < 15:
+                    problems.append(f"{label}: {doc['kind']}/{doc['metadata']['name']} skips {check} without a reason")
+    return problems
+
+
 def cmd_check() -> int:
     started = time.monotonic()
     sets = {
@@ -207,6 +241,7 @@ def cmd_check() -> int:
             kinds = sorted({d["kind"] for d in docs})
             print(f"{label}: {len(docs)} resources ({', '.join(kinds)})")
             problems += validate_schemas(label, docs)
+            problems += unexplained_skips(docs, label)
             problems += helm_lint(values, label)
             target = out / label.replace(" ", "-")
             target.mkdir()
@@ -223,6 +258,7 @@ def cmd_check() -> int:
         shutil.copytree(BASE, out / "manifests")
         (out / "manifests" / "kustomization.yaml").unlink()
         problems += checkov(out)
+    problems += schema_refusals()
     problems += hadolint()
     if cmd_manifests(check=True):
         problems.append("deploy/k8s/base is stale")
