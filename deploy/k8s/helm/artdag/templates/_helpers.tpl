@@ -212,10 +212,10 @@ spec:
         - name: scratch
           emptyDir:
             sizeLimit: {{ $root.Values.scratch.sizeLimit }}
+        # On disk, not in memory: libraries may spool request bodies to /tmp.
         - name: tmp
           emptyDir:
-            medium: Memory
-            sizeLimit: 64Mi
+            sizeLimit: 1Gi
       {{- with (default $root.Values.nodeSelector $svc.nodeSelector) }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
