@@ -10,18 +10,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nats.js.api import StreamConfig
 
 from artdag_common import metrics, telemetry
+from artdag_common import runtime as runtime_module
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.settings import CommonSettings, load_settings
-from artdag_common.streams import STEP_WORKERS
+from artdag_common.streams import ConsumerDecl
+from artdag_common.testing import unique
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/k8s/helm/artdag/dashboards/artdag.json"
 
 
-def _sample(text: str, name: str, **labels: str) -> float:
-    """The value of the one sample of `name` whose labels include `labels`."""
+def _samples(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the samples of `name` whose labels include `labels`."""
     found = []
     for line in text.splitlines():
         match = re.fullmatch(r"(\w+)\{(.*)\} (\S+)", line)
@@ -29,13 +32,20 @@ def _sample(text: str, name: str, **labels: str) -> float:
             have = dict(re.findall(r'(\w+)="([^"]*)"', match[2]))
             if all(have.get(k) == v for k, v in labels.items()):
                 found.append(float(match[3]))
+    return found
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample of `name` whose labels include `labels`."""
+    found = _samples(text, name, **labels)
     assert len(found) == 1, f"{name}{labels}: {found}"
     return found[0]
 
 
 async def test_probes_follow_the_nats_connection_and_metrics_are_served(
-    nats: EmbeddedNatsServer, tmp_path: Path
+    nats: EmbeddedNatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(runtime_module, "LAG_POLL_S", 0.1)
     port = free_port()
     settings = CommonSettings(home=tmp_path, nats_url=nats.url, probe_port=port)
     runtime = ServiceRuntime("executor", settings)
@@ -52,15 +62,31 @@ async def test_probes_follow_the_nats_connection_and_metrics_are_served(
             metrics.STEPS.add(2, {"node_type": "RESIZE", "outcome": "executed"})
             metrics.STEP_DURATION.record(0.3, {"node_type": "RESIZE"})
 
-            async def nothing(_msg: object) -> None:
-                await asyncio.sleep(0)
+            # A work queue of this test's own: one message in hand, two waiting.
+            name = unique("LAG")
+            await runtime.js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
+            consumer = ConsumerDecl(stream=name, durable=name, filter_subject=f"{name}.>", ack_wait_s=30, max_deliver=1)
+            await runtime.js.add_consumer(name, consumer.config())
+            for n in range(3):
+                await runtime.js.publish(f"{name}.work", str(n).encode())
+            release = asyncio.Event()
 
-            runtime.run_consumer(STEP_WORKERS, nothing, concurrency=1)
-            await asyncio.sleep(0.2)  # the lag poller's first reading
-            text = (await client.get("/metrics")).text
+            async def hold(_msg: object) -> None:
+                await release.wait()
+
+            runtime.run_consumer(consumer, hold, concurrency=1)
+            try:
+                for _ in range(50):  # until the poller has read the consumer with its message in hand
+                    text = (await client.get("/metrics")).text
+                    if _samples(text, "artdag_consumer_ack_pending", consumer=name) == [1.0]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert _sample(text, "artdag_consumer_pending", consumer=name, stream=name) == 2
+                assert _sample(text, "artdag_consumer_ack_pending", consumer=name, stream=name) == 1
+            finally:
+                release.set()
             assert _sample(text, "artdag_steps_total", node_type="RESIZE", outcome="executed") >= 2
             assert _sample(text, "artdag_step_duration_seconds_bucket", le="0.5", node_type="RESIZE") >= 1
-            assert _sample(text, "artdag_consumer_pending", consumer="executor-steps", stream="ARTDAG_TASKS") == 0
             assert (await client.get("/nope")).status_code == 404
             assert (await client.post("/readyz")).status_code == 405
 
