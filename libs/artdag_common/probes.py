@@ -80,6 +80,8 @@ class ProbeServer:
             else:
                 parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
                 response = _response(400, b"bad request\n") if len(parts) != 3 else self.answer(parts[0], parts[1])
+                if parts and parts[0] == "HEAD":
+                    response = response.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"  # the headers alone
             writer.write(response)
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):

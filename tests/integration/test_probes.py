@@ -54,6 +54,8 @@ async def test_probes_follow_the_nats_connection_and_metrics_are_served(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             assert (await client.get("/livez")).status_code == 200
+            head = await client.head("/livez")
+            assert head.status_code == 200 and head.content == b""
             starting = await client.get("/readyz")
             assert starting.status_code == 503 and "starting" in starting.text
             runtime.started = True
