@@ -58,7 +58,15 @@ from artdag_common.schemas import (
     SubmitRunRequest,
     now,
 )
-from artdag_common.telemetry import RUN_ID, STEP_ID, current_traceparent, exporting, extract_context, tracer
+from artdag_common.telemetry import (
+    RUN_ID,
+    STEP_ID,
+    current_run_id,
+    current_traceparent,
+    exporting,
+    extract_context,
+    tracer,
+)
 from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
 from services.planner.recipes import RecipeBook
 from services.planner.runs import RunBook, StateEncoder, apply_step_event, finish_if_done, new_run_state, ready_steps
@@ -204,8 +212,12 @@ class RunDriver:
 
     async def _start(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
         # Once per run: analysis, final plan and result lookups show as one span of the run's trace.
-        with _tracer.start_as_current_span("plan run", attributes={RUN_ID: run_id}):
-            await self._begin(run_id, plan, recipe)
+        token = current_run_id.set(run_id)  # its log records name the run
+        try:
+            with _tracer.start_as_current_span("plan run", attributes={RUN_ID: run_id}):
+                await self._begin(run_id, plan, recipe)
+        finally:
+            current_run_id.reset(token)
 
     async def _begin(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
         try:
