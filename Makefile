@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 ARTDAG_HOME ?= $(HOME)/.artdag
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node k8s-tools k8s-manifests k8s-check asyncapi
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "artdag needs Python >= 3.11"; exit 1; }
@@ -33,8 +35,28 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ipfs-node ## lint, then the whole test suite (unit, integration, end to end)
+test: lint ipfs-node k8s-check ## lint, the Kubernetes checks, then the whole test suite (unit, integration, end to end)
 	$(BIN)/python -m pytest
+
+# The chart's checkers live in a virtualenv of their own: checkov pins many packages, and the
+# Helm SDK (Helm 4 as a library: no helm binary) is a large wheel the services never need.
+$(TOOLS_STAMP): deploy/k8s/requirements-tools.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "artdag needs Python >= 3.11"; exit 1; }
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r deploy/k8s/requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+k8s-tools: $(TOOLS_STAMP) ## install the chart checkers (Helm SDK, kubernetes-validate, checkov, hadolint) in .venv-tools
+
+k8s-manifests: $(TOOLS_STAMP) ## render deploy/k8s/base (Kustomize) from the Helm chart
+	$(TOOLS)/bin/python deploy/k8s/k8stool.py manifests
+
+k8s-check: $(TOOLS_STAMP) ## offline: chart (default + production values) and manifests vs Kubernetes schemas, checkov, hadolint
+	$(TOOLS)/bin/python deploy/k8s/k8stool.py check
+
+asyncapi: $(STAMP) ## write docs/asyncapi.json (every NATS subject and its payload schema)
+	$(BIN)/python -m artdag_common.asyncapi docs/asyncapi.json
 
 # A real IPFS node for the IPFS content-store tests: js-ipfs from the npm registry (run
 # offline in its own network namespace by the tests). Without Node.js those tests skip.
@@ -49,4 +71,4 @@ e2e: $(STAMP) ## only the end-to-end tests (starts the stack)
 	$(BIN)/python -m pytest tests/e2e
 
 clean: ## remove the virtualenv and caches (not ARTDAG_HOME)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,8 @@ class Stack:
         self.env["PORT"] = str(port)
         self.env["HOST"] = host
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        # One probe port per process: every child of one stack binding the same one would fail (it is for pods).
+        self.env.pop("ARTDAG_PROBE_PORT", None)
         self.nats: EmbeddedNatsServer | None = None
         self.nats_url = nats_url
         self.executors = executors

@@ -79,9 +79,15 @@ def decode(model_type: type[M], data: bytes) -> M:
     return model_type.model_validate_json(unpack(data))
 
 
-async def publish_event(js: JetStreamContext, subject: str, event: BaseModel, *, msg_id: str | None = None) -> None:
-    """Publish to a JetStream stream with trace headers and optional de-duplication id."""
-    headers = inject_headers()
+async def publish_event(
+    js: JetStreamContext, subject: str, event: BaseModel, *, msg_id: str | None = None, trace: str | None = None
+) -> None:
+    """Publish to a JetStream stream with trace headers and optional de-duplication id.
+
+    `trace`, a W3C `traceparent`, puts the message in that trace instead of the current one
+    (a run's steps belong to the run's trace, whichever event happened to make them ready).
+    """
+    headers = {"traceparent": trace} if trace else inject_headers()
     if msg_id:
         headers["Nats-Msg-Id"] = msg_id
     await js.publish(subject, encode(event), headers=headers)

@@ -25,17 +25,23 @@ from nats.js import JetStreamContext
 
 from artdag_common import __version__, rpc, streams
 from artdag_common.bus import connect, consume
+from artdag_common.metrics import LAG, setup_metrics
+from artdag_common.probes import ProbeServer
 from artdag_common.schemas import HealthReply, HealthRequest
-from artdag_common.settings import CommonSettings
-from artdag_common.telemetry import setup_tracing
+from artdag_common.settings import CommonSettings, LogFormat
+from artdag_common.telemetry import JsonFormatter, setup_tracing
 
 log = logging.getLogger(__name__)
 
 HealthDetails = Callable[[], dict[str, Any]]
 
 
-def configure_logging(service: str, level: str) -> None:
-    """One line per record, naming the service that speaks."""
+# How often a service reads the backlog of the consumers it consumes (for the lag metric).
+LAG_POLL_S = 5.0
+
+
+def configure_logging(service: str, level: str, fmt: LogFormat = "text") -> None:
+    """One line per record naming the service that speaks; `json`: one JSON object with trace and run ids."""
     logging.basicConfig(
         level=level,
         format=f"%(asctime)s %(levelname)-7s [{service}] %(name)s: %(message)s",
@@ -43,6 +49,9 @@ def configure_logging(service: str, level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter(service))
     # nats-py and the HTTP stack are chatty at INFO; their warnings still show.
     for noisy in ("nats", "uvicorn.access", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -63,6 +72,9 @@ class ServiceRuntime:
         self.health_details: HealthDetails = dict
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self.probes: ProbeServer | None = None
+        self._lag_consumers: list[streams.ConsumerDecl] = []
+        self._lag_task: asyncio.Task[None] | None = None
 
     @property
     def nc(self) -> NatsClient:
@@ -76,8 +88,26 @@ class ServiceRuntime:
             raise RuntimeError("not connected")
         return self._js
 
+    def not_ready(self) -> str | None:
+        """Why this service should get no work now (the readiness probe), or None when it is ready."""
+        if self.stopping.is_set():
+            return "stopping"
+        if self._nc is None or not self._nc.is_connected:
+            return "not connected to NATS"
+        if not self.started:
+            return "starting"
+        return None
+
     async def open(self) -> None:
-        """Connect to the bus, provision JetStream, answer health checks."""
+        """Start the probe listener, connect to the bus, provision JetStream, answer health checks."""
+        if self.settings.probe_port is not None:
+            metrics_on = setup_metrics(self.service)
+            self.probes = ProbeServer(
+                self.settings.probe_host, self.settings.probe_port, self.not_ready, metrics=metrics_on
+            )
+            # Listening before connecting: liveness holds while NATS is still out of reach.
+            await self.probes.start()
+            self.stack.push_async_callback(self.probes.close)
         nc = await connect(self.settings.nats_url, self.instance, closing=self.stopping)
         self._nc = nc
         self.stack.push_async_callback(self._drain)
@@ -111,6 +141,26 @@ class ServiceRuntime:
             await asyncio.wait({task}, timeout=10)
 
         self.stack.push_async_callback(finish)
+        if self.probes is not None and self.probes.metrics:
+            self._lag_consumers.append(consumer)
+            if self._lag_task is None:
+                self._lag_task = asyncio.create_task(self._poll_lag())
+                self.stack.callback(self._lag_task.cancel)
+
+    async def _poll_lag(self) -> None:
+        """Read the backlog of this service's consumers for the `artdag.consumer.*` gauges."""
+        while not self.stopping.is_set():
+            for consumer in self._lag_consumers:
+                try:
+                    info = await self.js.consumer_info(consumer.stream, consumer.durable)
+                except Exception as exc:  # noqa: BLE001 - a missed reading is no reason to stop reading
+                    log.debug("consumer info %s: %s", consumer.durable, exc)
+                    continue
+                key = (consumer.stream, consumer.durable)
+                LAG.pending[key] = int(info.num_pending or 0)
+                LAG.ack_pending[key] = int(info.num_ack_pending or 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=LAG_POLL_S)
 
     async def _health(self, _request: HealthRequest) -> HealthReply:
         return HealthReply(
@@ -156,7 +206,7 @@ async def _main(service: str, settings: S, start: Callable[[ServiceRuntime, S], 
 
 def run_service(service: str, settings: S, start: Callable[[ServiceRuntime, S], Awaitable[None]]) -> None:
     """Run a service until SIGTERM/SIGINT; the process exits non-zero if start-up fails."""
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, settings.log_format)
     try:
         asyncio.run(_main(service, settings, start))
     except Exception as exc:

@@ -151,6 +151,9 @@ class RunState(Message):
     error: str | None = None
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
+    traceparent: str | None = Field(
+        default=None, description="W3C traceparent of the request that submitted the run: its steps join that trace"
+    )
 
     @property
     def progress(self) -> float:

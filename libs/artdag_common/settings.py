@@ -19,6 +19,7 @@ _NATS_URL_RE = re.compile(r"^(nats|tls|ws|wss)://[^\s]+$")
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 StoreKind = Literal["local", "s3", "nats", "ipfs"]
+LogFormat = Literal["text", "json"]
 
 
 def _env(name: str, *legacy: str) -> AliasChoices:
@@ -42,6 +43,11 @@ class CommonSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("ARTDAG_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     rpc_timeout_s: float = Field(default=5.0, gt=0, le=120, validation_alias=_env("RPC_TIMEOUT_S"))
+    # `json`: one JSON object per record with trace and run ids (production); `text`: one readable line.
+    log_format: LogFormat = Field(default="text", validation_alias=_env("LOG_FORMAT"))
+    # The probe listener (`/livez`, `/readyz`, `/metrics`): off unless a port is set; each process needs its own.
+    probe_port: int | None = Field(default=None, ge=1, le=65535, validation_alias=_env("PROBE_PORT"))
+    probe_host: str = Field(default="127.0.0.1", min_length=1, validation_alias=_env("PROBE_HOST"))
 
     # -- the content store (see artdag_common.content_store.open_store) ---------
     store: StoreKind = Field(default="local", validation_alias=_env("STORE"))
@@ -87,6 +93,17 @@ class CommonSettings(BaseSettings):
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
         return value
+
+    @field_validator("probe_port", mode="before")
+    @classmethod
+    def _probe_off(cls, value: object) -> object:
+        # An empty value or 0 turns the listener off, like leaving the variable unset.
+        return None if value in ("", "0", 0) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod
@@ -141,6 +158,11 @@ class CommonSettings(BaseSettings):
 
 S = TypeVar("S", bound=CommonSettings)
 
+# Names of the original L1 server that are read as well (see `_env`): reported as they were set.
+_LEGACY_NAMES = frozenset(
+    {"HOST", "PORT", "NATS_URL", "DATABASE_URL", "CACHE_DIR", "IPFS_API", "IPFS_PRIMARY", "IPFS_TIMEOUT"}
+)
+
 
 def load_settings(cls: type[S]) -> S:
     """Build settings from the environment, or exit with a message naming the bad variable."""
@@ -151,6 +173,8 @@ def load_settings(cls: type[S]) -> S:
     except ValidationError as exc:
         lines = [f"invalid configuration for {cls.__name__}:"]
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "?"
-            lines.append(f"  ARTDAG_{name.upper()}: {err['msg']}")
+            name = (".".join(str(p) for p in err["loc"]) or "?").upper()
+            # The location is the alias that was read (ARTDAG_X, or a legacy name) or else the field's name.
+            variable = name if name.startswith("ARTDAG_") or name in _LEGACY_NAMES else f"ARTDAG_{name}"
+            lines.append(f"  {variable}: {err['msg']}")
         raise SystemExit("\n".join(lines)) from None

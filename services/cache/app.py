@@ -8,6 +8,7 @@ from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError
+from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
@@ -58,7 +59,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
 
     async def register(request: ContentRecord) -> ContentRecord:
         counts["registered"] += 1
-        return await catalog.register(request)
+        record = await catalog.register(request)
+        CACHE_BYTES.add(request.size, {"origin": request.origin.value})
+        return record
 
     async def register_many(request: ContentRecords) -> RegisterManyReply:
         # Each record joins the catalog's group commit; one bad record fails alone.
@@ -67,6 +70,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         for result in done:
             if isinstance(result, ContentRecord):
                 counts["registered"] += 1
+                CACHE_BYTES.add(result.size, {"origin": result.origin.value})
                 outcomes.append(RegisterOutcome(record=result))
             elif isinstance(result, ArtdagError):
                 error = RpcErrorBody(code=result.code, message=result.message, field=result.field)

@@ -11,16 +11,28 @@ from collections import OrderedDict
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import streams, subjects
 from artdag_common.bus import decode, delivery_count, keep_alive, publish_event, settle
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
+from artdag_common.metrics import STEP_DURATION, STEPS
 from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
-from artdag_common.telemetry import extract_context, tracer
+from artdag_common.telemetry import (
+    CACHE,
+    FRAMES,
+    NODE_TYPE,
+    RUN_ID,
+    STEP_ID,
+    current_run_id,
+    exporting,
+    extract_context,
+    tracer,
+)
 from services.executor.service import INLINE_NODE_TYPES, StepRenderer
 
 log = logging.getLogger(__name__)
@@ -96,16 +108,17 @@ class StepWorker:
             from opentelemetry import context as otel_context
 
             token = otel_context.attach(extract_context(msg.headers))
+            run_token = current_run_id.set(task.run_id)
             try:
-                with _tracer.start_as_current_span(f"step {task.step.node_type}") as span:
-                    span.set_attribute("artdag.run_id", task.run_id)
-                    span.set_attribute("artdag.step_id", task.step.step_id)
+                attributes = {RUN_ID: task.run_id, STEP_ID: task.step.step_id, NODE_TYPE: task.step.node_type}
+                with _tracer.start_as_current_span(f"step {task.step.node_type}", attributes=attributes):
                     if media:
                         async with self._media:
                             await self._handle(msg, task)
                     else:
                         await self._handle(msg, task)
             finally:
+                current_run_id.reset(run_token)
                 otel_context.detach(token)
         finally:
             if media:
@@ -142,6 +155,7 @@ class StepWorker:
             if claimed:
                 await self._release(step_id)
             self.counts["result_hits"] += 1
+            _outcome(task, "cached")
             await self._announce(task, StepStatus.CACHED, output_cid=cid)
             await msg.ack()
             return
@@ -152,6 +166,7 @@ class StepWorker:
             cid = await self._await_other_worker(msg, step_id)
             if cid is not None:
                 self.counts["result_hits"] += 1
+                _outcome(task, "cached")
                 await self._announce(task, StepStatus.CACHED, output_cid=cid)
                 await msg.ack()
                 return
@@ -191,6 +206,7 @@ class StepWorker:
                 self.results.put(step_id, cid.encode()), self.results.put(content_result_key(key), cid.encode())
             )
             self.counts["rendered"] += 1
+            _outcome(task, "executed", time.monotonic() - started, output.frames)
             if heartbeat is not None:
                 heartbeat.cancel()
             completed = self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
@@ -216,6 +232,7 @@ class StepWorker:
             last = isinstance(error, PermanentError) or delivery_count(msg) >= self.max_deliver
             if last:
                 self.counts["failed"] += 1
+                _outcome(task, "failed", time.monotonic() - started)
                 log.warning("step %s of run %s failed: %s", task.step.name, task.run_id, error)
                 await self._announce(task, StepStatus.FAILED, error=str(error), elapsed_s=time.monotonic() - started)
         await settle(msg, error, max_deliver=self.max_deliver)
@@ -319,3 +336,18 @@ class StepWorker:
             event,
             msg_id=f"{task.run_id}.{task.step.step_id}.{status.value}",
         )
+
+
+def _outcome(task: StepTask, outcome: str, elapsed_s: float | None = None, frames: int | None = None) -> None:
+    """Count a finished step, and mark its span: a cache hit, or a miss that rendered (how long, how many frames)."""
+    node_type = task.step.node_type
+    STEPS.add(1, {"node_type": node_type, "outcome": outcome})
+    if elapsed_s is not None and outcome == "executed":
+        STEP_DURATION.record(elapsed_s, {"node_type": node_type})
+    if exporting():
+        span = trace.get_current_span()
+        span.set_attribute(CACHE, "hit" if outcome == "cached" else "miss")
+        if frames is not None:
+            span.set_attribute(FRAMES, frames)
+        if outcome == "failed":
+            span.set_status(trace.StatusCode.ERROR)

@@ -17,6 +17,7 @@ from artdag_common.errors import InvalidInputError, NotFoundError, PermanentErro
 from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import get_operation
 from artdag_common.schemas import StepTask
+from artdag_common.telemetry import exporting
 from services.executor.operations import INLINE_RENDERERS, output_suffix, render_inline, run_operation
 
 # Node types that are no media work (tiny, instant): rendered in memory, without waiting for a media slot.
@@ -30,6 +31,7 @@ class RenderedOutput:
     cid: str
     size: int
     media_type: str
+    frames: int | None = None  # video frames written, counted only when traces are exported
 
     @property
     def suffix(self) -> str:
@@ -87,8 +89,10 @@ class StepRenderer:
             render = functools.partial(run_operation, seed=seed)
             await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
             head, size = await asyncio.to_thread(_head, output)
+            # Frames are a trace attribute only: not worth opening the output again when nothing is exported.
+            frames = await asyncio.to_thread(_video_frames, output) if exporting() else None
             cid = await self.store.put_file(output)
-            return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head))
+            return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head), frames=frames)
         finally:
             output.unlink(missing_ok=True)
 
@@ -97,3 +101,16 @@ def _head(path: Path) -> tuple[bytes, int]:
     """The output's first bytes (to sniff its type) and its size."""
     with path.open("rb") as handle:
         return handle.read(SNIFF_BYTES), os.fstat(handle.fileno()).st_size
+
+
+def _video_frames(path: Path) -> int | None:
+    """How many frames the output's video stream holds (from the container's index), or None."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            return int(container.streams.video[0].frames) or None
+    except (av.FFmpegError, OSError):
+        return None

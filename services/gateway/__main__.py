@@ -7,7 +7,7 @@ from services.gateway.settings import GatewaySettings
 
 if __name__ == "__main__":
     settings = load_settings(GatewaySettings)
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 from artdag_common import __version__
 from artdag_common.content_store import open_store_async
@@ -34,6 +35,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Render media from recipes: upload inputs, submit runs, download outputs.",
     )
     errors.install(app)
+
+    # Kubernetes probes on the API port: ready = HTTP up and connected to NATS (not: every service healthy).
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> PlainTextResponse:
+        gw: Gateway | None = getattr(request.app.state, "gateway", None)
+        reason = "starting" if gw is None else gw.runtime.not_ready()
+        return PlainTextResponse(
+            "ready\n" if reason is None else f"{reason}\n", status_code=200 if reason is None else 503
+        )
+
     app.include_router(api_cache.router)
     app.include_router(api_storage.router)
     app.include_router(api.router)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +24,7 @@ from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
+from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
 from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.runtime import ServiceRuntime
@@ -58,12 +60,22 @@ from artdag_common.schemas import (
     SubmitRunRequest,
     now,
 )
+from artdag_common.telemetry import (
+    RUN_ID,
+    STEP_ID,
+    current_run_id,
+    current_traceparent,
+    exporting,
+    extract_context,
+    tracer,
+)
 from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
 from services.planner.recipes import RecipeBook
 from services.planner.runs import RunBook, StateEncoder, apply_step_event, finish_if_done, new_run_state, ready_steps
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 # A run accepted this long ago and still pending lost its planner before it started.
 RECOVER_AFTER_S = 10.0
@@ -186,6 +198,9 @@ class RunDriver:
         recipe, plan = await self._prepare(request.recipe, request.inputs)
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
+        # The submitting request's trace becomes the run's: every step it dispatches joins it.
+        trace.get_current_span().set_attribute(RUN_ID, run_id)
+        state.traceparent = current_traceparent()
         await self.book.create(state, request.recipe, plan)
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
@@ -201,6 +216,15 @@ class RunDriver:
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
 
     async def _start(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
+        # Once per run: analysis, final plan and result lookups show as one span of the run's trace.
+        token = current_run_id.set(run_id)  # its log records name the run
+        try:
+            with _tracer.start_as_current_span("plan run", attributes={RUN_ID: run_id}):
+                await self._begin(run_id, plan, recipe)
+        finally:
+            current_run_id.reset(token)
+
+    async def _begin(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
         try:
             planned = await self._with_chunks(run_id, plan, recipe)
             replan = planned.plan_id != plan.plan_id
@@ -225,6 +249,14 @@ class RunDriver:
 
             await self._update(run_id, begin, plan)
             self.counts["cached"] += len(cached)
+            node_types = {s.step_id: s.node_type for s in plan.steps} if cached else {}
+            for step_id in cached:
+                STEPS.add(1, {"node_type": node_types[step_id], "outcome": "cached"})
+            if exporting():
+                span = trace.get_current_span()
+                span.set_attribute("artdag.plan_id", plan.plan_id)
+                span.set_attribute("artdag.steps", len(rendered))
+                span.set_attribute("artdag.steps_cached", len(cached))
         except ArtdagError as exc:
             log.warning("run %s could not start: %s", run_id, exc)
             await self._fail(run_id, exc.message, plan)
@@ -486,6 +518,9 @@ class RunDriver:
         if state.status != status_before:
             # The record in SQL follows the run's status; the live step-by-step state is the KV's.
             await self.book.save(state)
+            if state.status.finished:
+                RUNS.add(1, {"status": state.status.value})
+                RUN_DURATION.record(max(0.0, now() - state.created_at), {"status": state.status.value})
             if state.status == RunStatus.COMPLETED:
                 self.counts["completed"] += 1
             elif state.status == RunStatus.FAILED:
@@ -539,7 +574,9 @@ class RunDriver:
         op = get_operation(step.node_type)
         subject = subjects.TASK_INLINE_STEP if op is not None and op.inline else subjects.TASK_STEP
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
-        await publish_event(self.runtime.js, subject, task, msg_id=f"{state.run_id}.{step.step_id}")
+        await publish_event(
+            self.runtime.js, subject, task, msg_id=f"{state.run_id}.{step.step_id}", trace=state.traceparent
+        )
         self.counts["dispatched"] += 1
 
     # -- the 3-phase API: plan (dry run), execute a plan, cancel ---------------------------
@@ -719,7 +756,16 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
             await msg.term()
             return
         try:
-            await driver.on_step_event(event)
+            if exporting():
+                # Only for an exported trace: the planner's part in the run, under the step that sent the event.
+                with _tracer.start_as_current_span(
+                    f"step event {event.status.value}",
+                    context=extract_context(msg.headers),
+                    attributes={RUN_ID: event.run_id, STEP_ID: event.step_id},
+                ):
+                    await driver.on_step_event(event)
+            else:
+                await driver.on_step_event(event)
         except Exception:
             log.exception("step event for run %s not applied; will retry", event.run_id)
             await msg.nak(delay=1.0)

@@ -1,0 +1,77 @@
+"""The deployment files agree with the code: services, consumers, settings, and the generated manifests."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import AliasChoices
+
+from artdag_common import streams, subjects
+from services.analyzer.settings import AnalyzerSettings
+from services.auth.settings import AuthSettings
+from services.cache.settings import CacheSettings
+from services.executor.settings import ExecutorSettings
+from services.gateway.settings import GatewaySettings
+from services.planner.settings import PlannerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy/k8s/helm/artdag"
+BASE = ROOT / "deploy/k8s/base"
+TOOLS_PYTHON = ROOT / ".venv-tools/bin/python"
+
+
+def _variables() -> set[str]:
+    """Every environment variable some service reads."""
+    names: set[str] = set()
+    for cls in (GatewaySettings, PlannerSettings, ExecutorSettings, AnalyzerSettings, CacheSettings, AuthSettings):
+        for field in cls.model_fields.values():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names.update(str(choice) for choice in alias.choices)
+            elif isinstance(alias, str):
+                names.add(alias)
+    return names
+
+
+def test_the_chart_runs_every_service_and_no_other() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values["services"]) == set(subjects.SERVICES)
+    listed = re.findall(r'list ((?:"\w+" ?)+)', (CHART / "templates/deployments.yaml").read_text())
+    assert set(re.findall(r'"(\w+)"', listed[0])) == set(subjects.SERVICES)
+    entrypoint = (ROOT / "deploy/docker/entrypoint.sh").read_text()
+    case = re.search(r"^\s*([a-z |]+)\)\n\s*# exec", entrypoint, re.MULTILINE)
+    assert case is not None and {s.strip() for s in case[1].split("|")} == set(subjects.SERVICES)
+
+
+def test_autoscaling_follows_the_declared_consumers() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, consumer in (("executor", streams.STEP_WORKERS), ("analyzer", streams.ANALYZE_WORKERS)):
+        scaling = values["services"][name]["autoscaling"]
+        assert (scaling["stream"], scaling["consumer"]) == (consumer.stream, consumer.durable)
+
+
+def test_every_setting_the_deployment_sets_is_one_a_service_reads() -> None:
+    known = _variables() | {"OTEL_SERVICE_NAME"}  # the OpenTelemetry SDK's own
+    configmap = yaml.safe_load((BASE / "configmap-artdag-config.yaml").read_text())
+    production = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    deployment = yaml.safe_load((BASE / "deployment-artdag-executor.yaml").read_text())
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    used = set(configmap["data"]) | set(production["config"]) | {e["name"] for e in env}
+    used |= set(production["services"]["executor"]["env"])
+    assert used - known == set(), "the deployment sets variables no service reads"
+
+
+@pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no .venv-tools (make k8s-tools): the Helm SDK renders the chart")
+def test_the_kustomize_base_is_what_the_chart_renders() -> None:
+    result = subprocess.run(
+        [str(TOOLS_PYTHON), str(ROOT / "deploy/k8s/k8stool.py"), "manifests", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
