@@ -27,6 +27,7 @@ from artdag_common.schemas import (
     ContentList,
     ContentMetaUpdate,
     ContentRecord,
+    ContentRecords,
     ContentStored,
     ExecuteRequest,
     HealthReply,
@@ -41,6 +42,7 @@ from artdag_common.schemas import (
     RecipeRecord,
     RecipeRequest,
     RecipeUpload,
+    RegisterManyReply,
     RpcReply,
     RunAnalysis,
     RunEvent,
@@ -95,6 +97,7 @@ RPC: tuple[Rpc, ...] = (
     Rpc("analyzer", "probe", CidRequest, MediaInfo, "what a media file holds (streams, duration, GOPs)"),
     Rpc("analyzer", "analyze", AnalyzeRequest, AnalysisReply, "extract features, cached by analysis id"),
     Rpc("cache", "register", ContentRecord, ContentRecord, "record stored content's metadata"),
+    Rpc("cache", "register_many", ContentRecords, RegisterManyReply, "record many at once; an outcome each"),
     Rpc("cache", "stat", CidRequest, ContentRecord, "content metadata"),
     Rpc("cache", "access", CidRequest, ContentRecord, "content metadata, marking it used"),
     Rpc("cache", "update_meta", ContentMetaUpdate, ContentRecord, "change name, description, tags, pinned"),
@@ -171,6 +174,14 @@ def document() -> dict[str, Any]:
         StepTask,
         "Work queue (stream ARTDAG_TASKS, work-queue retention, durable consumer `executor-steps`): one "
         "step to render. At-least-once; de-duplicated by Nats-Msg-Id `<run_id>.<step_id>`.",
+        "send",
+    )
+    add(
+        "taskInlineStep",
+        subjects.TASK_INLINE_STEP,
+        StepTask,
+        "Work queue (stream ARTDAG_TASKS, durable consumer `executor-inline-steps`): one step of a node "
+        "type that is no media work (NOOP), taken many at a time, rendered without claim or RUNNING event.",
         "send",
     )
     add(

@@ -168,7 +168,8 @@ async def test_a_run_is_one_connected_trace(
     names = [s.name for s in trace]
     assert "rpc planner.submit" in names and "plan run" in names
     assert "rpc analyzer.probe" in names, "the planner's question to the analyzer is in the trace"
-    assert names.count("rpc cache.register") >= len(rendered), "every output registered with the cache"
+    # Outputs are registered in batches (`Registrar`): a batch's span sits under the step that opened it.
+    assert "rpc cache.register_many" in names, "outputs registered with the cache, in the trace"
     step_spans = {str((s.attributes or {})[telemetry.STEP_ID]): s for s in trace if _is_step(s)}
     assert set(step_spans) == set(rendered), "every executor step is in the trace"
     for step_id, span in step_spans.items():
