@@ -181,6 +181,7 @@ class RunDriver:
         recipe, plan = await self._prepare(request.recipe, request.inputs)
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
+        state.owner = request.owner
         await self.book.create(state, request.recipe, plan)
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
@@ -554,7 +555,7 @@ class RunDriver:
                     frames=frames.get(step.step_id),
                 )
             )
-        await self.book.save_plan(plan, text, dict(request.inputs))
+        await self.book.save_plan(plan, text, dict(request.inputs), request.owner)
         to_run = [s for s in steps if s.status == "to-run"]
         return PlanReply(
             plan=plan,
@@ -566,8 +567,8 @@ class RunDriver:
 
     async def execute(self, request: ExecuteRequest) -> SubmitRunReply:
         """Run a plan made earlier by a dry run (re-planned from its recipe: a plan is never trusted)."""
-        recipe_text, inputs = await self.book.saved_plan(request.plan_id)
-        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs))
+        recipe_text, inputs = await self.book.saved_plan(request.plan_id, request.owner)
+        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs, owner=request.owner))
 
     async def cancel(self, request: RunRequest) -> RunState:
         """Stop dispatching, tell executors to drop the run's steps, then delete the run's record."""
@@ -609,13 +610,13 @@ class RunDriver:
     # -- recipes --------------------------------------------------------------------------
 
     async def recipe_upload(self, request: RecipeUpload) -> RecipeRecord:
-        return await self.recipes.upload(request.text)
+        return await self.recipes.upload(request.text, owner=request.owner)
 
     async def recipe_get(self, request: RecipeRequest) -> RecipeRecord:
         return await self.recipes.get(request.recipe_id)
 
     async def recipe_list(self, request: ListRunsRequest) -> RecipeList:
-        recipes, total = await self.recipes.list(request.limit, request.offset)
+        recipes, total = await self.recipes.list(request.limit, request.offset, request.viewer)
         return RecipeList(recipes=recipes, total=total)
 
     async def recipe_delete(self, request: RecipeRequest) -> RecipeRecord:
@@ -625,7 +626,7 @@ class RunDriver:
 
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:
         record = await self.recipes.get(request.recipe_id)
-        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs))
+        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs, owner=request.owner))
 
     # -- queries --------------------------------------------------------------------------
 
@@ -655,7 +656,7 @@ class RunDriver:
         return await self._plan(check_run_id(request.run_id))
 
     async def list(self, request: ListRunsRequest) -> RunList:
-        runs, total = await self.book.list(request.limit, request.offset)
+        runs, total = await self.book.list(request.limit, request.offset, request.viewer)
         return RunList(runs=runs, total=total)
 
 
