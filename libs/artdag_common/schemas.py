@@ -95,6 +95,7 @@ class StepTask(Message):
     step: PlanStep
     input_cids: list[str]
     input_names: list[str] = Field(default_factory=list, description="what the recipe calls each input")
+    fresh: bool = Field(default=False, description="render even if a result is recorded (re-verification)")
 
 
 class StepEvent(Message):
@@ -150,6 +151,7 @@ class RunState(Message):
     output_cid: str | None = None
     error: str | None = None
     owner: str | None = None
+    fresh: bool = Field(default=False, description="every step rendered again, no cached result reused")
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
 
@@ -223,6 +225,7 @@ class SubmitRunRequest(Message):
     recipe: str
     inputs: dict[str, str] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="the user the run belongs to")
+    fresh: bool = Field(default=False, description="render every step again: reuse no cached result")
 
 
 class SubmitRunReply(Message):

@@ -10,7 +10,10 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from pathlib import Path
+
+from artdag_common.db.tables import TokenRow
 
 TOKEN_PREFIX = "adt_"
 # What a token may look like on the wire: ours (`adt_…`) or an L2's (opaque, printable, bounded).
@@ -70,3 +73,70 @@ def load_token(home: Path) -> str | None:
     except OSError:
         return None
     return text or None
+
+
+def token_row(token: str, user: str, roles: list[str], scopes: list[str], ttl_s: float) -> TokenRow:
+    """The `tokens` row for a new local token: its hash, never the token."""
+    now = time.time()
+    return TokenRow(
+        token_hash=token_hash(token),
+        username=user,
+        roles=sorted(set(roles)),
+        scopes=sorted(set(scopes)),
+        source="local",
+        created_at=now,
+        expires_at=now + ttl_s,
+        revoked_at=None,
+    )
+
+
+async def issue_local_token(
+    database_url: str, user: str, *, roles: list[str], scopes: list[str] | None = None, ttl_s: float
+) -> str:
+    """Make a local token for `user` straight in the database (the CLI's `artdag token create`)."""
+    from artdag_common.db import make_engine, migrate, session_factory
+
+    await migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        token = new_token()
+        async with session_factory(engine).begin() as session:
+            session.add(token_row(token, user, roles, scopes or [], ttl_s))
+        return token
+    finally:
+        await engine.dispose()
+
+
+async def local_token_valid(database_url: str, token: str) -> bool:
+    """Whether `token` is a known, unrevoked, unexpired local token."""
+    from artdag_common.db import make_engine, session_factory
+
+    engine = make_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            row = await session.get(TokenRow, token_hash(token))
+    finally:
+        await engine.dispose()
+    return row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > time.time())
+
+
+def local_user() -> str:
+    """The name of the user running this process, as a token's user (`local` if it has none usable)."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return "local"
+    cleaned = re.sub(r"[^A-Za-z0-9_.@-]", "", name)[:256]
+    return cleaned or "local"
+
+
+def client_token(home: Path | None = None) -> str | None:
+    """The token a client should send: `ARTDAG_TOKEN`, else `<ARTDAG_HOME or ~/.artdag>/token`."""
+    explicit = os.environ.get("ARTDAG_TOKEN")
+    if explicit:
+        return explicit.strip()
+    if home is None:
+        home = Path(os.environ.get("ARTDAG_HOME", "~/.artdag")).expanduser()
+    return load_token(home)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from artdag_common.db.tables import TokenRow
 from artdag_common.errors import InvalidInputError, UnauthorizedError
 from artdag_common.schemas import IssuedToken, IssueTokenRequest, Principal
-from artdag_common.tokens import new_token, token_hash, well_formed
+from artdag_common.tokens import new_token, token_hash, token_row, well_formed
 
 KNOWN_ROLES = frozenset({"admin"})
 KNOWN_SCOPES = frozenset({"l2"})
@@ -57,17 +57,8 @@ class TokenBook:
         if unknown:
             raise InvalidInputError(f"unknown scope {sorted(unknown)[0]!r} (known: l2)", field="scopes")
         token = new_token()
-        now = time.time()
-        row = TokenRow(
-            token_hash=token_hash(token),
-            username=request.user,
-            roles=sorted(set(request.roles)),
-            scopes=sorted(set(request.scopes)),
-            source="local",
-            created_at=now,
-            expires_at=now + (request.ttl_s if request.ttl_s is not None else self._default_ttl_s),
-            revoked_at=None,
-        )
+        ttl_s = request.ttl_s if request.ttl_s is not None else self._default_ttl_s
+        row = token_row(token, request.user, request.roles, request.scopes, ttl_s)
         async with self._sessions.begin() as session:
             session.add(row)
         return IssuedToken(token=token, principal=_principal(row))

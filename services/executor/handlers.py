@@ -116,7 +116,10 @@ class StepWorker:
             return
         # Look for a result and take the claim at once (one round trip, not two); a claim
         # taken for a step that turns out to be done already is released straight away.
-        cid, claimed = await asyncio.gather(self._result(step_id), self._claim(step_id))
+        # A fresh task (re-verification) renders even when a result is recorded.
+        cid, claimed = await asyncio.gather(
+            self._no_result() if task.fresh else self._result(step_id), self._claim(step_id)
+        )
         if cid is not None:
             if claimed:
                 await self._release(step_id)
@@ -211,6 +214,10 @@ class StepWorker:
 
     def _lease(self) -> bytes:
         return Lease(worker=self.runtime.instance, expires_at=time.time() + self.lease_s).model_dump_json().encode()
+
+    @staticmethod
+    async def _no_result() -> str | None:
+        return None
 
     async def _claim(self, step_id: str) -> bool:
         """Take the step's lease: create it, renew our own, or take over one that has lapsed."""

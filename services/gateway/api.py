@@ -28,6 +28,8 @@ from artdag_common.schemas import (
     ExecuteRequest,
     HealthReply,
     HealthRequest,
+    L1Keys,
+    L1KeysRequest,
     ListRunsRequest,
     Plan,
     PlanReply,
@@ -73,6 +75,7 @@ class ExecuteBody(BaseModel):
 class RunBody(BaseModel):
     recipe: str = Field(description="the recipe's YAML text", max_length=4 * 1024 * 1024)
     inputs: dict[str, str] = Field(default_factory=dict, description="recipe input name → content cid")
+    fresh: bool = Field(default=False, description="render every step again, reusing no cached result (verify)")
 
 
 async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> None:
@@ -92,7 +95,10 @@ async def submit_run(body: Annotated[RunBody, Body()], gw: GatewayDep, user: Cur
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
     await check_inputs(gw, user, body.inputs)
     reply: SubmitRunReply = await gw.call(
-        "planner", "submit", SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user), SubmitRunReply
+        "planner",
+        "submit",
+        SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh),
+        SubmitRunReply,
     )
     return reply
 
@@ -132,6 +138,15 @@ async def get_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, A
 @router.get("/api/run/{run_id}", tags=["runs"], summary="Run as JSON (original L1 path)")
 async def get_run_api(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     return await _run(run_id, gw, user)
+
+
+@router.get("/runs/{run_id}/recipe", tags=["runs"], summary="The recipe text the run was submitted with")
+async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeUpload:
+    await owned_run(gw, user, run_id)
+    text: RecipeUpload = await gw.call(
+        "planner", "get_run_recipe", RunRequest(run_id=check_run_id(run_id)), RecipeUpload
+    )
+    return text.model_copy(update={"owner": None})
 
 
 @router.delete("/runs/{run_id}", tags=["runs"], summary="Cancel a run (if running) and delete its record")
@@ -331,6 +346,27 @@ async def health(gw: GatewayDep) -> JSONResponse:
     return JSONResponse(
         {"ok": ok, "version": __version__, "bus": bus, "services": services}, status_code=200 if ok else 503
     )
+
+
+@router.get("/actor", tags=["system"], summary="This L1 as an ActivityPub actor: its public keys")
+async def actor(gw: GatewayDep) -> JSONResponse:
+    keys: L1Keys = await gw.call("cache", "keys", L1KeysRequest(), L1Keys)
+    base = gw.settings.public_url or f"http://{gw.settings.host}:{gw.settings.port}"
+    body = {
+        "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+        "id": f"{base}/actor",
+        "type": "Application",
+        "preferredUsername": "artdag",
+        "name": "artdag L1",
+        "inbox": f"{base}/actor/inbox",
+        "publicKey": {"id": f"{base}/actor#main-key", "owner": f"{base}/actor", "publicKeyPem": keys.rsa_public_pem},
+        "artdag:provenanceKey": {
+            "type": "Ed25519",
+            "id": keys.ed25519_key_id,
+            "publicKeyBase64": keys.ed25519_public,
+        },
+    }
+    return JSONResponse(body, media_type="application/activity+json")
 
 
 @router.get("/", tags=["system"], summary="Server info and links")

@@ -182,6 +182,7 @@ class RunDriver:
         run_id = new_run_id()
         state = new_run_state(run_id, plan)
         state.owner = request.owner
+        state.fresh = request.fresh
         await self.book.create(state, request.recipe, plan)
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
@@ -191,18 +192,19 @@ class RunDriver:
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
         )
-        task = asyncio.create_task(self._start(run_id, plan, recipe))
+        task = asyncio.create_task(self._start(run_id, plan, recipe, fresh=request.fresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
 
-    async def _start(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
+    async def _start(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool = False) -> None:
         try:
             planned = await self._with_chunks(run_id, plan, recipe)
             replan = planned.plan_id != plan.plan_id
             plan = planned
             cached: dict[str, str] = {}
-            rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
+            # A fresh run (re-verification) renders everything: no step counts as cached.
+            rendered = [] if fresh else [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
             for first in range(0, len(rendered), DISPATCH_BATCH):
                 chunk = rendered[first : first + DISPATCH_BATCH]
                 found = await asyncio.gather(*(self._known_result(step_id) for step_id in chunk))
@@ -504,7 +506,7 @@ class RunDriver:
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
         # Early cutoff: inputs that came out byte-identical to an earlier run's give that run's result.
         key = content_key(step.node_type, step.config, input_cids, step.op_version, self.settings.cluster_key_value)
-        cid = await self._known_result(content_result_key(key))
+        cid = None if state.fresh else await self._known_result(content_result_key(key))
         if cid is not None:
             self.counts["content_hits"] += 1
             event = StepEvent(run_id=state.run_id, step_id=step.step_id, status=StepStatus.CACHED, output_cid=cid)
@@ -520,6 +522,7 @@ class RunDriver:
             step=step,
             input_cids=input_cids,
             input_names=[state.steps[i].name for i in step.inputs],
+            fresh=state.fresh,
         )
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
         await publish_event(self.runtime.js, subjects.TASK_STEP, task, msg_id=f"{state.run_id}.{step.step_id}")
@@ -609,6 +612,9 @@ class RunDriver:
 
     # -- recipes --------------------------------------------------------------------------
 
+    async def run_recipe_text(self, request: RunRequest) -> RecipeUpload:
+        return RecipeUpload(text=await self.book.recipe_text(check_run_id(request.run_id)))
+
     async def recipe_upload(self, request: RecipeUpload) -> RecipeRecord:
         return await self.recipes.upload(request.text, owner=request.owner)
 
@@ -685,6 +691,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
     await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
     await rpc.serve(runtime.nc, "planner", "get_analysis", RunRequest, driver.analysis)
+    await rpc.serve(runtime.nc, "planner", "get_run_recipe", RunRequest, driver.run_recipe_text)
     await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
     await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
     await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute)
