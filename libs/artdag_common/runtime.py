@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -34,8 +35,22 @@ log = logging.getLogger(__name__)
 HealthDetails = Callable[[], dict[str, Any]]
 
 
+_SECRET_RE = re.compile(r"(auth_token=|csrf_token=|[Bb]earer\s+|artdag_session=)[^\s&\"';,]+")
+
+
+class RedactSecrets(logging.Filter):
+    """Blank out tokens a record might carry (a login URL's `auth_token=…`, a `Bearer …` header)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_RE.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 def configure_logging(service: str, level: str) -> None:
-    """One line per record, naming the service that speaks."""
+    """One line per record, naming the service that speaks; secrets in messages are redacted."""
     logging.basicConfig(
         level=level,
         format=f"%(asctime)s %(levelname)-7s [{service}] %(name)s: %(message)s",
@@ -43,6 +58,8 @@ def configure_logging(service: str, level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     # nats-py and the HTTP stack are chatty at INFO; their warnings still show.
     for noisy in ("nats", "uvicorn.access", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -90,7 +90,7 @@ async def gateway_harness(
         "ipfs_gateway_url": "https://gw.example/",
         **settings,
     }
-    app = create_app(GatewaySettings(**common, **gateway_settings))
+    app = create_app(GatewaySettings(**{**common, **gateway_settings}))
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
