@@ -79,14 +79,24 @@ class RunBody(BaseModel):
 
 
 async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> None:
-    """Every input must be content the user may see: a run must not turn another user's upload into output."""
+    """Every input must be content the user may see: a run must not turn another user's upload into output.
+
+    Another user's content reads exactly like unknown content; malformed values are left to the planner,
+    which names what is wrong with them.
+    """
     viewer = user.viewer()
-    for name, cid in inputs.items():
-        try:
-            request = CidRequest(cid=validate_cid(cid), viewer=viewer)
-        except InvalidCidError as exc:
-            raise InvalidCidError(exc.message, field=f"inputs.{name}") from None
-        await gw.call("cache", "stat", request, ContentRecord)
+    for name, value in inputs.items():
+        for cid in value.split(","):
+            try:
+                request = CidRequest(cid=validate_cid(cid.strip()), viewer=viewer)
+            except InvalidCidError:
+                continue
+            try:
+                await gw.call("cache", "stat", request, ContentRecord)
+            except NotFoundError:
+                raise InvalidInputError(
+                    f"no content with cid {request.cid} (upload it first)", field=f"inputs.{name}"
+                ) from None
 
 
 @router.post("/runs", status_code=202, tags=["runs"], summary="Start a rendering run")

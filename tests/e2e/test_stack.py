@@ -235,6 +235,7 @@ def test_the_cli_renders_a_recipe(stack: Stack, clip: Path, tmp_path: Path) -> N
         capture_output=True,
         text=True,
         timeout=120,
+        env=stack.cli_env(),
     )
     assert result.returncode == 0, result.stderr
     assert out.exists()
@@ -244,6 +245,7 @@ def test_the_cli_renders_a_recipe(stack: Stack, clip: Path, tmp_path: Path) -> N
         capture_output=True,
         text=True,
         timeout=60,
+        env=stack.cli_env(),
     )
     assert failed.returncode != 0
     assert "neither a file nor a CID" in failed.stderr
