@@ -55,7 +55,7 @@ def save_token(home: Path, token: str) -> Path:
     """Write the token to `<home>/token`, readable by its owner only (mode 0600 from creation on)."""
     home.mkdir(parents=True, exist_ok=True)
     path = token_path(home)
-    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, (token + "\n").encode())
