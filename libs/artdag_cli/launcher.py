@@ -172,7 +172,7 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, e
         if demo:
             from artdag_cli.demo import run_demo
 
-            run_demo(stack.base_url, home / "demo")
+            run_demo(stack.base_url, home / "demo", token=load_token(home))
         say("press Ctrl-C to stop")
         while not stopping:
             stack.supervise()
