@@ -705,6 +705,17 @@ class Publication(Message):
     already: bool = Field(default=False, description="true when it had been published before (idempotent)")
 
 
+class HoldRequest(Message):
+    """`artdag.rpc.cache.hold`: let `user` see and change these cids (what their run made); idempotent."""
+
+    cids: list[str] = Field(max_length=10_000)
+    user: str = Field(min_length=1, max_length=256)
+
+
+class HoldReply(Message):
+    held: int = Field(description="how many holds were new")
+
+
 class L1KeysRequest(Message):
     """`artdag.rpc.cache.keys`: the L1's public keys."""
 

@@ -13,6 +13,8 @@ from artdag_common.schemas import (
     ContentDeleted,
     ContentMetaUpdate,
     ContentRecord,
+    HoldReply,
+    HoldRequest,
     L1Keys,
     L1KeysRequest,
     MediaListRequest,
@@ -81,6 +83,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
             ed25519_key_id=keys.ed25519_key_id,
         )
 
+    async def hold(request: HoldRequest) -> HoldReply:
+        return HoldReply(held=await catalog.hold(request.cids, request.user))
+
     async def publish(request: PublishRequest) -> Publication:
         return await publisher.publish(request)
 
@@ -116,6 +121,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "list", MediaListRequest, catalog.list_media)
     await rpc.serve(runtime.nc, "cache", "delete", CidRequest, remove)
     await rpc.serve(runtime.nc, "cache", "publish", PublishRequest, publish)
+    await rpc.serve(runtime.nc, "cache", "hold", HoldRequest, hold)
     await rpc.serve(runtime.nc, "cache", "keys", L1KeysRequest, public_keys)
     await rpc.serve(runtime.nc, "cache", "storage_list", StorageListRequest, storage_list)
     await rpc.serve(runtime.nc, "cache", "storage_add", StorageProviderInput, providers.add)

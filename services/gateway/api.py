@@ -28,6 +28,8 @@ from artdag_common.schemas import (
     ExecuteRequest,
     HealthReply,
     HealthRequest,
+    HoldReply,
+    HoldRequest,
     L1Keys,
     L1KeysRequest,
     ListRunsRequest,
@@ -44,6 +46,7 @@ from artdag_common.schemas import (
     RunRecipeRequest,
     RunRequest,
     RunState,
+    RunStatus,
     SubmitRunReply,
     SubmitRunRequest,
 )
@@ -135,6 +138,10 @@ async def owned_run(gw: Gateway, user: Principal, run_id: str) -> RunState:
 
 async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
     state = await owned_run(gw, user, run_id)
+    if state.status == RunStatus.COMPLETED and state.output_cid and state.owner == user.user:
+        # The cache service records who holds a run's content when it sees the run complete; the owner
+        # may ask for the output the moment they learn its cid, so make sure it is theirs already.
+        await gw.call("cache", "hold", HoldRequest(cids=[state.output_cid], user=user.user), HoldReply)
     body = state.model_dump(mode="json")
     body["progress"] = state.progress
     return body

@@ -113,3 +113,35 @@ def test_verify_checks_the_signature_and_re_renders(stack: Stack, client: httpx.
         timeout=60,
     )
     assert no_provenance.returncode == 1 and "no provenance record" in no_provenance.stderr
+
+
+def test_a_plain_user_renders_and_downloads_at_once_and_sees_only_theirs(
+    stack: Stack, client: httpx.Client, tmp_path: Path
+) -> None:
+    made = subprocess.run(
+        [str(CLI), "token", "create", "--user", "yuri", "--home", str(stack.home)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    clip = tmp_path / "yuri.mp4"
+    write_test_clip(clip, width=128, height=96, fps=10, duration_s=1.0, tone_hz=330.0)
+    admins = client.post("/cache/upload", files={"file": ("admins.bin", b"the admin's own bytes")}).json()["cid"]
+    with httpx.Client(
+        base_url=stack.url, headers={"Authorization": f"Bearer {made.stdout.strip()}"}, timeout=30
+    ) as yuri:
+        assert yuri.get(f"/cache/{admins}/raw").status_code == 404
+        with clip.open("rb") as handle:
+            source = yuri.post("/cache/upload", files={"file": ("yuri.mp4", handle)}).json()["cid"]
+        run_id = yuri.post("/runs", json={"recipe": RECIPE, "inputs": {"video": source}}).json()["run_id"]
+        deadline = time.monotonic() + 60
+        while (run := yuri.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert run["status"] == "completed", run
+        # Downloadable the moment the run says it is done.
+        assert yuri.get(f"/cache/{run['output_cid']}/raw").status_code == 200
+        assert run_id in [r["run_id"] for r in yuri.get("/runs").json()["runs"]]
+    assert client.get(f"/runs/{run_id}").status_code == 200  # the admin sees every run
