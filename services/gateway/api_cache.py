@@ -457,13 +457,23 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 @router.get("/ipfs/{cid}/raw", tags=["ipfs"], summary="Fetch content through the IPFS node (verified)")
-async def ipfs_raw(cid: str, gw: GatewayDep) -> Response:
+async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
     cid = _cid_param(cid)
     if gw.settings.store != "ipfs":
         raise NotFoundError(
             f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs): use /cache/{cid}/raw",
             field="cid",
         )
+    # Everything this server stores is in its IPFS node: another user's private content stays "not found".
+    try:
+        await _stat(gw, cid, user)
+    except NotFoundError:
+        try:
+            await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        except NotFoundError:
+            pass  # not this server's content: whatever IPFS has under that CID is public anyway
+        else:
+            raise NotFoundError(f"no content with cid {cid}", field="cid") from None
     spool = gw.settings.spool_dir
     spool.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="ipfs-raw-", dir=spool))
