@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -55,6 +56,7 @@ from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.uploads import read_text_form
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 # An hour of audio analyzes in well under a minute; this is the ceiling for a request.
 ANALYZE_TIMEOUT_S = 600.0
@@ -141,7 +143,10 @@ async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
     if state.status == RunStatus.COMPLETED and state.output_cid and state.owner == user.user:
         # The cache service records who holds a run's content when it sees the run complete; the owner
         # may ask for the output the moment they learn its cid, so make sure it is theirs already.
-        await gw.call("cache", "hold", HoldRequest(cids=[state.output_cid], user=user.user), HoldReply)
+        try:
+            await gw.call("cache", "hold", HoldRequest(cids=[state.output_cid], user=user.user), HoldReply)
+        except ArtdagError as exc:  # the cache's run follower records it anyway, a moment later
+            log.warning("could not record %s's hold on %s: %s", user.user, state.output_cid, exc)
     body = state.model_dump(mode="json")
     body["progress"] = state.progress
     return body

@@ -39,11 +39,14 @@ def _secure(request: Request) -> bool:
 
 @router.get("/auth", tags=["auth"], summary="Log in with a token (from L2, or a local one): sets the session cookie")
 async def login(
-    request: Request, auth_token: Annotated[str, Query(min_length=1, max_length=4096)], next: str = "/"
+    request: Request,
+    auth_token: Annotated[str, Query(min_length=1, max_length=4096)],
+    next_path: Annotated[str, Query(alias="next", max_length=2048)] = "/",
 ) -> RedirectResponse:
     principal = await authenticator(request).verify(auth_token, client_address(request))
     # Only a local path: never an open redirect.
-    target = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/"
+    local = next_path.startswith("/") and not next_path.startswith("//") and "\\" not in next_path
+    target = next_path if local else "/"
     response = RedirectResponse(target, status_code=303)
     max_age = SESSION_MAX_AGE_S
     if principal.expires_at is not None:

@@ -204,6 +204,8 @@ async def test_session_cookie_login_csrf_and_logout(harness: Harness) -> None:
     # Over https (behind a proxy that says so) the cookies are Secure; Bearer requests need no CSRF token.
     secure = await harness.anonymous.get("/auth", params={"auth_token": token}, headers={"X-Forwarded-Proto": "https"})
     assert all("Secure" in c for c in secure.headers.get_list("set-cookie"))
+    onward = await harness.anonymous.get("/auth", params={"auth_token": token, "next": "/media?type=video"})
+    assert onward.status_code == 303 and onward.headers["location"] == "/media?type=video"
     bearer = await harness.client.post("/cache/upload", files={"file": ("c.bin", b"api")})
     assert bearer.status_code == 201
 
