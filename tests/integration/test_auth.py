@@ -348,3 +348,13 @@ async def test_revocation_reaches_a_second_gateway_process_within_a_second(
     finally:
         second.terminate()
         second.wait(10)
+
+
+async def test_revocations_live_in_a_kv_bucket_with_a_30_day_ttl(harness: Harness) -> None:
+    doomed = await harness.issue("heidi")
+    assert (await harness.client.post("/auth/revoke", json={"token": doomed})).status_code == 200
+    kv = await harness.nc.jetstream().key_value("artdag_revoked")
+    assert (await kv.status()).ttl == 30 * 86_400
+    entry = await kv.get(f"tok.{token_hash(doomed)}")
+    assert entry.value  # when it was revoked; the token itself is nowhere in the bucket
+    assert doomed.encode() not in (entry.value or b"")
