@@ -74,7 +74,10 @@ class RunFollower:
         refs = run_refs(state)
         await self.catalog.record_refs(run_id, refs)
         if state.owner:
-            await self.catalog.hold((cid for cid, _ in refs), state.owner)
+            # What the run used and made is its owner's to see (the plan too).
+            await self.catalog.hold(
+                [*(cid for cid, _ in refs), *([state.plan_cid] if state.plan_cid else [])], state.owner
+            )
         self.counts["runs_recorded"] += 1
         if not state.output_cid:
             return None

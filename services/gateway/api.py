@@ -334,6 +334,8 @@ async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> Analy
     reply: AnalysisReply = await rpc.call(
         gw.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
     )
+    # The stored result (JSON by cid) is the asker's to fetch too.
+    await gw.call("cache", "hold", HoldRequest(cids=[reply.result_cid], user=user.user), HoldReply)
     return reply
 
 

@@ -144,4 +144,14 @@ def test_a_plain_user_renders_and_downloads_at_once_and_sees_only_theirs(
         # Downloadable the moment the run says it is done.
         assert yuri.get(f"/cache/{run['output_cid']}/raw").status_code == 200
         assert run_id in [r["run_id"] for r in yuri.get("/runs").json()["runs"]]
+        # What the run recorded (provenance, plan) and what yuri analyzes are his to read too.
+        meta = wait_until(yuri, f"/cache/{run['output_cid']}/meta", "provenance_cid")
+        assert yuri.get(f"/cache/{meta['provenance_cid']}/raw").json()["rendered_by"] == "yuri"
+        deadline = time.monotonic() + 10
+        while yuri.get(f"/cache/{run['plan_cid']}/raw").status_code != 200:
+            assert time.monotonic() < deadline, "the run's plan never became yuri's"
+            time.sleep(0.1)
+        analysis = yuri.post("/api/analyze", json={"cid": source, "features": ["metadata"]})
+        assert analysis.status_code == 200, analysis.text
+        assert yuri.get(f"/cache/{analysis.json()['result_cid']}/raw").status_code == 200
     assert client.get(f"/runs/{run_id}").status_code == 200  # the admin sees every run
