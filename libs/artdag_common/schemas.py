@@ -358,6 +358,7 @@ class RecipeUpload(Message):
 
 class RecipeRequest(Message):
     recipe_id: str
+    viewer: Viewer | None = Field(default=None, description="another user's recipe is not found to this viewer")
 
 
 class RecipeList(Message):

@@ -14,7 +14,6 @@ from artdag_common import __version__, rpc, subjects
 from artdag_common.cid import validate_cid
 from artdag_common.errors import (
     ArtdagError,
-    ForbiddenError,
     InvalidCidError,
     InvalidInputError,
     NotFoundError,
@@ -238,17 +237,10 @@ def _check_recipe_size(text: str | None, gw: Gateway) -> None:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
 
 
-def recipe_visible(user: Principal, record: RecipeRecord) -> bool:
-    """Examples are everyone's; other recipes are their uploader's (and admins')."""
-    return record.example or user.viewer().may_see(record.owner)
-
-
 async def visible_recipe(gw: Gateway, user: Principal, recipe_id: str) -> RecipeRecord:
-    record: RecipeRecord = await gw.call(
-        "planner", "recipe_get", RecipeRequest(recipe_id=_recipe_id(recipe_id) or ""), RecipeRecord
-    )
-    if not recipe_visible(user, record):
-        raise NotFoundError(f"no recipe {recipe_id}", field="recipe_id")
+    """The recipe if the user uploaded it, it is an example, or they are an admin; otherwise 404."""
+    request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
+    record: RecipeRecord = await gw.call("planner", "recipe_get", request, RecipeRecord)
     return record
 
 
@@ -293,10 +285,8 @@ async def get_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> Recip
 
 @router.delete("/recipes/{recipe_id}", tags=["recipes"], summary="Delete a recipe")
 async def delete_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
-    record = await visible_recipe(gw, user, recipe_id)
-    if not user.viewer().may_see(record.owner):
-        raise ForbiddenError("only an admin may delete an example recipe", field="recipe_id")
-    await gw.call("planner", "recipe_delete", RecipeRequest(recipe_id=record.recipe_id), RecipeRecord)
+    request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
+    await gw.call("planner", "recipe_delete", request, RecipeRecord)
     return {"recipe_id": recipe_id, "deleted": True}
 
 

@@ -619,15 +619,15 @@ class RunDriver:
         return await self.recipes.upload(request.text, owner=request.owner)
 
     async def recipe_get(self, request: RecipeRequest) -> RecipeRecord:
-        return await self.recipes.get(request.recipe_id)
+        return await self.recipes.get(request.recipe_id, request.viewer)
 
     async def recipe_list(self, request: ListRunsRequest) -> RecipeList:
         recipes, total = await self.recipes.list(request.limit, request.offset, request.viewer)
         return RecipeList(recipes=recipes, total=total)
 
     async def recipe_delete(self, request: RecipeRequest) -> RecipeRecord:
-        record = await self.recipes.get(request.recipe_id)
-        await self.recipes.delete(request.recipe_id)
+        record = await self.recipes.get(request.recipe_id, request.viewer)
+        await self.recipes.delete(request.recipe_id, request.viewer)
         return record
 
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:

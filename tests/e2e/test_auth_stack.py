@@ -155,3 +155,36 @@ def test_a_plain_user_renders_and_downloads_at_once_and_sees_only_theirs(
         assert analysis.status_code == 200, analysis.text
         assert yuri.get(f"/cache/{analysis.json()['result_cid']}/raw").status_code == 200
     assert client.get(f"/runs/{run_id}").status_code == 200  # the admin sees every run
+
+
+def _user(stack: Stack, name: str) -> httpx.Client:
+    made = subprocess.run(
+        [str(CLI), "token", "create", "--user", name, "--home", str(stack.home)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {made.stdout.strip()}"}, timeout=30)
+
+
+def test_recipes_are_their_uploaders_and_examples_everyones(stack: Stack, client: httpx.Client) -> None:
+    text = RECIPE.replace("name: resize", "name: shared-resize") + "\n# shared\n"
+    with _user(stack, "una") as una, _user(stack, "vic") as vic, _user(stack, "wes") as wes:
+        mine = una.post("/recipes/upload", content=text)
+        assert mine.status_code == 201, mine.text
+        recipe_id = mine.json()["recipe_id"]
+        assert vic.get(f"/recipes/{recipe_id}").status_code == 404
+        assert vic.post("/recipes/upload", content=text).json()["recipe_id"] == recipe_id  # the same recipe
+        assert vic.get(f"/recipes/{recipe_id}").status_code == 200
+        assert wes.get(f"/recipes/{recipe_id}").status_code == 404
+        assert recipe_id not in [r["recipe_id"] for r in wes.get("/recipes").json()["recipes"]]
+        assert wes.delete(f"/recipes/{recipe_id}").status_code == 404
+        assert vic.delete(f"/recipes/{recipe_id}").status_code == 200  # vic lets go of it…
+        assert vic.get(f"/recipes/{recipe_id}").status_code == 404
+        assert una.get(f"/recipes/{recipe_id}").status_code == 200  # …una still has it
+        examples = [r for r in wes.get("/recipes").json()["recipes"] if r["example"]]
+        assert examples, "the examples are everyone's"
+        assert wes.delete(f"/recipes/{examples[0]['recipe_id']}").status_code == 403
+        assert client.get(f"/recipes/{recipe_id}").status_code == 200  # the admin sees all

@@ -34,6 +34,7 @@ async def _reset_postgres(url: str) -> None:
                 "recipes",
                 "plans",
                 "tokens",
+                "recipe_holders",
                 "content_holders",
                 "publications",
                 "alembic_version",
@@ -71,6 +72,7 @@ async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
             "content_refs",
             "storage_providers",
             "tokens",
+            "recipe_holders",
             "content_holders",
             "publications",
         ):

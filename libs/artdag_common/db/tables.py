@@ -101,6 +101,17 @@ class RecipeRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class RecipeHolder(Base):
+    """Which users uploaded a recipe (the same text from two users is one recipe, held by both). Owner: planner."""
+
+    __tablename__ = "recipe_holders"
+    __table_args__ = (Index("ix_recipe_holders_username", "username"),)
+
+    recipe_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class PlanRow(Base):
     """A plan made by `POST /api/plan`, kept so that `POST /api/execute` can run it. Owner: planner."""
 

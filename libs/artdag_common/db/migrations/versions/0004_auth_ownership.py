@@ -1,5 +1,5 @@
-"""Auth: token hashes (auth), owners of runs, recipes and plans (planner), content holders and L2
-publications (cache).
+"""Auth: token hashes (auth), owners of runs, recipes and plans and who holds a recipe (planner), content
+holders and L2 publications (cache).
 
 Revision ID: 0004
 Revises: 0003
@@ -32,6 +32,13 @@ def upgrade() -> None:
             batch.add_column(sa.Column("owner", sa.String(256), nullable=True))
     op.create_index("ix_runs_owner", "runs", ["owner"])
     op.create_table(
+        "recipe_holders",
+        sa.Column("recipe_id", sa.String(128), primary_key=True),
+        sa.Column("username", sa.String(256), primary_key=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
+    )
+    op.create_index("ix_recipe_holders_username", "recipe_holders", ["username"])
+    op.create_table(
         "content_holders",
         sa.Column("cid", sa.String(128), primary_key=True),
         sa.Column("username", sa.String(256), primary_key=True),
@@ -59,6 +66,8 @@ def downgrade() -> None:
     op.drop_table("publications")
     op.drop_index("ix_content_holders_username", "content_holders")
     op.drop_table("content_holders")
+    op.drop_index("ix_recipe_holders_username", "recipe_holders")
+    op.drop_table("recipe_holders")
     op.drop_index("ix_runs_owner", "runs")
     for table in ("plans", "recipes", "runs"):
         with op.batch_alter_table(table) as batch:
