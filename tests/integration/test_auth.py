@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc
@@ -47,6 +48,14 @@ async def test_every_mutating_route_refuses_an_anonymous_request(harness: Harnes
         response = await harness.anonymous.request(method.upper(), _fill(path), json={})
         refused[f"{method.upper()} {path}"] = response.status_code
     assert refused == dict.fromkeys(refused, 401), {k: v for k, v in refused.items() if v != 401}
+    # Routes left out of the schema (web UI forms) must refuse too: walk the app's own routing table.
+    hidden: dict[str, int] = {}
+    for route in harness.app.routes:
+        if isinstance(route, APIRoute) and not route.include_in_schema:
+            for method in sorted(route.methods & {m.upper() for m in MUTATING}):
+                response = await harness.anonymous.request(method, _fill(route.path), json={})
+                hidden[f"{method} {route.path}"] = response.status_code
+    assert hidden == dict.fromkeys(hidden, 401), hidden
     # …and with a bad token too, before any body is looked at.
     bad = await harness.anonymous.post("/runs", json={}, headers={"Authorization": "Bearer adt_nope-not-a-token"})
     assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
