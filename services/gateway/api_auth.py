@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from artdag_common.errors import ForbiddenError, InvalidInputError, UnauthorizedError
 from artdag_common.httpsig import SignatureError, parse_signature, verify_request
-from artdag_common.schemas import Principal, RevokeReply, RevokeTokenRequest, RevokeUserRequest
+from artdag_common.schemas import RevokeReply, RevokeTokenRequest, RevokeUserRequest
 from artdag_common.tokens import token_hash
 from services.gateway.auth import (
     CSRF_COOKIE,
@@ -170,10 +170,3 @@ async def revoke_user(request: Request, gw: GatewayDep, user: OptionalUser) -> d
         raise InvalidInputError('expected JSON {"username": …}', field="username") from None
     reply: RevokeReply = await gw.call("auth", "revoke_user", RevokeUserRequest(user=body.username), RevokeReply)
     return {"username": body.username, "revoked": reply.revoked}
-
-
-def principal_summary(principal: Principal | None) -> dict[str, Any] | None:
-    """What pages may show of the caller (never the token)."""
-    if principal is None:
-        return None
-    return {"user": principal.user, "roles": principal.roles}
