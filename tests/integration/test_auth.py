@@ -52,7 +52,7 @@ async def test_every_mutating_route_refuses_an_anonymous_request(harness: Harnes
     hidden: dict[str, int] = {}
     for route in harness.app.routes:
         if isinstance(route, APIRoute) and not route.include_in_schema:
-            for method in sorted(route.methods & {m.upper() for m in MUTATING}):
+            for method in sorted((route.methods or set()) & {m.upper() for m in MUTATING}):
                 response = await harness.anonymous.request(method, _fill(route.path), json={})
                 hidden[f"{method} {route.path}"] = response.status_code
     assert hidden == dict.fromkeys(hidden, 401), hidden
