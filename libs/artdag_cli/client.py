@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from artdag_common.errors import ArtdagError
+from artdag_common.tokens import client_token
 
 TERMINAL = {"completed", "failed"}
 
@@ -21,8 +22,11 @@ class ApiError(ArtdagError):
 class Client:
     """Talks to one artdag gateway."""
 
-    def __init__(self, server: str, timeout_s: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout_s)
+    def __init__(self, server: str, timeout_s: float = 30.0, token: str | None = None) -> None:
+        """`token`: sent as `Authorization: Bearer`; default `ARTDAG_TOKEN` or the one `artdag up` saved."""
+        token = token if token is not None else client_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout_s, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -33,7 +37,10 @@ class Client:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise ApiError(f"HTTP {response.status_code}: {detail}")
+            hint = ""
+            if response.status_code == 401:
+                hint = " (no valid token: set ARTDAG_TOKEN, or ARTDAG_HOME to where `artdag up` saved one)"
+            raise ApiError(f"HTTP {response.status_code}: {detail}{hint}")
         return response.json()
 
     def upload(self, path: Path) -> str:
@@ -42,8 +49,12 @@ class Client:
         cid: str = body["cid"]
         return cid
 
-    def submit(self, recipe: str, inputs: dict[str, str]) -> str:
-        body = self._check(self.http.post("/runs", json={"recipe": recipe, "inputs": inputs}))
+    def submit(self, recipe: str, inputs: dict[str, str], *, fresh: bool = False) -> str:
+        """Start a run; `fresh` renders every step again instead of reusing cached results."""
+        payload: dict[str, Any] = {"recipe": recipe, "inputs": inputs}
+        if fresh:
+            payload["fresh"] = True
+        body = self._check(self.http.post("/runs", json=payload))
         run_id: str = body["run_id"]
         return run_id
 
@@ -87,3 +98,14 @@ class Client:
                 for chunk in response.iter_bytes(1024 * 1024):
                     out.write(chunk)
         tmp.replace(dest)
+
+    def get_json(self, path: str) -> Any:
+        """GET a JSON document from the gateway."""
+        return self._check(self.http.get(path))
+
+    def get_bytes(self, path: str) -> bytes:
+        """GET raw bytes from the gateway."""
+        response = self.http.get(path)
+        if response.status_code >= 400:
+            self._check(response)
+        return response.content

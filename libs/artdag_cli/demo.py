@@ -25,10 +25,10 @@ def prepare_demo(directory: Path) -> tuple[Path, Path]:
     return clip, recipe
 
 
-def run_demo(server: str, directory: Path) -> None:
-    """Upload the demo clip, run the example recipe on it, and say where the output is."""
+def run_demo(server: str, directory: Path, token: str | None = None) -> None:
+    """Upload the demo clip, run the example recipe on it (as `token`'s user), and say where the output is."""
     clip, recipe = prepare_demo(directory)
-    client = Client(server)
+    client = Client(server, token=token)
     try:
         cid = client.upload(clip)
         run_id = client.submit(recipe.read_text(), {"video": cid})

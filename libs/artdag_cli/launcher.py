@@ -15,6 +15,7 @@ import httpx
 from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
 from artdag_common.settings import CommonSettings
+from artdag_common.tokens import issue_local_token, load_token, local_token_valid, local_user, save_token
 
 # Start order: what others call first comes up first; the gateway last.
 SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
@@ -40,6 +41,7 @@ class Stack:
         self.env["ARTDAG_HOME"] = str(home)
         self.env["PORT"] = str(port)
         self.env["HOST"] = host
+        self.env.setdefault("ARTDAG_PUBLIC_URL", f"http://{host}:{port}")
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         # One probe port per process: every child of one stack binding the same one would fail (it is for pods).
         self.env.pop("ARTDAG_PROBE_PORT", None)
@@ -65,6 +67,7 @@ class Stack:
             home=self.home, database_url=self.env.get("ARTDAG_DATABASE_URL") or self.env.get("DATABASE_URL")
         )
         asyncio.run(migrate(database.effective_database_url))
+        self.ensure_local_token(database)
         for name in SERVICES:
             replicas = self.executors if name == "executor" else 1
             for replica in range(1, replicas + 1):
@@ -72,6 +75,21 @@ class Stack:
                 self.children[label] = self._spawn(name)
                 self.modules[label] = name
         self.wait_healthy(timeout_s)
+
+    def ensure_local_token(self, settings: CommonSettings) -> None:
+        """Local mode: make sure `<home>/token` holds a valid admin token for the local user (mode 0600)."""
+        l2 = self.env.get("ARTDAG_L2_SERVER") or self.env.get("L2_SERVER")
+        if l2:
+            say(f"L2 mode: tokens come from {l2}")
+            return
+        url = settings.effective_database_url
+        saved = load_token(self.home)
+        if saved is not None and asyncio.run(local_token_valid(url, saved)):
+            return
+        user = local_user()
+        token = asyncio.run(issue_local_token(url, user, roles=["admin"], ttl_s=settings.token_ttl_days * 86_400))
+        path = save_token(self.home, token)
+        say(f"made a token for local user {user!r} (admin), saved in {path} (mode 0600); the CLI sends it")
 
     def _spawn(self, service: str) -> subprocess.Popen[bytes]:
         # Own session: Ctrl-C reaches only the launcher, which stops the services in order.
@@ -156,7 +174,7 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, e
         if demo:
             from artdag_cli.demo import run_demo
 
-            run_demo(stack.base_url, home / "demo")
+            run_demo(stack.base_url, home / "demo", token=load_token(home))
         say("press Ctrl-C to stop")
         while not stopping:
             stack.supervise()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -104,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    token = commands.add_parser("token", help="local-mode API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="make a token for a user (printed once; only its hash is kept)")
+    create.add_argument("--user", required=True, help="the user the token belongs to")
+    create.add_argument("--admin", action="store_true", help="give the token the admin role (sees everything)")
+    create.add_argument("--scope", action="append", default=[], choices=["l2"], help="extra scopes (l2)")
+    create.add_argument("--days", type=float, help="lifetime in days (default TOKEN_TTL_DAYS, 90)")
+    create.add_argument(
+        "--home", type=Path, default=Path(os.environ.get("ARTDAG_HOME", "~/.artdag")), help="artdag home (ARTDAG_HOME)"
+    )
+    create.add_argument("--save", action="store_true", help="also save it as <home>/token (mode 0600) for the CLI")
+
+    verify = commands.add_parser("verify", help="check an output's signed provenance (and re-render it with --render)")
+    verify.add_argument("cid", help="the output's CID")
+    verify.add_argument("--render", action="store_true", help="render it again from the recorded recipe and inputs")
+    verify.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the re-render")
+    verify.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
     return parser
 
 
@@ -217,6 +236,78 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from artdag_common.settings import CommonSettings, load_settings
+    from artdag_common.tokens import issue_local_token, save_token
+
+    if not re.match(r"^[A-Za-z0-9_.@-]{1,256}$", args.user):
+        raise ArtdagError("--user: letters, digits and _ . @ - only")
+    if args.days is not None and args.days <= 0:
+        raise ArtdagError("--days: must be positive")
+    home = args.home.expanduser().resolve()
+    os.environ["ARTDAG_HOME"] = str(home)
+    settings = load_settings(CommonSettings)
+    if settings.l2_mode:
+        raise ArtdagError("this L1 is in L2 mode (L2_SERVER is set): tokens come from L2")
+    days = args.days if args.days is not None else settings.token_ttl_days
+    token = asyncio.run(
+        issue_local_token(
+            settings.effective_database_url,
+            args.user,
+            roles=["admin"] if args.admin else [],
+            scopes=list(args.scope),
+            ttl_s=days * 86_400,
+        )
+    )
+    if args.save:
+        print(f"saved in {save_token(home, token)} (mode 0600)", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from artdag_common.keys import verify_record
+
+    cid = validate_cid(args.cid)
+    client = Client(args.server)
+    try:
+        meta = client.get_json(f"/cache/{cid}/meta")
+        provenance_cid = meta.get("provenance_cid")
+        if not provenance_cid:
+            raise ArtdagError(f"{cid} has no provenance record (only run outputs have one)")
+        record = json.loads(client.get_bytes(f"/cache/{provenance_cid}/raw"))
+        actor = client.get_json("/actor")
+        trusted = actor.get("artdag:provenanceKey", {}).get("publicKeyBase64")
+        ok, why = verify_record(record, trusted)
+        print(f"provenance {provenance_cid}: {'signature OK' if ok else 'signature BAD'} ({why})")
+        if record.get("output", {}).get("cid") != cid:
+            print(f"the record is about {record.get('output', {}).get('cid')}, not {cid}")
+            ok = False
+        if not ok:
+            return 1
+        if not args.render:
+            return 0
+        inputs = {i["name"]: i["cid"] for i in record.get("inputs", [])}
+        recipe = client.get_json(f"/runs/{record['run_id']}/recipe")["text"]
+        print(f"re-rendering run {record['run_id']} (recipe {record['recipe_cid']}) …", file=sys.stderr)
+        run_id = client.submit(recipe, inputs, fresh=True)
+        state = client.wait(run_id, args.timeout)
+        if state["status"] != "completed":
+            raise ArtdagError(f"the re-render failed: {state.get('error')}")
+        again = state["output_cid"]
+        if again == cid:
+            print(f"re-rendered: {again}: bytes match")
+            return 0
+        print(f"re-rendered: {again}: bytes DIFFER from {cid}")
+        return 1
+    finally:
+        client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -236,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "migrate":
             return cmd_migrate(args)
+        if args.command == "token":
+            return cmd_token_create(args)
+        if args.command == "verify":
+            return cmd_verify(args)
     except ArtdagError as exc:
         print(f"artdag: {exc}", file=sys.stderr)
         return 1

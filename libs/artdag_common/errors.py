@@ -86,6 +86,22 @@ class ForbiddenError(PermanentError):
     code = "forbidden"
 
 
+class UnauthorizedError(PermanentError):
+    """No valid credentials: a token is missing, malformed, unknown, expired or revoked (never echoed)."""
+
+    code = "unauthorized"
+
+
+class RateLimitedError(PermanentError):
+    """Too many failed attempts from one client: wait `retry_after_s` before trying again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: float = 60.0) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+
 class ConflictError(PermanentError):
     """The request conflicts with the object's state (deleting content a run still refers to)."""
 
@@ -112,6 +128,8 @@ ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
         InvalidMediaError,
         BadRequestError,
         ForbiddenError,
+        UnauthorizedError,
+        RateLimitedError,
         ConflictError,
         ServiceUnavailableError,
     )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -36,12 +37,29 @@ log = logging.getLogger(__name__)
 HealthDetails = Callable[[], dict[str, Any]]
 
 
+_SECRET_RE = re.compile(r"(auth_token=|csrf_token=|[Bb]earer\s+|artdag_session=)[^\s&\"';,]+")
+
+
+class RedactSecrets(logging.Filter):
+    """Blank out tokens a record might carry (a login URL's `auth_token=…`, a `Bearer …` header)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_RE.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 # How often a service reads the backlog of the consumers it consumes (for the lag metric).
 LAG_POLL_S = 5.0
 
 
 def configure_logging(service: str, level: str, fmt: LogFormat = "text") -> None:
-    """One line per record naming the service that speaks; `json`: one JSON object with trace and run ids."""
+    """One line per record naming the service that speaks (`json`: a JSON object with trace and run ids).
+
+    Secrets a message might carry (tokens in a login URL, a Bearer header) are redacted.
+    """
     logging.basicConfig(
         level=level,
         format=f"%(asctime)s %(levelname)-7s [{service}] %(name)s: %(message)s",
@@ -49,8 +67,9 @@ def configure_logging(service: str, level: str, fmt: LogFormat = "text") -> None
         stream=sys.stderr,
         force=True,
     )
-    if fmt == "json":
-        for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
+        if fmt == "json":
             handler.setFormatter(JsonFormatter(service))
     # nats-py and the HTTP stack are chatty at INFO; their warnings still show.
     for noisy in ("nats", "uvicorn.access", "httpx", "alembic"):

@@ -95,6 +95,7 @@ class StepTask(Message):
     step: PlanStep
     input_cids: list[str]
     input_names: list[str] = Field(default_factory=list, description="what the recipe calls each input")
+    fresh: bool = Field(default=False, description="render even if a result is recorded (re-verification)")
 
 
 class StepEvent(Message):
@@ -149,6 +150,8 @@ class RunState(Message):
     output_step: str | None = None
     output_cid: str | None = None
     error: str | None = None
+    owner: str | None = None
+    fresh: bool = Field(default=False, description="every step rendered again, no cached result reused")
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
     traceparent: str | None = Field(
@@ -201,13 +204,31 @@ class ContentStored(Message):
 # -- requests (core NATS, `artdag.rpc.<service>.<verb>`) ----------------------------
 
 
+class Viewer(BaseModel):
+    """Who asks, for the services that filter by owner: a user name (None: anonymous, who sees only what is
+    published) and whether they hold the admin role.
+
+    A request without a viewer is the system's own (another service): it sees everything.
+    """
+
+    user: str | None = Field(default=None, min_length=1, max_length=256, description="None: anonymous")
+    admin: bool = False
+
+    def may_see(self, owner: str | None) -> bool:
+        """Whether something owned by `owner` belongs to this viewer (admins see all)."""
+        return self.admin or (self.user is not None and owner == self.user)
+
+
 class CidRequest(Message):
     cid: str
+    viewer: Viewer | None = None
 
 
 class SubmitRunRequest(Message):
     recipe: str
     inputs: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="the user the run belongs to")
+    fresh: bool = Field(default=False, description="render every step again: reuse no cached result")
 
 
 class SubmitRunReply(Message):
@@ -223,6 +244,7 @@ class RunRequest(Message):
 class ListRunsRequest(Message):
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0)
+    viewer: Viewer | None = None
 
 
 class RunSummary(Message):
@@ -230,6 +252,7 @@ class RunSummary(Message):
     status: RunStatus
     recipe_name: str
     output_cid: str | None = None
+    owner: str | None = None
     created_at: float
     updated_at: float
 
@@ -350,15 +373,18 @@ class RecipeRecord(Message):
     inputs: list[RecipeInputInfo]
     text: str
     example: bool = False
+    owner: str | None = None
     created_at: float
 
 
 class RecipeUpload(Message):
     text: str
+    owner: str | None = None
 
 
 class RecipeRequest(Message):
     recipe_id: str
+    viewer: Viewer | None = Field(default=None, description="another user's recipe is not found to this viewer")
 
 
 class RecipeList(Message):
@@ -369,6 +395,7 @@ class RecipeList(Message):
 class RunRecipeRequest(Message):
     recipe_id: str
     inputs: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
 
 
 class PlanRequest(Message):
@@ -377,6 +404,7 @@ class PlanRequest(Message):
     recipe: str | None = None
     recipe_id: str | None = None
     inputs: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
 
 
 class PlannedStep(BaseModel):
@@ -400,6 +428,7 @@ class PlanReply(Message):
 
 class ExecuteRequest(Message):
     plan_id: str
+    owner: str | None = Field(default=None, description="who runs it; a plan made by another user is not found")
 
 
 class RunAnalysis(Message):
@@ -471,6 +500,7 @@ class ContentMetaUpdate(Message):
 
     cid: str
     patch: ContentMetaPatch
+    viewer: Viewer | None = None
 
 
 class MediaListRequest(Message):
@@ -479,6 +509,7 @@ class MediaListRequest(Message):
     media_type: str | None = Field(default=None, pattern=r"^[a-z]+(/[a-z0-9.+-]+)?$", max_length=128)
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0)
+    viewer: Viewer | None = Field(default=None, description="only what this viewer holds, plus published content")
 
 
 class ContentList(Message):
@@ -506,6 +537,15 @@ class ProvenanceEffect(BaseModel):
     version: str
 
 
+class ProvenanceSignature(BaseModel):
+    """An Ed25519 signature over a provenance record's canonical JSON (the record without `signature`)."""
+
+    alg: Literal["ed25519"] = "ed25519"
+    key_id: str = Field(description="the signing key's fingerprint: sha256 of its raw public key, hex")
+    public_key: str = Field(description="the raw 32-byte public key, base64")
+    value: str = Field(description="the 64-byte signature, base64")
+
+
 class ProvenanceRecord(Message):
     """How an output was made (stored as JSON content, linked from the output's `provenance_cid`)."""
 
@@ -519,6 +559,9 @@ class ProvenanceRecord(Message):
     plan_id: str | None
     plan_cid: str | None = None
     infrastructure: dict[str, str]
+    signature: ProvenanceSignature | None = Field(
+        default=None, description="the L1's Ed25519 signature over the record without this field"
+    )
 
 
 # -- storage providers (cache service) ----------------------------------------------------
@@ -532,6 +575,7 @@ class StorageProviderInput(Message):
     name: str = Field(min_length=1, max_length=128)
     type: StorageType
     config: dict[str, Any] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="set by the gateway to the caller; ignored from clients")
 
 
 class StorageProviderPatch(BaseModel):
@@ -599,3 +643,113 @@ class StorageTypeSchema(Message):
 
 class StorageListRequest(Message):
     """`artdag.rpc.cache.storage_list`: every provider."""
+
+    viewer: Viewer | None = Field(default=None, description="only this viewer's providers (admins: all)")
+
+
+# -- auth (auth service) ---------------------------------------------------------------
+
+
+class Principal(Message):
+    """Who a valid token belongs to, as the auth service answers `verify`."""
+
+    user: str = Field(min_length=1, max_length=256)
+    roles: list[str] = Field(default_factory=list, description="e.g. admin")
+    scopes: list[str] = Field(default_factory=list, description="e.g. l2: may call the L2-only routes")
+    token_hash: str = Field(description="sha256 of the token, hex: how revocations name it")
+    issued_at: float = Field(description="when this L1 first saw (local: issued) the token")
+    expires_at: float | None = None
+    source: Literal["local", "l2"] = "local"
+
+    @property
+    def admin(self) -> bool:
+        """Whether the principal holds the `admin` role."""
+        return "admin" in self.roles
+
+    def viewer(self) -> Viewer:
+        """The principal as the services' ownership filters take it."""
+        return Viewer(user=self.user, admin=self.admin)
+
+
+class VerifyTokenRequest(Message):
+    """`artdag.rpc.auth.verify`: is this token valid, and whose is it? (The bus is private; never log this.)"""
+
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class IssueTokenRequest(Message):
+    """`artdag.rpc.auth.issue` (local mode): a new token for `user`."""
+
+    user: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.@-]+$")
+    roles: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+    ttl_s: float | None = Field(default=None, gt=0)
+
+
+class IssuedToken(Message):
+    """A new token, shown once; only its hash is kept."""
+
+    token: str
+    principal: Principal
+
+
+class RevokeTokenRequest(Message):
+    """`artdag.rpc.auth.revoke`: revoke one token, named by its hash."""
+
+    token_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class RevokeUserRequest(Message):
+    """`artdag.rpc.auth.revoke_user`: revoke every token of one user."""
+
+    user: str = Field(min_length=1, max_length=256)
+
+
+class RevokeReply(Message):
+    revoked: int = Field(description="how many token hashes were added to the revocation list")
+
+
+# -- L2 publication (cache service) ---------------------------------------------------------
+
+
+class PublishRequest(Message):
+    """`artdag.rpc.cache.publish`: announce content to L2 as an ActivityPub `Create`."""
+
+    cid: str
+    viewer: Viewer
+
+
+class Publication(Message):
+    """A recorded publication: what was sent to which inbox, and when."""
+
+    cid: str
+    user: str
+    activity_id: str
+    object_id: str
+    inbox: str
+    published_at: float
+    activity: dict[str, Any]
+    already: bool = Field(default=False, description="true when it had been published before (idempotent)")
+
+
+class HoldRequest(Message):
+    """`artdag.rpc.cache.hold`: let `user` see and change these cids (what their run made); idempotent."""
+
+    cids: list[str] = Field(max_length=10_000)
+    user: str = Field(min_length=1, max_length=256)
+
+
+class HoldReply(Message):
+    held: int = Field(description="how many holds were new")
+
+
+class L1KeysRequest(Message):
+    """`artdag.rpc.cache.keys`: the L1's public keys."""
+
+
+class L1Keys(Message):
+    """The L1's public keys: RSA (HTTP Signatures) as PEM, Ed25519 (provenance) raw base64."""
+
+    rsa_public_pem: str
+    ed25519_public: str
+    ed25519_key_id: str

@@ -63,7 +63,23 @@ class CommonSettings(BaseSettings):
     ipfs_primary: bool = Field(default=False, validation_alias=_env("IPFS_PRIMARY", "IPFS_PRIMARY"))
     ipfs_timeout_s: float = Field(default=30.0, gt=0, le=3600, validation_alias=_env("IPFS_TIMEOUT_S", "IPFS_TIMEOUT"))
 
-    @field_validator("home", "cache_dir", "store_spool_dir", mode="after")
+    # -- auth and federation (see services/auth and the gateway's auth.py) ---------
+    # L2 mode when both are set: tokens are verified by L2, outputs are published to it.
+    l2_server: str | None = Field(default=None, validation_alias=_env("L2_SERVER", "L2_SERVER"))
+    l2_domain: str | None = Field(default=None, validation_alias=_env("L2_DOMAIN", "L2_DOMAIN"))
+    # This L1's public base URL (actor and object ids in what it publishes); default http://HOST:PORT.
+    public_url: str | None = Field(default=None, validation_alias=_env("PUBLIC_URL", "L1_PUBLIC_URL"))
+    # Where the L1's private keys live (default <home>/keys): mount a secret here in a cluster.
+    key_dir: Path | None = Field(default=None, validation_alias=_env("KEY_DIR"))
+    token_ttl_days: float = Field(default=90.0, gt=0, le=3650, validation_alias=_env("TOKEN_TTL_DAYS"))
+    l2_timeout_s: float = Field(default=10.0, gt=0, le=120, validation_alias=_env("L2_TIMEOUT_S"))
+    # Gateway: how long a verified token is trusted without asking again (revocations cut it short).
+    auth_cache_s: float = Field(default=30.0, ge=0, le=600, validation_alias=_env("AUTH_CACHE_S"))
+    # Gateway: failed token checks allowed per client address within the window, then 429.
+    auth_fail_limit: int = Field(default=20, ge=1, le=100_000, validation_alias=_env("AUTH_FAIL_LIMIT"))
+    auth_fail_window_s: float = Field(default=60.0, gt=0, le=86_400, validation_alias=_env("AUTH_FAIL_WINDOW_S"))
+
+    @field_validator("home", "cache_dir", "store_spool_dir", "key_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -105,6 +121,24 @@ class CommonSettings(BaseSettings):
     def _lower_log_format(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("l2_server", "public_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("l2_domain")
+    @classmethod
+    def _check_domain(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^[A-Za-z0-9.-]+(:[0-9]+)?$", value):
+            raise ValueError("an L2 domain is a host name, like l2.example.org")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -134,6 +168,16 @@ class CommonSettings(BaseSettings):
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("set both ARTDAG_S3_ACCESS_KEY_ID and ARTDAG_S3_SECRET_ACCESS_KEY, or neither")
         return self
+
+    @property
+    def l2_mode(self) -> bool:
+        """Whether tokens are verified by an L2 server (`L2_SERVER` and `L2_DOMAIN` set)."""
+        return bool(self.l2_server and self.l2_domain)
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the L1's key files live (`KEY_DIR`, default `<home>/keys`)."""
+        return self.key_dir if self.key_dir is not None else self.home / "keys"
 
     @property
     def spool_dir(self) -> Path:

@@ -2,4 +2,4 @@ from artdag_common.settings import CommonSettings
 
 
 class AuthSettings(CommonSettings):
-    """Nothing of its own to configure yet."""
+    """Everything the auth service reads is shared (L2_SERVER, L2_DOMAIN, TOKEN_TTL_DAYS): see CommonSettings."""

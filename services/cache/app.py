@@ -8,6 +8,7 @@ from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import make_engine, session_factory
 from artdag_common.errors import ArtdagError
+from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
@@ -16,7 +17,13 @@ from artdag_common.schemas import (
     ContentMetaUpdate,
     ContentRecord,
     ContentRecords,
+    HoldReply,
+    HoldRequest,
+    L1Keys,
+    L1KeysRequest,
     MediaListRequest,
+    Publication,
+    PublishRequest,
     RegisterManyReply,
     RegisterOutcome,
     RpcErrorBody,
@@ -32,6 +39,7 @@ from artdag_common.schemas import (
 )
 from services.cache.handlers import RunFollower
 from services.cache.providers import ProviderBook, SecretBox, type_schema
+from services.cache.publish import Publisher
 from services.cache.service import ContentCatalog
 from services.cache.settings import CacheSettings
 
@@ -47,6 +55,15 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         sessions, store, max_bytes=settings.cache_max_bytes, evict_min_age_s=settings.cache_evict_min_age_s
     )
     providers = ProviderBook(sessions, SecretBox.from_settings(settings.secrets_key, settings.home))
+    # The L1's keys: made on first start (files mode 0600, never in the database).
+    keys = await asyncio.to_thread(load_or_create_keys, settings.keys_dir)
+    publisher = Publisher(
+        catalog,
+        keys,
+        l2_server=settings.l2_server if settings.l2_mode else None,
+        l1_url=settings.public_url or "http://127.0.0.1:8100",
+        timeout_s=settings.l2_timeout_s,
+    )
     follower = RunFollower(
         runtime.nc,
         catalog,
@@ -54,6 +71,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         rendered_by=settings.provenance_owner,
         max_deliver=streams.CACHE_RUN_COMPLETIONS.max_deliver,
         timeout_s=settings.rpc_timeout_s,
+        keys=keys,
     )
     counts = {"registered": 0, "deleted": 0}
 
@@ -83,18 +101,31 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return RegisterManyReply(outcomes=outcomes)
 
     async def stat(request: CidRequest) -> ContentRecord:
-        return await catalog.get(request.cid)
+        return await catalog.get(request.cid, request.viewer)
 
     async def access(request: CidRequest) -> ContentRecord:
-        return await catalog.access(request.cid)
+        return await catalog.access(request.cid, request.viewer)
+
+    async def public_keys(_request: L1KeysRequest) -> L1Keys:
+        return L1Keys(
+            rsa_public_pem=keys.rsa_public_pem,
+            ed25519_public=keys.ed25519_public_b64,
+            ed25519_key_id=keys.ed25519_key_id,
+        )
+
+    async def hold(request: HoldRequest) -> HoldReply:
+        return HoldReply(held=await catalog.hold(request.cids, request.user))
+
+    async def publish(request: PublishRequest) -> Publication:
+        return await publisher.publish(request)
 
     async def remove(request: CidRequest) -> ContentDeleted:
-        deleted = await catalog.delete(request.cid)
+        deleted = await catalog.delete(request.cid, request.viewer)
         counts["deleted"] += 1
         return deleted
 
-    async def storage_list(_request: StorageListRequest) -> StorageProviderList:
-        return await providers.list()
+    async def storage_list(request: StorageListRequest) -> StorageProviderList:
+        return await providers.list(request.viewer)
 
     async def storage_get(request: StorageProviderRequest) -> StorageProviderRecord:
         return await providers.get(request.id)
@@ -120,6 +151,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)
     await rpc.serve(runtime.nc, "cache", "list", MediaListRequest, catalog.list_media)
     await rpc.serve(runtime.nc, "cache", "delete", CidRequest, remove)
+    await rpc.serve(runtime.nc, "cache", "publish", PublishRequest, publish)
+    await rpc.serve(runtime.nc, "cache", "hold", HoldRequest, hold)
+    await rpc.serve(runtime.nc, "cache", "keys", L1KeysRequest, public_keys)
     await rpc.serve(runtime.nc, "cache", "storage_list", StorageListRequest, storage_list)
     await rpc.serve(runtime.nc, "cache", "storage_add", StorageProviderInput, providers.add)
     await rpc.serve(runtime.nc, "cache", "storage_get", StorageProviderRequest, storage_get)

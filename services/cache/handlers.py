@@ -13,6 +13,7 @@ from artdag_common import rpc
 from artdag_common.bus import settle
 from artdag_common.content_store import ContentStore
 from artdag_common.errors import NotFoundError
+from artdag_common.keys import L1Keys
 from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
@@ -22,7 +23,7 @@ from artdag_common.schemas import (
     RunState,
     RunStatus,
 )
-from services.cache.provenance import provenance_json, provenance_record, run_refs
+from services.cache.provenance import provenance_json, provenance_record, run_refs, sign_provenance
 from services.cache.service import PROVENANCE, ContentCatalog
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class RunFollower:
         rendered_by: str,
         max_deliver: int,
         timeout_s: float,
+        keys: L1Keys | None = None,
     ) -> None:
+        self.keys = keys
         self.nc = nc
         self.catalog = catalog
         self.store = store
@@ -68,7 +71,13 @@ class RunFollower:
         request = RunRequest(run_id=run_id)
         state = await rpc.call(self.nc, "planner", "get_run", request, RunState, timeout_s=self.timeout_s)
         plan = await rpc.call(self.nc, "planner", "get_plan", request, Plan, timeout_s=self.timeout_s)
-        await self.catalog.record_refs(run_id, run_refs(state))
+        refs = run_refs(state)
+        await self.catalog.record_refs(run_id, refs)
+        if state.owner:
+            # What the run used and made is its owner's to see (the plan too).
+            await self.catalog.hold(
+                [*(cid for cid, _ in refs), *([state.plan_cid] if state.plan_cid else [])], state.owner
+            )
         self.counts["runs_recorded"] += 1
         if not state.output_cid:
             return None
@@ -78,8 +87,10 @@ class RunFollower:
         except NotFoundError:
             output_name = None
         record = provenance_record(
-            state, plan, output_name=output_name, rendered_by=self.rendered_by, hostname=self.hostname
+            state, plan, output_name=output_name, rendered_by=state.owner or self.rendered_by, hostname=self.hostname
         )
+        if self.keys is not None:
+            record = sign_provenance(record, self.keys)
         body = provenance_json(record)
         writer = self.store.writer()
         async with writer:
@@ -92,6 +103,7 @@ class RunFollower:
                 media_type="application/json",
                 name=f"provenance-{run_id}.json",
                 origin=ContentOrigin.PROVENANCE,
+                owner=state.owner,
             )
         )
         await self.catalog.record_refs(run_id, [(cid, PROVENANCE)])

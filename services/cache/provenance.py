@@ -6,11 +6,13 @@ import datetime as dt
 import json
 
 from artdag_common import __version__
+from artdag_common.keys import L1Keys, sign_record
 from artdag_common.schemas import (
     Plan,
     ProvenanceEffect,
     ProvenanceInput,
     ProvenanceRecord,
+    ProvenanceSignature,
     RunState,
 )
 from services.cache.service import INPUT, INTERMEDIATE, OUTPUT
@@ -62,4 +64,12 @@ def provenance_record(
 
 def provenance_json(record: ProvenanceRecord) -> bytes:
     """Canonical JSON (sorted keys, no spaces): the same record always has the same cid."""
-    return json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+    document = record.model_dump(mode="json", exclude={"signature"} if record.signature is None else None)
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_provenance(record: ProvenanceRecord, keys: L1Keys) -> ProvenanceRecord:
+    """The record with the L1's Ed25519 signature over its canonical JSON (without the signature)."""
+    unsigned = record.model_copy(update={"signature": None})
+    signature = sign_record(unsigned.model_dump(mode="json"), keys)
+    return unsigned.model_copy(update={"signature": ProvenanceSignature.model_validate(signature)})

@@ -30,6 +30,7 @@ from artdag_common.schemas import (
     StorageProviderUpdate,
     StorageTestReply,
     StorageTypeSchema,
+    Viewer,
 )
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class ProviderBook:
             name=request.name.strip(),
             type=request.type,
             config=self._sealed(provider_id, config),
-            owner=None,
+            owner=request.owner,
             created_at=now,
             updated_at=now,
         )
@@ -302,9 +303,13 @@ class ProviderBook:
         async with self._sessions() as session:
             return self._shown(await self._row(session, provider_id))
 
-    async def list(self) -> StorageProviderList:
+    async def list(self, viewer: Viewer | None = None) -> StorageProviderList:
+        """Every provider, or only `viewer`'s (admins: all)."""
+        query = select(StorageProvider).order_by(StorageProvider.created_at)
+        if viewer is not None and not viewer.admin:
+            query = query.where(StorageProvider.owner == viewer.user)
         async with self._sessions() as session:
-            rows = (await session.scalars(select(StorageProvider).order_by(StorageProvider.created_at))).all()
+            rows = (await session.scalars(query)).all()
         return StorageProviderList(providers=[self._shown(r) for r in rows])
 
     async def update(self, request: StorageProviderUpdate) -> StorageProviderRecord:

@@ -8,12 +8,13 @@ import time
 from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore
-from artdag_common.db.tables import Content, ContentRef
-from artdag_common.errors import ConflictError, NotFoundError
+from artdag_common.db.tables import Content, ContentHolder, ContentRef, PublicationRow
+from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError
 from artdag_common.schemas import (
     ContentDeleted,
     ContentList,
@@ -21,6 +22,7 @@ from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
     MediaListRequest,
+    Viewer,
 )
 
 log = logging.getLogger(__name__)
@@ -154,21 +156,108 @@ class ContentCatalog:
                 else:
                     if row.name is None and record.name:
                         row.name = record.name
+                    if row.owner is None and record.owner:
+                        row.owner = record.owner
                     row.last_access = now
                 results.append(_record(row))
+            holders = {(r.cid, r.owner) for r in records if r.owner}
+            if holders:
+                have = set(
+                    (
+                        await session.execute(
+                            select(ContentHolder.cid, ContentHolder.username).where(
+                                ContentHolder.cid.in_(sorted({c for c, _ in holders}))
+                            )
+                        )
+                    ).all()
+                )
+                session.add_all(
+                    ContentHolder(cid=cid, username=user, created_at=now) for cid, user in sorted(holders - have)
+                )
         return results
 
-    async def get(self, cid: str) -> ContentRecord:
+    # -- who may see and change what -------------------------------------------------------
+
+    async def _holds(self, session: AsyncSession, cid: str, user: str) -> bool:
+        return (await session.get(ContentHolder, (cid, user))) is not None
+
+    async def _may_see(self, session: AsyncSession, row: Content, viewer: Viewer | None) -> bool:
+        if viewer is None or viewer.admin or row.published:
+            return True
+        return viewer.user is not None and await self._holds(session, row.cid, viewer.user)
+
+    async def _may_change(self, session: AsyncSession, row: Content, viewer: Viewer | None) -> bool:
+        if viewer is None or viewer.admin:
+            return True
+        return viewer.user is not None and await self._holds(session, row.cid, viewer.user)
+
+    async def changeable(self, cid: str, viewer: Viewer | None) -> ContentRecord:
+        """The content if `viewer` may change it (holds it, or is an admin); else not found / forbidden."""
         validate_cid(cid)
         async with self._sessions() as session:
             row = await session.get(Content, cid)
-            if row is None:
+            if row is None or not await self._may_see(session, row, viewer):
+                raise NotFoundError(f"no content with cid {cid}", field="cid")
+            if not await self._may_change(session, row, viewer):
+                raise ForbiddenError("only those who hold this content (and admins) may do this", field="cid")
+            return _record(row)
+
+    async def publication(self, cid: str) -> PublicationRow | None:
+        """The recorded publication of `cid`, if it was published."""
+        async with self._sessions() as session:
+            return await session.get(PublicationRow, cid)
+
+    async def record_publication(self, row: PublicationRow) -> tuple[PublicationRow, bool]:
+        """Record a publication and mark the content published (deletion and eviction then refuse it).
+
+        `(row, True)` if recorded now, `(the earlier row, False)` if a concurrent publish won.
+        """
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+                content = await session.get(Content, row.cid)
+                if content is not None:
+                    content.published = True
+        except IntegrityError:
+            earlier = await self.publication(row.cid)
+            if earlier is None:
+                raise
+            return earlier, False
+        return row, True
+
+    async def hold(self, cids: Iterable[str], user: str) -> int:
+        """Let `user` see and change each of `cids` (what their run used and made); idempotent."""
+        wanted = set(cids)
+        if not wanted:
+            return 0
+        async with self._sessions.begin() as session:
+            known = set((await session.scalars(select(Content.cid).where(Content.cid.in_(sorted(wanted))))).all())
+            have = set(
+                (
+                    await session.scalars(
+                        select(ContentHolder.cid).where(
+                            ContentHolder.cid.in_(sorted(wanted)), ContentHolder.username == user
+                        )
+                    )
+                ).all()
+            )
+            new = sorted(known - have)
+            now = time.time()
+            session.add_all(ContentHolder(cid=cid, username=user, created_at=now) for cid in new)
+        return len(new)
+
+    async def get(self, cid: str, viewer: Viewer | None = None) -> ContentRecord:
+        """Content metadata; another user's unpublished content is "not found" to `viewer`."""
+        validate_cid(cid)
+        async with self._sessions() as session:
+            row = await session.get(Content, cid)
+            if row is None or not await self._may_see(session, row, viewer):
                 raise NotFoundError(f"no content with cid {cid}", field="cid")
             return _record(row)
 
-    async def access(self, cid: str) -> ContentRecord:
+    async def access(self, cid: str, viewer: Viewer | None = None) -> ContentRecord:
         """Like `get`, for a read of the bytes: refreshes the last access (what eviction goes by)."""
-        record = await self.get(cid)
+        record = await self.get(cid, viewer)
         now = time.time()
         if record.last_access is None or now - record.last_access >= self.touch_every_s:
             async with self._sessions.begin() as session:
@@ -183,8 +272,10 @@ class ContentCatalog:
         patch = request.patch
         async with self._sessions.begin() as session:
             row = await session.get(Content, request.cid)
-            if row is None:
+            if row is None or not await self._may_see(session, row, request.viewer):
                 raise NotFoundError(f"no content with cid {request.cid}", field="cid")
+            if not await self._may_change(session, row, request.viewer):
+                raise ForbiddenError("only those who hold this content (and admins) may change it", field="cid")
             if patch.name is not None:
                 row.name = patch.name or None
             if patch.description is not None:
@@ -201,6 +292,16 @@ class ContentCatalog:
         if request.media_type:
             kind = request.media_type
             condition = Content.media_type == kind if "/" in kind else Content.media_type.startswith(f"{kind}/")
+            query = query.where(condition)
+            count = count.where(condition)
+        viewer = request.viewer
+        if viewer is not None and not viewer.admin:
+            held = select(ContentHolder.cid).where(ContentHolder.username == viewer.user)
+            condition = (
+                Content.published.is_(True)
+                if viewer.user is None
+                else (Content.published.is_(True) | Content.cid.in_(held))
+            )
             query = query.where(condition)
             count = count.where(condition)
         query = query.order_by(Content.created_at.desc(), Content.cid).limit(request.limit).offset(request.offset)
@@ -232,17 +333,34 @@ class ContentCatalog:
             return f"it is {what} of run {run_id}{more}"
         return None
 
-    async def delete(self, cid: str) -> ContentDeleted:
-        """Delete an intermediate or an orphan (row, references, blob); refuse anything a run or user keeps."""
+    async def delete(self, cid: str, viewer: Viewer | None = None) -> ContentDeleted:
+        """Delete an intermediate or an orphan (row, references, blob); refuse anything a run or user keeps.
+
+        A user who holds content that others hold too only lets go of it: the bytes stay for the others.
+        """
         validate_cid(cid)
         async with self._sessions.begin() as session:
             row = await session.get(Content, cid)
-            if row is None:
+            if row is None or not await self._may_see(session, row, viewer):
                 raise NotFoundError(f"no content with cid {cid}", field="cid")
+            if not await self._may_change(session, row, viewer):
+                raise ForbiddenError("only those who hold this content (and admins) may delete it", field="cid")
+            if viewer is not None and viewer.user is not None and not viewer.admin:
+                others = await session.scalar(
+                    select(func.count())
+                    .select_from(ContentHolder)
+                    .where(ContentHolder.cid == cid, ContentHolder.username != viewer.user)
+                )
+                if others:
+                    await session.execute(
+                        delete(ContentHolder).where(ContentHolder.cid == cid, ContentHolder.username == viewer.user)
+                    )
+                    return ContentDeleted(cid=cid, blob_deleted=False)
             reason = await self._refusal(session, row)
             if reason is not None:
                 raise ConflictError(f"cannot delete {cid}: {reason}", field="cid")
             await session.execute(delete(ContentRef).where(ContentRef.cid == cid))
+            await session.execute(delete(ContentHolder).where(ContentHolder.cid == cid))
             await session.delete(row)
         # The row goes first: a blob without a row is only wasted space, a row without its blob is a lie.
         blob_deleted = await self._store.delete(cid) if self._store is not None else False

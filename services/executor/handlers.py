@@ -142,9 +142,12 @@ class StepWorker:
             return
         # Look for a result (by step id, and by the content of the inputs: early cutoff) and take
         # the claim at once; a claim taken for a step that turns out to be done is released.
+        # A fresh task (re-verification) renders even when a result is recorded.
         by_content = content_result_key(self._content_key(task))
         cid, same_content, claimed = await asyncio.gather(
-            self._result(step_id), self._result(by_content), self._claim(step_id)
+            self._no_result() if task.fresh else self._result(step_id),
+            self._no_result() if task.fresh else self._result(by_content),
+            self._claim(step_id),
         )
         if cid is None and same_content is not None:
             # Inputs byte-identical to an earlier run's: its result, now found by step id too.
@@ -257,6 +260,10 @@ class StepWorker:
 
     def _lease(self) -> bytes:
         return Lease(worker=self.runtime.instance, expires_at=time.time() + self.lease_s).model_dump_json().encode()
+
+    @staticmethod
+    async def _no_result() -> str | None:
+        return None
 
     async def _claim(self, step_id: str) -> bool:
         """Take the step's lease: create it, renew our own, or take over one that has lapsed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -11,7 +12,13 @@ from pydantic import BaseModel, Field
 
 from artdag_common import __version__, rpc, subjects
 from artdag_common.cid import validate_cid
-from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, PayloadTooLargeError
+from artdag_common.errors import (
+    ArtdagError,
+    InvalidCidError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from artdag_common.ids import check_run_id
 from artdag_common.schemas import (
     AnalysisReply,
@@ -21,10 +28,15 @@ from artdag_common.schemas import (
     ExecuteRequest,
     HealthReply,
     HealthRequest,
+    HoldReply,
+    HoldRequest,
+    L1Keys,
+    L1KeysRequest,
     ListRunsRequest,
     Plan,
     PlanReply,
     PlanRequest,
+    Principal,
     RecipeList,
     RecipeRecord,
     RecipeRequest,
@@ -34,13 +46,16 @@ from artdag_common.schemas import (
     RunRecipeRequest,
     RunRequest,
     RunState,
+    RunStatus,
     SubmitRunReply,
     SubmitRunRequest,
 )
+from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.uploads import read_text_form
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 # An hour of audio analyzes in well under a minute; this is the ceiling for a request.
 ANALYZE_TIMEOUT_S = 600.0
@@ -64,82 +79,143 @@ class ExecuteBody(BaseModel):
 class RunBody(BaseModel):
     recipe: str = Field(description="the recipe's YAML text", max_length=4 * 1024 * 1024)
     inputs: dict[str, str] = Field(default_factory=dict, description="recipe input name → content cid")
+    fresh: bool = Field(default=False, description="render every step again, reusing no cached result (verify)")
+
+
+async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> None:
+    """Every input must be content the user may see: a run must not turn another user's upload into output.
+
+    Another user's content reads exactly like unknown content; malformed values are left to the planner,
+    which names what is wrong with them.
+    """
+    viewer = user.viewer()
+    for name, value in inputs.items():
+        for cid in value.split(","):
+            try:
+                request = CidRequest(cid=validate_cid(cid.strip()), viewer=viewer)
+            except InvalidCidError:
+                continue
+            try:
+                await gw.call("cache", "stat", request, ContentRecord)
+            except NotFoundError:
+                raise InvalidInputError(
+                    f"no content with cid {request.cid} (upload it first)", field=f"inputs.{name}"
+                ) from None
 
 
 @router.post("/runs", status_code=202, tags=["runs"], summary="Start a rendering run")
-async def submit_run(body: Annotated[RunBody, Body()], gw: GatewayDep) -> SubmitRunReply:
+async def submit_run(body: Annotated[RunBody, Body()], gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
     if len(body.recipe.encode()) > gw.settings.max_recipe_bytes:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
+    await check_inputs(gw, user, body.inputs)
     reply: SubmitRunReply = await gw.call(
-        "planner", "submit", SubmitRunRequest(recipe=body.recipe, inputs=body.inputs), SubmitRunReply
+        "planner",
+        "submit",
+        SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh),
+        SubmitRunReply,
     )
     return reply
 
 
-@router.get("/runs", tags=["runs"], summary="List runs, newest first")
+@router.get("/runs", tags=["runs"], summary="List your runs (admins: all), newest first")
 async def list_runs(
-    gw: GatewayDep, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+    gw: GatewayDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunList:
-    runs: RunList = await gw.call("planner", "list_runs", ListRunsRequest(limit=limit, offset=offset), RunList)
+    request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
+    runs: RunList = await gw.call("planner", "list_runs", request, RunList)
     return runs
 
 
-async def _run(run_id: str, gw: Gateway) -> dict[str, Any]:
+async def owned_run(gw: Gateway, user: Principal, run_id: str) -> RunState:
+    """The run if the user may see it; another user's run is "not found" (its existence is not disclosed)."""
     state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=check_run_id(run_id)), RunState)
+    if not user.viewer().may_see(state.owner):
+        raise NotFoundError(f"no run {run_id}", field="run_id")
+    return state
+
+
+async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
+    state = await owned_run(gw, user, run_id)
+    if state.status == RunStatus.COMPLETED and state.output_cid and state.owner == user.user:
+        # The cache service records who holds a run's content when it sees the run complete; the owner
+        # may ask for the output the moment they learn its cid, so make sure it is theirs already.
+        try:
+            await gw.call("cache", "hold", HoldRequest(cids=[state.output_cid], user=user.user), HoldReply)
+        except ArtdagError as exc:  # the cache's run follower records it anyway, a moment later
+            log.warning("could not record %s's hold on %s: %s", user.user, state.output_cid, exc)
     body = state.model_dump(mode="json")
     body["progress"] = state.progress
     return body
 
 
 @router.get("/runs/{run_id}", tags=["runs"], summary="Run status, steps and output")
-async def get_run(run_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return await _run(run_id, gw)
+async def get_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
+    return await _run(run_id, gw, user)
 
 
 @router.get("/api/run/{run_id}", tags=["runs"], summary="Run as JSON (original L1 path)")
-async def get_run_api(run_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return await _run(run_id, gw)
+async def get_run_api(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
+    return await _run(run_id, gw, user)
+
+
+@router.get("/runs/{run_id}/recipe", tags=["runs"], summary="The recipe text the run was submitted with")
+async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeUpload:
+    await owned_run(gw, user, run_id)
+    text: RecipeUpload = await gw.call(
+        "planner", "get_run_recipe", RunRequest(run_id=check_run_id(run_id)), RecipeUpload
+    )
+    return text.model_copy(update={"owner": None})
 
 
 @router.delete("/runs/{run_id}", tags=["runs"], summary="Cancel a run (if running) and delete its record")
-async def delete_run(run_id: str, gw: GatewayDep) -> dict[str, Any]:
+async def delete_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
+    await owned_run(gw, user, run_id)
     state: RunState = await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
     return {"run_id": state.run_id, "deleted": True, "status": state.status}
 
 
 @router.post("/api/plan", tags=["3-phase"], summary="Plan a recipe without running it (dry run)")
-async def plan_recipe(body: PlanBody, gw: GatewayDep) -> PlanReply:
+async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> PlanReply:
     _check_recipe_size(body.recipe, gw)
+    if body.recipe is None and body.recipe_id is not None:
+        await visible_recipe(gw, user, body.recipe_id)
+    await check_inputs(gw, user, body.inputs)
     reply: PlanReply = await gw.call(
         "planner",
         "dry_run",
-        PlanRequest(recipe=body.recipe, recipe_id=_recipe_id(body.recipe_id), inputs=body.inputs),
+        PlanRequest(recipe=body.recipe, recipe_id=_recipe_id(body.recipe_id), inputs=body.inputs, owner=user.user),
         PlanReply,
     )
     return reply
 
 
 @router.post("/api/execute", status_code=202, tags=["3-phase"], summary="Run a plan made by POST /api/plan")
-async def execute_plan(body: ExecuteBody, gw: GatewayDep) -> SubmitRunReply:
-    reply: SubmitRunReply = await gw.call("planner", "execute", ExecuteRequest(plan_id=body.plan_id), SubmitRunReply)
+async def execute_plan(body: ExecuteBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
+    request = ExecuteRequest(plan_id=body.plan_id, owner=user.user)
+    reply: SubmitRunReply = await gw.call("planner", "execute", request, SubmitRunReply)
     return reply
 
 
 @router.post("/api/run-recipe", status_code=202, tags=["3-phase"], summary="Analyze, plan and execute in one call")
-async def run_recipe(body: PlanBody, gw: GatewayDep) -> SubmitRunReply:
+async def run_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
     if body.recipe_id is not None:
-        return await _run_stored(body.recipe_id, body.inputs, gw)
-    return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw)
+        return await _run_stored(body.recipe_id, body.inputs, gw, user)
+    return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw, user)
 
 
 @router.get("/api/run/{run_id}/analysis", tags=["runs"], summary="The analyses the run used (tempo, beats, …)")
-async def get_run_analysis(run_id: str, gw: GatewayDep) -> RunAnalysis:
+async def get_run_analysis(run_id: str, gw: GatewayDep, user: CurrentUser) -> RunAnalysis:
+    await owned_run(gw, user, run_id)
     reply: RunAnalysis = await gw.call("planner", "get_analysis", RunRequest(run_id=check_run_id(run_id)), RunAnalysis)
     return reply
 
 
 @router.get("/api/run/{run_id}/plan", tags=["runs"], summary="The run's execution plan: steps and cache ids")
-async def get_plan(run_id: str, gw: GatewayDep) -> Plan:
+async def get_plan(run_id: str, gw: GatewayDep, user: CurrentUser) -> Plan:
+    await owned_run(gw, user, run_id)
     plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=check_run_id(run_id)), Plan)
     return plan
 
@@ -161,8 +237,15 @@ def _check_recipe_size(text: str | None, gw: Gateway) -> None:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
 
 
+async def visible_recipe(gw: Gateway, user: Principal, recipe_id: str) -> RecipeRecord:
+    """The recipe if the user uploaded it, it is an example, or they are an admin; otherwise 404."""
+    request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
+    record: RecipeRecord = await gw.call("planner", "recipe_get", request, RecipeRecord)
+    return record
+
+
 @router.post("/recipes/upload", status_code=201, tags=["recipes"], summary="Upload a recipe (YAML file or body)")
-async def upload_recipe(request: Request, gw: GatewayDep) -> RecipeRecord:
+async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> RecipeRecord:
     limit = gw.settings.max_recipe_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -177,31 +260,33 @@ async def upload_recipe(request: Request, gw: GatewayDep) -> RecipeRecord:
             if len(body) > limit:
                 raise PayloadTooLargeError(f"recipe is larger than {limit} bytes", field="recipe")
         text = body.decode("utf-8", "replace")
-    record: RecipeRecord = await gw.call("planner", "recipe_upload", RecipeUpload(text=text), RecipeRecord)
+    record: RecipeRecord = await gw.call(
+        "planner", "recipe_upload", RecipeUpload(text=text, owner=user.user), RecipeRecord
+    )
     return record
 
 
-@router.get("/recipes", tags=["recipes"], summary="List recipes, newest first")
+@router.get("/recipes", tags=["recipes"], summary="List your recipes and the examples, newest first")
 async def list_recipes(
-    gw: GatewayDep, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+    gw: GatewayDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RecipeList:
-    recipes: RecipeList = await gw.call(
-        "planner", "recipe_list", ListRunsRequest(limit=limit, offset=offset), RecipeList
-    )
+    request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
+    recipes: RecipeList = await gw.call("planner", "recipe_list", request, RecipeList)
     return recipes
 
 
 @router.get("/recipes/{recipe_id}", tags=["recipes"], summary="A recipe: its source, inputs and id")
-async def get_recipe(recipe_id: str, gw: GatewayDep) -> RecipeRecord:
-    record: RecipeRecord = await gw.call(
-        "planner", "recipe_get", RecipeRequest(recipe_id=_recipe_id(recipe_id) or ""), RecipeRecord
-    )
-    return record
+async def get_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeRecord:
+    return await visible_recipe(gw, user, recipe_id)
 
 
 @router.delete("/recipes/{recipe_id}", tags=["recipes"], summary="Delete a recipe")
-async def delete_recipe(recipe_id: str, gw: GatewayDep) -> dict[str, Any]:
-    await gw.call("planner", "recipe_delete", RecipeRequest(recipe_id=_recipe_id(recipe_id) or ""), RecipeRecord)
+async def delete_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
+    request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
+    await gw.call("planner", "recipe_delete", request, RecipeRecord)
     return {"recipe_id": recipe_id, "deleted": True}
 
 
@@ -210,12 +295,14 @@ class InputsBody(BaseModel):
 
 
 @router.post("/recipes/{recipe_id}/run", status_code=202, tags=["recipes"], summary="Run a stored recipe")
-async def run_stored_recipe(recipe_id: str, body: InputsBody, gw: GatewayDep) -> SubmitRunReply:
-    return await _run_stored(recipe_id, body.inputs, gw)
+async def run_stored_recipe(recipe_id: str, body: InputsBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
+    return await _run_stored(recipe_id, body.inputs, gw, user)
 
 
-async def _run_stored(recipe_id: str, inputs: dict[str, str], gw: Gateway) -> SubmitRunReply:
-    request = RunRecipeRequest(recipe_id=_recipe_id(recipe_id) or "", inputs=inputs)
+async def _run_stored(recipe_id: str, inputs: dict[str, str], gw: Gateway, user: Principal) -> SubmitRunReply:
+    record = await visible_recipe(gw, user, recipe_id)
+    await check_inputs(gw, user, inputs)
+    request = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user)
     reply: SubmitRunReply = await gw.call("planner", "recipe_run", request, SubmitRunReply)
     return reply
 
@@ -230,12 +317,15 @@ class AnalyzeBody(BaseModel):
 
 
 @router.post("/api/analyze", tags=["analysis"], summary="Analyze content: tempo, beats, energy, scenes, motion…")
-async def analyze(body: AnalyzeBody, gw: GatewayDep) -> AnalysisReply:
+async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> AnalysisReply:
     request = AnalyzeRequest(cid=validate_cid(body.cid), features=body.features, params=body.params)
-    await gw.call("cache", "stat", CidRequest(cid=request.cid), ContentRecord)  # 404 for unknown content
+    # 404 for unknown content and for another user's
+    await gw.call("cache", "stat", CidRequest(cid=request.cid, viewer=user.viewer()), ContentRecord)
     reply: AnalysisReply = await rpc.call(
         gw.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
     )
+    # The stored result (JSON by cid) is the asker's to fetch too.
+    await gw.call("cache", "hold", HoldRequest(cids=[reply.result_cid], user=user.user), HoldReply)
     return reply
 
 
@@ -270,6 +360,27 @@ async def health(gw: GatewayDep) -> JSONResponse:
     return JSONResponse(
         {"ok": ok, "version": __version__, "bus": bus, "services": services}, status_code=200 if ok else 503
     )
+
+
+@router.get("/actor", tags=["system"], summary="This L1 as an ActivityPub actor: its public keys")
+async def actor(gw: GatewayDep) -> JSONResponse:
+    keys: L1Keys = await gw.call("cache", "keys", L1KeysRequest(), L1Keys)
+    base = gw.settings.public_url or f"http://{gw.settings.host}:{gw.settings.port}"
+    body = {
+        "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+        "id": f"{base}/actor",
+        "type": "Application",
+        "preferredUsername": "artdag",
+        "name": "artdag L1",
+        "inbox": f"{base}/actor/inbox",
+        "publicKey": {"id": f"{base}/actor#main-key", "owner": f"{base}/actor", "publicKeyPem": keys.rsa_public_pem},
+        "artdag:provenanceKey": {
+            "type": "Ed25519",
+            "id": keys.ed25519_key_id,
+            "publicKeyBase64": keys.ed25519_public,
+        },
+    }
+    return JSONResponse(body, media_type="application/activity+json")
 
 
 @router.get("/", tags=["system"], summary="Server info and links")

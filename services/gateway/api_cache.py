@@ -38,12 +38,16 @@ from artdag_common.schemas import (
     ContentRecord,
     MediaInfo,
     MediaListRequest,
+    Principal,
+    Publication,
+    PublishRequest,
     RunRequest,
     RunState,
     RunStatus,
     SubmitRunReply,
     SubmitRunRequest,
 )
+from services.gateway.auth import CurrentUser, OptionalUser, viewer_of
 from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep
 from services.gateway.ranges import parse_range
 from services.gateway.uploads import receive_upload
@@ -81,7 +85,7 @@ def prefers_html(accept: str | None) -> bool:
 
 
 @router.post("/cache/upload", status_code=201, tags=["cache"], summary="Upload a file (multipart, field 'file')")
-async def upload(request: Request, gw: GatewayDep) -> ContentRecord:
+async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
     limit = gw.settings.max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
@@ -94,6 +98,7 @@ async def upload(request: Request, gw: GatewayDep) -> ContentRecord:
         media_type=sniff_media_type(result.head),
         name=name,
         origin=ContentOrigin.UPLOAD,
+        owner=user.user,
     )
     registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
     return registered
@@ -154,7 +159,7 @@ def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
     return fd, real
 
 
-async def _import_file(gw: Gateway, raw: str) -> ContentRecord:
+async def _import_file(gw: Gateway, raw: str, owner: str) -> ContentRecord:
     fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_roots)
     head = b""
     try:
@@ -174,25 +179,27 @@ async def _import_file(gw: Gateway, raw: str) -> ContentRecord:
         media_type=sniff_media_type(head),
         name=real.name[:512] or None,
         origin=ContentOrigin.IMPORT,
+        owner=owner,
     )
     registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
     return registered
 
 
 @router.post("/cache/import", status_code=201, tags=["cache"], summary="Import a file from the server's IMPORT_DIRS")
-async def import_file(gw: GatewayDep, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
-    return await _import_file(gw, path)
+async def import_file(gw: GatewayDep, user: CurrentUser, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
+    return await _import_file(gw, path, user.user)
 
 
-@router.get("/media", tags=["cache"], summary="Content, newest first; filter by media type (?type=video)")
+@router.get("/media", tags=["cache"], summary="Your content and published content, newest first (?type=video)")
 async def list_media(
     gw: GatewayDep,
+    user: OptionalUser,
     media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     try:
-        request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset)
+        request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset, viewer=viewer_of(user))
     except ValueError:
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
     found: ContentList = await gw.call("cache", "list", request, ContentList)
@@ -230,7 +237,7 @@ output: still
 """
 
 
-async def _derived(gw: Gateway, cid: str, recipe: str) -> Response:
+async def _derived(gw: Gateway, cid: str, recipe: str, range_header: str | None) -> Response:
     reply: SubmitRunReply = await gw.call(
         "planner", "submit", SubmitRunRequest(recipe=recipe, inputs={"video": cid}), SubmitRunReply
     )
@@ -238,7 +245,9 @@ async def _derived(gw: Gateway, cid: str, recipe: str) -> Response:
     while True:
         state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=reply.run_id), RunState)
         if state.status == RunStatus.COMPLETED and state.output_cid:
-            return RedirectResponse(f"/cache/{state.output_cid}/raw", status_code=302)
+            # Served here rather than redirected: whoever may see the source may see what is made of it.
+            derived: ContentRecord = await gw.call("cache", "access", CidRequest(cid=state.output_cid), ContentRecord)
+            return await _raw_response(gw, derived, range_header)
         if state.status.finished:
             raise InvalidMediaError(state.error or "could not be converted")
         if time.monotonic() > deadline:
@@ -248,28 +257,45 @@ async def _derived(gw: Gateway, cid: str, recipe: str) -> Response:
         await asyncio.sleep(0.1)
 
 
-async def _video_record(gw: Gateway, cid: str) -> ContentRecord:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
+async def _stat(gw: Gateway, cid: str, user: Principal | None, verb: str = "stat") -> ContentRecord:
+    """Content the caller may see (theirs, published, or any for admins); otherwise 404."""
+    request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
+    record: ContentRecord = await gw.call("cache", verb, request, ContentRecord)
+    return record
+
+
+async def _video_record(gw: Gateway, cid: str, user: Principal | None) -> ContentRecord:
+    record = await _stat(gw, cid, user)
     if not record.media_type.startswith("video/"):
         raise InvalidMediaError(f"{cid} is {record.media_type}, not a video")
     return record
 
 
 @router.get("/cache/{cid}/mp4", tags=["cache"], summary="A browser-playable MP4 of a video (made once, then cached)")
-async def content_mp4(cid: str, gw: GatewayDep) -> Response:
-    record = await _video_record(gw, cid)
+async def content_mp4(
+    cid: str,
+    gw: GatewayDep,
+    user: OptionalUser,
+    range_header: Annotated[str | None, Header(alias="range")] = None,
+) -> Response:
+    record = await _video_record(gw, cid, user)
     info: MediaInfo = await rpc.call(
         gw.runtime.nc, "analyzer", "probe", CidRequest(cid=record.cid), MediaInfo, timeout_s=60.0
     )
     if record.media_type == "video/mp4" and info.video_codec == "h264" and info.audio_codec in (None, "aac"):
         return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)
-    return await _derived(gw, record.cid, BROWSER_MP4)
+    return await _derived(gw, record.cid, BROWSER_MP4, range_header)
 
 
 @router.get("/cache/{cid}/thumbnail", tags=["cache"], summary="A PNG still of a video (made once, then cached)")
-async def content_thumbnail(cid: str, gw: GatewayDep) -> Response:
-    record = await _video_record(gw, cid)
-    return await _derived(gw, record.cid, THUMBNAIL)
+async def content_thumbnail(
+    cid: str,
+    gw: GatewayDep,
+    user: OptionalUser,
+    range_header: Annotated[str | None, Header(alias="range")] = None,
+) -> Response:
+    record = await _video_record(gw, cid, user)
+    return await _derived(gw, record.cid, THUMBNAIL, range_header)
 
 
 def _preview(record: ContentRecord) -> str:
@@ -319,8 +345,8 @@ code{{word-break:break-all}}</style></head>
 
 
 @router.get("/cache/{cid}", tags=["cache"], summary="Content: JSON metadata, or an HTML preview for browsers")
-async def content(cid: str, gw: GatewayDep, accept: Annotated[str | None, Header()] = None) -> Any:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
+async def content(cid: str, gw: GatewayDep, user: OptionalUser, accept: Annotated[str | None, Header()] = None) -> Any:
+    record = await _stat(gw, cid, user)
     if prefers_html(accept):
         return HTMLResponse(
             content_page(record),
@@ -334,29 +360,52 @@ async def content(cid: str, gw: GatewayDep, accept: Annotated[str | None, Header
 
 
 @router.get("/cache/{cid}/meta", tags=["cache"], summary="Content metadata (with its provenance record's cid)")
-async def content_meta(cid: str, gw: GatewayDep) -> ContentRecord:
-    record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=_cid_param(cid)), ContentRecord)
-    return record
+async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentRecord:
+    return await _stat(gw, cid, user)
 
 
 @router.patch("/cache/{cid}/meta", tags=["cache"], summary="Change name, description, tags or the pin")
-async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep) -> ContentRecord:
-    request = ContentMetaUpdate(cid=_cid_param(cid), patch=patch)
+async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
+    request = ContentMetaUpdate(cid=_cid_param(cid), patch=patch, viewer=user.viewer())
     record: ContentRecord = await gw.call("cache", "update_meta", request, ContentRecord)
     return record
 
 
 @router.delete("/cache/{cid}", tags=["cache"], summary="Delete content no run, pin or publication keeps")
-async def delete_content(cid: str, gw: GatewayDep) -> ContentDeleted:
-    deleted: ContentDeleted = await gw.call("cache", "delete", CidRequest(cid=_cid_param(cid)), ContentDeleted)
+async def delete_content(cid: str, gw: GatewayDep, user: CurrentUser) -> ContentDeleted:
+    request = CidRequest(cid=_cid_param(cid), viewer=user.viewer())
+    deleted: ContentDeleted = await gw.call("cache", "delete", request, ContentDeleted)
     return deleted
+
+
+@router.post("/cache/{cid}/publish", tags=["cache"], summary="Publish your content to L2 (an ActivityPub Create)")
+async def publish(cid: str, gw: GatewayDep, user: CurrentUser) -> Publication:
+    request = PublishRequest(cid=_cid_param(cid), viewer=user.viewer())
+    # Delivery to L2's inbox may take a while: give it L2's timeout on top of the usual.
+    published: Publication = await rpc.call(
+        gw.runtime.nc,
+        "cache",
+        "publish",
+        request,
+        Publication,
+        timeout_s=gw.settings.rpc_timeout_s + gw.settings.l2_timeout_s,
+    )
+    return published
 
 
 @router.get("/cache/{cid}/raw", tags=["cache"], summary="Download raw content (honours Range)")
 async def content_raw(
-    cid: str, gw: GatewayDep, range_header: Annotated[str | None, Header(alias="range")] = None
+    cid: str,
+    gw: GatewayDep,
+    user: OptionalUser,
+    range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
-    record: ContentRecord = await gw.call("cache", "access", CidRequest(cid=_cid_param(cid)), ContentRecord)
+    record = await _stat(gw, cid, user, "access")
+    return await _raw_response(gw, record, range_header)
+
+
+async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | None) -> Response:
+    cid = record.cid
     try:
         size = await gw.store.size(record.cid)
     except NotFoundError:
@@ -368,7 +417,8 @@ async def content_raw(
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{record.cid}"',
-        "Cache-Control": "public, max-age=31536000, immutable",
+        # Private content must not sit in shared caches.
+        "Cache-Control": ("public" if record.published else "private") + ", max-age=31536000, immutable",
     }
     if record.name:
         safe = "".join(ch for ch in record.name if ch.isalnum() or ch in "._- ")[:128] or record.cid
@@ -407,13 +457,23 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 @router.get("/ipfs/{cid}/raw", tags=["ipfs"], summary="Fetch content through the IPFS node (verified)")
-async def ipfs_raw(cid: str, gw: GatewayDep) -> Response:
+async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
     cid = _cid_param(cid)
     if gw.settings.store != "ipfs":
         raise NotFoundError(
             f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs): use /cache/{cid}/raw",
             field="cid",
         )
+    # Everything this server stores is in its IPFS node: another user's private content stays "not found".
+    try:
+        await _stat(gw, cid, user)
+    except NotFoundError:
+        try:
+            await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        except NotFoundError:
+            pass  # not this server's content: whatever IPFS has under that CID is public anyway
+        else:
+            raise NotFoundError(f"no content with cid {cid}", field="cid") from None
     spool = gw.settings.spool_dir
     spool.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="ipfs-raw-", dir=spool))

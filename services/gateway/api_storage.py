@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 
 from artdag_common import rpc
-from artdag_common.errors import InvalidInputError, PayloadTooLargeError
+from artdag_common.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from artdag_common.schemas import (
+    Principal,
     StorageListRequest,
     StorageProviderInput,
     StorageProviderList,
@@ -25,7 +26,8 @@ from artdag_common.schemas import (
     StorageTypeRequest,
     StorageTypeSchema,
 )
-from services.gateway.deps import GatewayDep
+from services.gateway.auth import CurrentUser
+from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.uploads import read_text_form
 
 router = APIRouter()
@@ -47,20 +49,32 @@ async def _form_fields(request: Request) -> dict[str, str]:
     raise InvalidInputError("expected a form (application/x-www-form-urlencoded or multipart)", field="content-type")
 
 
-@router.get("/storage", tags=["storage"], summary="List storage providers (secrets masked)")
-async def list_providers(gw: GatewayDep) -> StorageProviderList:
-    found: StorageProviderList = await gw.call("cache", "storage_list", StorageListRequest(), StorageProviderList)
+async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> StorageProviderRecord:
+    """The provider if it is the user's (admins: any); another user's is "not found"."""
+    found: StorageProviderRecord = await gw.call(
+        "cache", "storage_get", StorageProviderRequest(id=provider_id), StorageProviderRecord
+    )
+    if not user.viewer().may_see(found.owner):
+        raise NotFoundError(f"no storage provider {provider_id}", field="id")
+    return found
+
+
+@router.get("/storage", tags=["storage"], summary="List your storage providers (secrets masked)")
+async def list_providers(gw: GatewayDep, user: CurrentUser) -> StorageProviderList:
+    request = StorageListRequest(viewer=user.viewer())
+    found: StorageProviderList = await gw.call("cache", "storage_list", request, StorageProviderList)
     return found
 
 
 @router.post("/storage", status_code=201, tags=["storage"], summary="Add a provider from a form (name, type, …)")
-async def add_provider_form(request: Request, gw: GatewayDep) -> StorageProviderRecord:
+async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     fields = await _form_fields(request)
+    fields.pop("csrf_token", None)  # the web form's CSRF field is not provider config
     name = fields.pop("name", "")
     kind = fields.pop("type", "")
     config: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}  # an empty form field means "not set"
     try:
-        provider = StorageProviderInput(name=name, type=kind, config=config)
+        provider = StorageProviderInput(name=name, type=kind, config=config, owner=user.user)
     except ValueError as exc:
         raise InvalidInputError(str(exc).splitlines()[-1].strip(), field="type" if name else "name") from None
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
@@ -68,34 +82,36 @@ async def add_provider_form(request: Request, gw: GatewayDep) -> StorageProvider
 
 
 @router.post("/storage/add", status_code=201, tags=["storage"], summary="Add a provider: {name, type, config}")
-async def add_provider(provider: StorageProviderInput, gw: GatewayDep) -> StorageProviderRecord:
+async def add_provider(provider: StorageProviderInput, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
+    provider = provider.model_copy(update={"owner": user.user})  # never what the client claims
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     return added
 
 
 @router.get("/storage/type/{kind}", tags=["storage"], summary="The fields a provider of this type takes")
-async def provider_type(kind: str, gw: GatewayDep) -> StorageTypeSchema:
+async def provider_type(kind: str, gw: GatewayDep, user: CurrentUser) -> StorageTypeSchema:
     schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
     return schema
 
 
 @router.get("/storage/{provider_id}", tags=["storage"], summary="A provider (secrets masked)")
-async def get_provider(provider_id: str, gw: GatewayDep) -> StorageProviderRecord:
-    found: StorageProviderRecord = await gw.call(
-        "cache", "storage_get", StorageProviderRequest(id=provider_id), StorageProviderRecord
-    )
-    return found
+async def get_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
+    return await owned_provider(gw, user, provider_id)
 
 
 @router.patch("/storage/{provider_id}", tags=["storage"], summary="Rename or change config fields")
-async def patch_provider(provider_id: str, patch: StorageProviderPatch, gw: GatewayDep) -> StorageProviderRecord:
+async def patch_provider(
+    provider_id: str, patch: StorageProviderPatch, gw: GatewayDep, user: CurrentUser
+) -> StorageProviderRecord:
+    await owned_provider(gw, user, provider_id)
     request = StorageProviderUpdate(id=provider_id, patch=patch)
     updated: StorageProviderRecord = await gw.call("cache", "storage_update", request, StorageProviderRecord)
     return updated
 
 
 @router.delete("/storage/{provider_id}", tags=["storage"], summary="Delete a provider")
-async def delete_provider(provider_id: str, gw: GatewayDep) -> StorageProviderRecord:
+async def delete_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
+    await owned_provider(gw, user, provider_id)
     deleted: StorageProviderRecord = await gw.call(
         "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
     )
@@ -103,7 +119,9 @@ async def delete_provider(provider_id: str, gw: GatewayDep) -> StorageProviderRe
 
 
 @router.post("/storage/{provider_id}/test", tags=["storage"], summary="Round-trip a small object through it")
-async def test_provider(provider_id: str, gw: GatewayDep) -> StorageTestReply:
+async def test_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageTestReply:
+    # The test connects wherever the provider's config points: only its (authenticated) owner may ask.
+    await owned_provider(gw, user, provider_id)
     reply: StorageTestReply = await rpc.call(
         gw.runtime.nc,
         "cache",

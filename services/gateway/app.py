@@ -10,7 +10,7 @@ from artdag_common import __version__
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
-from services.gateway import api, api_cache, api_storage, errors
+from services.gateway import api, api_auth, api_cache, api_storage, errors
 from services.gateway.deps import Gateway
 from services.gateway.settings import GatewaySettings
 
@@ -21,7 +21,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         setup_tracing("gateway", settings.otlp_endpoint)
         runtime = ServiceRuntime("gateway", settings)
         await runtime.open()
-        app.state.gateway = Gateway(runtime, await open_store_async(settings, runtime.stack, nc=runtime.nc), settings)
+        gateway = Gateway(runtime, await open_store_async(settings, runtime.stack, nc=runtime.nc), settings)
+        await gateway.auth.start()
+        app.state.gateway = gateway
         try:
             yield
         finally:
@@ -49,6 +51,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             "ready\n" if reason is None else f"{reason}\n", status_code=200 if reason is None else 503
         )
 
+    app.include_router(api_auth.router)
     app.include_router(api_cache.router)
     app.include_router(api_storage.router)
     app.include_router(api.router)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from artdag_common import rpc
 from artdag_common.content_store import ContentStore
 from artdag_common.runtime import ServiceRuntime
+from services.gateway.auth import Authenticator
 from services.gateway.settings import GatewaySettings
 
 # Multipart framing around a file: allowed on top of a size limit before refusing early.
@@ -23,6 +24,9 @@ class Gateway:
         self.runtime = runtime
         self.store = store
         self.settings = settings
+        self.auth = Authenticator(runtime, settings)
+        # L2's public keys by keyId (PEM, monotonic deadline), for requests L2 signs.
+        self.l2_keys: dict[str, tuple[str, float]] = {}
 
     async def call(self, service: str, verb: str, request: BaseModel, reply: type[Any]) -> Any:
         return await rpc.call(self.runtime.nc, service, verb, request, reply, timeout_s=self.settings.rpc_timeout_s)

@@ -18,8 +18,10 @@ from artdag_common.errors import (
     InvalidMediaError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
     RetryableError,
     SyntaxInputError,
+    UnauthorizedError,
 )
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
     (InvalidCidError, 400),
     (SyntaxInputError, 400),
     (BadRequestError, 400),
+    (UnauthorizedError, 401),
     (ForbiddenError, 403),
+    (RateLimitedError, 429),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
     (NotFoundError, 404),
@@ -59,7 +63,12 @@ def install(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.warning("request failed: %s", exc)
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status)
+        headers: dict[str, str] = {}
+        if isinstance(exc, UnauthorizedError):
+            headers["WWW-Authenticate"] = 'Bearer realm="artdag"'
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after_s + 0.999)))
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

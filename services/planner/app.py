@@ -201,6 +201,8 @@ class RunDriver:
         # The submitting request's trace becomes the run's: every step it dispatches joins it.
         trace.get_current_span().set_attribute(RUN_ID, run_id)
         state.traceparent = current_traceparent()
+        state.owner = request.owner
+        state.fresh = request.fresh
         await self.book.create(state, request.recipe, plan)
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
@@ -210,38 +212,40 @@ class RunDriver:
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
         )
-        task = asyncio.create_task(self._start(run_id, plan, recipe))
+        task = asyncio.create_task(self._start(run_id, plan, recipe, fresh=request.fresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
 
-    async def _start(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
+    async def _start(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool = False) -> None:
         # Once per run: analysis, final plan and result lookups show as one span of the run's trace.
         token = current_run_id.set(run_id)  # its log records name the run
         try:
             with _tracer.start_as_current_span("plan run", attributes={RUN_ID: run_id}):
-                await self._begin(run_id, plan, recipe)
+                await self._begin(run_id, plan, recipe, fresh=fresh)
         finally:
             current_run_id.reset(token)
 
-    async def _begin(self, run_id: str, plan: Plan, recipe: Recipe) -> None:
+    async def _begin(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool) -> None:
         try:
             planned = await self._with_chunks(run_id, plan, recipe)
             replan = planned.plan_id != plan.plan_id
             plan = planned
             rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
             # The plan is stored while the results are looked up (each look-up a KV round trip).
+            # A fresh run (re-verification) renders everything: no step counts as cached.
             storing = asyncio.create_task(self._store_plan(plan))
             try:
-                cached = await self._known_results(rendered)
+                cached = {} if fresh else await self._known_results(rendered)
             finally:
                 plan_cid = await storing
 
             def begin(state: RunState) -> None:
                 state.plan_cid = plan_cid
                 if replan:
-                    fresh = new_run_state(run_id, plan)
-                    state.steps, state.plan_id, state.output_step = fresh.steps, fresh.plan_id, fresh.output_step
+                    replanned = new_run_state(run_id, plan)
+                    state.steps, state.plan_id = replanned.steps, replanned.plan_id
+                    state.output_step = replanned.output_step
                 state.status = RunStatus.RUNNING
                 for step_id, cid in cached.items():
                     state.steps[step_id].status = StepStatus.CACHED
@@ -570,6 +574,7 @@ class RunDriver:
             step=step,
             input_cids=input_cids,
             input_names=[state.steps[i].name for i in step.inputs],
+            fresh=state.fresh,
         )
         op = get_operation(step.node_type)
         subject = subjects.TASK_INLINE_STEP if op is not None and op.inline else subjects.TASK_STEP
@@ -609,7 +614,7 @@ class RunDriver:
                     frames=frames.get(step.step_id),
                 )
             )
-        await self.book.save_plan(plan, text, dict(request.inputs))
+        await self.book.save_plan(plan, text, dict(request.inputs), request.owner)
         to_run = [s for s in steps if s.status == "to-run"]
         return PlanReply(
             plan=plan,
@@ -621,8 +626,8 @@ class RunDriver:
 
     async def execute(self, request: ExecuteRequest) -> SubmitRunReply:
         """Run a plan made earlier by a dry run (re-planned from its recipe: a plan is never trusted)."""
-        recipe_text, inputs = await self.book.saved_plan(request.plan_id)
-        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs))
+        recipe_text, inputs = await self.book.saved_plan(request.plan_id, request.owner)
+        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs, owner=request.owner))
 
     async def cancel(self, request: RunRequest) -> RunState:
         """Stop dispatching, tell executors to drop the run's steps, then delete the run's record."""
@@ -663,24 +668,27 @@ class RunDriver:
 
     # -- recipes --------------------------------------------------------------------------
 
+    async def run_recipe_text(self, request: RunRequest) -> RecipeUpload:
+        return RecipeUpload(text=await self.book.recipe_text(check_run_id(request.run_id)))
+
     async def recipe_upload(self, request: RecipeUpload) -> RecipeRecord:
-        return await self.recipes.upload(request.text)
+        return await self.recipes.upload(request.text, owner=request.owner)
 
     async def recipe_get(self, request: RecipeRequest) -> RecipeRecord:
-        return await self.recipes.get(request.recipe_id)
+        return await self.recipes.get(request.recipe_id, request.viewer)
 
     async def recipe_list(self, request: ListRunsRequest) -> RecipeList:
-        recipes, total = await self.recipes.list(request.limit, request.offset)
+        recipes, total = await self.recipes.list(request.limit, request.offset, request.viewer)
         return RecipeList(recipes=recipes, total=total)
 
     async def recipe_delete(self, request: RecipeRequest) -> RecipeRecord:
-        record = await self.recipes.get(request.recipe_id)
-        await self.recipes.delete(request.recipe_id)
+        record = await self.recipes.get(request.recipe_id, request.viewer)
+        await self.recipes.delete(request.recipe_id, request.viewer)
         return record
 
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:
         record = await self.recipes.get(request.recipe_id)
-        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs))
+        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs, owner=request.owner))
 
     # -- queries --------------------------------------------------------------------------
 
@@ -710,7 +718,7 @@ class RunDriver:
         return await self._plan(check_run_id(request.run_id))
 
     async def list(self, request: ListRunsRequest) -> RunList:
-        runs, total = await self.book.list(request.limit, request.offset)
+        runs, total = await self.book.list(request.limit, request.offset, request.viewer)
         return RunList(runs=runs, total=total)
 
 
@@ -739,6 +747,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
     await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
     await rpc.serve(runtime.nc, "planner", "get_analysis", RunRequest, driver.analysis)
+    await rpc.serve(runtime.nc, "planner", "get_run_recipe", RunRequest, driver.run_recipe_text)
     await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
     await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
     await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute)

@@ -19,6 +19,7 @@ from artdag_common.schemas import (
     StepEvent,
     StepState,
     StepStatus,
+    Viewer,
     now,
 )
 
@@ -114,6 +115,7 @@ class RunBook:
                     state=state.model_dump(mode="json"),
                     output_cid=state.output_cid,
                     error=state.error,
+                    owner=state.owner,
                     created_at=state.created_at,
                     updated_at=state.updated_at,
                 )
@@ -152,25 +154,30 @@ class RunBook:
                 raise NotFoundError(f"no run {run_id}", field="run_id")
             return row.recipe_text
 
-    async def save_plan(self, plan: Plan, recipe_text: str, inputs: dict[str, str]) -> None:
+    async def save_plan(self, plan: Plan, recipe_text: str, inputs: dict[str, str], owner: str | None = None) -> None:
         async with self._sessions.begin() as session:
-            if await session.get(PlanRow, plan.plan_id) is None:
+            row = await session.get(PlanRow, plan.plan_id)
+            if row is None:
                 session.add(
                     PlanRow(
                         plan_id=plan.plan_id,
                         recipe_text=recipe_text,
                         inputs=inputs,
                         plan=plan.model_dump(mode="json"),
+                        owner=owner,
                         created_at=now(),
                     )
                 )
+            elif row.owner is not None and row.owner != owner:
+                row.owner = None  # planned by several users: the same plan, anyone who made it may run it
 
-    async def saved_plan(self, plan_id: str) -> tuple[str, dict[str, str]]:
+    async def saved_plan(self, plan_id: str, owner: str | None = None) -> tuple[str, dict[str, str]]:
+        """A dry run's recipe and inputs; with `owner`, a plan another user made is not found."""
         if len(plan_id) > 64:
             raise NotFoundError("not a plan id", field="plan_id")
         async with self._sessions() as session:
             row = await session.get(PlanRow, plan_id)
-            if row is None:
+            if row is None or (owner is not None and row.owner is not None and row.owner != owner):
                 raise NotFoundError(f"no plan {plan_id} (make one with POST /api/plan)", field="plan_id")
             return row.recipe_text, dict(row.inputs)
 
@@ -188,20 +195,23 @@ class RunBook:
                 raise NotFoundError(f"no run {run_id}", field="run_id")
             return Plan.model_validate(row.plan)
 
-    async def list(self, limit: int, offset: int) -> tuple[list[RunSummary], int]:
+    async def list(self, limit: int, offset: int, viewer: Viewer | None = None) -> tuple[list[RunSummary], int]:
+        """Runs newest first; with a non-admin `viewer`, only theirs."""
+        count = select(func.count()).select_from(Run)
+        query = select(Run).order_by(Run.created_at.desc())
+        if viewer is not None and not viewer.admin:
+            count = count.where(Run.owner == viewer.user)
+            query = query.where(Run.owner == viewer.user)
         async with self._sessions() as session:
-            total = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
-            rows = (
-                (await session.execute(select(Run).order_by(Run.created_at.desc()).limit(limit).offset(offset)))
-                .scalars()
-                .all()
-            )
+            total = (await session.execute(count)).scalar_one()
+            rows = (await session.execute(query.limit(limit).offset(offset))).scalars().all()
             return [
                 RunSummary(
                     run_id=r.run_id,
                     status=RunStatus(r.status),
                     recipe_name=r.recipe_name,
                     output_cid=r.output_cid,
+                    owner=r.owner,
                     created_at=r.created_at,
                     updated_at=r.updated_at,
                 )

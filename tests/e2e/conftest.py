@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from artdag_common.nats_server import free_port
+from artdag_common.tokens import load_token
 
 CLI = Path(sys.executable).parent / "artdag"
 
@@ -31,6 +32,25 @@ class Stack:
 
     def descendants(self) -> set[int]:
         return descendants(self.process.pid)
+
+    @property
+    def token(self) -> str:
+        """The local user's token that `artdag up` made and saved as `<home>/token`."""
+        token = load_token(self.home)
+        assert token, f"artdag up saved no token in {self.home}"
+        return token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def http(self, timeout: float = 30) -> httpx.Client:
+        """A client that authenticates as the local user, as the CLI does."""
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment for running the CLI against this stack: it finds the token under ARTDAG_HOME."""
+        return clean_env(ARTDAG_HOME=str(self.home))
 
 
 def descendants(pid: int) -> set[int]:
@@ -124,5 +144,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=30) as http:
+    with stack.http() as http:
         yield http

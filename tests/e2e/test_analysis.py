@@ -71,6 +71,7 @@ def test_the_cli_analyzes_a_file(stack: Stack, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env=stack.cli_env(),
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["audio"]["beats"]["tempo"] == pytest.approx(90, rel=0.01)

@@ -135,17 +135,19 @@ def test_browser_mp4_and_thumbnails_are_made_once(client: httpx.Client, tmp_path
     _mpeg4_mkv(source)
     with source.open("rb") as handle:
         cid = client.post("/cache/upload", files={"file": ("old.mkv", handle)}).json()["cid"]
+    # Served in place (whoever may see the source may see what is made of it), named by its own cid.
     first = client.get(f"/cache/{cid}/mp4")
-    assert first.status_code == 302, first.text
-    target = first.headers["location"]
-    assert target.startswith("/cache/") and target.endswith("/raw") and cid not in target
+    assert first.status_code == 200, first.text
+    made = first.headers["etag"].strip('"')
+    assert made != cid and first.headers["content-type"] == "video/mp4"
     converted = tmp_path / "converted.mp4"
-    converted.write_bytes(client.get(target).content)
+    converted.write_bytes(first.content)
     with av.open(str(converted)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert sum(1 for _ in container.decode(video=0)) == 25
-    again = client.get(f"/cache/{cid}/mp4")
-    assert again.headers["location"] == target, "made once: the second request finds the same file"
+    again = client.get(f"/cache/{cid}/mp4", headers={"Range": "bytes=0-99"})
+    assert again.status_code == 206 and again.content == first.content[:100]
+    assert again.headers["etag"] == first.headers["etag"], "made once: the second request finds the same file"
 
     still = client.get(f"/cache/{cid}/thumbnail", follow_redirects=True)
     assert still.status_code == 200 and still.content.startswith(b"\x89PNG")

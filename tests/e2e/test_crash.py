@@ -55,7 +55,7 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
     render_resize(clip, clean, width=1920, height=1080, mode="stretch")
 
     with running_stack(tmp_path / "home", "--executors", "2", ARTDAG_CLAIM_LEASE_S="3", ARTDAG_HEARTBEAT_S="1") as st:
-        with httpx.Client(base_url=st.url, timeout=30) as http:
+        with st.http() as http:
             with clip.open("rb") as handle:
                 cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
             run_id = http.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"]
@@ -100,7 +100,7 @@ steps:
   - {id: c, type: RESIZE, inputs: [b], config: {width: 320, height: 240}}
 output: c
 """
-    with running_stack(tmp_path / "home") as st, httpx.Client(base_url=st.url, timeout=30) as http:
+    with running_stack(tmp_path / "home") as st, st.http() as http:
         with clip.open("rb") as handle:
             cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
         run_id = http.post("/runs", json={"recipe": recipe, "inputs": {"video": cid}}).json()["run_id"]

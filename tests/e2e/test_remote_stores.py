@@ -9,7 +9,6 @@ from pathlib import Path
 
 import av
 import botocore.session
-import httpx
 import pytest
 
 from artdag_common.cid import cid_of_bytes, cid_of_file
@@ -53,7 +52,7 @@ def test_upload_render_download_on_a_remote_store(backend: object, tmp_path: Pat
     clip = tmp_path / "clip.mp4"
     write_test_clip(clip, width=320, height=180, fps=25, duration_s=1.0)
     with backend(tmp_path) as env, running_stack(tmp_path / "home", **env) as stack:  # type: ignore[operator]
-        with httpx.Client(base_url=stack.url, timeout=60) as client:
+        with stack.http(timeout=60) as client:
             with clip.open("rb") as handle:
                 cid = client.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
             assert cid == cid_of_file(clip)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from nats.aio.client import Client as NatsClient
 from artdag_common import rpc, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import cid_of_bytes
-from artdag_common.db import migrate
 from artdag_common.errors import NotFoundError
+from artdag_common.keys import verify_record
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
-from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     Plan,
     PlanStep,
@@ -31,50 +29,15 @@ from artdag_common.schemas import (
     StepState,
     StepStatus,
 )
-from services.cache.app import start as start_cache
-from services.cache.settings import CacheSettings
-from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
+from tests.integration.gateway_harness import Harness, gateway_harness
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-@dataclass
-class Harness:
-    client: httpx.AsyncClient
-    home: Path
-    imports: Path
-    nc: NatsClient
-
-
 @pytest.fixture
 async def harness(nats: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[Harness]:
-    home = tmp_path / "home"
-    imports = tmp_path / "imports"
-    imports.mkdir()
-    common: dict[str, Any] = {
-        "home": home,
-        "nats_url": nats.url,
-        "database_url": f"sqlite+aiosqlite:///{home / 'artdag.db'}",
-    }
-    await migrate(common["database_url"])
-    cache_settings = CacheSettings(**common)
-    runtime = ServiceRuntime("cache", cache_settings)
-    await runtime.open()
-    await start_cache(runtime, cache_settings)
-    app = create_app(
-        GatewaySettings(
-            **common, import_dirs=str(imports), max_upload_bytes=1024 * 1024, ipfs_gateway_url="https://gw.example/"
-        )
-    )
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                yield Harness(client=client, home=home, imports=imports, nc=runtime.nc)
-    finally:
-        runtime.stopping.set()
-        await runtime.close()
+    async with gateway_harness(nats, tmp_path) as running:
+        yield running
 
 
 async def upload(client: httpx.AsyncClient, data: bytes, name: str = "a.bin") -> dict[str, Any]:
@@ -268,6 +231,7 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
             "b": StepState(name="b", node_type="RESIZE", status=StepStatus.COMPLETED, output_cid=output["cid"]),
         },
         output_cid=output["cid"],
+        owner="alice",
     )
     plan = Plan(
         plan_id="p" * 64,
@@ -313,7 +277,15 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
     assert record["run_id"] == run_id and record["output"] == {"name": "out.mp4", "cid": output["cid"]}
     assert record["inputs"] == [{"name": "video", "cid": source["cid"]}]
     assert record["effects"] == [{"name": "invert", "version": "7"}]
-    assert (record["recipe_cid"], record["rendered_by"]) == ("QmRecipe", "local")
+    assert (record["recipe_cid"], record["rendered_by"]) == ("QmRecipe", "alice")
+    # Signed by this L1's Ed25519 key, the one its actor document publishes.
+    actor = (await harness.anonymous.get("/actor")).json()
+    trusted = actor["artdag:provenanceKey"]["publicKeyBase64"]
+    assert verify_record(record, trusted) == (True, verify_record(record, trusted)[1])
+    assert verify_record(record, trusted)[0] is True
+    tampered = {**record, "rendered_by": "mallory"}
+    assert verify_record(tampered, trusted)[0] is False
+    assert (await harness.as_user("bob").get(f"/cache/{meta['provenance_cid']}/meta")).status_code == 404
     assert record["infrastructure"]["software"] == "artdag 0.1.0"
     prov_meta = (await client.get(f"/cache/{meta['provenance_cid']}/meta")).json()
     assert (prov_meta["origin"], prov_meta["media_type"]) == ("provenance", "application/json")

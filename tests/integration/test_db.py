@@ -33,6 +33,10 @@ async def _reset_postgres(url: str) -> None:
                 "content",
                 "recipes",
                 "plans",
+                "tokens",
+                "recipe_holders",
+                "content_holders",
+                "publications",
                 "alembic_version",
             ):
                 await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
@@ -59,8 +63,19 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0003"
-        for table in ("content", "runs", "recipes", "plans", "content_refs", "storage_providers"):
+        assert version == "0004"
+        for table in (
+            "content",
+            "runs",
+            "recipes",
+            "plans",
+            "content_refs",
+            "storage_providers",
+            "tokens",
+            "recipe_holders",
+            "content_holders",
+            "publications",
+        ):
             assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
 
 
@@ -105,3 +120,30 @@ async def test_run_book_keeps_state_and_lists_newest_first(engine: AsyncEngine) 
     assert [r.run_id for r in runs] == [first.run_id]
     with pytest.raises(NotFoundError):
         await book.get("run-" + "3" * 32)
+
+
+async def test_migration_0004_keeps_who_owned_content(tmp_path: Path) -> None:
+    import asyncio
+
+    from alembic import command
+
+    from artdag_common.db import alembic_config
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0003")
+    db = make_engine(url)
+    try:
+        async with db.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO content (cid, size, media_type, origin, created_at, tags, owner, pinned, published) "
+                    "VALUES (:cid, 1, 'video/mp4', 'upload', 1.0, '[]', 'alice', false, false)"
+                ),
+                {"cid": CID},
+            )
+        await migrate(url)
+        async with db.connect() as conn:
+            holders = (await conn.execute(text("SELECT cid, username FROM content_holders"))).all()
+        assert [tuple(h) for h in holders] == [(CID, "alice")]
+    finally:
+        await db.dispose()

@@ -8,21 +8,27 @@ from pydantic import BaseModel
 from artdag_common.schemas import (
     ContentRecord,
     HealthReply,
+    Principal,
+    RevokeUserRequest,
     RpcReply,
     RunEvent,
     StepEvent,
     StepTask,
     SubmitRunRequest,
+    VerifyTokenRequest,
 )
 
 GOLDEN: list[tuple[type[BaseModel], str]] = [
-    (SubmitRunRequest, '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"}}'),
+    (
+        SubmitRunRequest,
+        '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"},"owner":"alice","fresh":false}',
+    ),
     (
         StepTask,
         '{"v":1,"run_id":"run-1","step":{"step_id":"s","name":"small","node_type":"RESIZE",'
         '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null,"level":1,'
         '"media_type":"video/mp4"},'
-        '"input_cids":["QmX"],"input_names":["input:video"]}',
+        '"input_cids":["QmX"],"input_names":["input:video"],"fresh":false}',
     ),
     (
         StepEvent,
@@ -40,6 +46,13 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
         HealthReply,
         '{"v":1,"service":"cache","instance":"cache-1","version":"0.1.0","ok":true,"uptime_s":1.5,"details":{}}',
     ),
+    (
+        Principal,
+        '{"v":1,"user":"alice","roles":["admin"],"scopes":[],"token_hash":"ab12","issued_at":1700000000.0,'
+        '"expires_at":null,"source":"local"}',
+    ),
+    (VerifyTokenRequest, '{"v":1,"token":"adt_x"}'),
+    (RevokeUserRequest, '{"v":1,"user":"alice"}'),
     (RpcReply, '{"v":1,"ok":false,"data":null,"error":{"code":"not_found","message":"no run","field":"run_id"}}'),
 ]
 

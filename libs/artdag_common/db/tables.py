@@ -66,7 +66,7 @@ class Run(Base):
     """A submitted run and its outcome. Owner: planner."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_created_at", "created_at"),)
+    __table_args__ = (Index("ix_runs_created_at", "created_at"), Index("ix_runs_owner", "owner"))
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
@@ -79,6 +79,7 @@ class Run(Base):
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     output_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -96,6 +97,18 @@ class RecipeRow(Base):
     text: Mapped[str] = mapped_column(Text)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
     example: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class RecipeHolder(Base):
+    """Which users uploaded a recipe (the same text from two users is one recipe, held by both). Owner: planner."""
+
+    __tablename__ = "recipe_holders"
+    __table_args__ = (Index("ix_recipe_holders_username", "username"),)
+
+    recipe_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256), primary_key=True)
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -108,4 +121,46 @@ class PlanRow(Base):
     recipe_text: Mapped[str] = mapped_column(Text)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class TokenRow(Base):
+    """A token known to this L1, by its sha256 only (local tokens issued here, L2 tokens seen). Owner: auth."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (Index("ix_tokens_username", "username"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ContentHolder(Base):
+    """Which users hold a cid (uploaded, imported or made it): they see and change it. Owner: cache service."""
+
+    __tablename__ = "content_holders"
+    __table_args__ = (Index("ix_content_holders_username", "username"),)
+
+    cid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PublicationRow(Base):
+    """Content announced to L2 (an ActivityPub Create): kept, so publishing is idempotent. Owner: cache service."""
+
+    __tablename__ = "publications"
+
+    cid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256))
+    activity_id: Mapped[str] = mapped_column(String(512))
+    object_id: Mapped[str] = mapped_column(String(512))
+    inbox: Mapped[str] = mapped_column(String(512))
+    activity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[float] = mapped_column(Float)

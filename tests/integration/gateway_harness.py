@@ -1,0 +1,113 @@
+"""The gateway app in process, with the cache and auth services over a real nats-server, and tokens.
+
+Every client it hands out authenticates like a real one: `Authorization: Bearer <token>` for a token
+the auth service issued (alice, bob: plain users; root: admin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
+
+from artdag_common import rpc
+from artdag_common.db import migrate
+from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.runtime import ServiceRuntime
+from artdag_common.schemas import IssuedToken, IssueTokenRequest
+from services.auth.app import start as start_auth
+from services.auth.settings import AuthSettings
+from services.cache.app import start as start_cache
+from services.cache.settings import CacheSettings
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    """Authenticated as alice (a plain user)."""
+    anonymous: httpx.AsyncClient
+    home: Path
+    imports: Path
+    nc: NatsClient
+    app: FastAPI
+    tokens: dict[str, str] = field(default_factory=dict)
+    extra: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def as_user(self, name: str) -> httpx.AsyncClient:
+        """A client that sends `name`'s token (alice, bob, root)."""
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://gateway",
+            headers={"Authorization": f"Bearer {self.tokens[name]}"},
+        )
+        self.extra.append(client)
+        return client
+
+    async def issue(self, user: str, *, roles: list[str] | None = None, ttl_s: float | None = None) -> str:
+        issued = await rpc.call(
+            self.nc, "auth", "issue", IssueTokenRequest(user=user, roles=roles or [], ttl_s=ttl_s), IssuedToken
+        )
+        return issued.token
+
+
+@asynccontextmanager
+async def gateway_harness(
+    nats: EmbeddedNatsServer, tmp_path: Path, *, start_cache_service: bool = True, **settings: Any
+) -> AsyncIterator[Harness]:
+    home = tmp_path / "home"
+    imports = tmp_path / "imports"
+    imports.mkdir(exist_ok=True)
+    common: dict[str, Any] = {
+        "home": home,
+        "nats_url": nats.url,
+        "database_url": f"sqlite+aiosqlite:///{home / 'artdag.db'}",
+    }
+    common.update({k: v for k, v in settings.items() if k in CacheSettings.model_fields})
+    await migrate(common["database_url"])
+    runtimes: list[ServiceRuntime] = []
+    if start_cache_service:
+        cache_settings = CacheSettings(**common)
+        cache_runtime = ServiceRuntime("cache", cache_settings)
+        await cache_runtime.open()
+        runtimes.append(cache_runtime)
+        await start_cache(cache_runtime, cache_settings)
+    auth_settings = AuthSettings(**common)
+    auth_runtime = ServiceRuntime("auth", auth_settings)
+    await auth_runtime.open()
+    runtimes.append(auth_runtime)
+    await start_auth(auth_runtime, auth_settings)
+    gateway_settings: dict[str, Any] = {
+        "import_dirs": str(imports),
+        "max_upload_bytes": 1024 * 1024,
+        "ipfs_gateway_url": "https://gw.example/",
+        **settings,
+    }
+    app = create_app(GatewaySettings(**{**common, **gateway_settings}))
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as anonymous:
+                harness = Harness(
+                    client=anonymous, anonymous=anonymous, home=home, imports=imports, nc=auth_runtime.nc, app=app
+                )
+                if not settings.get("l2_server"):
+                    for user, roles in (("alice", []), ("bob", []), ("root", ["admin"])):
+                        harness.tokens[user] = await harness.issue(user, roles=roles)
+                    harness.client = harness.as_user("alice")
+                try:
+                    yield harness
+                finally:
+                    for client in harness.extra:
+                        await client.aclose()
+    finally:
+        for runtime in reversed(runtimes):
+            runtime.stopping.set()
+            await runtime.close()
