@@ -18,13 +18,16 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from artdag_common import telemetry
+from artdag_common import rpc, telemetry
 from artdag_common.db import migrate
 from artdag_common.demo_media import write_test_clip
 from artdag_common.runtime import ServiceRuntime
+from artdag_common.schemas import IssuedToken, IssueTokenRequest
 from artdag_common.testing import nats_server
 from services.analyzer.app import start as start_analyzer
 from services.analyzer.settings import AnalyzerSettings
+from services.auth.app import start as start_auth
+from services.auth.settings import AuthSettings
 from services.cache.app import start as start_cache
 from services.cache.settings import CacheSettings
 from services.executor.app import start as start_executor
@@ -75,6 +78,7 @@ async def gateway(tmp_path: Path, spans: InMemorySpanExporter) -> AsyncIterator[
         await migrate(common["database_url"])
         runtimes: list[ServiceRuntime] = []
         services: list[tuple[str, Any, Any]] = [
+            ("auth", AuthSettings(**common), start_auth),
             ("cache", CacheSettings(**common), start_cache),
             ("analyzer", AnalyzerSettings(**common), start_analyzer),
             ("planner", PlannerSettings(**common, chunk_seconds=1.0), start_planner),
@@ -86,10 +90,16 @@ async def gateway(tmp_path: Path, spans: InMemorySpanExporter) -> AsyncIterator[
                 runtimes.append(runtime)
                 await runtime.open()
                 await start(runtime, settings)
+            issued = await rpc.call(runtimes[0].nc, "auth", "issue", IssueTokenRequest(user="tracer"), IssuedToken)
             app = create_app(GatewaySettings(**common))
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as client:
+                async with httpx.AsyncClient(
+                    transport=transport,
+                    base_url="http://gateway",
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {issued.token}"},
+                ) as client:
                     yield client
         finally:
             for runtime in reversed(runtimes):
