@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, NotFoundError
@@ -127,6 +127,15 @@ async def run_plan(request: Request, run_id: str, gw: GatewayDep) -> HTMLRespons
         elements=dag.as_json(elements) if elements else None,
         **context,
     )
+
+
+@router.get("/ui/run/{run_id}/graph")
+async def run_graph(run_id: str, gw: GatewayDep) -> JSONResponse:
+    """The DAG's elements now: the page fetches them again when planning replaces the plan."""
+    state = await _run_state(gw, run_id)
+    plan = await _plan(gw, run_id)
+    elements = dag.plan_elements(plan, state) if plan is not None else {"nodes": [], "edges": []}
+    return JSONResponse(elements, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/ui/run/{run_id}/step/{step_id}")
@@ -286,7 +295,7 @@ async def storage_page(request: Request, gw: GatewayDep) -> HTMLResponse:
         request,
         "storage.html",
         providers=found.providers,
-        types=[t.value for t in StorageType],
+        types=list(get_args(StorageType)),
         store=gw.settings.store,
     )
 

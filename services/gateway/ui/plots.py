@@ -71,9 +71,7 @@ class _Frame:
             t += ticks
         for v in (self.lo, self.hi):
             parts.append(f'<text class="tick" x="{PAD_L - 6}" y="{self.y(v) + 4}" text-anchor="end">{v:g}</text>')
-        parts.append(
-            f'<text class="label" x="{PAD_L - 36}" y="{PAD_T + 4}" text-anchor="start">{html.escape(y_label)}</text>'
-        )
+        parts.append(f"<desc>{html.escape(y_label)} over time</desc>")
         return "".join(parts)
 
     def svg(self, body: str, title: str, kind: str) -> Markup:

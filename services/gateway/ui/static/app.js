@@ -73,7 +73,7 @@
     nodes.forEach(function (n) { (levels[n.data.level] = levels[n.data.level] || []).push(n); });
     Object.keys(levels).forEach(function (lv) {
       var col = levels[lv];
-      col.forEach(function (n, i) { n.position = { x: Number(lv) * 210, y: (i - (col.length - 1) / 2) * 74 }; });
+      col.forEach(function (n, i) { n.position = { x: Number(lv) * 200, y: (i - (col.length - 1) / 2) * 66 }; });
     });
   }
 
@@ -84,12 +84,12 @@
       container: el.querySelector(".dag-canvas"),
       elements: data.nodes.concat(data.edges),
       layout: { name: "preset", fit: true, padding: 30 },
-      minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3,
+      minZoom: 0.1, maxZoom: 3,
       style: [
         { selector: "node", style: {
-            "shape": "round-rectangle", "width": 150, "height": 46, "label": "data(label)",
-            "text-wrap": "wrap", "text-valign": "center", "text-halign": "center", "font-size": 11,
-            "color": "#fff", "text-max-width": 140,
+            "shape": "round-rectangle", "width": 160, "height": 50, "label": "data(label)",
+            "text-wrap": "wrap", "text-valign": "center", "text-halign": "center", "font-size": 13, "font-weight": 600,
+            "color": "#fff", "text-max-width": 150,
             "background-color": function (n) { return COLORS[n.data("status")] || COLORS.pending; },
             "border-width": 0 } },
         { selector: "node:selected", style: { "border-width": 3, "border-color": "#fdb022" } },
@@ -130,10 +130,24 @@
       var bar = document.querySelector("#run-progress > span");
       if (bar) bar.style.width = (total ? 100 * done / total : 0) + "%";
     }
+    // Planning replaces a run's first plan (analysis expands BEAT_SYNC, MAP, …): fetch the graph again.
+    function reloadGraph() {
+      fetch(el.dataset.graphUrl, { headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data || !el.isConnected) return;
+          layout(data.nodes);
+          cy.batch(function () { cy.elements().remove(); cy.add(data.nodes.concat(data.edges)); });
+          cy.layout({ name: "preset", fit: true, padding: 30 }).run();
+          recount();
+          refresh("#steps-table");
+        });
+    }
     openEvents(el.dataset.events, {
       step: function (ev) {
         var node = cy.getElementById(ev.step_id);
         if (node.length) node.data("status", ev.status);
+        else debounce("graph", reloadGraph, 150);
         var li = document.querySelector('[data-step-row="' + ev.step_id + '"] .badge');
         setBadge(li, ev.status);
         recount();
@@ -145,6 +159,7 @@
       },
       run: function (ev) {
         setBadge(document.getElementById("run-status"), ev.status);
+        if (ev.status === "running") debounce("graph", reloadGraph, 150);
         if (["completed", "failed", "cancelled"].indexOf(ev.status) >= 0) {
           var bar = document.getElementById("run-progress");
           if (bar) bar.className = "progress " + ev.status;
@@ -153,6 +168,16 @@
       },
     }, el);
     recount();
+  }
+
+  // A run page shown before planning finished: show the plan as soon as the run moves on.
+  function initWaitPlan(el) {
+    var again = function () {
+      debounce("wait-plan", function () {
+        htmx.ajax("GET", window.location.pathname, { target: "body", swap: "innerHTML", select: "body" });
+      }, 200);
+    };
+    openEvents(el.dataset.waitPlan, { run: again, step: again }, el);
   }
 
   // -- the runs list ------------------------------------------------------------------
@@ -279,6 +304,7 @@
   htmx.onLoad(function (root) {
     each(root, "[data-dag]", initDag);
     each(root, "[data-runs-events]", initRunsList);
+    each(root, "[data-wait-plan]", initWaitPlan);
     each(root, "[data-dropzone]", initDropzone);
     each(root, "[data-upload-into]", initUploadInto);
     each(root, "[data-copy]", initCopy);
