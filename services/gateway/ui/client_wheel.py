@@ -22,6 +22,7 @@ MODULES = (
     "artdag_cli/__init__.py",
     "artdag_cli/client.py",
     "artdag_cli/main.py",
+    "artdag_cli/progress.py",
     "artdag_common/__init__.py",
     "artdag_common/cid.py",
     "artdag_common/errors.py",
