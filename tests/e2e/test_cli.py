@@ -112,7 +112,10 @@ def test_the_downloadable_client_runs(stack: Stack, tmp_path: Path) -> None:
     wheel = tmp_path / name
     wheel.write_bytes(httpx.get(f"{stack.url}/download/client/{name}").content)
     # A wheel of pure Python is importable as it is: run the CLI from it, not from this checkout.
-    code = "import artdag_cli.main as m, sys; assert m.__file__.startswith(sys.argv[1]), m.__file__; sys.exit(m.main(sys.argv[2:]))"
+    code = (
+        "import artdag_cli.main as m, sys; assert m.__file__.startswith(sys.argv[1]), m.__file__; "
+        "sys.exit(m.main(sys.argv[2:]))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code, str(wheel), "recipes", "--json", "--server", stack.url],
         capture_output=True, text=True, timeout=60, env=clean_env(PYTHONPATH=str(wheel)),

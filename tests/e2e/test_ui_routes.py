@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,7 +106,10 @@ def test_run_events_resume_after_last_event_id(client: httpx.Client, finished_ru
 
 
 def test_recipe_upload_error_marks_the_line(client: httpx.Client) -> None:
-    text = "name: bad\ninputs: [video]\nsteps:\n  - {id: a, type: RESIZE, inputs: [video], config: {width: -2}}\noutput: a\n"
+    text = (
+        "name: bad\ninputs: [video]\nsteps:\n"
+        "  - {id: a, type: RESIZE, inputs: [video], config: {width: -2}}\noutput: a\n"
+    )
     response = client.post("/ui/recipes/upload", data={"recipe": text}, headers={"HX-Request": "true"})
     assert response.status_code == 422
     assert 'class="ln err" data-n="4"' in response.text and "width" in response.text

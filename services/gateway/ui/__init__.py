@@ -7,9 +7,12 @@ form actions, the server-sent event streams and error pages for people.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import cast
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,6 +21,8 @@ from services.gateway import errors
 from services.gateway.ui import actions, events, pages
 from services.gateway.ui.negotiate import PAGE_PREFIX, NegotiationMiddleware, wants_html
 from services.gateway.ui.render import STATIC, render
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 HEADINGS = {
     400: ("Bad request", "The request could not be understood."),
@@ -68,28 +73,27 @@ def install(app: FastAPI) -> None:
     app.include_router(actions.router)
     app.include_router(events.router)
 
-    json_artdag = app.exception_handlers[ArtdagError]
-    json_validation = app.exception_handlers[RequestValidationError]
+    # The JSON handlers `errors.install` registered: API clients keep getting exactly those.
+    json_artdag = cast(Handler, app.exception_handlers[ArtdagError])
+    json_validation = cast(Handler, app.exception_handlers[RequestValidationError])
 
     async def on_artdag_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ArtdagError) and _page_request(request):
             return error_page(request, errors.status_for(exc), exc.message, exc.field)
-        return await json_artdag(request, exc)  # type: ignore[no-any-return]
+        return await json_artdag(request, exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError) and _page_request(request):
             first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
             loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
             return error_page(request, 422, str(first.get("msg")), ".".join(loc) or None)
-        return await json_validation(request, exc)  # type: ignore[no-any-return]
+        return await json_validation(request, exc)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if _page_request(request):
             return error_page(request, exc.status_code, "" if exc.status_code == 404 else str(exc.detail), None)
         body = errors.error_body("not_found" if exc.status_code == 404 else "http", str(exc.detail), None)
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(ArtdagError, on_artdag_error)
