@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARTDAG_HOME ?= $(HOME)/.artdag
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ipfs-node ## lint, then the whole test suite (unit, integration, end to end)
+test: lint ipfs-node chromium ## lint, then the whole test suite (unit, integration, end to end, browser)
 	$(BIN)/python -m pytest
 
 # A real IPFS node for the IPFS content-store tests: js-ipfs from the npm registry (run
@@ -41,6 +41,11 @@ test: lint ipfs-node ## lint, then the whole test suite (unit, integration, end 
 ipfs-node: $(STAMP) ## install the offline IPFS node the tests use (needs Node.js and npm)
 	@$(BIN)/python -c 'from artdag_common.testing import ensure_jsipfs; r = ensure_jsipfs(); print("ipfs-node:", r or "ready")' \
 	  || echo "ipfs-node: install failed; the IPFS store tests will skip"
+
+# The browser tests drive Debian's chromium with Playwright (never a downloaded browser).
+chromium: ## install Debian's chromium for the browser tests when it is missing (needs root)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "chromium: install failed; the browser tests will skip"
 
 unit: $(STAMP) ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit
