@@ -148,7 +148,7 @@
         var node = cy.getElementById(ev.step_id);
         if (node.length) node.data("status", ev.status);
         else debounce("graph", reloadGraph, 150);
-        var li = document.querySelector('[data-step-row="' + ev.step_id + '"] .badge');
+        var li = document.querySelector('[data-step-row="' + ev.step_id + '"] td.st .badge');
         setBadge(li, ev.status);
         recount();
         if (panel && panel.dataset.step === ev.step_id) {
