@@ -190,9 +190,10 @@ async def add_storage(request: Request, gw: GatewayDep) -> HTMLResponse:
         added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     except ValidationError as exc:
         message, field = _first_error(exc)
-        return _flash(request, f"{field}: {message}" if field else message, 422)
+        return await _providers(request, gw, f"{field}: {message}" if field else message, ok=False, status=422)
     except ArtdagError as exc:
-        return _flash(request, f"{exc.field}: {exc.message}" if exc.field else exc.message, status_for(exc))
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return await _providers(request, gw, text, ok=False, status=status_for(exc))
     return await _providers(request, gw, f"Added {added.name} ({added.type}).")
 
 
