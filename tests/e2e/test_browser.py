@@ -242,6 +242,30 @@ def test_pages_errors_storage_and_client(page: Any, stack: Stack, shots: Path) -
     assert "artdag_cli/main.py" in names and any(n.endswith(".dist-info/METADATA") for n in names)
     page.screenshot(path=shots / "13-download-client.png", full_page=True)
 
+    # The run form uploads a file picked next to an input, then selects it.
+    page.goto("/recipes")
+    page.click("[data-recipe='resize-demo']")
+    clip = stack.home / "form-upload.mp4"
+    write_test_clip(clip, width=96, height=64, fps=10, duration_s=0.5, tone_hz=877.0)
+    page.set_input_files("[data-upload-into='in-video']", str(clip))
+    page.wait_for_function("document.getElementById('in-video').value.startsWith('Qm')")
+
+    # Media: filter by type, edit a tile's details in place.
+    page.goto("/media")
+    page.click("nav.filters >> text=Audio")
+    page.wait_for_url("**/media?type=audio")
+    kinds = page.locator(".tile .body .muted").all_inner_texts()
+    assert kinds and all(k.startswith("audio/") for k in kinds)
+    tile = page.locator(".tile").first
+    cid = tile.get_attribute("data-cid")
+    tile.locator("summary").click()
+    tile.locator("input[name=name]").fill("Renamed in the browser")
+    tile.locator("input[name=tags]").fill("drums, test")
+    tile.locator("button[type=submit]").click()
+    page.wait_for_selector(f"#tile-{cid} .flash.ok")
+    assert "Renamed in the browser" in page.inner_text(f"#tile-{cid} .name")
+    page.screenshot(path=shots / "16-media-edited.png", full_page=True)
+
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto("/runs")
     page.screenshot(path=shots / "14-phone-runs.png", full_page=True)

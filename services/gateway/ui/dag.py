@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from artdag_common.recipe import Recipe
+from artdag_common.recipe import Recipe, RecipeStep
 from artdag_common.schemas import Plan, RunState
 
 
@@ -45,13 +45,20 @@ def recipe_elements(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
         for name, spec in recipe.inputs.items()
     ]
     edges: list[dict[str, Any]] = []
+
+    def deps(step: RecipeStep) -> tuple[str, ...]:
+        reads = step.config.get("input") if step.type == "SOURCE" else None
+        if not step.inputs and isinstance(reads, str) and reads in recipe.inputs:
+            return (reads,)
+        return step.inputs
+
     pending = list(recipe.steps)
     # Steps may be written in any order: place each once all its inputs are placed.
     while pending:
         progressed = False
         for step in list(pending):
-            if all(i in level for i in step.inputs):
-                level[step.id] = 1 + max((level[i] for i in step.inputs), default=-1)
+            if all(i in level for i in deps(step)):
+                level[step.id] = 1 + max((level[i] for i in deps(step)), default=-1)
                 pending.remove(step)
                 progressed = True
         if not progressed:  # a cycle the recipe parser would refuse; place the rest anyway
@@ -70,6 +77,11 @@ def recipe_elements(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
                 }
             }
         )
+        reads = step.config.get("input") if step.type == "SOURCE" else None
+        if isinstance(reads, str) and reads in recipe.inputs and not step.inputs:
+            edges.append(
+                {"data": {"id": f"{reads}>{step.id}#src", "source": f"input:{reads}", "target": f"step:{step.id}"}}
+            )
         for index, source in enumerate(step.inputs):
             kind = "input" if source in recipe.inputs else "step"
             edges.append(
