@@ -249,12 +249,16 @@ def test_pages_errors_storage_and_client(page: Any, stack: Stack, shots: Path) -
     write_test_clip(clip, width=96, height=64, fps=10, duration_s=0.5, tone_hz=877.0)
     page.set_input_files("[data-upload-into='in-video']", str(clip))
     page.wait_for_function("document.getElementById('in-video').value.startsWith('Qm')")
+    page.click("text=View DAG")
+    page.wait_for_url("**/dag")
+    page.wait_for_function("window.artdagDag && window.artdagDag.nodes().length === 2")
+    page.screenshot(path=shots / "17-recipe-dag.png", full_page=True)
 
     # Media: filter by type, edit a tile's details in place.
     page.goto("/media")
     page.click("nav.filters >> text=Audio")
     page.wait_for_url("**/media?type=audio")
-    kinds = page.locator(".tile .body .muted").all_inner_texts()
+    kinds = page.locator(".tile .kind").all_inner_texts()
     assert kinds and all(k.startswith("audio/") for k in kinds)
     tile = page.locator(".tile").first
     cid = tile.get_attribute("data-cid")
