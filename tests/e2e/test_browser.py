@@ -187,6 +187,63 @@ def test_upload_run_watch_analyse_play(page: Any, stack: Stack, shots: Path, tmp
     run_id = run_url.split("/run/")[1].split("/")[0]
     page.wait_for_selector(f"[data-run-row='{run_id}'] .badge.completed")
     page.screenshot(path=shots / "09-runs.png", full_page=True)
+    page.click("nav.nav >> text=Home")
+    page.wait_for_selector(f"a[href='/run/{run_id}/plan']")
+    page.screenshot(path=shots / "09-home-after-a-run.png", full_page=True)
+
+
+TOUR = """name: analysis-tour
+description: Every analysis feature of a video and a track, and the video cut on the beats
+inputs:
+  video: {type: video, description: Source video}
+  audio: {type: audio, description: Audio track}
+steps:
+  - id: listen
+    type: ANALYZE
+    inputs: [audio]
+    config: {features: [beats, energy, spectrum, onsets]}
+  - id: watch
+    type: ANALYZE
+    inputs: [video]
+    config: {features: [scene_changes, motion]}
+  - id: synced
+    type: BEAT_SYNC
+    inputs: [video, listen]
+    config: {mode: cut}
+output: synced
+"""
+
+
+def test_upload_a_recipe_run_it_and_see_every_plot(page: Any, stack: Stack, shots: Path, tmp_path: Path) -> None:
+    video, track = tmp_path / "tour.mp4", tmp_path / "tour.wav"
+    write_test_clip(video, width=128, height=96, fps=20, duration_s=2.0, tone_hz=499.0)
+    write_click_track(track, bpm=130, duration_s=2.2)
+    page.goto("/media")
+    page.set_input_files("#media-files", [str(video), str(track)])
+    page.wait_for_function("document.querySelectorAll('#upload-list .upload-row.done').length === 2")
+    cids = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#upload-list .upload-row')]"
+        ".map(r => [r.querySelector('.name').textContent, r.dataset.cid]))"
+    )
+    page.goto("/recipes")
+    mark_document(page)
+    page.fill("#recipe-text", TOUR)
+    page.click("form[hx-post='/ui/recipes/upload'] button[type=submit]")
+    page.wait_for_url("**/recipe/Qm*")  # stored, and on its page without a reload
+    assert not_reloaded(page)
+    assert page.locator(".source .ln").count() == TOUR.count("\n")
+    page.select_option("#in-video", value=cids["tour.mp4"])
+    page.select_option("#in-audio", value=cids["tour.wav"])
+    page.click("#run-button")
+    page.wait_for_url("**/run/run-*/plan")
+    page.wait_for_selector("#run-facts .badge.completed", timeout=90_000)
+    page.click("nav.tabs >> text=Analysis")
+    page.wait_for_url("**/analysis")
+    for kind in ("energy", "spectrum", "tempo", "motion"):
+        assert page.locator(f"svg[data-plot='{kind}']").count() == 1, kind
+    assert page.locator("svg[data-plot='spectrum'] polyline").count() >= 3  # one curve per band
+    assert not_reloaded(page)
+    page.screenshot(path=shots / "18-analysis-every-plot.png", full_page=True)
 
 
 def test_runs_list_updates_live(page: Any, stack: Stack, client: httpx.Client, tmp_path: Path) -> None:

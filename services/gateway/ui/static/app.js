@@ -77,13 +77,19 @@
     });
   }
 
+  // Fit the graph, but never blow a small one up past readable size.
+  function fitGraph(cy) {
+    cy.fit(undefined, 30);
+    if (cy.zoom() > 1.1) { cy.zoom(1.1); cy.center(); }
+  }
+
   function initDag(el) {
     var data = JSON.parse(document.getElementById(el.dataset.source).textContent);
     layout(data.nodes);
     var cy = cytoscape({
       container: el.querySelector(".dag-canvas"),
       elements: data.nodes.concat(data.edges),
-      layout: { name: "preset", fit: true, padding: 30 },
+      layout: { name: "preset", fit: false },
       minZoom: 0.1, maxZoom: 3,
       style: [
         { selector: "node", style: {
@@ -98,12 +104,13 @@
             "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": .9 } },
       ],
     });
+    fitGraph(cy);
     el._cy = cy;
     window.artdagDag = cy;
     el.querySelectorAll("[data-dag-action]").forEach(function (b) {
       b.addEventListener("click", function () {
         var a = b.dataset.dagAction;
-        if (a === "fit") cy.fit(undefined, 30);
+        if (a === "fit") fitGraph(cy);
         if (a === "in") cy.zoom({ level: cy.zoom() * 1.25, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
         if (a === "out") cy.zoom({ level: cy.zoom() / 1.25, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
       });
@@ -138,7 +145,8 @@
           if (!data || !el.isConnected) return;
           layout(data.nodes);
           cy.batch(function () { cy.elements().remove(); cy.add(data.nodes.concat(data.edges)); });
-          cy.layout({ name: "preset", fit: true, padding: 30 }).run();
+          cy.layout({ name: "preset", fit: false }).run();
+          fitGraph(cy);
           recount();
           refresh("#steps-table");
         });
