@@ -46,11 +46,14 @@
     return source;
   }
 
-  function refresh(selector) {
-    var el = document.querySelector(selector);
-    if (!el) return;
-    htmx.ajax("GET", window.location.pathname + window.location.search,
-              { target: selector, select: selector, swap: "outerHTML" });
+  // Fetch the current page again and swap in just these parts (comma-separated selectors).
+  function refresh(selectors) {
+    selectors.split(",").forEach(function (selector) {
+      selector = selector.trim();
+      if (!document.querySelector(selector)) return;
+      htmx.ajax("GET", window.location.pathname + window.location.search,
+                { target: selector, select: selector, swap: "outerHTML" });
+    });
   }
   var pending = {};
   function debounce(key, fn, ms) {
@@ -196,7 +199,7 @@
         var row = document.querySelector('[data-run-row="' + ev.run_id + '"]');
         if (row) setBadge(row.querySelector(".badge"), ev.status);
         if (!row || ["completed", "failed", "cancelled", "running"].indexOf(ev.status) >= 0) {
-          debounce("runs", function () { refresh("#runs-table"); }, 300);
+          debounce("runs", function () { refresh("#runs-table, #runs-count"); }, 300);
         }
       },
       step: function (ev) {
@@ -246,7 +249,8 @@
       progress: function (f) { row.querySelector(".progress > span").style.width = (100 * f) + "%";
                                row.querySelector(".state").textContent = Math.round(100 * f) + "%"; },
       done: function (body) { row.classList.add("done"); row.querySelector(".progress").className = "progress completed";
-                              row.querySelector(".progress > span").style.width = "100%";
+                              var bar = row.querySelector(".progress > span");
+                              bar.style.transition = "none"; bar.style.width = "100%";
                               var s = row.querySelector(".state"); s.textContent = "stored"; s.title = body.cid;
                               row.dataset.cid = body.cid; },
       fail: function (err) { row.querySelector(".progress").className = "progress failed";
