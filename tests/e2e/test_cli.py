@@ -111,14 +111,26 @@ def test_the_downloadable_client_runs(stack: Stack, tmp_path: Path) -> None:
     name = page.split('href="/download/client/', 1)[1].split('"', 1)[0]
     wheel = tmp_path / name
     wheel.write_bytes(httpx.get(f"{stack.url}/download/client/{name}").content)
-    # A wheel of pure Python is importable as it is: run the CLI from it, not from this checkout.
-    code = (
-        "import artdag_cli.main as m, sys; assert m.__file__.startswith(sys.argv[1]), m.__file__; "
-        "sys.exit(m.main(sys.argv[2:]))"
+    # pip accepts it (metadata, RECORD, entry point); its `artdag` script runs the wheel's code, not this checkout's.
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert pip.returncode == 0, pip.stderr
+    assert (target / "artdag_cli" / "main.py").is_file() and not (target / "artdag_cli" / "launcher.py").exists()
+    env = clean_env(PYTHONPATH=str(target), PYTHONSAFEPATH="1")
+    where = subprocess.run(
+        [sys.executable, "-c", "import artdag_cli.main as m; print(m.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
+    assert where.stdout.strip().startswith(str(target)), where
+    script = target / "bin" / "artdag"
     done = subprocess.run(
-        [sys.executable, "-c", code, str(wheel), "recipes", "--json", "--server", stack.url],
-        capture_output=True, text=True, timeout=60, env=clean_env(PYTHONPATH=str(wheel)),
+        [sys.executable, str(script), "recipes", "--json", "--server", stack.url],
+        capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "beat-sync" in done.stdout
