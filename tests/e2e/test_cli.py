@@ -114,7 +114,7 @@ def test_the_downloadable_client_runs(stack: Stack, tmp_path: Path) -> None:
     # pip accepts it (metadata, RECORD, entry point); its `artdag` script runs the wheel's code, not this checkout's.
     target = tmp_path / "site"
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr
