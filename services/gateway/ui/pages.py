@@ -41,6 +41,8 @@ from services.gateway.ui.render import render
 router = APIRouter(include_in_schema=False)
 
 RUNS_PAGE = 20
+# One-step runs the gateway makes for itself (GET /cache/{cid}/thumbnail and /mp4): not the user's work.
+DERIVED = ("thumbnail", "browser-mp4")
 MEDIA_PAGE = 48
 MEDIA_FILTERS = (("", "All"), ("video", "Video"), ("audio", "Audio"), ("image", "Images"), ("application", "Other"))
 
@@ -67,11 +69,11 @@ async def _run_rows(gw: Gateway, runs: list[RunSummary]) -> list[dict[str, Any]]
 @router.get("/ui/home")
 async def home(request: Request, gw: GatewayDep) -> HTMLResponse:
     runs, recipes, media = await asyncio.gather(
-        gw.call("planner", "list_runs", ListRunsRequest(limit=5), RunList),
+        gw.call("planner", "list_runs", ListRunsRequest(limit=50), RunList),
         gw.call("planner", "recipe_list", ListRunsRequest(limit=1), RecipeList),
         gw.call("cache", "list", MediaListRequest(limit=1), ContentList),
     )
-    rows = await _run_rows(gw, runs.runs)
+    rows = await _run_rows(gw, [r for r in runs.runs if r.recipe_name not in DERIVED][:5])
     nats = gw.runtime.nc.connected_url
     return render(
         request,
@@ -95,7 +97,9 @@ async def runs_page(request: Request, gw: GatewayDep, page: Annotated[int, Query
     )
     rows = await _run_rows(gw, found.runs)
     pages = max(1, -(-found.total // RUNS_PAGE))
-    return render(request, "runs.html", rows=rows, total=found.total, page=page, pages=pages, after=after)
+    return render(
+        request, "runs.html", rows=rows, total=found.total, page=page, pages=pages, after=after, derived=DERIVED
+    )
 
 
 async def _run_context(gw: Gateway, run_id: str) -> dict[str, Any]:

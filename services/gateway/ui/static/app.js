@@ -197,7 +197,7 @@
     openEvents(el.dataset.runsEvents, {
       run: function (ev) {
         var row = document.querySelector('[data-run-row="' + ev.run_id + '"]');
-        if (row) setBadge(row.querySelector(".badge"), ev.status);
+        if (row) setBadge(row.querySelector("td.st .badge"), ev.status);
         if (!row || ["completed", "failed", "cancelled", "running"].indexOf(ev.status) >= 0) {
           debounce("runs", function () { refresh("#runs-table, #runs-count"); }, 300);
         }
