@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -143,3 +144,28 @@ def test_static_assets_are_vendored(client: httpx.Client) -> None:
         assert response.status_code == 200 and len(response.content) > 40_000
     page = client.get("/", headers=HTML).text
     assert "http://" not in page.split("<body", 1)[0] and "https://" not in page.split("<body", 1)[0]
+
+
+def test_delete_buttons(client: httpx.Client, finished_run: dict[str, Any], tmp_path: Path) -> None:
+    # Content a run used is kept, and the tile says why.
+    kept = client.delete(f"/ui/media/{finished_run['cid']}")
+    assert kept.status_code == 409 and "flash bad" in kept.text
+    clip = tmp_path / "doomed.mp4"
+    write_test_clip(clip, width=64, height=48, fps=10, duration_s=0.3, tone_hz=919.0)
+    with clip.open("rb") as handle:
+        cid = client.post("/cache/upload", files={"file": ("doomed.mp4", handle)}).json()["cid"]
+    gone = client.delete(f"/ui/media/{cid}")
+    assert gone.status_code == 200 and gone.text == ""
+    assert client.get(f"/cache/{cid}/meta").status_code == 404
+
+    recipe = client.post("/recipes/upload", content=example_path("resize").read_text() + "# doomed\n").json()
+    deleted = client.delete(f"/ui/recipe/{recipe['recipe_id']}")
+    assert deleted.headers["HX-Location"] == "/recipes"
+    assert client.get(f"/recipes/{recipe['recipe_id']}").status_code == 404
+
+    run_id = client.post(
+        "/runs", json={"recipe": example_path("resize").read_text(), "inputs": {"video": finished_run["cid"]}}
+    ).json()["run_id"]
+    removed = client.delete(f"/ui/run/{run_id}")
+    assert removed.headers["HX-Location"] == "/runs"
+    assert client.get(f"/runs/{run_id}").status_code == 404

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidInputError, PayloadTooLargeError
+from artdag_common.ids import check_run_id
 from artdag_common.schemas import (
     CidRequest,
+    ContentDeleted,
     ContentMetaPatch,
     ContentMetaUpdate,
     ContentRecord,
@@ -21,6 +23,8 @@ from artdag_common.schemas import (
     RecipeRequest,
     RecipeUpload,
     RunRecipeRequest,
+    RunRequest,
+    RunState,
     StorageListRequest,
     StorageProviderInput,
     StorageProviderList,
@@ -129,7 +133,39 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Respon
     return _navigate(f"/run/{reply.run_id}/plan")
 
 
+@router.delete("/ui/recipe/{recipe_id}")
+async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Response:
+    try:
+        await gw.call("planner", "recipe_delete", RecipeRequest(recipe_id=validate_cid(recipe_id)), RecipeRecord)
+    except ArtdagError as exc:
+        return _flash(request, exc.message, status_for(exc))
+    return _navigate("/recipes")
+
+
+# -- runs -----------------------------------------------------------------------------
+
+
+@router.delete("/ui/run/{run_id}")
+async def delete_run(request: Request, run_id: str, gw: GatewayDep) -> Response:
+    try:
+        await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
+    except ArtdagError as exc:
+        return _flash(request, exc.message, status_for(exc))
+    return _navigate("/runs")
+
+
 # -- media ----------------------------------------------------------------------------
+
+
+@router.delete("/ui/media/{cid}")
+async def delete_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse:
+    cid = validate_cid(cid)
+    try:
+        await gw.call("cache", "delete", CidRequest(cid=cid), ContentDeleted)
+    except ArtdagError as exc:
+        record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        return render(request, "_tile.html", status_code=status_for(exc), item=record, error=exc.message, open=True)
+    return HTMLResponse("")
 
 
 @router.patch("/ui/media/{cid}/meta")
