@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,6 +257,19 @@ def test_runs_list_updates_live(page: Any, stack: Stack, client: httpx.Client, t
     recipe = (Path(__file__).resolve().parents[2] / "libs/artdag_common/examples/resize.yaml").read_text()
     run_id = client.post("/runs", json={"recipe": recipe, "inputs": {"video": cid}}).json()["run_id"]
     page.wait_for_selector(f"[data-run-row='{run_id}'] .badge.completed", timeout=60_000)
+    assert not_reloaded(page)
+
+    # The connection drops; a run starts and finishes meanwhile; the page catches up when it is back.
+    page.context.set_offline(True)
+    page.wait_for_timeout(300)
+    again = client.post("/runs", json={"recipe": recipe.replace("240", "144"), "inputs": {"video": cid}}).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/runs/{again['run_id']}").json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert page.locator(f"[data-run-row='{again['run_id']}']").count() == 0
+    page.context.set_offline(False)
+    page.wait_for_selector(f"[data-run-row='{again['run_id']}'] .badge.completed", timeout=30_000)
     assert not_reloaded(page)
 
 

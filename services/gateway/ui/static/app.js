@@ -12,6 +12,8 @@
     { code: "[45]..", swap: true, error: true },  // error pages and form errors are shown, not dropped
   ];
 
+  function noop() {}
+
   function cookie(name) {
     var m = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return m ? decodeURIComponent(m[1]) : null;
@@ -52,7 +54,8 @@
       selector = selector.trim();
       if (!document.querySelector(selector)) return;
       htmx.ajax("GET", window.location.pathname + window.location.search,
-                { target: selector, select: selector, swap: "outerHTML" });
+                { target: selector, select: selector, swap: "outerHTML" })
+        .catch(function () { setTimeout(function () { refresh(selector); }, 1000); });  // offline: try again
     });
   }
   var pending = {};
@@ -122,7 +125,7 @@
     if (panel && el.dataset.stepUrl) {
       cy.on("tap", "node", function (e) {
         panel.dataset.step = e.target.id();
-        htmx.ajax("GET", el.dataset.stepUrl + e.target.id(), { target: "#" + panel.id, swap: "innerHTML" });
+        htmx.ajax("GET", el.dataset.stepUrl + e.target.id(), { target: "#" + panel.id, swap: "innerHTML" }).catch(noop);
       });
     }
     if (el.dataset.events) followRun(el, cy, panel);
@@ -143,7 +146,7 @@
     // Planning replaces a run's first plan (analysis expands BEAT_SYNC, MAP, …): fetch the graph again.
     function reloadGraph() {
       fetch(el.dataset.graphUrl, { headers: { "Accept": "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) { return r.ok ? r.json() : null; }, function () { return null; })
         .then(function (data) {
           if (!data || !el.isConnected) return;
           layout(data.nodes);
@@ -164,7 +167,7 @@
         recount();
         if (panel && panel.dataset.step === ev.step_id) {
           debounce("panel", function () {
-            htmx.ajax("GET", el.dataset.stepUrl + ev.step_id, { target: "#" + panel.id, swap: "innerHTML" });
+            htmx.ajax("GET", el.dataset.stepUrl + ev.step_id, { target: "#" + panel.id, swap: "innerHTML" }).catch(noop);
           }, 200);
         }
       },
@@ -185,7 +188,7 @@
   function initWaitPlan(el) {
     var again = function () {
       debounce("wait-plan", function () {
-        htmx.ajax("GET", window.location.pathname, { target: "body", swap: "innerHTML", select: "body" });
+        htmx.ajax("GET", window.location.pathname, { target: "body", swap: "innerHTML", select: "body" }).catch(noop);
       }, 200);
     };
     openEvents(el.dataset.waitPlan, { run: again, step: again }, el);
