@@ -48,6 +48,14 @@ def test_shared_paths_serve_pages_to_browsers_and_json_to_clients(client: httpx.
     api.json()
 
 
+def test_home_shows_counts_and_each_service(client: httpx.Client) -> None:
+    page = client.get("/", headers=HTML).text
+    for service in ("gateway", "auth", "planner", "analyzer", "executor", "cache"):
+        assert f"{service} ✓" in page
+    recipes = client.get("/recipes").json()["total"]
+    assert f'<div class="n" id="count-recipes">{recipes}</div>' in page
+
+
 def test_error_pages_for_people_and_json_for_programs(client: httpx.Client) -> None:
     page = client.get("/no/such/page", headers=HTML)
     assert page.status_code == 404 and "Not found" in page.text and "<html" in page.text

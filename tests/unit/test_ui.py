@@ -7,7 +7,6 @@ import json
 import zipfile
 
 import pytest
-import yaml
 
 from artdag_common.examples import example_path
 from artdag_common.recipe import parse_recipe
@@ -159,7 +158,3 @@ def test_sse_messages_and_resume_points() -> None:
     assert parse_after("17", 3) == 17 and parse_after(None, 3) == 3 and parse_after(None, None) is None
     with pytest.raises(ValueError, match="stream sequence"):
         parse_after("17; drop", None)
-
-
-def test_yaml_fixture_is_valid() -> None:
-    assert yaml.safe_load(example_path("resize").read_text())["name"] == "resize-demo"

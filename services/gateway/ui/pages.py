@@ -8,6 +8,7 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from artdag_common import rpc, subjects
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_run_id, check_step_id
@@ -16,6 +17,8 @@ from artdag_common.schemas import (
     CidRequest,
     ContentList,
     ContentRecord,
+    HealthReply,
+    HealthRequest,
     ListRunsRequest,
     MediaListRequest,
     Plan,
@@ -66,12 +69,25 @@ async def _run_rows(gw: Gateway, runs: list[RunSummary]) -> list[dict[str, Any]]
     return list(await asyncio.gather(*(one(r) for r in runs)))
 
 
+async def _health(gw: Gateway, service: str) -> dict[str, Any]:
+    try:
+        reply: HealthReply = await rpc.call(
+            gw.runtime.nc, service, "health", HealthRequest(), HealthReply, timeout_s=gw.settings.health_timeout_s
+        )
+    except ArtdagError as exc:
+        return {"service": service, "ok": False, "error": exc.message}
+    return {"service": service, "ok": reply.ok, "uptime_s": reply.uptime_s, "instance": reply.instance}
+
+
 @router.get("/ui/home")
 async def home(request: Request, gw: GatewayDep) -> HTMLResponse:
-    runs, recipes, media = await asyncio.gather(
-        gw.call("planner", "list_runs", ListRunsRequest(limit=50), RunList),
-        gw.call("planner", "recipe_list", ListRunsRequest(limit=1), RecipeList),
-        gw.call("cache", "list", MediaListRequest(limit=1), ContentList),
+    (runs, recipes, media), services = await asyncio.gather(
+        asyncio.gather(
+            gw.call("planner", "list_runs", ListRunsRequest(limit=50), RunList),
+            gw.call("planner", "recipe_list", ListRunsRequest(limit=1), RecipeList),
+            gw.call("cache", "list", MediaListRequest(limit=1), ContentList),
+        ),
+        asyncio.gather(*(_health(gw, s) for s in subjects.SERVICES)),
     )
     rows = await _run_rows(gw, [r for r in runs.runs if r.recipe_name not in DERIVED][:5])
     nats = gw.runtime.nc.connected_url
@@ -80,6 +96,7 @@ async def home(request: Request, gw: GatewayDep) -> HTMLResponse:
         "home.html",
         runs=rows,
         counts={"runs": runs.total, "recipes": recipes.total, "media": media.total},
+        services=services,
         server={
             "store": gw.settings.store,
             "bus": nats.netloc if nats else "—",
