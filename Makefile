@@ -9,7 +9,7 @@ ARTDAG_HOME ?= $(HOME)/.artdag
 .DEFAULT_GOAL := help
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node k8s-tools k8s-manifests k8s-check asyncapi
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-check asyncapi
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ipfs-node k8s-check ## lint, the Kubernetes checks, then the whole test suite (unit, integration, end to end)
+test: lint ipfs-node chromium k8s-check ## lint, the Kubernetes checks, then the whole test suite (unit, integration, end to end, browser)
 	$(BIN)/python -m pytest
 
 # The chart's checkers live in a virtualenv of their own: checkov pins many packages, and the
@@ -63,6 +63,11 @@ asyncapi: $(STAMP) ## write docs/asyncapi.json (every NATS subject and its paylo
 ipfs-node: $(STAMP) ## install the offline IPFS node the tests use (needs Node.js and npm)
 	@$(BIN)/python -c 'from artdag_common.testing import ensure_jsipfs; r = ensure_jsipfs(); print("ipfs-node:", r or "ready")' \
 	  || echo "ipfs-node: install failed; the IPFS store tests will skip"
+
+# The browser tests drive Debian's chromium with Playwright (never a downloaded browser).
+chromium: ## install Debian's chromium for the browser tests when it is missing (needs root)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "chromium: install failed; the browser tests will skip"
 
 unit: $(STAMP) ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit

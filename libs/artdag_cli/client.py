@@ -12,7 +12,7 @@ import httpx
 from artdag_common.errors import ArtdagError
 from artdag_common.tokens import client_token
 
-TERMINAL = {"completed", "failed"}
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 class ApiError(ArtdagError):
@@ -31,6 +31,12 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self.http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the server at {self.http.base_url}: {exc}") from None
+
     def _check(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
@@ -44,9 +50,7 @@ class Client:
         return response.json()
 
     def upload(self, path: Path) -> str:
-        with path.open("rb") as handle:
-            body = self._check(self.http.post("/cache/upload", files={"file": (path.name, handle)}))
-        cid: str = body["cid"]
+        cid: str = self.upload_record(path)["cid"]
         return cid
 
     def submit(self, recipe: str, inputs: dict[str, str], *, fresh: bool = False) -> str:
@@ -54,16 +58,34 @@ class Client:
         payload: dict[str, Any] = {"recipe": recipe, "inputs": inputs}
         if fresh:
             payload["fresh"] = True
-        body = self._check(self.http.post("/runs", json=payload))
+        body = self._check(self._send("POST", "/runs", json=payload))
         run_id: str = body["run_id"]
         return run_id
 
     def plan(self, recipe: str, inputs: dict[str, str]) -> dict[str, Any]:
-        body: dict[str, Any] = self._check(self.http.post("/api/plan", json={"recipe": recipe, "inputs": inputs}))
+        body: dict[str, Any] = self._check(self._send("POST", "/api/plan", json={"recipe": recipe, "inputs": inputs}))
+        return body
+
+    def execute(self, plan_id: str) -> str:
+        body = self._check(self._send("POST", "/api/execute", json={"plan_id": plan_id}))
+        run_id: str = body["run_id"]
+        return run_id
+
+    def runs(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(self._send("GET", "/runs", params={"limit": limit, "offset": offset}))
+        return body
+
+    def recipes(self, limit: int = 100) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(self._send("GET", "/recipes", params={"limit": limit}))
+        return body
+
+    def upload_record(self, path: Path) -> dict[str, Any]:
+        with path.open("rb") as handle:
+            body: dict[str, Any] = self._check(self._send("POST", "/cache/upload", files={"file": (path.name, handle)}))
         return body
 
     def run(self, run_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = self._check(self.http.get(f"/runs/{run_id}"))
+        body: dict[str, Any] = self._check(self._send("GET", f"/runs/{run_id}"))
         return body
 
     def wait(
@@ -82,8 +104,8 @@ class Client:
 
     def analyze(self, cid: str, features: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self._check(
-            self.http.post(
-                "/api/analyze", json={"cid": cid, "features": features, "params": params or {}}, timeout=600.0
+            self._send(
+                "POST", "/api/analyze", json={"cid": cid, "features": features, "params": params or {}}, timeout=600.0
             )
         )
         return body

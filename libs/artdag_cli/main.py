@@ -6,9 +6,12 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from artdag_cli.client import Client
+from artdag_cli.progress import Progress
 from artdag_common.cid import cid_of_file, validate_cid
 from artdag_common.errors import ArtdagError
 
@@ -65,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     cid.add_argument("file", type=Path)
     cid.add_argument("--cid-version", type=int, choices=(0, 1), default=0)
 
-    render = commands.add_parser("render", help="upload inputs, run a recipe, wait, download the output")
-    render.add_argument("recipe", type=Path, help="recipe YAML file")
+    render = commands.add_parser(
+        "render",
+        help="run a recipe (or one effect) on files or CIDs, with a live progress bar, and download the output",
+    )
+    render.add_argument(
+        "recipe", metavar="RECIPE|INPUT", help="recipe YAML file (with --effect: the input file or CID)"
+    )
     render.add_argument(
         "-i",
         "--input",
@@ -76,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH|CID",
         help="bind a recipe input to a file or a stored cid",
+    )
+    render.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        type=_binding,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe: set STEP.KEY in a step's config; --effect: set an effect parameter (VALUE is YAML)",
+    )
+    render.add_argument("--effect", metavar="NAME", help="quick mode: apply this effect to the input video")
+    render.add_argument(
+        "--sync", action="store_true", help="with --effect: wait and download (default: print the run id and exit)"
     )
     render.add_argument("-o", "--output", type=Path, help="where to write the output (default <run>.mp4)")
     render.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
@@ -103,6 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--window-ms", type=float, help="energy/spectrum window in ms (default 50)")
     analyze.add_argument("-o", "--output", type=Path, help="write the JSON result here instead of stdout")
     analyze.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    runs = commands.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    run = commands.add_parser("run", help="one run: `artdag run show RUN_ID`")
+    run_commands = run.add_subparsers(dest="run_command", required=True, metavar="SUBCOMMAND")
+    show = run_commands.add_parser("show", help="a run's status, steps and output")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    recipes = commands.add_parser("recipes", help="list the server's recipes")
+    recipes.add_argument("--json", action="store_true", help="print JSON")
+    recipes.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    upload = commands.add_parser("upload", help="upload files; prints each one's CID")
+    upload.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    upload.add_argument("--json", action="store_true", help="print the stored records as JSON")
+    upload.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -134,29 +177,187 @@ def cmd_cid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_params(recipe: str, params: list[tuple[str, str]]) -> str:
+    """The recipe with `STEP.KEY=VALUE` settings written into its steps' configs."""
+    if not params:
+        return recipe
+    import yaml
+
+    try:
+        data = yaml.safe_load(recipe)
+    except yaml.YAMLError as exc:
+        raise ArtdagError(f"the recipe is not valid YAML: {exc}") from None
+    steps = (data.get("dag") or {}).get("nodes") if isinstance(data, dict) and "dag" in data else None
+    steps = steps if steps is not None else (data.get("steps") if isinstance(data, dict) else None)
+    if not isinstance(steps, list):
+        raise ArtdagError("-p: the recipe has no list of steps")
+    by_id = {str(step.get("id")): step for step in steps if isinstance(step, dict)}
+    for key, value in params:
+        step_id, dot, field = key.rpartition(".")
+        if not dot or not step_id or not field:
+            raise ArtdagError(f"-p {key}={value}: expected STEP.KEY=VALUE")
+        if step_id not in by_id:
+            raise ArtdagError(f"-p {key}: no step {step_id!r} (steps: {', '.join(by_id)})")
+        config = by_id[step_id].setdefault("config", {})
+        if not isinstance(config, dict):
+            raise ArtdagError(f"-p {key}: step {step_id!r} has no config mapping")
+        config[field] = _yaml_value(value)
+    return str(yaml.safe_dump(data, sort_keys=False))
+
+
+def effect_recipe(effect: str, params: list[tuple[str, str]]) -> str:
+    """A one-step recipe applying `effect` (the original L1's quick mode)."""
+    import json
+
+    config = {"effect": effect, "params": {key: _yaml_value(value) for key, value in params}}
+    return "\n".join(
+        [
+            f"name: effect-{effect}",
+            "inputs: [video]",
+            "steps:",
+            f"  - {{id: {json.dumps(effect)}, type: EFFECT, inputs: [video], config: {json.dumps(config)}}}",
+            f"output: {json.dumps(effect)}",
+            "",
+        ]
+    )
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    recipe = _recipe_text(args.recipe)
+    if args.effect:
+        if args.inputs:
+            raise ArtdagError("--effect takes one INPUT (a file or CID), not -i")
+        recipe = effect_recipe(args.effect, args.params)
+        bindings = [("video", args.recipe)]
+    else:
+        if args.sync:
+            raise ArtdagError("--sync is for --effect; a recipe render always waits")
+        recipe = apply_params(_recipe_text(Path(args.recipe)), args.params)
+        bindings = args.inputs
     client = Client(args.server)
     try:
-        inputs = _bind_inputs(client, args.inputs)
-        run_id = client.submit(recipe, inputs)
+        inputs = _bind_inputs(client, bindings)
+        planned = client.plan(recipe, inputs)
+        run_id = client.execute(planned["plan"]["plan_id"])
         print(f"run {run_id}", file=sys.stderr)
-
-        def progress(state: dict[str, object]) -> None:
-            done = float(state.get("progress", 0.0))  # type: ignore[arg-type]
-            bar = "#" * int(done * 30)
-            print(f"\r[{bar:<30}] {done:4.0%} {state['status']:<10}", end="", file=sys.stderr, flush=True)
-
-        state = client.wait(run_id, args.timeout, progress)
-        print(file=sys.stderr)
+        if args.effect and not args.sync:
+            print(run_id)
+            return 0
+        # Frames still to render (inputs and cached steps cost nothing).
+        progress = Progress({s["step_id"]: int(s["frames"] or 0) for s in planned["steps"] if s["status"] == "to-run"})
+        state = client.wait(run_id, args.timeout, progress.update)
+        progress.finish()
         if state["status"] != "completed":
-            raise ArtdagError(f"run failed: {state.get('error')}")
+            raise ArtdagError(f"run {state['status']}: {state.get('error')}")
         output: Path = args.output or Path(f"{run_id}.mp4")
         client.download(state["output_cid"], output)
         print(f"{output}  ({state['output_cid']})")
         return 0
     finally:
         client.close()
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    if not 1 <= args.limit <= 500:
+        raise ArtdagError("--limit: 1-500")
+    client = Client(args.server)
+    try:
+        body = client.runs(limit=args.limit)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{'RUN':<36}  {'STATUS':<10}  {'RECIPE':<24}  {'STARTED':<19}  OUTPUT")
+    for run in body["runs"]:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
+        print(
+            f"{run['run_id']:<36}  {run['status']:<10}  {run['recipe_name'][:24]:<24}  {started}  "
+            f"{run['output_cid'] or '-'}"
+        )
+    print(f"{len(body['runs'])} of {body['total']} runs", file=sys.stderr)
+    return 0
+
+
+def cmd_run_show(args: argparse.Namespace) -> int:
+    import json
+
+    client = Client(args.server)
+    try:
+        state = client.run(args.run_id)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(state, indent=2))
+        return 0
+    steps: dict[str, dict[str, Any]] = state.get("steps") or {}
+    done = sum(1 for s in steps.values() if s["status"] in ("completed", "cached"))
+    print(f"run      {state['run_id']}")
+    print(f"recipe   {state['recipe_name']}  ({state['recipe_id']})")
+    print(f"status   {state['status']}  {done}/{len(steps)} steps")
+    for name, cid in state["inputs"].items():
+        print(f"input    {name} = {cid}")
+    print(f"output   {state.get('output_cid') or '-'}")
+    if state.get("error"):
+        print(f"error    {state['error']}")
+    print()
+    print(f"{'STEP':<32}  {'TYPE':<10}  {'STATUS':<9}  {'TIME':>7}  OUTPUT")
+    for step in steps.values():
+        took = "" if step.get("elapsed_s") is None else f"{step['elapsed_s']:.2f}s"
+        print(
+            f"{step['name'][:32]:<32}  {step['node_type']:<10}  {step['status']:<9}  {took:>7}  "
+            f"{step.get('output_cid') or '-'}"
+        )
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    import json
+
+    client = Client(args.server)
+    try:
+        body = client.recipes()
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{'NAME':<24}  {'INPUTS':<28}  {'ID':<46}  DESCRIPTION")
+    for recipe in body["recipes"]:
+        inputs = ", ".join(f"{i['name']}:{i['type']}" for i in recipe["inputs"])
+        print(f"{recipe['name'][:24]:<24}  {inputs[:28]:<28}  {recipe['recipe_id']:<46}  {recipe['description']}")
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    import json
+
+    for path in args.files:
+        if not path.is_file():
+            raise ArtdagError(f"{path}: no such file")
+    client = Client(args.server)
+    records = []
+    try:
+        for path in args.files:
+            record = client.upload_record(path)
+            records.append(record)
+            if not args.json:
+                print(f"{record['cid']}  {path}  ({record['media_type']}, {record['size']} bytes)")
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(records, indent=2))
+    return 0
 
 
 def _stored(client: Client, target: str, label: str) -> str:
@@ -325,6 +526,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plan(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "runs":
+            return cmd_runs(args)
+        if args.command == "run":
+            return cmd_run_show(args)
+        if args.command == "recipes":
+            return cmd_recipes(args)
+        if args.command == "upload":
+            return cmd_upload(args)
         if args.command == "migrate":
             return cmd_migrate(args)
         if args.command == "token":
@@ -336,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `artdag runs | head`
+        sys.stderr.close()
+        return 0
     return 2
 
 

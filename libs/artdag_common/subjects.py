@@ -52,6 +52,11 @@ def step_event(run_id: str, step_id: str) -> str:
     return f"{PREFIX}.event.step.{_token(run_id, 'run id')}.{_token(step_id, 'step id')}"
 
 
+def step_events(run_id: str) -> str:
+    """Every step event of one run."""
+    return f"{PREFIX}.event.step.{_token(run_id, 'run id')}.>"
+
+
 def analysis_progress(analysis_id: str) -> str:
     """`artdag.event.analysis.<analysis_id>` — progress of a long analysis."""
     return f"{PREFIX}.event.analysis.{_token(analysis_id, 'analysis id')}"

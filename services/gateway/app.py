@@ -10,7 +10,7 @@ from artdag_common import __version__
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
-from services.gateway import api, api_auth, api_cache, api_storage, errors
+from services.gateway import api, api_auth, api_cache, api_storage, errors, ui
 from services.gateway.deps import Gateway
 from services.gateway.settings import GatewaySettings
 
@@ -55,4 +55,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api_cache.router)
     app.include_router(api_storage.router)
     app.include_router(api.router)
+    ui.install(app)
     return app

@@ -31,3 +31,44 @@ def test_bad_arguments_exit_non_zero_with_a_message(tmp_path: Path) -> None:
     bad_binding = subprocess.run([str(CLI), "render", "r.yaml", "-i", "video"], capture_output=True, text=True)
     assert bad_binding.returncode == 2
     assert "NAME=PATH" in bad_binding.stderr
+
+
+def test_params_set_step_config_and_effect_mode_builds_a_recipe() -> None:
+    import yaml
+
+    from artdag_cli.main import apply_params, effect_recipe
+    from artdag_common.errors import ArtdagError
+    from artdag_common.examples import example_path
+    from artdag_common.recipe import parse_recipe
+
+    text = apply_params(example_path("resize").read_text(), [("small.width", "160"), ("small.mode", "pad")])
+    step = parse_recipe(text).steps[0]
+    assert step.config["width"] == 160 and step.config["mode"] == "pad"
+    with pytest.raises(ArtdagError, match="no step 'nope'"):
+        apply_params(example_path("resize").read_text(), [("nope.width", "1")])
+    with pytest.raises(ArtdagError, match=r"STEP\.KEY"):
+        apply_params(example_path("resize").read_text(), [("width", "1")])
+    recipe = parse_recipe(effect_recipe("pixelate", [("block_size", "8")]))
+    assert recipe.steps[0].type == "EFFECT" and recipe.steps[0].config["params"] == {"block_size": 8}
+    assert yaml.safe_load(effect_recipe("invert", []))["output"] == "invert"
+
+
+def test_progress_line_counts_steps_frames_and_eta() -> None:
+    import io
+
+    from artdag_cli.progress import Progress
+
+    progress = Progress({"a": 100, "b": 300}, stream=io.StringIO())
+    state = {
+        "status": "running",
+        "steps": {
+            "src": {"name": "input:video", "status": "completed"},
+            "a": {"name": "small", "status": "completed"},
+            "b": {"name": "big", "status": "running"},
+        },
+    }
+    line = progress.line(state, now=progress.started + 10.0)
+    assert "2/3 steps" in line and "100/400 frames" in line and "running: big" in line and "25%" in line
+    assert "ETA 30s" in line  # 10 s for a quarter of the frames
+    done = progress.line({**state, "status": "completed"}, now=progress.started + 12.0)
+    assert "100%" in done and "ETA 0s" in done

@@ -1,0 +1,283 @@
+"""The UI's form actions (sent by HTMX, with the CSRF header). Each answers with HTML: a fragment
+to swap in, an error fragment naming the field, or `HX-Location` to navigate to a new page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from artdag_common.cid import validate_cid
+from artdag_common.errors import ArtdagError, InvalidInputError, PayloadTooLargeError
+from artdag_common.ids import check_run_id
+from artdag_common.schemas import (
+    CidRequest,
+    ContentDeleted,
+    ContentMetaPatch,
+    ContentMetaUpdate,
+    ContentRecord,
+    RecipeRecord,
+    RecipeRequest,
+    RecipeUpload,
+    RunRecipeRequest,
+    RunRequest,
+    RunState,
+    StorageListRequest,
+    StorageProviderInput,
+    StorageProviderList,
+    StorageProviderPatch,
+    StorageProviderRecord,
+    StorageProviderRequest,
+    StorageProviderUpdate,
+    StorageTestReply,
+    StorageTypeRequest,
+    StorageTypeSchema,
+    SubmitRunReply,
+)
+from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.errors import status_for
+from services.gateway.ui.highlight import error_line, highlight_yaml
+from services.gateway.ui.render import render
+from services.gateway.uploads import read_text_form
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+def _navigate(path: str) -> Response:
+    """Tell HTMX to go to `path` like a link (URL pushed, no full reload)."""
+    return Response(status_code=200, headers={"HX-Location": path})
+
+
+async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return await read_text_form(request.stream(), content_type, limit)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise PayloadTooLargeError(f"the form is larger than {limit} bytes")
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    raise InvalidInputError("expected a form", field="content-type")
+
+
+def _flash(request: Request, message: str, status: int, ok: bool = False) -> HTMLResponse:
+    return render(request, "_flash.html", status_code=status, message=message, ok=ok)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    return str(first.get("msg", "invalid")), field
+
+
+# -- recipes --------------------------------------------------------------------------
+
+
+@router.post("/ui/recipes/upload")
+async def upload_recipe(request: Request, gw: GatewayDep) -> Response:
+    form = await _form(request, gw.settings.max_recipe_bytes + MAX_FORM_BYTES)
+    text = (form.get("file") or "").strip() and form["file"]
+    text = text or form.get("recipe", "")
+    if not text.strip():
+        return render(
+            request,
+            "_recipe_error.html",
+            status_code=422,
+            message="choose a YAML file or paste a recipe",
+            field="file",
+            source=None,
+        )
+    try:
+        record: RecipeRecord = await gw.call("planner", "recipe_upload", RecipeUpload(text=text), RecipeRecord)
+    except ArtdagError as exc:
+        line = error_line(exc.message)
+        return render(
+            request,
+            "_recipe_error.html",
+            status_code=status_for(exc),
+            message=exc.message,
+            field=exc.field,
+            line=line,
+            source=highlight_yaml(text, {line} if line else set()),
+        )
+    return _navigate(f"/recipe/{record.recipe_id}")
+
+
+@router.post("/ui/recipe/{recipe_id}/run")
+async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Response:
+    form = await _form(request)
+    try:
+        record: RecipeRecord = await gw.call(
+            "planner", "recipe_get", RecipeRequest(recipe_id=validate_cid(recipe_id)), RecipeRecord
+        )
+        inputs: dict[str, str] = {}
+        for spec in record.inputs:
+            value = form.get(f"input.{spec.name}", "").strip()
+            if not value:
+                raise InvalidInputError(f"choose the {spec.type} for input {spec.name!r}", field=f"inputs.{spec.name}")
+            cids = [validate_cid(v.strip()) for v in value.split(",") if v.strip()]
+            inputs[spec.name] = ",".join(cids)
+        reply: SubmitRunReply = await gw.call(
+            "planner", "recipe_run", RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs), SubmitRunReply
+        )
+    except ArtdagError as exc:
+        where = f"{exc.field}: " if exc.field else ""
+        return _flash(request, where + exc.message, status_for(exc))
+    return _navigate(f"/run/{reply.run_id}/plan")
+
+
+@router.delete("/ui/recipe/{recipe_id}")
+async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Response:
+    try:
+        await gw.call("planner", "recipe_delete", RecipeRequest(recipe_id=validate_cid(recipe_id)), RecipeRecord)
+    except ArtdagError as exc:
+        return _flash(request, exc.message, status_for(exc))
+    return _navigate("/recipes")
+
+
+# -- runs -----------------------------------------------------------------------------
+
+
+@router.delete("/ui/run/{run_id}")
+async def delete_run(request: Request, run_id: str, gw: GatewayDep) -> Response:
+    try:
+        await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
+    except ArtdagError as exc:
+        return _flash(request, exc.message, status_for(exc))
+    return _navigate("/runs")
+
+
+# -- media ----------------------------------------------------------------------------
+
+
+@router.delete("/ui/media/{cid}")
+async def delete_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse:
+    cid = validate_cid(cid)
+    try:
+        await gw.call("cache", "delete", CidRequest(cid=cid), ContentDeleted)
+    except ArtdagError as exc:
+        record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        return render(request, "_tile.html", status_code=status_for(exc), item=record, error=exc.message, open=True)
+    return HTMLResponse("")
+
+
+@router.patch("/ui/media/{cid}/meta")
+async def edit_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse:
+    cid = validate_cid(cid)
+    form = await _form(request)
+    error: str | None = None
+    try:
+        patch = ContentMetaPatch(
+            name=form.get("name", "").strip() or None,
+            description=form.get("description", ""),
+            tags=[t.strip() for t in form.get("tags", "").split(",") if t.strip()],
+            pinned=form.get("pinned") == "on",
+        )
+        record: ContentRecord = await gw.call(
+            "cache", "update_meta", ContentMetaUpdate(cid=cid, patch=patch), ContentRecord
+        )
+        status = 200
+    except ValidationError as exc:
+        message, field = _first_error(exc)
+        error, status = f"{field}: {message}" if field else message, 422
+        record = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+    except ArtdagError as exc:
+        error, status = exc.message, status_for(exc)
+        record = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+    return render(request, "_tile.html", status_code=status, item=record, error=error, saved=error is None, open=True)
+
+
+# -- storage --------------------------------------------------------------------------
+
+
+async def _providers(
+    request: Request, gw: Gateway, message: str | None = None, ok: bool = True, status: int = 200
+) -> HTMLResponse:
+    found: StorageProviderList = await gw.call("cache", "storage_list", StorageListRequest(), StorageProviderList)
+    return render(request, "_providers.html", status_code=status, providers=found.providers, message=message, ok=ok)
+
+
+@router.get("/ui/storage/form")
+async def storage_form(
+    request: Request, gw: GatewayDep, kind: Annotated[str, Query(alias="type", max_length=32)] = ""
+) -> HTMLResponse:
+    if not kind:
+        return HTMLResponse("")
+    schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
+    return render(request, "_storage_fields.html", schema=schema, values={})
+
+
+def _config_from(form: dict[str, str]) -> dict[str, Any]:
+    return {k[len("config.") :]: v for k, v in form.items() if k.startswith("config.") and v != ""}
+
+
+@router.post("/ui/storage")
+async def add_storage(request: Request, gw: GatewayDep) -> HTMLResponse:
+    form = await _form(request)
+    try:
+        provider = StorageProviderInput(name=form.get("name", ""), type=form.get("type", ""), config=_config_from(form))
+        added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+    except ValidationError as exc:
+        message, field = _first_error(exc)
+        return await _providers(request, gw, f"{field}: {message}" if field else message, ok=False, status=422)
+    except ArtdagError as exc:
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return await _providers(request, gw, text, ok=False, status=status_for(exc))
+    return await _providers(request, gw, f"Added {added.name} ({added.type}).")
+
+
+@router.patch("/ui/storage/{provider_id}")
+async def edit_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
+    form = await _form(request)
+    try:
+        patch = StorageProviderPatch(name=form.get("name") or None, config=_config_from(form) or None)
+        updated: StorageProviderRecord = await gw.call(
+            "cache", "storage_update", StorageProviderUpdate(id=provider_id, patch=patch), StorageProviderRecord
+        )
+    except ValidationError as exc:
+        message, field = _first_error(exc)
+        return await _providers(request, gw, f"{field}: {message}" if field else message, ok=False, status=422)
+    except ArtdagError as exc:
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return await _providers(request, gw, text, ok=False, status=status_for(exc))
+    return await _providers(request, gw, f"Saved {updated.name}.")
+
+
+@router.delete("/ui/storage/{provider_id}")
+async def delete_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
+    try:
+        gone: StorageProviderRecord = await gw.call(
+            "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
+        )
+    except ArtdagError as exc:
+        return await _providers(request, gw, exc.message, ok=False, status=status_for(exc))
+    return await _providers(request, gw, f"Deleted {gone.name}.")
+
+
+@router.post("/ui/storage/{provider_id}/test")
+async def test_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
+    from artdag_common import rpc
+
+    try:
+        reply: StorageTestReply = await rpc.call(
+            gw.runtime.nc,
+            "cache",
+            "storage_test",
+            StorageProviderRequest(id=provider_id),
+            StorageTestReply,
+            timeout_s=gw.settings.storage_test_timeout_s,
+        )
+    except ArtdagError as exc:
+        return _flash(request, exc.message, 200)
+    if reply.ok:
+        return _flash(
+            request, f"Connected: wrote, read back and deleted a test object in {reply.elapsed_s:.2f} s.", 200, ok=True
+        )
+    return _flash(request, f"Failed: {reply.error}", 200)

@@ -1,0 +1,53 @@
+"""YAML source as HTML with line numbers and simple highlighting (keys, strings, numbers, comments)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from markupsafe import Markup
+
+_TOKEN = re.compile(
+    r"""(?P<c>\s\#.*$|^\#.*$)"""
+    r"""|(?P<k>^\s*(?:-\s+)?[A-Za-z_][\w.-]*(?=\s*:(\s|$)))"""
+    r"""|(?P<k2>(?<=[{,]\s)[A-Za-z_][\w.-]*(?=:\s)|(?<=\{)[A-Za-z_][\w.-]*(?=:\s))"""
+    r"""|(?P<s>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')"""
+    r"""|(?P<n>(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]))"""
+    r"""|(?P<p>[\[\]{}:,]|^\s*-(?=\s))"""
+)
+_LINE_RE = re.compile(r"line (\d+)")
+
+
+def _line(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        out.append(html.escape(text[pos : match.start()]))
+        kind = match.lastgroup or "p"
+        kind = "k" if kind == "k2" else kind
+        token = match.group()
+        if kind == "k" and token.lstrip().startswith("-"):
+            dash, _, key = token.partition("-")
+            out.append(f'{html.escape(dash)}<span class="p">-</span>')
+            lead = key[: len(key) - len(key.lstrip())]
+            out.append(f'{lead}<span class="k">{html.escape(key.lstrip())}</span>')
+        else:
+            out.append(f'<span class="{kind}">{html.escape(token)}</span>')
+        pos = match.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def highlight_yaml(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
+    """A <pre> of numbered lines; lines in `error_lines` (1-based) are marked."""
+    rows = []
+    for number, line in enumerate(text.splitlines() or [""], start=1):
+        cls = "ln err" if number in error_lines else "ln"
+        rows.append(f'<span class="{cls}" data-n="{number}" id="L{number}">{_line(line)}</span>')
+    return Markup(f'<pre class="source">{"".join(rows)}</pre>')
+
+
+def error_line(message: str) -> int | None:
+    """The YAML line an error message names ("… line 7, column 3"), if any."""
+    match = _LINE_RE.search(message)
+    return int(match.group(1)) if match else None
