@@ -154,6 +154,8 @@ class RunState(Message):
     fresh: bool = Field(default=False, description="every step rendered again, no cached result reused")
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
+    started_at: float | None = Field(default=None, description="when its first step was dispatched or found cached")
+    finished_at: float | None = Field(default=None, description="when it completed, failed or was cancelled")
     traceparent: str | None = Field(
         default=None, description="W3C traceparent of the request that submitted the run: its steps join that trace"
     )
@@ -163,6 +165,25 @@ class RunState(Message):
         if not self.steps:
             return 1.0 if self.status == RunStatus.COMPLETED else 0.0
         return sum(1 for s in self.steps.values() if s.status.done) / len(self.steps)
+
+    def step_counts(self) -> StepCounts:
+        """How many steps there are and how far they got (sources count as done)."""
+        statuses = [s.status for s in self.steps.values()]
+        return StepCounts(
+            total=len(statuses),
+            done=sum(1 for s in statuses if s.done),
+            cached=statuses.count(StepStatus.CACHED),
+            failed=statuses.count(StepStatus.FAILED),
+        )
+
+
+class StepCounts(BaseModel):
+    """A run's steps by outcome (the `runs` table keeps these beside its status)."""
+
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
 
 
 # -- content --------------------------------------------------------------------
@@ -255,6 +276,9 @@ class RunSummary(Message):
     owner: str | None = None
     created_at: float
     updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    steps: StepCounts = Field(default_factory=StepCounts)
 
 
 class RunList(Message):

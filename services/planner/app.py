@@ -71,7 +71,15 @@ from artdag_common.telemetry import (
 )
 from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
 from services.planner.recipes import RecipeBook
-from services.planner.runs import RunBook, StateEncoder, apply_step_event, finish_if_done, new_run_state, ready_steps
+from services.planner.runs import (
+    RunBook,
+    StateEncoder,
+    apply_step_event,
+    finish_if_done,
+    new_run_state,
+    ready_steps,
+    stamp_times,
+)
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
@@ -497,6 +505,7 @@ class RunDriver:
                 changed = bool(to_dispatch) or {k: s.status for k, s in state.steps.items()} != before
             for step in to_dispatch:
                 state.steps[step.step_id].status = StepStatus.QUEUED
+            stamp_times(state)
             if not changed and state.status == status_before:
                 if state.status.finished:
                     self._encoders.pop(run_id, None)  # a late event of a finished run: nothing to keep
@@ -719,7 +728,22 @@ class RunDriver:
 
     async def list(self, request: ListRunsRequest) -> RunList:
         runs, total = await self.book.list(request.limit, request.offset, request.viewer)
+        # The table follows a run at each change of status; how far a live run got is in the KV.
+        live = [i for i, run in enumerate(runs) if not run.status.finished]
+        states = await asyncio.gather(*(self._live_state(runs[i].run_id) for i in live))
+        for i, state in zip(live, states, strict=True):
+            if state is not None:
+                runs[i] = runs[i].model_copy(
+                    update={"status": state.status, "started_at": state.started_at, "steps": state.step_counts()}
+                )
         return RunList(runs=runs, total=total)
+
+    async def _live_state(self, run_id: str) -> RunState | None:
+        try:
+            entry = await self.runs.get(run_id)
+        except KeyNotFoundError:
+            return None
+        return RunState.model_validate_json(unpack(entry.value or b"{}"))
 
 
 async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +17,7 @@ from artdag_common.schemas import (
     RunState,
     RunStatus,
     RunSummary,
+    StepCounts,
     StepEvent,
     StepState,
     StepStatus,
@@ -81,6 +83,14 @@ def apply_step_event(state: RunState, event: StepEvent) -> bool:
     return True
 
 
+def stamp_times(state: RunState) -> None:
+    """Note when the run started (left pending) and finished, the first time it does."""
+    if state.started_at is None and state.status != RunStatus.PENDING:
+        state.started_at = state.updated_at
+    if state.finished_at is None and state.status.finished:
+        state.finished_at = state.updated_at
+
+
 def finish_if_done(state: RunState) -> bool:
     """Complete the run once its output step is done; True if it just finished."""
     if state.status.finished or state.output_step is None:
@@ -92,6 +102,19 @@ def finish_if_done(state: RunState) -> bool:
         state.updated_at = now()
         return True
     return False
+
+
+def _progress_columns(state: RunState) -> dict[str, Any]:
+    """The `runs` columns that follow a run's progress: its times and its steps by outcome."""
+    counts = state.step_counts()
+    return {
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "steps_total": counts.total,
+        "steps_done": counts.done,
+        "steps_cached": counts.cached,
+        "steps_failed": counts.failed,
+    }
 
 
 class RunBook:
@@ -118,6 +141,7 @@ class RunBook:
                     owner=state.owner,
                     created_at=state.created_at,
                     updated_at=state.updated_at,
+                    **_progress_columns(state),
                 )
             )
 
@@ -131,6 +155,8 @@ class RunBook:
             row.error = state.error
             row.updated_at = state.updated_at
             row.state = state.model_dump(mode="json")
+            for column, value in _progress_columns(state).items():
+                setattr(row, column, value)
 
     async def set_plan(self, run_id: str, plan: Plan) -> None:
         async with self._sessions.begin() as session:
@@ -214,6 +240,11 @@ class RunBook:
                     owner=r.owner,
                     created_at=r.created_at,
                     updated_at=r.updated_at,
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    steps=StepCounts(
+                        total=r.steps_total, done=r.steps_done, cached=r.steps_cached, failed=r.steps_failed
+                    ),
                 )
                 for r in rows
             ], total

@@ -152,6 +152,14 @@ def test_runs_are_listed_newest_first(client: httpx.Client) -> None:
     assert body["total"] >= 2
     assert len(body["runs"]) == 2
     assert body["runs"][0]["created_at"] >= body["runs"][1]["created_at"]
+    # The two runs of test_upload_run_download: the record keeps their times and their steps by outcome.
+    rerun, first = body["runs"]
+    for run in (rerun, first):
+        assert run["status"] == "completed"
+        assert run["created_at"] <= run["started_at"] <= run["finished_at"]
+        assert run["steps"]["done"] == run["steps"]["total"] == 2  # the source and the resize
+        assert run["steps"]["failed"] == 0
+    assert (first["steps"]["cached"], rerun["steps"]["cached"]) == (0, 1)
 
 
 def test_undecodable_media_fails_the_run_cleanly(stack: Stack, client: httpx.Client, tmp_path: Path) -> None:

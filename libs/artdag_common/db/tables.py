@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -82,6 +82,12 @@ class Run(Base):
     owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps_cached: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RecipeRow(Base):
