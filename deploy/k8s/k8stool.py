@@ -190,6 +190,7 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "a typo in a service's keys": {"services": {"executor": {"replica": 3}}},
     "privilege escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
     "S3 without a bucket": {"store": {"kind": "s3", "s3": {"bucket": ""}}},
+    "an L2 server that is no URL": {"auth": {"l2Server": "l2.example.com"}},
 }
 
 

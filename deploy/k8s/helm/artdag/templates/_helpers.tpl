@@ -209,10 +209,22 @@ spec:
               mountPath: /data
             - name: tmp
               mountPath: /tmp
+            {{- if and $root.Values.auth.keysSecret (eq $name "cache") }}
+            # The L1's signing keys (only the cache service signs).
+            - name: keys
+              mountPath: /keys
+              readOnly: true
+            {{- end }}
       volumes:
         - name: scratch
           emptyDir:
             sizeLimit: {{ $root.Values.scratch.sizeLimit }}
+        {{- if and $root.Values.auth.keysSecret (eq $name "cache") }}
+        - name: keys
+          secret:
+            secretName: {{ $root.Values.auth.keysSecret }}
+            defaultMode: 0400
+        {{- end }}
         # On disk, not in memory: libraries may spool request bodies to /tmp.
         - name: tmp
           emptyDir:
