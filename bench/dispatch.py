@@ -32,6 +32,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from artdag_common.bus import connect
 from artdag_common.codec import unpack
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
+from artdag_common.tokens import load_token
 
 
 def descendants_cpu(root: int) -> dict[str, float]:
@@ -152,6 +153,8 @@ async def artdag(home: Path) -> tuple[float, float, float, dict[str, float]]:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2)
+            # Submitting needs a token: the one `artdag up` made for the local user.
+            http.headers["Authorization"] = f"Bearer {load_token(home)}"
             match = re.search(r"on (nats://\S+),", log.read_text())
             assert match, log.read_text()
             url = match.group(1)

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from artdag_common.nats_server import free_port
+from artdag_common.tokens import client_token, load_token
 
 CHUNK = 1024 * 1024
 BOUNDARY = "artdag-bench-boundary"
@@ -63,11 +64,12 @@ def body(total: int) -> Iterator[bytes]:
     yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def run(url: str, gateway_pid: int, mib: int) -> None:
+def run(url: str, gateway_pid: int, mib: int, token: str | None) -> None:
     total = mib * CHUNK
     rss_before = status_kib(gateway_pid, "VmRSS")
     started = time.perf_counter()
-    with httpx.Client(timeout=None) as client:
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=None, headers=auth) as client:
         response = client.post(
             f"{url}/cache/upload",
             content=body(total),
@@ -89,7 +91,8 @@ def main() -> int:
     if args.url:
         if not args.pid:
             parser.error("--url needs --pid (the gateway's process, to read its memory)")
-        run(args.url.rstrip("/"), args.pid, args.mib)
+        # The token: ARTDAG_TOKEN, or the one `artdag up` saved under ARTDAG_HOME (~/.artdag).
+        run(args.url.rstrip("/"), args.pid, args.mib, client_token())
         return 0
     cli = Path(sys.executable).parent / "artdag"
     with tempfile.TemporaryDirectory(prefix="artdag-bench-") as home:
@@ -116,7 +119,7 @@ def main() -> int:
                     raise SystemExit(f"stack not healthy:\n{log.read_text()}")
                 time.sleep(0.2)
             print(f"stack up in {home} (local content store)")
-            run(url, find_gateway(up.pid), args.mib)
+            run(url, find_gateway(up.pid), args.mib, load_token(Path(home)))
         finally:
             up.send_signal(signal.SIGTERM)
             try:
