@@ -15,7 +15,7 @@ import httpx
 from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
 from artdag_common.settings import CommonSettings
-from artdag_common.tokens import issue_local_token, load_token, local_token_valid, local_user, save_token
+from artdag_common.tokens import issue_local_token, load_token, local_token_valid, local_user, save_token, token_path
 
 # Start order: what others call first comes up first; the gateway last.
 SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
@@ -171,6 +171,9 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, e
     try:
         stack.start()
         say(f"ready: {stack.base_url}  (API docs {stack.base_url}/docs, health {stack.base_url}/health)")
+        if load_token(home) is not None:
+            # The token itself stays out of the log: a person pastes it from the file.
+            say(f"web UI: {stack.base_url}/ — sign in with the token in {token_path(home)}")
         if demo:
             from artdag_cli.demo import run_demo
 
