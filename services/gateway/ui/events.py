@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -107,7 +107,7 @@ async def relay(
     after: int | None,
     new_only: bool,
     allows: Callable[[str], Awaitable[bool]] | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Follow `filters` on the events stream from `after` + 1 (or from the start, or only new events);
     `allows(subject)` (awaited) holds back events the viewer may not see."""
     if after is not None:
