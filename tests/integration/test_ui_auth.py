@@ -157,6 +157,11 @@ async def test_the_login_form_round_trip(harness: Harness, planner: FakePlanner)
     assert form.status_code == 200 and 'value="/runs?page=1"' in form.text
     evil = await harness.anonymous.get("/login", params={"next": "//evil.example/"}, headers=HTML)
     assert 'name="next" value="/"' in evil.text
+    wrong = await harness.anonymous.get(
+        "/auth", params={"auth_token": "adt_not-a-real-token-at-all", "next": "/media"}, headers=HTML
+    )
+    assert wrong.status_code == 401 and "Please log in" in wrong.text and "adt_not-a-real" not in wrong.text
+    assert 'name="next" value="/media"' in wrong.text  # the next try goes where the first was going
     browser = await logged_in(harness, "alice")
     runs = await browser.get("/runs", headers=HTML)
     assert runs.status_code == 200

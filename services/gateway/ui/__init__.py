@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from artdag_common.errors import ArtdagError
 from artdag_common.schemas import Principal
 from services.gateway import errors
-from services.gateway.auth import authenticator, client_address, credentials
+from services.gateway.auth import authenticator, client_address, credentials, local_path
 from services.gateway.ui import actions, events, pages
 from services.gateway.ui.negotiate import PAGE_PREFIX, NegotiationMiddleware, wants_html
 from services.gateway.ui.render import STATIC, render, signed_in
@@ -70,11 +70,15 @@ async def error_page(request: Request, status: int, message: str, field: str | N
     heading, default = HEADINGS.get(status, ("Something went wrong", "The server could not finish this request."))
     if status == 401 and message.startswith("authentication required"):
         message = ""  # the API's hint about headers is not for people: the page offers the login form
+    extra: dict[str, str] = {}
+    if request.url.path == "/auth":  # a refused login: try again towards where it was going (never echo the token)
+        extra["here"] = local_path(request.query_params.get("next", "/"))
     return render(
         request,
         "error.html",
         status_code=status,
         user=await _who(request, status),
+        **extra,
         status=status,
         heading=heading,
         message=message or default,
