@@ -167,7 +167,10 @@ def test_delete_buttons(client: httpx.Client, finished_run: dict[str, Any], tmp_
     assert gone.status_code == 200 and gone.text == ""
     assert client.get(f"/cache/{cid}/meta").status_code == 404
 
-    recipe = client.post("/recipes/upload", content=example_path("resize").read_text() + "# doomed\n").json()
+    # A recipe of its own (a comment alone would give the example's id, and an admin deleting it deletes the example).
+    doomed = example_path("resize").read_text().replace("name: resize-demo", "name: doomed")
+    recipe = client.post("/recipes/upload", content=doomed).json()
+    assert recipe["name"] == "doomed" and not recipe["example"]
     deleted = client.delete(f"/ui/recipe/{recipe['recipe_id']}")
     assert deleted.headers["HX-Location"] == "/recipes"
     assert client.get(f"/recipes/{recipe['recipe_id']}").status_code == 404
