@@ -12,8 +12,10 @@ import re
 import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from artdag_common.db.tables import TokenRow
+if TYPE_CHECKING:  # the database layer only where rows are made: the client wheel ships this module alone
+    from artdag_common.db.tables import TokenRow
 
 TOKEN_PREFIX = "adt_"
 # What a token may look like on the wire: ours (`adt_…`) or an L2's (opaque, printable, bounded).
@@ -77,6 +79,8 @@ def load_token(home: Path) -> str | None:
 
 def token_row(token: str, user: str, roles: list[str], scopes: list[str], ttl_s: float) -> TokenRow:
     """The `tokens` row for a new local token: its hash, never the token."""
+    from artdag_common.db.tables import TokenRow
+
     now = time.time()
     return TokenRow(
         token_hash=token_hash(token),
@@ -110,6 +114,7 @@ async def issue_local_token(
 async def local_token_valid(database_url: str, token: str) -> bool:
     """Whether `token` is a known, unrevoked, unexpired local token."""
     from artdag_common.db import make_engine, session_factory
+    from artdag_common.db.tables import TokenRow
 
     engine = make_engine(database_url)
     try:

@@ -23,6 +23,7 @@ from services.gateway.auth import (
     OptionalUser,
     authenticator,
     client_address,
+    local_path,
     new_csrf_token,
 )
 from services.gateway.deps import Gateway, GatewayDep
@@ -44,10 +45,7 @@ async def login(
     next_path: Annotated[str, Query(alias="next", max_length=2048)] = "/",
 ) -> RedirectResponse:
     principal = await authenticator(request).verify(auth_token, client_address(request))
-    # Only a local path: never an open redirect.
-    local = next_path.startswith("/") and not next_path.startswith("//") and "\\" not in next_path
-    target = next_path if local else "/"
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(local_path(next_path), status_code=303)
     max_age = SESSION_MAX_AGE_S
     if principal.expires_at is not None:
         max_age = max(1, min(max_age, int(principal.expires_at - time.time())))

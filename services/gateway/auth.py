@@ -271,6 +271,13 @@ def viewer_of(principal: Principal | None) -> Viewer:
     return principal.viewer() if principal is not None else Viewer(user=None)
 
 
+def local_path(target: str) -> str:
+    """`target` if it is a path on this server, else `/`: where a login may send the browser next
+    (never an open redirect)."""
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if local else "/"
+
+
 def new_csrf_token() -> str:
     """A fresh double-submit token for the `artdag_csrf` cookie."""
     return secrets.token_urlsafe(32)

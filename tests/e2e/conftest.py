@@ -48,6 +48,18 @@ class Stack:
         """A client that authenticates as the local user, as the CLI does."""
         return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
 
+    def token_for(self, user: str) -> str:
+        """A new plain-user token for `user`, made the way an operator makes one (`artdag token create`)."""
+        made = subprocess.run(
+            [str(CLI), "token", "create", "--user", user, "--home", str(self.home)],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
     def cli_env(self) -> dict[str, str]:
         """The environment for running the CLI against this stack: it finds the token under ARTDAG_HOME."""
         return clean_env(ARTDAG_HOME=str(self.home))

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def artdag(stack: Stack, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [str(CLI), *args],
-        env=clean_env(ARTDAG_SERVER=stack.url),
+        env={**stack.cli_env(), "ARTDAG_SERVER": stack.url},  # the token `artdag up` saved, as a user has it
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -119,7 +119,8 @@ def test_the_downloadable_client_runs(stack: Stack, tmp_path: Path) -> None:
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr
     assert (target / "artdag_cli" / "main.py").is_file() and not (target / "artdag_cli" / "launcher.py").exists()
-    env = clean_env(PYTHONPATH=str(target), PYTHONSAFEPATH="1")
+    # No ARTDAG_HOME: the wheel's client sends the token from ARTDAG_TOKEN (artdag_common.tokens, packaged).
+    env = clean_env(PYTHONPATH=str(target), PYTHONSAFEPATH="1", HOME=str(tmp_path))
     where = subprocess.run(
         [sys.executable, "-c", "import artdag_cli.main as m; print(m.__file__)"],
         capture_output=True,
@@ -131,6 +132,11 @@ def test_the_downloadable_client_runs(stack: Stack, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(script), "recipes", "--json", "--server", stack.url],
         capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode != 0 and "no valid token" in done.stderr  # without one, the server refuses
+    done = subprocess.run(
+        [sys.executable, str(script), "recipes", "--json", "--server", stack.url],
+        capture_output=True, text=True, timeout=60, env={**env, "ARTDAG_TOKEN": stack.token},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "beat-sync" in done.stdout

@@ -12,6 +12,7 @@ import pytest
 
 from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -166,7 +167,10 @@ def test_delete_buttons(client: httpx.Client, finished_run: dict[str, Any], tmp_
     assert gone.status_code == 200 and gone.text == ""
     assert client.get(f"/cache/{cid}/meta").status_code == 404
 
-    recipe = client.post("/recipes/upload", content=example_path("resize").read_text() + "# doomed\n").json()
+    # A recipe of its own (a comment alone would give the example's id, and an admin deleting it deletes the example).
+    doomed = example_path("resize").read_text().replace("name: resize-demo", "name: doomed")
+    recipe = client.post("/recipes/upload", content=doomed).json()
+    assert recipe["name"] == "doomed" and not recipe["example"]
     deleted = client.delete(f"/ui/recipe/{recipe['recipe_id']}")
     assert deleted.headers["HX-Location"] == "/recipes"
     assert client.get(f"/recipes/{recipe['recipe_id']}").status_code == 404
@@ -177,3 +181,51 @@ def test_delete_buttons(client: httpx.Client, finished_run: dict[str, Any], tmp_
     removed = client.delete(f"/ui/run/{run_id}")
     assert removed.headers["HX-Location"] == "/runs"
     assert client.get(f"/runs/{run_id}").status_code == 404
+
+
+def _events(client: httpx.Client, url: str, quiet_s: float = 3.0) -> list[tuple[int, dict[str, Any]]]:
+    """Every event the stream sends until it has been quiet for `quiet_s`."""
+    got: list[tuple[int, dict[str, Any]]] = []
+    event: dict[str, str] = {}
+    try:
+        with client.stream("GET", url, timeout=httpx.Timeout(30, read=quiet_s)) as response:
+            assert response.status_code == 200, response.read()
+            for line in response.iter_lines():
+                if line.startswith(("id:", "data:")):
+                    key, _, value = line.partition(":")
+                    event[key] = value.strip()
+                elif line == "" and "data" in event:
+                    got.append((int(event["id"]), json.loads(event["data"])))
+                    event = {}
+    except httpx.ReadTimeout:
+        pass
+    return got
+
+
+def test_another_user_sees_none_of_it(stack: Stack, client: httpx.Client, finished_run: dict[str, Any]) -> None:
+    admins_run, admins_cid = finished_run["run"]["run_id"], finished_run["cid"]
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token_for('bob')}"}) as bob:
+        for path in (f"/run/{admins_run}/plan", f"/run/{admins_run}/artifacts", f"/run/{admins_run}/analysis"):
+            page = bob.get(path, headers=HTML)
+            assert page.status_code == 404 and "Not found" in page.text and admins_cid not in page.text, path
+        assert bob.get(f"/events/run/{admins_run}").status_code == 404
+        assert admins_run not in bob.get("/runs", headers=HTML).text
+        assert admins_cid not in bob.get("/media", headers=HTML).text
+        assert bob.delete(f"/ui/run/{admins_run}").status_code == 404
+        assert client.get(f"/runs/{admins_run}").status_code == 200  # still there
+
+        # Bob's own run: his stream of every run's events carries it, and nothing of the admin's.
+        clip = stack.home / "bob.mp4"
+        write_test_clip(clip, width=64, height=48, fps=10, duration_s=0.5, tone_hz=587.0)
+        with clip.open("rb") as handle:
+            cid = bob.post("/cache/upload", files={"file": ("bob.mp4", handle)}).json()["cid"]
+        recipe = example_path("resize").read_text()
+        run_id = bob.post("/runs", json={"recipe": recipe, "inputs": {"video": cid}}).json()["run_id"]
+        deadline = time.monotonic() + 60
+        while bob.get(f"/runs/{run_id}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        seen = {body["run_id"] for _, body in _events(bob, "/events/runs?after=0")}
+        assert seen == {run_id}
+        everyone = {body["run_id"] for _, body in _events(client, "/events/runs?after=0", quiet_s=1.5)}
+        assert {run_id, admins_run} <= everyone  # the admin sees all

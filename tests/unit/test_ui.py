@@ -13,7 +13,7 @@ from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import Plan, PlanStep, RunState, StepState, StepStatus
 from services.gateway.ui import dag, plots
 from services.gateway.ui.client_wheel import MODULES, build_wheel, wheel_name
-from services.gateway.ui.events import parse_after, sse_message
+from services.gateway.ui.events import parse_after, run_of, sse_message
 from services.gateway.ui.highlight import error_line, highlight_yaml
 from services.gateway.ui.negotiate import wants_html
 
@@ -158,3 +158,9 @@ def test_sse_messages_and_resume_points() -> None:
     assert parse_after("17", 3) == 17 and parse_after(None, 3) == 3 and parse_after(None, None) is None
     with pytest.raises(ValueError, match="stream sequence"):
         parse_after("17; drop", None)
+
+
+def test_the_run_an_event_is_about() -> None:
+    assert run_of("artdag.event.run.run-ab12.completed") == "run-ab12"
+    assert run_of("artdag.event.step.run-ab12.QmStep") == "run-ab12"
+    assert run_of("artdag.event.cache.QmX") is None and run_of("artdag.event.run.") is None

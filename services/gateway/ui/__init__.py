@@ -17,10 +17,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artdag_common.errors import ArtdagError
+from artdag_common.schemas import Principal
 from services.gateway import errors
+from services.gateway.auth import authenticator, client_address, credentials, local_path
 from services.gateway.ui import actions, events, pages
 from services.gateway.ui.negotiate import PAGE_PREFIX, NegotiationMiddleware, wants_html
-from services.gateway.ui.render import STATIC, render
+from services.gateway.ui.render import STATIC, render, signed_in
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -35,7 +37,6 @@ HEADINGS = {
     503: ("Temporarily unavailable", "A service did not answer in time. Try again in a moment."),
 }
 HINTS = {
-    401: "Use “Log in” at the top of the page, then try again.",
     404: "Runs, recipes and media are listed in the menu above.",
     503: "If this persists, check /health.",
 }
@@ -51,12 +52,33 @@ def _page_request(request: Request) -> bool:
     return ui_path or (request.method == "GET" and wants_html(headers))
 
 
-def error_page(request: Request, status: int, message: str, field: str | None) -> Response:
+async def _who(request: Request, status: int) -> Principal | None:
+    """The signed-in user for the nav of an error page that no route answered (an unknown path)."""
+    known = signed_in(request)
+    if known is not None or status in (401, 429):  # a refused token is not asked about twice
+        return known
+    try:
+        token, _ = credentials(request)
+        if token is None:
+            return None
+        return await authenticator(request).verify(token, client_address(request))
+    except ArtdagError:
+        return None
+
+
+async def error_page(request: Request, status: int, message: str, field: str | None) -> Response:
     heading, default = HEADINGS.get(status, ("Something went wrong", "The server could not finish this request."))
+    if status == 401 and message.startswith("authentication required"):
+        message = ""  # the API's hint about headers is not for people: the page offers the login form
+    extra: dict[str, str] = {}
+    if request.url.path == "/auth":  # a refused login: try again towards where it was going (never echo the token)
+        extra["here"] = local_path(request.query_params.get("next", "/"))
     return render(
         request,
         "error.html",
         status_code=status,
+        user=await _who(request, status),
+        **extra,
         status=status,
         heading=heading,
         message=message or default,
@@ -79,20 +101,20 @@ def install(app: FastAPI) -> None:
 
     async def on_artdag_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ArtdagError) and _page_request(request):
-            return error_page(request, errors.status_for(exc), exc.message, exc.field)
+            return await error_page(request, errors.status_for(exc), exc.message, exc.field)
         return await json_artdag(request, exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError) and _page_request(request):
             first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
             loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-            return error_page(request, 422, str(first.get("msg")), ".".join(loc) or None)
+            return await error_page(request, 422, str(first.get("msg")), ".".join(loc) or None)
         return await json_validation(request, exc)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if _page_request(request):
-            return error_page(request, exc.status_code, "" if exc.status_code == 404 else str(exc.detail), None)
+            return await error_page(request, exc.status_code, "" if exc.status_code == 404 else str(exc.detail), None)
         body = errors.error_body("not_found" if exc.status_code == 404 else "http", str(exc.detail), None)
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 

@@ -1,5 +1,9 @@
 """The UI's form actions (sent by HTMX, with the CSRF header). Each answers with HTML: a fragment
-to swap in, an error fragment naming the field, or `HX-Location` to navigate to a new page."""
+to swap in, an error fragment naming the field, or `HX-Location` to navigate to a new page.
+
+Every action needs a user (`CurrentUser`: 401 without one, 403 for a session form without the CSRF
+token) and acts as that user: the same ownership checks as the JSON API, `owner=` on what it creates.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from artdag_common import rpc
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidInputError, PayloadTooLargeError
-from artdag_common.ids import check_run_id
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
     ContentMetaPatch,
     ContentMetaUpdate,
     ContentRecord,
+    Principal,
     RecipeRecord,
     RecipeRequest,
     RecipeUpload,
@@ -37,6 +42,9 @@ from artdag_common.schemas import (
     StorageTypeSchema,
     SubmitRunReply,
 )
+from services.gateway.api import check_inputs, owned_run, visible_recipe
+from services.gateway.api_storage import owned_provider
+from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.errors import status_for
 from services.gateway.ui.highlight import error_line, highlight_yaml
@@ -81,7 +89,7 @@ def _first_error(exc: ValidationError) -> tuple[str, str | None]:
 
 
 @router.post("/ui/recipes/upload")
-async def upload_recipe(request: Request, gw: GatewayDep) -> Response:
+async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> Response:
     form = await _form(request, gw.settings.max_recipe_bytes + MAX_FORM_BYTES)
     text = (form.get("file") or "").strip() and form["file"]
     text = text or form.get("recipe", "")
@@ -95,7 +103,8 @@ async def upload_recipe(request: Request, gw: GatewayDep) -> Response:
             source=None,
         )
     try:
-        record: RecipeRecord = await gw.call("planner", "recipe_upload", RecipeUpload(text=text), RecipeRecord)
+        upload = RecipeUpload(text=text, owner=user.user)
+        record: RecipeRecord = await gw.call("planner", "recipe_upload", upload, RecipeRecord)
     except ArtdagError as exc:
         line = error_line(exc.message)
         return render(
@@ -111,12 +120,10 @@ async def upload_recipe(request: Request, gw: GatewayDep) -> Response:
 
 
 @router.post("/ui/recipe/{recipe_id}/run")
-async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Response:
+async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> Response:
     form = await _form(request)
     try:
-        record: RecipeRecord = await gw.call(
-            "planner", "recipe_get", RecipeRequest(recipe_id=validate_cid(recipe_id)), RecipeRecord
-        )
+        record = await visible_recipe(gw, user, recipe_id)
         inputs: dict[str, str] = {}
         for spec in record.inputs:
             value = form.get(f"input.{spec.name}", "").strip()
@@ -124,9 +131,9 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Respon
                 raise InvalidInputError(f"choose the {spec.type} for input {spec.name!r}", field=f"inputs.{spec.name}")
             cids = [validate_cid(v.strip()) for v in value.split(",") if v.strip()]
             inputs[spec.name] = ",".join(cids)
-        reply: SubmitRunReply = await gw.call(
-            "planner", "recipe_run", RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs), SubmitRunReply
-        )
+        await check_inputs(gw, user, inputs)
+        run = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user)
+        reply: SubmitRunReply = await gw.call("planner", "recipe_run", run, SubmitRunReply)
     except ArtdagError as exc:
         where = f"{exc.field}: " if exc.field else ""
         return _flash(request, where + exc.message, status_for(exc))
@@ -134,9 +141,10 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Respon
 
 
 @router.delete("/ui/recipe/{recipe_id}")
-async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Response:
+async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> Response:
     try:
-        await gw.call("planner", "recipe_delete", RecipeRequest(recipe_id=validate_cid(recipe_id)), RecipeRecord)
+        query = RecipeRequest(recipe_id=validate_cid(recipe_id), viewer=user.viewer())
+        await gw.call("planner", "recipe_delete", query, RecipeRecord)
     except ArtdagError as exc:
         return _flash(request, exc.message, status_for(exc))
     return _navigate("/recipes")
@@ -146,9 +154,10 @@ async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep) -> Res
 
 
 @router.delete("/ui/run/{run_id}")
-async def delete_run(request: Request, run_id: str, gw: GatewayDep) -> Response:
+async def delete_run(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> Response:
     try:
-        await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
+        state = await owned_run(gw, user, run_id)
+        await gw.call("planner", "cancel", RunRequest(run_id=state.run_id), RunState)
     except ArtdagError as exc:
         return _flash(request, exc.message, status_for(exc))
     return _navigate("/runs")
@@ -158,19 +167,19 @@ async def delete_run(request: Request, run_id: str, gw: GatewayDep) -> Response:
 
 
 @router.delete("/ui/media/{cid}")
-async def delete_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse:
-    cid = validate_cid(cid)
+async def delete_media(request: Request, cid: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    query = CidRequest(cid=validate_cid(cid), viewer=user.viewer())
     try:
-        await gw.call("cache", "delete", CidRequest(cid=cid), ContentDeleted)
+        await gw.call("cache", "delete", query, ContentDeleted)
     except ArtdagError as exc:
-        record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        record: ContentRecord = await gw.call("cache", "stat", query, ContentRecord)  # 404: not the user's
         return render(request, "_tile.html", status_code=status_for(exc), item=record, error=exc.message, open=True)
     return HTMLResponse("")
 
 
 @router.patch("/ui/media/{cid}/meta")
-async def edit_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse:
-    cid = validate_cid(cid)
+async def edit_media(request: Request, cid: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    query = CidRequest(cid=validate_cid(cid), viewer=user.viewer())
     form = await _form(request)
     error: str | None = None
     try:
@@ -180,17 +189,16 @@ async def edit_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse
             tags=[t.strip() for t in form.get("tags", "").split(",") if t.strip()],
             pinned=form.get("pinned") == "on",
         )
-        record: ContentRecord = await gw.call(
-            "cache", "update_meta", ContentMetaUpdate(cid=cid, patch=patch), ContentRecord
-        )
+        update = ContentMetaUpdate(cid=query.cid, patch=patch, viewer=query.viewer)
+        record: ContentRecord = await gw.call("cache", "update_meta", update, ContentRecord)
         status = 200
     except ValidationError as exc:
         message, field = _first_error(exc)
         error, status = f"{field}: {message}" if field else message, 422
-        record = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        record = await gw.call("cache", "stat", query, ContentRecord)
     except ArtdagError as exc:
         error, status = exc.message, status_for(exc)
-        record = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+        record = await gw.call("cache", "stat", query, ContentRecord)
     return render(request, "_tile.html", status_code=status, item=record, error=error, saved=error is None, open=True)
 
 
@@ -198,15 +206,16 @@ async def edit_media(request: Request, cid: str, gw: GatewayDep) -> HTMLResponse
 
 
 async def _providers(
-    request: Request, gw: Gateway, message: str | None = None, ok: bool = True, status: int = 200
+    request: Request, gw: Gateway, user: Principal, message: str | None = None, ok: bool = True, status: int = 200
 ) -> HTMLResponse:
-    found: StorageProviderList = await gw.call("cache", "storage_list", StorageListRequest(), StorageProviderList)
+    query = StorageListRequest(viewer=user.viewer())
+    found: StorageProviderList = await gw.call("cache", "storage_list", query, StorageProviderList)
     return render(request, "_providers.html", status_code=status, providers=found.providers, message=message, ok=ok)
 
 
 @router.get("/ui/storage/form")
 async def storage_form(
-    request: Request, gw: GatewayDep, kind: Annotated[str, Query(alias="type", max_length=32)] = ""
+    request: Request, gw: GatewayDep, user: CurrentUser, kind: Annotated[str, Query(alias="type", max_length=32)] = ""
 ) -> HTMLResponse:
     if not kind:
         return HTMLResponse("")
@@ -219,53 +228,57 @@ def _config_from(form: dict[str, str]) -> dict[str, Any]:
 
 
 @router.post("/ui/storage")
-async def add_storage(request: Request, gw: GatewayDep) -> HTMLResponse:
+async def add_storage(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     form = await _form(request)
     try:
-        provider = StorageProviderInput(name=form.get("name", ""), type=form.get("type", ""), config=_config_from(form))
+        provider = StorageProviderInput(
+            name=form.get("name", ""), type=form.get("type", ""), config=_config_from(form), owner=user.user
+        )
         added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     except ValidationError as exc:
         message, field = _first_error(exc)
-        return await _providers(request, gw, f"{field}: {message}" if field else message, ok=False, status=422)
+        return await _providers(request, gw, user, f"{field}: {message}" if field else message, ok=False, status=422)
     except ArtdagError as exc:
         text = f"{exc.field}: {exc.message}" if exc.field else exc.message
-        return await _providers(request, gw, text, ok=False, status=status_for(exc))
-    return await _providers(request, gw, f"Added {added.name} ({added.type}).")
+        return await _providers(request, gw, user, text, ok=False, status=status_for(exc))
+    return await _providers(request, gw, user, f"Added {added.name} ({added.type}).")
 
 
 @router.patch("/ui/storage/{provider_id}")
-async def edit_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
+async def edit_storage(request: Request, provider_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     form = await _form(request)
     try:
+        await owned_provider(gw, user, provider_id)
         patch = StorageProviderPatch(name=form.get("name") or None, config=_config_from(form) or None)
         updated: StorageProviderRecord = await gw.call(
             "cache", "storage_update", StorageProviderUpdate(id=provider_id, patch=patch), StorageProviderRecord
         )
     except ValidationError as exc:
         message, field = _first_error(exc)
-        return await _providers(request, gw, f"{field}: {message}" if field else message, ok=False, status=422)
+        return await _providers(request, gw, user, f"{field}: {message}" if field else message, ok=False, status=422)
     except ArtdagError as exc:
         text = f"{exc.field}: {exc.message}" if exc.field else exc.message
-        return await _providers(request, gw, text, ok=False, status=status_for(exc))
-    return await _providers(request, gw, f"Saved {updated.name}.")
+        return await _providers(request, gw, user, text, ok=False, status=status_for(exc))
+    return await _providers(request, gw, user, f"Saved {updated.name}.")
 
 
 @router.delete("/ui/storage/{provider_id}")
-async def delete_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
+async def delete_storage(request: Request, provider_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     try:
+        await owned_provider(gw, user, provider_id)
         gone: StorageProviderRecord = await gw.call(
             "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
         )
     except ArtdagError as exc:
-        return await _providers(request, gw, exc.message, ok=False, status=status_for(exc))
-    return await _providers(request, gw, f"Deleted {gone.name}.")
+        return await _providers(request, gw, user, exc.message, ok=False, status=status_for(exc))
+    return await _providers(request, gw, user, f"Deleted {gone.name}.")
 
 
 @router.post("/ui/storage/{provider_id}/test")
-async def test_storage(request: Request, provider_id: str, gw: GatewayDep) -> HTMLResponse:
-    from artdag_common import rpc
-
+async def test_storage(request: Request, provider_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     try:
+        # The test connects wherever the provider's config points: only its owner (or an admin) may ask.
+        await owned_provider(gw, user, provider_id)
         reply: StorageTestReply = await rpc.call(
             gw.runtime.nc,
             "cache",

@@ -26,6 +26,7 @@ MODULES = (
     "artdag_common/__init__.py",
     "artdag_common/cid.py",
     "artdag_common/errors.py",
+    "artdag_common/tokens.py",
 )
 REQUIRES = ("httpx>=0.27", "pyyaml>=6.0")
 EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -5,13 +5,18 @@ SSE message carries `id:` = the event's JetStream stream sequence, so a browser 
 its connection reconnects with `Last-Event-ID` and an ordered consumer resumes right
 after that sequence: nothing is missed and nothing repeats. A page passes `?after=` (the
 stream's last sequence when the page was rendered) so its first connection starts there.
+
+Both need a user. The per-run stream is only for a run the user may see (another user's is "not
+found"); the runs-list stream passes on only the events of runs the user may see (admins: all),
+asking the planner once per run whose run it is. Events it holds back still advance nothing the
+browser resumes from, so Last-Event-ID keeps working.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -20,8 +25,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from artdag_common import streams, subjects
-from artdag_common.errors import InvalidInputError
-from artdag_common.ids import check_run_id
+from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.schemas import RunRequest, RunState, Viewer
+from services.gateway.api import owned_run
+from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 
 log = logging.getLogger(__name__)
@@ -57,8 +64,52 @@ def sse_message(seq: int, subject: str, data: bytes) -> str:
     return f"id: {seq}\nevent: {kind}\ndata: {payload}\n\n"
 
 
-async def relay(gw: Gateway, filters: list[str], after: int | None, new_only: bool) -> AsyncIterator[str]:
-    """Follow `filters` on the events stream from `after` + 1 (or from the start, or only new events)."""
+def run_of(subject: str) -> str | None:
+    """The run an event subject is about: `<prefix>.event.run.<run>.<status>` / `….event.step.<run>.<step>`."""
+    for head in (f"{subjects.PREFIX}.event.run.", f"{subjects.PREFIX}.event.step."):
+        if subject.startswith(head):
+            return subject[len(head) :].split(".", 1)[0] or None
+    return None
+
+
+class RunFilter:
+    """Which runs' events a viewer may follow: admins all, others their own (asked once per run)."""
+
+    def __init__(self, gw: Gateway, viewer: Viewer) -> None:
+        self.gw = gw
+        self.viewer = viewer
+        self._seen: dict[str, bool] = {}
+
+    async def allows(self, subject: str) -> bool:
+        if self.viewer.admin:
+            return True
+        run_id = run_of(subject)
+        if run_id is None:
+            return False
+        known = self._seen.get(run_id)
+        if known is not None:
+            return known
+        try:
+            state: RunState = await self.gw.call("planner", "get_run", RunRequest(run_id=run_id), RunState)
+        except NotFoundError:
+            return False  # deleted (or not there yet): held back, and asked again at its next event
+        # Anything else (the planner not answering) ends the stream: the browser resumes after the last event sent.
+        allowed = self.viewer.may_see(state.owner)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[run_id] = allowed
+        return allowed
+
+
+async def relay(
+    gw: Gateway,
+    filters: list[str],
+    after: int | None,
+    new_only: bool,
+    allows: Callable[[str], Awaitable[bool]] | None = None,
+) -> AsyncGenerator[str, None]:
+    """Follow `filters` on the events stream from `after` + 1 (or from the start, or only new events);
+    `allows(subject)` (awaited) holds back events the viewer may not see."""
     if after is not None:
         config = ConsumerConfig(
             filter_subjects=filters, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
@@ -76,6 +127,8 @@ async def relay(gw: Gateway, filters: list[str], after: int | None, new_only: bo
                 msg = await sub.next_msg(timeout=KEEPALIVE_S)
             except (TimeoutError, NatsTimeoutError):
                 yield ": keep-alive\n\n"
+                continue
+            if allows is not None and not await allows(msg.subject):
                 continue
             yield sse_message(msg.metadata.sequence.stream, msg.subject, msg.data)
     finally:
@@ -97,11 +150,12 @@ def _response(body: AsyncIterator[str]) -> StreamingResponse:
 async def run_events(
     run_id: str,
     gw: GatewayDep,
+    user: CurrentUser,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
 ) -> StreamingResponse:
-    run_id = check_run_id(run_id)
     start = parse_after(last_event_id, after)
+    run_id = (await owned_run(gw, user, run_id)).run_id  # 404 for another user's run
     filters = [subjects.run_events(run_id), subjects.step_events(run_id)]
     return _response(relay(gw, filters, start, new_only=False))
 
@@ -109,9 +163,11 @@ async def run_events(
 @router.get("/events/runs", summary="Every run's events as server-sent events (resumable)")
 async def runs_events(
     gw: GatewayDep,
+    user: CurrentUser,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
 ) -> StreamingResponse:
     start = parse_after(last_event_id, after)
     filters = [subjects.RUN_EVENTS_WILDCARD, subjects.STEP_EVENTS_WILDCARD]
-    return _response(relay(gw, filters, start, new_only=True))
+    allowed = RunFilter(gw, user.viewer())
+    return _response(relay(gw, filters, start, new_only=True, allows=allowed.allows))

@@ -1,17 +1,22 @@
-"""The web UI's pages. Each gathers what it shows over NATS (like the JSON routes) and renders a template."""
+"""The web UI's pages. Each gathers what it shows over NATS (like the JSON routes) and renders a template.
+
+Every page asks as the signed-in user: lists and lookups carry `viewer=`, runs, recipes and providers
+go through the same ownership checks as the JSON API (another user's thing is "not found"), and a page
+of private data answers an anonymous visitor with the 401 login page.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from artdag_common import rpc, subjects
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, NotFoundError
-from artdag_common.ids import check_run_id, check_step_id
+from artdag_common.ids import check_step_id
 from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import (
     CidRequest,
@@ -22,9 +27,9 @@ from artdag_common.schemas import (
     ListRunsRequest,
     MediaListRequest,
     Plan,
+    Principal,
     RecipeList,
     RecipeRecord,
-    RecipeRequest,
     RunAnalysis,
     RunList,
     RunRequest,
@@ -35,13 +40,16 @@ from artdag_common.schemas import (
     StorageProviderList,
     StorageType,
 )
+from services.gateway.api import owned_run, visible_recipe
+from services.gateway.auth import CurrentUser, OptionalUser, local_path, optional_user, viewer_of
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
 from services.gateway.ui.highlight import highlight_yaml
 from services.gateway.ui.render import render
 
-router = APIRouter(include_in_schema=False)
+# Every page knows who is signed in (for the nav), whether or not it needs a user.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(optional_user)])
 
 RUNS_PAGE = 20
 # One-step runs the gateway makes for itself (GET /cache/{cid}/thumbnail and /mp4): not the user's work.
@@ -50,17 +58,12 @@ MEDIA_PAGE = 48
 MEDIA_FILTERS = (("", "All"), ("video", "Video"), ("audio", "Audio"), ("image", "Images"), ("application", "Other"))
 
 
-async def _run_state(gw: Gateway, run_id: str) -> RunState:
-    state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=check_run_id(run_id)), RunState)
-    return state
-
-
 async def _run_rows(gw: Gateway, runs: list[RunSummary]) -> list[dict[str, Any]]:
-    """Each listed run with its step counts (for the progress bars)."""
+    """Each listed run with its step counts (for the progress bars); the runs come from a viewer's list."""
 
     async def one(summary: RunSummary) -> dict[str, Any]:
         try:
-            state = await _run_state(gw, summary.run_id)
+            state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=summary.run_id), RunState)
         except ArtdagError:
             return {"run": summary, "done": 0, "total": 0}
         done = sum(1 for s in state.steps.values() if s.status.done)
@@ -79,23 +82,31 @@ async def _health(gw: Gateway, service: str) -> dict[str, Any]:
     return {"service": service, "ok": reply.ok, "uptime_s": reply.uptime_s, "instance": reply.instance}
 
 
-@router.get("/ui/home")
-async def home(request: Request, gw: GatewayDep) -> HTMLResponse:
-    (runs, recipes, media), services = await asyncio.gather(
-        asyncio.gather(
-            gw.call("planner", "list_runs", ListRunsRequest(limit=50), RunList),
-            gw.call("planner", "recipe_list", ListRunsRequest(limit=1), RecipeList),
-            gw.call("cache", "list", MediaListRequest(limit=1), ContentList),
-        ),
-        asyncio.gather(*(_health(gw, s) for s in subjects.SERVICES)),
+async def _counts(gw: Gateway, user: Principal) -> tuple[RunList, dict[str, int]]:
+    viewer = user.viewer()
+    runs, recipes, media = await asyncio.gather(
+        gw.call("planner", "list_runs", ListRunsRequest(limit=50, viewer=viewer), RunList),
+        gw.call("planner", "recipe_list", ListRunsRequest(limit=1, viewer=viewer), RecipeList),
+        gw.call("cache", "list", MediaListRequest(limit=1, viewer=viewer), ContentList),
     )
-    rows = await _run_rows(gw, [r for r in runs.runs if r.recipe_name not in DERIVED][:5])
+    return runs, {"runs": runs.total, "recipes": recipes.total, "media": media.total}
+
+
+@router.get("/ui/home")
+async def home(request: Request, gw: GatewayDep, user: OptionalUser) -> HTMLResponse:
+    # Anonymous visitors see the server, not anyone's runs, recipes or media.
+    services = await asyncio.gather(*(_health(gw, s) for s in subjects.SERVICES))
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] | None = None
+    if user is not None:
+        runs, counts = await _counts(gw, user)
+        rows = await _run_rows(gw, [r for r in runs.runs if r.recipe_name not in DERIVED][:5])
     nats = gw.runtime.nc.connected_url
     return render(
         request,
         "home.html",
         runs=rows,
-        counts={"runs": runs.total, "recipes": recipes.total, "media": media.total},
+        counts=counts,
         services=services,
         server={
             "store": gw.settings.store,
@@ -107,11 +118,12 @@ async def home(request: Request, gw: GatewayDep) -> HTMLResponse:
 
 
 @router.get("/ui/runs")
-async def runs_page(request: Request, gw: GatewayDep, page: Annotated[int, Query(ge=1, le=100000)] = 1) -> HTMLResponse:
+async def runs_page(
+    request: Request, gw: GatewayDep, user: CurrentUser, page: Annotated[int, Query(ge=1, le=100000)] = 1
+) -> HTMLResponse:
     after = await last_sequence(gw)
-    found: RunList = await gw.call(
-        "planner", "list_runs", ListRunsRequest(limit=RUNS_PAGE, offset=(page - 1) * RUNS_PAGE), RunList
-    )
+    query = ListRunsRequest(limit=RUNS_PAGE, offset=(page - 1) * RUNS_PAGE, viewer=user.viewer())
+    found: RunList = await gw.call("planner", "list_runs", query, RunList)
     rows = await _run_rows(gw, found.runs)
     pages = max(1, -(-found.total // RUNS_PAGE))
     return render(
@@ -119,9 +131,9 @@ async def runs_page(request: Request, gw: GatewayDep, page: Annotated[int, Query
     )
 
 
-async def _run_context(gw: Gateway, run_id: str) -> dict[str, Any]:
+async def _run_context(gw: Gateway, user: Principal, run_id: str) -> dict[str, Any]:
     after = await last_sequence(gw)  # before reading the state: nothing between the two is lost
-    state = await _run_state(gw, run_id)
+    state = await owned_run(gw, user, run_id)
     done = sum(1 for s in state.steps.values() if s.status.done)
     return {"run": state, "done": done, "total": len(state.steps), "after": after}
 
@@ -136,9 +148,9 @@ async def _plan(gw: Gateway, run_id: str) -> Plan | None:
 
 @router.get("/run/{run_id}")
 @router.get("/run/{run_id}/plan")
-async def run_plan(request: Request, run_id: str, gw: GatewayDep) -> HTMLResponse:
-    context = await _run_context(gw, run_id)
-    plan = await _plan(gw, run_id)
+async def run_plan(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    context = await _run_context(gw, user, run_id)
+    plan = await _plan(gw, context["run"].run_id)
     elements = dag.plan_elements(plan, context["run"]) if plan is not None else None
     return render(
         request,
@@ -151,19 +163,19 @@ async def run_plan(request: Request, run_id: str, gw: GatewayDep) -> HTMLRespons
 
 
 @router.get("/ui/run/{run_id}/graph")
-async def run_graph(run_id: str, gw: GatewayDep) -> JSONResponse:
+async def run_graph(run_id: str, gw: GatewayDep, user: CurrentUser) -> JSONResponse:
     """The DAG's elements now: the page fetches them again when planning replaces the plan."""
-    state = await _run_state(gw, run_id)
-    plan = await _plan(gw, run_id)
+    state = await owned_run(gw, user, run_id)
+    plan = await _plan(gw, state.run_id)
     elements = dag.plan_elements(plan, state) if plan is not None else {"nodes": [], "edges": []}
     return JSONResponse(elements, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/ui/run/{run_id}/step/{step_id}")
-async def run_step(request: Request, run_id: str, step_id: str, gw: GatewayDep) -> HTMLResponse:
-    state = await _run_state(gw, run_id)
+async def run_step(request: Request, run_id: str, step_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    state = await owned_run(gw, user, run_id)
     step_id = check_step_id(step_id)
-    plan = await _plan(gw, run_id)
+    plan = await _plan(gw, state.run_id)
     planned = next((s for s in plan.steps if s.step_id == step_id), None) if plan else None
     live = state.steps.get(step_id)
     if planned is None and live is None:
@@ -171,16 +183,18 @@ async def run_step(request: Request, run_id: str, step_id: str, gw: GatewayDep) 
     record: ContentRecord | None = None
     if live is not None and live.output_cid:
         try:
-            record = await gw.call("cache", "stat", CidRequest(cid=live.output_cid), ContentRecord)
+            query = CidRequest(cid=live.output_cid, viewer=user.viewer())
+            record = await gw.call("cache", "stat", query, ContentRecord)
         except ArtdagError:
             record = None
     return render(request, "_step.html", run=state, step_id=step_id, planned=planned, live=live, record=record)
 
 
 @router.get("/run/{run_id}/analysis")
-async def run_analysis(request: Request, run_id: str, gw: GatewayDep) -> HTMLResponse:
-    context = await _run_context(gw, run_id)
-    found: RunAnalysis = await gw.call("planner", "get_analysis", RunRequest(run_id=run_id), RunAnalysis)
+async def run_analysis(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    context = await _run_context(gw, user, run_id)
+    query = RunRequest(run_id=context["run"].run_id)
+    found: RunAnalysis = await gw.call("planner", "get_analysis", query, RunAnalysis)
     analyses = []
     for name, entry in found.analyses.items():
         result = entry.get("result") or {}
@@ -203,10 +217,10 @@ async def run_analysis(request: Request, run_id: str, gw: GatewayDep) -> HTMLRes
 
 
 @router.get("/run/{run_id}/artifacts")
-async def run_artifacts(request: Request, run_id: str, gw: GatewayDep) -> HTMLResponse:
-    context = await _run_context(gw, run_id)
+async def run_artifacts(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    context = await _run_context(gw, user, run_id)
     state: RunState = context["run"]
-    plan = await _plan(gw, run_id)
+    plan = await _plan(gw, state.run_id)
     order = [s.step_id for s in plan.steps] if plan else list(state.steps)
     with_output = [sid for sid in order if sid in state.steps and state.steps[sid].output_cid]
     # The output first, then the rest in plan order.
@@ -217,7 +231,8 @@ async def run_artifacts(request: Request, run_id: str, gw: GatewayDep) -> HTMLRe
 
     async def stat(cid: str) -> ContentRecord | None:
         try:
-            record: ContentRecord = await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+            query = CidRequest(cid=cid, viewer=user.viewer())
+            record: ContentRecord = await gw.call("cache", "stat", query, ContentRecord)
         except ArtdagError:
             return None
         return record
@@ -234,8 +249,9 @@ async def run_artifacts(request: Request, run_id: str, gw: GatewayDep) -> HTMLRe
 
 
 @router.get("/ui/recipes")
-async def recipes_page(request: Request, gw: GatewayDep) -> HTMLResponse:
-    found: RecipeList = await gw.call("planner", "recipe_list", ListRunsRequest(limit=500), RecipeList)
+async def recipes_page(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    query = ListRunsRequest(limit=500, viewer=user.viewer())
+    found: RecipeList = await gw.call("planner", "recipe_list", query, RecipeList)
     return render(request, "recipes.html", recipes=found.recipes, total=found.total)
 
 
@@ -246,11 +262,8 @@ def _recipe_id(recipe_id: str) -> str:
         raise NotFoundError("no such recipe (recipe ids are CIDs)", field="recipe_id") from None
 
 
-async def _recipe(gw: Gateway, recipe_id: str) -> RecipeRecord:
-    record: RecipeRecord = await gw.call(
-        "planner", "recipe_get", RecipeRequest(recipe_id=_recipe_id(recipe_id)), RecipeRecord
-    )
-    return record
+async def _recipe(gw: Gateway, user: Principal, recipe_id: str) -> RecipeRecord:
+    return await visible_recipe(gw, user, _recipe_id(recipe_id))
 
 
 def _media_kind(input_type: str) -> str | None:
@@ -258,11 +271,12 @@ def _media_kind(input_type: str) -> str | None:
 
 
 @router.get("/recipe/{recipe_id}")
-async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep) -> HTMLResponse:
-    record = await _recipe(gw, recipe_id)
+async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    record = await _recipe(gw, user, recipe_id)
 
     async def choices(kind: str | None) -> list[ContentRecord]:
-        found: ContentList = await gw.call("cache", "list", MediaListRequest(media_type=kind, limit=100), ContentList)
+        query = MediaListRequest(media_type=kind, limit=100, viewer=user.viewer())
+        found: ContentList = await gw.call("cache", "list", query, ContentList)
         return found.items
 
     lists = await asyncio.gather(*(choices(_media_kind(i.type)) for i in record.inputs))
@@ -271,8 +285,8 @@ async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep) -> HTMLR
 
 
 @router.get("/recipe/{recipe_id}/dag")
-async def recipe_dag(request: Request, recipe_id: str, gw: GatewayDep) -> HTMLResponse:
-    record = await _recipe(gw, recipe_id)
+async def recipe_dag(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    record = await _recipe(gw, user, recipe_id)
     recipe = await asyncio.to_thread(parse_recipe, record.text)
     return render(request, "recipe_dag.html", recipe=record, elements=dag.as_json(dag.recipe_elements(recipe)))
 
@@ -284,11 +298,15 @@ async def recipe_dag(request: Request, recipe_id: str, gw: GatewayDep) -> HTMLRe
 async def media_page(
     request: Request,
     gw: GatewayDep,
+    user: OptionalUser,
     media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> HTMLResponse:
     try:
-        query = MediaListRequest(media_type=media_type or None, limit=MEDIA_PAGE, offset=(page - 1) * MEDIA_PAGE)
+        # Anonymous visitors see published content only (as GET /media answers them).
+        query = MediaListRequest(
+            media_type=media_type or None, limit=MEDIA_PAGE, offset=(page - 1) * MEDIA_PAGE, viewer=viewer_of(user)
+        )
     except ValueError:
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
     found: ContentList = await gw.call("cache", "list", query, ContentList)
@@ -310,8 +328,9 @@ async def media_page(
 
 
 @router.get("/ui/storage")
-async def storage_page(request: Request, gw: GatewayDep) -> HTMLResponse:
-    found: StorageProviderList = await gw.call("cache", "storage_list", StorageListRequest(), StorageProviderList)
+async def storage_page(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    query = StorageListRequest(viewer=user.viewer())
+    found: StorageProviderList = await gw.call("cache", "storage_list", query, StorageProviderList)
     return render(
         request,
         "storage.html",
@@ -319,6 +338,17 @@ async def storage_page(request: Request, gw: GatewayDep) -> HTMLResponse:
         types=list(get_args(StorageType)),
         store=gw.settings.store,
     )
+
+
+# -- logging in -----------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(
+    request: Request, next_path: Annotated[str, Query(alias="next", max_length=2048)] = "/"
+) -> HTMLResponse:
+    """A form where a person pastes a token; it goes to `GET /auth?auth_token=…&next=…`."""
+    return render(request, "login.html", next_path=local_path(next_path))
 
 
 # -- the CLI --------------------------------------------------------------------------

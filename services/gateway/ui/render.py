@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from artdag_common import __version__
+from artdag_common.schemas import Principal
+from services.gateway.auth import local_path
 from services.gateway.ui.negotiate import NEGOTIATED
 
 HERE = Path(__file__).parent
@@ -87,9 +89,26 @@ ENV.filters.update(bytes=human_bytes, short=short, ago=ago, clock=clock, seconds
 ENV.globals.update(version=__version__, nav=NAV)
 
 
+def signed_in(request: Request) -> Principal | None:
+    """Who the request's token or session belongs to, once a route has checked it (None: anonymous)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
+
+
+def public_path(request: Request) -> str:
+    """The page's address as the browser knows it (`/runs`, not `/ui/runs`), with its query."""
+    path = PAGE_PATHS.get(request.url.path, request.url.path)
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """A page (or fragment) as an HTML response; `path` (the public path) marks the current nav entry."""
+    """A page (or fragment) as an HTML response; `path` (the public path) marks the current nav entry,
+    `user` (the signed-in principal or None) fills the nav's Log in / Log out."""
     path = request.url.path
     path = PAGE_PATHS.get(path, path)
+    context.setdefault("user", signed_in(request))
+    context.setdefault("here", local_path(public_path(request)))
     body = ENV.get_template(template).render(request=request, path=path, **context)
-    return HTMLResponse(body, status_code=status_code, headers={"Vary": "Accept, HX-Request"})
+    return HTMLResponse(
+        body, status_code=status_code, headers={"Vary": "Accept, HX-Request, Cookie", "Cache-Control": "no-store"}
+    )
