@@ -7,12 +7,11 @@ Secrets are never returned: a secret field reads `"********"` once it is set.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 
 from artdag_common import rpc
-from artdag_common.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from artdag_common.errors import InvalidInputError, NotFoundError
 from artdag_common.schemas import (
     Principal,
     StorageListRequest,
@@ -28,25 +27,9 @@ from artdag_common.schemas import (
 )
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
-from services.gateway.uploads import read_text_form
+from services.gateway.uploads import read_form
 
 router = APIRouter()
-
-MAX_FORM_BYTES = 64 * 1024
-
-
-async def _form_fields(request: Request) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        return await read_text_form(request.stream(), content_type, MAX_FORM_BYTES)
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_FORM_BYTES:
-                raise PayloadTooLargeError(f"the form is larger than {MAX_FORM_BYTES} bytes")
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    raise InvalidInputError("expected a form (application/x-www-form-urlencoded or multipart)", field="content-type")
 
 
 async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> StorageProviderRecord:
@@ -68,7 +51,7 @@ async def list_providers(gw: GatewayDep, user: CurrentUser) -> StorageProviderLi
 
 @router.post("/storage", status_code=201, tags=["storage"], summary="Add a provider from a form (name, type, …)")
 async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
-    fields = await _form_fields(request)
+    fields = await read_form(request.stream(), request.headers.get("content-type", ""))
     fields.pop("csrf_token", None)  # the web form's CSRF field is not provider config
     name = fields.pop("name", "")
     kind = fields.pop("type", "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -165,3 +166,21 @@ async def read_text_form(body: AsyncIterator[bytes], content_type: str, max_byte
             fields[name] = value.decode("utf-8", "replace")
             name = None
     return fields
+
+
+MAX_FORM_BYTES = 64 * 1024
+"""A form's size limit unless its handler says otherwise (forms carry fields, not files)."""
+
+
+async def read_form(body: AsyncIterator[bytes], content_type: str, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A form's text fields, urlencoded or multipart, refusing more than `max_bytes`."""
+    if content_type.startswith("multipart/form-data"):
+        return await read_text_form(body, content_type, max_bytes)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        data = bytearray()
+        async for chunk in body:
+            data.extend(chunk)
+            if len(data) > max_bytes:
+                raise PayloadTooLargeError(f"the form is larger than {max_bytes} bytes")
+        return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
+    raise InvalidInputError("expected a form (application/x-www-form-urlencoded or multipart)", field="content-type")

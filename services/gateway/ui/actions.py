@@ -8,7 +8,6 @@ token) and acts as that user: the same ownership checks as the JSON API, `owner=
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 
 from artdag_common import rpc
 from artdag_common.cid import validate_cid
-from artdag_common.errors import ArtdagError, InvalidInputError, PayloadTooLargeError
+from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
@@ -49,11 +48,9 @@ from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.errors import status_for
 from services.gateway.ui.highlight import error_line, highlight_yaml
 from services.gateway.ui.render import render
-from services.gateway.uploads import read_text_form
+from services.gateway.uploads import MAX_FORM_BYTES, read_form
 
 router = APIRouter(include_in_schema=False)
-
-MAX_FORM_BYTES = 64 * 1024
 
 
 def _navigate(path: str) -> Response:
@@ -62,17 +59,7 @@ def _navigate(path: str) -> Response:
 
 
 async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        return await read_text_form(request.stream(), content_type, limit)
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise PayloadTooLargeError(f"the form is larger than {limit} bytes")
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    raise InvalidInputError("expected a form", field="content-type")
+    return await read_form(request.stream(), request.headers.get("content-type", ""), limit)
 
 
 def _flash(request: Request, message: str, status: int, ok: bool = False) -> HTMLResponse:
