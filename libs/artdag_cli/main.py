@@ -45,6 +45,19 @@ def _binding(value: str) -> tuple[str, str]:
     return name, target
 
 
+def _add_inputs(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        type=_binding,
+        action="append",
+        default=[],
+        metavar="NAME=PATH|CID",
+        help="bind a recipe input to a file or a stored cid",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artdag", description="Render media from recipes.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,16 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "recipe", metavar="RECIPE|INPUT", help="recipe YAML file (with --effect: the input file or CID)"
     )
-    render.add_argument(
-        "-i",
-        "--input",
-        dest="inputs",
-        type=_binding,
-        action="append",
-        default=[],
-        metavar="NAME=PATH|CID",
-        help="bind a recipe input to a file or a stored cid",
-    )
+    _add_inputs(render)
     render.add_argument(
         "-p",
         "--param",
@@ -105,16 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="plan a recipe: every step cached or to run, and the frames to render")
     plan.add_argument("recipe", type=Path, help="recipe YAML file")
-    plan.add_argument(
-        "-i",
-        "--input",
-        dest="inputs",
-        type=_binding,
-        action="append",
-        default=[],
-        metavar="NAME=PATH|CID",
-        help="bind a recipe input to a file or a stored cid",
-    )
+    _add_inputs(plan)
     plan.add_argument("--dry-run", action="store_true", help="only plan (the default; executing is `render`)")
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     plan.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
