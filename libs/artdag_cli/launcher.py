@@ -21,6 +21,8 @@ from artdag_common.tokens import issue_local_token, load_token, local_token_vali
 SERVICES = ("cache", "auth", "analyzer", "planner", "executor", "gateway")
 STOP_GRACE_S = 7.0
 MAX_RESTARTS = 5
+# While starting: a service that will not start (a taken port, bad settings) is reported sooner.
+STARTUP_RESTARTS = 1
 RESTART_WINDOW_S = 60.0
 
 
@@ -105,7 +107,9 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while time.monotonic() < deadline:
-            self.check_children()
+            # A service that dies now is restarted like later on (one that keeps dying ends the start):
+            # whoever else watches /health may see the stack up, and act on it, before this loop does.
+            self.supervise(max_restarts=STARTUP_RESTARTS)
             try:
                 response = httpx.get(f"{self.base_url}/health", timeout=2.0)
                 if response.status_code == 200:
@@ -118,13 +122,7 @@ class Stack:
             time.sleep(0.25)
         raise TimeoutError(f"the stack did not become healthy within {timeout_s:g} s ({last})")
 
-    def check_children(self) -> None:
-        for name, proc in self.children.items():
-            code = proc.poll()
-            if code is not None:
-                raise RuntimeError(f"service {name} exited with code {code}")
-
-    def supervise(self) -> None:
+    def supervise(self, max_restarts: int = MAX_RESTARTS) -> None:
         """Restart a service that died (a crash must not take the stack down); give up if it keeps dying."""
         now = time.monotonic()
         for label, proc in list(self.children.items()):
@@ -132,7 +130,7 @@ class Stack:
             if code is None:
                 continue
             recent = [t for t in self.restarts.get(label, []) if now - t < RESTART_WINDOW_S]
-            if len(recent) >= MAX_RESTARTS:
+            if len(recent) >= max_restarts:
                 raise RuntimeError(f"service {label} keeps exiting (code {code}); giving up")
             say(f"service {label} exited with code {code}; restarting it")
             self.restarts[label] = [*recent, now]
