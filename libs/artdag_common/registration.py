@@ -9,7 +9,6 @@ records that arrive while a request is in flight go together in the next one ins
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from nats.aio.client import Client as NatsClient
 
@@ -27,7 +26,7 @@ class Registrar:
         self.nc = nc
         self.timeout_s = timeout_s
         self.max_batch = max_batch
-        self.requests = 0  # requests sent (for tests and health details)
+        self.requests = 0  # requests sent
         self._queued: list[tuple[ContentRecord, asyncio.Future[ContentRecord]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -75,8 +74,8 @@ class Registrar:
                             else RuntimeError("cache answered neither a record nor an error")
                         )
         finally:
+            # Only a cancelled sender leaves records queued: their callers are cancelled with it.
             self._sender = None
             for _, done in self._queued:
-                with contextlib.suppress(asyncio.InvalidStateError):
-                    done.cancel()
+                done.cancel()
             self._queued = []

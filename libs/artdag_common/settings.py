@@ -26,6 +26,13 @@ def _env(name: str, *legacy: str) -> AliasChoices:
     return AliasChoices(f"ARTDAG_{name}", *legacy)
 
 
+def check_s3_prefix(value: str) -> str:
+    """An S3 key prefix must stay relative: no leading '/', no empty or '..' segment."""
+    if value.startswith("/") or "//" in value or ".." in value.split("/"):
+        raise ValueError("an S3 prefix is relative, like 'artdag/content/'")
+    return value
+
+
 class CommonSettings(BaseSettings):
     """What every process needs: where its home is, the bus, the database, the store."""
 
@@ -157,9 +164,7 @@ class CommonSettings(BaseSettings):
     @field_validator("s3_prefix")
     @classmethod
     def _check_s3_prefix(cls, value: str) -> str:
-        if value.startswith("/") or "//" in value or ".." in value.split("/"):
-            raise ValueError("an S3 prefix is relative, like 'artdag/content/'")
-        return value
+        return check_s3_prefix(value)
 
     @model_validator(mode="after")
     def _check_store(self) -> CommonSettings:

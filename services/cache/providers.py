@@ -32,6 +32,7 @@ from artdag_common.schemas import (
     StorageTypeSchema,
     Viewer,
 )
+from artdag_common.settings import check_s3_prefix
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ class S3Config(_Config):
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value.startswith("/") or "//" in value or ".." in value.split("/"):
-            raise ValueError("an S3 prefix is relative, like 'artdag/content/'")
-        return value
+        return check_s3_prefix(value)
 
     @field_validator("endpoint_url")
     @classmethod

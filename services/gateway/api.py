@@ -52,7 +52,7 @@ from artdag_common.schemas import (
 )
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
-from services.gateway.uploads import read_text_form
+from services.gateway.uploads import read_body, read_text_form
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -254,12 +254,8 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
         if text is None:
             raise InvalidInputError("the form has no 'file' part", field="file")
     else:
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise PayloadTooLargeError(f"recipe is larger than {limit} bytes", field="recipe")
-        text = body.decode("utf-8", "replace")
+        too_large = PayloadTooLargeError(f"recipe is larger than {limit} bytes", field="recipe")
+        text = (await read_body(request.stream(), limit, too_large)).decode("utf-8", "replace")
     record: RecipeRecord = await gw.call(
         "planner", "recipe_upload", RecipeUpload(text=text, owner=user.user), RecipeRecord
     )

@@ -172,15 +172,22 @@ MAX_FORM_BYTES = 64 * 1024
 """A form's size limit unless its handler says otherwise (forms carry fields, not files)."""
 
 
+async def read_body(body: AsyncIterator[bytes], max_bytes: int, too_large: PayloadTooLargeError) -> bytes:
+    """A whole (small) body, raising `too_large` as soon as it passes `max_bytes`."""
+    data = bytearray()
+    async for chunk in body:
+        data.extend(chunk)
+        if len(data) > max_bytes:
+            raise too_large
+    return bytes(data)
+
+
 async def read_form(body: AsyncIterator[bytes], content_type: str, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     """A form's text fields, urlencoded or multipart, refusing more than `max_bytes`."""
     if content_type.startswith("multipart/form-data"):
         return await read_text_form(body, content_type, max_bytes)
     if content_type.startswith("application/x-www-form-urlencoded"):
-        data = bytearray()
-        async for chunk in body:
-            data.extend(chunk)
-            if len(data) > max_bytes:
-                raise PayloadTooLargeError(f"the form is larger than {max_bytes} bytes")
+        too_large = PayloadTooLargeError(f"the form is larger than {max_bytes} bytes")
+        data = await read_body(body, max_bytes, too_large)
         return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
     raise InvalidInputError("expected a form (application/x-www-form-urlencoded or multipart)", field="content-type")

@@ -703,11 +703,8 @@ class RunDriver:
 
     async def get(self, request: RunRequest) -> RunState:
         run_id = check_run_id(request.run_id)
-        try:
-            entry = await self.runs.get(run_id)
-            return RunState.model_validate_json(unpack(entry.value or b"{}"))
-        except KeyNotFoundError:
-            return await self.book.get(run_id)
+        live = await self._live_state(run_id)
+        return live if live is not None else await self.book.get(run_id)
 
     async def analysis(self, request: RunRequest) -> RunAnalysis:
         """The analyses a run's plan used, by ANALYZE step name."""

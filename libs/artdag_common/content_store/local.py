@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from artdag_common.cid import CidBuilder, validate_cid
 from artdag_common.content_store.base import ContentStore, ContentWriter
@@ -56,21 +57,15 @@ class LocalContentStore(ContentStore):
         return await asyncio.to_thread(self._put_file_sync, path)
 
     def _put_file_sync(self, path: Path) -> str:
-        tmp = spool_name(self.tmp_dir, ".part")
-        builder = CidBuilder(self.cid_version)
-        try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
+        def copy(dst: BinaryIO) -> str:
+            builder = CidBuilder(self.cid_version)
+            with open(path, "rb") as src:
                 while chunk := src.read(READ_CHUNK):
                     builder.update(chunk)
                     dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            cid = builder.finalize()
-            self._place(tmp, cid, sync=False)
-            return cid
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            return builder.finalize()
+
+        return self._write_object(copy)
 
     async def put_bytes(self, data: bytes) -> str:
         # One thread hop: hash, and unless the object is there already, write, fsync, rename.
@@ -82,10 +77,19 @@ class LocalContentStore(ContentStore):
         cid = builder.finalize()
         if self.object_path(cid).is_file():
             return cid  # same cid, same bytes
+
+        def write(dst: BinaryIO) -> str:
+            dst.write(data)
+            return cid
+
+        return self._write_object(write)
+
+    def _write_object(self, fill: Callable[[BinaryIO], str]) -> str:
+        """A new object through a staging file: `fill` writes it and returns its cid; fsync, then rename in."""
         tmp = spool_name(self.tmp_dir, ".part")
         try:
             with open(tmp, "wb") as dst:
-                dst.write(data)
+                cid = fill(dst)
                 dst.flush()
                 os.fsync(dst.fileno())
             self._place(tmp, cid, sync=False)
