@@ -142,8 +142,8 @@ _TRACE_HEADERS = {
 }
 
 _WIRE = (
-    f"JSON (UTF-8). A payload over {COMPRESS_ABOVE} bytes is zlib-compressed behind the two bytes "
-    "0x00 0x7a ('\\0z'); every other payload is plain JSON. Fields may be added (ignore unknown ones); "
+    f"JSON (UTF-8). A payload over {COMPRESS_ABOVE} bytes is Zstandard-compressed behind the two bytes "
+    "0x00 0x73 ('\\0s'); every other payload is plain JSON. Fields may be added (ignore unknown ones); "
     "`v` is the schema version."
 )
 

@@ -25,7 +25,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from artdag_common.codec import pack, unpack
+from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.errors import PermanentError
 from artdag_common.subjects import max_deliveries_advisory
 from artdag_common.telemetry import inject_headers
@@ -76,7 +76,7 @@ def encode(model: BaseModel) -> bytes:
 
 def decode(model_type: type[M], data: bytes) -> M:
     """The message `encode` made (raises pydantic's `ValidationError` if it is not one)."""
-    return model_type.model_validate_json(unpack(data))
+    return model_type.model_validate_json(unpack_or_raw(data))
 
 
 async def publish_event(

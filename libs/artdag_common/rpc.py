@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import subjects
-from artdag_common.codec import pack, unpack
+from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.errors import ArtdagError, InvalidInputError, ServiceUnavailableError, error_from_code
 from artdag_common.schemas import RpcErrorBody, RpcReply
 from artdag_common.telemetry import extract_context, inject_headers, tracer
@@ -58,7 +58,7 @@ async def serve(
         try:
             with _tracer.start_as_current_span(f"rpc {service}.{verb}"):
                 try:
-                    request = request_type.model_validate_json(unpack(msg.data))
+                    request = request_type.model_validate_json(unpack_or_raw(msg.data))
                     result = await handler(request)
                     reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
                 except ValidationError as exc:
@@ -116,7 +116,7 @@ async def call(
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:
         raise ServiceUnavailableError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
-    reply = RpcReply.model_validate_json(unpack(msg.data))
+    reply = RpcReply.model_validate_json(unpack_or_raw(msg.data))
     if not reply.ok:
         err = reply.error or RpcErrorBody(code="internal", message="error without detail")
         raise error_from_code(err.code, err.message, err.field)

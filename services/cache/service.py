@@ -6,8 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +44,31 @@ def _settle(done: asyncio.Future[ContentRecord], outcome: ContentRecord | Except
         done.set_exception(outcome)
     else:
         done.set_result(outcome)
+
+
+_CONTENT_TABLE = cast(Table, Content.__table__)
+_HOLDERS_TABLE = cast(Table, ContentHolder.__table__)
+# The columns of `content` a registration sets from the record as given.
+_CONTENT_COLUMNS = {"cid", "size", "media_type", "name", "created_at", "description", "owner"}
+
+
+def _record_of(row: dict[str, Any]) -> ContentRecord:
+    """The record of a `content` row read (or about to be written) as plain column values."""
+    return ContentRecord(
+        cid=row["cid"],
+        size=row["size"],
+        media_type=row["media_type"],
+        name=row["name"],
+        origin=ContentOrigin(row["origin"]),
+        created_at=row["created_at"],
+        description=row["description"],
+        tags=list(row["tags"] or []),
+        owner=row["owner"],
+        pinned=bool(row["pinned"]),
+        published=bool(row["published"]),
+        last_access=row["last_access"],
+        provenance_cid=row["provenance_cid"],
+    )
 
 
 def _record(row: Content) -> ContentRecord:
@@ -129,37 +155,48 @@ class ContentCatalog:
             self._registering = []
 
     async def _register_batch(self, records: list[ContentRecord]) -> list[ContentRecord]:
+        """One transaction of plain statements for the whole batch: a look-up of the cids, one
+        multi-row insert of the new ones, one update of the known ones' last access (the ORM's
+        unit of work cost more than the database, batch after batch of step outputs)."""
         now = time.time()
-        results: list[ContentRecord] = []
+        content = _CONTENT_TABLE
+        known: dict[str, dict[str, Any]] = {}
+        new: dict[str, dict[str, Any]] = {}
+        filled: dict[str, dict[str, Any]] = {}  # known rows given a name or owner they lacked
         async with self._sessions.begin() as session:
             cids = sorted({r.cid for r in records})
-            rows = {row.cid: row for row in (await session.scalars(select(Content).where(Content.cid.in_(cids)))).all()}
+            found = await session.execute(select(content).where(content.c.cid.in_(cids)))
+            known = {row["cid"]: dict(row) for row in found.mappings()}
+            results: list[ContentRecord] = []
             for record in records:
-                row = rows.get(record.cid)
+                row = known.get(record.cid) or new.get(record.cid)
                 if row is None:
-                    row = Content(
-                        cid=record.cid,
-                        size=record.size,
-                        media_type=record.media_type,
-                        name=record.name,
-                        origin=record.origin.value,
-                        created_at=record.created_at,
-                        description=record.description,
-                        tags=list(record.tags),
-                        owner=record.owner,
-                        pinned=False,
-                        published=False,
-                        last_access=now,
-                    )
-                    session.add(row)
-                    rows[record.cid] = row
+                    row = {
+                        **record.model_dump(include=_CONTENT_COLUMNS),
+                        "origin": record.origin.value,
+                        "tags": list(record.tags),
+                        "pinned": False,
+                        "published": False,
+                        "last_access": now,
+                        "provenance_cid": None,
+                    }
+                    new[record.cid] = row
                 else:
-                    if row.name is None and record.name:
-                        row.name = record.name
-                    if row.owner is None and record.owner:
-                        row.owner = record.owner
-                    row.last_access = now
-                results.append(_record(row))
+                    for column in ("name", "owner"):
+                        if row[column] is None and getattr(record, column):
+                            row[column] = getattr(record, column)
+                            if record.cid in known:
+                                filled.setdefault(record.cid, {})[column] = row[column]
+                    row["last_access"] = now
+                results.append(_record_of(row))
+            if new:
+                await session.execute(insert(content), list(new.values()))
+            if known:
+                refreshed = sorted(set(known) - set(filled))
+                if refreshed:
+                    await session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now))
+                for cid, values in filled.items():
+                    await session.execute(update(content).where(content.c.cid == cid).values(last_access=now, **values))
             holders = {(r.cid, r.owner) for r in records if r.owner}
             if holders:
                 have = set(
@@ -171,9 +208,12 @@ class ContentCatalog:
                         )
                     ).all()
                 )
-                session.add_all(
-                    ContentHolder(cid=cid, username=user, created_at=now) for cid, user in sorted(holders - have)
-                )
+                missing = sorted(holders - have)
+                if missing:
+                    await session.execute(
+                        insert(_HOLDERS_TABLE),
+                        [{"cid": cid, "username": user, "created_at": now} for cid, user in missing],
+                    )
         return results
 
     # -- who may see and change what -------------------------------------------------------

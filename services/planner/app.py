@@ -440,29 +440,24 @@ class RunDriver:
     async def _write_queued(self, run_id: str) -> None:
         try:
             while True:
-                # A big run's state costs milliseconds to write: waiting as long again lets the
-                # events arriving meanwhile share the write (writes take at most half the time).
-                # Small runs write in well under a millisecond and do not wait.
-                linger = self._write_cost.get(run_id, 0.0)
-                if linger > 0.001:
-                    await asyncio.sleep(min(linger, MAX_WRITE_LINGER_S))
                 batch = self._queued.pop(run_id, None)
                 if not batch:
                     break
                 try:
-                    await self._apply(run_id, [change for change, _, _ in batch], batch[-1][1])
+                    # `batch` grows with the changes that join this write while it lingers.
+                    await self._apply(run_id, batch)
                 except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
                     if len(batch) == 1:
                         _settle(batch[0][2], exc)
                         continue
                     # One bad change must not hold back the others: apply them one by one.
-                    for change, plan, done in batch:
+                    for queued in batch:
                         try:
-                            await self._apply(run_id, [change], plan)
+                            await self._apply(run_id, [queued], linger=False)
                         except Exception as one:  # noqa: BLE001 - handed to its caller
-                            _settle(done, one)
+                            _settle(queued[2], one)
                         else:
-                            _settle(done, None)
+                            _settle(queued[2], None)
                 else:
                     for _, _, done in batch:
                         _settle(done, None)
@@ -471,15 +466,47 @@ class RunDriver:
             for _, _, done in self._queued.pop(run_id, []):
                 done.cancel()
 
-    async def _apply(self, run_id: str, mutations: list[_Change], plan: Plan) -> None:
+    def _mutate(self, state: RunState, changes: list[_Change], plan: Plan) -> tuple[bool, list[PlanStep]]:
+        """Apply `changes` to `state`: whether anything changed, and the steps now ready (marked queued)."""
+        if all(change.step_id is not None for change in changes):
+            # Step events: each says whether it changed its step; only their dependents can become ready.
+            changed = False
+            for change in changes:
+                changed = bool(change.mutate(state)) or changed
+            finish_if_done(state)
+            to_dispatch = self._newly_ready(state, plan, [c.step_id or "" for c in changes]) if changed else []
+        else:
+            before = {k: s.status for k, s in state.steps.items()}
+            for change in changes:
+                change.mutate(state)
+            finish_if_done(state)
+            to_dispatch = ready_steps(state, plan)
+            changed = bool(to_dispatch) or {k: s.status for k, s in state.steps.items()} != before
+        for step in to_dispatch:
+            state.steps[step.step_id].status = StepStatus.QUEUED
+        return changed, to_dispatch
+
+    async def _dispatch_all(self, state: RunState, steps: list[PlanStep]) -> None:
+        for first in range(0, len(steps), DISPATCH_BATCH):
+            # Published together, acks awaited together (each is still confirmed before the write).
+            await asyncio.gather(*(self._dispatch(state, s) for s in steps[first : first + DISPATCH_BATCH]))
+
+    async def _apply(
+        self, run_id: str, batch: list[tuple[_Change, Plan, asyncio.Future[None]]], *, linger: bool = True
+    ) -> None:
         """Compare-and-set the run's live state, then persist, announce and dispatch what follows.
 
-        Newly ready steps are published before the state is written: should the write lose a
-        race and be redone, the repeated publish is dropped by JetStream's de-duplication.
+        Newly ready steps are published at once, before the state is written: a step never
+        waits for a write. Should the write lose a race and be redone, the repeated publish
+        is dropped by JetStream's de-duplication. A big run's state costs milliseconds to
+        write, so the write then waits as long again (at most MAX_WRITE_LINGER_S) and the
+        changes queued meanwhile join it (`batch` grows; their steps are dispatched too).
         Within this replica the changes of a run are applied by one writer at a time, on the
         state it last wrote (no re-read while its revision is current); another replica's
         write shows up as a failed compare-and-set, and the state is read again.
         """
+        changes = [change for change, _, _ in batch]
+        plan = batch[-1][1]
         while True:
             cached = self._live.pop(run_id, None)
             encoder = self._encoders.setdefault(run_id, StateEncoder())
@@ -489,22 +516,7 @@ class RunDriver:
                 cached = (entry.revision or 0, RunState.model_validate_json(unpack(entry.value or b"{}")))
             revision, state = cached
             status_before = state.status
-            if all(change.step_id is not None for change in mutations):
-                # Step events: each says whether it changed its step; only their dependents can become ready.
-                changed = False
-                for change in mutations:
-                    changed = bool(change.mutate(state)) or changed
-                finish_if_done(state)
-                to_dispatch = self._newly_ready(state, plan, [c.step_id or "" for c in mutations]) if changed else []
-            else:
-                before = {k: s.status for k, s in state.steps.items()}
-                for change in mutations:
-                    change.mutate(state)
-                finish_if_done(state)
-                to_dispatch = ready_steps(state, plan)
-                changed = bool(to_dispatch) or {k: s.status for k, s in state.steps.items()} != before
-            for step in to_dispatch:
-                state.steps[step.step_id].status = StepStatus.QUEUED
+            changed, to_dispatch = self._mutate(state, changes, plan)
             stamp_times(state)
             if not changed and state.status == status_before:
                 if state.status.finished:
@@ -512,13 +524,27 @@ class RunDriver:
                 else:
                     self._live[run_id] = (revision, state)
                 return
-            for first in range(0, len(to_dispatch), DISPATCH_BATCH):
-                # Published together, acks awaited together (each is still confirmed before the write).
-                await asyncio.gather(*(self._dispatch(state, s) for s in to_dispatch[first : first + DISPATCH_BATCH]))
-            local = all(change.step_id is not None for change in mutations)
-            dirty = None
-            if local and not fresh:
-                dirty = [*(c.step_id or "" for c in mutations), *(s.step_id for s in to_dispatch)]
+            await self._dispatch_all(state, to_dispatch)
+            dirty: list[str] | None = None
+            if not fresh and all(change.step_id is not None for change in changes):
+                dirty = [*(c.step_id or "" for c in changes), *(s.step_id for s in to_dispatch)]
+            wait = min(self._write_cost.get(run_id, 0.0), MAX_WRITE_LINGER_S)
+            if linger and wait > 0.001 and not state.status.finished:
+                linger = False  # once per write, not again when a lost compare-and-set redoes it
+                await asyncio.sleep(wait)
+                joining = self._queued.pop(run_id, [])
+                if joining:
+                    more = [change for change, _, _ in joining]
+                    batch.extend(joining)
+                    changes.extend(more)
+                    plan = batch[-1][1]
+                    _, ready = self._mutate(state, more, plan)
+                    stamp_times(state)
+                    await self._dispatch_all(state, ready)
+                    if dirty is not None and all(change.step_id is not None for change in more):
+                        dirty += [*(c.step_id or "" for c in more), *(s.step_id for s in ready)]
+                    else:
+                        dirty = None
             write_started = time.perf_counter()
             try:
                 revision = await self.runs.update(run_id, pack(encoder.encode(state, dirty)), last=revision)
