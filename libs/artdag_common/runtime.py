@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from artdag_common import __version__, rpc, streams
-from artdag_common.bus import connect, consume
+from artdag_common.bus import StreamPublisher, connect, consume
 from artdag_common.metrics import LAG, setup_metrics
 from artdag_common.probes import ProbeServer
 from artdag_common.schemas import HealthReply, HealthRequest
@@ -91,6 +91,7 @@ class ServiceRuntime:
         self.health_details: HealthDetails = dict
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self._publisher: StreamPublisher | None = None
         self.probes: ProbeServer | None = None
         self._lag_consumers: list[streams.ConsumerDecl] = []
         self._lag_task: asyncio.Task[None] | None = None
@@ -106,6 +107,13 @@ class ServiceRuntime:
         if self._js is None:
             raise RuntimeError("not connected")
         return self._js
+
+    @property
+    def publisher(self) -> StreamPublisher:
+        """Stream publishes that many await together (the step path's; see `StreamPublisher`)."""
+        if self._publisher is None:
+            self._publisher = StreamPublisher(self.nc, timeout_s=self.settings.rpc_timeout_s)
+        return self._publisher
 
     def not_ready(self) -> str | None:
         """Why this service should get no work now (the readiness probe), or None when it is ready."""

@@ -109,6 +109,11 @@ class StepEvent(Message):
     worker: str | None = None
     elapsed_s: float | None = None
     at: float = Field(default_factory=now)
+    output: ContentRecord | None = Field(
+        default=None,
+        description="a completed step's output metadata: the planner registers it with the cache "
+        "before the run's state shows the step done",
+    )
 
 
 class RunEvent(Message):

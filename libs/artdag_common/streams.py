@@ -124,11 +124,13 @@ CONSUMERS: tuple[ConsumerDecl, ...] = (
     CACHE_RUN_COMPLETIONS,
 )
 
-KV_RUNS = KeyValueConfig(bucket="artdag_runs", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
-KV_RESULTS = KeyValueConfig(bucket="artdag_results", history=1, storage=StorageType.FILE)
-KV_CLAIMS = KeyValueConfig(bucket="artdag_claims", history=1, ttl=120.0, storage=StorageType.FILE)
-KV_ANALYSIS = KeyValueConfig(bucket="artdag_analysis", history=1, storage=StorageType.FILE)
-KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, storage=StorageType.FILE)
+# `direct`: reads go to the stream directly (no JetStream API request, no advisory per read),
+# and many keys can be read in one request (`bus.kv_get_many`).
+KV_RUNS = KeyValueConfig(bucket="artdag_runs", history=1, ttl=30 * DAY_S, storage=StorageType.FILE, direct=True)
+KV_RESULTS = KeyValueConfig(bucket="artdag_results", history=1, storage=StorageType.FILE, direct=True)
+KV_CLAIMS = KeyValueConfig(bucket="artdag_claims", history=1, ttl=120.0, storage=StorageType.FILE, direct=True)
+KV_ANALYSIS = KeyValueConfig(bucket="artdag_analysis", history=1, storage=StorageType.FILE, direct=True)
+KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, storage=StorageType.FILE, direct=True)
 
 KV_BUCKETS: tuple[KeyValueConfig, ...] = (KV_RUNS, KV_RESULTS, KV_CLAIMS, KV_ANALYSIS, KV_REVOKED)
 
@@ -150,4 +152,17 @@ async def provision(js: JetStreamContext) -> None:
             except BadRequestError as exc:
                 log.debug("consumer %s created concurrently: %s", consumer.durable, exc)
     for bucket in KV_BUCKETS:
-        await js.create_key_value(bucket)
+        try:
+            await js.create_key_value(bucket)
+        except BadRequestError:
+            # Made by an earlier version (without direct reads): bring its stream in line.
+            stream = (await js.stream_info(kv_stream(bucket.bucket))).config
+            stream.allow_direct = bool(bucket.direct)
+            stream.max_msgs_per_subject = bucket.history
+            stream.max_age = bucket.ttl
+            await js.update_stream(stream)
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream that holds a KV bucket."""
+    return f"KV_{bucket}"

@@ -136,10 +136,9 @@ class Analyzer:
             path = await self.store.local_path(cid, self.scratch)
             result: dict[str, Any] = await asyncio.to_thread(analyze_file, path, features, params, progress)
         # Only a complete result is stored and indexed: a failure above leaves nothing behind.
-        writer = self.store.writer()
-        await writer.write(canonical_json(result))
-        size = writer.size
-        result_cid = await writer.commit()
+        body = canonical_json(result)
+        size = len(body)
+        result_cid = await self.store.put_bytes(body)
         record = ContentRecord(
             cid=result_cid,
             size=size,

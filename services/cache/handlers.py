@@ -92,10 +92,7 @@ class RunFollower:
         if self.keys is not None:
             record = sign_provenance(record, self.keys)
         body = provenance_json(record)
-        writer = self.store.writer()
-        async with writer:
-            await writer.write(body)
-            cid = await writer.commit()
+        cid = await self.store.put_bytes(body)
         await self.catalog.register(
             ContentRecord(
                 cid=cid,

@@ -363,7 +363,8 @@ async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExi
         root = Path(config.path)
         if not root.is_dir():
             raise NotFoundError(f"{root} is not a directory", field="config.path")
-        return LocalContentStore(root)
+        # Plain files, as people expect to find in a directory they gave (no table of small objects).
+        return LocalContentStore(root, small_object_max=-1)
     if isinstance(config, S3Config):
         from artdag_common.content_store.s3 import S3ContentStore
 

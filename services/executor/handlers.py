@@ -16,7 +16,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import streams, subjects
-from artdag_common.bus import decode, delivery_count, keep_alive, publish_event, settle
+from artdag_common.bus import Outgoing, decode, delivery_count, event_message, keep_alive, kv_message, settle
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
 from artdag_common.metrics import STEP_DURATION, STEPS
@@ -200,7 +200,6 @@ class StepWorker:
             if running is not None:
                 await running
             cid = output.cid
-            # Metadata first: a result must never point at content the cache service does not know.
             record = ContentRecord(
                 cid=cid,
                 size=output.size,
@@ -208,24 +207,33 @@ class StepWorker:
                 name=f"{task.step.name}{output.suffix}",
                 origin=ContentOrigin.STEP_OUTPUT,
             )
-            await self.registrar.register(record)
+            by_step = kv_message(streams.KV_RESULTS.bucket, step_id, cid.encode())
             if coordinated:
+                # Metadata first: a media result must never point at content the cache does not know
+                # (found again after a crash, it is announced as cached, without metadata).
+                await self.registrar.register(record)
                 # Both results recorded (acks awaited together) before the step is announced.
-                key = content_result_key(self._content_key(task))
-                await asyncio.gather(self.results.put(step_id, cid.encode()), self.results.put(key, cid.encode()))
-            else:
-                # An inline step is never looked up by content (early cutoff): making it again is cheaper.
-                await self.results.put(step_id, cid.encode())
+                by_content = kv_message(
+                    streams.KV_RESULTS.bucket, content_result_key(self._content_key(task)), cid.encode()
+                )
+                await self.runtime.publisher.publish_many([by_step, by_content])
             self.counts["rendered"] += 1
             _outcome(task, "executed", time.monotonic() - started, output.frames)
             if heartbeat is not None:
                 heartbeat.cancel()
-            completed = self._announce(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=time.monotonic() - started)
+            elapsed_s = time.monotonic() - started
             if released:
-                await completed
+                # An inline step: its metadata rides with its completion (the planner registers many
+                # steps' at once, before the run's state points at them); result and completion go
+                # out together. Redelivered, it is made again, never found as a result, so its
+                # metadata is never lost; nor is it looked up by content (early cutoff): making it
+                # again is cheaper.
+                completed = self._event(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=elapsed_s, output=record)
+                await self.runtime.publisher.publish_many([by_step, completed])
             else:
                 # The result is recorded: the claim may go while the completion is announced.
-                await asyncio.gather(completed, self._release(step_id))
+                completed = self._event(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=elapsed_s)
+                await asyncio.gather(self.runtime.publisher.publish(completed), self._release(step_id))
                 released = True
         except Exception as exc:
             error = exc if isinstance(exc, ArtdagError) else RetryableError(f"{type(exc).__name__}: {exc}")
@@ -336,6 +344,19 @@ class StepWorker:
         error: str | None = None,
         elapsed_s: float | None = None,
     ) -> None:
+        event = self._event(task, status, output_cid=output_cid, error=error, elapsed_s=elapsed_s)
+        await self.runtime.publisher.publish(event)
+
+    def _event(
+        self,
+        task: StepTask,
+        status: StepStatus,
+        *,
+        output_cid: str | None = None,
+        error: str | None = None,
+        elapsed_s: float | None = None,
+        output: ContentRecord | None = None,
+    ) -> Outgoing:
         event = StepEvent(
             run_id=task.run_id,
             step_id=task.step.step_id,
@@ -344,9 +365,9 @@ class StepWorker:
             error=error,
             worker=self.runtime.instance,
             elapsed_s=elapsed_s,
+            output=output,
         )
-        await publish_event(
-            self.runtime.js,
+        return event_message(
             subjects.step_event(task.run_id, task.step.step_id),
             event,
             msg_id=f"{task.run_id}.{task.step.step_id}.{status.value}",

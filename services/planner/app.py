@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
@@ -17,16 +17,17 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import decode, publish_event, watch_dead_letters
+from artdag_common.bus import Outgoing, decode, event_message, kv_get_many, publish_event, watch_dead_letters
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import make_engine, session_factory
-from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
+from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
 from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
 from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     AnalysisReply,
@@ -93,7 +94,7 @@ ANALYZE_TIMEOUT_S = 600.0
 DISPATCH_BATCH = 128
 # Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
 EVENTS_IN_FLIGHT = 256
-# A run's writes wait this long at most for more changes to join them (see `_write_queued`).
+# A run's writes wait this long at most for more changes to join them (see `_write_loop`).
 MAX_WRITE_LINGER_S = 0.02
 
 
@@ -103,6 +104,35 @@ class _Change:
 
     mutate: Callable[[RunState], Any]
     step_id: str | None = None
+
+
+@dataclass(eq=False)
+class _LiveRun:
+    """A run this replica drives: the state it last wrote (at `revision`) plus the changes made since.
+
+    Changes apply here at once (and dispatch what they make ready); `unwritten` are the
+    callers waiting for a write that holds their change; `dirty` the steps whose JSON
+    changed since the last write (None: all of them).
+    """
+
+    revision: int
+    state: RunState
+    plan: Plan
+    written_status: RunStatus = RunStatus.PENDING
+    unwritten: list[asyncio.Future[None]] = field(default_factory=list)
+    dirty: set[str] | None = None
+    dispatching: set[str] = field(default_factory=set)
+    encoder: StateEncoder = field(default_factory=StateEncoder)
+    writer: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.written_status = self.state.status
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """For a future nobody awaits any more: its exception (if any) is not an unhandled one."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
@@ -138,19 +168,18 @@ class RunDriver:
         self.runs = runs
         self.results = results
         self.store = store
+        self.registrar = Registrar(runtime.nc, timeout_s=settings.rpc_timeout_s)
         self._plans: dict[str, Plan] = {}
-        # Live runs this replica is driving: the state it last wrote and that write's KV revision.
-        self._live: dict[str, tuple[int, RunState]] = {}
-        # Changes waiting for the run's next write, and the task writing each run's changes.
-        self._queued: dict[str, list[tuple[_Change, Plan, asyncio.Future[None]]]] = {}
-        # Per live run: its state's JSON, step by step (see `StateEncoder`).
-        self._encoders: dict[str, StateEncoder] = {}
+        # Live runs this replica is driving (see `_LiveRun`), and the locks of their first reads.
+        self._runs: dict[str, _LiveRun] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
         # Per plan: each step's dependents (for readiness after a step event).
         self._dependents: dict[str, dict[str, list[PlanStep]]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
         # Per live run: how long its last state write took (encode, compress, compare-and-set).
         self._write_cost: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per live run: output registrations still in flight (see `on_step_event`).
+        self._registering: dict[str, set[asyncio.Future[None]]] = {}
         self.counts = {
             "submitted": 0,
             "completed": 0,
@@ -215,7 +244,7 @@ class RunDriver:
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
         # This replica starts the run: it need not read back what it just wrote.
-        self._live[run_id] = (revision, state.model_copy(deep=True))
+        self._runs[run_id] = _LiveRun(revision, state.model_copy(deep=True), plan)
         self.counts["submitted"] += 1
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
@@ -279,9 +308,7 @@ class RunDriver:
     async def _store_plan(self, plan: Plan) -> str:
         """Keep the final plan as content (by CID, like everything else; pinned to IPFS in IPFS-primary mode)."""
         body = canonical_json(plan.model_dump(mode="json"))
-        writer = self.store.writer()
-        await writer.write(body)
-        cid = await writer.commit()
+        cid = await self.store.put_bytes(body)
         record = ContentRecord(
             cid=cid,
             size=len(body),
@@ -359,34 +386,71 @@ class RunDriver:
         return media
 
     async def _known_results(self, keys: list[str]) -> dict[str, str]:
-        """The results known for `keys` (at most DISPATCH_BATCH look-ups in flight at once)."""
+        """The results known for `keys`: read many keys a request, then whether their bytes are still there."""
+        values = await kv_get_many(
+            self.runtime.nc, streams.KV_RESULTS.bucket, keys, timeout_s=self.settings.rpc_timeout_s
+        )
+        recorded = {key: value.decode() for key, value in values.items() if value}
         slots = asyncio.Semaphore(DISPATCH_BATCH)
 
-        async def look_up(key: str) -> str | None:
+        async def stored(cid: str) -> bool:
             async with slots:
-                return await self._known_result(key)
+                return await self.store.exists(cid)
 
-        found = await asyncio.gather(*(look_up(key) for key in keys))
-        return {key: cid for key, cid in zip(keys, found, strict=True) if cid is not None}
-
-    async def _known_result(self, step_id: str) -> str | None:
-        try:
-            entry = await self.results.get(step_id)
-        except KeyNotFoundError:
-            return None
-        cid = (entry.value or b"").decode()
         # A result whose bytes are gone is no result: render it again.
-        return cid if cid and await self.store.exists(cid) else None
+        present = await asyncio.gather(*(stored(cid) for cid in recorded.values()))
+        return {key: cid for (key, cid), here in zip(recorded.items(), present, strict=True) if here}
 
     # -- events -----------------------------------------------------------------------
 
     async def on_step_event(self, event: StepEvent) -> None:
+        output = event.output
+        if output is not None and (event.status != StepStatus.COMPLETED or output.cid != event.output_cid):
+            log.warning(
+                "step %s of run %s: output metadata does not match its event; ignored", event.step_id, event.run_id
+            )
+            output = None
+        # An inline step's output is registered with the cache beside the state update (many
+        # at once, see `Registrar`): its dependants need not wait for it. The event is acked only
+        # once both are done, and the run is announced finished only once its registrations are.
+        registering = None
+        if output is not None:
+            registering = asyncio.ensure_future(self._register_outputs([output]))
+            pending = self._registering.setdefault(event.run_id, set())
+            pending.add(registering)
+            registering.add_done_callback(pending.discard)
         try:
             plan = await self._plan(event.run_id)
         except NotFoundError:
             log.warning("event for unknown run %s", event.run_id)
+            plan = None
+        try:
+            if plan is not None:
+                await self._update(
+                    event.run_id, lambda state: apply_step_event(state, event), plan, step_id=event.step_id
+                )
+        finally:
+            if registering is not None:
+                try:
+                    await registering  # the bytes are stored all the same, whatever became of the run
+                finally:
+                    if not self._registering.get(event.run_id, True):
+                        del self._registering[event.run_id]
+
+    async def _register_outputs(self, records: list[ContentRecord]) -> None:
+        """Register step outputs with the cache (batched with other runs' by the `Registrar`).
+
+        A transport failure raises (the events are redelivered and registered then); a record
+        the cache refuses is logged: it must not hold its run back forever.
+        """
+        if not records:
             return
-        await self._update(event.run_id, lambda state: apply_step_event(state, event), plan, step_id=event.step_id)
+        outcomes = await asyncio.gather(*(self.registrar.register(r) for r in records), return_exceptions=True)
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, ArtdagError) and not isinstance(outcome, RetryableError):
+                log.warning("the cache refused the metadata of %s: %s", record.cid, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     async def on_dead_letter(self, payload: bytes, deliveries: int) -> None:
         """A step JetStream gave up on (its worker crashed or hung every time): fail the step."""
@@ -416,168 +480,229 @@ class RunDriver:
         return plan
 
     async def _update(
-        self, run_id: str, mutate: Callable[[RunState], Any], plan: Plan, *, step_id: str | None = None
+        self,
+        run_id: str,
+        mutate: Callable[[RunState], Any],
+        plan: Plan,
+        *,
+        step_id: str | None = None,
     ) -> None:
-        """Apply `mutate` to the run's live state; returns once that state is written and announced.
+        """Apply `mutate` to the run's state at once; returns once a write holding it is durable.
 
-        Changes to one run are group-committed: while one write of the run is in flight,
-        later changes queue up, and the next write applies all of them at once (one
-        compare-and-set of the whole state for many step events). A caller learns of
-        success only after the write that holds its change, so an event is acked only
-        once it is durable. `step_id` says `mutate` changes that step alone (a step event),
-        and returns whether it changed anything: then only that step's dependents are
-        looked at for readiness, not the whole run.
+        The change is applied to this replica's copy of the run (see `_LiveRun`) and the steps
+        it makes ready are dispatched right away: a step never waits for a write. Writes are
+        group-committed: one compare-and-set of the whole state for every change made while the
+        previous write was in flight, so an event is acked only once it is durable. `step_id`
+        says `mutate` changes that step alone (a step event, returning whether it changed
+        anything): then only that step's dependents are looked at for readiness.
         """
+        live = await self._load(run_id, plan)
+        live.plan = plan  # the latest (a run's plan grows once its analyses are in)
+        changed, ready = self._mutate(live, [_Change(mutate, step_id)])
+        # Claimed for dispatch before anything else runs: no other change dispatches them too.
+        live.dispatching.update(step.step_id for step in ready)
+        if not changed:
+            # A duplicate or stale event, or a change to a finished run: nothing to write.
+            if live.state.status.finished and live.writer is None:
+                self._forget(run_id)
+            if ready:
+                await self._dispatch(live, ready)
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.setdefault(run_id, []).append((_Change(mutate, step_id), plan, done))
-        if run_id not in self._writers:
-            writer = asyncio.create_task(self._write_queued(run_id))
-            self._writers[run_id] = writer
-            self._tasks.add(writer)
-            writer.add_done_callback(self._tasks.discard)
+        live.unwritten.append(done)
+        self._kick(live)
+        if ready:
+            try:
+                await self._dispatch(live, ready)
+            except BaseException:
+                # This change fails (its event comes again, and so does the step); its write may still come.
+                done.add_done_callback(_retrieved)
+                raise
         await done
 
-    async def _write_queued(self, run_id: str) -> None:
+    async def _load(self, run_id: str, plan: Plan) -> _LiveRun:
+        """This replica's copy of the run: kept in memory while it drives it, else read from the KV."""
+        live = self._runs.get(run_id)
+        if live is not None:
+            return live
+        lock = self._loading.setdefault(run_id, asyncio.Lock())
         try:
-            while True:
-                batch = self._queued.pop(run_id, None)
-                if not batch:
-                    break
-                try:
-                    # `batch` grows with the changes that join this write while it lingers.
-                    await self._apply(run_id, batch)
-                except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
-                    if len(batch) == 1:
-                        _settle(batch[0][2], exc)
-                        continue
-                    # One bad change must not hold back the others: apply them one by one.
-                    for queued in batch:
-                        try:
-                            await self._apply(run_id, [queued], linger=False)
-                        except Exception as one:  # noqa: BLE001 - handed to its caller
-                            _settle(queued[2], one)
-                        else:
-                            _settle(queued[2], None)
-                else:
-                    for _, _, done in batch:
-                        _settle(done, None)
+            async with lock:
+                live = self._runs.get(run_id)
+                if live is None:
+                    entry = await self.runs.get(run_id)
+                    state = RunState.model_validate_json(unpack(entry.value or b"{}"))
+                    live = _LiveRun(entry.revision or 0, state, plan)
+                    self._runs[run_id] = live
+                return live
         finally:
-            self._writers.pop(run_id, None)
-            for _, _, done in self._queued.pop(run_id, []):
-                done.cancel()
+            if not lock.locked():
+                self._loading.pop(run_id, None)
 
-    def _mutate(self, state: RunState, changes: list[_Change], plan: Plan) -> tuple[bool, list[PlanStep]]:
-        """Apply `changes` to `state`: whether anything changed, and the steps now ready (marked queued)."""
+    def _forget(self, run_id: str) -> None:
+        self._runs.pop(run_id, None)
+        self._plans.pop(run_id, None)
+        self._write_cost.pop(run_id, None)
+
+    def _mutate(self, live: _LiveRun, changes: list[_Change]) -> tuple[bool, list[PlanStep]]:
+        """Apply `changes` to the run: whether anything changed, and the steps now ready to dispatch."""
+        state = live.state
+        status_before = state.status
         if all(change.step_id is not None for change in changes):
-            # Step events: each says whether it changed its step; only their dependents can become ready.
+            # Step events: each says whether it changed its step; only their dependents can become
+            # ready. They are looked at even when nothing changed: an event that comes again (its
+            # dependant's dispatch failed) dispatches it again.
             changed = False
             for change in changes:
-                changed = bool(change.mutate(state)) or changed
+                if change.mutate(state):
+                    changed = True
+                    if live.dirty is not None:
+                        live.dirty.add(change.step_id or "")
             finish_if_done(state)
-            to_dispatch = self._newly_ready(state, plan, [c.step_id or "" for c in changes]) if changed else []
+            ready = self._newly_ready(live, [c.step_id or "" for c in changes])
         else:
             before = {k: s.status for k, s in state.steps.items()}
             for change in changes:
                 change.mutate(state)
             finish_if_done(state)
-            to_dispatch = ready_steps(state, plan)
-            changed = bool(to_dispatch) or {k: s.status for k, s in state.steps.items()} != before
-        for step in to_dispatch:
-            state.steps[step.step_id].status = StepStatus.QUEUED
-        return changed, to_dispatch
+            changed = {k: s.status for k, s in state.steps.items()} != before
+            live.dirty = None  # anything may have changed: every step's JSON is made again
+            ready = [s for s in ready_steps(state, live.plan) if s.step_id not in live.dispatching]
+        stamp_times(state)
+        return changed or state.status != status_before, ready
 
-    async def _dispatch_all(self, state: RunState, steps: list[PlanStep]) -> None:
-        for first in range(0, len(steps), DISPATCH_BATCH):
-            # Published together, acks awaited together (each is still confirmed before the write).
-            await asyncio.gather(*(self._dispatch(state, s) for s in steps[first : first + DISPATCH_BATCH]))
+    async def _dispatch(self, live: _LiveRun, steps: list[PlanStep]) -> None:
+        """Publish `steps`; each is marked queued once its stream has it (a failed publish raises)."""
+        ids = [step.step_id for step in steps]
+        live.dispatching.update(ids)
+        try:
+            for first in range(0, len(steps), DISPATCH_BATCH):
+                batch = steps[first : first + DISPATCH_BATCH]
+                await self.runtime.publisher.publish_many([self._task_message(live.state, step) for step in batch])
+                self.counts["dispatched"] += len(batch)
+                state = live.state  # the current copy (a lost compare-and-set replaces it)
+                for step in batch:
+                    if state.steps[step.step_id].status == StepStatus.PENDING:
+                        state.steps[step.step_id].status = StepStatus.QUEUED
+                        if live.dirty is not None:
+                            live.dirty.add(step.step_id)
+                self._kick(live)
+        finally:
+            live.dispatching.difference_update(ids)
 
-    async def _apply(
-        self, run_id: str, batch: list[tuple[_Change, Plan, asyncio.Future[None]]], *, linger: bool = True
-    ) -> None:
-        """Compare-and-set the run's live state, then persist, announce and dispatch what follows.
+    def _kick(self, live: _LiveRun) -> None:
+        """Make sure a write follows the changes made to `live` (unless it is no longer this replica's copy)."""
+        run_id = live.state.run_id
+        if live.writer is None and self._runs.get(run_id) is live:
+            live.writer = asyncio.create_task(self._write_loop(run_id, live))
+            self._tasks.add(live.writer)
+            live.writer.add_done_callback(self._tasks.discard)
 
-        Newly ready steps are published at once, before the state is written: a step never
-        waits for a write. Should the write lose a race and be redone, the repeated publish
-        is dropped by JetStream's de-duplication. A big run's state costs milliseconds to
-        write, so the write then waits as long again (at most MAX_WRITE_LINGER_S) and the
-        changes queued meanwhile join it (`batch` grows; their steps are dispatched too).
-        Within this replica the changes of a run are applied by one writer at a time, on the
-        state it last wrote (no re-read while its revision is current); another replica's
-        write shows up as a failed compare-and-set, and the state is read again.
+    async def _write_loop(self, run_id: str, live: _LiveRun) -> None:
+        """Write the run's state until no change is left unwritten; announce status changes.
+
+        A big run's state costs milliseconds to write: the write then waits as long again (at
+        most MAX_WRITE_LINGER_S), so that the changes made meanwhile share it. A lost
+        compare-and-set (another replica moved the run on) reads the run again and applies
+        this replica's unwritten changes to it. Any other failure fails the changes waiting
+        on this write (their events come again) and drops this copy of the run.
         """
-        changes = [change for change, _, _ in batch]
-        plan = batch[-1][1]
+        try:
+            while live.unwritten or live.dirty is None or live.dirty:
+                wait = min(self._write_cost.get(run_id, 0.0), MAX_WRITE_LINGER_S)
+                if wait > 0.001 and not live.state.status.finished:
+                    await asyncio.sleep(wait)
+                waiting, live.unwritten = live.unwritten, []
+                try:
+                    await self._write(run_id, live, waiting)
+                except Exception as exc:  # noqa: BLE001 - handed to the callers waiting on it
+                    log.warning("run %s: state not written (%s); its events will come again", run_id, exc)
+                    for done in [*waiting, *live.unwritten]:
+                        _settle(done, exc)
+                    live.unwritten = []
+                    if self._runs.get(run_id) is live:
+                        self._forget(run_id)
+                    return
+                for done in waiting:
+                    _settle(done, None)
+                if live.state.status.finished and not live.unwritten:
+                    break
+        finally:
+            live.writer = None
+
+    async def _write(self, run_id: str, live: _LiveRun, waiting: list[asyncio.Future[None]]) -> None:
         while True:
-            cached = self._live.pop(run_id, None)
-            encoder = self._encoders.setdefault(run_id, StateEncoder())
-            fresh = cached is None  # read from the KV: every step's JSON must be made again
-            if cached is None:
-                entry = await self.runs.get(run_id)
-                cached = (entry.revision or 0, RunState.model_validate_json(unpack(entry.value or b"{}")))
-            revision, state = cached
-            status_before = state.status
-            changed, to_dispatch = self._mutate(state, changes, plan)
-            stamp_times(state)
-            if not changed and state.status == status_before:
-                if state.status.finished:
-                    self._encoders.pop(run_id, None)  # a late event of a finished run: nothing to keep
-                else:
-                    self._live[run_id] = (revision, state)
-                return
-            await self._dispatch_all(state, to_dispatch)
-            dirty: list[str] | None = None
-            if not fresh and all(change.step_id is not None for change in changes):
-                dirty = [*(c.step_id or "" for c in changes), *(s.step_id for s in to_dispatch)]
-            wait = min(self._write_cost.get(run_id, 0.0), MAX_WRITE_LINGER_S)
-            if linger and wait > 0.001 and not state.status.finished:
-                linger = False  # once per write, not again when a lost compare-and-set redoes it
-                await asyncio.sleep(wait)
-                joining = self._queued.pop(run_id, [])
-                if joining:
-                    more = [change for change, _, _ in joining]
-                    batch.extend(joining)
-                    changes.extend(more)
-                    plan = batch[-1][1]
-                    _, ready = self._mutate(state, more, plan)
-                    stamp_times(state)
-                    await self._dispatch_all(state, ready)
-                    if dirty is not None and all(change.step_id is not None for change in more):
-                        dirty += [*(c.step_id or "" for c in more), *(s.step_id for s in ready)]
-                    else:
-                        dirty = None
+            state = live.state
+            dirty, live.dirty = live.dirty, set()
+            status = state.status
+            # Announced after the write: the state as written (a later change may move it on).
+            snapshot = state.model_copy(deep=True) if status != live.written_status else None
             write_started = time.perf_counter()
             try:
-                revision = await self.runs.update(run_id, pack(encoder.encode(state, dirty)), last=revision)
+                live.revision = await self.runs.update(
+                    run_id, pack(live.encoder.encode(state, None if dirty is None else list(dirty))), last=live.revision
+                )
             except KeyWrongLastSequenceError:
-                continue  # another replica moved the run on: read it again
+                await self._merge(run_id, live)
+                continue
             self._write_cost[run_id] = time.perf_counter() - write_started
             break
-        if not state.status.finished:
-            self._live[run_id] = (revision, state)
-        if state.status != status_before:
-            # The record in SQL follows the run's status; the live step-by-step state is the KV's.
-            await self.book.save(state)
-            if state.status.finished:
-                RUNS.add(1, {"status": state.status.value})
-                RUN_DURATION.record(max(0.0, now() - state.created_at), {"status": state.status.value})
-            if state.status == RunStatus.COMPLETED:
-                self.counts["completed"] += 1
-            elif state.status == RunStatus.FAILED:
-                self.counts["failed"] += 1
-            if state.status.finished:
-                self._plans.pop(run_id, None)
-                self._encoders.pop(run_id, None)
-                self._write_cost.pop(run_id, None)
-                self._dependents.pop(state.plan_id or "", None)
-            await publish_event(
-                self.runtime.js,
-                subjects.run_event(run_id, state.status.value),
-                RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid, error=state.error),
-            )
-            log.info("run %s %s%s", run_id, state.status.value, f": {state.error}" if state.error else "")
+        if snapshot is not None:
+            live.written_status = status
+            await self._announce(run_id, snapshot)
 
-    def _newly_ready(self, state: RunState, plan: Plan, step_ids: list[str]) -> list[PlanStep]:
+    async def _merge(self, run_id: str, live: _LiveRun) -> None:
+        """Another replica wrote the run: read it, apply this replica's changes again, dispatch what is ready."""
+        entry = await self.runs.get(run_id)
+        fresh = RunState.model_validate_json(unpack(entry.value or b"{}"))
+        written_status = fresh.status
+        ours = live.state
+        # What this replica learnt and the other may not have: steps that finished, or were dispatched.
+        for step_id, step in ours.steps.items():
+            theirs = fresh.steps.get(step_id)
+            if theirs is None or theirs.status.done or theirs.status == StepStatus.FAILED:
+                continue
+            if step.status.done or step.status == StepStatus.FAILED:
+                fresh.steps[step_id] = step.model_copy()
+            elif step.status == StepStatus.QUEUED and theirs.status == StepStatus.PENDING:
+                theirs.status = StepStatus.QUEUED
+        if ours.status.finished and not fresh.status.finished:
+            fresh.status, fresh.error = ours.status, ours.error
+        finish_if_done(fresh)
+        stamp_times(fresh)
+        live.state, live.revision, live.dirty = fresh, entry.revision or 0, None
+        live.written_status = written_status
+        ready = [s for s in ready_steps(fresh, live.plan) if s.step_id not in live.dispatching]
+        if ready:
+            await self._dispatch(live, ready)
+
+    async def _announce(self, run_id: str, state: RunState) -> None:
+        """The run's status changed: its record in SQL follows, and the change is an event."""
+        if state.status.finished:
+            # Whoever hears that the run is done may fetch its output at once: the cache knows it.
+            # (A failed registration fails its own event, which comes again; the run is done.)
+            await asyncio.gather(*self._registering.pop(run_id, ()), return_exceptions=True)
+        await self.book.save(state)
+        if state.status.finished:
+            RUNS.add(1, {"status": state.status.value})
+            RUN_DURATION.record(max(0.0, now() - state.created_at), {"status": state.status.value})
+        if state.status == RunStatus.COMPLETED:
+            self.counts["completed"] += 1
+        elif state.status == RunStatus.FAILED:
+            self.counts["failed"] += 1
+        if state.status.finished:
+            self._forget(run_id)
+            self._dependents.pop(state.plan_id or "", None)
+        await publish_event(
+            self.runtime.js,
+            subjects.run_event(run_id, state.status.value),
+            RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid, error=state.error),
+        )
+        log.info("run %s %s%s", run_id, state.status.value, f": {state.error}" if state.error else "")
+
+    def _newly_ready(self, live: _LiveRun, step_ids: list[str]) -> list[PlanStep]:
         """Pending dependents of `step_ids` whose inputs are all done (what `ready_steps` finds, locally)."""
+        state, plan = live.state, live.plan
         if state.status.finished:
             return []
         dependents = self._dependents.get(plan.plan_id)
@@ -594,13 +719,14 @@ class RunDriver:
             for step in dependents.get(step_id, []):
                 if (
                     step.step_id not in ready
+                    and step.step_id not in live.dispatching
                     and state.steps[step.step_id].status == StepStatus.PENDING
                     and all(state.steps[i].status.done for i in step.inputs)
                 ):
                     ready[step.step_id] = step
         return list(ready.values())
 
-    async def _dispatch(self, state: RunState, step: PlanStep) -> None:
+    def _task_message(self, state: RunState, step: PlanStep) -> Outgoing:
         # Early cutoff (inputs byte-identical to an earlier run's give that run's result) is the
         # executor's to find: it looks the result up by content key along with its other look-ups.
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
@@ -614,10 +740,7 @@ class RunDriver:
         op = get_operation(step.node_type)
         subject = subjects.TASK_INLINE_STEP if op is not None and op.inline else subjects.TASK_STEP
         # The msg id makes a re-dispatch of the same step of the same run a no-op.
-        await publish_event(
-            self.runtime.js, subject, task, msg_id=f"{state.run_id}.{step.step_id}", trace=state.traceparent
-        )
-        self.counts["dispatched"] += 1
+        return event_message(subject, task, msg_id=f"{state.run_id}.{step.step_id}", trace=state.traceparent)
 
     # -- the 3-phase API: plan (dry run), execute a plan, cancel ---------------------------
 
@@ -633,12 +756,13 @@ class RunDriver:
         plan = await self._final_plan(f"plan {plan.plan_id[:12]}", plan, recipe)
         media = await self._media(f"plan {plan.plan_id[:12]}", plan)
         frames = estimate_frames(plan, media)
+        known = await self._known_results([step.step_id for step in plan.steps if step.node_type != "SOURCE"])
         steps: list[PlannedStep] = []
         for step in plan.steps:
             if step.node_type == "SOURCE":
                 status: Literal["cached", "to-run", "input"] = "input"
             else:
-                status = "cached" if await self._known_result(step.step_id) is not None else "to-run"
+                status = "cached" if step.step_id in known else "to-run"
             steps.append(
                 PlannedStep(
                     step_id=step.step_id,

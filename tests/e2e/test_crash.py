@@ -15,7 +15,8 @@ from nats.js.errors import KeyNotFoundError
 
 from artdag_common import streams
 from artdag_common.bus import connect
-from artdag_common.cid import cid_of_file
+from artdag_common.cid import cid_of_bytes, cid_of_file
+from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
 from services.executor.primitives.resize import render_resize
 from tests.e2e.conftest import running_stack
@@ -77,11 +78,18 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
             assert step["worker"] != holder
             assert run["output_cid"] == cid_of_file(clean), "the re-render is the same file a clean run makes"
 
-        # No partial blob anywhere in the store: every object hashes to its name, no temp file is left.
-        objects = [p for p in (st.home / "cache" / "objects").rglob("*") if p.is_file()]
-        assert objects
-        for obj in objects:
-            assert cid_of_file(obj) == obj.name
+        # No partial blob anywhere in the store: every object (file or small row) hashes to its
+        # name, no temp file is left.
+        store = LocalContentStore(st.home / "cache")
+        try:
+            cids = list(store.cids())
+            assert any(store.object_path(cid).is_file() for cid in cids), "the rendered videos are files"
+            for cid in cids:
+                path = store.object_path(cid)
+                data = path.read_bytes() if path.is_file() else store.small.get(cid)
+                assert data is not None and cid_of_bytes(data) == cid
+        finally:
+            store.small.close()
         assert list((st.home / "cache" / "tmp").iterdir()) == []
         assert "executor-1 exited with code -9; restarting" in st.log.read_text() or (
             "executor-2 exited with code -9; restarting" in st.log.read_text()

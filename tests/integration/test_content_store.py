@@ -8,6 +8,7 @@ import pytest
 
 from artdag_common.cid import cid_of_bytes
 from artdag_common.content_store import LocalContentStore
+from artdag_common.content_store.local import SMALL_OBJECT_MAX
 from artdag_common.errors import InvalidCidError, NotFoundError, PayloadTooLargeError
 
 
@@ -82,3 +83,62 @@ async def test_put_file_copies_and_deletes(store: LocalContentStore, tmp_path: P
     assert (await store.local_path(cid, tmp_path)).read_bytes() == src.read_bytes()
     assert await store.delete(cid)
     assert not await store.delete(cid)
+
+
+async def test_small_objects_are_rows_and_big_ones_files(store: LocalContentStore) -> None:
+    small = b"a plan, a provenance record, a no-op step's output\n"
+    big = os.urandom(SMALL_OBJECT_MAX + 1)
+    small_cid, big_cid = await store.put_bytes(small), await store.put_bytes(big)
+    assert (small_cid, big_cid) == (cid_of_bytes(small), cid_of_bytes(big))
+    assert not store.object_path(small_cid).exists(), "no inode for a small object"
+    assert store.small.get(small_cid) == small
+    assert store.object_path(big_cid).read_bytes() == big
+    assert store.small.get(big_cid) is None
+    # Streamed in and put from a file, the same split.
+    assert await _write(store, small) == small_cid
+    exact = store.root / "exact.bin"
+    exact.write_bytes(b"x" * SMALL_OBJECT_MAX)
+    exact_cid = await store.put_file(exact)
+    assert store.small.get(exact_cid) == b"x" * SMALL_OBJECT_MAX and not store.object_path(exact_cid).exists()
+    assert sorted(store.cids()) == sorted([small_cid, big_cid, exact_cid])
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+async def test_a_small_object_reads_like_a_file(store: LocalContentStore) -> None:
+    data = bytes(range(200))
+    cid = await store.put_bytes(data)
+    assert await store.exists(cid) and await store.size(cid) == 200
+    assert b"".join([c async for c in store.read(cid)]) == data
+    assert b"".join([c async for c in store.read(cid, 10, 19)]) == data[10:20]
+    assert b"".join([c async for c in store.read(cid, 150)]) == data[150:]
+    assert b"".join([c async for c in store.read(cid, 300, 400)]) == b""
+    # Media work wants a path: the object is written out as a file, with the same bytes.
+    path = await store.local_path(cid, store.root / "scratch")
+    assert path == store.object_path(cid) and path.read_bytes() == data
+    assert await store.delete(cid)
+    assert not await store.exists(cid) and not path.exists()
+    assert not await store.delete(cid)
+    with pytest.raises(NotFoundError):
+        await store.size(cid)
+    with pytest.raises(NotFoundError):
+        await store.local_path(cid, store.root / "scratch")
+
+
+async def test_processes_sharing_a_store_see_each_others_small_objects(tmp_path: Path) -> None:
+    # Two stores on one root stand for two services: the table is shared through SQLite.
+    first, second = LocalContentStore(tmp_path), LocalContentStore(tmp_path)
+    cids = await asyncio.gather(*(first.put_bytes(f"object {i}\n".encode()) for i in range(50)))
+    assert all([await second.exists(cid) for cid in cids])
+    assert await second.delete(cids[0])
+    assert not await first.exists(cids[0])
+    assert await first.put_bytes(b"object 1\n") == cids[1], "storing it again is harmless"
+
+
+async def test_a_store_of_files_only_makes_no_table(tmp_path: Path) -> None:
+    # A storage provider's directory: people find plain files there.
+    store = LocalContentStore(tmp_path, small_object_max=-1)
+    cid = await store.put_bytes(b"tiny\n")
+    assert store.object_path(cid).read_bytes() == b"tiny\n"
+    assert await store.exists(cid) and await store.delete(cid)
+    assert not await store.exists(cid)
+    assert not (tmp_path / "small.sqlite3").exists()

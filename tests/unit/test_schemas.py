@@ -33,7 +33,7 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
     (
         StepEvent,
         '{"v":1,"run_id":"run-1","step_id":"s","status":"completed","output_cid":"QmY","error":null,'
-        '"worker":"executor-1","elapsed_s":0.5,"at":1700000000.0}',
+        '"worker":"executor-1","elapsed_s":0.5,"at":1700000000.0,"output":null}',
     ),
     (RunEvent, '{"v":1,"run_id":"run-1","status":"failed","output_cid":null,"error":"boom","at":1700000000.0}'),
     (

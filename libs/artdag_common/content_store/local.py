@@ -1,10 +1,23 @@
-"""The default content store: sharded directories under `CACHE_DIR`."""
+"""The default content store: sharded directories under `CACHE_DIR`, small objects in SQLite.
+
+A new file costs the kernel an inode, and on some file systems that is most of a
+millisecond of CPU (0.5–0.9 ms measured on this project's ext4 VMs, against 20 µs for
+a row in a table): a run of a thousand tiny outputs (plans, provenance records, no-op
+steps) spent more time creating files than doing anything else. Objects of at most
+`SMALL_OBJECT_MAX` bytes are therefore rows of `<root>/small.sqlite3` (WAL, one
+statement per object, whole or absent); bigger ones are files, written through a
+staging file, fsync'd and renamed in. A small object asked for as a path (media work
+reads files) is written out as a file then.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,18 +27,98 @@ from artdag_common.content_store.spool import SpoolWriter, spool_name
 from artdag_common.errors import NotFoundError
 
 READ_CHUNK = 1024 * 1024
+# Objects up to this size are rows, not files (a plan, a provenance record, an analysis).
+SMALL_OBJECT_MAX = 64 * 1024
+SMALL_DB = "small.sqlite3"
+# How long a statement keeps trying while other processes hold the write lock.
+BUSY_WAIT_S = 30.0
+
+
+class SmallObjects:
+    """The `objects` table of one SQLite file, shared by every process using the store.
+
+    One connection per store, used from worker threads under a lock. WAL with
+    synchronous=NORMAL, like the embedded catalog: a commit is never torn, and a power
+    cut may lose the last commits (a result whose bytes are gone is rendered again).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            # No busy timeout: SQLite's own handler sleeps 1, 2, 5, 10… ms between tries, where a
+            # writer holds the lock for tens of microseconds (see `_run`).
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.0)
+            self._db = db
+            self._run("PRAGMA journal_mode=WAL")
+            self._run("PRAGMA synchronous=NORMAL")
+            self._run("CREATE TABLE IF NOT EXISTS objects (cid TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+        return self._db
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Execute `sql`, trying again at once (then every ~0.1–5 ms, for 30 s) while another process writes."""
+        assert self._db is not None
+        deadline = time.monotonic() + BUSY_WAIT_S
+        pause = 0.0001
+        while True:
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+
+    def put(self, cid: str, data: bytes) -> None:
+        with self._lock:
+            self._connection()
+            self._run("INSERT OR IGNORE INTO objects (cid, data) VALUES (?, ?)", (cid, data))
+
+    def get(self, cid: str) -> bytes | None:
+        with self._lock:
+            self._connection()
+            row = self._run("SELECT data FROM objects WHERE cid = ?", (cid,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def size(self, cid: str) -> int | None:
+        with self._lock:
+            self._connection()
+            row = self._run("SELECT length(data) FROM objects WHERE cid = ?", (cid,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def delete(self, cid: str) -> bool:
+        with self._lock:
+            self._connection()
+            return self._run("DELETE FROM objects WHERE cid = ?", (cid,)).rowcount > 0
+
+    def cids(self) -> list[str]:
+        with self._lock:
+            self._connection()
+            return [row[0] for row in self._run("SELECT cid FROM objects ORDER BY cid")]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 class LocalContentStore(ContentStore):
-    """Objects at `<root>/objects/<shard>/<cid>`, staged in `<root>/tmp`."""
+    """Objects at `<root>/objects/<shard>/<cid>` (staged in `<root>/tmp`) or, when small, in `<root>/small.sqlite3`."""
 
-    def __init__(self, root: Path, *, cid_version: int = 0) -> None:
+    def __init__(self, root: Path, *, cid_version: int = 0, small_object_max: int = SMALL_OBJECT_MAX) -> None:
+        """`small_object_max=-1`: every object a file (a directory people browse, a storage provider's)."""
         self.root = root
         self.cid_version = cid_version
+        self.small_object_max = small_object_max
         self.objects_dir = root / "objects"
         self.tmp_dir = root / "tmp"
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.small = SmallObjects(root / SMALL_DB)
 
     def object_path(self, cid: str) -> Path:
         # validate_cid guarantees no path separators: the path stays under objects/.
@@ -36,7 +129,13 @@ class LocalContentStore(ContentStore):
         return SpoolWriter(self.tmp_dir, self.cid_version, max_bytes, self._publish)
 
     async def _publish(self, spooled: Path, cid: str, size: int) -> None:
-        await asyncio.to_thread(self._place, spooled, cid, sync=True)
+        await asyncio.to_thread(self._publish_sync, spooled, cid, size)
+
+    def _publish_sync(self, spooled: Path, cid: str, size: int) -> None:
+        if size <= self.small_object_max:
+            self.small.put(cid, spooled.read_bytes())  # the writer removes its spool file
+        else:
+            self._place(spooled, cid, sync=True)
 
     def _place(self, staged: Path, cid: str, *, sync: bool) -> None:
         """Make a whole staged file visible as `cid` (durably first: a crash never leaves half an object)."""
@@ -57,6 +156,9 @@ class LocalContentStore(ContentStore):
         return await asyncio.to_thread(self._put_file_sync, path)
 
     def _put_file_sync(self, path: Path) -> str:
+        if path.stat().st_size <= self.small_object_max:
+            return self._put_bytes_sync(path.read_bytes())
+
         def copy(dst: BinaryIO) -> str:
             builder = CidBuilder(self.cid_version)
             with open(path, "rb") as src:
@@ -68,13 +170,16 @@ class LocalContentStore(ContentStore):
         return self._write_object(copy)
 
     async def put_bytes(self, data: bytes) -> str:
-        # One thread hop: hash, and unless the object is there already, write, fsync, rename.
+        # One thread hop: hash, then a row (small) or a file (write, fsync, rename).
         return await asyncio.to_thread(self._put_bytes_sync, data)
 
     def _put_bytes_sync(self, data: bytes) -> str:
         builder = CidBuilder(self.cid_version)
         builder.update(data)
         cid = builder.finalize()
+        if len(data) <= self.small_object_max:
+            self.small.put(cid, data)
+            return cid
         if self.object_path(cid).is_file():
             return cid  # same cid, same bytes
 
@@ -98,21 +203,38 @@ class LocalContentStore(ContentStore):
             tmp.unlink(missing_ok=True)
             raise
 
+    def _size_sync(self, cid: str) -> int | None:
+        try:
+            return self.object_path(cid).stat().st_size
+        except FileNotFoundError:
+            return self.small.size(validate_cid(cid)) if self._has_small else None
+
+    @property
+    def _has_small(self) -> bool:
+        """Whether small objects may be rows here (a store of files only never makes the table)."""
+        return self.small_object_max >= 0 or self.small.path.exists()
+
     async def exists(self, cid: str) -> bool:
-        return await asyncio.to_thread(self.object_path(cid).is_file)
+        return await asyncio.to_thread(self._size_sync, cid) is not None
 
     async def size(self, cid: str) -> int:
-        try:
-            return (await asyncio.to_thread(self.object_path(cid).stat)).st_size
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"no content {cid}", field="cid") from exc
+        size = await asyncio.to_thread(self._size_sync, cid)
+        if size is None:
+            raise NotFoundError(f"no content {cid}", field="cid")
+        return size
 
     async def read(self, cid: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self.object_path(cid)
         try:
             handle = await asyncio.to_thread(open, path, "rb")
         except FileNotFoundError as exc:
-            raise NotFoundError(f"no content {cid}", field="cid") from exc
+            data = await asyncio.to_thread(self.small.get, cid) if self._has_small else None
+            if data is None:
+                raise NotFoundError(f"no content {cid}", field="cid") from exc
+            piece = data[start : None if end is None else end + 1]
+            if piece:
+                yield piece
+            return
         try:
             await asyncio.to_thread(handle.seek, start)
             remaining = None if end is None else end - start + 1
@@ -128,15 +250,40 @@ class LocalContentStore(ContentStore):
             handle.close()
 
     async def local_path(self, cid: str, scratch: Path) -> Path:
+        return await asyncio.to_thread(self._local_path_sync, cid)
+
+    def _local_path_sync(self, cid: str) -> Path:
         path = self.object_path(cid)
-        if not await asyncio.to_thread(path.is_file):
+        if path.is_file():
+            return path
+        data = self.small.get(cid) if self._has_small else None
+        if data is None:
             raise NotFoundError(f"no content {cid}", field="cid")
+
+        # Media work reads files: a small object asked for as a path is written out as one.
+        def write(dst: BinaryIO) -> str:
+            dst.write(data)
+            return cid
+
+        self._write_object(write)
         return path
 
     async def delete(self, cid: str) -> bool:
+        return await asyncio.to_thread(self._delete_sync, cid)
+
+    def _delete_sync(self, cid: str) -> bool:
         path = self.object_path(cid)
         try:
-            await asyncio.to_thread(path.unlink)
+            path.unlink()
+            had_file = True
         except FileNotFoundError:
-            return False
-        return True
+            had_file = False
+        return (self._has_small and self.small.delete(cid)) or had_file
+
+    def cids(self) -> Iterator[str]:
+        """Every stored cid (files, then rows); for checks and tools, not the request path."""
+        for path in sorted(self.objects_dir.rglob("*")):
+            if path.is_file():
+                yield path.name
+        if self._has_small:
+            yield from self.small.cids()
