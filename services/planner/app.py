@@ -90,8 +90,10 @@ _tracer = tracer(__name__)
 RECOVER_AFTER_S = 10.0
 # An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
 ANALYZE_TIMEOUT_S = 600.0
-# Newly ready steps are published (and result lookups made) this many at a time.
-DISPATCH_BATCH = 128
+# Whether a result's bytes are still stored: this many checks at once.
+LOOKUPS_IN_FLIGHT = 128
+# Newly ready steps are published this many at a time (all sent, then their acks awaited together).
+DISPATCH_BATCH = 1024
 # Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
 EVENTS_IN_FLIGHT = 256
 # A run's writes wait this long at most for more changes to join them (see `_write_loop`).
@@ -391,7 +393,7 @@ class RunDriver:
             self.runtime.nc, streams.KV_RESULTS.bucket, keys, timeout_s=self.settings.rpc_timeout_s
         )
         recorded = {key: value.decode() for key, value in values.items() if value}
-        slots = asyncio.Semaphore(DISPATCH_BATCH)
+        slots = asyncio.Semaphore(LOOKUPS_IN_FLIGHT)
 
         async def stored(cid: str) -> bool:
             async with slots:

@@ -18,6 +18,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from artdag_common import subjects
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_bytes, cid_of_file
+from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from tests.e2e.conftest import UPLOAD_LIMIT, Stack
@@ -162,18 +163,27 @@ def test_runs_are_listed_newest_first(client: httpx.Client) -> None:
     assert (first["steps"]["cached"], rerun["steps"]["cached"]) == (0, 1)
 
 
+def stored_cids(home: Path) -> set[str]:
+    """Every object in the stack's local store: files and small-object rows."""
+    store = LocalContentStore(home / "cache")
+    try:
+        return set(store.cids())
+    finally:
+        store.small.close()
+
+
 def test_undecodable_media_fails_the_run_cleanly(stack: Stack, client: httpx.Client, tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(50_000))
     cid = upload(client, junk)["cid"]
-    objects_before = sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*"))
+    objects_before = stored_cids(stack.home)
     run_id = client.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"]
     run = wait_for(client, run_id)
     assert run["status"] == "failed"
     assert "step 'small' (RESIZE)" in run["error"]
     assert "input 'video'" in run["error"]
     # Nothing partial in the store: no new object but the run's plan, no temp file, no scratch file.
-    after = sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*"))
+    after = stored_cids(stack.home)
     # Earlier runs' provenance records may still be arriving (the cache writes them when it sees a run
     # complete): those are whole, registered records; anything else new would be a partial write.
     late = set(after) - set(objects_before) - {run["plan_cid"]}
@@ -223,11 +233,11 @@ def test_content_lookups(client: httpx.Client) -> None:
 def test_an_upload_over_the_limit_is_refused_and_not_stored(stack: Stack, client: httpx.Client, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(UPLOAD_LIMIT + 1))
-    before = sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*"))
+    before = stored_cids(stack.home)
     response = upload_raw(client, big)
     assert response.status_code == 413
     assert "MAX_UPLOAD_BYTES" in response.json()["detail"]
-    assert sorted(p.name for p in (stack.home / "cache" / "objects").rglob("Qm*")) == before
+    assert stored_cids(stack.home) == before
     assert list((stack.home / "cache" / "tmp").iterdir()) == []
     no_file = client.post("/cache/upload", files={"name": (None, "x")})
     assert no_file.status_code == 422

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from artdag_common.cid import cid_of_bytes
 from artdag_common.content_store import LocalContentStore
-from artdag_common.content_store.local import SMALL_OBJECT_MAX
+from artdag_common.content_store.local import CHECKPOINT_EVERY, SMALL_OBJECT_MAX
 from artdag_common.errors import InvalidCidError, NotFoundError, PayloadTooLargeError
 
 
@@ -142,3 +143,28 @@ async def test_a_store_of_files_only_makes_no_table(tmp_path: Path) -> None:
     assert await store.exists(cid) and await store.delete(cid)
     assert not await store.exists(cid)
     assert not (tmp_path / "small.sqlite3").exists()
+
+
+async def test_a_small_put_does_not_wait_on_the_event_loop_for_another_writer(tmp_path: Path) -> None:
+    store = LocalContentStore(tmp_path)
+    first = await store.put_bytes(b"opens the table\n")
+    assert store.small.try_put(cid_of_bytes(b"now\n"), b"now\n"), "an idle table takes a row at once"
+    # Another process holds the write lock: the loop is not blocked, the put waits in a thread.
+    other = sqlite3.connect(tmp_path / "small.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    assert not store.small.try_put(cid_of_bytes(b"later\n"), b"later\n")
+    putting = asyncio.create_task(store.put_bytes(b"later\n"))
+    await asyncio.sleep(0.05)
+    assert not putting.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(putting, 5) == cid_of_bytes(b"later\n")
+    # Checkpoints come from the puts themselves, in worker threads: the log does not grow forever.
+    for i in range(CHECKPOINT_EVERY + 1):
+        await store.put_bytes(f"object {i}\n".encode())
+    assert all([await store.exists(cid) for cid in (first, cid_of_bytes(b"now\n"), cid_of_bytes(b"later\n"))])
+    # Read past the log (`immutable`): the rows checkpointed into the table file itself.
+    table = sqlite3.connect(f"file:{tmp_path / 'small.sqlite3'}?immutable=1", uri=True)
+    (in_table,) = table.execute("SELECT count(*) FROM objects").fetchone()
+    table.close()
+    assert in_table >= CHECKPOINT_EVERY
