@@ -5,7 +5,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -129,6 +129,14 @@ class _LiveRun:
 
     def __post_init__(self) -> None:
         self.written_status = self.state.status
+
+
+async def _outcome_of(pending: Awaitable[Any]) -> Any:
+    """What `pending` gives, or the exception it raises (like `gather(..., return_exceptions=True)`)."""
+    try:
+        return await pending
+    except Exception as exc:  # noqa: BLE001 - handed back, as gather does
+        return exc
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:
@@ -447,7 +455,10 @@ class RunDriver:
         """
         if not records:
             return
-        outcomes = await asyncio.gather(*(self.registrar.register(r) for r in records), return_exceptions=True)
+        if len(records) == 1:
+            outcomes: list[Any] = [await _outcome_of(self.registrar.register(records[0]))]
+        else:
+            outcomes = await asyncio.gather(*(self.registrar.register(r) for r in records), return_exceptions=True)
         for record, outcome in zip(records, outcomes, strict=True):
             if isinstance(outcome, ArtdagError) and not isinstance(outcome, RetryableError):
                 log.warning("the cache refused the metadata of %s: %s", record.cid, outcome)
@@ -732,7 +743,8 @@ class RunDriver:
         # Early cutoff (inputs byte-identical to an earlier run's give that run's result) is the
         # executor's to find: it looks the result up by content key along with its other look-ups.
         input_cids = [state.steps[i].output_cid or "" for i in step.inputs]
-        task = StepTask(
+        # Built from validated parts (the plan's step, the run's state): no need to validate again.
+        task = StepTask.model_construct(
             run_id=state.run_id,
             step=step,
             input_cids=input_cids,
