@@ -6,7 +6,7 @@ import time
 from nats.js.kv import KeyValue
 
 from artdag_common import rpc, streams
-from artdag_common.db import make_engine, migrate, session_factory
+from artdag_common.db import dispose_engine, make_engine, migrate, session_factory
 from artdag_common.errors import ForbiddenError
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
@@ -30,7 +30,7 @@ async def start(runtime: ServiceRuntime, settings: AuthSettings) -> None:
     url = settings.effective_database_url
     await migrate(url)
     engine = make_engine(url)
-    runtime.stack.push_async_callback(engine.dispose)
+    runtime.stack.push_async_callback(dispose_engine, engine)
     book = TokenBook(session_factory(engine), default_ttl_s=settings.token_ttl_days * 86_400)
     revoked: KeyValue = await runtime.js.key_value(streams.KV_REVOKED.bucket)
     l2: L2Client | None = None

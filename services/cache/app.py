@@ -6,7 +6,7 @@ from typing import Any
 
 from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
-from artdag_common.db import make_engine, session_factory
+from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.errors import ArtdagError
 from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     engine = make_engine(settings.effective_database_url)
-    runtime.stack.push_async_callback(engine.dispose)
+    runtime.stack.push_async_callback(dispose_engine, engine)
     sessions = session_factory(engine)
     store = await open_store_async(settings, runtime.stack, nc=runtime.nc)
     catalog = ContentCatalog(

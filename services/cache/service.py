@@ -11,9 +11,11 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore
+from artdag_common.db import transact
 from artdag_common.db.tables import Content, ContentHolder, ContentRef, PublicationRow
 from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError
 from artdag_common.schemas import (
@@ -89,6 +91,59 @@ def _record(row: Content) -> ContentRecord:
     )
 
 
+def _register_rows(session: Session, records: list[ContentRecord], now: float) -> list[ContentRecord]:
+    """Register `records`: a look-up of the cids, one multi-row insert of the new ones, one update
+    of the known ones' last access, and the holders (the ORM's unit of work cost more than the
+    database, batch after batch of step outputs). Registering a cid again keeps the first name."""
+    content = _CONTENT_TABLE
+    new: dict[str, dict[str, Any]] = {}
+    filled: dict[str, dict[str, Any]] = {}  # known rows given a name or owner they lacked
+    cids = sorted({r.cid for r in records})
+    known = {
+        row["cid"]: dict(row) for row in session.execute(select(content).where(content.c.cid.in_(cids))).mappings()
+    }
+    results: list[ContentRecord] = []
+    for record in records:
+        row = known.get(record.cid) or new.get(record.cid)
+        if row is None:
+            row = {
+                **record.model_dump(include=_CONTENT_COLUMNS),
+                "origin": record.origin.value,
+                "tags": list(record.tags),
+                "pinned": False,
+                "published": False,
+                "last_access": now,
+                "provenance_cid": None,
+            }
+            new[record.cid] = row
+        else:
+            for column in ("name", "owner"):
+                if row[column] is None and getattr(record, column):
+                    row[column] = getattr(record, column)
+                    if record.cid in known:
+                        filled.setdefault(record.cid, {})[column] = row[column]
+            row["last_access"] = now
+        results.append(_record_of(row))
+    if new:
+        session.execute(insert(content), list(new.values()))
+    refreshed = sorted(set(known) - set(filled))
+    if refreshed:
+        session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now))
+    for cid, values in filled.items():
+        session.execute(update(content).where(content.c.cid == cid).values(last_access=now, **values))
+    holders = {(r.cid, r.owner) for r in records if r.owner}
+    if holders:
+        query = select(ContentHolder.cid, ContentHolder.username).where(
+            ContentHolder.cid.in_(sorted({c for c, _ in holders}))
+        )
+        missing = sorted(holders - {(cid, user) for cid, user in session.execute(query).all()})
+        if missing:
+            session.execute(
+                insert(_HOLDERS_TABLE), [{"cid": cid, "username": user, "created_at": now} for cid, user in missing]
+            )
+    return results
+
+
 class ContentCatalog:
     """The `content` and `content_refs` tables, and the blobs they describe.
 
@@ -155,66 +210,9 @@ class ContentCatalog:
             self._registering = []
 
     async def _register_batch(self, records: list[ContentRecord]) -> list[ContentRecord]:
-        """One transaction of plain statements for the whole batch: a look-up of the cids, one
-        multi-row insert of the new ones, one update of the known ones' last access (the ORM's
-        unit of work cost more than the database, batch after batch of step outputs)."""
+        """One transaction of plain statements for the whole batch (see `_register_rows`)."""
         now = time.time()
-        content = _CONTENT_TABLE
-        known: dict[str, dict[str, Any]] = {}
-        new: dict[str, dict[str, Any]] = {}
-        filled: dict[str, dict[str, Any]] = {}  # known rows given a name or owner they lacked
-        async with self._sessions.begin() as session:
-            cids = sorted({r.cid for r in records})
-            found = await session.execute(select(content).where(content.c.cid.in_(cids)))
-            known = {row["cid"]: dict(row) for row in found.mappings()}
-            results: list[ContentRecord] = []
-            for record in records:
-                row = known.get(record.cid) or new.get(record.cid)
-                if row is None:
-                    row = {
-                        **record.model_dump(include=_CONTENT_COLUMNS),
-                        "origin": record.origin.value,
-                        "tags": list(record.tags),
-                        "pinned": False,
-                        "published": False,
-                        "last_access": now,
-                        "provenance_cid": None,
-                    }
-                    new[record.cid] = row
-                else:
-                    for column in ("name", "owner"):
-                        if row[column] is None and getattr(record, column):
-                            row[column] = getattr(record, column)
-                            if record.cid in known:
-                                filled.setdefault(record.cid, {})[column] = row[column]
-                    row["last_access"] = now
-                results.append(_record_of(row))
-            if new:
-                await session.execute(insert(content), list(new.values()))
-            if known:
-                refreshed = sorted(set(known) - set(filled))
-                if refreshed:
-                    await session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now))
-                for cid, values in filled.items():
-                    await session.execute(update(content).where(content.c.cid == cid).values(last_access=now, **values))
-            holders = {(r.cid, r.owner) for r in records if r.owner}
-            if holders:
-                have = set(
-                    (
-                        await session.execute(
-                            select(ContentHolder.cid, ContentHolder.username).where(
-                                ContentHolder.cid.in_(sorted({c for c, _ in holders}))
-                            )
-                        )
-                    ).all()
-                )
-                missing = sorted(holders - have)
-                if missing:
-                    await session.execute(
-                        insert(_HOLDERS_TABLE),
-                        [{"cid": cid, "username": user, "created_at": now} for cid, user in missing],
-                    )
-        return results
+        return await transact(self._sessions, lambda session: _register_rows(session, records, now))
 
     # -- who may see and change what -------------------------------------------------------
 

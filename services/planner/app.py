@@ -20,7 +20,7 @@ from artdag_common import rpc, streams, subjects
 from artdag_common.bus import Outgoing, decode, event_message, kv_get_many, publish_event, watch_dead_letters
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
-from artdag_common.db import make_engine, session_factory
+from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
@@ -909,7 +909,7 @@ class RunDriver:
 
 async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     engine = make_engine(settings.effective_database_url)
-    runtime.stack.push_async_callback(engine.dispose)
+    runtime.stack.push_async_callback(dispose_engine, engine)
     sessions = session_factory(engine)
     recipes = RecipeBook(sessions)
     for name, text in example_recipes().items():

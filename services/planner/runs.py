@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from artdag_common.db import transact
 from artdag_common.db.tables import PlanRow, Run
 from artdag_common.errors import NotFoundError
 from artdag_common.schemas import (
@@ -123,40 +125,45 @@ class RunBook:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    # Creating and saving runs are on every run's path: one transaction each, at one hop (`transact`).
     async def create(self, state: RunState, recipe_text: str, plan: Plan) -> None:
-        async with self._sessions.begin() as session:
-            session.add(
-                Run(
-                    run_id=state.run_id,
-                    status=state.status.value,
-                    recipe_id=state.recipe_id,
-                    recipe_name=state.recipe_name,
-                    recipe_text=recipe_text,
-                    plan_id=state.plan_id,
-                    inputs=state.inputs,
-                    plan=plan.model_dump(mode="json"),
-                    state=state.model_dump(mode="json"),
-                    output_cid=state.output_cid,
-                    error=state.error,
-                    owner=state.owner,
-                    created_at=state.created_at,
-                    updated_at=state.updated_at,
-                    **_progress_columns(state),
-                )
-            )
+        row = Run(
+            run_id=state.run_id,
+            status=state.status.value,
+            recipe_id=state.recipe_id,
+            recipe_name=state.recipe_name,
+            recipe_text=recipe_text,
+            plan_id=state.plan_id,
+            inputs=state.inputs,
+            plan=plan.model_dump(mode="json"),
+            state=state.model_dump(mode="json"),
+            output_cid=state.output_cid,
+            error=state.error,
+            owner=state.owner,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+            **_progress_columns(state),
+        )
+        await transact(self._sessions, lambda session: session.add(row))
 
     async def save(self, state: RunState) -> None:
-        async with self._sessions.begin() as session:
-            row = await session.get(Run, state.run_id)
-            if row is None:
+        values = {
+            "status": state.status.value,
+            "output_cid": state.output_cid,
+            "error": state.error,
+            "updated_at": state.updated_at,
+            "state": state.model_dump(mode="json"),
+            **_progress_columns(state),
+        }
+
+        def save(session: Session) -> None:
+            result = cast(
+                CursorResult[Any], session.execute(update(Run).where(Run.run_id == state.run_id).values(**values))
+            )
+            if result.rowcount == 0:
                 raise NotFoundError(f"no run {state.run_id}", field="run_id")
-            row.status = state.status.value
-            row.output_cid = state.output_cid
-            row.error = state.error
-            row.updated_at = state.updated_at
-            row.state = state.model_dump(mode="json")
-            for column, value in _progress_columns(state).items():
-                setattr(row, column, value)
+
+        await transact(self._sessions, save)
 
     async def set_plan(self, run_id: str, plan: Plan) -> None:
         async with self._sessions.begin() as session:

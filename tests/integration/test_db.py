@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
-from artdag_common.db import make_engine, migrate, session_factory
+from artdag_common.db import dispose_engine, make_engine, migrate, session_factory, transact
+from artdag_common.db.tables import Content
 from artdag_common.errors import InvalidCidError, NotFoundError
 from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import ContentOrigin, ContentRecord, RunStatus, StepEvent, StepStatus
@@ -57,7 +59,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     try:
         yield db
     finally:
-        await db.dispose()
+        await dispose_engine(db)
 
 
 async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
@@ -147,3 +149,24 @@ async def test_migration_0004_keeps_who_owned_content(tmp_path: Path) -> None:
         assert [tuple(h) for h in holders] == [(CID, "alice")]
     finally:
         await db.dispose()
+
+
+async def test_a_unit_of_work_that_raises_leaves_nothing(engine: AsyncEngine) -> None:
+    # `transact` runs SQLite work on a connection of its own (one thread hop): all or nothing still.
+    sessions = session_factory(engine)
+    row = {"cid": CID, "size": 1, "media_type": "text/plain", "origin": "upload", "created_at": 1.0, "tags": []}
+
+    def insert_then_fail(session: Session) -> None:
+        session.execute(insert(Content), [row])
+        raise RuntimeError("half way")
+
+    with pytest.raises(RuntimeError, match="half way"):
+        await transact(sessions, insert_then_fail)
+    with pytest.raises(NotFoundError):
+        await ContentCatalog(sessions).get(CID)
+    # What it commits, the async sessions see at once.
+    await transact(sessions, lambda session: session.execute(insert(Content), [row]))
+    assert (await ContentCatalog(sessions).get(CID)).size == 1
+    with pytest.raises(NotFoundError):
+        plan = build_plan(parse_recipe("steps:\n  - {id: a, type: NOOP}\noutput: a\n"), {})
+        await RunBook(sessions).save(new_run_state("run-" + "4" * 32, plan))
