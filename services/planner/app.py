@@ -139,6 +139,22 @@ async def _outcome_of(pending: Awaitable[Any]) -> Any:
         return exc
 
 
+@dataclass(frozen=True)
+class _Announced:
+    """What a status change announces: the run's record for SQL and its event, as written."""
+
+    status: RunStatus
+    output_cid: str | None
+    error: str | None
+    created_at: float
+    plan_id: str | None
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, state: RunState) -> _Announced:
+        return cls(state.status, state.output_cid, state.error, state.created_at, state.plan_id, RunBook.record(state))
+
+
 def _retrieved(done: asyncio.Future[None]) -> None:
     """For a future nobody awaits any more: its exception (if any) is not an unhandled one."""
     if not done.cancelled():
@@ -254,7 +270,7 @@ class RunDriver:
         revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
         self._plans[run_id] = plan
         # This replica starts the run: it need not read back what it just wrote.
-        self._runs[run_id] = _LiveRun(revision, state.model_copy(deep=True), plan)
+        self._runs[run_id] = _LiveRun(revision, state, plan)
         self.counts["submitted"] += 1
         await publish_event(
             self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
@@ -649,7 +665,8 @@ class RunDriver:
             dirty, live.dirty = live.dirty, set()
             status = state.status
             # Announced after the write: the state as written (a later change may move it on).
-            snapshot = state.model_copy(deep=True) if status != live.written_status else None
+            # Announced after the write, as written (the state may move on meanwhile).
+            announced = _Announced.of(state) if status != live.written_status else None
             write_started = time.perf_counter()
             try:
                 live.revision = await self.runs.update(
@@ -660,9 +677,9 @@ class RunDriver:
                 continue
             self._write_cost[run_id] = time.perf_counter() - write_started
             break
-        if snapshot is not None:
+        if announced is not None:
             live.written_status = status
-            await self._announce(run_id, snapshot)
+            await self._announce(run_id, announced)
 
     async def _merge(self, run_id: str, live: _LiveRun) -> None:
         """Another replica wrote the run: read it, apply this replica's changes again, dispatch what is ready."""
@@ -689,29 +706,29 @@ class RunDriver:
         if ready:
             await self._dispatch(live, ready)
 
-    async def _announce(self, run_id: str, state: RunState) -> None:
+    async def _announce(self, run_id: str, run: _Announced) -> None:
         """The run's status changed: its record in SQL follows, and the change is an event."""
-        if state.status.finished:
+        if run.status.finished:
             # Whoever hears that the run is done may fetch its output at once: the cache knows it.
             # (A failed registration fails its own event, which comes again; the run is done.)
             await asyncio.gather(*self._registering.pop(run_id, ()), return_exceptions=True)
-        await self.book.save(state)
-        if state.status.finished:
-            RUNS.add(1, {"status": state.status.value})
-            RUN_DURATION.record(max(0.0, now() - state.created_at), {"status": state.status.value})
-        if state.status == RunStatus.COMPLETED:
+        await self.book.save_record(run_id, run.record)
+        if run.status.finished:
+            RUNS.add(1, {"status": run.status.value})
+            RUN_DURATION.record(max(0.0, now() - run.created_at), {"status": run.status.value})
+        if run.status == RunStatus.COMPLETED:
             self.counts["completed"] += 1
-        elif state.status == RunStatus.FAILED:
+        elif run.status == RunStatus.FAILED:
             self.counts["failed"] += 1
-        if state.status.finished:
+        if run.status.finished:
             self._forget(run_id)
-            self._dependents.pop(state.plan_id or "", None)
+            self._dependents.pop(run.plan_id or "", None)
         await publish_event(
             self.runtime.js,
-            subjects.run_event(run_id, state.status.value),
-            RunEvent(run_id=run_id, status=state.status, output_cid=state.output_cid, error=state.error),
+            subjects.run_event(run_id, run.status.value),
+            RunEvent(run_id=run_id, status=run.status, output_cid=run.output_cid, error=run.error),
         )
-        log.info("run %s %s%s", run_id, state.status.value, f": {state.error}" if state.error else "")
+        log.info("run %s %s%s", run_id, run.status.value, f": {run.error}" if run.error else "")
 
     def _newly_ready(self, live: _LiveRun, step_ids: list[str]) -> list[PlanStep]:
         """Pending dependents of `step_ids` whose inputs are all done (what `ready_steps` finds, locally)."""

@@ -146,8 +146,10 @@ class RunBook:
         )
         await transact(self._sessions, lambda session: session.add(row))
 
-    async def save(self, state: RunState) -> None:
-        values = {
+    @staticmethod
+    def record(state: RunState) -> dict[str, Any]:
+        """The columns `save` writes, taken now (a live run's state moves on before they are written)."""
+        return {
             "status": state.status.value,
             "output_cid": state.output_cid,
             "error": state.error,
@@ -156,12 +158,14 @@ class RunBook:
             **_progress_columns(state),
         }
 
+    async def save(self, state: RunState) -> None:
+        await self.save_record(state.run_id, self.record(state))
+
+    async def save_record(self, run_id: str, values: dict[str, Any]) -> None:
         def save(session: Session) -> None:
-            result = cast(
-                CursorResult[Any], session.execute(update(Run).where(Run.run_id == state.run_id).values(**values))
-            )
+            result = cast(CursorResult[Any], session.execute(update(Run).where(Run.run_id == run_id).values(**values)))
             if result.rowcount == 0:
-                raise NotFoundError(f"no run {state.run_id}", field="run_id")
+                raise NotFoundError(f"no run {run_id}", field="run_id")
 
         await transact(self._sessions, save)
 
