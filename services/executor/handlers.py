@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -335,17 +336,9 @@ class StepWorker:
         finally:
             alive.cancel()
 
-    async def _announce(
-        self,
-        task: StepTask,
-        status: StepStatus,
-        *,
-        output_cid: str | None = None,
-        error: str | None = None,
-        elapsed_s: float | None = None,
-    ) -> None:
-        event = self._event(task, status, output_cid=output_cid, error=error, elapsed_s=elapsed_s)
-        await self.runtime.publisher.publish(event)
+    async def _announce(self, task: StepTask, status: StepStatus, **details: Any) -> None:
+        """Publish the step's event (see `_event` for the details), confirmed by its stream."""
+        await self.runtime.publisher.publish(self._event(task, status, **details))
 
     def _event(
         self,
