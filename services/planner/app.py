@@ -155,7 +155,12 @@ class _Announced:
         return cls(state.status, state.output_cid, state.error, state.created_at, state.plan_id, RunBook.record(state))
 
 
-def _retrieved(done: asyncio.Future[None]) -> None:
+def _note_plan(state: RunState, plan_cid: str) -> None:
+    if state.plan_cid is None:
+        state.plan_cid = plan_cid
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
     """For a future nobody awaits any more: its exception (if any) is not an unhandled one."""
     if not done.cancelled():
         done.exception()
@@ -204,6 +209,8 @@ class RunDriver:
         # Per live run: how long its last state write took (encode, compress, compare-and-set).
         self._write_cost: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per run starting: its plan being stored (see `_begin`).
+        self._plans_storing: dict[str, asyncio.Task[str]] = {}
         # Per live run: output registrations still in flight (see `on_step_event`).
         self._registering: dict[str, set[asyncio.Future[None]]] = {}
         self.counts = {
@@ -295,16 +302,18 @@ class RunDriver:
             replan = planned.plan_id != plan.plan_id
             plan = planned
             rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
-            # The plan is stored while the results are looked up (each look-up a KV round trip).
-            # A fresh run (re-verification) renders everything: no step counts as cached.
+            # The plan is stored while the results are looked up and the first steps run: its cid
+            # joins the run's state when it is there, and before the run is announced finished
+            # (see `_write`). A fresh run (re-verification) renders everything: nothing is cached.
             storing = asyncio.create_task(self._store_plan(plan))
+            self._plans_storing[run_id] = storing
             try:
                 cached = {} if fresh else await self._known_results(rendered)
-            finally:
-                plan_cid = await storing
+            except BaseException:
+                storing.add_done_callback(_retrieved)
+                raise
 
             def begin(state: RunState) -> None:
-                state.plan_cid = plan_cid
                 if replan:
                     replanned = new_run_state(run_id, plan)
                     state.steps, state.plan_id = replanned.steps, replanned.plan_id
@@ -314,7 +323,12 @@ class RunDriver:
                     state.steps[step_id].status = StepStatus.CACHED
                     state.steps[step_id].output_cid = cid
 
-            await self._update(run_id, begin, plan)
+            try:
+                await self._update(run_id, begin, plan)
+            finally:
+                plan_cid = await storing
+            if self._plans_storing.pop(run_id, None) is not None:
+                await self._update(run_id, lambda state: _note_plan(state, plan_cid), plan)
             self.counts["cached"] += len(cached)
             node_types = {s.step_id: s.node_type for s in plan.steps} if cached else {}
             for step_id in cached:
@@ -591,10 +605,12 @@ class RunDriver:
             ready = self._newly_ready(live, [c.step_id or "" for c in changes])
         else:
             before = {k: s.status for k, s in state.steps.items()}
+            head = (state.plan_cid, state.plan_id, state.error)
             for change in changes:
                 change.mutate(state)
             finish_if_done(state)
             changed = {k: s.status for k, s in state.steps.items()} != before
+            changed = changed or (state.plan_cid, state.plan_id, state.error) != head
             live.dirty = None  # anything may have changed: every step's JSON is made again
             ready = [s for s in ready_steps(state, live.plan) if s.step_id not in live.dispatching]
         stamp_times(state)
@@ -660,6 +676,11 @@ class RunDriver:
             live.writer = None
 
     async def _write(self, run_id: str, live: _LiveRun, waiting: list[asyncio.Future[None]]) -> None:
+        storing = self._plans_storing.pop(run_id, None) if live.state.status.finished else None
+        if storing is not None:
+            # The run is done before its plan was stored (a small or cached run): it is announced with it.
+            with contextlib.suppress(Exception):
+                _note_plan(live.state, await storing)
         while True:
             state = live.state
             dirty, live.dirty = live.dirty, set()
