@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -170,3 +171,25 @@ async def test_a_unit_of_work_that_raises_leaves_nothing(engine: AsyncEngine) ->
     with pytest.raises(NotFoundError):
         plan = build_plan(parse_recipe("steps:\n  - {id: a, type: NOOP}\noutput: a\n"), {})
         await RunBook(sessions).save(new_run_state("run-" + "4" * 32, plan))
+
+
+async def test_a_unit_of_work_waits_out_another_process_holding_sqlite(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'artdag.db'}"
+    await migrate(url)
+    engine = make_engine(url)
+    try:
+        sessions = session_factory(engine)
+        other = sqlite3.connect(tmp_path / "artdag.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another service mid-write
+        row = {"cid": CID, "size": 1, "media_type": "text/plain", "origin": "upload", "created_at": 1.0, "tags": []}
+        writing = asyncio.create_task(transact(sessions, lambda session: session.execute(insert(Content), [row])))
+        await asyncio.sleep(0.1)
+        assert not writing.done(), "it waits for the lock, it does not fail"
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writing, 5)
+        assert (await ContentCatalog(sessions).get(CID)).size == 1
+    finally:
+        await dispose_engine(engine)
