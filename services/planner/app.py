@@ -96,8 +96,10 @@ LOOKUPS_IN_FLIGHT = 128
 DISPATCH_BATCH = 1024
 # Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
 EVENTS_IN_FLIGHT = 256
-# A run's writes wait this long at most for more changes to join them (see `_write_loop`).
-MAX_WRITE_LINGER_S = 0.02
+# A run's writes wait this many times as long as its last write took, and this long at most, for more
+# changes to join them (see `_write_loop`): dispatch never waits for a write, only acks do.
+WRITE_LINGER_FACTOR = 4
+MAX_WRITE_LINGER_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -646,17 +648,18 @@ class RunDriver:
     async def _write_loop(self, run_id: str, live: _LiveRun) -> None:
         """Write the run's state until no change is left unwritten; announce status changes.
 
-        A big run's state costs milliseconds to write: the write then waits as long again (at
-        most MAX_WRITE_LINGER_S), so that the changes made meanwhile share it. A lost
+        A big run's state costs milliseconds to write: the write then waits WRITE_LINGER_FACTOR
+        times as long (at most MAX_WRITE_LINGER_S), so that the changes made meanwhile share it. A lost
         compare-and-set (another replica moved the run on) reads the run again and applies
         this replica's unwritten changes to it. Any other failure fails the changes waiting
         on this write (their events come again) and drops this copy of the run.
         """
         try:
             while live.unwritten or live.dirty is None or live.dirty:
-                wait = min(self._write_cost.get(run_id, 0.0), MAX_WRITE_LINGER_S)
-                if wait > 0.001 and not live.state.status.finished:
-                    await asyncio.sleep(wait)
+                cost = self._write_cost.get(run_id, 0.0)
+                # Small runs write in well under a millisecond and do not wait.
+                if cost > 0.001 and not live.state.status.finished:
+                    await asyncio.sleep(min(WRITE_LINGER_FACTOR * cost, MAX_WRITE_LINGER_S))
                 waiting, live.unwritten = live.unwritten, []
                 try:
                     await self._write(run_id, live, waiting)
