@@ -34,7 +34,13 @@ class Stack:
     """The processes of one embedded stack, started and stopped together."""
 
     def __init__(
-        self, home: Path, host: str, port: int, nats_url: str | None, env: dict[str, str], executors: int = 1
+        self,
+        home: Path,
+        host: str,
+        port: int,
+        nats_url: str | None,
+        env: dict[str, str],
+        replicas: dict[str, int] | None = None,
     ) -> None:
         self.home = home
         self.host = host
@@ -49,7 +55,8 @@ class Stack:
         self.env.pop("ARTDAG_PROBE_PORT", None)
         self.nats: EmbeddedNatsServer | None = None
         self.nats_url = nats_url
-        self.executors = executors
+        # Processes per service (one unless said otherwise).
+        self.replicas = dict(replicas or {})
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.modules: dict[str, str] = {}
         self.restarts: dict[str, list[float]] = {}
@@ -71,7 +78,7 @@ class Stack:
         asyncio.run(migrate(database.effective_database_url))
         self.ensure_local_token(database)
         for name in SERVICES:
-            replicas = self.executors if name == "executor" else 1
+            replicas = self.replicas.get(name, 1)
             for replica in range(1, replicas + 1):
                 label = f"{name}-{replica}" if replicas > 1 else name
                 self.children[label] = self._spawn(name)
@@ -154,7 +161,9 @@ class Stack:
             self.nats = None
 
 
-def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, executors: int = 1) -> int:
+def run_up(
+    home: Path, host: str, port: int, nats_url: str | None, demo: bool, replicas: dict[str, int] | None = None
+) -> int:
     """Start the stack and keep it up until Ctrl-C / SIGTERM; returns the exit code."""
     stopping = False
 
@@ -164,7 +173,7 @@ def run_up(home: Path, host: str, port: int, nats_url: str | None, demo: bool, e
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = Stack(home, host, port, nats_url, dict(os.environ), executors)
+    stack = Stack(home, host, port, nats_url, dict(os.environ), replicas)
     code = 0
     try:
         stack.start()

@@ -34,7 +34,7 @@ def _replicas(value: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
     if not 1 <= count <= 64:
-        raise argparse.ArgumentTypeError(f"executors must be 1-64, got {count}")
+        raise argparse.ArgumentTypeError(f"replicas must be 1-64, got {count}")
     return count
 
 
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--demo", action="store_true", help="upload demo media and run the example recipe")
     up.add_argument("--executors", type=_replicas, default=1, help="executor replicas to start (default 1)")
+    up.add_argument(
+        "--planners", type=_replicas, default=1, help="planner replicas to start (default 1; they share every run)"
+    )
 
     cid = commands.add_parser("cid", help="print the IPFS CID of a file (what `ipfs add` would give)")
     cid.add_argument("file", type=Path)
@@ -511,7 +514,12 @@ def main(argv: list[str] | None = None) -> int:
             from artdag_cli.launcher import run_up
 
             return run_up(
-                args.home.expanduser().resolve(), args.host, args.port, args.nats_url, args.demo, args.executors
+                args.home.expanduser().resolve(),
+                args.host,
+                args.port,
+                args.nats_url,
+                args.demo,
+                {"executor": args.executors, "planner": args.planners},
             )
         if args.command == "cid":
             return cmd_cid(args)

@@ -77,6 +77,7 @@ from services.planner.runs import (
     StateEncoder,
     apply_step_event,
     finish_if_done,
+    merge_states,
     new_run_state,
     ready_steps,
     stamp_times,
@@ -223,6 +224,7 @@ class RunDriver:
             "dispatched": 0,
             "cached": 0,
             "recovered": 0,
+            "merged": 0,  # writes that lost a compare-and-set to another replica, and merged
         }
         self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
 
@@ -542,6 +544,13 @@ class RunDriver:
         anything): then only that step's dependents are looked at for readiness.
         """
         live = await self._load(run_id, plan)
+        if step_id is not None and step_id not in live.state.steps:
+            # This copy predates the run's final plan (another replica expanded it): read it again.
+            if live.writer is None and not live.unwritten and not live.dispatching:
+                self._runs.pop(run_id, None)
+                live = await self._load(run_id, plan)
+            if step_id not in live.state.steps:
+                raise RetryableError(f"run {run_id} has no step {step_id} yet, as this planner knows it")
         live.plan = plan  # the latest (a run's plan grows once its analyses are in)
         changed, ready = self._mutate(live, [_Change(mutate, step_id)])
         # Claimed for dispatch before anything else runs: no other change dispatches them too.
@@ -674,6 +683,8 @@ class RunDriver:
                 for done in waiting:
                     _settle(done, None)
                 if live.state.status.finished and not live.unwritten:
+                    if self._runs.get(run_id) is live:
+                        self._forget(run_id)  # a late event's write: nothing more to hold
                     break
         finally:
             live.writer = None
@@ -688,7 +699,6 @@ class RunDriver:
             state = live.state
             dirty, live.dirty = live.dirty, set()
             status = state.status
-            # Announced after the write: the state as written (a later change may move it on).
             # Announced after the write, as written (the state may move on meanwhile).
             announced = _Announced.of(state) if status != live.written_status else None
             write_started = time.perf_counter()
@@ -704,30 +714,24 @@ class RunDriver:
         if announced is not None:
             live.written_status = status
             await self._announce(run_id, announced)
+        elif state.status.finished:
+            # Written after the run was announced: steps done that the announcing replica had not
+            # heard of (another replica held their events). The run's record follows.
+            await self.book.save_record(run_id, RunBook.record(state))
 
     async def _merge(self, run_id: str, live: _LiveRun) -> None:
-        """Another replica wrote the run: read it, apply this replica's changes again, dispatch what is ready."""
+        """Another replica wrote the run: read it, merge this replica's view in, dispatch what is ready."""
         entry = await self.runs.get(run_id)
         fresh = RunState.model_validate_json(unpack(entry.value or b"{}"))
-        written_status = fresh.status
         ours = live.state
-        # What this replica learnt and the other may not have: steps that finished, or were dispatched.
-        for step_id, step in ours.steps.items():
-            theirs = fresh.steps.get(step_id)
-            if theirs is None or theirs.status.done or theirs.status == StepStatus.FAILED:
-                continue
-            if step.status.done or step.status == StepStatus.FAILED:
-                fresh.steps[step_id] = step.model_copy()
-            elif step.status == StepStatus.QUEUED and theirs.status == StepStatus.PENDING:
-                theirs.status = StepStatus.QUEUED
-        if ours.status.finished and not fresh.status.finished:
-            fresh.status, fresh.error = ours.status, ours.error
-        finish_if_done(fresh)
-        stamp_times(fresh)
-        live.state, live.revision, live.dirty = fresh, entry.revision or 0, None
-        live.written_status = written_status
-        ready = [s for s in ready_steps(fresh, live.plan) if s.step_id not in live.dispatching]
+        # The view on the run's final plan is the base (the other may predate its expansion).
+        base, other = (ours, fresh) if ours.plan_id == live.plan.plan_id else (fresh, ours)
+        live.state, live.revision, live.dirty = merge_states(base, other), entry.revision or 0, None
+        live.written_status = fresh.status
+        self.counts["merged"] += 1
+        ready = [s for s in ready_steps(live.state, live.plan) if s.step_id not in live.dispatching]
         if ready:
+            live.dispatching.update(step.step_id for step in ready)
             await self._dispatch(live, ready)
 
     async def _announce(self, run_id: str, run: _Announced) -> None:
@@ -771,11 +775,13 @@ class RunDriver:
             if step_id not in state.steps or not state.steps[step_id].status.done:
                 continue
             for step in dependents.get(step_id, []):
+                entry = state.steps.get(step.step_id)
                 if (
-                    step.step_id not in ready
+                    entry is not None
+                    and entry.status == StepStatus.PENDING
+                    and step.step_id not in ready
                     and step.step_id not in live.dispatching
-                    and state.steps[step.step_id].status == StepStatus.PENDING
-                    and all(state.steps[i].status.done for i in step.inputs)
+                    and all(i in state.steps and state.steps[i].status.done for i in step.inputs)
                 ):
                     ready[step.step_id] = step
         return list(ready.values())

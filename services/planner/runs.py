@@ -55,18 +55,25 @@ def ready_steps(state: RunState, plan: Plan) -> list[PlanStep]:
     """Pending steps whose inputs are all done: dispatch these (dependency-driven, no levels)."""
     if state.status.finished:
         return []
-    return [
-        s
-        for s in plan.steps
-        if state.steps[s.step_id].status == StepStatus.PENDING and all(state.steps[i].status.done for i in s.inputs)
+    pending = [
+        s for s in plan.steps if s.step_id in state.steps and state.steps[s.step_id].status == StepStatus.PENDING
     ]
+    return [s for s in pending if all(i in state.steps and state.steps[i].status.done for i in s.inputs)]
 
 
 def apply_step_event(state: RunState, event: StepEvent) -> bool:
     """Fold a step event into the run; False if it changes nothing (duplicate, stale)."""
     step = state.steps.get(event.step_id)
-    if step is None or step.status.done or state.status.finished:
+    if step is None or step.status.done:
         return False
+    if state.status.finished:
+        # A step done after its run finished (another replica announced the run first, or the
+        # run failed elsewhere): the step's outcome is kept, the run's stays as it is.
+        if not event.status.done:
+            return False
+        step.status, step.output_cid = event.status, event.output_cid
+        step.worker, step.elapsed_s = event.worker or step.worker, event.elapsed_s
+        return True
     if event.status == StepStatus.RUNNING and step.status == StepStatus.RUNNING:
         return False
     step.status = event.status
@@ -83,6 +90,40 @@ def apply_step_event(state: RunState, event: StepEvent) -> bool:
     state.updated_at = now()
     finish_if_done(state)
     return True
+
+
+# How far a step got: two replicas' views of it merge to the further one.
+_PROGRESS = {
+    StepStatus.PENDING: 0,
+    StepStatus.QUEUED: 1,
+    StepStatus.RUNNING: 2,
+    StepStatus.COMPLETED: 3,
+    StepStatus.CACHED: 3,
+    StepStatus.FAILED: 3,
+}
+
+
+def merge_states(base: RunState, other: RunState) -> RunState:
+    """Two replicas' views of one run, as one: `base` (the one on the run's final plan) with every
+    step as far as either view got it, the run finished if either finished it, its plan's cid
+    if either knows it. Either may be stale: nothing either learnt is lost."""
+    merged = base.model_copy()
+    merged.steps = dict(base.steps)
+    for step_id, theirs in other.steps.items():
+        ours = merged.steps.get(step_id)
+        if ours is not None and _PROGRESS[theirs.status] > _PROGRESS[ours.status]:
+            merged.steps[step_id] = theirs.model_copy()
+    if other.status.finished and not merged.status.finished:
+        merged.status, merged.error, merged.output_cid = other.status, other.error, other.output_cid
+        merged.finished_at = other.finished_at
+    elif merged.status == RunStatus.PENDING and other.status == RunStatus.RUNNING:
+        merged.status = RunStatus.RUNNING
+    merged.plan_cid = merged.plan_cid or other.plan_cid
+    merged.started_at = min((t for t in (base.started_at, other.started_at) if t is not None), default=None)
+    merged.updated_at = max(base.updated_at, other.updated_at)
+    finish_if_done(merged)
+    stamp_times(merged)
+    return merged
 
 
 def stamp_times(state: RunState) -> None:

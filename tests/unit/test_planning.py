@@ -5,7 +5,7 @@ from artdag_common.ids import source_step_id
 from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, RunStatus, StepEvent, StepStatus
 from services.planner.planning import Chunking, bind_inputs, build_plan
-from services.planner.runs import apply_step_event, new_run_state, ready_steps
+from services.planner.runs import apply_step_event, merge_states, new_run_state, ready_steps
 
 CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 OTHER = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -81,6 +81,36 @@ def test_run_state_machine_dispatches_by_dependency_and_completes() -> None:
     assert not apply_step_event(
         state, StepEvent(run_id=state.run_id, step_id=second.step_id, status=StepStatus.FAILED, error="late")
     )
+
+
+def test_two_replicas_views_of_a_run_merge_to_all_either_learnt() -> None:
+    recipe = CHAIN.replace(
+        "id: twin, type: RESIZE, inputs: [video], config: {width: 64",
+        "id: twin, type: RESIZE, inputs: [video], config: {width: 66",
+    )
+    plan = build_plan(parse_recipe(recipe), {"video": CID})
+    by_name = {step.name: step.step_id for step in plan.steps}
+    a, b, twin = by_name["a"], by_name["b"], by_name["twin"]
+    ours = new_run_state("run-" + "0" * 32, plan)
+    theirs = ours.model_copy(deep=True)
+    # This replica heard `a` and `twin` were done; the other heard `a` too and then the output `b`.
+    for step_id, cid in ((a, OTHER), (twin, OTHER)):
+        done = StepEvent(run_id=ours.run_id, step_id=step_id, status=StepStatus.COMPLETED, output_cid=cid)
+        apply_step_event(ours, done)
+    apply_step_event(theirs, StepEvent(run_id=ours.run_id, step_id=a, status=StepStatus.COMPLETED, output_cid=OTHER))
+    theirs.plan_cid = CID
+    apply_step_event(theirs, StepEvent(run_id=ours.run_id, step_id=b, status=StepStatus.COMPLETED, output_cid=CID))
+    assert theirs.status == RunStatus.COMPLETED and theirs.steps[twin].status == StepStatus.PENDING
+    for merged in (merge_states(ours, theirs), merge_states(theirs, ours)):
+        assert merged.status == RunStatus.COMPLETED and merged.output_cid == CID
+        assert {merged.steps[s].status for s in (a, b, twin)} == {StepStatus.COMPLETED}
+        assert merged.plan_cid == CID and merged.finished_at is not None
+    assert ours.steps[b].status == StepStatus.PENDING, "the views merged are left as they were"
+    # A step the finished view had not heard of is still recorded when its event comes late.
+    late = StepEvent(run_id=ours.run_id, step_id=twin, status=StepStatus.COMPLETED, output_cid=OTHER)
+    assert apply_step_event(theirs, late)
+    assert theirs.steps[twin].output_cid == OTHER and theirs.status == RunStatus.COMPLETED
+    assert not apply_step_event(theirs, StepEvent(run_id=ours.run_id, step_id=twin, status=StepStatus.RUNNING))
 
 
 def test_a_failed_step_fails_the_run_with_its_name() -> None:
