@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 
@@ -10,6 +11,7 @@ from artdag_common import streams, subjects
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
+from services.executor.pool import die_with_parent
 from services.executor.service import StepRenderer
 from services.executor.settings import ExecutorSettings
 
@@ -20,7 +22,10 @@ INLINE_SLOTS = 64
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     # Media work runs in worker processes ("spawn": no forked event loop or sockets).
     pool = ProcessPoolExecutor(
-        max_workers=settings.max_concurrent_steps, mp_context=multiprocessing.get_context("spawn")
+        max_workers=settings.max_concurrent_steps,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
     )
     runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     scratch = settings.home / "scratch" / runtime.instance

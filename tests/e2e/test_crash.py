@@ -19,7 +19,7 @@ from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
 from services.executor.primitives.resize import render_resize
-from tests.e2e.conftest import running_stack
+from tests.e2e.conftest import alive, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +67,8 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
             assert victim in st.descendants()
             time.sleep(0.3)  # well inside the render
             assert http.get(f"/runs/{run_id}").json()["status"] == "running"
+            workers = children_of(victim)
+            assert workers, "the executor renders in a worker process"
             os.kill(victim, signal.SIGKILL)
 
             deadline = time.monotonic() + 120
@@ -76,6 +78,8 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
             assert run["status"] == "completed", run
             step = run["steps"][step_id]
             assert step["worker"] != holder
+            # Its worker process died with it: no render goes on for nobody.
+            assert [pid for pid in workers if alive(pid)] == []
             assert run["output_cid"] == cid_of_file(clean), "the re-render is the same file a clean run makes"
 
         # No partial blob anywhere in the store: every object (file or small row) hashes to its
@@ -94,6 +98,18 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
         assert "executor-1 exited with code -9; restarting" in st.log.read_text() or (
             "executor-2 exited with code -9; restarting" in st.log.read_text()
         )
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 def test_a_killed_planner_loses_nothing(tmp_path: Path) -> None:
