@@ -8,12 +8,21 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import RetentionPolicy, StreamConfig
+from nats.js.api import KeyValueConfig, RetentionPolicy, StreamConfig
 from opentelemetry import trace
 from pydantic import BaseModel
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import consume, publish_event, settle, watch_dead_letters
+from artdag_common.bus import (
+    Outgoing,
+    StreamError,
+    StreamPublisher,
+    consume,
+    kv_get_many,
+    publish_event,
+    settle,
+    watch_dead_letters,
+)
 from artdag_common.errors import (
     InvalidInputError,
     NotFoundError,
@@ -202,3 +211,56 @@ async def test_a_reply_larger_than_a_nats_message_still_arrives(nc: NatsClient) 
 
 class ListRunsReplyForTest(BaseModel):
     items: list[str]
+
+
+async def test_the_stream_publisher_confirms_each_message_and_says_what_it_refused(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    name = unique("PUB")
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], duplicate_window=60.0, max_msg_size=1024))
+    publisher = StreamPublisher(nc, timeout_s=5.0)
+    messages = [Outgoing(f"{name}.{i}", str(i).encode(), {"Nats-Msg-Id": f"m{i}"}) for i in range(300)]
+    await publisher.publish_many(messages)
+    assert (await js.stream_info(name)).state.messages == 300
+    await publisher.publish_many(messages[:10])  # the same ids again: stored once
+    assert (await js.stream_info(name)).state.messages == 300
+    with pytest.raises(StreamError, match="no stream takes"):
+        await publisher.publish(Outgoing(unique("nowhere") + ".x", b"lost"))
+    with pytest.raises(StreamError, match="refused"):
+        await publisher.publish(Outgoing(f"{name}.big", b"x" * 2048))  # over the stream's message size
+    assert (await js.stream_info(name)).state.messages == 300
+
+
+async def test_many_keys_are_read_in_one_request_and_deleted_ones_are_absent(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    bucket = unique("kv").replace("-", "_")
+    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, direct=True))
+    for i in range(600):  # more than one request's worth
+        await kv.put(f"k{i}", f"v{i}".encode())
+    await kv.put("k1", b"newer")
+    await kv.delete("k2")
+    await kv.purge("k3")
+    found = await kv_get_many(nc, bucket, [f"k{i}" for i in range(600)] + ["never"])
+    assert found["k0"] == b"v0" and found["k1"] == b"newer" and found["k599"] == b"v599"
+    assert "k2" not in found and "k3" not in found and "never" not in found
+    assert len(found) == 598  # all but the deleted and the purged key
+    assert await kv_get_many(nc, bucket, ["never"]) == {}
+    assert await kv_get_many(nc, bucket, []) == {}
+
+
+async def test_buckets_made_by_an_earlier_version_get_direct_reads(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("upgrade")) as server:
+        from artdag_common.bus import connect
+
+        client = await connect(server.url, "pytest-upgrade")
+        try:
+            js = client.jetstream()
+            old = KeyValueConfig(bucket=streams.KV_RESULTS.bucket, history=1)  # no direct reads
+            kv = await js.create_key_value(old)
+            await kv.put("step", b"QmKept")
+            stream = streams.kv_stream(streams.KV_RESULTS.bucket)
+            assert not (await js.stream_info(stream)).config.allow_direct
+            await streams.provision(js)
+            assert (await js.stream_info(stream)).config.allow_direct
+            assert await kv_get_many(client, streams.KV_RESULTS.bucket, ["step"]) == {"step": b"QmKept"}
+        finally:
+            await client.close()
