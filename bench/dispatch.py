@@ -35,6 +35,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from artdag_common.bus import connect
 from artdag_common.codec import unpack
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
+from artdag_common.testing import noop_tree_recipe
 from artdag_common.tokens import load_token
 
 TREES = 3
@@ -66,28 +67,6 @@ def descendants_cpu(root: int) -> dict[str, float]:
         label = next((a.decode() for a in argv if a.startswith(b"services.")), Path(argv[0].decode()).name)
         usage[label] = usage.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return usage
-
-
-def tree_recipe(leaves: int, salt: int) -> str:
-    lines = ["name: tree", "steps:"]
-    level = [f"l{i}" for i in range(leaves)]
-    for i, name in enumerate(level):
-        lines.append(f"  - {{id: {name}, type: NOOP, inputs: [], config: {{n: {salt * 100_000 + i}}}}}")
-    n, depth = leaves, 0
-    while len(level) > 1:
-        depth += 1
-        nxt = []
-        for k in range(0, len(level), 2):
-            name = f"d{depth}_{k // 2}"
-            lines.append(
-                f"  - {{id: {name}, type: NOOP, inputs: [{level[k]}, {level[k + 1]}], "
-                f"config: {{n: {salt * 100_000 + n}}}}}"
-            )
-            n += 1
-            nxt.append(name)
-        level = nxt
-    lines.append(f"output: {level[0]}")
-    return "\n".join(lines) + "\n"
 
 
 async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> tuple[float, float]:
@@ -164,9 +143,9 @@ async def artdag(home: Path) -> tuple[float, float, float, float, dict[str, floa
             assert match, log.read_text()
             url = match.group(1)
             # A small tree first: the services' first run pays for imports, caches and SQLite pages.
-            await wait_completed(url, http, tree_recipe(16, 0))
+            await wait_completed(url, http, noop_tree_recipe(16, 0))
             before = descendants_cpu(proc.pid)
-            timed = [await wait_completed(url, http, tree_recipe(512, salt)) for salt in range(1, TREES + 1)]
+            timed = [await wait_completed(url, http, noop_tree_recipe(512, salt)) for salt in range(1, TREES + 1)]
             trees = [total for total, _ in timed]
             executing = statistics.median(steps for _, steps in timed)
             after = descendants_cpu(proc.pid)

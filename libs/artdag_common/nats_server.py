@@ -6,6 +6,7 @@ Used by `artdag up` (the embedded stack) and by the tests (one server per sessio
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -16,13 +17,18 @@ from pathlib import Path
 from types import TracebackType
 
 
-def die_with_parent() -> None:
-    """In a child process (Linux): get SIGTERM if the parent dies, so nothing lingers."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a child process (Linux): get SIGTERM if the parent dies, so nothing lingers.
+
+    `parent_pid` (a pool worker's initializer): exit at once if that parent is already gone.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,6 +89,8 @@ class EmbeddedNatsServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL if self.log_file else None,
+            # Whoever started it (`artdag up`, a test session) killed outright takes it along.
+            preexec_fn=die_with_parent,
         )
         try:
             wait_for_port(self.host, self.port, timeout_s)

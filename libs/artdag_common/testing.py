@@ -22,6 +22,28 @@ from numpy.typing import NDArray
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent, free_port, wait_for_port
 
 
+def noop_tree_recipe(leaves: int, salt: int) -> str:
+    """A binary tree of NOOP steps (`2 * leaves - 1`, `leaves` a power of two) that become ready one
+    level at a time; `salt` makes every step id new (the dispatch benchmark and tests)."""
+    lines = ["name: tree", "steps:"]
+    level = [f"l{i}" for i in range(leaves)]
+    for i, name in enumerate(level):
+        lines.append(f"  - {{id: {name}, type: NOOP, inputs: [], config: {{n: {salt * 100_000 + i}}}}}")
+    made, depth = leaves, 0
+    while len(level) > 1:
+        depth += 1
+        parents = []
+        for k in range(0, len(level), 2):
+            name = f"d{depth}_{k // 2}"
+            inputs = f"[{level[k]}, {level[k + 1]}]"
+            lines.append(f"  - {{id: {name}, type: NOOP, inputs: {inputs}, config: {{n: {salt * 100_000 + made}}}}}")
+            made += 1
+            parents.append(name)
+        level = parents
+    lines.append(f"output: {level[0]}")
+    return "\n".join(lines) + "\n"
+
+
 @contextmanager
 def nats_server(store_dir: Path) -> Iterator[EmbeddedNatsServer]:
     """A real JetStream server on a free loopback port, stopped on exit."""

@@ -74,21 +74,7 @@ def _record_of(row: dict[str, Any]) -> ContentRecord:
 
 
 def _record(row: Content) -> ContentRecord:
-    return ContentRecord(
-        cid=row.cid,
-        size=row.size,
-        media_type=row.media_type,
-        name=row.name,
-        origin=ContentOrigin(row.origin),
-        created_at=row.created_at,
-        description=row.description,
-        tags=list(row.tags or []),
-        owner=row.owner,
-        pinned=bool(row.pinned),
-        published=bool(row.published),
-        last_access=row.last_access,
-        provenance_cid=row.provenance_cid,
-    )
+    return _record_of({column.key: getattr(row, column.key) for column in _CONTENT_TABLE.columns})
 
 
 def _register_rows(session: Session, records: list[ContentRecord], now: float) -> list[ContentRecord]:

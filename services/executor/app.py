@@ -9,9 +9,9 @@ from nats.aio.msg import Msg
 
 from artdag_common import streams, subjects
 from artdag_common.content_store import open_store_async
+from artdag_common.nats_server import die_with_parent
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
-from services.executor.pool import die_with_parent
 from services.executor.service import StepRenderer
 from services.executor.settings import ExecutorSettings
 
@@ -20,7 +20,8 @@ INLINE_SLOTS = 64
 
 
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
-    # Media work runs in worker processes ("spawn": no forked event loop or sockets).
+    # Media work runs in worker processes ("spawn": no forked event loop or sockets) that end with
+    # this one: an executor killed outright must not leave a render going on for nobody.
     pool = ProcessPoolExecutor(
         max_workers=settings.max_concurrent_steps,
         mp_context=multiprocessing.get_context("spawn"),

@@ -5,7 +5,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -132,14 +132,6 @@ class _LiveRun:
 
     def __post_init__(self) -> None:
         self.written_status = self.state.status
-
-
-async def _outcome_of(pending: Awaitable[Any]) -> Any:
-    """What `pending` gives, or the exception it raises (like `gather(..., return_exceptions=True)`)."""
-    try:
-        return await pending
-    except Exception as exc:  # noqa: BLE001 - handed back, as gather does
-        return exc
 
 
 @dataclass(frozen=True)
@@ -459,7 +451,7 @@ class RunDriver:
         # once both are done, and the run is announced finished only once its registrations are.
         registering = None
         if output is not None:
-            registering = asyncio.ensure_future(self._register_outputs([output]))
+            registering = asyncio.ensure_future(self._register_output(output))
             pending = self._registering.setdefault(event.run_id, set())
             pending.add(registering)
             registering.add_done_callback(pending.discard)
@@ -481,23 +473,18 @@ class RunDriver:
                     if not self._registering.get(event.run_id, True):
                         del self._registering[event.run_id]
 
-    async def _register_outputs(self, records: list[ContentRecord]) -> None:
-        """Register step outputs with the cache (batched with other runs' by the `Registrar`).
+    async def _register_output(self, record: ContentRecord) -> None:
+        """Register a step's output with the cache (batched with others' by the `Registrar`).
 
-        A transport failure raises (the events are redelivered and registered then); a record
-        the cache refuses is logged: it must not hold its run back forever.
+        A transport failure raises (the event is redelivered and registered then); a record the
+        cache refuses is logged: it must not hold its run back forever.
         """
-        if not records:
-            return
-        if len(records) == 1:
-            outcomes: list[Any] = [await _outcome_of(self.registrar.register(records[0]))]
-        else:
-            outcomes = await asyncio.gather(*(self.registrar.register(r) for r in records), return_exceptions=True)
-        for record, outcome in zip(records, outcomes, strict=True):
-            if isinstance(outcome, ArtdagError) and not isinstance(outcome, RetryableError):
-                log.warning("the cache refused the metadata of %s: %s", record.cid, outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome
+        try:
+            await self.registrar.register(record)
+        except RetryableError:
+            raise
+        except ArtdagError as exc:
+            log.warning("the cache refused the metadata of %s: %s", record.cid, exc)
 
     async def on_dead_letter(self, payload: bytes, deliveries: int) -> None:
         """A step JetStream gave up on (its worker crashed or hung every time): fail the step."""

@@ -199,9 +199,6 @@ class RunBook:
             **_progress_columns(state),
         }
 
-    async def save(self, state: RunState) -> None:
-        await self.save_record(state.run_id, self.record(state))
-
     async def save_record(self, run_id: str, values: dict[str, Any]) -> None:
         def save(session: Session) -> None:
             result = cast(CursorResult[Any], session.execute(update(Run).where(Run.run_id == run_id).values(**values)))

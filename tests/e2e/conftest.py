@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -140,13 +139,8 @@ def running_stack(home: Path, *args: str, **env: str) -> Iterator[Stack]:
         assert [pid for pid in family if alive(pid)] == [], "processes left behind"
     finally:
         if process.poll() is None:
-            # A failed test: stop the whole stack, not only the launcher (its children would linger).
-            family = descendants(process.pid)
             process.kill()
             process.wait()
-            for pid in family:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
 
 
 UPLOAD_LIMIT = 8 * 1024 * 1024

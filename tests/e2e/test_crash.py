@@ -19,7 +19,7 @@ from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
 from services.executor.primitives.resize import render_resize
-from tests.e2e.conftest import alive, running_stack
+from tests.e2e.conftest import alive, descendants, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
             assert victim in st.descendants()
             time.sleep(0.3)  # well inside the render
             assert http.get(f"/runs/{run_id}").json()["status"] == "running"
-            workers = children_of(victim)
+            workers = descendants(victim)
             assert workers, "the executor renders in a worker process"
             os.kill(victim, signal.SIGKILL)
 
@@ -98,18 +98,6 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
         assert "executor-1 exited with code -9; restarting" in st.log.read_text() or (
             "executor-2 exited with code -9; restarting" in st.log.read_text()
         )
-
-
-def children_of(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
 
 
 def test_a_killed_planner_loses_nothing(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from artdag_common.demo_media import write_test_clip
+from artdag_common.testing import noop_tree_recipe
 from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e
@@ -23,26 +24,6 @@ steps:
   - {id: negative, type: EFFECT, inputs: [small], config: {effect: invert}}
 output: negative
 """
-
-
-def tree_recipe(leaves: int, salt: int) -> str:
-    """A binary tree of NOOP steps: `2 * leaves - 1` steps, ready one level at a time."""
-    lines = [f"name: tree-{salt}", "steps:"]
-    level = [f"l{i}" for i in range(leaves)]
-    lines += [f"  - {{id: {name}, type: NOOP, config: {{n: {salt * 10_000 + i}}}}}" for i, name in enumerate(level)]
-    made, depth = leaves, 0
-    while len(level) > 1:
-        depth += 1
-        parents = []
-        for k in range(0, len(level), 2):
-            name = f"d{depth}_{k // 2}"
-            inputs = f"[{level[k]}, {level[k + 1]}]"
-            lines.append(f"  - {{id: {name}, type: NOOP, inputs: {inputs}, config: {{n: {salt * 10_000 + made}}}}}")
-            made += 1
-            parents.append(name)
-        level = parents
-    lines.append(f"output: {level[0]}")
-    return "\n".join(lines) + "\n"
 
 
 def wait_for(http: httpx.Client, run_id: str, timeout_s: float = 120) -> dict[str, Any]:
@@ -63,7 +44,9 @@ def test_two_planners_drive_runs_together(tmp_path: Path) -> None:
         with clip.open("rb") as handle:
             video = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
         # Three trees and a media chain at once: events of each run reach both planners.
-        runs = [http.post("/runs", json={"recipe": tree_recipe(64, salt), "inputs": {}}).json() for salt in (1, 2, 3)]
+        runs = [
+            http.post("/runs", json={"recipe": noop_tree_recipe(64, salt), "inputs": {}}).json() for salt in (1, 2, 3)
+        ]
         chain = http.post("/runs", json={"recipe": CHAIN, "inputs": {"video": video}}).json()
         for submitted in [*runs, chain]:
             run = wait_for(http, submitted["run_id"])
@@ -87,7 +70,9 @@ def test_two_planners_drive_runs_together(tmp_path: Path) -> None:
         outputs = {step["output_cid"] for step in tree["steps"].values()}
         assert all(http.get(f"/cache/{cid}/meta").status_code == 200 for cid in sorted(outputs)[:20])
         # The same tree again: every step found cached at once, by either replica.
-        again = wait_for(http, http.post("/runs", json={"recipe": tree_recipe(64, 1), "inputs": {}}).json()["run_id"])
+        again = wait_for(
+            http, http.post("/runs", json={"recipe": noop_tree_recipe(64, 1), "inputs": {}}).json()["run_id"]
+        )
         assert again["status"] == "completed"
         assert all(step["status"] == "cached" for step in again["steps"].values())
         assert again["output_cid"] == tree["output_cid"]

@@ -111,7 +111,7 @@ async def test_run_book_keeps_state_and_lists_newest_first(engine: AsyncEngine) 
     apply_step_event(
         first, StepEvent(run_id=first.run_id, step_id=plan.output_step, status=StepStatus.COMPLETED, output_cid=CID)
     )
-    await book.save(first)
+    await book.save_record(first.run_id, RunBook.record(first))
     stored = await book.get(first.run_id)
     assert stored.status == RunStatus.COMPLETED
     assert stored.output_cid == CID
@@ -170,7 +170,8 @@ async def test_a_unit_of_work_that_raises_leaves_nothing(engine: AsyncEngine) ->
     assert (await ContentCatalog(sessions).get(CID)).size == 1
     with pytest.raises(NotFoundError):
         plan = build_plan(parse_recipe("steps:\n  - {id: a, type: NOOP}\noutput: a\n"), {})
-        await RunBook(sessions).save(new_run_state("run-" + "4" * 32, plan))
+        missing = new_run_state("run-" + "4" * 32, plan)
+        await RunBook(sessions).save_record(missing.run_id, RunBook.record(missing))
 
 
 async def test_a_unit_of_work_waits_out_another_process_holding_sqlite(tmp_path: Path) -> None:
