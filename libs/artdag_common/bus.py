@@ -40,10 +40,13 @@ ErrorCallback = Callable[[Exception], Awaitable[None]]
 async def connect(
     url: str, name: str, *, connect_timeout_s: float = 5.0, closing: asyncio.Event | None = None
 ) -> NatsClient:
-    """Connect with reconnects on; logs (not raises) disconnections, except once `closing` is set."""
+    """Connect with reconnects on; logs (not raises) disconnections, except once `closing` is set
+    or the client was closed on purpose."""
+    client = NatsClient()
 
     def quiet() -> bool:
-        return closing is not None and closing.is_set()
+        # nats-py marks a client closed before it calls back about the disconnection it made.
+        return client.is_closed or (closing is not None and closing.is_set())
 
     async def on_error(exc: Exception) -> None:
         if not quiet():
@@ -56,7 +59,7 @@ async def connect(
     async def on_reconnect() -> None:
         log.info("reconnected to nats")
 
-    return await nats.connect(
+    await client.connect(
         servers=url.split(","),
         name=name,
         connect_timeout=connect_timeout_s,
@@ -67,6 +70,7 @@ async def connect(
         reconnected_cb=on_reconnect,
         drain_timeout=5,
     )
+    return client
 
 
 def encode(model: BaseModel) -> bytes:

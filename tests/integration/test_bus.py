@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import nats.errors
 import pytest
@@ -17,6 +18,7 @@ from artdag_common.bus import (
     Outgoing,
     StreamError,
     StreamPublisher,
+    connect,
     consume,
     kv_get_many,
     publish_event,
@@ -145,14 +147,31 @@ async def test_message_fate_follows_the_error(nc: NatsClient) -> None:
 
 async def test_a_second_server_is_separate(tmp_path_factory: pytest.TempPathFactory) -> None:
     with EmbeddedNatsServer(tmp_path_factory.mktemp("other")) as other:
-        from artdag_common.bus import connect
-
         client = await connect(other.url, "pytest-other")
         try:
             assert client.is_connected
             assert client.connected_url is not None and client.connected_url.port == other.port
         finally:
             await client.close()
+
+
+async def test_closing_a_client_is_quiet_and_losing_the_server_is_logged(
+    tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="artdag_common.bus")
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("quiet")) as server:
+        closed_on_purpose = await connect(server.url, "pytest-quiet")
+        await closed_on_purpose.close()
+        assert "disconnected from nats" not in caplog.text
+        left_behind = await connect(server.url, "pytest-left")
+    try:
+        for _ in range(100):  # the server is gone: the client notices within a moment
+            if "disconnected from nats" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "disconnected from nats" in caplog.text
+    finally:
+        await left_behind.close()
 
 
 async def test_a_message_nobody_settles_becomes_a_dead_letter_once(nc: NatsClient) -> None:
