@@ -59,12 +59,13 @@ async def connect(
     async def on_reconnect() -> None:
         log.info("reconnected to nats")
 
+    # nats-py annotates its timeouts as int but sleeps on them: fractions of a second work.
     await client.connect(
         servers=url.split(","),
         name=name,
-        connect_timeout=connect_timeout_s,
+        connect_timeout=connect_timeout_s,  # type: ignore[arg-type]
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
