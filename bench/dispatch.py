@@ -2,8 +2,8 @@
 
 Starts `artdag up --executors 2` (SQLite, its own nats-server), then measures
   * a 1,023-step binary tree of NOOP steps (512 leaves), after a 31-step warm-up tree: from the
-    HTTP submit to the run's completed event (and, of that, from the first step task on the bus
-    to the last step's completion), median of TREES runs; steps/s;
+    HTTP submit to the run's completed event (and, of that, until the first step task is on the
+    bus, and from then to the last step's completion), median of TREES runs; steps/s;
   * one-step runs: the step round trip (its task on the bus → its completion event) and
     submit → run completed, p50 over 30 runs;
 and, in the same script, a plain JetStream work queue (nats-py, 2 workers, publishes
@@ -69,9 +69,10 @@ def descendants_cpu(root: int) -> dict[str, float]:
     return usage
 
 
-async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> tuple[float, float]:
-    """Submit over HTTP; time until the run's completed event arrives on the bus, and the step
-    round trip: from the first step task on the bus to the last step's completion event."""
+async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> tuple[float, float, float]:
+    """Submit over HTTP; time until the run's completed event arrives on the bus, until the first
+    step task is on the bus, and from then to the last step's completion event (for a one-step
+    run: the step round trip)."""
     nc = await connect(nc_url, "bench")
     try:
         done = asyncio.get_running_loop().create_future()
@@ -101,12 +102,12 @@ async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> t
         elapsed = time.perf_counter() - started
         if status != "completed":
             raise RuntimeError(f"run {status}")
-        return elapsed, last_step[0] - first_task[0]
+        return elapsed, first_task[0] - started, last_step[0] - first_task[0]
     finally:
         await nc.close()
 
 
-async def artdag(home: Path) -> tuple[float, float, float, float, dict[str, float]]:
+async def artdag(home: Path) -> tuple[float, float, float, float, float, dict[str, float]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTDAG_", "NATS_", "DATABASE_"))}
     env["ARTDAG_LOG_LEVEL"] = "WARNING"
@@ -146,8 +147,9 @@ async def artdag(home: Path) -> tuple[float, float, float, float, dict[str, floa
             await wait_completed(url, http, noop_tree_recipe(16, 0))
             before = descendants_cpu(proc.pid)
             timed = [await wait_completed(url, http, noop_tree_recipe(512, salt)) for salt in range(1, TREES + 1)]
-            trees = [total for total, _ in timed]
-            executing = statistics.median(steps for _, steps in timed)
+            trees = [total for total, _, _ in timed]
+            starting = statistics.median(start for _, start, _ in timed)
+            executing = statistics.median(steps for _, _, steps in timed)
             after = descendants_cpu(proc.pid)
             tree = statistics.median(trees)
             print("artdag trees: " + ", ".join(f"{t:.3f} s" for t in trees), flush=True)
@@ -160,9 +162,9 @@ async def artdag(home: Path) -> tuple[float, float, float, float, dict[str, floa
                 )
                 for i in range(30)
             ]
-        submit_trip = statistics.median(trip for trip, _ in trips)
-        step_trip = statistics.median(step for _, step in trips)
-        return tree, executing, submit_trip, step_trip, cpu
+        submit_trip = statistics.median(trip for trip, _, _ in trips)
+        step_trip = statistics.median(step for _, _, step in trips)
+        return tree, starting, executing, submit_trip, step_trip, cpu
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -231,9 +233,12 @@ async def baseline(tmp: Path) -> tuple[float, float]:
 async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base_tree, base_trip = await baseline(Path(tmp))
-        tree, executing, trip, step_trip, cpu = await artdag(Path(tmp) / "home")
+        tree, starting, executing, trip, step_trip, cpu = await artdag(Path(tmp) / "home")
     print(f"{'':24} {'artdag':>12} {'JetStream WQ':>14} {'ratio':>8}")
     print(f"{'1,023-step tree':24} {tree:10.3f} s {base_tree:12.3f} s {tree / base_tree:7.1f}x")
+    print(
+        f"{'  of which starting':24} {starting:10.3f} s   (HTTP submit → first step task on the bus: parse, plan, record)"
+    )
     print(f"{'  of which executing':24} {executing:10.3f} s   (first step task on the bus → last step done)")
     print(f"{'steps/s':24} {1023 / tree:12.0f} {1023 / base_tree:14.0f}")
     print(f"{'steps/s executing':24} {1023 / executing:12.0f}")
