@@ -72,23 +72,63 @@ class Recipe(BaseModel):
         return cid_of_bytes(canonical_json(self.canonical()))
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_DEFAULT_TAGS = {
+    yaml.ScalarNode: _STR_TAG,
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+}
+# Characters a plain scalar can start with and be something other than a string (bool, int,
+# float, null, timestamp, merge, value): any other first character makes a string.
+_IMPLICIT_FIRST = frozenset(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
+class _FastResolver:
+    """SafeLoader's tag resolution with the common case first: a plain scalar whose first character
+    no implicit type can start with is a string (libyaml's composer asks for every node)."""
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode or not implicit[0] or (value and value[0] not in _IMPLICIT_FIRST):
+            return _DEFAULT_TAGS[kind]
+        tag: str = yaml.SafeLoader.resolve(self, kind, value, implicit)  # type: ignore[arg-type,no-untyped-call]
+        return tag
+
+    # Path resolvers are never registered for the safe loader (checked below): nothing to track.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
 # libyaml's parser when PyYAML was built with it (the wheels are): a big recipe parses ~10× faster.
-_NodeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if hasattr(yaml, "CSafeLoader") and not yaml.SafeLoader.yaml_path_resolvers:
+
+    class _CNodeLoader(_FastResolver, yaml.CSafeLoader):
+        pass
+
+    _NodeLoader: type[Any] = _CNodeLoader  # libyaml's loaders do not subclass SafeLoader
+else:  # pragma: no cover - PyYAML without libyaml
+    _NodeLoader = yaml.SafeLoader
 
 
-def _compose(loader_type: type[yaml.SafeLoader], text: str) -> yaml.Node | None:
+def _compose(loader_type: type[Any], text: str) -> yaml.Node | None:
     loader = loader_type(text)
     try:
-        return loader.get_single_node()
+        node: yaml.Node | None = loader.get_single_node()
+        return node
     finally:
         loader.dispose()
 
 
+class _ExpansionError(Exception):
+    """The document's aliases expand to more values than any honest recipe has."""
+
+
 class _Located:
-    """YAML → Python, remembering where each value stood."""
+    """YAML → Python, keeping the node tree to say where a value stood (only errors ask)."""
 
     def __init__(self, text: str) -> None:
-        self.marks: dict[_Path, tuple[int, int]] = {}
         try:
             node = _compose(_NodeLoader, text)
         except yaml.MarkedYAMLError:
@@ -97,30 +137,61 @@ class _Located:
             # The pure-Python parser points at bad YAML more precisely (where the problem starts,
             # not where libyaml gave up): errors are rare, so ask it for the message.
             node = _compose(yaml.SafeLoader, text)
+        self.root = node
         self.loader = yaml.SafeLoader("")
-        self.value = None if node is None else self._build(node, ())
+        # Aliases let a few bytes stand for an exponential tree ("billion laughs"): a recipe
+        # without them has fewer values than bytes, so this leaves room for honest reuse.
+        self.budget = 100_000 + len(text)
+        self.value = None if node is None else self._build(node)
 
-    def _build(self, node: yaml.Node, path: _Path) -> Any:
-        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    def _build(self, node: yaml.Node) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _ExpansionError
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR_TAG else self.loader.construct_object(node, deep=True)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
+                key = self._build(key_node)
                 if not isinstance(key, str):
-                    raise _error(f"key {key!r} must be a string", path, self)
+                    raise _error(f"key {key!r} must be a string", self.path_of(node), self, key_node)
                 if key in out:
-                    raise _error(f"duplicate key {key!r}", (*path, key), self, key_node)
-                out[key] = self._build(value_node, (*path, key))
+                    raise _error(f"duplicate key {key!r}", (*self.path_of(node), key), self, key_node)
+                out[key] = self._build(value_node)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [self._build(item) for item in node.value]
         return self.loader.construct_object(node, deep=True)
 
+    def path_of(self, target: yaml.Node) -> _Path:
+        """Where `target` stands in the document (a depth-first search: only errors need it)."""
+        stack: list[tuple[yaml.Node, _Path]] = [(self.root, ())] if self.root is not None else []
+        while stack:
+            node, path = stack.pop()
+            if node is target:
+                return path
+            if isinstance(node, yaml.MappingNode):
+                stack.extend((value, (*path, key.value)) for key, value in node.value if isinstance(key.value, str))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+        return ()
+
     def where(self, path: _Path) -> str:
-        while path and path not in self.marks:
-            path = path[:-1]
-        line, column = self.marks.get(path, (1, 1))
-        return f"line {line}, column {column}"
+        """Line and column of the value at `path`, or of the nearest enclosing one that exists."""
+        node = self.root
+        for part in path:
+            found = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                found = next((value for key, value in node.value if key.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                found = node.value[part]
+            if found is None:
+                break
+            node = found
+        if node is None:
+            return "line 1, column 1"
+        return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
 
 
 def _dotted(path: _Path) -> str:
@@ -150,6 +221,10 @@ def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
         raise InvalidInputError(f"recipe is larger than {max_bytes} bytes", field="recipe")
     try:
         located = _Located(text)
+    except _ExpansionError:
+        raise InvalidInputError(
+            "recipe expands to too many values (YAML aliases repeat too much)", field="recipe"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -164,3 +164,59 @@ output: both
         parse_recipe(mixed)
     assert info.value.field == "steps[2].inputs[0]"
     assert parse_recipe(mixed.replace("  - {id: wrong, type: MUX, inputs: [cut, clip]}\n", "")).output == "both"
+
+
+def test_scalars_mean_what_pyyaml_safe_load_makes_of_them() -> None:
+    # The recipe reader resolves plain scalars with a shortcut; it must agree with PyYAML.
+    import yaml
+
+    from artdag_common.recipe import _Located
+
+    text = """
+words: [abc, NOOP, l0, d1_0, "quoted", 'single', hello world, _x, Über]
+bools: [yes, no, on, off, true, False, Y, n]
+numbers: [0, -1, +2, 0x1f, 0o17, 017, 1_000, 3.5, -.5, 1e3, .inf, -.INF, .nan, 1:30, 08]
+nulls: [~, null, Null, ""]
+empty:
+dates: [2026-11-28, 2026-11-28T10:00:00Z]
+other: ["=", "<<", "-", "1.2.3", "+", "0.", "--"]
+tagged: !!str 123
+nested: {a: [1, {b: 2.0}], c: null}
+"""
+    located = _Located(text).value
+    expected = yaml.safe_load(text)
+    assert isinstance(located, dict) and isinstance(expected, dict)
+    nan = located["numbers"].pop(12)
+    assert nan != nan  # NaN
+    expected["numbers"].pop(12)
+    assert located == expected
+
+
+def test_aliases_may_repeat_a_config_but_not_explode() -> None:
+    shared = """
+inputs: [video]
+steps:
+  - {id: a, type: RESIZE, inputs: [video], config: &size {width: 32, height: 32}}
+  - {id: b, type: RESIZE, inputs: [a], config: *size}
+output: b
+"""
+    recipe = parse_recipe(shared)
+    assert recipe.steps[0].config == recipe.steps[1].config
+    # "Billion laughs": each level repeats the one before ten times (10^6 values from ~300 bytes).
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
+    bomb = "registry:\n" + "\n".join(f"  {level}" for level in levels) + "\n" + shared
+    with pytest.raises(InvalidInputError, match="aliases") as info:
+        parse_recipe(bomb)
+    assert info.value.field == "recipe"
+
+
+def test_a_bad_key_is_placed_where_it_stands() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(RESIZE.replace("    config: {width: 320", "    config: {1: 2, width: 320"))
+    assert info.value.field == "steps[0].config"
+    assert "line 8" in info.value.message
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(RESIZE.replace("height: 240}", "height: 240, width: 3}"))
+    assert info.value.field == "steps[0].config.width"
+    assert "duplicate key 'width'" in info.value.message
