@@ -26,33 +26,66 @@ RUN_ID_RE = re.compile(r"^run-[0-9a-f]{32}$")
 STEP_ID_SCHEME = 1
 
 
-def _normalise(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, bool | str):
+class _UnhashableError(Exception):
+    """A value canonical JSON cannot hold; `where` is filled in on the way out (keys, indices)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where: list[str | int] = []
+
+
+def _normalise(value: Any) -> Any:
+    # Exact types first: ids are hashed for every step of a plan, and most values are plain.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
+    if kind is float or isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInputError(f"{value!r} is not allowed in canonical JSON", field=path or None)
+            raise _UnhashableError(f"{value!r} is not allowed in canonical JSON")
         # 1.0 and 1 are the same number: hash them the same way.
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, str | int):  # subclasses: enums and the like
+        return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInputError(f"object key {key!r} is not a string", field=path or None)
-            out[key] = _normalise(item, f"{path}.{key}" if path else key)
+                raise _UnhashableError(f"object key {key!r} is not a string")
+            try:
+                out[key] = _normalise(item)
+            except _UnhashableError as exc:
+                exc.where.insert(0, key)
+                raise
         return out
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_normalise(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise InvalidInputError(f"value of type {type(value).__name__} cannot be hashed", field=path or None)
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_normalise(item))
+            except _UnhashableError as exc:
+                exc.where.insert(0, i)
+                raise
+        return items
+    raise _UnhashableError(f"value of type {type(value).__name__} cannot be hashed")
+
+
+def _dotted(where: list[str | int]) -> str | None:
+    out = ""
+    for part in where:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or None
 
 
 def canonical_json(value: Any) -> bytes:
     """UTF-8 JSON with sorted keys, no spaces, shortest round-trip numbers, no NaN."""
-    return json.dumps(
-        _normalise(value, ""), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    try:
+        normal = _normalise(value)
+    except _UnhashableError as exc:
+        raise InvalidInputError(exc.message, field=_dotted(exc.where)) from None
+    return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def sha3_hex(value: Any) -> str:

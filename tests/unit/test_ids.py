@@ -37,6 +37,12 @@ def test_canonical_json_refuses_unhashable_values() -> None:
     with pytest.raises(InvalidInputError) as info:
         canonical_json({"x": {"y": b"bytes"}})
     assert info.value.field == "x.y"
+    with pytest.raises(InvalidInputError) as info:
+        canonical_json({"a": 1, "x": [1, {"y": math.inf}]})
+    assert info.value.field == "x[1].y"
+    with pytest.raises(InvalidInputError) as info:
+        canonical_json([{1: "key not a string"}])
+    assert info.value.field == "[0]"
 
 
 # Golden vectors: these ids are stored in caches; a change here invalidates every cache.
