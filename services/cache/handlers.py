@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import time
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from artdag_common import rpc
-from artdag_common.bus import settle
+from artdag_common.bus import delivery_count, settle
 from artdag_common.content_store import ContentStore
-from artdag_common.errors import NotFoundError
+from artdag_common.errors import NotFoundError, RetryableError
 from artdag_common.keys import L1Keys
 from artdag_common.schemas import (
     ContentOrigin,
@@ -23,10 +25,17 @@ from artdag_common.schemas import (
     RunState,
     RunStatus,
 )
-from services.cache.provenance import provenance_json, provenance_record, run_refs, sign_provenance
+from services.cache.provenance import provenance_json, provenance_record, run_refs, sign_provenance, unsettled
 from services.cache.service import PROVENANCE, ContentCatalog
 
 log = logging.getLogger(__name__)
+
+# A completed run whose state does not show everything yet (see `unsettled`) is asked for again
+# every SETTLE_POLL_S for SETTLE_WAIT_S, then its event comes back later; from the
+# SETTLE_DELIVERIES-th delivery on, what there is gets recorded.
+SETTLE_POLL_S = 0.05
+SETTLE_WAIT_S = 2.0
+SETTLE_DELIVERIES = 3
 
 
 class RunFollower:
@@ -58,7 +67,7 @@ class RunFollower:
         try:
             event = RunEvent.model_validate_json(msg.data)
             if event.status == RunStatus.COMPLETED:
-                await self.completed(event.run_id)
+                await self.completed(event.run_id, settled_only=delivery_count(msg) < SETTLE_DELIVERIES)
         except ValidationError as exc:
             log.warning("malformed run event on %s: %s", msg.subject, exc)
         except Exception as exc:  # noqa: BLE001 - settle() decides: permanent → term, else retry
@@ -66,10 +75,14 @@ class RunFollower:
             log.warning("run event %s: %s", msg.subject, exc)
         await settle(msg, error, max_deliver=self.max_deliver)
 
-    async def completed(self, run_id: str) -> str | None:
-        """Record the run's references and provenance; the provenance record's cid (None without output)."""
+    async def completed(self, run_id: str, *, settled_only: bool = False) -> str | None:
+        """Record the run's references and provenance; the provenance record's cid (None without output).
+
+        `settled_only`: raise `RetryableError` rather than record a state that does not show
+        everything yet (`unsettled`) after waiting a moment for it.
+        """
         request = RunRequest(run_id=run_id)
-        state = await rpc.call(self.nc, "planner", "get_run", request, RunState, timeout_s=self.timeout_s)
+        state = await self._settled_state(request, settled_only=settled_only)
         plan = await rpc.call(self.nc, "planner", "get_plan", request, Plan, timeout_s=self.timeout_s)
         refs = run_refs(state)
         await self.catalog.record_refs(run_id, refs)
@@ -108,3 +121,17 @@ class RunFollower:
         self.counts["provenance_records"] += 1
         log.info("run %s: provenance %s for output %s", run_id, cid, state.output_cid)
         return cid
+
+    async def _settled_state(self, request: RunRequest, *, settled_only: bool) -> RunState:
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        while True:
+            state = await rpc.call(self.nc, "planner", "get_run", request, RunState, timeout_s=self.timeout_s)
+            missing = unsettled(state)
+            if not missing:
+                return state
+            if time.monotonic() >= deadline:
+                if settled_only:
+                    raise RetryableError(f"run {state.run_id} does not show {', '.join(missing[:5])} yet")
+                log.warning("run %s recorded without %s", state.run_id, ", ".join(missing[:5]))
+                return state
+            await asyncio.sleep(SETTLE_POLL_S)

@@ -30,6 +30,25 @@ def run_refs(state: RunState) -> list[tuple[str, str]]:
     return refs
 
 
+def unsettled(state: RunState) -> list[str]:
+    """What a completed run's state does not show yet: the plan's cid, and steps its output was
+    made from that are not done. With several planner replicas, the one announcing the run may
+    not have heard of everything the other saw: the other folds it in a moment later."""
+    missing = [] if state.plan_cid else ["plan_cid"]
+    stack = [state.output_step] if state.output_step else []
+    seen: set[str] = set()
+    while stack:
+        step_id = stack.pop()
+        step = state.steps.get(step_id)
+        if step_id in seen or step is None:
+            continue
+        seen.add(step_id)
+        if not step.status.done:
+            missing.append(step.name)
+        stack.extend(step.inputs)
+    return missing
+
+
 def effects_of(plan: Plan) -> list[ProvenanceEffect]:
     """The effects a plan applies, once each (a chunked effect is one effect), in plan order."""
     seen: list[ProvenanceEffect] = []

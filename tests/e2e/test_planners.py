@@ -62,6 +62,14 @@ def test_two_planners_drive_runs_together(tmp_path: Path) -> None:
             # Whatever replica announced the run, its output is known to the cache by then.
             meta = http.get(f"/cache/{run['output_cid']}/meta")
             assert meta.status_code == 200, meta.text
+            # Its provenance record, made by the cache when it heard the run finished, names the
+            # plan even when the announcing replica did not store it (the cache waits for it).
+            deadline = time.monotonic() + 10
+            while not (provenance := http.get(f"/cache/{run['output_cid']}/meta").json()["provenance_cid"]):
+                assert time.monotonic() < deadline, "no provenance record"
+                time.sleep(0.1)
+            record = http.get(f"/cache/{provenance}/raw").json()
+            assert (record["run_id"], record["plan_cid"]) == (run["run_id"], run["plan_cid"])
             listed = http.get("/runs", params={"limit": 50}).json()["runs"]
             assert {r["run_id"]: r["status"] for r in listed}[run["run_id"]] == "completed"
         tree = wait_for(http, runs[0]["run_id"])

@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client as NatsClient
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from artdag_common import rpc
 from artdag_common.content_store import LocalContentStore
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import StorageProvider
-from artdag_common.errors import ConflictError, InvalidInputError, NotFoundError
+from artdag_common.errors import ConflictError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import (
     ContentMetaPatch,
@@ -26,6 +28,7 @@ from artdag_common.schemas import (
     MediaListRequest,
     Plan,
     PlanStep,
+    RunRequest,
     RunState,
     RunStatus,
     StepState,
@@ -34,6 +37,8 @@ from artdag_common.schemas import (
     StorageProviderPatch,
     StorageProviderUpdate,
 )
+from services.cache import handlers
+from services.cache.handlers import RunFollower
 from services.cache.provenance import provenance_json, provenance_record, run_refs
 from services.cache.providers import MASK, ProviderBook, SecretBox, type_schema
 from services.cache.service import ContentCatalog
@@ -301,3 +306,69 @@ async def test_provider_test_really_round_trips(
     await book.delete(local.id)
     with pytest.raises(NotFoundError):
         await book.get(local.id)
+
+
+async def test_a_completed_run_is_recorded_once_its_state_shows_every_step(
+    sessions: async_sessionmaker[AsyncSession],
+    store: LocalContentStore,
+    nc: NatsClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another planner replica may announce a run before this one's steps reach its state: the
+    cache waits for them (and the plan's cid) rather than record a run without them."""
+    catalog = ContentCatalog(sessions, store)
+    source = await put(catalog, store, b"source", ContentOrigin.UPLOAD)
+    middle = await put(catalog, store, b"middle", ContentOrigin.STEP_OUTPUT)
+    output = await put(catalog, store, b"output", ContentOrigin.STEP_OUTPUT)
+    seen_by_announcer = RunState(
+        run_id="run-settle",
+        status=RunStatus.COMPLETED,
+        recipe_id="QmRecipe",
+        recipe_name="demo",
+        plan_id="p" * 64,
+        inputs={"video": source.cid},
+        output_step="s3",
+        output_cid=output.cid,
+        steps={
+            "s0": StepState(name="video", node_type="SOURCE", status=StepStatus.COMPLETED, output_cid=source.cid),
+            "s1": StepState(name="fx[0:10]", node_type="EFFECT", inputs=["s0"], status=StepStatus.QUEUED),
+            "s3": StepState(
+                name="blur", node_type="EFFECT", inputs=["s1"], status=StepStatus.COMPLETED, output_cid=output.cid
+            ),
+        },
+    )
+    merged = seen_by_announcer.model_copy(deep=True)
+    merged.plan_cid = "QmPlan"
+    merged.steps["s1"].status, merged.steps["s1"].output_cid = StepStatus.COMPLETED, middle.cid
+    asked = 0
+
+    async def get_run(request: RunRequest) -> RunState:
+        nonlocal asked
+        asked += 1
+        return merged if asked >= 3 else seen_by_announcer  # the other replica's write lands
+
+    async def get_plan(request: RunRequest) -> Plan:
+        return _plan()
+
+    monkeypatch.setattr(handlers, "SETTLE_WAIT_S", 0.5)
+    follower = RunFollower(nc, catalog, store, rendered_by="local", max_deliver=3, timeout_s=5)
+    served = [
+        await rpc.serve(nc, "planner", "get_run", RunRequest, get_run),
+        await rpc.serve(nc, "planner", "get_plan", RunRequest, get_plan),
+    ]
+    try:
+        provenance = await follower.completed("run-settle", settled_only=True)
+        assert asked == 3
+        assert provenance is not None
+        record = json.loads(b"".join([chunk async for chunk in store.read(provenance)]))
+        assert record["plan_cid"] == "QmPlan"
+        assert ("run-settle", "intermediate") in await catalog.refs(middle.cid)
+
+        # A state that never settles: retried later while deliveries remain, then recorded as it is.
+        asked = -1_000_000
+        with pytest.raises(RetryableError, match="fx\\[0:10\\]"):
+            await follower.completed("run-settle", settled_only=True)
+        assert await follower.completed("run-settle") is not None
+    finally:
+        for sub in served:
+            await sub.unsubscribe()
