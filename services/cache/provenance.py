@@ -14,6 +14,7 @@ from artdag_common.schemas import (
     ProvenanceRecord,
     ProvenanceSignature,
     RunState,
+    StepStatus,
 )
 from services.cache.service import INPUT, INTERMEDIATE, OUTPUT
 
@@ -31,9 +32,10 @@ def run_refs(state: RunState) -> list[tuple[str, str]]:
 
 
 def unsettled(state: RunState) -> list[str]:
-    """What a completed run's state does not show yet: the plan's cid, and steps its output was
-    made from that are not done. With several planner replicas, the one announcing the run may
-    not have heard of everything the other saw: the other folds it in a moment later."""
+    """What a completed run's state does not show yet: the plan's cid, and steps that an executed
+    step of the output's making read but that are not done. With several planner replicas, the
+    one announcing the run may not have heard of everything the other saw: the other folds it in
+    a moment later. (A step found cached needed nothing: its inputs may never have run.)"""
     missing = [] if state.plan_cid else ["plan_cid"]
     stack = [state.output_step] if state.output_step else []
     seen: set[str] = set()
@@ -45,7 +47,8 @@ def unsettled(state: RunState) -> list[str]:
         seen.add(step_id)
         if not step.status.done:
             missing.append(step.name)
-        stack.extend(step.inputs)
+        elif step.status == StepStatus.COMPLETED:
+            stack.extend(step.inputs)
     return missing
 
 

@@ -369,6 +369,14 @@ async def test_a_completed_run_is_recorded_once_its_state_shows_every_step(
         with pytest.raises(RetryableError, match="fx\\[0:10\\]"):
             await follower.completed("run-settle", settled_only=True)
         assert await follower.completed("run-settle") is not None
+
+        # A run whose output was found cached: the steps before it never ran, and need not.
+        cached = seen_by_announcer.model_copy(deep=True)
+        cached.plan_cid = "QmPlan"
+        cached.steps["s3"].status = StepStatus.CACHED
+        asked, merged, seen_by_announcer = 0, cached, cached
+        assert await follower.completed("run-settle", settled_only=True) is not None
+        assert asked == 1
     finally:
         for sub in served:
             await sub.unsubscribe()
