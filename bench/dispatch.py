@@ -236,9 +236,7 @@ async def main() -> int:
         tree, starting, executing, trip, step_trip, cpu = await artdag(Path(tmp) / "home")
     print(f"{'':24} {'artdag':>12} {'JetStream WQ':>14} {'ratio':>8}")
     print(f"{'1,023-step tree':24} {tree:10.3f} s {base_tree:12.3f} s {tree / base_tree:7.1f}x")
-    print(
-        f"{'  of which starting':24} {starting:10.3f} s   (HTTP submit → first step task on the bus: parse, plan, record)"
-    )
+    print(f"{'  of which starting':24} {starting:10.3f} s   (HTTP submit → first step task: parse, plan, record)")
     print(f"{'  of which executing':24} {executing:10.3f} s   (first step task on the bus → last step done)")
     print(f"{'steps/s':24} {1023 / tree:12.0f} {1023 / base_tree:14.0f}")
     print(f"{'steps/s executing':24} {1023 / executing:12.0f}")
