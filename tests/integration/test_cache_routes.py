@@ -218,6 +218,7 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
     source = await upload(client, b"input video", "in.mp4")
     middle = await upload(client, b"intermediate", "mid.mp4")
     output = await upload(client, b"final output", "out.mp4")
+    plan_record = await upload(client, b"{}", "plan.json")
     run_id = "run-" + os.urandom(8).hex()
     state = RunState(
         run_id=run_id,
@@ -225,10 +226,14 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
         recipe_id="QmRecipe",
         recipe_name="demo",
         plan_id="p" * 64,
+        plan_cid=plan_record["cid"],
         inputs={"video": source["cid"]},
+        output_step="b",
         steps={
             "a": StepState(name="a", node_type="EFFECT", status=StepStatus.COMPLETED, output_cid=middle["cid"]),
-            "b": StepState(name="b", node_type="RESIZE", status=StepStatus.COMPLETED, output_cid=output["cid"]),
+            "b": StepState(
+                name="b", node_type="RESIZE", inputs=["a"], status=StepStatus.COMPLETED, output_cid=output["cid"]
+            ),
         },
         output_cid=output["cid"],
         owner="alice",
@@ -278,6 +283,7 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
     assert record["inputs"] == [{"name": "video", "cid": source["cid"]}]
     assert record["effects"] == [{"name": "invert", "version": "7"}]
     assert (record["recipe_cid"], record["rendered_by"]) == ("QmRecipe", "alice")
+    assert record["plan_cid"] == plan_record["cid"]
     # Signed by this L1's Ed25519 key, the one its actor document publishes.
     actor = (await harness.anonymous.get("/actor")).json()
     trusted = actor["artdag:provenanceKey"]["publicKeyBase64"]

@@ -261,44 +261,51 @@
     };
   }
 
-  function initDropzone(zone) {
-    var input = zone.querySelector("input[type=file]");
+  function sendToZone(zone, files) {
     var list = document.getElementById(zone.dataset.list);
-    function send(files) {
-      var jobs = Array.prototype.map.call(files, function (file) {
-        var row = uploadRow(list, file.name);
-        return uploadFile(file, row.progress).then(row.done, row.fail);
-      });
-      Promise.all(jobs).then(function () { if (zone.dataset.refresh) refresh(zone.dataset.refresh); });
-    }
+    var jobs = Array.prototype.map.call(files, function (file) {
+      var row = uploadRow(list, file.name);
+      return uploadFile(file, row.progress).then(row.done, row.fail);
+    });
+    Promise.all(jobs).then(function () { if (zone.dataset.refresh) refresh(zone.dataset.refresh); });
+  }
+
+  function initDropzone(zone) {
     ["dragenter", "dragover"].forEach(function (t) {
       zone.addEventListener(t, function (e) { e.preventDefault(); zone.classList.add("over"); });
     });
     ["dragleave", "drop"].forEach(function (t) {
       zone.addEventListener(t, function (e) { e.preventDefault(); zone.classList.remove("over"); });
     });
-    zone.addEventListener("drop", function (e) { if (e.dataTransfer.files.length) send(e.dataTransfer.files); });
-    input.addEventListener("change", function () { if (input.files.length) send(input.files); input.value = ""; });
+    zone.addEventListener("drop", function (e) { if (e.dataTransfer.files.length) sendToZone(zone, e.dataTransfer.files); });
   }
 
   // A file picked next to an input's <select> is uploaded, then chosen.
-  function initUploadInto(input) {
-    input.addEventListener("change", function () {
-      var file = input.files[0];
-      if (!file) return;
-      var select = document.getElementById(input.dataset.uploadInto);
-      var list = document.getElementById(input.dataset.list);
-      var row = uploadRow(list, file.name);
-      uploadFile(file, row.progress).then(function (body) {
-        row.done(body);
-        var opt = document.createElement("option");
-        opt.value = body.cid; opt.textContent = (body.name || file.name) + " (uploaded)";
-        select.appendChild(opt);
-        select.value = body.cid;
-      }, row.fail);
-      input.value = "";
-    });
+  function uploadInto(input) {
+    var file = input.files[0];
+    if (!file) return;
+    var select = document.getElementById(input.dataset.uploadInto);
+    var list = document.getElementById(input.dataset.list);
+    var row = uploadRow(list, file.name);
+    uploadFile(file, row.progress).then(function (body) {
+      row.done(body);
+      var opt = document.createElement("option");
+      opt.value = body.cid; opt.textContent = (body.name || file.name) + " (uploaded)";
+      select.appendChild(opt);
+      select.value = body.cid;
+    }, row.fail);
+    input.value = "";
   }
+
+  // Files picked are listened for on the document: a boosted page's new content is live a
+  // moment before htmx's load hook (below) runs.
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (!input || !input.matches || input.type !== "file") return;
+    if (input.matches("[data-upload-into]")) { uploadInto(input); return; }
+    var zone = input.closest("[data-dropzone]");
+    if (zone && input.files.length) { sendToZone(zone, input.files); input.value = ""; }
+  });
 
   function initCopy(btn) {
     btn.addEventListener("click", function (e) {
@@ -321,7 +328,6 @@
     each(root, "[data-runs-events]", initRunsList);
     each(root, "[data-wait-plan]", initWaitPlan);
     each(root, "[data-dropzone]", initDropzone);
-    each(root, "[data-upload-into]", initUploadInto);
     each(root, "[data-copy]", initCopy);
   });
 })();
