@@ -7,6 +7,8 @@ these to message fate and one place in the gateway maps them to HTTP status code
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ArtdagError(Exception):
     """Root of every error artdag raises on purpose."""
@@ -139,3 +141,12 @@ ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
 def error_from_code(code: str, message: str, field: str | None = None) -> ArtdagError:
     """Rebuild a typed error from its wire form (see `artdag_common.rpc`)."""
     return ERRORS_BY_CODE.get(code, ArtdagError)(message, field=field)
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """The name an error gives a nested field: keys joined by dots, list indices in brackets
+    (`steps[2].config.width`); empty for the whole document."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from artdag_common.errors import InvalidInputError
+from artdag_common.errors import InvalidInputError, field_path
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 RUN_ID_RE = re.compile(r"^run-[0-9a-f]{32}$")
@@ -70,19 +70,12 @@ def _normalise(value: Any) -> Any:
     raise _UnhashableError(f"value of type {type(value).__name__} cannot be hashed")
 
 
-def _dotted(where: list[str | int]) -> str | None:
-    out = ""
-    for part in where:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or None
-
-
 def canonical_json(value: Any) -> bytes:
     """UTF-8 JSON with sorted keys, no spaces, shortest round-trip numbers, no NaN."""
     try:
         normal = _normalise(value)
     except _UnhashableError as exc:
-        raise InvalidInputError(exc.message, field=_dotted(exc.where)) from None
+        raise InvalidInputError(exc.message, field=field_path(exc.where) or None) from None
     return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artdag_common.cid import cid_of_bytes
-from artdag_common.errors import InvalidInputError, SyntaxInputError
+from artdag_common.errors import InvalidInputError, SyntaxInputError, field_path
 from artdag_common.ids import canonical_json
 from artdag_common.operations import BINDABLE_FEATURES, get_operation
 
@@ -194,13 +194,6 @@ class _Located:
         return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
 
 
-def _dotted(path: _Path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "recipe"
-
-
 def _error(
     message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None, step: str | None = None
 ) -> InvalidInputError:
@@ -212,7 +205,7 @@ def _error(
         where = ""
     prefix = f"step {step!r}: " if step else ""
     suffix = f" ({where})" if where else ""
-    return InvalidInputError(f"{prefix}{message}{suffix}", field=_dotted(path))
+    return InvalidInputError(f"{prefix}{message}{suffix}", field=field_path(path) or "recipe")
 
 
 def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
