@@ -185,15 +185,16 @@ async def kv_get_many(nc: NatsClient, bucket: str, keys: list[str], *, timeout_s
 
     A JetStream batched direct get (`multi_last`): the stream answers with the last message
     of each subject it has, then an end-of-batch status. Absent and deleted keys are left out.
+    The requests for a long list go out together.
     """
     found: dict[str, bytes] = {}
     prefix = f"$KV.{bucket}."
-    for first in range(0, len(keys), KV_GET_BATCH):
-        chunk = keys[first : first + KV_GET_BATCH]
-        inbox = nc.new_inbox()
-        ended = asyncio.get_running_loop().create_future()
 
-        async def collect(msg: Msg, ended: asyncio.Future[str] = ended) -> None:
+    async def read(chunk: list[str]) -> None:
+        inbox = nc.new_inbox()
+        ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def collect(msg: Msg) -> None:
             headers = msg.headers or {}
             status = headers.get("Status")
             if status:
@@ -218,6 +219,8 @@ async def kv_get_many(nc: NatsClient, bucket: str, keys: list[str], *, timeout_s
             await sub.unsubscribe()
         if status not in ("204", "404"):  # end of batch; nothing found
             raise StreamError(f"reading the {bucket} bucket answered {status}")
+
+    await asyncio.gather(*(read(keys[i : i + KV_GET_BATCH]) for i in range(0, len(keys), KV_GET_BATCH)))
     return found
 
 
