@@ -94,6 +94,14 @@ async def test_content_catalog_registers_once_and_finds(engine: AsyncEngine) -> 
         await catalog.get("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
     with pytest.raises(InvalidCidError):
         await catalog.get("'; DROP TABLE content; --")
+    # What a run used, and who holds it: recorded once however often the run's event comes.
+    refs = [(CID, "input"), (CID, "output"), ("", "intermediate")]
+    assert await catalog.record_refs("run-1", refs) == 2
+    assert await catalog.record_refs("run-1", refs) == 0
+    assert await catalog.refs(CID) == [("run-1", "input"), ("run-1", "output")]
+    unknown = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+    assert await catalog.hold([CID, unknown], "alice") == 1  # only content that is there
+    assert await catalog.hold([CID], "alice") == 0
 
 
 async def test_run_book_keeps_state_and_lists_newest_first(engine: AsyncEngine) -> None:
