@@ -121,8 +121,13 @@ def _compose(loader_type: type[Any], text: str) -> yaml.Node | None:
         loader.dispose()
 
 
+# libyaml refuses documents nested over 1,000 levels; a recipe needs a handful (config values
+# are at most a few levels down), and a recursive alias (`&a [*a]`) would nest forever.
+MAX_NESTING = 64
+
+
 class _ExpansionError(Exception):
-    """The document's aliases expand to more values than any honest recipe has."""
+    """The document expands to more values, or nests deeper, than any honest recipe does."""
 
 
 class _Located:
@@ -131,12 +136,16 @@ class _Located:
     def __init__(self, text: str) -> None:
         try:
             node = _compose(_NodeLoader, text)
-        except yaml.MarkedYAMLError:
+        except yaml.MarkedYAMLError as fast_error:
             if _NodeLoader is yaml.SafeLoader:
                 raise
             # The pure-Python parser points at bad YAML more precisely (where the problem starts,
-            # not where libyaml gave up): errors are rare, so ask it for the message.
-            node = _compose(yaml.SafeLoader, text)
+            # not where libyaml gave up): errors are rare, so ask it for the message. It recurses
+            # where libyaml counts: on deep nesting, libyaml's own message stands.
+            try:
+                node = _compose(yaml.SafeLoader, text)
+            except RecursionError:
+                raise fast_error from None
         self.root = node
         self.loader = yaml.SafeLoader("")
         # Aliases let a few bytes stand for an exponential tree ("billion laughs"): a recipe
@@ -144,33 +153,43 @@ class _Located:
         self.budget = 100_000 + len(text)
         self.value = None if node is None else self._build(node)
 
-    def _build(self, node: yaml.Node) -> Any:
+    def _build(self, node: yaml.Node, depth: int = 0) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            raise _ExpansionError
+            raise _ExpansionError("recipe expands to too many values (YAML aliases repeat too much)")
         if isinstance(node, yaml.ScalarNode):
             return node.value if node.tag == _STR_TAG else self.loader.construct_object(node, deep=True)
+        if depth >= MAX_NESTING:
+            where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+            raise _ExpansionError(
+                f"recipe nests deeper than {MAX_NESTING} levels, or a YAML alias refers to a value"
+                f" that holds it ({where})"
+            )
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._build(key_node)
+                key = self._build(key_node, depth + 1)
                 if not isinstance(key, str):
                     raise _error(f"key {key!r} must be a string", self.path_of(node), self, key_node)
                 if key in out:
                     raise _error(f"duplicate key {key!r}", (*self.path_of(node), key), self, key_node)
-                out[key] = self._build(value_node)
+                out[key] = self._build(value_node, depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self._build(item) for item in node.value]
+            return [self._build(item, depth + 1) for item in node.value]
         return self.loader.construct_object(node, deep=True)
 
     def path_of(self, target: yaml.Node) -> _Path:
         """Where `target` stands in the document (a depth-first search: only errors need it)."""
         stack: list[tuple[yaml.Node, _Path]] = [(self.root, ())] if self.root is not None else []
+        seen: set[int] = set()  # aliases share nodes, and may even loop
         while stack:
             node, path = stack.pop()
             if node is target:
                 return path
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             if isinstance(node, yaml.MappingNode):
                 stack.extend((value, (*path, key.value)) for key, value in node.value if isinstance(key.value, str))
             elif isinstance(node, yaml.SequenceNode):
@@ -214,10 +233,8 @@ def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
         raise InvalidInputError(f"recipe is larger than {max_bytes} bytes", field="recipe")
     try:
         located = _Located(text)
-    except _ExpansionError:
-        raise InvalidInputError(
-            "recipe expands to too many values (YAML aliases repeat too much)", field="recipe"
-        ) from None
+    except _ExpansionError as exc:
+        raise InvalidInputError(str(exc), field="recipe") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

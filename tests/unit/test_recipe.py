@@ -211,6 +211,21 @@ output: b
     assert info.value.field == "recipe"
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("x: &a [*a]\n", "alias"),  # a list that holds itself
+        ("x: &a {k: *a, 1: 2}\n", "alias"),
+        ("x: " + "[" * 100 + "]" * 100 + "\n", "nests deeper"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nesting depth"),  # libyaml's own limit
+    ],
+)
+def test_recursive_aliases_and_deep_nesting_are_refused(text: str, words: str) -> None:
+    with pytest.raises(InvalidInputError, match=words) as info:
+        parse_recipe(text)
+    assert info.value.field == "recipe"
+
+
 def test_a_bad_key_is_placed_where_it_stands() -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_recipe(RESIZE.replace("    config: {width: 320", "    config: {1: 2, width: 320"))
