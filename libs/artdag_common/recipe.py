@@ -158,7 +158,7 @@ class _Located:
         if self.budget < 0:
             raise _ExpansionError("recipe expands to too many values (YAML aliases repeat too much)")
         if isinstance(node, yaml.ScalarNode):
-            return node.value if node.tag == _STR_TAG else self.loader.construct_object(node, deep=True)
+            return node.value if node.tag == _STR_TAG else self._scalar(node)
         if depth >= MAX_NESTING:
             where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
             raise _ExpansionError(
@@ -178,6 +178,18 @@ class _Located:
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, depth + 1) for item in node.value]
         return self.loader.construct_object(node, deep=True)
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        """A typed scalar (int, float, bool, null, timestamp…); one PyYAML cannot make is a bad value."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, ArithmeticError):
+            # `!!int abc`, a 5,000-digit integer (over Python's conversion limit), `2026-13-45`…
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            raise _error(f"{text!r} is not a valid {kind}", self.path_of(node), self, node) from None
 
     def path_of(self, target: yaml.Node) -> _Path:
         """Where `target` stands in the document (a depth-first search: only errors need it)."""

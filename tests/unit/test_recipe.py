@@ -226,6 +226,17 @@ def test_recursive_aliases_and_deep_nesting_are_refused(text: str, words: str) -
     assert info.value.field == "recipe"
 
 
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("!!int abc", "int"), ("!!float abc", "float"), ("1" * 5000, "int"), ("2026-13-45", "timestamp")],
+)
+def test_a_scalar_yaml_cannot_make_is_a_bad_value_where_it_stands(value: str, kind: str) -> None:
+    with pytest.raises(InvalidInputError, match=f"is not a valid {kind}") as info:
+        parse_recipe(RESIZE.replace("width: 320", f"width: {value}"))
+    assert info.value.field == "steps[0].config.width"
+    assert "line 8" in info.value.message
+
+
 def test_a_bad_key_is_placed_where_it_stands() -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_recipe(RESIZE.replace("    config: {width: 320", "    config: {1: 2, width: 320"))
