@@ -180,7 +180,7 @@ def _yaml_value(text: str) -> Any:
 
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, ArithmeticError):  # `1e999999`, `2026-13-45`…: text
         return text
 
 
@@ -194,6 +194,8 @@ def apply_params(recipe: str, params: list[tuple[str, str]]) -> str:
         data = yaml.safe_load(recipe)
     except yaml.YAMLError as exc:
         raise ArtdagError(f"the recipe is not valid YAML: {exc}") from None
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        raise ArtdagError(f"the recipe holds a value YAML cannot read: {exc}") from None
     steps = (data.get("dag") or {}).get("nodes") if isinstance(data, dict) and "dag" in data else None
     steps = steps if steps is not None else (data.get("steps") if isinstance(data, dict) else None)
     if not isinstance(steps, list):

@@ -48,6 +48,11 @@ def test_params_set_step_config_and_effect_mode_builds_a_recipe() -> None:
         apply_params(example_path("resize").read_text(), [("nope.width", "1")])
     with pytest.raises(ArtdagError, match=r"STEP\.KEY"):
         apply_params(example_path("resize").read_text(), [("width", "1")])
+    # A value YAML cannot make into a number stays text (the recipe check then names it).
+    odd = apply_params(example_path("resize").read_text(), [("small.mode", "2026-13-45")])
+    assert yaml.safe_load(odd)["steps"][0]["config"]["mode"] == "2026-13-45"
+    with pytest.raises(ArtdagError, match="cannot read"):
+        apply_params("steps: [{id: a, config: {n: !!int abc}}]\n", [("a.n", "1")])
     recipe = parse_recipe(effect_recipe("pixelate", [("block_size", "8")]))
     assert recipe.steps[0].type == "EFFECT" and recipe.steps[0].config["params"] == {"block_size": 8}
     assert yaml.safe_load(effect_recipe("invert", []))["output"] == "invert"
