@@ -1,18 +1,25 @@
 """Every route of the HTTP API, called with odd path and query values and odd bodies, answers
-with a 4xx (or a 2xx where the odd value happens to be fine), never a 5xx, and the stack stays up.
-Over `artdag up` (a stack of its own: some of these calls change things)."""
+with a 4xx (or a 2xx where the odd value happens to be fine), never a 5xx; every request/reply
+verb on the bus answers garbage with a typed error; garbage on the work streams is dropped; the
+stack stays up. Over `artdag up` (a stack of their own: some of these calls change things)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
 
+from artdag_common import subjects
+from artdag_common.asyncapi import RPC
 from artdag_common.cid import cid_of_bytes
-from tests.e2e.conftest import running_stack
+from artdag_common.codec import pack, unpack_or_raw
+from artdag_common.schemas import RpcReply
+from tests.e2e.conftest import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +47,16 @@ ODD_BODIES: list[Any] = [
 ]
 
 
-def test_no_route_answers_odd_requests_with_a_server_error(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # The odd calls to the login routes fail authentication: the limit on those must not turn
     # every later call into a 429 (that would test the limiter, not the routes).
-    with running_stack(tmp_path / "home", ARTDAG_AUTH_FAIL_LIMIT="100000") as stack, stack.http() as http:
+    with running_stack(tmp_path_factory.mktemp("odd"), ARTDAG_AUTH_FAIL_LIMIT="100000") as running:
+        yield running
+
+
+def test_no_route_answers_odd_requests_with_a_server_error(stack: Stack) -> None:
+    with stack.http() as http:
         spec = http.get("/openapi.json").json()
         failures: list[str] = []
         statuses: Counter[int] = Counter()
@@ -68,3 +81,53 @@ def test_no_route_answers_odd_requests_with_a_server_error(tmp_path: Path) -> No
         assert statuses[429] == 0 and statuses[400] + statuses[404] + statuses[422] > 300, statuses
         assert http.get("/health").status_code == 200
         assert "Traceback" not in stack.log.read_text()
+
+
+GARBAGE = [
+    b"",
+    b"{",
+    b"null",
+    b"[]",
+    b"{}",
+    b"\x00\xff" * 100,
+    b'{"cid": "../../etc/passwd", "run_id": "../x", "user": ""}',
+    b'{"recipe": "x: &a [*a]", "inputs": {}}',  # a list that holds itself
+    b"\x28\xb5\x2f\xfd" + b"\x00" * 20,  # a Zstandard frame that is not one
+    pack(b"{" * 100_000),  # compressed, and nested far too deep once inflated
+]
+
+
+async def _send_garbage(url: str) -> tuple[list[str], int]:
+    client = await nats.connect(url)
+    try:
+        wrong: list[str] = []
+        answered = 0
+        for verb in RPC:
+            for payload in GARBAGE:
+                subject = subjects.rpc(verb.service, verb.verb)
+                reply = RpcReply.model_validate_json(
+                    unpack_or_raw((await client.request(subject, payload, timeout=10)).data)
+                )
+                answered += 1
+                if reply.error is not None and reply.error.code == "internal":
+                    wrong.append(f"{subject} {payload[:20]!r}: {reply.error.message}")
+        js = client.jetstream()
+        for subject in (subjects.TASK_STEP, subjects.TASK_INLINE_STEP, "artdag.event.step.run-x.y"):
+            for payload in GARBAGE:
+                await js.publish(subject, payload)
+        await asyncio.sleep(2)  # consumed, found malformed, dropped
+        return wrong, answered
+    finally:
+        await client.close()
+
+
+def test_garbage_on_the_bus_gets_typed_errors_and_is_dropped(stack: Stack) -> None:
+    wrong, answered = asyncio.run(_send_garbage(stack.nats_url))
+    assert answered == len(RPC) * len(GARBAGE)  # every verb answered every payload
+    assert wrong == []
+    with stack.http() as http:
+        health = http.get("/health")
+        assert health.status_code == 200, health.text
+    log = stack.log.read_text()
+    assert "Traceback" not in log
+    assert "dropping malformed step task" in log and "dropping malformed step event" in log
