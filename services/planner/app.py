@@ -184,7 +184,6 @@ class RunDriver:
         book: RunBook,
         recipes: RecipeBook,
         runs: KeyValue,
-        results: KeyValue,
         store: ContentStore,
     ) -> None:
         self.runtime = runtime
@@ -192,7 +191,6 @@ class RunDriver:
         self.book = book
         self.recipes = recipes
         self.runs = runs
-        self.results = results
         self.store = store
         self.registrar = Registrar(runtime.nc, timeout_s=settings.rpc_timeout_s)
         self._plans: dict[str, Plan] = {}
@@ -540,8 +538,6 @@ class RunDriver:
                 raise RetryableError(f"run {run_id} has no step {step_id} yet, as this planner knows it")
         live.plan = plan  # the latest (a run's plan grows once its analyses are in)
         changed, ready = self._mutate(live, [_Change(mutate, step_id)])
-        # Claimed for dispatch before anything else runs: no other change dispatches them too.
-        live.dispatching.update(step.step_id for step in ready)
         if not changed:
             # A duplicate or stale event, or a change to a finished run: nothing to write.
             if live.state.status.finished and live.writer is None:
@@ -615,7 +611,10 @@ class RunDriver:
         return changed or state.status != status_before, ready
 
     async def _dispatch(self, live: _LiveRun, steps: list[PlanStep]) -> None:
-        """Publish `steps`; each is marked queued once its stream has it (a failed publish raises)."""
+        """Publish `steps`; each is marked queued once its stream has it (a failed publish raises).
+
+        They are claimed (`dispatching`) before the first await: no other change dispatches them too.
+        """
         ids = [step.step_id for step in steps]
         live.dispatching.update(ids)
         try:
@@ -718,7 +717,6 @@ class RunDriver:
         self.counts["merged"] += 1
         ready = [s for s in ready_steps(live.state, live.plan) if s.step_id not in live.dispatching]
         if ready:
-            live.dispatching.update(step.step_id for step in ready)
             await self._dispatch(live, ready)
 
     async def _announce(self, run_id: str, run: _Announced) -> None:
@@ -957,7 +955,6 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         RunBook(sessions),
         recipes,
         await runtime.js.key_value(streams.KV_RUNS.bucket),
-        await runtime.js.key_value(streams.KV_RESULTS.bucket),
         await open_store_async(settings, runtime.stack, nc=runtime.nc),
     )
     runtime.health_details = lambda: dict(driver.counts)
