@@ -16,7 +16,6 @@ import asyncio
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -25,13 +24,12 @@ from artdag_common.cid import CidBuilder, validate_cid
 from artdag_common.content_store.base import ContentStore, ContentWriter
 from artdag_common.content_store.spool import SpoolWriter, spool_name
 from artdag_common.errors import NotFoundError
+from artdag_common.sqlite_busy import is_busy, retry_while_busy
 
 READ_CHUNK = 1024 * 1024
 # Objects up to this size are rows, not files (a plan, a provenance record, an analysis).
 SMALL_OBJECT_MAX = 64 * 1024
 SMALL_DB = "small.sqlite3"
-# How long a statement keeps trying while other processes hold the write lock.
-BUSY_WAIT_S = 30.0
 # Every this many rows written by a store, a checkpoint moves the write-ahead log into the table.
 CHECKPOINT_EVERY = 256
 # Objects this small are hashed and inserted on the caller's event loop (tens of microseconds,
@@ -55,8 +53,7 @@ class SmallObjects:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            # No busy timeout: SQLite's own handler sleeps 1, 2, 5, 10… ms between tries, where a
-            # writer holds the lock for tens of microseconds (see `_run`).
+            # No busy timeout: `_run` waits out other writers itself (see `sqlite_busy`).
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.0)
             self._db = db
             self._run("PRAGMA journal_mode=WAL")
@@ -67,18 +64,10 @@ class SmallObjects:
         return self._db
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Execute `sql`, trying again at once (then every ~0.1–5 ms, for 30 s) while another process writes."""
-        assert self._db is not None
-        deadline = time.monotonic() + BUSY_WAIT_S
-        pause = 0.0001
-        while True:
-            try:
-                return self._db.execute(sql, args)
-            except sqlite3.OperationalError as exc:
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
+        """Execute `sql`, trying again while another process writes (see `retry_while_busy`)."""
+        db = self._db
+        assert db is not None
+        return retry_while_busy(lambda: db.execute(sql, args), sqlite3.OperationalError)
 
     def put(self, cid: str, data: bytes) -> None:
         with self._lock:
@@ -99,7 +88,7 @@ class SmallObjects:
             self._puts += 1
             return True
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if is_busy(exc):
                 return False
             raise
         finally:

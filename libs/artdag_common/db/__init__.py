@@ -7,7 +7,6 @@ Each table has one owning service that writes it (see `tables`).
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from artdag_common.sqlite_busy import retry_while_busy
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -53,10 +54,6 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-# How long a unit of work keeps trying while other processes hold SQLite's write lock.
-BUSY_WAIT_S = 30.0
-
-
 def _no_busy_handler(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA busy_timeout=0")
@@ -69,25 +66,18 @@ class _SqliteWorker:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine: Engine = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 0})
         event.listen(self.engine, "connect", _sqlite_pragmas)
-        # SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, where another service
-        # holds the lock for well under a millisecond: `run` tries again sooner itself.
+        # `run` waits out other writers itself, sooner than SQLite would (see `sqlite_busy`).
         event.listen(self.engine, "connect", _no_busy_handler)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
 
     def run(self, work: Callable[[Session], T]) -> T:
-        deadline = time.monotonic() + BUSY_WAIT_S
-        pause = 0.0002
-        while True:
-            try:
-                with self.sessions.begin() as session:
-                    return work(session)
-            except OperationalError as exc:
-                # Rolled back whole: the unit of work is tried again from its start.
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
+        def attempt() -> T:
+            # A busy error rolls the unit of work back whole: it is tried again from its start.
+            with self.sessions.begin() as session:
+                return work(session)
+
+        return retry_while_busy(attempt, OperationalError)
 
     def close(self) -> None:
         self.thread.shutdown(wait=True)
