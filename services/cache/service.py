@@ -117,17 +117,24 @@ def _register_rows(session: Session, records: list[ContentRecord], now: float) -
         session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now))
     for cid, values in filled.items():
         session.execute(update(content).where(content.c.cid == cid).values(last_access=now, **values))
-    holders = {(r.cid, r.owner) for r in records if r.owner}
-    if holders:
-        query = select(ContentHolder.cid, ContentHolder.username).where(
-            ContentHolder.cid.in_(sorted({c for c, _ in holders}))
-        )
-        missing = sorted(holders - {(cid, user) for cid, user in session.execute(query).all()})
-        if missing:
-            session.execute(
-                insert(_HOLDERS_TABLE), [{"cid": cid, "username": user, "created_at": now} for cid, user in missing]
-            )
+    _add_holders(session, {(r.cid, r.owner) for r in records if r.owner}, now)
     return results
+
+
+def _add_holders(session: Session, holders: set[tuple[str, str]], now: float) -> int:
+    """Insert the `(cid, user)` holders not there yet (plain statements: a run holds a thousand cids,
+    and the ORM's unit of work cost ~30 ms); how many were new."""
+    if not holders:
+        return 0
+    query = select(ContentHolder.cid, ContentHolder.username).where(
+        ContentHolder.cid.in_(sorted({cid for cid, _ in holders}))
+    )
+    missing = sorted(holders - {(cid, user) for cid, user in session.execute(query).all()})
+    if missing:
+        session.execute(
+            insert(_HOLDERS_TABLE), [{"cid": cid, "username": user, "created_at": now} for cid, user in missing]
+        )
+    return len(missing)
 
 
 class ContentCatalog:
@@ -257,19 +264,8 @@ class ContentCatalog:
         now = time.time()
 
         def work(session: Session) -> int:
-            # Plain statements: a run holds a thousand cids, and the ORM's unit of work cost ~30 ms.
-            known = set(session.scalars(select(Content.cid).where(Content.cid.in_(wanted))))
-            have = set(
-                session.scalars(
-                    select(ContentHolder.cid).where(ContentHolder.cid.in_(wanted), ContentHolder.username == user)
-                )
-            )
-            new = sorted(known - have)
-            if new:
-                session.execute(
-                    insert(ContentHolder), [{"cid": cid, "username": user, "created_at": now} for cid in new]
-                )
-            return len(new)
+            known = session.scalars(select(Content.cid).where(Content.cid.in_(wanted)))
+            return _add_holders(session, {(cid, user) for cid in known}, now)
 
         return await transact(self._sessions, work)
 
