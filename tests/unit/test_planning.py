@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from artdag_common.errors import InvalidInputError
@@ -454,26 +456,21 @@ def test_mutated_example_recipes_are_planned_or_refused_never_crash() -> None:
     rng = random.Random(5)
 
     def mutate(value: object) -> None:
-        if isinstance(value, dict) and value:
-            key, roll = rng.choice(list(value)), rng.random()
-            if roll < 0.3:
-                value[key] = rng.choice(odd)
-            elif roll < 0.4:
-                del value[key]
-            elif roll < 0.5:
+        if not isinstance(value, dict | list) or not value:
+            return
+        slot: Any = rng.choice(list(value)) if isinstance(value, dict) else rng.randrange(len(value))
+        roll = rng.random()
+        if roll < 0.3:
+            value[slot] = rng.choice(odd)
+        elif roll < 0.4:
+            del value[slot]
+        elif roll < 0.5:  # grows: a field more, or an item twice
+            if isinstance(value, dict):
                 value[rng.choice(keys)] = rng.choice(odd)
             else:
-                mutate(value[key])
-        elif isinstance(value, list) and value:
-            index, roll = rng.randrange(len(value)), rng.random()
-            if roll < 0.3:
-                value[index] = rng.choice(odd)
-            elif roll < 0.4:
-                del value[index]
-            elif roll < 0.5:
-                value.append(value[rng.randrange(len(value))])
-            else:
-                mutate(value[index])
+                value.append(value[slot])
+        else:
+            mutate(value[slot])
 
     outcomes = {"planned": 0, "refused": 0}
     for _ in range(1500):
