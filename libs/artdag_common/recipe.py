@@ -126,6 +126,10 @@ def _compose(loader_type: type[Any], text: str) -> yaml.Node | None:
 MAX_NESTING = 64
 
 
+def _position(node: yaml.Node) -> str:
+    return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+
+
 class _ExpansionError(Exception):
     """The document expands to more values, or nests deeper, than any honest recipe does."""
 
@@ -160,10 +164,9 @@ class _Located:
         if isinstance(node, yaml.ScalarNode):
             return node.value if node.tag == _STR_TAG else self._scalar(node)
         if depth >= MAX_NESTING:
-            where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
             raise _ExpansionError(
                 f"recipe nests deeper than {MAX_NESTING} levels, or a YAML alias refers to a value"
-                f" that holds it ({where})"
+                f" that holds it ({_position(node)})"
             )
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -220,16 +223,14 @@ class _Located:
             if found is None:
                 break
             node = found
-        if node is None:
-            return "line 1, column 1"
-        return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+        return "line 1, column 1" if node is None else _position(node)
 
 
 def _error(
     message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None, step: str | None = None
 ) -> InvalidInputError:
     if node is not None:
-        where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+        where = _position(node)
     elif located is not None:
         where = located.where(path)
     else:

@@ -189,7 +189,7 @@ class RunBook:
 
     @staticmethod
     def record(state: RunState) -> dict[str, Any]:
-        """The columns `save` writes, taken now (a live run's state moves on before they are written)."""
+        """The columns `save_record` writes, taken now (a live run's state moves on before they are written)."""
         return {
             "status": state.status.value,
             "output_cid": state.output_cid,
