@@ -92,13 +92,23 @@ def step_id(
     input_ids: Sequence[str],
     op_version: str,
     cluster_key: str | None = None,
+    handoff: str = "deliver",
 ) -> str:
-    """The cache id of one step; the order of `input_ids` is significant."""
-    return sha3_hex(_step_body(node_type, config, input_ids, op_version, cluster_key))
+    """The cache id of one step; the order of `input_ids` is significant.
+
+    `handoff` (how the output is encoded: see `operations.Handoff`) is part of the id
+    because it changes the bytes; the default leaves the id as it always was.
+    """
+    return sha3_hex(_step_body(node_type, config, input_ids, op_version, cluster_key, handoff))
 
 
 def _step_body(
-    node_type: str, config: Mapping[str, Any], inputs: Sequence[str], op_version: str, cluster_key: str | None
+    node_type: str,
+    config: Mapping[str, Any],
+    inputs: Sequence[str],
+    op_version: str,
+    cluster_key: str | None,
+    handoff: str = "deliver",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "scheme": STEP_ID_SCHEME,
@@ -109,6 +119,8 @@ def _step_body(
     }
     if cluster_key:
         body["cluster_key"] = cluster_key
+    if handoff != "deliver":
+        body["handoff"] = handoff
     return body
 
 
@@ -149,13 +161,15 @@ def content_key(
     input_cids: Sequence[str],
     op_version: str,
     cluster_key: str | None = None,
+    handoff: str = "deliver",
 ) -> str:
     """The result key of a step over the *content* of its inputs (early cutoff).
 
     Two steps whose inputs were made differently but came out byte-identical have the
     same content key, so the second is served from the first's result.
     """
-    return sha3_hex({**_step_body(node_type, config, input_cids, op_version, cluster_key), "by": "content"})
+    body = _step_body(node_type, config, input_cids, op_version, cluster_key, handoff)
+    return sha3_hex({**body, "by": "content"})
 
 
 def content_result_key(key: str) -> str:

@@ -20,8 +20,19 @@ from artdag_common.errors import InvalidInputError
 
 _COLOUR_RE = re.compile(r"^(#[0-9a-fA-F]{6}|black|white|red|green|blue|gray)$")
 
-# Rendered bytes depend on the FFmpeg/x264 build inside the PyAV wheel.
-MEDIA_ENGINE = f"av-{package_version('av')}"
+# Rendered bytes depend on the FFmpeg/x264 build inside the PyAV wheel, and on how steps hand
+# media to each other ("h2": stitchable x264 headers, hand-off profiles, fused chains).
+MEDIA_ENGINE = f"av-{package_version('av')}.h2"
+
+Handoff = Literal["deliver", "part", "lossless"]
+"""How a step's output is encoded, chosen by the planner from what consumes it.
+
+deliver: the run's output (lossy H.264 + AAC); part: lossy video a later step copies packet
+for packet into a delivered file (sound kept lossless until then); lossless: an intermediate
+a later step decodes. So every delivered frame passes the lossy encoder once.
+"""
+
+HANDOFFS: tuple[str, ...] = ("deliver", "part", "lossless")
 
 GOP_FRAMES = 48
 """Frames per GOP of every rendered video (fixed keyframe interval, no scene cuts).
@@ -352,6 +363,62 @@ class JoinConfig(NodeConfig):
     """Concatenate video chunks (all inputs but the last) and copy the last input's sound."""
 
 
+CHAIN_STAGE_TYPES = ("SEGMENT", "TRANSFORM", "RESIZE", "EFFECT")
+"""Node types the planner fuses into one decode → filters → encode pass (CHAIN)."""
+
+TIME_STAGE_TYPES = ("SEGMENT", "TRANSFORM")
+"""Stages that may change time (a SEGMENT's window, a TRANSFORM's speed)."""
+
+
+class ChainStage(NodeConfig):
+    """One fused node: its type and its (validated, normalised) config."""
+
+    type: Literal["SEGMENT", "TRANSFORM", "RESIZE", "EFFECT"]
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    def changes_time(self) -> bool:
+        """Whether this stage cuts or retimes (so no effect may come before it)."""
+        if self.type == "SEGMENT":
+            return True
+        return self.type == "TRANSFORM" and float(self.config.get("speed", 1.0)) != 1.0
+
+
+class ChainConfig(NodeConfig):
+    """Per-frame nodes fused by the planner into one pass: time changes first, then pictures.
+
+    Every time change (SEGMENT, TRANSFORM speed) comes before the first EFFECT, so
+    that effects see the same frames, indices and times as they would unfused.
+    """
+
+    stages: list[ChainStage] = Field(min_length=1, max_length=64)
+    frames: tuple[int, int] | None = Field(
+        default=None, description="render only frames [first, end) of the output, video only (planner chunks)"
+    )
+
+    @model_validator(mode="after")
+    def _stages(self) -> ChainConfig:
+        seen_effect = False
+        for index, stage in enumerate(self.stages):
+            op = OPERATIONS[stage.type]
+            try:
+                op.parse_config(stage.config)
+            except ValidationError as exc:
+                raise ValueError(f"stage {index} ({stage.type}): {exc.errors()[0]['msg']}") from None
+            if stage.type == "SEGMENT" and stage.config.get("precise") is False:
+                raise ValueError(f"stage {index}: a keyframe-copy SEGMENT is not fused")
+            if stage.type == "EFFECT" and stage.config.get("frames") is not None:
+                raise ValueError(f"stage {index}: a chunk of an EFFECT is not fused")
+            if stage.changes_time() and seen_effect:
+                raise ValueError(f"stage {index} ({stage.type}) changes time after an EFFECT")
+            seen_effect = seen_effect or stage.type == "EFFECT"
+        if self.frames is not None:
+            if not 0 <= self.frames[0] < self.frames[1]:
+                raise ValueError("frames must be [first, end) with 0 <= first < end")
+            if any(stage.changes_time() for stage in self.stages):
+                raise ValueError("a chain that changes time is not chunked")
+        return self
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the planner and executor agree on about one node type."""
@@ -420,6 +487,9 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("EFFECT", EffectConfig, "1", 1, 1, "run a frame effect from artdag_effects"),
         Operation("JOIN", JoinConfig, "1", 2, 4097, "join chunks without re-encoding", in_recipes=False),
+        Operation(
+            "CHAIN", ChainConfig, "1", 1, 1, "per-frame nodes fused into one decode-encode pass", in_recipes=False
+        ),
         Operation(
             "ANALYZE",
             AnalyzeConfig,

@@ -45,6 +45,14 @@ class PlanStep(BaseModel):
     source_cid: str | None = Field(default=None, description="for SOURCE steps: the input's cid")
     level: int = Field(default=0, ge=0, description="0 for sources, else 1 + the deepest input's level")
     media_type: str = Field(default="video/mp4", description="what the step's output is")
+    handoff: Literal["deliver", "part", "lossless"] = Field(
+        default="deliver",
+        description="how the output is encoded: deliver (the run's output), part (copied into a delivered "
+        "file later), lossless (decoded by a later step)",
+    )
+    covers: list[str] = Field(
+        default_factory=list, description="a fused step (CHAIN): the names of the recipe's nodes it renders, in order"
+    )
 
 
 class Plan(BaseModel):

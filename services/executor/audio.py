@@ -27,7 +27,13 @@ from av.audio.stream import AudioStream
 from av.container import OutputContainer
 
 from artdag_common.errors import InvalidMediaError
-from services.executor.encoding import AUDIO_CODEC, AUDIO_SAMPLE_FORMAT, add_audio_stream, audio_sample_rate
+from services.executor.encoding import (
+    AUDIO_CODEC,
+    AUDIO_SAMPLE_FORMAT,
+    active_profile,
+    add_audio_stream,
+    audio_sample_rate,
+)
 from services.executor.frames import fmt
 from services.executor.media import MediaReader, first_audio_stream, open_input
 
@@ -102,7 +108,7 @@ class SampleAligner:
 
 
 class AudioWriter:
-    """Encodes audio into an AAC stream in encoder-sized frames with ``pts`` in samples.
+    """Encodes audio into an AAC (or, for intermediates, FLAC) stream in encoder-sized frames with ``pts`` in samples.
 
     `write` takes decoded frames (aligned with a `SampleAligner`); `write_array`
     takes ready (channels, n) float32 arrays at the stream's rate. Audio past
@@ -116,6 +122,7 @@ class AudioWriter:
         self.rate = ctx.sample_rate
         self.layout = ctx.layout.name
         self._frame_size = ctx.frame_size or 1024
+        self._format = ctx.format.name
         self._aligner = SampleAligner(self.rate, self.layout, end)
         self._pending: list[F32] = []
         self._pending_samples = 0
@@ -152,8 +159,7 @@ class AudioWriter:
         total = data.shape[1]
         while total - used >= self._frame_size or (final and used < total):
             count = min(self._frame_size, total - used)
-            chunk = np.ascontiguousarray(data[:, used : used + count], dtype=np.float32)
-            frame = AudioFrame.from_ndarray(chunk, format=AUDIO_SAMPLE_FORMAT, layout=self.layout)
+            frame = self._frame(data[:, used : used + count])
             frame.sample_rate = self.rate
             frame.pts = self._pts
             frame.time_base = Fraction(1, self.rate)
@@ -163,6 +169,14 @@ class AudioWriter:
         rest = data[:, used:]
         self._pending = [rest] if rest.shape[1] else []
         self._pending_samples = rest.shape[1]
+
+    def _frame(self, samples: F32) -> AudioFrame:
+        if self._format == "s16":  # a lossless (FLAC) stream: packed 16-bit, rounded the same way every time
+            scaled = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+            packed = np.ascontiguousarray(scaled.T.reshape(1, -1))
+            return AudioFrame.from_ndarray(packed, format="s16", layout=self.layout)
+        chunk = np.ascontiguousarray(samples, dtype=np.float32)
+        return AudioFrame.from_ndarray(chunk, format=AUDIO_SAMPLE_FORMAT, layout=self.layout)
 
     def finish(self) -> None:
         """Flush resampler, queue and encoder."""
@@ -333,8 +347,15 @@ class AudioCopier:
 
     @staticmethod
     def can_copy(reader: MediaReader) -> bool:
-        """Whether `reader`'s sound can go into an MP4 as it is."""
-        return reader.audio is not None and reader.audio.codec_context.name == AUDIO_CODEC
+        """Whether `reader`'s sound can go into the output as it is.
+
+        AAC can always be copied (it is the source's own generation, or ours); FLAC
+        only into an intermediate, never into a delivered file.
+        """
+        if reader.audio is None:
+            return False
+        codec = reader.audio.codec_context.name
+        return codec == AUDIO_CODEC or (codec == "flac" and active_profile().audio_codec == "flac")
 
     def advance(self, until: Fraction | None) -> None:
         """Write every packet that starts before `until` seconds (all of them for None)."""

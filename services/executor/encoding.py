@@ -15,12 +15,23 @@ bytes. Measured facts this module relies on:
 
 `ENCODER_FINGERPRINT` summarises library versions and profile settings; callers
 mix it into cache ids so that a change of encoder invalidates cached renders.
+
+A step's *hand-off* (decided by the planner, part of its step id) picks the profile:
+``deliver`` (the run's output: lossy H.264 + AAC), ``part`` (lossy H.264 that a
+later step copies packet for packet into a delivered file, with lossless FLAC
+sound that the copying step encodes once) and ``lossless`` (x264 ``qp=0`` + FLAC:
+an intermediate that a later step decodes, so that every delivered frame passes
+the lossy encoder once). Renderers never pick one: `run_operation` makes the
+step's profile the active one (`active_profile`) for the whole render.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,6 +104,8 @@ class OutputProfile:
     audio_bit_rate: int = 192_000
     aac_coder: str = "fast"
     default_sample_rate: int = 48_000
+    lossless: bool = False
+    audio_sample_format: str = AUDIO_SAMPLE_FORMAT
 
     def container_options(self) -> dict[str, str]:
         """Muxer options: web-friendly layout, no version tags."""
@@ -104,18 +117,20 @@ class OutputProfile:
         ``mbtree=0``: with the macroblock tree on, identical frames encoded in
         the same process gave different bytes depending on heap contents
         (measured with PyAV 18.1's x264; off, 20 of 20 runs were identical).
+        ``stitchable=1``: headers do not depend on the content, so that parts encoded
+        apart (slices, chunks) have identical parameter sets and join by stream copy.
         """
         return (
             f"keyint={self.gop_size}:min-keyint={self.gop_size}:scenecut=0:mbtree=0"
-            f":open-gop=0:threads={self.threads}:lookahead-threads=1:sliced-threads=0"
+            f":open-gop=0:threads={self.threads}:lookahead-threads=1:sliced-threads=0:stitchable=1"
         )
 
     def video_options(self) -> dict[str, str]:
         """Codec options for the video encoder."""
+        quality = {"qp": "0"} if self.lossless else {"crf": str(self.crf), "profile": self.h264_profile}
         return {
             "preset": self.preset,
-            "crf": str(self.crf),
-            "profile": self.h264_profile,
+            **quality,
             "threads": str(self.threads),
             "flags": "+bitexact",
             "x264-params": self.x264_params(),
@@ -123,6 +138,8 @@ class OutputProfile:
 
     def audio_options(self) -> dict[str, str]:
         """Codec options for the audio encoder."""
+        if self.audio_codec == "flac":
+            return {"flags": "+bitexact", "threads": "1"}
         return {"flags": "+bitexact", "threads": "1", "aac_coder": self.aac_coder}
 
     def describe(self) -> str:
@@ -132,12 +149,46 @@ class OutputProfile:
             f":{COLOR_MATRIX}-tv:profile={self.h264_profile}:crf={self.crf}"
             f":preset={self.preset}:gop={self.gop_size}:{self.x264_params()}"
             f"/{self.audio_codec}:b={self.audio_bit_rate}:coder={self.aac_coder}"
-            f":ar={self.default_sample_rate}"
+            f":ar={self.default_sample_rate}:lossless={int(self.lossless)}"
         )
 
 
 PROFILE = OutputProfile()
-"""The profile every executor writer uses."""
+"""The delivery profile: what a run's output (and any download of a render) is encoded with."""
+
+PART_PROFILE = replace(PROFILE, audio_codec="flac", audio_sample_format="s16", audio_bit_rate=0)
+"""Delivery video that a later step copies into a delivered file; its sound stays lossless."""
+
+LOSSLESS_PROFILE = replace(PART_PROFILE, lossless=True, preset="ultrafast")
+"""An intermediate a later step decodes: x264 ``qp=0`` (bit-exact pictures) and FLAC."""
+
+PROFILES: dict[str, OutputProfile] = {"deliver": PROFILE, "part": PART_PROFILE, "lossless": LOSSLESS_PROFILE}
+"""The profile of each hand-off (see the module docstring)."""
+
+LOSSLESS_H264_PROFILE = "High 4:4:4 Predictive"
+"""The H.264 profile x264 writes for ``qp=0``: how a lossless intermediate is recognised."""
+
+_active: ContextVar[OutputProfile] = ContextVar("artdag_output_profile", default=PROFILE)
+
+
+def active_profile() -> OutputProfile:
+    """The profile of the step being rendered (the delivery profile outside `rendering_with`)."""
+    return _active.get()
+
+
+@contextlib.contextmanager
+def rendering_with(profile: OutputProfile) -> Iterator[None]:
+    """Make `profile` the one every writer uses until the block ends."""
+    token = _active.set(profile)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def is_lossless_stream(codec_name: str, h264_profile: str | None) -> bool:
+    """Whether a video stream is one of our lossless intermediates (lossless H.264)."""
+    return codec_name == "h264" and h264_profile == LOSSLESS_H264_PROFILE
 
 
 def validate_dimensions(width: int, height: int) -> None:
@@ -155,20 +206,24 @@ def validate_dimensions(width: int, height: int) -> None:
             raise ValueError(f"{name} must be even for {PIXEL_FORMAT}, got {value}")
 
 
-def audio_sample_rate(input_rate: int | None, profile: OutputProfile = PROFILE) -> int:
-    """The output sample rate for an input rate: kept if AAC carries it, else the default."""
+def audio_sample_rate(input_rate: int | None, profile: OutputProfile | None = None) -> int:
+    """The output sample rate for an input rate: kept if AAC carries it, else the default.
+
+    Every profile keeps to AAC's rates, so that a part's sound can be encoded for delivery as it is.
+    """
     if input_rate is not None and input_rate in AAC_SAMPLE_RATES:
         return input_rate
-    return profile.default_sample_rate
+    return (profile or active_profile()).default_sample_rate
 
 
-def open_output(path: Path | str, profile: OutputProfile = PROFILE, *, audio_only: bool = False) -> OutputContainer:
+def open_output(path: Path | str, profile: OutputProfile | None = None, *, audio_only: bool = False) -> OutputContainer:
     """Open `path` for writing with the profile's container settings.
 
     Use as a context manager (``with open_output(p) as out: ...``). Metadata is
     left empty, so nothing from any input is carried into the file. An
     `audio_only` file is written as M4A (see `AUDIO_CONTAINER_FORMAT`).
     """
+    profile = profile or active_profile()
     container = av.open(
         str(path),
         mode="w",
@@ -184,7 +239,7 @@ def add_video_stream(
     width: int,
     height: int,
     fps: Fraction,
-    profile: OutputProfile = PROFILE,
+    profile: OutputProfile | None = None,
 ) -> VideoStream:
     """Add an H.264 stream of `width`x`height` at constant `fps` to `container`.
 
@@ -193,6 +248,7 @@ def add_video_stream(
     base). Raises `ValueError` on odd or out-of-range
     dimensions or a non-positive frame rate.
     """
+    profile = profile or active_profile()
     validate_dimensions(width, height)
     fps = Fraction(fps)
     if fps <= 0:
@@ -224,14 +280,15 @@ def add_audio_stream(
     container: OutputContainer,
     sample_rate: int,
     layout: str,
-    profile: OutputProfile = PROFILE,
+    profile: OutputProfile | None = None,
 ) -> AudioStream:
     """Add an AAC stream at `sample_rate` with channel `layout` (e.g. "stereo").
 
-    Frames sent to it must be `AUDIO_SAMPLE_FORMAT` ("fltp") with the encoder's
+    Frames sent to it must be in the profile's ``audio_sample_format`` with the encoder's
     ``frame_size`` samples (the last one may be shorter) and ``pts`` counted in
     samples. Raises `ValueError` for a rate AAC cannot carry.
     """
+    profile = profile or active_profile()
     if sample_rate not in AAC_SAMPLE_RATES:
         raise ValueError(f"AAC cannot carry a sample rate of {sample_rate} Hz")
     stream = container.add_stream(profile.audio_codec, rate=sample_rate, options=profile.audio_options())
@@ -240,8 +297,9 @@ def add_audio_stream(
     ctx = stream.codec_context
     ctx.sample_rate = sample_rate
     ctx.layout = layout
-    ctx.format = AUDIO_SAMPLE_FORMAT
-    ctx.bit_rate = profile.audio_bit_rate
+    ctx.format = profile.audio_sample_format
+    if profile.audio_bit_rate:
+        ctx.bit_rate = profile.audio_bit_rate
     ctx.time_base = Fraction(1, sample_rate)
     ctx.thread_count = 1
     ctx.flags = ctx.flags | _BITEXACT

@@ -260,7 +260,12 @@ class StepWorker:
     def _content_key(self, task: StepTask) -> str:
         step = task.step
         return content_key(
-            step.node_type, step.config, task.input_cids, step.op_version, self.runtime.settings.cluster_key_value
+            step.node_type,
+            step.config,
+            task.input_cids,
+            step.op_version,
+            self.runtime.settings.cluster_key_value,
+            step.handoff,
         )
 
     async def _release(self, step_id: str) -> None:

@@ -17,6 +17,7 @@ from artdag_common.errors import InvalidInputError, InvalidMediaError, Permanent
 from artdag_common.operations import (
     AudioMixConfig,
     BlendConfig,
+    ChainConfig,
     EffectConfig,
     LayerConfig,
     MuxConfig,
@@ -29,7 +30,9 @@ from artdag_common.operations import (
     TransformConfig,
     get_operation,
 )
+from services.executor.encoding import PROFILES, rendering_with
 from services.executor.join import render_join
+from services.executor.primitives.chain import render_chain
 from services.executor.primitives.composite import render_blend, render_layer
 from services.executor.primitives.effect import render_effect
 from services.executor.primitives.mux import render_audio_mix, render_mux
@@ -113,6 +116,7 @@ RENDERERS: dict[str, Renderer] = {
     "AUDIO_MIX": lambda c, i, o, s: render_audio_mix(i, o, _typed(AudioMixConfig, c)),
     "EFFECT": _effect,
     "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
+    "CHAIN": lambda c, i, o, s: render_chain(i[0], o, _typed(ChainConfig, c), seed=s),
     "NOOP": lambda c, i, o, s: _write(o, _noop_bytes(c, s)),
     "THUMBNAIL": lambda c, i, o, s: render_thumbnail(
         i[0], o, width=_typed(ThumbnailConfig, c).width, at_s=_typed(ThumbnailConfig, c).at_s
@@ -134,13 +138,15 @@ def run_operation(
     input_labels: list[str],
     *,
     seed: int = 0,
+    handoff: str = "deliver",
 ) -> None:
     """Render one step into `output_path`; media errors name the input they came from.
 
     `seed` (the caller passes ``int(step_id[:16], 16)``) drives randomness in
     effects; other operations ignore it. Raises `InvalidInputError` naming the
     config field, `InvalidMediaError` prefixed with the input label, or
-    `PermanentError` for a node type this executor cannot render.
+    `PermanentError` for a node type this executor cannot render. `handoff` picks the
+    encoder profile every writer of this render uses (see `services.executor.encoding`).
     """
     renderer = RENDERERS.get(node_type)
     op = get_operation(node_type)
@@ -154,8 +160,12 @@ def run_operation(
         first = exc.errors()[0]
         raise InvalidInputError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from None
     paths = [Path(p) for p in input_paths]
+    profile = PROFILES.get(handoff)
+    if profile is None:
+        raise InvalidInputError(f"unknown hand-off {handoff!r}", field="handoff")
     try:
-        renderer(parsed, paths, Path(output_path), seed)
+        with rendering_with(profile):
+            renderer(parsed, paths, Path(output_path), seed)
     except InvalidMediaError as exc:
         raise InvalidMediaError(_label_media_error(exc.message, paths, input_labels)) from None
 

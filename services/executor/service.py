@@ -86,7 +86,7 @@ class StepRenderer:
         output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
         try:
             loop = asyncio.get_running_loop()
-            render = functools.partial(run_operation, seed=seed)
+            render = functools.partial(run_operation, seed=seed, handoff=step.handoff)
             await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
             head, size = await asyncio.to_thread(_head, output)
             # Frames are a trace attribute only: not worth opening the output again when nothing is exported.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
@@ -26,9 +27,12 @@ from services.executor.audio import F32, AudioTimeline, AudioWriter, SampleAlign
 from services.executor.encoding import (
     MAX_DIMENSION,
     MIN_DIMENSION,
+    PIXEL_FORMAT,
+    active_profile,
     add_audio_stream,
     add_video_stream,
     audio_sample_rate,
+    is_lossless_stream,
     open_output,
 )
 from services.executor.frames import (
@@ -139,10 +143,129 @@ def _fade(frame: VideoFrame, gain: float, height: int) -> VideoFrame:
     return from_yuv_planes(np.clip(np.rint(planes), 0, 255).astype(np.uint8))
 
 
+@dataclass
+class _CopyClip:
+    """One input of a copied sequence: its packets' span, found by a scan without decoding."""
+
+    path: Path
+    frames: int
+    first_pts: int
+    ticks: int
+
+
+def _copyable_video(inputs: list[Path], width: int, height: int, fps: Fraction) -> list[_CopyClip] | None:
+    """The inputs' spans if their video can follow one another packet for packet, else None.
+
+    That needs one H.264 stream format throughout (same parameter sets, size, rate and
+    time base, each input starting on a keyframe), already the target size, and of the
+    kind this step writes (a lossless intermediate is not copied into a delivered file,
+    nor lossy video into a lossless one).
+    """
+    lossless = active_profile().lossless
+    reference: tuple[object, ...] | None = None
+    clips: list[_CopyClip] = []
+    for path in inputs:
+        with MediaReader(path) as reader:
+            video = reader.video
+            if video is None or video.time_base is None:
+                return None
+            ctx = video.codec_context
+            key = (
+                ctx.name,
+                ctx.pix_fmt,
+                ctx.width,
+                ctx.height,
+                bytes(ctx.extradata or b""),
+                video.time_base,
+                reader.fps,
+                ctx.profile,
+            )
+            if reference is None:
+                reference = key
+            if key != reference or (ctx.width, ctx.height) != (width, height) or reader.fps != fps:
+                return None
+            if (
+                ctx.name != "h264"
+                or ctx.pix_fmt != PIXEL_FORMAT
+                or is_lossless_stream(ctx.name, ctx.profile) != lossless
+            ):
+                return None
+            frames, first, end, first_key = 0, None, None, None
+            for packet in reader.container.demux(video):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if first_key is None:
+                    first_key = packet.is_keyframe
+                frames += 1
+                first = packet.pts if first is None else min(first, packet.pts)
+                stop = packet.pts + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+            if not first_key or first is None or end is None:
+                return None
+            clips.append(_CopyClip(path, frames, first, end - first))
+    return clips
+
+
+def _copy_sequence(clips: list[_CopyClip], output_path: Path, fps: Fraction, rate: int) -> None:
+    """Cut-only concatenation: the video packets are copied, the sound laid on the timeline and encoded once."""
+    with open_output(output_path) as out, contextlib.ExitStack() as stack:
+        template = stack.enter_context(MediaReader(clips[0].path))
+        if template.video is None or template.video.time_base is None:  # pragma: no cover - checked by the scan
+            raise InvalidMediaError(f"{template.name}: has no video stream")
+        time_base = template.video.time_base
+        vout = out.add_stream_from_template(template.video)
+        vout.metadata.clear()
+        template.close()
+        timeline = AudioTimeline(AudioWriter(out, add_audio_stream(out, rate, _AUDIO_LAYOUT))) if rate else None
+        out.start_encoding()
+        offset = 0  # ticks of the output's video so far
+        for clip in clips:
+            start_s = offset * time_base
+            with MediaReader(clip.path) as reader:
+                audio = None
+                if timeline is not None and reader.audio is not None:
+                    first_sample = seconds_to_samples(start_s, rate)
+                    samples = seconds_to_samples((offset + clip.ticks) * time_base, rate) - first_sample
+                    audio = _ClipAudio(
+                        _Clip(clip.path, clip.frames, 0, True, first_sample=first_sample, samples=samples),
+                        timeline,
+                        rate,
+                    )
+                shift = offset - clip.first_pts
+                for item in reader.container.demux(*[s for s in (reader.video, reader.audio) if s is not None]):
+                    if item.pts is None or item.size == 0:
+                        continue
+                    if item.stream is reader.video:
+                        item.pts += shift
+                        if item.dts is not None:
+                            item.dts += shift
+                        item.stream = vout
+                        out.mux(item)
+                    elif audio is not None and timeline is not None and not audio.done:
+                        try:
+                            decoded_frames = item.decode()
+                        except av.FFmpegError as exc:
+                            raise InvalidMediaError(f"{reader.name}: cannot decode its sound ({exc})") from exc
+                        for frame in decoded_frames:
+                            if isinstance(frame, AudioFrame):
+                                t = reader.time_of(frame)
+                                audio.write(frame, t if t is not None else Fraction(0))
+                        timeline.flush(audio.cursor)
+                if audio is not None:
+                    audio.finish()
+            offset += clip.ticks
+            if timeline is not None:
+                timeline.flush(seconds_to_samples(offset * time_base, rate))
+        if timeline is not None:
+            timeline.writer.finish()
+
+
 def render_sequence(inputs: list[Path], output_path: Path, config: SequenceConfig) -> None:
     """Concatenate `inputs` into `output_path` as `config` says (see the module docstring).
 
-    Crossfades overlap neighbours by the transition (output length Σd − (n−1)·t);
+    Cuts between inputs of one stream format (the parts the planner made for this
+    step) copy the video packets instead of decoding and encoding them again; only
+    the sound is encoded. Crossfades overlap neighbours by the transition (output length Σd − (n−1)·t);
     fades dim each boundary out to black and back in. A clip shorter than the
     transitions it takes part in raises `InvalidInputError` (transition.duration).
     """
@@ -176,6 +299,11 @@ def render_sequence(inputs: list[Path], output_path: Path, config: SequenceConfi
 
     rates = [audio_sample_rate(i.sample_rate) for i in infos if i.sample_rate is not None]
     rate = max(rates) if rates else 0
+    if kind == "cut":
+        copyable = _copyable_video(inputs, width, height, fps)
+        if copyable is not None:
+            _copy_sequence(copyable, output_path, fps, rate)
+            return
     if rate:
         for index, clip in enumerate(clips):
             clip.first_sample = seconds_to_samples(clip.first_frame / fps, rate)

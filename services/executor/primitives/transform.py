@@ -14,7 +14,7 @@ from services.executor.media import probe
 from services.executor.primitives.single import even_size, render_single
 
 
-def _geometry_steps(config: TransformConfig, width: int, height: int) -> tuple[list[Step], int, int]:
+def geometry_steps(config: TransformConfig, width: int, height: int) -> tuple[list[Step], int, int]:
     """Crop, rotate and flip steps for an upright `width`x`height` picture, and the size after them."""
     steps: list[Step] = []
     if config.crop is not None:
@@ -41,7 +41,7 @@ def _geometry_steps(config: TransformConfig, width: int, height: int) -> tuple[l
     return steps, width, height
 
 
-def _colour_steps(config: TransformConfig, width: int, height: int) -> list[Step]:
+def colour_steps(config: TransformConfig, width: int, height: int) -> list[Step]:
     """Colour, blur and sharpen steps (only the non-neutral ones), from validated numbers.
 
     The bundled FFmpeg is LGPL (no ``eq``/``boxblur``): brightness, contrast and
@@ -79,8 +79,8 @@ def render_transform(input_path: Path, output_path: Path, config: TransformConfi
     fit the picture.
     """
     upright_w, upright_h = even_size(probe(input_path))
-    geometry, width, height = _geometry_steps(config, upright_w, upright_h)
-    colour = _colour_steps(config, width, height)
+    geometry, width, height = geometry_steps(config, upright_w, upright_h)
+    colour = colour_steps(config, width, height)
 
     def plan(frame: VideoFrame, sar: Fraction | None) -> list[Step]:
         steps, _, _ = orient_steps(frame, sar)

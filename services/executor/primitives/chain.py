@@ -1,0 +1,256 @@
+"""CHAIN: several per-frame nodes rendered in one decode → filters → encode pass.
+
+The planner fuses a line of one-input nodes (SEGMENT, TRANSFORM, RESIZE, EFFECT) whose
+middle results nobody else reads into one CHAIN step, so that a frame is decoded once,
+goes through every node's filters and effects in memory, and is encoded once. The time
+changes of the chain (segment windows, speeds) all come before its first effect, so
+they compose into one window and one speed on the source; the picture stages then run in
+the recipe's order, each seeing the same sizes, frame indices and times it would see on
+its own. Consecutive effects hand each other RGB arrays without a conversion between.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from av.video.frame import VideoFrame
+
+from artdag_common.errors import InvalidInputError, PermanentError
+from artdag_common.ids import sha3_hex
+from artdag_common.operations import (
+    OPERATIONS,
+    ChainConfig,
+    EffectConfig,
+    ResizeConfig,
+    SegmentConfig,
+    TransformConfig,
+)
+from services.executor.frames import (
+    U8,
+    Step,
+    VideoChain,
+    from_rgb,
+    orient_steps,
+    resize_steps,
+    rgb_to_output,
+    scale_step,
+    slot_of,
+    to_rgb,
+)
+from services.executor.media import MediaReader, parse_colour, probe
+from services.executor.primitives.single import even_size, render_single
+from services.executor.primitives.transform import colour_steps, geometry_steps
+
+Picture = VideoFrame | U8
+"""A frame between stages: a libav frame, or an (H, W, 3) RGB array between effects."""
+
+
+@dataclass
+class _Window:
+    """The part of the source the chain reads, and how fast: output time t shows source start + t·speed."""
+
+    start: Fraction = Fraction(0)
+    end: Fraction | None = None
+    speed: Fraction = Fraction(1)
+
+    def segment(self, config: SegmentConfig, duration: Fraction) -> None:
+        first, last = config.window()
+        start = self.start + Fraction(first) * self.speed
+        limit = self.end if self.end is not None else duration
+        if duration and start >= limit:
+            raise InvalidInputError(
+                f"starts at {first:g} s, after its input ends ({float((limit - self.start) / self.speed):.3f} s)",
+                field="start",
+            )
+        if last is not None:
+            end = self.start + Fraction(last) * self.speed
+            self.end = end if self.end is None else min(self.end, end)
+        self.start = start
+
+
+class _FilterStage:
+    """RESIZE or the picture part of TRANSFORM: a libavfilter chain on yuv420p."""
+
+    def __init__(self, plan: Callable[[VideoFrame, Fraction | None], list[Step]], width: int, height: int) -> None:
+        self.plan = plan
+        self.width, self.height = width, height
+        self._chain = VideoChain(lambda frame: self.plan(frame, None))
+
+    def apply(self, picture: Picture, index: int) -> Picture:
+        frame = from_rgb(picture) if isinstance(picture, np.ndarray) else picture
+        return self._chain(frame)
+
+
+class _EffectStage:
+    """A frame effect: RGB in, RGB out, optionally resized (its `size`) before it sees the frame."""
+
+    def __init__(self, config: EffectConfig, in_size: tuple[int, int], seed: int, fps: Fraction, frames: int | None):
+        from artdag_effects import make_frame_processor
+
+        self.name = config.effect
+        self.size = config.size
+        self.width, self.height = (config.size.width, config.size.height) if config.size is not None else in_size
+        self.resizes = config.size is not None or in_size != (self.width, self.height)
+        self._process = make_frame_processor(
+            config.effect,
+            config.params,
+            config.bindings,
+            seed=seed,
+            width=self.width,
+            height=self.height,
+            fps=float(fps),
+            frame_count=frames,
+        )
+        self._to_rgb = VideoChain(lambda frame: self.plan(frame, None))
+
+    def plan(self, frame: VideoFrame, sar: Fraction | None) -> list[Step]:
+        """Steps that turn a frame into this effect's RGB input."""
+        if self.size is not None:
+            colour = parse_colour(self.size.background)
+            mode = self.size.mode
+            return resize_steps(frame, sar, self.width, self.height, mode=mode, colour=colour, pix_fmt="rgb24")
+        return resize_steps(frame, sar, self.width, self.height, mode="stretch", pix_fmt="rgb24")
+
+    def apply(self, picture: Picture, index: int) -> Picture:
+        if isinstance(picture, np.ndarray) and not self.resizes:
+            return self.effect(picture, index)
+        frame = from_rgb(picture) if isinstance(picture, np.ndarray) else picture
+        return self.effect(to_rgb(self._to_rgb(frame)), index)
+
+    def effect(self, rgb: U8, index: int) -> U8:
+        """The effect on an RGB frame that is already this stage's size."""
+        result = self._process(rgb, index)
+        if (
+            not isinstance(result, np.ndarray)
+            or result.shape != (self.height, self.width, 3)
+            or result.dtype != np.uint8
+        ):
+            shape = getattr(result, "shape", None)
+            raise PermanentError(
+                f"effect {self.name!r} returned {shape} instead of a ({self.height}, {self.width}, 3) uint8 frame"
+            )
+        return result
+
+
+_Stage = _FilterStage | _EffectStage
+
+
+def _resize_plan(config: ResizeConfig, colour: str, frame: VideoFrame, sar: Fraction | None) -> list[Step]:
+    return resize_steps(frame, sar, config.width, config.height, mode=config.mode, colour=colour)
+
+
+def _transform_plan(
+    size_in: tuple[int, int], picture: list[Step], size_out: tuple[int, int], frame: VideoFrame, sar: Fraction | None
+) -> list[Step]:
+    upright, _, _ = orient_steps(frame, sar)
+    return [*upright, *scale_step(*size_in), *picture, *scale_step(*size_out), ("setsar", "1")]
+
+
+def _upright_plan(size: tuple[int, int], frame: VideoFrame, sar: Fraction | None) -> list[Step]:
+    """Only time changes: the picture is put upright at its even size, as SEGMENT does."""
+    return resize_steps(frame, sar, size[0], size[1], mode="stretch")
+
+
+def _stage_seed(seed: int, index: int) -> int:
+    """Each fused effect's own seed, fixed by the chain's step id and its place in the chain."""
+    return int(sha3_hex(["chain-stage", seed, index])[:16], 16)
+
+
+def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, seed: int) -> None:
+    """Render every stage of `config` over `input_path` in one pass (see the module docstring).
+
+    With `frames` (a chunk of a chain that does not change time) only those output
+    frames are rendered, without sound; effects still see the whole output's indices.
+    """
+    size = even_size(probe(input_path))
+    with MediaReader(input_path) as reader:
+        fps, duration = reader.fps, reader.duration
+    window = _Window()
+    parsed = [(stage.type, OPERATIONS[stage.type].parse_config(stage.config)) for stage in config.stages]
+    for _kind, cfg in parsed:
+        if isinstance(cfg, SegmentConfig):
+            window.segment(cfg, duration)
+        elif isinstance(cfg, TransformConfig) and cfg.speed != 1:
+            window.speed *= Fraction(cfg.speed)
+    span = (window.end if window.end is not None else duration) - window.start
+    total_frames = slot_of(span / window.speed, fps) if span > 0 else None
+
+    stages: list[_Stage] = []
+    effect_index = 0
+    for _kind, cfg in parsed:
+        width, height = size
+        if isinstance(cfg, ResizeConfig):
+            plan = functools.partial(_resize_plan, cfg, parse_colour(cfg.background))
+            stages.append(_FilterStage(plan, cfg.width, cfg.height))
+            size = (cfg.width, cfg.height)
+        elif isinstance(cfg, TransformConfig):
+            geometry, out_w, out_h = geometry_steps(cfg, width, height)
+            picture_steps = [*geometry, *colour_steps(cfg, out_w, out_h)]
+            if not picture_steps:
+                continue  # only a speed change: nothing to do to the picture
+            plan = functools.partial(_transform_plan, (width, height), picture_steps, (out_w, out_h))
+            stages.append(_FilterStage(plan, out_w, out_h))
+            size = (out_w, out_h)
+        elif isinstance(cfg, EffectConfig):
+            stage = _EffectStage(cfg, size, _stage_seed(seed, effect_index), fps, total_frames)
+            effect_index += 1
+            stages.append(stage)
+            size = (stage.width, stage.height)
+    width, height = size
+
+    # The first stage's filters (or an effect's conversion to RGB) run on the decoded frame itself.
+    head = stages[0] if stages else None
+    first_plan: Callable[[VideoFrame, Fraction | None], list[Step]] = (
+        head.plan if head is not None else functools.partial(_upright_plan, size)
+    )
+    rest = stages[1:]
+    to_output = rgb_to_output(width, height)
+    to_yuv = VideoChain(lambda _frame: [*scale_step(width, height), ("setsar", "1")])
+    offset = config.frames[0] if config.frames is not None else 0
+
+    def hook(frame: VideoFrame, index: int) -> VideoFrame:
+        picture: Picture = frame
+        position = offset + index
+        if isinstance(head, _EffectStage):
+            picture = head.effect(to_rgb(frame), position)
+        for stage in rest:
+            picture = stage.apply(picture, position)
+        if isinstance(picture, np.ndarray):
+            return to_output(from_rgb(picture))
+        if picture.width == width and picture.height == height and picture.format.name == "yuv420p":
+            return picture
+        return to_yuv(picture)
+
+    if config.frames is not None:
+        if total_frames is not None and config.frames[0] >= total_frames:
+            raise InvalidInputError(
+                f"the input has {total_frames} frames, fewer than {config.frames[0] + 1}", field="frames"
+            )
+        render_single(
+            input_path,
+            output_path,
+            width=width,
+            height=height,
+            plan=first_plan,
+            hook=hook,
+            start=Fraction(config.frames[0]) / fps,
+            end=Fraction(config.frames[1]) / fps,
+            audio=False,
+        )
+        return
+    render_single(
+        input_path,
+        output_path,
+        width=width,
+        height=height,
+        plan=first_plan,
+        hook=hook,
+        start=window.start,
+        end=window.end,
+        speed=float(window.speed),
+    )
