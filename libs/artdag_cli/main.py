@@ -397,9 +397,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     print(f"plan {reply['plan']['plan_id']}")
     for step in reply["steps"]:
-        frames = "" if step["frames"] is None else f"{step['frames']:>8} frames"
-        print(f"  L{step['level']:<2} {step['status']:<7} {step['node_type']:<10} {step['name']:<30} {frames}")
+        frames = "" if step["frames"] is None else f"{step['frames']:>8} frames encoded"
+        handoff = "" if step["status"] == "input" else f" [{step.get('handoff', 'deliver')}]"
+        print(f"  L{step['level']:<2} {step['status']:<7} {step['node_type']:<10} {step['name']:<30} {frames}{handoff}")
+        if step.get("covers"):
+            print(f"      fuses {' → '.join(step['covers'])}")
     print(f"{reply['to_run']} to run, {reply['cached']} cached, {reply['cost_frames']} frames to render")
+    per_frame = reply.get("encodes_per_output_frame")
+    if per_frame is not None:
+        print(
+            f"{reply['frames_encoded']} frames encoded for {reply['output_frames']} output frames: "
+            f"{per_frame:.2f} encodes per output frame"
+        )
     return 0
 
 

@@ -450,7 +450,9 @@ class PlannedStep(BaseModel):
     node_type: str
     level: int
     status: Literal["cached", "to-run", "input"]
-    frames: int | None = None
+    frames: int | None = Field(default=None, description="frames the step encodes (0 where it copies packets)")
+    handoff: str = Field(default="deliver", description="deliver, part (copied later) or lossless (decoded later)")
+    covers: list[str] = Field(default_factory=list, description="a fused step: the recipe nodes it renders")
 
 
 class PlanReply(Message):
@@ -460,7 +462,12 @@ class PlanReply(Message):
     steps: list[PlannedStep]
     to_run: int
     cached: int
-    cost_frames: int
+    cost_frames: int = Field(description="frames still to encode (steps not cached)")
+    frames_encoded: int = Field(default=0, description="frames the whole plan encodes, cached steps included")
+    output_frames: int = Field(default=0, description="frames in the run's output")
+    encodes_per_output_frame: float | None = Field(
+        default=None, description="frames_encoded / output_frames: 1.0 means every output frame is encoded once"
+    )
 
 
 class ExecuteRequest(Message):

@@ -70,7 +70,15 @@ from artdag_common.telemetry import (
     extract_context,
     tracer,
 )
-from services.planner.planning import Chunking, bind_inputs, build_plan, chunkable, estimate_frames, input_items
+from services.planner.handoff import chunkable
+from services.planner.planning import (
+    Chunking,
+    bind_inputs,
+    build_plan,
+    encoded_frames,
+    estimate_frames,
+    input_items,
+)
 from services.planner.recipes import RecipeBook
 from services.planner.runs import (
     RunBook,
@@ -801,7 +809,7 @@ class RunDriver:
         recipe, plan = await self._prepare(text, request.inputs)
         plan = await self._final_plan(f"plan {plan.plan_id[:12]}", plan, recipe)
         media = await self._media(f"plan {plan.plan_id[:12]}", plan)
-        frames = estimate_frames(plan, media)
+        frames = encoded_frames(plan, output_frames := estimate_frames(plan, media))
         known = await self._known_results([step.step_id for step in plan.steps if step.node_type != "SOURCE"])
         steps: list[PlannedStep] = []
         for step in plan.steps:
@@ -817,6 +825,8 @@ class RunDriver:
                     level=step.level,
                     status=status,
                     frames=frames.get(step.step_id),
+                    handoff=step.handoff,
+                    covers=step.covers,
                 )
             )
         await self.book.save_plan(plan, text, dict(request.inputs), request.owner)
@@ -827,6 +837,9 @@ class RunDriver:
             to_run=len(to_run),
             cached=sum(s.status == "cached" for s in steps),
             cost_frames=sum(s.frames or 0 for s in to_run),
+            frames_encoded=(total := sum(frames.values())),
+            output_frames=(out := output_frames.get(plan.output_step, 0)),
+            encodes_per_output_frame=round(total / out, 3) if out else None,
         )
 
     async def execute(self, request: ExecuteRequest) -> SubmitRunReply:

@@ -21,6 +21,7 @@ from artdag_common.operations import (
 )
 from artdag_common.recipe import Recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
+from services.planner.handoff import shape_plan
 
 
 def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
@@ -74,16 +75,6 @@ class Chunking:
         if media.frame_count < 2 * size:
             return []
         return [(start, min(start + size, media.frame_count)) for start in range(0, media.frame_count, size)]
-
-
-def chunkable(node_type: str, config: Mapping[str, Any]) -> bool:
-    """Whether a step renders each frame on its own (so it can be split into chunks)."""
-    if node_type != "EFFECT":
-        return False
-    from artdag_effects import get_effect
-
-    # A temporal effect carries state from frame to frame: it must see the whole input in one pass.
-    return not get_effect(str(config["effect"])).temporal
 
 
 def build_plan(
@@ -163,14 +154,22 @@ def build_plan(
         )
 
     def sequence_tree(name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
-        """n inputs → n−1 pairwise steps in ⌈log₂ n⌉ levels: independent pairs render in parallel."""
+        """A SEQUENCE of many inputs as a tree of steps.
+
+        With transitions: n−1 pairwise steps in ⌈log₂ n⌉ levels, independent pairs rendered in
+        parallel. Cuts copy their inputs' packets (no encoding to share out): one step for up to
+        256 inputs, groups of 256 beyond that.
+        """
+        cut = (config.get("transition") or {}).get("type", "cut") == "cut"
+        fan_in = OPERATIONS["SEQUENCE"].max_inputs if cut else 2
         level, items = 0, list(input_ids)
-        while len(items) > 2:
-            paired = [
-                node("SEQUENCE", f"{name}/L{level}.{k // 2}", config, items[k : k + 2])
-                for k in range(0, len(items) - 1, 2)
+        while len(items) > fan_in:
+            items = [
+                node("SEQUENCE", f"{name}/L{level}.{k // fan_in}", config, items[k : k + fan_in])
+                if len(items[k : k + fan_in]) > 1
+                else items[k]
+                for k in range(0, len(items), fan_in)
             ]
-            items = paired + items[len(items) - len(items) % 2 :]
             level += 1
         return node("SEQUENCE", name, config, items)
 
@@ -309,34 +308,21 @@ def build_plan(
             continue
         if op.node_type == "EFFECT" and analyses is not None:
             recipe_step = recipe_step.model_copy(update={"config": resolve_bindings(recipe_step.config, analyses)})
-        ranges = (
-            chunking.ranges(media_by_step.get(input_ids[0]))
-            if chunking is not None and chunkable(op.node_type, recipe_step.config)
-            else []
-        )
-        if ranges:
-            # Chunks of whole GOPs render in parallel on any executors; JOIN puts them back
-            # together without re-encoding and copies the sound once from the source.
-            chunk_ids = [
-                node(
-                    op.node_type,
-                    f"{recipe_step.id}[{first}:{end}]",
-                    {**recipe_step.config, "frames": [first, end]},
-                    input_ids,
-                )
-                for first, end in ranges
-            ]
-            ids_by_name[recipe_step.id] = node("JOIN", recipe_step.id, {}, [*chunk_ids, input_ids[0]])
-            continue
         if op.node_type == "SEQUENCE" and recipe_step.config.get("tree", True) and len(input_ids) > 2:
             ids_by_name[recipe_step.id] = sequence_tree(recipe_step.id, recipe_step.config, input_ids)
             continue
         ids_by_name[recipe_step.id] = node(op.node_type, recipe_step.id, recipe_step.config, input_ids)
-    ordered = list(steps.values())
     output = ids_by_name[recipe.output]
     if isinstance(output, list):
         raise InvalidInputError(f"the output {recipe.output!r} is a list: SEQUENCE it into one clip", field="output")
-    output_step = output
+    ordered, output_step = shape_plan(
+        list(steps.values()),
+        output,
+        cluster_key=cluster_key,
+        media_by_step=media_by_step,
+        ranges=chunking.ranges if chunking is not None else None,
+        max_steps=max_steps,
+    )
     plan_id = sha3_hex({"recipe": recipe.recipe_id, "steps": [s.step_id for s in ordered], "output": output_step})
     return Plan(
         plan_id=plan_id,
@@ -349,35 +335,87 @@ def build_plan(
 
 
 def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int]:
-    """Frames each step will encode (its cost), from the inputs' frame counts where known."""
+    """Video frames in each step's output, from the inputs' frame counts where known."""
     by_cid = {m.cid: m for m in media.values()}
     frames: dict[str, int] = {}
     for step in plan.steps:
         inputs = [frames.get(i, 0) for i in step.inputs]
         first = inputs[0] if inputs else 0
-        config = step.config
         if step.node_type == "SOURCE":
             info = by_cid.get(step.source_cid or "")
             count = info.frame_count if info is not None and info.frame_count else 0
-        elif step.node_type == "SEGMENT":
-            start = config.get("start", config.get("offset")) or 0.0
-            end = config.get("end")
-            if end is None and config.get("duration") is not None:
-                end = float(start) + float(config["duration"])
-            rate = _rate(plan, step, by_cid)
-            count = first if end is None or rate is None else min(first, round((float(end) - float(start)) * rate))
-        elif step.node_type == "EFFECT" and config.get("frames"):
-            count = int(config["frames"][1]) - int(config["frames"][0])
-        elif step.node_type == "TRANSFORM":
-            count = round(first / float(config.get("speed", 1.0)))
+        elif step.node_type == "CHAIN":
+            count = first
+            for stage in step.config["stages"]:
+                count = _node_frames(plan, step, stage["type"], stage["config"], count, by_cid)
+            if step.config.get("frames"):
+                count = int(step.config["frames"][1]) - int(step.config["frames"][0])
         elif step.node_type == "SEQUENCE":
             count = sum(inputs)
-        elif step.node_type in ("AUDIO_MIX", "JOIN"):
-            count = 0  # nothing to encode frame by frame: sound only, or packets copied
+        elif step.node_type == "JOIN":
+            count = sum(inputs[:-1])
+        elif step.node_type in ("AUDIO_MIX", "ANALYZE", "NOOP"):
+            count = 0
+        elif step.node_type == "THUMBNAIL":
+            count = 1
         else:
-            count = max(inputs, default=0)
+            count = _node_frames(plan, step, step.node_type, step.config, first, by_cid)
         frames[step.step_id] = max(0, count)
     return frames
+
+
+def _node_frames(
+    plan: Plan, step: PlanStep, node_type: str, config: Mapping[str, Any], first: int, by_cid: Mapping[str, MediaInfo]
+) -> int:
+    """Frames out of one one-input node given `first` frames in."""
+    if node_type == "SEGMENT":
+        start = config.get("start", config.get("offset")) or 0.0
+        end = config.get("end")
+        if end is None and config.get("duration") is not None:
+            end = float(start) + float(config["duration"])
+        rate = _rate(plan, step, by_cid)
+        if rate is None:
+            return first
+        left = first - round(float(start) * rate)
+        return left if end is None else min(left, round((float(end) - float(start)) * rate))
+    if node_type == "EFFECT" and config.get("frames"):
+        return int(config["frames"][1]) - int(config["frames"][0])
+    if node_type == "TRANSFORM":
+        return round(first / float(config.get("speed", 1.0)))
+    return first
+
+
+def encoded_frames(plan: Plan, frames: Mapping[str, int]) -> dict[str, int]:
+    """Frames each step passes through an encoder (what it costs): none where it copies packets.
+
+    A JOIN, a keyframe-copy SEGMENT, a cut-only SEQUENCE of parts made for it and a MUX of
+    such a part copy their video; everything else encodes every frame it outputs.
+    """
+    by_id = {s.step_id: s for s in plan.steps}
+
+    def copies_from(step: PlanStep, refs: list[str]) -> bool:
+        lossless = step.handoff == "lossless"
+        return all(
+            ref in by_id
+            and by_id[ref].node_type not in ("SOURCE", "ANALYZE")
+            and (by_id[ref].handoff == "lossless") == lossless
+            for ref in refs
+        )
+
+    encoded: dict[str, int] = {}
+    for step in plan.steps:
+        copy = False
+        if step.node_type in ("JOIN", "SOURCE", "ANALYZE", "AUDIO_MIX", "NOOP"):
+            copy = True
+        elif step.node_type == "SEGMENT":
+            copy = step.config.get("precise") is False
+        elif step.node_type == "SEQUENCE":
+            cut = (step.config.get("transition") or {}).get("type", "cut") == "cut"
+            copy = cut and copies_from(step, step.inputs)
+        elif step.node_type == "MUX":
+            copy = copies_from(step, step.inputs[:1])
+        encoded[step.step_id] = 0 if copy else frames.get(step.step_id, 0)
+    return encoded
 
 
 def _rate(plan: Plan, step: PlanStep, by_cid: Mapping[str, MediaInfo]) -> float | None:

@@ -1,0 +1,251 @@
+"""From the recipe's logical steps to the steps executors run: fused, chunked, with hand-offs.
+
+A recipe's nodes are the unit of meaning; what an executor runs is chosen here so that
+every frame of the run's output passes the lossy encoder once:
+
+1. **Fusion.** A line of one-input per-frame nodes (SEGMENT, TRANSFORM, RESIZE, EFFECT)
+   whose middle results only the next node reads becomes one CHAIN step: one decode,
+   every node's filters in memory, one encode. Time changes (a SEGMENT's window, a
+   TRANSFORM's speed) may not follow an EFFECT in a chain (the effect would see other
+   frames than it does on its own), so a chain breaks there.
+2. **Chunks.** A long per-frame render that does not change time (an EFFECT, or a CHAIN of
+   pictures only) is split into chunks of whole GOPs, each rendered by any executor and
+   joined back by stream copy (JOIN).
+3. **Hand-offs.** Walking back from the output, each step learns how its consumers read it:
+   a JOIN, a cut-only SEQUENCE and a MUX's video copy its packets, so it is encoded with the
+   delivery encoder as a ``part``; anything that decodes it gets a ``lossless`` intermediate;
+   the output itself is ``deliver``. The hand-off is part of the step id (it changes the bytes).
+
+Ids are computed last, from the inputs' final ids, so the same recipe and inputs give the
+same steps on every planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from artdag_common.errors import InvalidInputError
+from artdag_common.ids import step_id
+from artdag_common.operations import (
+    CHAIN_STAGE_TYPES,
+    OPERATIONS,
+    ChainConfig,
+    ChainStage,
+)
+from artdag_common.schemas import MediaInfo, PlanStep
+
+RangeFinder = Callable[[MediaInfo | None], list[tuple[int, int]]]
+"""Frame ranges to render a long input in (empty: in one piece); see `planning.Chunking`."""
+
+COPY_CONSUMERS = frozenset({"JOIN", "SEQUENCE", "MUX"})
+
+
+@dataclass
+class _Node:
+    """A step being shaped: ids are given once the graph is final."""
+
+    key: str
+    node_type: str
+    name: str
+    config: dict[str, Any]
+    inputs: list[str]
+    step: PlanStep | None = None  # the logical step it stands for (None for a CHAIN or a chunk)
+    covers: list[str] = field(default_factory=list)
+    handoff: str = "deliver"
+
+
+def fusable(step: PlanStep) -> bool:
+    """Whether a logical step may be a stage of a CHAIN."""
+    if step.node_type not in CHAIN_STAGE_TYPES or len(step.inputs) != 1:
+        return False
+    if step.node_type == "SEGMENT" and step.config.get("precise") is False:
+        return False  # a keyframe copy decodes nothing: nothing to fuse
+    return not (step.node_type == "EFFECT" and step.config.get("frames") is not None)
+
+
+def _stage(step: PlanStep) -> ChainStage:
+    return ChainStage.model_validate({"type": step.node_type, "config": step.config})
+
+
+def _temporal(stage: ChainStage) -> bool:
+    """Whether an EFFECT stage carries state from frame to frame (so it cannot be chunked)."""
+    from artdag_effects import get_effect
+
+    return stage.type == "EFFECT" and get_effect(str(stage.config["effect"])).temporal
+
+
+def shape_plan(
+    steps: list[PlanStep],
+    output: str,
+    *,
+    cluster_key: str | None,
+    media_by_step: Mapping[str, MediaInfo],
+    ranges: RangeFinder | None,
+    max_steps: int,
+) -> tuple[list[PlanStep], str]:
+    """Fuse, chunk and assign hand-offs (see the module docstring); returns the steps and the output's id."""
+    by_key = {s.step_id: s for s in steps}
+    consumers: dict[str, int] = {}
+    for s in steps:
+        for i in s.inputs:
+            consumers[i] = consumers.get(i, 0) + 1
+    readers: dict[str, list[str]] = {}
+    for s in steps:
+        for i in s.inputs:
+            readers.setdefault(i, []).append(s.step_id)
+
+    # 1. Fusion: lines of fusable steps, each link read by the next one only.
+    nodes: dict[str, _Node] = {}
+    replaced: dict[str, str] = {}  # logical key → key of the node that renders it
+    fused: set[str] = set()
+    for s in steps:
+        if s.step_id in fused:
+            continue
+        line = [s]
+        if fusable(s):
+            effect_seen = s.node_type == "EFFECT"
+            tail = s
+            while tail.step_id != output and consumers.get(tail.step_id) == 1:
+                nxt = by_key[readers[tail.step_id][0]]
+                if not fusable(nxt) or nxt.step_id in fused:
+                    break
+                if effect_seen and _stage(nxt).changes_time():
+                    break
+                effect_seen = effect_seen or nxt.node_type == "EFFECT"
+                line.append(nxt)
+                tail = nxt
+        if len(line) == 1:
+            nodes[s.step_id] = _Node(s.step_id, s.node_type, s.name, dict(s.config), list(s.inputs), step=s)
+            continue
+        config = ChainConfig(stages=[_stage(x) for x in line]).model_dump(mode="json", exclude_none=True)
+        last = line[-1]
+        nodes[last.step_id] = _Node(
+            last.step_id, "CHAIN", last.name, config, list(s.inputs), covers=[x.name for x in line]
+        )
+        fused.update(x.step_id for x in line)
+        for x in line[:-1]:
+            replaced[x.step_id] = last.step_id
+
+    # 2. Chunks: long picture-only renders split at GOP boundaries, joined by stream copy.
+    if ranges is not None:
+        for key, node in list(nodes.items()):
+            if not chunkable(node.node_type, node.config):
+                continue
+            source = nodes.get(node.inputs[0])
+            parts = ranges(media_by_step.get(node.inputs[0])) if source is not None else []
+            if not parts:
+                continue
+            chunk_keys = []
+            for first, end in parts:
+                chunk_key = f"{key}[{first}:{end}]"
+                nodes[chunk_key] = _Node(
+                    chunk_key,
+                    node.node_type,
+                    f"{node.name}[{first}:{end}]",
+                    {**node.config, "frames": [first, end]},
+                    list(node.inputs),
+                    covers=node.covers,
+                )
+                chunk_keys.append(chunk_key)
+            nodes[key] = _Node(key, "JOIN", node.name, {}, [*chunk_keys, node.inputs[0]], covers=node.covers)
+
+    # Topological order: every input before its reader (chunks were appended after their JOIN).
+    order = _topological(nodes)
+
+    # 3. Hand-offs, from the output back: every reader of a step is settled before the step.
+    wants: dict[str, set[str]] = {}
+    for key in reversed(order):
+        node = nodes[key]
+        wanted = wants.get(key, set())
+        if key == output or not wanted:
+            node.handoff = "deliver"
+        else:
+            node.handoff = "lossless" if "lossless" in wanted else "part"
+        for slot, ref in enumerate(node.inputs):
+            wants.setdefault(ref, set()).add(_wanted(node, slot))
+
+    # 4. Ids, from the inputs' final ids.
+    ids: dict[str, str] = {}
+    result: dict[str, PlanStep] = {}
+    levels: dict[str, int] = {}
+    for key in order:
+        node = nodes[key]
+        inputs = [ids[i] for i in node.inputs]
+        logical = node.step
+        if logical is not None and logical.node_type in ("SOURCE", "ANALYZE"):
+            ids[key] = logical.step_id
+            result.setdefault(logical.step_id, logical)
+            levels[logical.step_id] = logical.level
+            continue
+        op = OPERATIONS[node.node_type]
+        handoff = node.handoff if op.output_media_type == "video/mp4" else "deliver"
+        new_id = step_id(op.node_type, node.config, inputs, op.op_version, cluster_key, handoff)
+        ids[key] = new_id
+        if new_id in result:
+            continue  # two nodes that came out the same: one step
+        if len(result) >= max_steps:
+            raise InvalidInputError(f"the plan would exceed {max_steps} steps (MAX_PLAN_STEPS)", field="recipe")
+        level = 1 + max((levels[i] for i in inputs), default=-1)
+        levels[new_id] = level
+        media_type = logical.media_type if logical is not None else op.output_media_type
+        result[new_id] = PlanStep(
+            step_id=new_id,
+            name=node.name,
+            node_type=op.node_type,
+            config=node.config,
+            inputs=inputs,
+            op_version=op.op_version,
+            level=level,
+            media_type=media_type,
+            handoff=handoff,
+            covers=node.covers,
+        )
+    for logical_key, renderer in replaced.items():
+        ids[logical_key] = ids[renderer]
+    return list(result.values()), ids[output]
+
+
+def _wanted(reader: _Node, slot: int) -> str:
+    """How `reader` wants the input in `slot`: copied into what it writes (part), or decoded (lossless)."""
+    copies = (
+        reader.node_type == "JOIN"
+        or (reader.node_type == "MUX" and slot == 0)
+        or (reader.node_type == "SEQUENCE" and (reader.config.get("transition") or {}).get("type", "cut") == "cut")
+    )
+    if copies and reader.handoff in ("deliver", "part"):
+        return "part"
+    return "lossless"
+
+
+def chunkable(node_type: str, config: Mapping[str, Any]) -> bool:
+    """Whether a step renders each frame on its own, without changing time (so it can be split into chunks)."""
+    if node_type == "CHAIN":
+        stages = [ChainStage.model_validate(stage) for stage in config["stages"]]
+        return not any(stage.changes_time() or _temporal(stage) for stage in stages)
+    if node_type != "EFFECT" or config.get("frames") is not None:
+        return False
+    # A temporal effect carries state from frame to frame: it must see the whole input in one pass.
+    return not _temporal(ChainStage(type="EFFECT", config=dict(config)))
+
+
+def _topological(nodes: Mapping[str, _Node]) -> list[str]:
+    """Keys with every input before its reader, in first-seen order otherwise (deterministic)."""
+    order: list[str] = []
+    done: set[str] = set()
+    for root in nodes:
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            key, expanded = stack.pop()
+            if key in done:
+                continue
+            if expanded:
+                done.add(key)
+                order.append(key)
+                continue
+            stack.append((key, True))
+            for ref in reversed(nodes[key].inputs):
+                if ref not in done:
+                    stack.append((ref, False))
+    return order
