@@ -72,6 +72,18 @@ SAMPLE_STEPS: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("mux-longest", "MUX", {"shortest": False}, ["video", "audio"]),
     ("audio-mix", "AUDIO_MIX", {"gains": [1.0, 0.5], "normalize": True}, ["video", "audio"]),
     ("audio-mix-three", "AUDIO_MIX", {"normalize": False}, ["audio", "video", "audio"]),
+    (
+        "chain-cut-retime-grade",
+        "CHAIN",
+        {
+            "stages": [
+                {"type": "SEGMENT", "config": {"start": 0.2, "end": 1.4}},
+                {"type": "TRANSFORM", "config": {"speed": 1.5, "saturation": 1.3}},
+                {"type": "RESIZE", "config": {"width": 96, "height": 64, "mode": "fill"}},
+            ]
+        },
+        ["video"],
+    ),
 ]
 """(label, node_type, config, input kinds) for every primitive, mode and transition."""
 

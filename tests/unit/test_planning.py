@@ -23,17 +23,42 @@ output: b
 """
 
 
+# `a` is read twice (by the cut and by `twin`'s twin): a step of its own, copied into the output.
+PAIR = """
+name: pair
+inputs: [video]
+steps:
+  - {id: a, type: RESIZE, inputs: [video], config: {width: 64, height: 48}}
+  - {id: b, type: SEQUENCE, inputs: [a, a]}
+  - {id: twin, type: RESIZE, inputs: [video], config: {width: 64, height: 48}}
+output: b
+"""
+
+
 def test_plan_has_a_source_and_deterministic_step_ids() -> None:
-    recipe = parse_recipe(CHAIN)
+    recipe = parse_recipe(PAIR)
     plan = build_plan(recipe, {"video": CID})
-    assert [s.node_type for s in plan.steps] == ["SOURCE", "RESIZE", "RESIZE"]
+    assert [s.node_type for s in plan.steps] == ["SOURCE", "RESIZE", "SEQUENCE"]
     assert plan.steps[0].step_id == source_step_id(CID)
     assert plan.steps[0].source_cid == CID
     # Identical nodes (a and twin) are one step: rendered once.
     assert len({s.step_id for s in plan.steps}) == 3
-    assert plan == build_plan(parse_recipe(CHAIN), {"video": CID})
+    assert plan == build_plan(parse_recipe(PAIR), {"video": CID})
     assert plan.output_step == plan.steps[2].step_id
-    assert plan.steps[2].inputs == [plan.steps[1].step_id]
+    assert plan.steps[2].inputs == [plan.steps[1].step_id] * 2
+    # The cut copies `a` into the output: `a` is encoded for delivery, as a part.
+    assert [s.handoff for s in plan.steps[1:]] == ["part", "deliver"]
+
+
+def test_a_line_of_per_frame_nodes_is_one_fused_step() -> None:
+    plan = build_plan(parse_recipe(CHAIN), {"video": CID})
+    assert [s.node_type for s in plan.steps] == ["SOURCE", "CHAIN"]
+    chain = plan.steps[1]
+    assert chain.covers == ["a", "b"] and chain.name == "b" and chain.step_id == plan.output_step
+    assert [stage["type"] for stage in chain.config["stages"]] == ["RESIZE", "RESIZE"]
+    assert chain.config["stages"][1]["config"]["width"] == 32
+    # The unused twin of `a` is not fused into anything and not rendered for the output.
+    assert plan == build_plan(parse_recipe(CHAIN), {"video": CID})
 
 
 def test_ids_change_with_the_input_content_and_the_cluster_key() -> None:
@@ -65,7 +90,7 @@ def test_binding_inputs_names_the_problem(inputs: dict[str, str], field: str, wo
 
 
 def test_run_state_machine_dispatches_by_dependency_and_completes() -> None:
-    plan = build_plan(parse_recipe(CHAIN), {"video": CID})
+    plan = build_plan(parse_recipe(PAIR), {"video": CID})
     state = new_run_state("run-" + "0" * 32, plan)
     first, second = plan.steps[1], plan.steps[2]
     assert [s.step_id for s in ready_steps(state, plan)] == [first.step_id]
@@ -86,7 +111,7 @@ def test_run_state_machine_dispatches_by_dependency_and_completes() -> None:
 
 
 def test_two_replicas_views_of_a_run_merge_to_all_either_learnt() -> None:
-    recipe = CHAIN.replace(
+    recipe = PAIR.replace(
         "id: twin, type: RESIZE, inputs: [video], config: {width: 64",
         "id: twin, type: RESIZE, inputs: [video], config: {width: 66",
     )
@@ -116,7 +141,7 @@ def test_two_replicas_views_of_a_run_merge_to_all_either_learnt() -> None:
 
 
 def test_a_failed_step_fails_the_run_with_its_name() -> None:
-    plan = build_plan(parse_recipe(CHAIN), {"video": CID})
+    plan = build_plan(parse_recipe(PAIR), {"video": CID})
     state = new_run_state("run-" + "0" * 32, plan)
     apply_step_event(
         state,
@@ -300,10 +325,25 @@ def test_beat_sync_stretch_fits_equal_parts_of_the_video_to_each_interval() -> N
         analyses={"listen": _analysis([0.0, 0.5, 1.5])},
         media={"video": _video(2.0)},
     )
-    segments = [s for s in plan.steps if s.node_type == "SEGMENT"]
-    assert [(s.config["start"], s.config["end"]) for s in segments] == [(0.0, 1.0), (1.0, 2.0)]
-    speeds = [s.config["speed"] for s in plan.steps if s.node_type == "TRANSFORM"]
+    stages = [stage for s in plan.steps for stage in _stages(s)]
+    segments = [stage["config"] for stage in stages if stage["type"] == "SEGMENT"]
+    assert [(c["start"], c["end"]) for c in segments] == [(0.0, 1.0), (1.0, 2.0)]
+    speeds = [stage["config"]["speed"] for stage in stages if stage["type"] == "TRANSFORM"]
     assert speeds == [2.0]  # 1 s of video into 0.5 s; the second part already lasts 1 s
+    # Slice and stretch are one pass (a CHAIN), its part copied into the cut, the cut into the MUX.
+    chain = next(s for s in plan.steps if s.node_type == "CHAIN")
+    assert chain.covers == ["synced/slice0", "synced/stretch0"] and chain.handoff == "part"
+    assert {s.node_type: s.handoff for s in plan.steps if s.node_type in ("SEQUENCE", "MUX")} == {
+        "SEQUENCE": "part",
+        "MUX": "deliver",
+    }
+
+
+def _stages(step: Any) -> list[dict[str, Any]]:
+    """A step's nodes as CHAIN stages (a plain step is a chain of one)."""
+    if step.node_type == "CHAIN":
+        return list(step.config["stages"])
+    return [{"type": step.node_type, "config": step.config}]
 
 
 def test_beat_sync_needs_beats_and_refs_must_exist() -> None:
@@ -372,7 +412,7 @@ def test_a_list_input_is_mapped_then_sequenced() -> None:
     resizes = [s for s in plan.steps if s.node_type == "RESIZE"]
     assert len(resizes) == 3 and all(s.config["width"] == 64 for s in resizes)
     sequences = [s for s in plan.steps if s.node_type == "SEQUENCE"]
-    assert sum(len(s.inputs) for s in sequences) == 4  # three clips as a tree of two pairs
+    assert [len(s.inputs) for s in sequences] == [3]  # cuts copy packets: one step for all
     with pytest.raises(InvalidInputError) as info:
         bind_inputs(parse_recipe(LISTS), {"clips": f"{cids[0]},not-a-cid"})
     assert info.value.field == "inputs.clips"

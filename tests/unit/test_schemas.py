@@ -27,7 +27,7 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
         StepTask,
         '{"v":1,"run_id":"run-1","step":{"step_id":"s","name":"small","node_type":"RESIZE",'
         '"config":{"width":320},"inputs":["i"],"op_version":"1","source_cid":null,"level":1,'
-        '"media_type":"video/mp4"},'
+        '"media_type":"video/mp4","handoff":"lossless","covers":["small"]},'
         '"input_cids":["QmX"],"input_names":["input:video"],"fresh":false}',
     ),
     (
