@@ -1,0 +1,212 @@
+"""Whole plans rendered as executors render them: one lossy generation per delivered frame.
+
+Each test plans a recipe with the real planner, renders every step with the real
+executor code (`tests.pipeline.render_plan`: hand-offs and seeds as in a run) and
+looks at what would be delivered.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from artdag_common.cid import cid_of_file
+from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_common.examples import example_path
+from artdag_common.recipe import parse_recipe
+from artdag_common.schemas import AnalysisReply, MediaInfo
+from services.executor.encoding import LOSSLESS_H264_PROFILE
+from services.executor.operations import run_operation
+from services.planner.planning import build_plan, encoded_frames, estimate_frames
+from tests.pipeline import psnr, render_plan, rgb_frames
+
+FPS = 25
+
+
+def _noisy_clip(path: Path, *, width: int = 320, height: int = 240, frames: int = 40) -> None:
+    """Fine detail that a lossy encoder cannot keep exactly: noise over moving gradients, with sound."""
+    rng = np.random.default_rng(1234)
+    texture = rng.integers(0, 256, size=(height, width * 2, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 255, width * 2, dtype=np.float32)[None, :, None]
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=FPS, options={"crf": "8", "preset": "veryfast", "threads": "1"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=44100)
+        audio.layout = "stereo"
+        for index in range(frames):
+            shifted = np.roll(texture, -3 * index, axis=1)[:, :width].astype(np.float32)
+            picture = np.clip(0.6 * shifted + 0.4 * ramp[:, index : index + width], 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        samples = round(frames / FPS * 44100)
+        t = np.arange(samples, dtype=np.float32) / 44100
+        tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            block = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
+            sound = av.AudioFrame.from_ndarray(block, format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts = 44100, start
+            out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("noisy") / "noisy.mp4"
+    _noisy_clip(path)
+    return path
+
+
+def _inverts(count: int) -> str:
+    steps = "\n".join(
+        f"  - {{id: fx{k}, type: EFFECT, inputs: [{'video' if k == 0 else f'fx{k - 1}'}], config: {{effect: invert}}}}"
+        for k in range(count)
+    )
+    return f"name: inverts\ninputs: [video]\nsteps:\n{steps}\noutput: fx{count - 1}\n"
+
+
+def _render(text: str, sources: dict[str, Path], directory: Path, **plan_args: object) -> tuple[Path, object]:
+    bound = {name: cid_of_file(path) for name, path in sources.items()}
+    plan = build_plan(parse_recipe(text), bound, **plan_args)  # type: ignore[arg-type]
+    outputs = render_plan(plan, {cid_of_file(p): p for p in sources.values()}, directory)
+    return outputs[plan.output_step], plan
+
+
+def test_two_and_six_chained_inverts_lose_the_same_to_one_lossy_generation(noisy: Path, tmp_path: Path) -> None:
+    source = rgb_frames(noisy)
+    quality = {}
+    for count in (2, 6):
+        out, plan = _render(_inverts(count), {"video": noisy}, tmp_path / str(count))
+        kinds = [s.node_type for s in plan.steps]  # type: ignore[attr-defined]
+        assert kinds == ["SOURCE", "CHAIN"], "a line of effects is one pass: decode once, encode once"
+        quality[count] = psnr(source, rgb_frames(out))
+    # invert∘invert is the identity: both are one encoding of the same picture.
+    assert abs(quality[2] - quality[6]) <= 0.05, quality
+    assert quality[2] > 25, quality
+
+
+def test_an_intermediate_that_is_decoded_again_is_lossless(noisy: Path, tmp_path: Path) -> None:
+    text = """
+name: fade-in-negative
+inputs: [video]
+steps:
+  - {id: negative, type: EFFECT, inputs: [video], config: {effect: invert}}
+  - {id: both, type: SEQUENCE, inputs: [negative, video], config: {transition: {type: crossfade, duration: 0.2}}}
+output: both
+"""
+    out, plan = _render(text, {"video": noisy}, tmp_path)
+    steps = {s.name: s for s in plan.steps}  # type: ignore[attr-defined]
+    assert steps["negative"].handoff == "lossless" and steps["both"].handoff == "deliver"
+    intermediate = next(p for p in tmp_path.iterdir() if p.name.startswith("negative-"))
+    with av.open(str(intermediate)) as container:
+        assert container.streams.video[0].codec_context.profile == LOSSLESS_H264_PROFILE
+        sound = [bytes(p) for p in container.demux(audio=0) if p.size]
+    with av.open(str(noisy)) as container:
+        assert sound == [bytes(p) for p in container.demux(audio=0) if p.size], "sound left alone is copied"
+    # Rendering the same effect for delivery gives the same pictures after one lossy encode: the
+    # lossless file holds exactly what that encoder was given.
+    direct = tmp_path / "direct.mp4"
+    run_operation("EFFECT", {"effect": "invert"}, [str(noisy)], str(direct), ["video"], seed=1)
+    lossless, delivered = rgb_frames(intermediate), rgb_frames(direct)
+    assert psnr(lossless, delivered) > 30
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.profile == "High"
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+def _parts(noisy: Path, directory: Path, count: int = 4) -> list[Path]:
+    parts = []
+    for k in range(count):
+        part = directory / f"part{k}.mp4"
+        stages = [
+            {"type": "SEGMENT", "config": {"start": 0.3 * k, "end": 0.3 * k + 0.4}},
+            {"type": "TRANSFORM", "config": {"speed": 1.0 + 0.25 * k}},
+        ]
+        run_operation("CHAIN", {"stages": stages}, [str(noisy)], str(part), ["clip"], seed=k, handoff="part")
+        parts.append(part)
+    return parts
+
+
+def test_a_cut_sequence_of_parts_copies_every_frame_and_encodes_only_the_sound(noisy: Path, tmp_path: Path) -> None:
+    parts = _parts(noisy, tmp_path)
+    out = tmp_path / "joined.mp4"
+    run_operation("SEQUENCE", {}, [str(p) for p in parts], str(out), ["part"] * len(parts), handoff="deliver")
+    expected = [frame for part in parts for frame in rgb_frames(part)]
+    joined = rgb_frames(out)
+    assert len(joined) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(joined, expected, strict=True)), "copied, not re-encoded"
+    with av.open(str(out)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert audio.codec_context.name == "aac", "the parts' lossless sound is encoded once, here"
+        assert video.duration is not None and audio.duration is not None
+        video_s = float(video.duration * video.time_base)
+        assert video_s == pytest.approx(len(expected) / FPS, abs=1e-3)
+        assert float(audio.duration * audio.time_base) == pytest.approx(video_s, abs=0.03), "no drift at the cuts"
+
+
+def test_a_sequence_of_mixed_inputs_is_re_encoded_into_one_correct_file(noisy: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.mp4"
+    write_test_clip(other, width=192, height=108, fps=30, duration_s=0.8, with_audio=False)
+    part = _parts(noisy, tmp_path, count=1)[0]
+    lossless = tmp_path / "lossless.mp4"
+    run_operation("EFFECT", {"effect": "invert"}, [str(noisy)], str(lossless), ["clip"], handoff="lossless")
+    inputs = [part, other, noisy, lossless]
+    out = tmp_path / "mixed.mp4"
+    run_operation("SEQUENCE", {}, [str(p) for p in inputs], str(out), ["x"] * len(inputs), handoff="deliver")
+    frames = rgb_frames(out)
+    # Sizes, frame rates and codecs differ: every clip is fitted to the first's size at its rate.
+    expected = len(rgb_frames(part)) + round(0.8 * FPS) + 2 * len(rgb_frames(noisy))
+    assert abs(len(frames) - expected) <= 2
+    assert all(frame.shape == (240, 320, 3) for frame in frames)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.profile == "High"
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> None:
+    clip, track = tmp_path / "clip.mp4", tmp_path / "track.wav"
+    write_test_clip(clip, width=160, height=120, fps=FPS, duration_s=3.0)
+    write_click_track(track, bpm=150, duration_s=3.0)
+    beats = [round(0.4 * k, 3) for k in range(8)]
+    reply = AnalysisReply(
+        analysis_id="a" * 64,
+        result_cid=cid_of_file(track),
+        cached=False,
+        result={"audio": {"beats": {"beat_times": beats}, "energy": {"times": [0.0], "values": [0.5]}}},
+    )
+    media = {
+        "video": MediaInfo(
+            cid=cid_of_file(clip),
+            duration_s=3.0,
+            has_video=True,
+            has_audio=True,
+            audio_codec="aac",
+            fps=FPS,
+            frame_count=75,
+        )
+    }
+    out, plan = _render(
+        example_path("beat-sync").read_text(),
+        {"video": clip, "audio": track},
+        tmp_path,
+        analyses={"analyze_audio": reply},
+        media=media,
+    )
+    steps = plan.steps  # type: ignore[attr-defined]
+    frames = estimate_frames(plan, media)  # type: ignore[arg-type]
+    encoded = encoded_frames(plan, frames)  # type: ignore[arg-type]
+    assert [s.node_type for s in steps].count("CHAIN") == len(beats) - 1
+    assert sum(encoded.values()) == sum(frames[s.step_id] for s in steps if s.node_type == "CHAIN")
+    delivered = rgb_frames(out)
+    assert sum(encoded.values()) / len(delivered) <= 1.2
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        assert container.streams.audio[0].codec_context.name == "aac"
+        assert video.duration is not None
+        assert float(video.duration * video.time_base) == pytest.approx(beats[-1] - beats[0], abs=0.1)
+    assert Fraction(len(delivered), FPS) == pytest.approx(beats[-1] - beats[0], abs=0.1)
