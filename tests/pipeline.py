@@ -51,5 +51,7 @@ def rgb_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
 def psnr(reference: list[npt.NDArray[np.uint8]], frames: list[npt.NDArray[np.uint8]]) -> float:
     """Peak signal-to-noise ratio (dB) of `frames` against `reference`, over all frames at once."""
     assert len(reference) == len(frames), f"{len(frames)} frames against {len(reference)}"
-    error = np.mean([np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) for a, b in zip(reference, frames)])
+    error = np.mean(
+        [np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) for a, b in zip(reference, frames, strict=True)]
+    )
     return float(10 * np.log10(255.0**2 / max(float(error), 1e-12)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -18,7 +19,7 @@ from artdag_common.cid import cid_of_file
 from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.recipe import parse_recipe
-from artdag_common.schemas import AnalysisReply, MediaInfo
+from artdag_common.schemas import AnalysisReply, MediaInfo, Plan
 from services.executor.encoding import LOSSLESS_H264_PROFILE
 from services.executor.operations import run_operation
 from services.planner.planning import build_plan, encoded_frames, estimate_frames
@@ -70,9 +71,9 @@ def _inverts(count: int) -> str:
     return f"name: inverts\ninputs: [video]\nsteps:\n{steps}\noutput: fx{count - 1}\n"
 
 
-def _render(text: str, sources: dict[str, Path], directory: Path, **plan_args: object) -> tuple[Path, object]:
+def _render(text: str, sources: dict[str, Path], directory: Path, **plan_args: Any) -> tuple[Path, Plan]:
     bound = {name: cid_of_file(path) for name, path in sources.items()}
-    plan = build_plan(parse_recipe(text), bound, **plan_args)  # type: ignore[arg-type]
+    plan = build_plan(parse_recipe(text), bound, **plan_args)
     outputs = render_plan(plan, {cid_of_file(p): p for p in sources.values()}, directory)
     return outputs[plan.output_step], plan
 
@@ -82,7 +83,7 @@ def test_two_and_six_chained_inverts_lose_the_same_to_one_lossy_generation(noisy
     quality = {}
     for count in (2, 6):
         out, plan = _render(_inverts(count), {"video": noisy}, tmp_path / str(count))
-        kinds = [s.node_type for s in plan.steps]  # type: ignore[attr-defined]
+        kinds = [s.node_type for s in plan.steps]
         assert kinds == ["SOURCE", "CHAIN"], "a line of effects is one pass: decode once, encode once"
         quality[count] = psnr(source, rgb_frames(out))
     # invert∘invert is the identity: both are one encoding of the same picture.
@@ -100,7 +101,7 @@ steps:
 output: both
 """
     out, plan = _render(text, {"video": noisy}, tmp_path)
-    steps = {s.name: s for s in plan.steps}  # type: ignore[attr-defined]
+    steps = {s.name: s for s in plan.steps}
     assert steps["negative"].handoff == "lossless" and steps["both"].handoff == "deliver"
     intermediate = next(p for p in tmp_path.iterdir() if p.name.startswith("negative-"))
     with av.open(str(intermediate)) as container:
@@ -144,6 +145,7 @@ def test_a_cut_sequence_of_parts_copies_every_frame_and_encodes_only_the_sound(n
         video, audio = container.streams.video[0], container.streams.audio[0]
         assert audio.codec_context.name == "aac", "the parts' lossless sound is encoded once, here"
         assert video.duration is not None and audio.duration is not None
+        assert video.time_base is not None and audio.time_base is not None
         video_s = float(video.duration * video.time_base)
         assert video_s == pytest.approx(len(expected) / FPS, abs=1e-3)
         assert float(audio.duration * audio.time_base) == pytest.approx(video_s, abs=0.03), "no drift at the cuts"
@@ -197,9 +199,9 @@ def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> 
         analyses={"analyze_audio": reply},
         media=media,
     )
-    steps = plan.steps  # type: ignore[attr-defined]
-    frames = estimate_frames(plan, media)  # type: ignore[arg-type]
-    encoded = encoded_frames(plan, frames)  # type: ignore[arg-type]
+    steps = plan.steps
+    frames = estimate_frames(plan, media)
+    encoded = encoded_frames(plan, frames)
     assert [s.node_type for s in steps].count("CHAIN") == len(beats) - 1
     assert sum(encoded.values()) == sum(frames[s.step_id] for s in steps if s.node_type == "CHAIN")
     delivered = rgb_frames(out)
@@ -207,6 +209,6 @@ def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> 
     with av.open(str(out)) as container:
         video = container.streams.video[0]
         assert container.streams.audio[0].codec_context.name == "aac"
-        assert video.duration is not None
+        assert video.duration is not None and video.time_base is not None
         assert float(video.duration * video.time_base) == pytest.approx(beats[-1] - beats[0], abs=0.1)
     assert Fraction(len(delivered), FPS) == pytest.approx(beats[-1] - beats[0], abs=0.1)
