@@ -45,7 +45,7 @@ def render_plan(plan: Plan, sources: Mapping[str, Path], directory: Path) -> dic
 def rgb_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
     """Every decoded video frame of `path` as RGB."""
     with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        return [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8) for frame in container.decode(video=0)]
 
 
 def psnr(reference: list[npt.NDArray[np.uint8]], frames: list[npt.NDArray[np.uint8]]) -> float:
