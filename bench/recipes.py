@@ -44,6 +44,7 @@ import contextlib
 import itertools
 import math
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -476,6 +477,10 @@ class Stack:
                 f.write(chunk)
         return time.perf_counter() - started, run_id
 
+    def cpu(self) -> float:
+        """CPU seconds the whole stack (every service, executor worker and nats-server) used so far."""
+        return tree_cpu(self.proc.pid) if self.proc is not None else 0.0
+
     def get(self, path: str) -> Any:
         return self._json(self.http.get(path))
 
@@ -525,6 +530,8 @@ class Result:
     cost_frames: int = 0
     encodes: str = "n/a"
     cached_rerun: float | None = None
+    artdag_cpu: list[float] = field(default_factory=list)
+    ffmpeg_cpu: list[float] = field(default_factory=list)
 
 
 def dry_run_summary(stack: Stack, recipe: str, inputs: dict[str, str], result: Result) -> None:
@@ -542,10 +549,40 @@ def dry_run_summary(stack: Stack, recipe: str, inputs: dict[str, str], result: R
     )
 
 
-def timed(command: list[str]) -> float:
-    started = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children (the ffmpeg runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by `root` and every process under it (with their reaped children)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick
+    total = 0.0
+    for pid, seconds in times.items():
+        ancestor = pid
+        while ancestor not in (0, 1, root):
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root:
+            total += seconds
+    return total
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one command."""
+    cpu, started = children_cpu(), time.perf_counter()
     subprocess.run(command, check=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat: int) -> Result:
@@ -564,8 +601,10 @@ def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat
             write_wav(track, media_music(media), variant=r + 1)
             inputs["audio"] = stack.upload(track)
         dry_run_summary(stack, recipe, inputs, result)
+        cpu = stack.cpu()
         seconds, run_id = stack.render(recipe, inputs, ours)
         result.artdag.append(seconds)
+        result.artdag_cpu.append(stack.cpu() - cpu)
         if case == "a" and not slices:
             first_inputs = inputs
             slices, where = beat_sync_slices(stack, run_id, inputs["video"], clip)
@@ -575,8 +614,14 @@ def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat
             command = ffmpeg_a(clip, media["track"], slices, theirs)
         else:
             command = ffmpeg_b(clip, theirs) if case == "b" else ffmpeg_c(clip, theirs)
-        result.ffmpeg.append(timed(command))
-        print(f"  repeat {r + 1}: artdag {result.artdag[-1]:.2f} s, ffmpeg {result.ffmpeg[-1]:.2f} s", flush=True)
+        seconds, cpu = timed(command)
+        result.ffmpeg.append(seconds)
+        result.ffmpeg_cpu.append(cpu)
+        print(
+            f"  repeat {r + 1}: artdag {result.artdag[-1]:.2f} s ({result.artdag_cpu[-1]:.1f} s CPU), "
+            f"ffmpeg {seconds:.2f} s ({cpu:.1f} s CPU); load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     if case == "a":
         print("  cached re-run (the first repeat's recipe and inputs):", flush=True)
         dry_run_summary(stack, recipe, first_inputs, Result(case))
@@ -614,22 +659,25 @@ TITLES = {"a": "a beat-sync (README)", "b": "b 10 SEGMENT→SEQUENCE", "c": "c 5
 
 
 def print_table(results: list[Result]) -> None:
+    """One line a case: median wall-clock seconds and ratio, median CPU seconds and ratio, job size."""
     print()
-    header = f"{'case':24} {'artdag':>8} {'ffmpeg':>8} {'ratio':>7} {'target':>7} {'frames a/f':>12}"
-    print(header + f" {'steps':>6} {'cost_frames':>11} {'enc/out':>7}")
+    print(
+        f"{'case':23} {'artdag':>8} {'ffmpeg':>8} {'ratio':>6} {'target':>6} {'CPU artdag':>10} {'ffmpeg':>7}"
+        f" {'ratio':>6} {'frames a/f':>10} {'steps':>5} {'cost_frames':>11} {'enc/out':>7}"
+    )
     for r in results:
         ours, theirs = statistics.median(r.artdag), statistics.median(r.ffmpeg)
-        ratio = ours / theirs
-        verdict = "ok" if ratio <= TARGET else "over"
+        cpu_ours, cpu_theirs = statistics.median(r.artdag_cpu), statistics.median(r.ffmpeg_cpu)
         frames = f"{r.frames[0]}/{r.frames[1]}"
         print(
-            f"{TITLES[r.case]:24} {ours:7.2f}s {theirs:7.2f}s {ratio:6.2f}x {'≤' + str(TARGET) + 'x':>7} {frames:>12}"
-            f" {r.steps:6d} {r.cost_frames:11d} {r.encodes:>7}  {verdict}"
+            f"{TITLES[r.case]:23} {ours:7.2f}s {theirs:7.2f}s {ours / theirs:5.2f}x {TARGET:5.1f}x"
+            f" {cpu_ours:9.1f}s {cpu_theirs:6.1f}s {cpu_ours / cpu_theirs:5.2f}x {frames:>10} {r.steps:5d}"
+            f" {r.cost_frames:11d} {r.encodes:>7}  {'ok' if ours / theirs <= TARGET else 'over target'}"
         )
         if r.cached_rerun is not None:
-            print(f"{'  cached re-run':24} {r.cached_rerun:7.3f}s")
-    print(f"(medians of {len(results[0].artdag)}; durations artdag/ffmpeg: "
-          + ", ".join(f"{r.case} {r.durations[0]:.2f}/{r.durations[1]:.2f} s" for r in results) + ")")  # fmt: skip
+            print(f"{'  cached re-run':23} {r.cached_rerun:7.3f}s")
+    durations = ", ".join(f"{r.case} {r.durations[0]:.2f}/{r.durations[1]:.2f} s" for r in results)
+    print(f"medians of {len(results[0].artdag)} repeats; output durations artdag/ffmpeg: {durations}")
 
 
 @contextlib.contextmanager
@@ -659,6 +707,9 @@ def main() -> int:
     results = []
     with workspace(args.keep) as work:
         media = make_media(work, cases)
+        print(
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on the machine skews wall-clock)"
+        )
         stack = Stack(work / "home")
         try:
             stack.start()

@@ -84,6 +84,28 @@ SAMPLE_STEPS: list[tuple[str, str, dict[str, Any], list[str]]] = [
         },
         ["video"],
     ),
+    (
+        "cuts-back-and-forth",
+        "CUTS",
+        {
+            "pieces": [
+                {"stages": [{"type": "SEGMENT", "config": {"start": 0.8, "end": 1.2}}]},
+                {
+                    "stages": [
+                        {"type": "SEGMENT", "config": {"start": 0.1, "end": 0.5}},
+                        {"type": "TRANSFORM", "config": {"speed": 0.5}},
+                    ]
+                },
+                {
+                    "stages": [
+                        {"type": "SEGMENT", "config": {"start": 0.5, "end": 1.5}},
+                        {"type": "TRANSFORM", "config": {"speed": 2.0}},
+                    ]
+                },
+            ]
+        },
+        ["video"],
+    ),
 ]
 """(label, node_type, config, input kinds) for every primitive, mode and transition."""
 

@@ -45,3 +45,7 @@ def sniff_media_type(head: bytes) -> str:
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "image/webp"
     return "application/octet-stream"
+
+
+LOSSLESS_H264_PROFILE = "High 4:4:4 Predictive"
+"""The H.264 profile x264 writes for ``qp=0``: how a lossless intermediate is recognised (not browser-playable)."""

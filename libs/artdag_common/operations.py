@@ -419,6 +419,33 @@ class ChainConfig(NodeConfig):
         return self
 
 
+class CutsPiece(NodeConfig):
+    """One piece of a CUTS step: a chain over the input that ends where the next piece starts."""
+
+    stages: list[ChainStage] = Field(min_length=1, max_length=64)
+
+
+class CutsConfig(NodeConfig):
+    """Pieces of one input rendered one after another in one pass (a cut-only SEQUENCE of chains).
+
+    The planner groups the slices a SEQUENCE cuts together from one source (beat-synced
+    slices, a montage of segments) into a few CUTS steps: one decoder and one encoder per
+    group instead of one per slice, groups rendered in parallel and joined by stream copy.
+    """
+
+    pieces: list[CutsPiece] = Field(min_length=1, max_length=4096)
+    audio: bool = Field(default=True, description="false: no sound (the consumer replaces it, as a MUX does)")
+
+    @model_validator(mode="after")
+    def _pieces(self) -> CutsConfig:
+        for index, piece in enumerate(self.pieces):
+            try:
+                ChainConfig(stages=piece.stages)
+            except ValidationError as exc:
+                raise ValueError(f"piece {index}: {exc.errors()[0]['msg']}") from None
+        return self
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the planner and executor agree on about one node type."""
@@ -490,6 +517,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "CHAIN", ChainConfig, "1", 1, 1, "per-frame nodes fused into one decode-encode pass", in_recipes=False
         ),
+        Operation("CUTS", CutsConfig, "1", 1, 1, "pieces of one input cut together in one pass", in_recipes=False),
         Operation(
             "ANALYZE",
             AnalyzeConfig,

@@ -363,6 +363,9 @@ class MediaInfo(Message):
     video_codec: str | None = None
     audio_codec: str | None = None
     sample_rate: int | None = None
+    video_profile: str | None = Field(
+        default=None, description="the video codec's profile (a lossless intermediate: 'High 4:4:4 Predictive')"
+    )
 
 
 class AnalyzeRequest(Message):

@@ -55,4 +55,5 @@ def probe_file(path: Path, cid: str) -> MediaInfo:
             video_codec=video.codec_context.name if video is not None else None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+            video_profile=video.codec_context.profile if video is not None else None,
         )

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import av.error
@@ -201,10 +201,24 @@ def tempo_factors(speed: float) -> list[float]:
     return factors
 
 
+class FrameWriter(Protocol):
+    """What `TempoSink` writes into: an `AudioWriter`, or anything that takes frames the same way."""
+
+    @property
+    def done(self) -> bool:
+        """Whether no more audio is wanted."""
+
+    def write(self, frame: AudioFrame, start: Fraction) -> None:
+        """Take `frame`, which starts `start` seconds into the output."""
+
+    def finish(self) -> None:
+        """No more frames come."""
+
+
 class TempoSink:
     """Changes audio speed without changing pitch (chained ``atempo``), then writes it."""
 
-    def __init__(self, writer: AudioWriter, speed: float) -> None:
+    def __init__(self, writer: FrameWriter, speed: float) -> None:
         self._writer = writer
         self._speed = speed
         self._graph: av.filter.Graph | None = None

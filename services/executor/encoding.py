@@ -41,6 +41,7 @@ from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.video.stream import VideoStream
 
+from artdag_common.media_types import LOSSLESS_H264_PROFILE
 from artdag_common.operations import GOP_FRAMES
 
 VIDEO_CODEC = "libx264"
@@ -164,9 +165,6 @@ LOSSLESS_PROFILE = replace(PART_PROFILE, lossless=True, preset="ultrafast")
 
 PROFILES: dict[str, OutputProfile] = {"deliver": PROFILE, "part": PART_PROFILE, "lossless": LOSSLESS_PROFILE}
 """The profile of each hand-off (see the module docstring)."""
-
-LOSSLESS_H264_PROFILE = "High 4:4:4 Predictive"
-"""The H.264 profile x264 writes for ``qp=0``: how a lossless intermediate is recognised."""
 
 _active: ContextVar[OutputProfile] = ContextVar("artdag_output_profile", default=PROFILE)
 

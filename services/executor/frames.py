@@ -64,11 +64,29 @@ def orient_steps(frame: VideoFrame, sar: Fraction | None) -> tuple[list[Step], F
     return steps, width, height
 
 
-def scale_step(width: int, height: int, pix_fmt: str = PIXEL_FORMAT) -> list[Step]:
-    """Scale to exactly `width`x`height` in `pix_fmt` (BT.709 limited range for YUV)."""
+_AVCOL_SPC_UNSPECIFIED = 2
+_HD_HEIGHT = 720
+
+
+def source_matrix(frame: VideoFrame) -> str:
+    """Filter arguments naming the colour matrix of an untagged HD frame: BT.709, as players assume.
+
+    Without it swscale takes untagged YUV for BT.601 and converts every HD frame of an
+    untagged source to BT.709 (5 ms a 720p frame), shifting its colours on the way.
+    """
+    untagged = frame.colorspace == _AVCOL_SPC_UNSPECIFIED
+    return f":in_color_matrix={COLOR_MATRIX}" if untagged and frame.height >= _HD_HEIGHT else ""
+
+
+def scale_step(width: int, height: int, pix_fmt: str = PIXEL_FORMAT, source: str = "") -> list[Step]:
+    """Scale to exactly `width`x`height` in `pix_fmt` (BT.709 limited range for YUV).
+
+    `source`: extra arguments about the input (see `source_matrix`). A frame already in
+    that size and format passes through without a copy.
+    """
     colour = f":out_color_matrix={COLOR_MATRIX}:out_range=tv" if pix_fmt == PIXEL_FORMAT else ""
     return [
-        ("scale", f"w={width}:h={height}:flags={SCALE_FLAGS}{colour}"),
+        ("scale", f"w={width}:h={height}:flags={SCALE_FLAGS}{colour}{source}"),
         ("format", f"pix_fmts={pix_fmt}"),
     ]
 
@@ -100,7 +118,7 @@ def resize_steps(
         if mode == "pad":
             scale = min(scale, Fraction(1))
         sw, sh = even(dw * scale, 2, w), even(dh * scale, 2, h)
-    steps += scale_step(sw, sh, pix_fmt)
+    steps += scale_step(sw, sh, pix_fmt, source_matrix(frame))
     if (sw, sh) != (w, h):
         if mode == "fill":
             x, y = ((sw - w) // 2) & ~1, ((sh - h) // 2) & ~1
@@ -282,11 +300,14 @@ def padded_copy(frame: VideoFrame) -> VideoFrame:
     tall = VideoFrame(width, height + 2 * _SLACK_ROWS, name)
     for src, dst in zip(frame.planes, tall.planes, strict=True):
         rows = np.frombuffer(memoryview(src), dtype=np.uint8).reshape(src.height, src.line_size)
-        out = np.zeros((dst.height, dst.line_size), dtype=np.uint8)
+        # Written in place (the plane's memory is writable): every byte, the slack zeroed.
+        out = np.frombuffer(memoryview(dst), dtype=np.uint8).reshape(dst.height, dst.line_size)
         top = (dst.height - src.height) // 2
         visible = src.width * _PACKED_BYTES.get(name, 1)
+        out[:top] = 0
+        out[top + src.height :] = 0
+        out[top : top + src.height, visible:] = 0
         out[top : top + src.height, :visible] = rows[:, :visible]
-        dst.update(out.tobytes())
     tall.pts = 0
     tall.time_base = Fraction(1, 1000)
     key = (width, height, name)

@@ -18,6 +18,7 @@ from artdag_common.operations import (
     AudioMixConfig,
     BlendConfig,
     ChainConfig,
+    CutsConfig,
     EffectConfig,
     LayerConfig,
     MuxConfig,
@@ -34,6 +35,7 @@ from services.executor.encoding import PROFILES, rendering_with
 from services.executor.join import render_join
 from services.executor.primitives.chain import render_chain
 from services.executor.primitives.composite import render_blend, render_layer
+from services.executor.primitives.cuts import render_cuts
 from services.executor.primitives.effect import render_effect
 from services.executor.primitives.mux import render_audio_mix, render_mux
 from services.executor.primitives.resize import render_resize
@@ -117,6 +119,7 @@ RENDERERS: dict[str, Renderer] = {
     "EFFECT": _effect,
     "JOIN": lambda c, i, o, s: render_join(i[:-1], i[-1], o),
     "CHAIN": lambda c, i, o, s: render_chain(i[0], o, _typed(ChainConfig, c), seed=s),
+    "CUTS": lambda c, i, o, s: render_cuts(i[0], o, _typed(CutsConfig, c), seed=s),
     "NOOP": lambda c, i, o, s: _write(o, _noop_bytes(c, s)),
     "THUMBNAIL": lambda c, i, o, s: render_thumbnail(
         i[0], o, width=_typed(ThumbnailConfig, c).width, at_s=_typed(ThumbnailConfig, c).at_s

@@ -27,7 +27,7 @@ from artdag_common.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
+from artdag_common.media_types import LOSSLESS_H264_PROFILE, SNIFF_BYTES, sniff_media_type
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
@@ -282,7 +282,9 @@ async def content_mp4(
     info: MediaInfo = await rpc.call(
         gw.runtime.nc, "analyzer", "probe", CidRequest(cid=record.cid), MediaInfo, timeout_s=60.0
     )
-    if record.media_type == "video/mp4" and info.video_codec == "h264" and info.audio_codec in (None, "aac"):
+    # Lossless intermediates (H.264 4:4:4 Predictive, FLAC) are made playable by one delivery encode.
+    browser_h264 = info.video_codec == "h264" and info.video_profile != LOSSLESS_H264_PROFILE
+    if record.media_type == "video/mp4" and browser_h264 and info.audio_codec in (None, "aac"):
         return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)
     return await _derived(gw, record.cid, BROWSER_MP4, range_header)
 

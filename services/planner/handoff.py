@@ -33,13 +33,18 @@ from artdag_common.operations import (
     OPERATIONS,
     ChainConfig,
     ChainStage,
+    CutsConfig,
+    CutsPiece,
+    SegmentConfig,
 )
 from artdag_common.schemas import MediaInfo, PlanStep
 
 RangeFinder = Callable[[MediaInfo | None], list[tuple[int, int]]]
 """Frame ranges to render a long input in (empty: in one piece); see `planning.Chunking`."""
 
-COPY_CONSUMERS = frozenset({"JOIN", "SEQUENCE", "MUX"})
+GROUP_SECONDS = 8.0
+"""About how much output one CUTS step renders: small enough to spread over executors, big enough
+that a slice's fixed costs (an encoder start, a seek) are shared by many slices."""
 
 
 @dataclass
@@ -98,7 +103,6 @@ def shape_plan(
 
     # 1. Fusion: lines of fusable steps, each link read by the next one only.
     nodes: dict[str, _Node] = {}
-    replaced: dict[str, str] = {}  # logical key → key of the node that renders it
     fused: set[str] = set()
     for s in steps:
         if s.step_id in fused:
@@ -125,8 +129,9 @@ def shape_plan(
             last.step_id, "CHAIN", last.name, config, list(s.inputs), covers=[x.name for x in line]
         )
         fused.update(x.step_id for x in line)
-        for x in line[:-1]:
-            replaced[x.step_id] = last.step_id
+
+    # 1b. Cuts: the slices a cut-only SEQUENCE takes from one source, rendered a group at a time.
+    _group_cuts(nodes)
 
     # 2. Chunks: long picture-only renders split at GOP boundaries, joined by stream copy.
     if ranges is not None:
@@ -202,9 +207,126 @@ def shape_plan(
             handoff=handoff,
             covers=node.covers,
         )
-    for logical_key, renderer in replaced.items():
-        ids[logical_key] = ids[renderer]
     return list(result.values()), ids[output]
+
+
+def _piece_stages(node: _Node) -> list[ChainStage] | None:
+    """A SEQUENCE input's nodes as chain stages, if it can be a piece of a CUTS step."""
+    if node.node_type == "CHAIN":
+        if node.config.get("frames") is not None:
+            return None
+        return [ChainStage.model_validate(stage) for stage in node.config["stages"]]
+    if node.step is not None and fusable(node.step):
+        return [_stage(node.step)]
+    return None
+
+
+def _piece_seconds(stages: list[ChainStage]) -> float | None:
+    """How long a piece's output lasts, when its windows say (None: to the end of its input)."""
+    start, end, speed = 0.0, None, 1.0
+    for stage in stages:
+        if stage.type == "SEGMENT":
+            first, last = SegmentConfig.model_validate(stage.config).window()
+            new_end = None if last is None else start + last * speed
+            end = new_end if end is None else (end if new_end is None else min(end, new_end))
+            start += first * speed
+        elif stage.type == "TRANSFORM":
+            speed *= float(stage.config.get("speed", 1.0))
+    return None if end is None else max(0.0, (end - start) / speed)
+
+
+def _picture(stages: list[ChainStage]) -> list[Any]:
+    """What a piece does to pictures (its size and looks), without its windows and speeds."""
+    kept: list[Any] = []
+    for stage in stages:
+        if stage.type == "SEGMENT":
+            continue
+        config = dict(stage.config)
+        if stage.type == "TRANSFORM":
+            config.pop("speed", None)
+        kept.append((stage.type, config))
+    return kept
+
+
+def _group_cuts(nodes: dict[str, _Node]) -> None:
+    """Replace runs of slices of one source in cut-only SEQUENCEs by a few CUTS steps."""
+    reads: dict[str, int] = {}
+    readers: dict[str, list[tuple[str, int]]] = {}
+    for key, node in nodes.items():
+        for slot, ref in enumerate(node.inputs):
+            reads[ref] = reads.get(ref, 0) + 1
+            readers.setdefault(ref, []).append((key, slot))
+    for key, node in list(nodes.items()):
+        if node.node_type != "SEQUENCE" or (node.config.get("transition") or {}).get("type", "cut") != "cut":
+            continue
+        # A MUX that takes only this SEQUENCE's pictures replaces its sound: the pieces need none.
+        audio = [nodes[k].node_type for k, slot in readers.get(key, []) if slot == 0] != ["MUX"] or reads[key] != 1
+        runs: list[list[tuple[str, list[ChainStage], float]]] = []
+        inputs: list[str | list[tuple[str, list[ChainStage], float]]] = []
+        for ref in node.inputs:
+            piece = nodes[ref]
+            stages = _piece_stages(piece) if reads.get(ref) == 1 else None
+            seconds = _piece_seconds(stages) if stages is not None else None
+            run = runs[-1] if runs and inputs and inputs[-1] is runs[-1] else None
+            fits = (
+                stages is not None
+                and seconds is not None
+                and (
+                    run is None or (nodes[run[0][0]].inputs == piece.inputs and _picture(run[0][1]) == _picture(stages))
+                )
+            )
+            if not fits or stages is None or seconds is None:
+                inputs.append(ref)
+                continue
+            if run is None:
+                run = []
+                runs.append(run)
+                inputs.append(run)
+            run.append((ref, stages, seconds))
+        if not any(len(run) > 1 for run in runs):
+            continue
+        new_inputs: list[str] = []
+        position = 0
+        for item in inputs:
+            if isinstance(item, str):
+                new_inputs.append(item)
+                position += 1
+                continue
+            if len(item) == 1:
+                new_inputs.append(item[0][0])
+                position += 1
+                continue
+            for group in _split(item):
+                first, end = position, position + len(group)
+                position = end
+                group_key = f"{key}[{first}:{end}]"
+                covers = [name for ref, _, _ in group for name in (nodes[ref].covers or [nodes[ref].name])]
+                config = CutsConfig(
+                    pieces=[CutsPiece(stages=stages) for _, stages, _ in group], audio=audio
+                ).model_dump(mode="json", exclude_none=True)
+                source = nodes[group[0][0]].inputs
+                for ref, _, _ in group:
+                    del nodes[ref]
+                nodes[group_key] = _Node(
+                    group_key, "CUTS", f"{node.name}[{first}:{end}]", config, list(source), covers=covers
+                )
+                new_inputs.append(group_key)
+        node.inputs = new_inputs
+
+
+def _split(run: list[tuple[str, list[ChainStage], float]]) -> list[list[tuple[str, list[ChainStage], float]]]:
+    """Consecutive groups of about `GROUP_SECONDS` of output each, of similar lengths."""
+    total = sum(seconds for _, _, seconds in run)
+    count = max(1, min(len(run), round(total / GROUP_SECONDS)))
+    groups: list[list[tuple[str, list[ChainStage], float]]] = [[]]
+    done = 0.0
+    for item in run:
+        # Start the next group once this one holds its share of the whole.
+        if groups[-1] and done >= total * len(groups) / count and len(groups) < count:
+            groups.append([])
+        groups[-1].append(item)
+        done += item[2]
+    return groups
 
 
 def _wanted(reader: _Node, slot: int) -> str:

@@ -345,11 +345,11 @@ def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int
             info = by_cid.get(step.source_cid or "")
             count = info.frame_count if info is not None and info.frame_count else 0
         elif step.node_type == "CHAIN":
-            count = first
-            for stage in step.config["stages"]:
-                count = _node_frames(plan, step, stage["type"], stage["config"], count, by_cid)
+            count = _chain_frames(plan, step, step.config["stages"], first, by_cid)
             if step.config.get("frames"):
                 count = int(step.config["frames"][1]) - int(step.config["frames"][0])
+        elif step.node_type == "CUTS":
+            count = sum(_chain_frames(plan, step, piece["stages"], first, by_cid) for piece in step.config["pieces"])
         elif step.node_type == "SEQUENCE":
             count = sum(inputs)
         elif step.node_type == "JOIN":
@@ -362,6 +362,16 @@ def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int
             count = _node_frames(plan, step, step.node_type, step.config, first, by_cid)
         frames[step.step_id] = max(0, count)
     return frames
+
+
+def _chain_frames(
+    plan: Plan, step: PlanStep, stages: list[dict[str, Any]], first: int, by_cid: Mapping[str, MediaInfo]
+) -> int:
+    """Frames out of a line of fused nodes given `first` frames in."""
+    count = first
+    for stage in stages:
+        count = _node_frames(plan, step, stage["type"], stage["config"], count, by_cid)
+    return count
 
 
 def _node_frames(

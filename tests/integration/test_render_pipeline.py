@@ -18,9 +18,9 @@ import pytest
 from artdag_common.cid import cid_of_file
 from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
+from artdag_common.media_types import LOSSLESS_H264_PROFILE
 from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, Plan
-from services.executor.encoding import LOSSLESS_H264_PROFILE
 from services.executor.operations import run_operation
 from services.planner.planning import build_plan, encoded_frames, estimate_frames
 from tests.pipeline import psnr, render_plan, rgb_frames

@@ -25,6 +25,7 @@ from artdag_common.ids import sha3_hex
 from artdag_common.operations import (
     OPERATIONS,
     ChainConfig,
+    ChainStage,
     EffectConfig,
     ResizeConfig,
     SegmentConfig,
@@ -40,6 +41,7 @@ from services.executor.frames import (
     rgb_to_output,
     scale_step,
     slot_of,
+    source_matrix,
     to_rgb,
 )
 from services.executor.media import MediaReader, parse_colour, probe
@@ -148,7 +150,8 @@ def _transform_plan(
     size_in: tuple[int, int], picture: list[Step], size_out: tuple[int, int], frame: VideoFrame, sar: Fraction | None
 ) -> list[Step]:
     upright, _, _ = orient_steps(frame, sar)
-    return [*upright, *scale_step(*size_in), *picture, *scale_step(*size_out), ("setsar", "1")]
+    source = source_matrix(frame)
+    return [*upright, *scale_step(*size_in, source=source), *picture, *scale_step(*size_out), ("setsar", "1")]
 
 
 def _upright_plan(size: tuple[int, int], frame: VideoFrame, sar: Fraction | None) -> list[Step]:
@@ -161,18 +164,30 @@ def _stage_seed(seed: int, index: int) -> int:
     return int(sha3_hex(["chain-stage", seed, index])[:16], 16)
 
 
-def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, seed: int) -> None:
-    """Render every stage of `config` over `input_path` in one pass (see the module docstring).
+@dataclass
+class Pipeline:
+    """One chain, ready to render: where it reads the source, and what it does to each frame."""
 
-    With `frames` (a chunk of a chain that does not change time) only those output
-    frames are rendered, without sound; effects still see the whole output's indices.
+    window: _Window
+    width: int
+    height: int
+    total_frames: int | None
+    first_plan: Callable[[VideoFrame, Fraction | None], list[Step]]
+    """Filters for each decoded frame (the first stage's own, or an effect's conversion to RGB)."""
+    hook: Callable[[VideoFrame, int], VideoFrame]
+    """The rest of the stages: (first plan's frame, output index) → output-profile frame."""
+
+
+def build_pipeline(
+    stages: list[ChainStage], size: tuple[int, int], fps: Fraction, duration: Fraction, *, seed: int, offset: int = 0
+) -> Pipeline:
+    """Compose a chain's time changes into one window and its picture stages into one frame hook.
+
+    `size` is the source's even displayed size; effects see output indices from `offset`.
     """
-    size = even_size(probe(input_path))
-    with MediaReader(input_path) as reader:
-        fps, duration = reader.fps, reader.duration
     window = _Window()
-    parsed = [(stage.type, OPERATIONS[stage.type].parse_config(stage.config)) for stage in config.stages]
-    for _kind, cfg in parsed:
+    parsed = [OPERATIONS[stage.type].parse_config(stage.config) for stage in stages]
+    for cfg in parsed:
         if isinstance(cfg, SegmentConfig):
             window.segment(cfg, duration)
         elif isinstance(cfg, TransformConfig) and cfg.speed != 1:
@@ -180,13 +195,13 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
     span = (window.end if window.end is not None else duration) - window.start
     total_frames = slot_of(span / window.speed, fps) if span > 0 else None
 
-    stages: list[_Stage] = []
+    picture_stages: list[_Stage] = []
     effect_index = 0
-    for _kind, cfg in parsed:
+    for cfg in parsed:
         width, height = size
         if isinstance(cfg, ResizeConfig):
             plan = functools.partial(_resize_plan, cfg, parse_colour(cfg.background))
-            stages.append(_FilterStage(plan, cfg.width, cfg.height))
+            picture_stages.append(_FilterStage(plan, cfg.width, cfg.height))
             size = (cfg.width, cfg.height)
         elif isinstance(cfg, TransformConfig):
             geometry, out_w, out_h = geometry_steps(cfg, width, height)
@@ -194,24 +209,22 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
             if not picture_steps:
                 continue  # only a speed change: nothing to do to the picture
             plan = functools.partial(_transform_plan, (width, height), picture_steps, (out_w, out_h))
-            stages.append(_FilterStage(plan, out_w, out_h))
+            picture_stages.append(_FilterStage(plan, out_w, out_h))
             size = (out_w, out_h)
         elif isinstance(cfg, EffectConfig):
             stage = _EffectStage(cfg, size, _stage_seed(seed, effect_index), fps, total_frames)
             effect_index += 1
-            stages.append(stage)
+            picture_stages.append(stage)
             size = (stage.width, stage.height)
     width, height = size
 
-    # The first stage's filters (or an effect's conversion to RGB) run on the decoded frame itself.
-    head = stages[0] if stages else None
+    head = picture_stages[0] if picture_stages else None
     first_plan: Callable[[VideoFrame, Fraction | None], list[Step]] = (
         head.plan if head is not None else functools.partial(_upright_plan, size)
     )
-    rest = stages[1:]
+    rest = picture_stages[1:]
     to_output = rgb_to_output(width, height)
     to_yuv = VideoChain(lambda _frame: [*scale_step(width, height), ("setsar", "1")])
-    offset = config.frames[0] if config.frames is not None else 0
 
     def hook(frame: VideoFrame, index: int) -> VideoFrame:
         picture: Picture = frame
@@ -226,30 +239,45 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
             return picture
         return to_yuv(picture)
 
+    return Pipeline(window, width, height, total_frames, first_plan, hook)
+
+
+def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, seed: int) -> None:
+    """Render every stage of `config` over `input_path` in one pass (see the module docstring).
+
+    With `frames` (a chunk of a chain that does not change time) only those output
+    frames are rendered, without sound; effects still see the whole output's indices.
+    """
+    size = even_size(probe(input_path))
+    with MediaReader(input_path) as reader:
+        fps, duration = reader.fps, reader.duration
+    offset = config.frames[0] if config.frames is not None else 0
+    pipeline = build_pipeline(config.stages, size, fps, duration, seed=seed, offset=offset)
     if config.frames is not None:
-        if total_frames is not None and config.frames[0] >= total_frames:
+        if pipeline.total_frames is not None and config.frames[0] >= pipeline.total_frames:
             raise InvalidInputError(
-                f"the input has {total_frames} frames, fewer than {config.frames[0] + 1}", field="frames"
+                f"the input has {pipeline.total_frames} frames, fewer than {config.frames[0] + 1}", field="frames"
             )
         render_single(
             input_path,
             output_path,
-            width=width,
-            height=height,
-            plan=first_plan,
-            hook=hook,
+            width=pipeline.width,
+            height=pipeline.height,
+            plan=pipeline.first_plan,
+            hook=pipeline.hook,
             start=Fraction(config.frames[0]) / fps,
             end=Fraction(config.frames[1]) / fps,
             audio=False,
         )
         return
+    window = pipeline.window
     render_single(
         input_path,
         output_path,
-        width=width,
-        height=height,
-        plan=first_plan,
-        hook=hook,
+        width=pipeline.width,
+        height=pipeline.height,
+        plan=pipeline.first_plan,
+        hook=pipeline.hook,
         start=window.start,
         end=window.end,
         speed=float(window.speed),

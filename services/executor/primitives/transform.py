@@ -9,7 +9,7 @@ from av.video.frame import VideoFrame
 
 from artdag_common.errors import InvalidInputError
 from artdag_common.operations import TransformConfig
-from services.executor.frames import Step, fmt, orient_steps, scale_step
+from services.executor.frames import Step, fmt, orient_steps, scale_step, source_matrix
 from services.executor.media import probe
 from services.executor.primitives.single import even_size, render_single
 
@@ -86,7 +86,7 @@ def render_transform(input_path: Path, output_path: Path, config: TransformConfi
         steps, _, _ = orient_steps(frame, sar)
         return [
             *steps,
-            *scale_step(upright_w, upright_h),
+            *scale_step(upright_w, upright_h, source=source_matrix(frame)),
             *geometry,
             *colour,
             *scale_step(width, height),

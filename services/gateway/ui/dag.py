@@ -25,7 +25,8 @@ def plan_elements(plan: Plan, state: RunState | None) -> dict[str, list[dict[str
             {
                 "data": {
                     "id": step.step_id,
-                    "label": _label(step.name, step.node_type),
+                    "label": _label(step.name, f"CHAIN of {len(step.covers)}" if step.covers else step.node_type),
+                    "covers": step.covers,
                     "level": step.level,
                     "status": status,
                     "output": step.step_id == plan.output_step,
