@@ -593,6 +593,14 @@ class ProvenanceSignature(BaseModel):
     value: str = Field(description="the 64-byte signature, base64")
 
 
+class ProvenanceStep(BaseModel):
+    """One node of the recipe as the run rendered it (a fused node names the step that rendered it)."""
+
+    name: str
+    node_type: str
+    step_id: str = Field(description="the plan step that rendered it (a CHAIN or CUTS for fused nodes)")
+
+
 class ProvenanceRecord(Message):
     """How an output was made (stored as JSON content, linked from the output's `provenance_cid`)."""
 
@@ -606,6 +614,9 @@ class ProvenanceRecord(Message):
     plan_id: str | None
     plan_cid: str | None = None
     infrastructure: dict[str, str]
+    steps: list[ProvenanceStep] = Field(
+        default_factory=list, description="every node of the recipe the output was made with, in plan order"
+    )
     signature: ProvenanceSignature | None = Field(
         default=None, description="the L1's Ed25519 signature over the record without this field"
     )

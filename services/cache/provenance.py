@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from artdag_common import __version__
 from artdag_common.keys import L1Keys, sign_record
 from artdag_common.schemas import (
     Plan,
+    PlanStep,
     ProvenanceEffect,
     ProvenanceInput,
     ProvenanceRecord,
     ProvenanceSignature,
+    ProvenanceStep,
     RunState,
     StepStatus,
 )
@@ -52,12 +55,38 @@ def unsettled(state: RunState) -> list[str]:
     return missing
 
 
+def logical_steps(plan: Plan) -> list[tuple[PlanStep, str, str, dict[str, Any]]]:
+    """(rendering step, node name, node type, node config) for every recipe node a plan renders.
+
+    A fused step (CHAIN, CUTS) stands for the nodes it covers; the chunks of one render
+    and their JOIN stand for it once.
+    """
+    nodes: list[tuple[PlanStep, str, str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for step in plan.steps:
+        if step.node_type == "SOURCE":
+            continue
+        if step.node_type == "CHAIN":
+            stages = list(step.config.get("stages", []))
+        elif step.node_type == "CUTS":
+            stages = [stage for piece in step.config.get("pieces", []) for stage in piece.get("stages", [])]
+        else:
+            stages = [{"type": step.node_type, "config": step.config}]
+        names = step.covers if step.covers and len(step.covers) == len(stages) else [step.name] * len(stages)
+        for name, stage in zip(names, stages, strict=True):
+            if name in seen:
+                continue
+            seen.add(name)
+            nodes.append((step, name, str(stage.get("type")), dict(stage.get("config") or {})))
+    return nodes
+
+
 def effects_of(plan: Plan) -> list[ProvenanceEffect]:
     """The effects a plan applies, once each (a chunked effect is one effect), in plan order."""
     seen: list[ProvenanceEffect] = []
-    for step in plan.steps:
-        if step.node_type == "EFFECT":
-            effect = ProvenanceEffect(name=str(step.config.get("effect", step.name)), version=step.op_version)
+    for step, name, node_type, config in logical_steps(plan):
+        if node_type == "EFFECT":
+            effect = ProvenanceEffect(name=str(config.get("effect", name)), version=step.op_version)
             if effect not in seen:
                 seen.append(effect)
     return seen
@@ -81,6 +110,11 @@ def provenance_record(
         plan_id=state.plan_id or plan.plan_id,
         plan_cid=state.plan_cid,
         infrastructure={"software": f"artdag {__version__}", "hardware": hostname},
+        steps=[
+            ProvenanceStep(name=name, node_type=node_type, step_id=step.step_id)
+            for step, name, node_type, _ in logical_steps(plan)
+            if node_type not in ("JOIN",)
+        ],
     )
 
 

@@ -151,10 +151,11 @@ def shape_plan(
                     f"{node.name}[{first}:{end}]",
                     {**node.config, "frames": [first, end]},
                     list(node.inputs),
-                    covers=node.covers,
+                    covers=node.covers or [node.name],
                 )
                 chunk_keys.append(chunk_key)
-            nodes[key] = _Node(key, "JOIN", node.name, {}, [*chunk_keys, node.inputs[0]], covers=node.covers)
+            covers = node.covers or [node.name]
+            nodes[key] = _Node(key, "JOIN", node.name, {}, [*chunk_keys, node.inputs[0]], covers=covers)
 
     # Topological order: every input before its reader (chunks were appended after their JOIN).
     order = _topological(nodes)

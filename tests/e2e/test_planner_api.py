@@ -82,9 +82,12 @@ def test_dry_run_then_execute(client: httpx.Client, clip_cid: str) -> None:
     assert planned.status_code == 200, planned.text
     body = planned.json()
     statuses = {s["name"]: s["status"] for s in body["steps"]}
-    assert statuses == {"input:video": "input", "small": "to-run", "negative": "to-run"}
-    assert body["cost_frames"] == 50  # two steps of 25 frames each
-    assert [s["level"] for s in body["steps"]] == [0, 1, 2]
+    assert statuses == {"input:video": "input", "negative": "to-run"}
+    fused = body["steps"][1]
+    assert fused["node_type"] == "CHAIN" and fused["covers"] == ["small", "negative"], "resize and effect: one pass"
+    assert body["cost_frames"] == 25  # one step encodes the clip's 25 frames once
+    assert body["encodes_per_output_frame"] == 1.0 and body["output_frames"] == 25
+    assert [s["level"] for s in body["steps"]] == [0, 1]
     run = client.post("/api/execute", json={"plan_id": body["plan"]["plan_id"]})
     assert run.status_code == 202, run.text
     assert run.json()["plan_id"] == body["plan"]["plan_id"]
@@ -98,12 +101,18 @@ def test_dry_run_then_execute(client: httpx.Client, clip_cid: str) -> None:
     assert wait_for(client, one_call.json()["run_id"])["status"] == "completed"
 
 
+TWICE = CHAIN.replace(
+    "output: negative", "  - {id: twice, type: SEQUENCE, inputs: [negative, negative]}\noutput: twice"
+)
+
+
 def test_early_cutoff_serves_dependants_of_identical_bytes(client: httpx.Client, clip_cid: str) -> None:
     # On a 4:3 input, fit and stretch to 4:3 make the same pixels: the same bytes under another step id.
+    # small and negative are one fused step; the cut after it reads it twice, so it stays a step of its own.
     first = client.post(
         "/runs",
         json={
-            "recipe": CHAIN.replace("MODE", "fit").replace("160", "128").replace("120", "96"),
+            "recipe": TWICE.replace("MODE", "fit").replace("160", "128").replace("120", "96"),
             "inputs": {"video": clip_cid},
         },
     ).json()
@@ -112,15 +121,15 @@ def test_early_cutoff_serves_dependants_of_identical_bytes(client: httpx.Client,
     second = client.post(
         "/runs",
         json={
-            "recipe": CHAIN.replace("MODE", "stretch").replace("160", "128").replace("120", "96"),
+            "recipe": TWICE.replace("MODE", "stretch").replace("160", "128").replace("120", "96"),
             "inputs": {"video": clip_cid},
         },
     ).json()
     run = wait_for(client, second["run_id"])
     assert run["status"] == "completed"
     steps = {s["name"]: s for s in run["steps"].values()}
-    assert steps["small"]["status"] == "completed", "a new step id: rendered"
-    assert steps["negative"]["status"] == "cached", "its input's bytes were seen before: served from the cache"
+    assert steps["negative"]["status"] == "completed", "a new step id for the fused small → negative: rendered"
+    assert steps["twice"]["status"] == "cached", "its input's bytes were seen before: served from the cache"
     after = client.get("/health").json()["services"]["executor"]["details"]["rendered"]
     assert after == rendered + 1
 

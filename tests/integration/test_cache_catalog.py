@@ -195,17 +195,30 @@ async def test_eviction_spares_recent_content(
 
 
 def _plan() -> Plan:
+    fused_resize = {"type": "RESIZE", "config": {"width": 64, "height": 48}}
+    fused_invert = {"type": "EFFECT", "config": {"effect": "invert"}}
     return Plan(
         plan_id="p" * 64,
         recipe_id="QmRecipe",
         recipe_name="demo",
         input_cids={"video": "QmIn"},
-        output_step="s3",
+        output_step="s4",
         steps=[
             PlanStep(step_id="s0", name="video", node_type="SOURCE", op_version="1", source_cid="QmIn"),
-            PlanStep(step_id="s1", name="fx[0:10]", node_type="EFFECT", config={"effect": "invert"}, op_version="2"),
-            PlanStep(step_id="s2", name="fx[10:20]", node_type="EFFECT", config={"effect": "invert"}, op_version="2"),
-            PlanStep(step_id="s3", name="blur", node_type="EFFECT", config={"effect": "blur"}, op_version="3"),
+            # small → fx fused into one pass, rendered in two chunks and joined: two recipe nodes.
+            *[
+                PlanStep(
+                    step_id=step_id,
+                    name=f"fx[{first}:{first + 10}]",
+                    node_type="CHAIN",
+                    config={"stages": [fused_resize, fused_invert], "frames": [first, first + 10]},
+                    op_version="2",
+                    covers=["small", "fx"],
+                )
+                for step_id, first in (("s1", 0), ("s2", 10))
+            ],
+            PlanStep(step_id="s3", name="fx", node_type="JOIN", op_version="1", covers=["small", "fx"]),
+            PlanStep(step_id="s4", name="blur", node_type="EFFECT", config={"effect": "blur"}, op_version="3"),
         ],
     )
 
@@ -236,6 +249,11 @@ def test_provenance_record_has_the_original_shape_and_is_deterministic() -> None
         "plan_id": "p" * 64,
         "plan_cid": "QmPlan",
         "infrastructure": {"software": "artdag 0.1.0", "hardware": "box"},
+        "steps": [
+            {"name": "small", "node_type": "RESIZE", "step_id": "s1"},
+            {"name": "fx", "node_type": "EFFECT", "step_id": "s1"},
+            {"name": "blur", "node_type": "EFFECT", "step_id": "s4"},
+        ],
     }
     again = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
     assert provenance_json(again) == provenance_json(record)
