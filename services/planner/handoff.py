@@ -36,6 +36,7 @@ from artdag_common.operations import (
     CutsConfig,
     CutsPiece,
     SegmentConfig,
+    TransformConfig,
 )
 from artdag_common.schemas import MediaInfo, PlanStep
 
@@ -236,6 +237,9 @@ def _piece_seconds(stages: list[ChainStage]) -> float | None:
     return None if end is None else max(0.0, (end - start) / speed)
 
 
+_NEUTRAL_TRANSFORM = TransformConfig().model_dump(mode="json", exclude_none=True, exclude={"speed"})
+
+
 def _picture(stages: list[ChainStage]) -> list[Any]:
     """What a piece does to pictures (its size and looks), without its windows and speeds."""
     kept: list[Any] = []
@@ -245,6 +249,8 @@ def _picture(stages: list[ChainStage]) -> list[Any]:
         config = dict(stage.config)
         if stage.type == "TRANSFORM":
             config.pop("speed", None)
+            if config == _NEUTRAL_TRANSFORM:
+                continue  # only a speed change
         kept.append((stage.type, config))
     return kept
 

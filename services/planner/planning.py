@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ MAX_LIST_ITEMS = 1000
 class Chunking:
     """How long per-frame effects are split: chunks of whole GOPs, each rendered by any executor."""
 
-    chunk_seconds: float = 30.0
+    chunk_seconds: float = 15.0
     gop_frames: int = GOP_FRAMES
 
     def chunk_frames(self, fps: float) -> int:
@@ -74,6 +75,10 @@ class Chunking:
         size = self.chunk_frames(media.fps)
         if media.frame_count < 2 * size:
             return []
+        # Chunks of about the same length (whole GOPs), so that executors finish together.
+        count = round(media.frame_count / size)
+        gops = math.ceil(media.frame_count / self.gop_frames)
+        size = math.ceil(gops / count) * self.gop_frames
         return [(start, min(start + size, media.frame_count)) for start in range(0, media.frame_count, size)]
 
 

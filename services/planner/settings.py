@@ -11,4 +11,4 @@ class PlannerSettings(CommonSettings):
     )
     # Per-frame effects on inputs at least twice this long are split into chunks of about
     # this length (whole GOPs) that executors render in parallel; 0 turns splitting off.
-    chunk_seconds: float = Field(default=30.0, ge=0, le=3600, validation_alias=AliasChoices("ARTDAG_CHUNK_SECONDS"))
+    chunk_seconds: float = Field(default=15.0, ge=0, le=3600, validation_alias=AliasChoices("ARTDAG_CHUNK_SECONDS"))

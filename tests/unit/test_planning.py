@@ -186,7 +186,8 @@ def test_a_long_per_frame_effect_is_split_into_gop_chunks_and_joined() -> None:
     plan = build_plan(parse_recipe(LONG_EFFECT), {"video": CID}, media={"video": _media(1000)}, chunking=chunking)
     source, *chunks, join = plan.steps
     assert source.node_type == "SOURCE"
-    assert [c.config["frames"] for c in chunks] == [[0, 240], [240, 480], [480, 720], [720, 960], [960, 1000]]
+    # About 4 chunks of 240 frames: 4 of the same length in whole GOPs (6 × 48), the last one shorter.
+    assert [c.config["frames"] for c in chunks] == [[0, 288], [288, 576], [576, 864], [864, 1000]]
     assert all(c.node_type == "EFFECT" and c.inputs == [source.step_id] for c in chunks)
     assert join.node_type == "JOIN"
     assert join.inputs == [*(c.step_id for c in chunks), source.step_id]
@@ -307,8 +308,12 @@ def test_beat_sync_cut_slices_the_video_on_the_beats_and_muxes_the_track() -> No
         analyses={"listen": _analysis([0.5, 1.0, 1.5, 2.0])},
         media={"video": _video(10.0)},
     )
-    segments = [s for s in plan.steps if s.node_type == "SEGMENT"]
-    assert [(s.config["start"], s.config["end"]) for s in segments] == [(0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    segments = [stage["config"] for s in plan.steps for stage in _stages(s) if stage["type"] == "SEGMENT"]
+    assert [(c["start"], c["end"]) for c in segments] == [(0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    # The slices of one source are cut together in one pass (CUTS), which names the nodes it covers.
+    cuts = next(s for s in plan.steps if s.node_type == "CUTS")
+    assert cuts.covers == ["synced/slice0", "synced/slice1", "synced/slice2"]
+    assert cuts.config["audio"] is False, "the MUX replaces the sound: the slices need none"
     analyze = next(s for s in plan.steps if s.node_type == "ANALYZE")
     assert analyze.source_cid == OTHER, "an analysis is done before the run: its result is its output"
     output = next(s for s in plan.steps if s.step_id == plan.output_step)
@@ -330,9 +335,9 @@ def test_beat_sync_stretch_fits_equal_parts_of_the_video_to_each_interval() -> N
     assert [(c["start"], c["end"]) for c in segments] == [(0.0, 1.0), (1.0, 2.0)]
     speeds = [stage["config"]["speed"] for stage in stages if stage["type"] == "TRANSFORM"]
     assert speeds == [2.0]  # 1 s of video into 0.5 s; the second part already lasts 1 s
-    # Slice and stretch are one pass (a CHAIN), its part copied into the cut, the cut into the MUX.
-    chain = next(s for s in plan.steps if s.node_type == "CHAIN")
-    assert chain.covers == ["synced/slice0", "synced/stretch0"] and chain.handoff == "part"
+    # Slices and stretches are one pass (CUTS), its part copied into the cut, the cut into the MUX.
+    cuts = next(s for s in plan.steps if s.node_type == "CUTS")
+    assert cuts.covers == ["synced/slice0", "synced/stretch0", "synced/slice1"] and cuts.handoff == "part"
     assert {s.node_type: s.handoff for s in plan.steps if s.node_type in ("SEQUENCE", "MUX")} == {
         "SEQUENCE": "part",
         "MUX": "deliver",
@@ -343,6 +348,8 @@ def _stages(step: Any) -> list[dict[str, Any]]:
     """A step's nodes as CHAIN stages (a plain step is a chain of one)."""
     if step.node_type == "CHAIN":
         return list(step.config["stages"])
+    if step.node_type == "CUTS":
+        return [stage for piece in step.config["pieces"] for stage in piece["stages"]]
     return [{"type": step.node_type, "config": step.config}]
 
 
@@ -450,8 +457,8 @@ output: back
     plan = build_plan(
         parse_recipe(text), {"video": CID, "audio": OTHER}, analyses={"listen": _analysis([0.0, 0.5, 1.0, 1.5, 2.0])}
     )
-    cuts = [(s.config["start"], s.config["end"]) for s in plan.steps if s.node_type == "SEGMENT"]
-    assert cuts == [(0.0, 1.0), (1.0, 2.0)]
+    stages = [stage["config"] for s in plan.steps for stage in _stages(s) if stage["type"] == "SEGMENT"]
+    assert [(c["start"], c["end"]) for c in stages] == [(0.0, 1.0), (1.0, 2.0)]
 
 
 @pytest.mark.parametrize(
@@ -525,3 +532,63 @@ def test_mutated_example_recipes_are_planned_or_refused_never_crash() -> None:
         except ArtdagError:
             outcomes["refused"] += 1
     assert outcomes["planned"] > 50 and outcomes["refused"] > 500, outcomes
+
+
+TEN_CUTS = "\n".join(
+    [
+        "name: ten-cuts",
+        "inputs: [video]",
+        "steps:",
+        *[
+            f"  - {{id: cut{k}, type: SEGMENT, inputs: [video], config: {{start: {5 * k + 1}, end: {5 * k + 4}}}}}"
+            for k in range(10)
+        ],
+        f"  - {{id: montage, type: SEQUENCE, inputs: [{', '.join(f'cut{k}' for k in range(10))}]}}",
+        "output: montage",
+    ]
+)
+
+FIVE_EFFECTS = """
+name: grade
+inputs: [video]
+steps:
+  - {id: punch, type: EFFECT, inputs: [video], config: {effect: brightness_contrast, params: {contrast: 1.2}}}
+  - {id: rich, type: EFFECT, inputs: [punch], config: {effect: saturation, params: {amount: 1.3}}}
+  - {id: warm, type: EFFECT, inputs: [rich], config: {effect: hue_shift, params: {degrees: 20}}}
+  - {id: edges, type: EFFECT, inputs: [warm], config: {effect: vignette}}
+  - {id: negative, type: EFFECT, inputs: [edges], config: {effect: invert}}
+output: negative
+"""
+
+
+def _clip(cid: str, seconds: float) -> MediaInfo:
+    frames = round(30 * seconds)
+    return MediaInfo(
+        cid=cid, duration_s=seconds, has_video=True, has_audio=True, audio_codec="aac", fps=30.0, frame_count=frames
+    )
+
+
+@pytest.mark.parametrize("case", ["beat-sync", "ten-cuts", "five-effects"])
+def test_each_output_frame_is_encoded_about_once(case: str) -> None:
+    from artdag_common.examples import example_path
+    from services.planner.planning import encoded_frames, estimate_frames
+
+    if case == "beat-sync":
+        beats = [round(60 / 117 * k, 4) for k in range(69)]  # ~35 s of a 117 BPM track
+        recipe, inputs = example_path("beat-sync").read_text(), {"video": CID, "audio": OTHER}
+        media = {"video": _clip(CID, 20.0)}
+        analyses = {"analyze_audio": _analysis(beats)}
+    else:
+        recipe, inputs = (TEN_CUTS if case == "ten-cuts" else FIVE_EFFECTS), {"video": CID}
+        media, analyses = {"video": _clip(CID, 60.0)}, None
+    plan = build_plan(parse_recipe(recipe), inputs, media=media, analyses=analyses, chunking=Chunking())
+    output_frames = estimate_frames(plan, media)
+    encoded = encoded_frames(plan, output_frames)
+    ratio = sum(encoded.values()) / output_frames[plan.output_step]
+    assert 0.95 <= ratio <= 1.2, (case, ratio, [(s.node_type, encoded[s.step_id]) for s in plan.steps])
+    kinds = {s.node_type for s in plan.steps}
+    if case == "five-effects":
+        # One pass for all five, split into chunks that render in parallel and join by copy.
+        assert kinds == {"SOURCE", "CHAIN", "JOIN"}
+    else:
+        assert "CUTS" in kinds and "SEGMENT" not in kinds and "TRANSFORM" not in kinds
