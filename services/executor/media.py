@@ -316,8 +316,18 @@ class MediaReader:
             return None
         return frame.pts * frame.time_base - self.origin
 
-    def seek(self, seconds: Fraction) -> None:
-        """Position the demuxer at the keyframe at or before `seconds` (no-op at 0)."""
+    def seek(self, seconds: Fraction, *, rewind: bool = False) -> None:
+        """Position the demuxer at the keyframe at or before `seconds`.
+
+        At 0 or before this is a no-op for a fresh reader; `rewind` goes back to the start
+        of a reader that has already read on.
+        """
+        if seconds <= 0 and rewind:
+            try:
+                self.container.seek(0)
+            except av.FFmpegError as exc:
+                raise InvalidMediaError(f"{self.name}: cannot seek ({_reason(exc)})") from exc
+            return
         if seconds <= 0 or self.video is None or self.video.time_base is None:
             return
         target = math.floor((seconds + self.origin) / self.video.time_base)

@@ -212,3 +212,38 @@ def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> 
         assert video.duration is not None and video.time_base is not None
         assert float(video.duration * video.time_base) == pytest.approx(beats[-1] - beats[0], abs=0.1)
     assert Fraction(len(delivered), FPS) == pytest.approx(beats[-1] - beats[0], abs=0.1)
+
+
+def test_cuts_render_the_pieces_as_their_chains_would_in_one_pass(noisy: Path, tmp_path: Path) -> None:
+    pieces = [
+        [{"type": "SEGMENT", "config": {"start": 0.8, "end": 1.2}}],
+        [{"type": "SEGMENT", "config": {"start": 0.0, "end": 0.4}}, {"type": "TRANSFORM", "config": {"speed": 0.5}}],
+        [{"type": "SEGMENT", "config": {"start": 0.4, "end": 1.4}}, {"type": "TRANSFORM", "config": {"speed": 2.5}}],
+        [
+            {"type": "SEGMENT", "config": {"start": 0.2, "end": 0.6}},
+            {"type": "RESIZE", "config": {"width": 320, "height": 240}},
+        ],
+    ]
+    together = tmp_path / "cuts.mp4"
+    config = {"pieces": [{"stages": stages} for stages in pieces]}
+    run_operation("CUTS", config, [str(noisy)], str(together), ["clip"], seed=3, handoff="lossless")
+    expected = []
+    for k, stages in enumerate(pieces):
+        alone = tmp_path / f"piece{k}.mp4"
+        if len(stages) == 1:
+            run_operation(
+                stages[0]["type"], stages[0]["config"], [str(noisy)], str(alone), ["clip"], handoff="lossless"
+            )
+        else:
+            run_operation("CHAIN", {"stages": stages}, [str(noisy)], str(alone), ["clip"], handoff="lossless")
+        expected += rgb_frames(alone)
+    frames = rgb_frames(together)
+    assert len(frames) == len(expected)
+    # Lossless both ways: the same source pictures at the same times, back and forth, slow and fast.
+    assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
+    with av.open(str(together)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.duration is not None and audio.duration is not None
+        assert video.time_base is not None and audio.time_base is not None
+        seconds = float(video.duration * video.time_base)
+        assert float(audio.duration * audio.time_base) == pytest.approx(seconds, abs=0.03), "each piece's sound fits it"

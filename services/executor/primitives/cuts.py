@@ -56,7 +56,7 @@ class _FrameSource:
         return None
 
     def _restart(self, at: Fraction) -> None:
-        self.reader.seek(at)
+        self.reader.seek(at, rewind=True)
         frames = self.reader.frames(video=True, audio=False)
         self._frames = (frame for frame in frames if isinstance(frame, VideoFrame))
         self._current = None
@@ -123,7 +123,7 @@ def _piece_sound(sound: MediaReader, writer: AudioWriter, pipeline: Pipeline, en
     window = pipeline.window
     collector = _PieceSound(writer, samples)
     sink: _PieceSound | TempoSink = collector if window.speed == 1 else TempoSink(collector, float(window.speed))
-    sound.seek(window.start)
+    sound.seek(window.start, rewind=True)
     for frame in sound.frames(video=False, audio=True):
         if not isinstance(frame, AudioFrame):
             continue
