@@ -215,7 +215,7 @@ def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> 
 
 
 def test_cuts_render_the_pieces_as_their_chains_would_in_one_pass(noisy: Path, tmp_path: Path) -> None:
-    pieces = [
+    pieces: list[list[dict[str, Any]]] = [
         [{"type": "SEGMENT", "config": {"start": 0.8, "end": 1.2}}],
         [{"type": "SEGMENT", "config": {"start": 0.0, "end": 0.4}}, {"type": "TRANSFORM", "config": {"speed": 0.5}}],
         [{"type": "SEGMENT", "config": {"start": 0.4, "end": 1.4}}, {"type": "TRANSFORM", "config": {"speed": 2.5}}],
