@@ -79,6 +79,8 @@ X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv
 MP4 = ["-movflags", "+faststart"]
 
 F32 = npt.NDArray[np.float32]
+Slice = tuple[float, float, float]
+"""(start, end, speed) of one beat-sync slice."""
 F64 = npt.NDArray[np.float64]
 I16 = npt.NDArray[np.int16]
 
@@ -360,7 +362,7 @@ def recipe_c() -> str:
     return "\n".join([*lines, f"output: {previous}", ""])
 
 
-def ffmpeg_a(clip: Path, track: Path, slices: list[tuple[float, float, float]], out: Path) -> list[str]:
+def ffmpeg_a(clip: Path, track: Path, slices: list[Slice], out: Path) -> list[str]:
     n = len(slices)
     parts = ["[0:v]split=" + str(n) + "".join(f"[s{k}]" for k in range(n))]
     parts += [
@@ -485,35 +487,59 @@ class Stack:
         return self._json(self.http.get(path))
 
 
-def beat_sync_slices(
-    stack: Stack, run_id: str, video_cid: str, clip: Path
-) -> tuple[list[tuple[float, float, float]], str]:
-    """(start, end, speed) of each slice, in order, from the run's plan (or, failing that, its analysis)."""
+def _piece(stages: list[dict[str, Any]]) -> Slice | None:
+    """(start, end, speed) of a fused chain's stages (CHAIN, or one piece of a CUTS step), if it cuts."""
+    cut = next((st["config"] for st in stages if st["type"] == "SEGMENT"), None)
+    if cut is None or "start" not in cut or "end" not in cut:
+        return None
+    speed = 1.0
+    for stage in stages:
+        if stage["type"] == "TRANSFORM":
+            speed *= float(stage["config"].get("speed", 1.0))
+    return float(cut["start"]), float(cut["end"]), speed
+
+
+def beat_sync_slices(stack: Stack, run_id: str, video_cid: str, clip: Path) -> tuple[list[Slice], str]:
+    """(start, end, speed) of each slice, in order, from the run's plan (or, failing that, its analysis).
+
+    The plan holds them as SEGMENT steps (each maybe followed by a TRANSFORM speed step), as CHAIN
+    steps (a SEGMENT stage and a TRANSFORM stage fused) or as the pieces of CUTS steps.
+    """
     plan = stack.get(f"/api/run/{run_id}/plan")
-    steps = {s["step_id"]: s for s in plan["steps"]}
     sources = {s["step_id"] for s in plan["steps"] if s["node_type"] == "SOURCE" and s.get("source_cid") == video_cid}
-    slices = []
+    speeds = {
+        tuple(s["inputs"]): float(s["config"].get("speed", 1.0)) for s in plan["steps"] if s["node_type"] == "TRANSFORM"
+    }
+    slices: list[Slice] = []
+    kinds: set[str] = set()
     for step in plan["steps"]:
-        if step["node_type"] != "SEGMENT" or not set(step["inputs"]) & sources:
+        if not set(step["inputs"]) & sources:
             continue
-        config = step["config"]
-        speed = float(config.get("speed", 1.0))
-        for other in steps.values():
-            if other["node_type"] == "TRANSFORM" and other["inputs"] == [step["step_id"]]:
-                speed = float(other["config"].get("speed", 1.0))
-        slices.append((float(config["start"]), float(config["end"]), speed))
+        config, kind = step["config"], step["node_type"]
+        found: list[Slice | None] = []
+        if kind == "SEGMENT" and "start" in config and "end" in config:
+            found.append((float(config["start"]), float(config["end"]), speeds.get((step["step_id"],), 1.0)))
+        elif kind == "CHAIN":
+            found.append(_piece(config.get("stages", [])))
+        elif kind == "CUTS":
+            found += [_piece(piece.get("stages", [])) for piece in config.get("pieces", [])]
+        if pieces := [p for p in found if p is not None]:
+            slices += pieces
+            kinds.add(kind)
     if slices:
-        return sorted(slices), "GET /api/run/{id}/plan"
-    # A plan without SEGMENT steps (the planner may fuse them): the planner's own formula on the beats.
+        return sorted(slices), f"GET /api/run/{{id}}/plan ({', '.join(sorted(kinds))} steps)"
+    # A plan in a form not known here: the planner's own formula on the analysis's beats.
     analyses = stack.get(f"/api/run/{run_id}/analysis")["analyses"]
-    beats = next(a["audio"]["beats"]["beat_times"] for a in analyses.values() if "audio" in a)
+    beats = next(
+        a["result"]["audio"]["beats"]["beat_times"] for a in analyses.values() if "audio" in a.get("result", {})
+    )
     intervals = list(itertools.pairwise(beats))
     part = frame_count(clip)[1] / len(intervals)
     slices = [
         (round(k * part, 4), round((k + 1) * part, 4), round(min(4.0, max(0.25, part / (b - a))), 4))
         for k, (a, b) in enumerate(intervals)
     ]
-    return slices, "GET /api/run/{id}/analysis (beats)"
+    return slices, "GET /api/run/{id}/analysis (beats, the planner's stretch formula)"
 
 
 # -- the benchmark -----------------------------------------------------------------------------
@@ -588,7 +614,7 @@ def timed(command: list[str]) -> tuple[float, float]:
 def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat: int) -> Result:
     result = Result(case)
     ours, theirs = work / f"{case}-artdag.mp4", work / f"{case}-ffmpeg.mp4"
-    slices: list[tuple[float, float, float]] = []
+    slices: list[Slice] = []
     first_inputs: dict[str, str] = {}
     recipe = {"a": BEAT_SYNC_RECIPE.read_text(), "b": recipe_b(), "c": recipe_c()}[case]
     clip = media["clip20"] if case == "a" else media["clip60"]

@@ -202,8 +202,9 @@ def test_the_readme_beat_sync_encodes_each_output_frame_once(tmp_path: Path) -> 
     steps = plan.steps
     frames = estimate_frames(plan, media)
     encoded = encoded_frames(plan, frames)
-    assert [s.node_type for s in steps].count("CHAIN") == len(beats) - 1
-    assert sum(encoded.values()) == sum(frames[s.step_id] for s in steps if s.node_type == "CHAIN")
+    cuts = [s for s in steps if s.node_type == "CUTS"]
+    assert sum(len(s.config["pieces"]) for s in cuts) == len(beats) - 1, "every slice, cut together a group at a time"
+    assert sum(encoded.values()) == sum(frames[s.step_id] for s in cuts), "the join and the mux copy"
     delivered = rgb_frames(out)
     assert sum(encoded.values()) / len(delivered) <= 1.2
     with av.open(str(out)) as container:
