@@ -562,15 +562,15 @@ class Result:
 
 def dry_run_summary(stack: Stack, recipe: str, inputs: dict[str, str], result: Result) -> None:
     reply = stack.dry_run(recipe, inputs)
-    extra = {k: reply[k] for k in ("frames_encoded", "output_frames", "encodes_per_output_frame") if k in reply}
+    encoded, output = reply.get("frames_encoded", "n/a"), reply.get("output_frames", "n/a")
     result.steps = len(reply["plan"]["steps"])
     result.cost_frames = int(reply["cost_frames"])
     per_frame = reply.get("encodes_per_output_frame")
     result.encodes = "n/a" if per_frame is None else f"{float(per_frame):.2f}"
     print(
         f"  dry run: {result.steps} steps ({reply['to_run']} to run, {reply['cached']} cached), "
-        f"cost_frames {result.cost_frames}, encodes_per_output_frame {result.encodes}"
-        + (f", {extra}" if extra else ""),
+        f"cost_frames {result.cost_frames}, frames_encoded {encoded}, output_frames {output}, "
+        f"encodes_per_output_frame {result.encodes}",
         flush=True,
     )
 

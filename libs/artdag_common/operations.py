@@ -435,6 +435,13 @@ class CutsConfig(NodeConfig):
 
     pieces: list[CutsPiece] = Field(min_length=1, max_length=4096)
     audio: bool = Field(default=True, description="false: no sound (the consumer replaces it, as a MUX does)")
+    start_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=10**6,
+        description="where the first piece starts in the whole cut: each cut lands on the frame nearest its exact "
+        "time, so slices that last fractions of a frame do not drift off the beat",
+    )
 
     @model_validator(mode="after")
     def _pieces(self) -> CutsConfig:

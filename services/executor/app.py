@@ -19,9 +19,18 @@ from services.executor.settings import ExecutorSettings
 INLINE_SLOTS = 64
 
 
+# Each media worker renders one step with one core's worth of numpy: OpenBLAS's own threads
+# (one per core by default, spinning while they wait) fought the encoder's and the other
+# workers' for the same cores; a chain of colour effects took five times the CPU.
+WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     # Media work runs in worker processes ("spawn": no forked event loop or sockets) that end with
-    # this one: an executor killed outright must not leave a render going on for nobody.
+    # this one: an executor killed outright must not leave a render going on for nobody. They are
+    # spawned with this process's environment: the thread limits are set before they start.
+    for name, value in WORKER_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     pool = ProcessPoolExecutor(
         max_workers=settings.max_concurrent_steps,
         mp_context=multiprocessing.get_context("spawn"),

@@ -223,7 +223,7 @@ def _piece_stages(node: _Node) -> list[ChainStage] | None:
     return None
 
 
-def _piece_seconds(stages: list[ChainStage]) -> float | None:
+def piece_seconds(stages: list[ChainStage]) -> float | None:
     """How long a piece's output lasts, when its windows say (None: to the end of its input)."""
     start, end, speed = 0.0, None, 1.0
     for stage in stages:
@@ -273,7 +273,7 @@ def _group_cuts(nodes: dict[str, _Node]) -> None:
         for ref in node.inputs:
             piece = nodes[ref]
             stages = _piece_stages(piece) if reads.get(ref) == 1 else None
-            seconds = _piece_seconds(stages) if stages is not None else None
+            seconds = piece_seconds(stages) if stages is not None else None
             run = runs[-1] if runs and inputs and inputs[-1] is runs[-1] else None
             fits = (
                 stages is not None
@@ -303,13 +303,16 @@ def _group_cuts(nodes: dict[str, _Node]) -> None:
                 new_inputs.append(item[0][0])
                 position += 1
                 continue
+            elapsed = 0.0  # seconds of this run's output before the group
             for group in _split(item):
                 first, end = position, position + len(group)
                 position = end
+                start_s = round(elapsed, 6)
+                elapsed += sum(seconds for _, _, seconds in group)
                 group_key = f"{key}[{first}:{end}]"
                 covers = [name for ref, _, _ in group for name in (nodes[ref].covers or [nodes[ref].name])]
                 config = CutsConfig(
-                    pieces=[CutsPiece(stages=stages) for _, stages, _ in group], audio=audio
+                    pieces=[CutsPiece(stages=stages) for _, stages, _ in group], audio=audio, start_s=start_s
                 ).model_dump(mode="json", exclude_none=True)
                 source = nodes[group[0][0]].inputs
                 for ref, _, _ in group:

@@ -16,13 +16,14 @@ from artdag_common.operations import (
     GOP_FRAMES,
     OPERATIONS,
     BeatSyncConfig,
+    ChainStage,
     MapConfig,
     RandomSliceConfig,
     SegmentAtConfig,
 )
 from artdag_common.recipe import Recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
-from services.planner.handoff import shape_plan
+from services.planner.handoff import piece_seconds, shape_plan
 
 
 def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
@@ -354,7 +355,7 @@ def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int
             if step.config.get("frames"):
                 count = int(step.config["frames"][1]) - int(step.config["frames"][0])
         elif step.node_type == "CUTS":
-            count = sum(_chain_frames(plan, step, piece["stages"], first, by_cid) for piece in step.config["pieces"])
+            count = _cuts_frames(plan, step, first, by_cid)
         elif step.node_type == "SEQUENCE":
             count = sum(inputs)
         elif step.node_type == "JOIN":
@@ -367,6 +368,18 @@ def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int
             count = _node_frames(plan, step, step.node_type, step.config, first, by_cid)
         frames[step.step_id] = max(0, count)
     return frames
+
+
+def _cuts_frames(plan: Plan, step: PlanStep, first: int, by_cid: Mapping[str, MediaInfo]) -> int:
+    """Frames of a CUTS step: its pieces' exact lengths, cut on the frames nearest (as it renders)."""
+    stages = [[ChainStage.model_validate(stage) for stage in piece["stages"]] for piece in step.config["pieces"]]
+    lengths = [piece_seconds(piece) for piece in stages]
+    rate = _rate(plan, step, by_cid)
+    if rate is None or any(length is None for length in lengths):
+        return sum(_chain_frames(plan, step, piece["stages"], first, by_cid) for piece in step.config["pieces"])
+    start = float(step.config.get("start_s", 0.0))
+    total = sum(length or 0.0 for length in lengths)
+    return math.floor((start + total) * rate + 0.5) - math.floor(start * rate + 0.5)
 
 
 def _chain_frames(

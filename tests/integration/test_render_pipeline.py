@@ -248,3 +248,24 @@ def test_cuts_render_the_pieces_as_their_chains_would_in_one_pass(noisy: Path, t
         assert video.time_base is not None and audio.time_base is not None
         seconds = float(video.duration * video.time_base)
         assert float(audio.duration * audio.time_base) == pytest.approx(seconds, abs=0.03), "each piece's sound fits it"
+
+
+def test_slices_of_fractional_frames_do_not_drift_off_the_beat(noisy: Path, tmp_path: Path) -> None:
+    # Ten slices of 0.126 s of source slowed to 0.504 s: 12.6 frames each at 25 fps.
+    stages = [
+        [
+            {"type": "SEGMENT", "config": {"start": round(0.126 * k, 4), "end": round(0.126 * (k + 1), 4)}},
+            {"type": "TRANSFORM", "config": {"speed": 0.25}},
+        ]
+        for k in range(10)
+    ]
+    halves = []
+    for name, pieces, start_s in (("first", stages[:5], 0.0), ("second", stages[5:], 2.52)):
+        out = tmp_path / f"{name}.mp4"
+        config = {"pieces": [{"stages": piece} for piece in pieces], "start_s": start_s}
+        run_operation("CUTS", config, [str(noisy)], str(out), ["clip"], seed=1, handoff="part")
+        halves.append(len(rgb_frames(out)))
+    # Each cut falls on the frame nearest its exact time (12.6 · k): 63 then 63 frames, 126 in all
+    # (5.04 s), as the second group starts where the first ends — not 13 a slice (130: the cuts
+    # 0.16 s late by the end, and later the longer the track).
+    assert halves == [63, 63]

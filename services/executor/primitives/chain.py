@@ -253,24 +253,15 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
         fps, duration = reader.fps, reader.duration
     offset = config.frames[0] if config.frames is not None else 0
     pipeline = build_pipeline(config.stages, size, fps, duration, seed=seed, offset=offset)
+    window = pipeline.window
+    start, end, speed, audio = window.start, window.end, float(window.speed), True
     if config.frames is not None:
         if pipeline.total_frames is not None and config.frames[0] >= pipeline.total_frames:
             raise InvalidInputError(
                 f"the input has {pipeline.total_frames} frames, fewer than {config.frames[0] + 1}", field="frames"
             )
-        render_single(
-            input_path,
-            output_path,
-            width=pipeline.width,
-            height=pipeline.height,
-            plan=pipeline.first_plan,
-            hook=pipeline.hook,
-            start=Fraction(config.frames[0]) / fps,
-            end=Fraction(config.frames[1]) / fps,
-            audio=False,
-        )
-        return
-    window = pipeline.window
+        # A chunk: those frames of a chain that keeps time, without sound (the JOIN copies it once).
+        start, end, speed, audio = Fraction(config.frames[0]) / fps, Fraction(config.frames[1]) / fps, 1.0, False
     render_single(
         input_path,
         output_path,
@@ -278,7 +269,8 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
         height=pipeline.height,
         plan=pipeline.first_plan,
         hook=pipeline.hook,
-        start=window.start,
-        end=window.end,
-        speed=float(window.speed),
+        start=start,
+        end=end,
+        speed=speed,
+        audio=audio,
     )

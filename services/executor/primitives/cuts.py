@@ -165,14 +165,21 @@ def render_cuts(input_path: Path, output_path: Path, config: CutsConfig, *, seed
         sound = MediaReader(input_path) if writer is not None else None
         try:
             elapsed = 0  # output frames so far
+            # Cut points fall on the frame nearest their exact time on the whole cut's timeline:
+            # a piece lasts as many frames as that gives it, so rounding never adds up to drift.
+            timeline = Fraction(config.start_s)
             for index, pipeline in enumerate(pipelines):
                 window = pipeline.window
                 end = min(window.end, duration) if window.end is not None else duration
-                slots = slot_of((end - window.start) / window.speed, fps)
-                if slots <= 0:
+                if end <= window.start:
                     raise InvalidInputError(
                         f"piece {index} holds no video (from {float(window.start):g} s)", field="start"
                     )
+                first = slot_of(timeline, fps)
+                timeline += (end - window.start) / window.speed
+                slots = slot_of(timeline, fps) - first
+                if slots <= 0:
+                    continue  # shorter than a frame here: its time goes to the next piece
                 chain = VideoChain(functools.partial(_first_steps, pipeline, sar))
                 converted: tuple[VideoFrame, VideoFrame] | None = None
                 for slot in range(slots):
