@@ -188,6 +188,13 @@ def shape_plan(
             continue
         op = OPERATIONS[node.node_type]
         handoff = node.handoff if op.output_media_type == "video/mp4" else "deliver"
+        if logical is not None and handoff == "deliver" and inputs == logical.inputs:
+            # Nothing about it changed (a NOOP tree, a final step on untouched inputs): its id stands.
+            ids[key] = logical.step_id
+            if logical.step_id not in result:
+                result[logical.step_id] = logical
+                levels[logical.step_id] = logical.level
+            continue
         new_id = step_id(op.node_type, node.config, inputs, op.op_version, cluster_key, handoff)
         ids[key] = new_id
         if new_id in result:
