@@ -85,6 +85,17 @@ SAMPLE_STEPS: list[tuple[str, str, dict[str, Any], list[str]]] = [
         ["video"],
     ),
     (
+        "chain-colour-table",
+        "CHAIN",
+        {
+            "stages": [
+                {"type": "EFFECT", "config": {"effect": "brightness_contrast", "params": {"contrast": 1.3}}},
+                {"type": "EFFECT", "config": {"effect": "hue_shift", "params": {"degrees": 40}}},
+            ]
+        },
+        ["video"],
+    ),
+    (
         "cuts-back-and-forth",
         "CUTS",
         {

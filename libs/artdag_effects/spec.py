@@ -97,6 +97,10 @@ class EffectSpec:
     description: str
     factory: EffectFactory
     temporal: bool = False
+    pointwise: bool = False
+    """Each output pixel is a function of that pixel's RGB and the static params alone (not of its
+    place, its neighbours, the time or the seed): a run of such effects can be folded into one
+    colour table, computed by the effects themselves over every colour (see the executor's CHAIN)."""
 
     def numeric_params(self) -> frozenset[str]:
         """Names of the int and float parameters: the ones a `Binding` may drive."""

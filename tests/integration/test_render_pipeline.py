@@ -269,3 +269,33 @@ def test_slices_of_fractional_frames_do_not_drift_off_the_beat(noisy: Path, tmp_
     # (5.04 s), as the second group starts where the first ends — not 13 a slice (130: the cuts
     # 0.16 s late by the end, and later the longer the track).
     assert halves == [63, 63]
+
+
+def test_a_run_of_pointwise_effects_is_one_colour_table_with_the_same_pixels() -> None:
+    from artdag_common.operations import EffectConfig
+    from artdag_effects import make_frame_processor
+    from services.executor.primitives.chain import ColourTableStage
+
+    configs = [
+        EffectConfig(effect="brightness_contrast", params={"brightness": 0.1, "contrast": 1.2}),
+        EffectConfig(effect="saturation", params={"amount": 1.5}),
+        EffectConfig(effect="hue_shift", params={"degrees": 90}),
+        EffectConfig(effect="posterize", params={"levels": 6}),
+    ]
+    table = ColourTableStage(configs, (96, 64), [1, 2, 3, 4], Fraction(25))
+    frame = np.random.default_rng(7).integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    frame[0, :8] = [
+        [0, 0, 0],
+        [255, 255, 255],
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [1, 2, 3],
+        [254, 1, 128],
+        [7, 7, 7],
+    ]
+    expected = frame
+    for config in configs:
+        process = make_frame_processor(config.effect, config.params, {}, seed=1, width=96, height=64, fps=25.0)
+        expected = process(expected, 0)
+    assert np.array_equal(table.effect(frame, 0), expected), "the table holds what the effects make of each colour"

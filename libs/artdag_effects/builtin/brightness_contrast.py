@@ -40,4 +40,5 @@ EFFECT = EffectSpec(
     params_model=BrightnessContrastParams,
     description="Adjust brightness and contrast.",
     factory=per_frame(BrightnessContrastParams, _apply),
+    pointwise=True,
 )

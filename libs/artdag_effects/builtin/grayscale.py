@@ -31,4 +31,5 @@ EFFECT = EffectSpec(
     params_model=GrayscaleParams,
     description="Convert to shades of grey (Rec. 601 luma).",
     factory=per_frame(GrayscaleParams, _apply),
+    pointwise=True,
 )

@@ -29,4 +29,5 @@ EFFECT = EffectSpec(
     params_model=HueShiftParams,
     description="Rotate hues by a fixed angle.",
     factory=per_frame(HueShiftParams, _apply),
+    pointwise=True,
 )

@@ -22,4 +22,5 @@ EFFECT = EffectSpec(
     params_model=IdentityParams,
     description="Pass frames through unchanged.",
     factory=per_frame(IdentityParams, _apply),
+    pointwise=True,
 )

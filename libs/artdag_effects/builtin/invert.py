@@ -41,4 +41,5 @@ EFFECT = EffectSpec(
     params_model=InvertParams,
     description="Invert colours (a photographic negative), partially or fully.",
     factory=per_frame(InvertParams, _apply),
+    pointwise=True,
 )

@@ -37,4 +37,5 @@ EFFECT = EffectSpec(
     params_model=PosterizeParams,
     description="Flatten colours into a few bands per channel.",
     factory=per_frame(PosterizeParams, _apply),
+    pointwise=True,
 )

@@ -29,4 +29,5 @@ EFFECT = EffectSpec(
     params_model=SaturationParams,
     description="Make colours more vivid or more muted.",
     factory=per_frame(SaturationParams, _apply),
+    pointwise=True,
 )

@@ -33,4 +33,5 @@ EFFECT = EffectSpec(
     params_model=SepiaParams,
     description="Tint brown like an old photograph.",
     factory=per_frame(SepiaParams, _apply),
+    pointwise=True,
 )

@@ -34,4 +34,5 @@ EFFECT = EffectSpec(
     params_model=ThresholdParams,
     description="Two-tone black and white by brightness.",
     factory=per_frame(ThresholdParams, _apply),
+    pointwise=True,
 )
