@@ -8,6 +8,9 @@ every frame of the run's output passes the lossy encoder once:
    every node's filters in memory, one encode. Time changes (a SEGMENT's window, a
    TRANSFORM's speed) may not follow an EFFECT in a chain (the effect would see other
    frames than it does on its own), so a chain breaks there.
+   **Cuts.** The slices a cut-only SEQUENCE takes one after another from one source (beat-synced
+   slices, a montage of segments) become a few CUTS steps of about `GROUP_SECONDS` of output each:
+   one decoder and one encoder per group instead of per slice, groups rendered in parallel.
 2. **Chunks.** A long per-frame render that does not change time (an EFFECT, or a CHAIN of
    pictures only) is split into chunks of whole GOPs, each rendered by any executor and
    joined back by stream copy (JOIN).
