@@ -27,12 +27,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _render_chunked(clip: Path, directory: Path, effect: dict[str, Any]) -> Path:
+def _render_chunked(clip: Path, directory: Path, effect: dict[str, Any], node_type: str = "EFFECT") -> Path:
     chunks = []
     for first in range(0, FRAMES, GOP_FRAMES):
         chunk = directory / f"chunk{first}.mp4"
         config = {**effect, "frames": [first, min(first + GOP_FRAMES, FRAMES)]}
-        run_operation("EFFECT", config, [str(clip)], str(chunk), ["clip"], seed=7)
+        run_operation(node_type, config, [str(clip)], str(chunk), ["clip"], seed=7, handoff="part")
         chunks.append(str(chunk))
     joined = directory / "joined.mp4"
     run_operation("JOIN", {}, [*chunks, str(clip)], str(joined), ["chunk"] * len(chunks) + ["clip"], seed=7)
@@ -71,6 +71,26 @@ def test_joined_chunks_match_a_single_render(clip: Path, tmp_path: Path) -> None
         assert copied == original[: len(copied)]
         assert len(copied) >= len(original) - 2
         assert out.streams.video[0].codec_context.name == "h264"
+
+
+def test_joined_chunks_of_a_fused_chain_match_its_single_render(clip: Path, tmp_path: Path) -> None:
+    # A resize, then two effects that change with the frame index: each chunk must carry on where
+    # the one before it stopped, for every stage.
+    chain = {
+        "stages": [
+            {"type": "RESIZE", "config": {"width": 128, "height": 96, "mode": "fill"}},
+            {"type": "EFFECT", "config": {"effect": "color_cycle"}},
+            {"type": "EFFECT", "config": {"effect": "invert"}},
+        ]
+    }
+    whole = tmp_path / "whole.mp4"
+    run_operation("CHAIN", chain, [str(clip)], str(whole), ["clip"], seed=7, handoff="part")
+    joined = _render_chunked(clip, tmp_path, chain, node_type="CHAIN")
+    whole_frames, _ = _video(whole)
+    joined_frames, _ = _video(joined)
+    assert len(joined_frames) == len(whole_frames) == FRAMES
+    for index, (a, b) in enumerate(zip(whole_frames, joined_frames, strict=True)):
+        assert np.abs(a - b).mean() < 3.0, f"frame {index} differs from the single render"
 
 
 def test_chunked_render_is_deterministic(clip: Path, tmp_path: Path) -> None:
