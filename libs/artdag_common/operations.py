@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib.metadata import version as package_version
 from typing import Any, Literal
 
@@ -381,6 +383,37 @@ class ChainStage(NodeConfig):
         if self.type == "SEGMENT":
             return True
         return self.type == "TRANSFORM" and float(self.config.get("speed", 1.0)) != 1.0
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Where a chain reads its input, and how fast: output time t shows input time start + t·speed."""
+
+    start: Fraction = Fraction(0)
+    end: Fraction | None = None
+    speed: Fraction = Fraction(1)
+
+    @classmethod
+    def of(cls, stages: Sequence[ChainStage]) -> TimeWindow:
+        """The one window and speed that a line of stages' SEGMENT windows and speeds compose to.
+
+        A SEGMENT's times are on the timeline it receives (after the speeds before it).
+        """
+        start, end, speed = Fraction(0), None, Fraction(1)
+        for stage in stages:
+            if stage.type == "SEGMENT":
+                first, last = SegmentConfig.model_validate(stage.config).window()
+                if last is not None:
+                    new_end = start + Fraction(last) * speed
+                    end = new_end if end is None else min(end, new_end)
+                start += Fraction(first) * speed
+            elif stage.type == "TRANSFORM":
+                speed *= Fraction(float(stage.config.get("speed", 1.0)))
+        return cls(start, end, speed)
+
+    def seconds(self) -> Fraction | None:
+        """How long the output lasts (None: to the end of the input)."""
+        return None if self.end is None else max(Fraction(0), (self.end - self.start) / self.speed)
 
 
 class ChainConfig(NodeConfig):

@@ -38,7 +38,7 @@ from artdag_common.operations import (
     ChainStage,
     CutsConfig,
     CutsPiece,
-    SegmentConfig,
+    TimeWindow,
     TransformConfig,
 )
 from artdag_common.schemas import MediaInfo, PlanStep
@@ -235,16 +235,8 @@ def _piece_stages(node: _Node) -> list[ChainStage] | None:
 
 def piece_seconds(stages: list[ChainStage]) -> float | None:
     """How long a piece's output lasts, when its windows say (None: to the end of its input)."""
-    start, end, speed = 0.0, None, 1.0
-    for stage in stages:
-        if stage.type == "SEGMENT":
-            first, last = SegmentConfig.model_validate(stage.config).window()
-            new_end = None if last is None else start + last * speed
-            end = new_end if end is None else (end if new_end is None else min(end, new_end))
-            start += first * speed
-        elif stage.type == "TRANSFORM":
-            speed *= float(stage.config.get("speed", 1.0))
-    return None if end is None else max(0.0, (end - start) / speed)
+    seconds = TimeWindow.of(stages).seconds()
+    return None if seconds is None else float(seconds)
 
 
 _NEUTRAL_TRANSFORM = TransformConfig().model_dump(mode="json", exclude_none=True, exclude={"speed"})
@@ -285,14 +277,7 @@ def _group_cuts(nodes: dict[str, _Node]) -> None:
             stages = _piece_stages(piece) if reads.get(ref) == 1 else None
             seconds = piece_seconds(stages) if stages is not None else None
             run = runs[-1] if runs and inputs and inputs[-1] is runs[-1] else None
-            fits = (
-                stages is not None
-                and seconds is not None
-                and (
-                    run is None or (nodes[run[0][0]].inputs == piece.inputs and _picture(run[0][1]) == _picture(stages))
-                )
-            )
-            if not fits or stages is None or seconds is None:
+            if stages is None or seconds is None or (run is not None and not _same_cut(nodes, run[0], piece, stages)):
                 inputs.append(ref)
                 continue
             if run is None:
@@ -332,6 +317,13 @@ def _group_cuts(nodes: dict[str, _Node]) -> None:
                 )
                 new_inputs.append(group_key)
         node.inputs = new_inputs
+
+
+def _same_cut(
+    nodes: Mapping[str, _Node], first: tuple[str, list[ChainStage], float], piece: _Node, stages: list[ChainStage]
+) -> bool:
+    """Whether `piece` can be cut together with the run that starts with `first`: same source, same looks."""
+    return nodes[first[0]].inputs == piece.inputs and _picture(first[1]) == _picture(stages)
 
 
 def _split(run: list[tuple[str, list[ChainStage], float]]) -> list[list[tuple[str, list[ChainStage], float]]]:

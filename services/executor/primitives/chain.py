@@ -28,7 +28,7 @@ from artdag_common.operations import (
     ChainStage,
     EffectConfig,
     ResizeConfig,
-    SegmentConfig,
+    TimeWindow,
     TransformConfig,
 )
 from services.executor.frames import (
@@ -50,29 +50,6 @@ from services.executor.primitives.transform import colour_steps, geometry_steps
 
 Picture = VideoFrame | U8
 """A frame between stages: a libav frame, or an (H, W, 3) RGB array between effects."""
-
-
-@dataclass
-class _Window:
-    """The part of the source the chain reads, and how fast: output time t shows source start + t·speed."""
-
-    start: Fraction = Fraction(0)
-    end: Fraction | None = None
-    speed: Fraction = Fraction(1)
-
-    def segment(self, config: SegmentConfig, duration: Fraction) -> None:
-        first, last = config.window()
-        start = self.start + Fraction(first) * self.speed
-        limit = self.end if self.end is not None else duration
-        if duration and start >= limit:
-            raise InvalidInputError(
-                f"starts at {first:g} s, after its input ends ({float((limit - self.start) / self.speed):.3f} s)",
-                field="start",
-            )
-        if last is not None:
-            end = self.start + Fraction(last) * self.speed
-            self.end = end if self.end is None else min(self.end, end)
-        self.start = start
 
 
 class _FilterStage:
@@ -254,7 +231,7 @@ def _stage_seed(seed: int, index: int) -> int:
 class Pipeline:
     """One chain, ready to render: where it reads the source, and what it does to each frame."""
 
-    window: _Window
+    window: TimeWindow
     width: int
     height: int
     total_frames: int | None
@@ -271,13 +248,14 @@ def build_pipeline(
 
     `size` is the source's even displayed size; effects see output indices from `offset`.
     """
-    window = _Window()
+    window = TimeWindow.of(stages)
+    limit = window.end if window.end is not None else duration
+    if duration and window.start >= limit:
+        raise InvalidInputError(
+            f"starts at {float(window.start):g} s of its input, after what it reads ends ({float(limit):.3f} s)",
+            field="start",
+        )
     parsed = [OPERATIONS[stage.type].parse_config(stage.config) for stage in stages]
-    for cfg in parsed:
-        if isinstance(cfg, SegmentConfig):
-            window.segment(cfg, duration)
-        elif isinstance(cfg, TransformConfig) and cfg.speed != 1:
-            window.speed *= Fraction(cfg.speed)
     span = (window.end if window.end is not None else duration) - window.start
     total_frames = slot_of(span / window.speed, fps) if span > 0 else None
 
