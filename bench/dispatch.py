@@ -31,6 +31,7 @@ import httpx
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import RetentionPolicy, StreamConfig
+from proc_cpu import descendants_cpu
 
 from artdag_common.bus import connect
 from artdag_common.codec import unpack
@@ -39,34 +40,6 @@ from artdag_common.testing import noop_tree_recipe
 from artdag_common.tokens import load_token
 
 TREES = 3
-
-
-def descendants_cpu(root: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each process under `root`, by label."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    tick = os.sysconf("SC_CLK_TCK")
-    usage: dict[str, float] = {}
-    for pid in parents:
-        ancestor = pid
-        while ancestor not in (0, 1, root):
-            ancestor = parents.get(ancestor, 0)
-        if ancestor != root:
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        label = next((a.decode() for a in argv if a.startswith(b"services.")), Path(argv[0].decode()).name)
-        usage[label] = usage.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return usage
 
 
 async def wait_completed(nc_url: str, http: httpx.AsyncClient, recipe: str) -> tuple[float, float, float]:

@@ -63,6 +63,7 @@ import av
 import httpx
 import numpy as np
 import numpy.typing as npt
+from proc_cpu import descendants_cpu
 
 from artdag_common.nats_server import free_port
 from artdag_common.tokens import load_token
@@ -481,7 +482,7 @@ class Stack:
 
     def cpu(self) -> float:
         """CPU seconds the whole stack (every service, executor worker and nats-server) used so far."""
-        return tree_cpu(self.proc.pid) if self.proc is not None else 0.0
+        return sum(descendants_cpu(self.proc.pid, include_root=True).values()) if self.proc is not None else 0.0
 
     def get(self, path: str) -> Any:
         return self._json(self.http.get(path))
@@ -579,29 +580,6 @@ def children_cpu() -> float:
     """CPU seconds (user + system) of this process's finished children (the ffmpeg runs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds used so far by `root` and every process under it (with their reaped children)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-            times[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick
-    total = 0.0
-    for pid, seconds in times.items():
-        ancestor = pid
-        while ancestor not in (0, 1, root):
-            ancestor = parents.get(ancestor, 0)
-        if ancestor == root:
-            total += seconds
-    return total
 
 
 def timed(command: list[str]) -> tuple[float, float]:
