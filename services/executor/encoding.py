@@ -189,6 +189,17 @@ def is_lossless_stream(codec_name: str, h264_profile: str | None) -> bool:
     return codec_name == "h264" and h264_profile == LOSSLESS_H264_PROFILE
 
 
+def copies_into_output(codec_name: str, pix_fmt: str | None, h264_profile: str | None) -> bool:
+    """Whether a video stream's packets may go into what the active profile writes, as they are.
+
+    H.264 yuv420p of the same kind: lossy into a delivered file or a part, lossless into a
+    lossless intermediate (a lossless stream is never delivered, nor lossy video stored as lossless).
+    """
+    if codec_name != "h264" or pix_fmt != PIXEL_FORMAT:
+        return False
+    return is_lossless_stream(codec_name, h264_profile) == active_profile().lossless
+
+
 def validate_dimensions(width: int, height: int) -> None:
     """Raise `ValueError` unless width and height are even and in range.
 

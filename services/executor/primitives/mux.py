@@ -24,12 +24,10 @@ from services.executor.audio import (
     layout_for,
 )
 from services.executor.encoding import (
-    PIXEL_FORMAT,
-    active_profile,
     add_audio_stream,
     add_video_stream,
     audio_sample_rate,
-    is_lossless_stream,
+    copies_into_output,
     open_output,
 )
 from services.executor.frames import VideoChain, VideoEncoder, resize_steps, video_track
@@ -43,9 +41,8 @@ _MIX_BLOCK = 4096
 def _can_copy(reader: MediaReader) -> bool:
     """H.264 yuv420p of the kind this step writes (lossy into a delivered file, lossless into an intermediate)."""
     video = reader.video
-    if video is None or video.codec_context.name != "h264" or video.codec_context.pix_fmt != PIXEL_FORMAT:
-        return False
-    return is_lossless_stream(video.codec_context.name, video.codec_context.profile) == active_profile().lossless
+    ctx = video.codec_context if video is not None else None
+    return ctx is not None and copies_into_output(ctx.name, ctx.pix_fmt, ctx.profile)
 
 
 def _audio_events(reader: MediaReader) -> Iterator[tuple[Fraction, int, AudioFrame]]:

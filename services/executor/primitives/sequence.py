@@ -27,12 +27,10 @@ from services.executor.audio import F32, AudioTimeline, AudioWriter, SampleAlign
 from services.executor.encoding import (
     MAX_DIMENSION,
     MIN_DIMENSION,
-    PIXEL_FORMAT,
-    active_profile,
     add_audio_stream,
     add_video_stream,
     audio_sample_rate,
-    is_lossless_stream,
+    copies_into_output,
     open_output,
 )
 from services.executor.frames import (
@@ -161,7 +159,6 @@ def _copyable_video(inputs: list[Path], width: int, height: int, fps: Fraction) 
     kind this step writes (a lossless intermediate is not copied into a delivered file,
     nor lossy video into a lossless one).
     """
-    lossless = active_profile().lossless
     reference: tuple[object, ...] | None = None
     clips: list[_CopyClip] = []
     for path in inputs:
@@ -184,11 +181,7 @@ def _copyable_video(inputs: list[Path], width: int, height: int, fps: Fraction) 
                 reference = key
             if key != reference or (ctx.width, ctx.height) != (width, height) or reader.fps != fps:
                 return None
-            if (
-                ctx.name != "h264"
-                or ctx.pix_fmt != PIXEL_FORMAT
-                or is_lossless_stream(ctx.name, ctx.profile) != lossless
-            ):
+            if not copies_into_output(ctx.name, ctx.pix_fmt, ctx.profile):
                 return None
             frames, first, end, first_key = 0, None, None, None
             for packet in reader.container.demux(video):
