@@ -274,7 +274,7 @@ def test_slices_of_fractional_frames_do_not_drift_off_the_beat(noisy: Path, tmp_
 def test_a_run_of_pointwise_effects_is_one_colour_table_with_the_same_pixels() -> None:
     from artdag_common.operations import EffectConfig
     from artdag_effects import make_frame_processor
-    from services.executor.primitives.chain import ColourTableStage
+    from services.executor.primitives.chain import ColourTableStage, colour_table
 
     configs = [
         EffectConfig(effect="brightness_contrast", params={"brightness": 0.1, "contrast": 1.2}),
@@ -282,7 +282,7 @@ def test_a_run_of_pointwise_effects_is_one_colour_table_with_the_same_pixels() -
         EffectConfig(effect="hue_shift", params={"degrees": 90}),
         EffectConfig(effect="posterize", params={"levels": 6}),
     ]
-    table = ColourTableStage(configs, (96, 64), [1, 2, 3, 4], Fraction(25))
+    table = ColourTableStage(configs, (96, 64), [1, 2, 3, 4])
     frame = np.random.default_rng(7).integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
     frame[0, :8] = [
         [0, 0, 0],
@@ -298,4 +298,10 @@ def test_a_run_of_pointwise_effects_is_one_colour_table_with_the_same_pixels() -
     for config in configs:
         process = make_frame_processor(config.effect, config.params, {}, seed=1, width=96, height=64, fps=25.0)
         expected = process(expected, 0)
-    assert np.array_equal(table.effect(frame, 0), expected), "the table holds what the effects make of each colour"
+    made = table.effect(frame, 0)
+    assert np.array_equal(made, expected), "the table holds what the effects make of each colour"
+    assert np.array_equal(table.effect(frame[::-1].copy(), 1), expected[::-1]), "frames share nothing"
+    # The chunks of one chain (other step ids, other seeds) use the table this worker already made.
+    again = ColourTableStage([c.model_copy() for c in configs], (96, 64), [5, 6, 7, 8])
+    assert np.array_equal(again.effect(frame, 0), expected)
+    assert colour_table(configs) is colour_table([c.model_copy() for c in configs])

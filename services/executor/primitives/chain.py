@@ -12,12 +12,14 @@ its own. Consecutive effects hand each other RGB arrays without a conversion bet
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from av.video.frame import VideoFrame
 
 from artdag_common.errors import InvalidInputError, PermanentError
@@ -71,11 +73,7 @@ class _EffectStage:
     def __init__(self, config: EffectConfig, in_size: tuple[int, int], seed: int, fps: Fraction, frames: int | None):
         from artdag_effects import make_frame_processor
 
-        self.name = config.effect
-        self.config, self.seed = config, seed
-        self.size = config.size
-        self.width, self.height = (config.size.width, config.size.height) if config.size is not None else in_size
-        self.resizes = config.size is not None or in_size != (self.width, self.height)
+        self._take_shape(config, in_size, seed)
         self._process = make_frame_processor(
             config.effect,
             config.params,
@@ -86,6 +84,14 @@ class _EffectStage:
             fps=float(fps),
             frame_count=frames,
         )
+
+    def _take_shape(self, config: EffectConfig, in_size: tuple[int, int], seed: int) -> None:
+        """What the stage reads: its size, and the conversion of a libav frame to its RGB input."""
+        self.name = config.effect
+        self.config, self.seed = config, seed
+        self.size = config.size
+        self.width, self.height = (config.size.width, config.size.height) if config.size is not None else in_size
+        self.resizes = config.size is not None or in_size != (self.width, self.height)
         self._to_rgb = VideoChain(lambda frame: self.plan(frame, None))
 
     def plan(self, frame: VideoFrame, sar: Fraction | None) -> list[Step]:
@@ -117,57 +123,84 @@ class _EffectStage:
         return result
 
 
+U32 = npt.NDArray[np.uint32]
+
 _COLOURS = 1 << 24
 _SLAB = 1 << 20  # colours a time while a table is built: 1,048,576 pixels, like a 1024x1024 frame
+_TABLES_KEPT = 2
+_tables: OrderedDict[str, U32] = OrderedDict()
+"""The worker process's last colour tables: the chunks of one chain share theirs."""
+
+
+def _build_colour_table(configs: list[EffectConfig]) -> U32:
+    """Every colour r | g << 8 | b << 16, made over by the effects in turn, as the same kind of word."""
+    from artdag_effects import make_frame_processor
+
+    side = 1 << 10
+    # Pointwise effects do not depend on the seed, the place or the time (`EffectSpec.pointwise`).
+    processors = [
+        make_frame_processor(c.effect, c.params, {}, seed=0, width=side, height=side, fps=30.0) for c in configs
+    ]
+    table = np.zeros((_COLOURS, 4), dtype=np.uint8)
+    for start in range(0, _COLOURS, _SLAB):
+        codes = np.arange(start, start + _SLAB, dtype="<u4")
+        colours = np.stack([codes & 0xFF, (codes >> 8) & 0xFF, codes >> 16], axis=-1).astype(np.uint8)
+        rgb = colours.reshape(side, side, 3)
+        for process in processors:
+            rgb = process(rgb, 0)
+        table[start : start + _SLAB, :3] = rgb.reshape(-1, 3)
+    return table.view("<u4").reshape(_COLOURS)
+
+
+def colour_table(configs: list[EffectConfig]) -> U32:
+    """The table of a run of pointwise effects, built once per worker process for the same effects."""
+    from artdag_effects import get_effect
+
+    key = sha3_hex([[c.effect, get_effect(c.effect).version, c.params] for c in configs])
+    table = _tables.pop(key, None)
+    if table is None:
+        table = _build_colour_table(configs)
+    _tables[key] = table
+    while len(_tables) > _TABLES_KEPT:
+        _tables.popitem(last=False)
+    return table
 
 
 class ColourTableStage(_EffectStage):
     """Two or more pointwise effects in a row, folded into one table of every RGB colour.
 
     The table is made by the effects' own code, run over all 16,777,216 colours (in 1024x1024
-    slabs, ~1.4 s) before the first frame: a frame is then one lookup (about 12 ms at 720p, where
-    brightness_contrast → saturation → hue_shift take 35 ms) however many effects the run holds,
-    and every pixel comes out exactly as the effects make it. 48 MB a stage.
+    slabs, ~1 s) before the first frame, and kept by the worker for the chain's other chunks: a
+    frame is then one lookup (about 7 ms at 720p, where brightness_contrast → saturation →
+    hue_shift take 35 ms) however many effects the run holds, and every pixel comes out exactly
+    as the effects make it. 64 MB a table: a colour is kept as a 4-byte word, which numpy looks up
+    several times faster than 3-byte rows.
     """
 
-    def __init__(self, configs: list[EffectConfig], in_size: tuple[int, int], seeds: list[int], fps: Fraction) -> None:
-        super().__init__(configs[0], in_size, seeds[0], fps, None)
+    def __init__(self, configs: list[EffectConfig], in_size: tuple[int, int], seeds: list[int]) -> None:
+        self._take_shape(configs[0], in_size, seeds[0])
         self.name = "+".join(config.effect for config in configs)
-        self._configs, self._seeds, self._fps = configs, seeds, fps
-        self._table: U8 | None = None
-        self._bytes: U8 | None = None
-
-    def _build(self) -> U8:
-        from artdag_effects import make_frame_processor
-
-        side = 1 << 10
-        processors = [
-            make_frame_processor(c.effect, c.params, {}, seed=seed, width=side, height=side, fps=float(self._fps))
-            for c, seed in zip(self._configs, self._seeds, strict=True)
-        ]
-        table = np.empty((_COLOURS, 3), dtype=np.uint8)  # row r | g << 8 | b << 16: that colour, made over
-        for start in range(0, _COLOURS, _SLAB):
-            codes = np.arange(start, start + _SLAB, dtype="<u4")
-            colours = np.stack([codes & 0xFF, (codes >> 8) & 0xFF, codes >> 16], axis=-1).astype(np.uint8)
-            rgb = colours.reshape(side, side, 3)
-            for process in processors:
-                rgb = process(rgb, 0)
-            table[start : start + _SLAB] = rgb.reshape(-1, 3)
-        return table
+        self._configs = configs
+        self._table: U32 | None = None
+        self._codes: U8 | None = None
 
     def effect(self, rgb: U8, index: int) -> U8:
         if self._table is None:
-            self._table = self._build()
+            self._table = colour_table(self._configs)
         height, width = rgb.shape[:2]
         pixels = height * width
-        if self._bytes is None or self._bytes.size != pixels * 3 + 1:
-            self._bytes = np.zeros(pixels * 3 + 1, dtype=np.uint8)
-        self._bytes[: pixels * 3] = rgb.reshape(-1)
+        if self._codes is None or self._codes.size != pixels * 3 + 1:
+            self._codes = np.zeros(pixels * 3 + 1, dtype=np.uint8)
+        self._codes[: pixels * 3] = rgb.reshape(-1)
         # Each pixel's code read as a little-endian word at its own offset: r | g << 8 | b << 16
         # (and the next pixel's red in the top byte, masked off). One pass, no per-channel copies.
-        words = np.ndarray(shape=(pixels,), dtype="<u4", buffer=self._bytes.data, strides=(3,))
-        codes = words & np.uint32(0xFFFFFF)
-        return np.take(self._table, codes, axis=0).reshape(height, width, 3)
+        words = np.ndarray(shape=(pixels,), dtype="<u4", buffer=self._codes.data, strides=(3,))
+        made = np.take(self._table, words & np.uint32(0xFFFFFF))
+        # Written back the same way, in order: each word's top byte (zero) is overwritten by the
+        # next pixel's red, and the spare byte at the end takes the last one.
+        out = np.empty(pixels * 3 + 1, dtype=np.uint8)
+        np.ndarray(shape=(pixels,), dtype="<u4", buffer=out.data, strides=(3,))[...] = made
+        return out[: pixels * 3].reshape(height, width, 3)
 
 
 def _foldable(config: object) -> bool:
@@ -182,7 +215,7 @@ def _foldable(config: object) -> bool:
 _Stage = _FilterStage | _EffectStage
 
 
-def _fold_colour_runs(stages: list[_Stage], fps: Fraction) -> list[_Stage]:
+def _fold_colour_runs(stages: list[_Stage]) -> list[_Stage]:
     """Runs of two or more foldable effects become one `ColourTableStage` each."""
     folded: list[_Stage] = []
     run: list[_EffectStage] = []
@@ -190,7 +223,7 @@ def _fold_colour_runs(stages: list[_Stage], fps: Fraction) -> list[_Stage]:
     def close() -> None:
         if len(run) >= 2:
             configs = [stage.config for stage in run]
-            folded.append(ColourTableStage(configs, (run[0].width, run[0].height), [s.seed for s in run], fps))
+            folded.append(ColourTableStage(configs, (run[0].width, run[0].height), [s.seed for s in run]))
         else:
             folded.extend(run)
         run.clear()
@@ -280,7 +313,7 @@ def build_pipeline(
             effect_index += 1
             picture_stages.append(stage)
             size = (stage.width, stage.height)
-    picture_stages = _fold_colour_runs(picture_stages, fps)
+    picture_stages = _fold_colour_runs(picture_stages)
     width, height = size
 
     head = picture_stages[0] if picture_stages else None
