@@ -425,7 +425,11 @@ class ChainConfig(NodeConfig):
 
     stages: list[ChainStage] = Field(min_length=1, max_length=64)
     frames: tuple[int, int] | None = Field(
-        default=None, description="render only frames [first, end) of the output, video only (planner chunks)"
+        default=None,
+        description="render only frames [first, end) of the output (planner chunks and transition pieces)",
+    )
+    sound: bool | None = Field(
+        default=None, description="with frames: the piece's sound too, cut at those frames (a transition's pieces)"
     )
 
     @model_validator(mode="after")
@@ -447,8 +451,10 @@ class ChainConfig(NodeConfig):
         if self.frames is not None:
             if not 0 <= self.frames[0] < self.frames[1]:
                 raise ValueError("frames must be [first, end) with 0 <= first < end")
-            if any(stage.changes_time() for stage in self.stages):
-                raise ValueError("a chain that changes time is not chunked")
+            if TimeWindow.of(self.stages).speed != 1:
+                raise ValueError("a chain that changes speed is rendered whole, not in pieces")
+        elif self.sound is not None:
+            raise ValueError("sound is for pieces of a chain (with frames)")
         return self
 
 

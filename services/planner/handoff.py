@@ -14,6 +14,10 @@ every frame of the run's output passes the lossy encoder once:
 2. **Chunks.** A long per-frame render that does not change time (an EFFECT, or a CHAIN of
    pictures only) is split into chunks of whole GOPs, each rendered by any executor and
    joined back by stream copy (JOIN).
+   **Transitions.** A crossfade or fade SEQUENCE of clips cut from sources of one format is
+   rendered in pieces: each clip's frames away from its transitions (a ``part``), and per
+   transition one small SEQUENCE of the frames around it (the two clips' ends, ``lossless``);
+   the SEQUENCE itself becomes a cut that copies them all, so only the transitions are mixed.
 3. **Hand-offs.** Walking back from the output, each step learns how its consumers read it:
    a JOIN, a cut-only SEQUENCE and a MUX's video copy its packets, so it is encoded with the
    delivery encoder as a ``part``; anything that decodes it gets a ``lossless`` intermediate;
@@ -25,8 +29,10 @@ same steps on every planner.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from artdag_common.errors import InvalidInputError
@@ -38,6 +44,8 @@ from artdag_common.operations import (
     ChainStage,
     CutsConfig,
     CutsPiece,
+    SegmentConfig,
+    SequenceConfig,
     TimeWindow,
     TransformConfig,
 )
@@ -136,11 +144,13 @@ def shape_plan(
 
     # 1b. Cuts: the slices a cut-only SEQUENCE takes from one source, rendered a group at a time.
     _group_cuts(nodes)
+    # 1c. Transitions: only the frames around each crossfade or fade are rendered together.
+    _split_transitions(nodes, media_by_step)
 
     # 2. Chunks: long picture-only renders split at GOP boundaries, joined by stream copy.
     if ranges is not None:
         for key, node in list(nodes.items()):
-            if not chunkable(node.node_type, node.config):
+            if not chunkable(node.node_type, node.config) or node.config.get("frames") is not None:
                 continue
             source = nodes.get(node.inputs[0])
             parts = ranges(media_by_step.get(node.inputs[0])) if source is not None else []
@@ -317,6 +327,178 @@ def _group_cuts(nodes: dict[str, _Node]) -> None:
                 )
                 new_inputs.append(group_key)
         node.inputs = new_inputs
+
+
+@dataclass
+class _Clip:
+    """One input of a transition SEQUENCE as frames of a chain over a source."""
+
+    ref: str
+    source: str
+    stages: list[ChainStage]
+    frames: int
+
+
+def _clip_of(nodes: Mapping[str, _Node], ref: str, media_by_step: Mapping[str, MediaInfo]) -> _Clip | None:
+    """`ref` as a chain over a source whose frame count the plan knows exactly, if it is one."""
+    node = nodes[ref]
+    if node.step is not None and node.step.node_type == "SOURCE":
+        stages = [ChainStage(type="SEGMENT", config=SegmentConfig(start=0).model_dump(mode="json", exclude_none=True))]
+        source = ref
+    else:
+        found = _piece_stages(node)
+        if found is None or len(node.inputs) != 1:
+            return None
+        stages, source = found, node.inputs[0]
+    info = media_by_step.get(source)
+    if info is None or not info.has_video or not info.fps or not info.width or not info.height:
+        return None
+    if any(stage.type not in ("SEGMENT", "EFFECT") or _temporal(stage) for stage in stages):
+        return None  # a speed, a new size or state carried between frames: rendered whole
+    if any(stage.type == "EFFECT" and stage.config.get("size") is not None for stage in stages):
+        return None
+    fps = _rate(info)
+    window = TimeWindow.of(stages)
+    if window.end is not None:
+        if window.end > Fraction(info.duration_s) - 1 / fps:
+            return None  # ends at the input's end, whose last frame only the decoder knows
+        frames = math.floor((window.end - window.start) * fps + Fraction(1, 2))
+    elif window.start == 0 and info.frame_count and abs(info.duration_s * float(fps) - info.frame_count) < 0.5:
+        frames = info.frame_count
+    else:
+        return None
+    return _Clip(ref, source, stages, frames) if frames > 0 else None
+
+
+def _rate(info: MediaInfo) -> Fraction:
+    """A probed frame rate as the exact fraction the executor reads (30000/1001 for 29.97)."""
+    return Fraction(info.fps or 0).limit_denominator(1001)
+
+
+def _flattened(nodes: Mapping[str, _Node], node: _Node, reads: Mapping[str, int], top: str = "") -> list[str]:
+    """A transition SEQUENCE's clips, with the pairwise tree the planner made under it opened up."""
+    top = top or node.name
+    refs: list[str] = []
+    for ref in node.inputs:
+        inner = nodes[ref]
+        tree = inner.name.startswith(f"{top}/L")  # planning's pairwise levels under this SEQUENCE
+        if inner.node_type == "SEQUENCE" and tree and inner.config == node.config and reads[ref] == 1:
+            refs.extend(_flattened(nodes, inner, reads, top))
+        else:
+            refs.append(ref)
+    return refs
+
+
+def _split_transitions(nodes: dict[str, _Node], media_by_step: Mapping[str, MediaInfo]) -> None:
+    """Render each crossfade or fade SEQUENCE of same-format clips as pieces and transitions, cut together.
+
+    A clip of n frames with transitions of t frames on both sides becomes its head [0, t),
+    its body [t, n − t) and its tail [n − t, n), each a CHAIN piece with its sound; each
+    transition is a two-clip SEQUENCE (the same config) of one clip's tail and the next one's
+    head. The SEQUENCE is then a cut of bodies and transitions, which copies their packets.
+    Clips of other sizes or rates, changed speeds, temporal effects or unknown lengths leave it whole.
+    """
+    reads: dict[str, int] = {}
+    for node in nodes.values():
+        for ref in node.inputs:
+            reads[ref] = reads.get(ref, 0) + 1
+    for key in reversed(list(nodes)):  # a tree's top before its levels, which it takes apart
+        if key not in nodes or nodes[key].node_type != "SEQUENCE":
+            continue
+        node = nodes[key]
+        config = SequenceConfig.model_validate(node.config)
+        kind = config.transition.type
+        if kind == "cut":
+            continue
+        refs = _flattened(nodes, node, reads)
+        clips = [
+            _clip_of(nodes, ref, media_by_step) if reads.get(ref) == 1 or _is_source(nodes[ref]) else None
+            for ref in refs
+        ]
+        if len(clips) < 2 or any(clip is None for clip in clips):
+            continue
+        found = [clip for clip in clips if clip is not None]
+        infos = [media_by_step[clip.source] for clip in found]
+        shapes = {(info.width, info.height, _rate(info)) for info in infos}
+        if len(shapes) != 1:
+            continue
+        width, height, fps = shapes.pop()
+        if config.target_size == "explicit" and (config.width, config.height) != (width, height):
+            continue
+        if (width or 0) % 2 or (height or 0) % 2:
+            continue
+        overlap = max(1, math.floor(Fraction(config.transition.duration) * fps + Fraction(1, 2)))
+        last = len(found) - 1
+        if any(clip.frames < overlap * ((i > 0) + (i < last)) for i, clip in enumerate(found)):
+            continue  # too short for its transitions: the whole SEQUENCE says so when it renders
+
+        _cut_into_pieces(nodes, key, node, found, overlap, refs)
+
+
+def _cut_into_pieces(
+    nodes: dict[str, _Node], key: str, node: _Node, clips: list[_Clip], overlap: int, refs: list[str]
+) -> None:
+    """Replace a transition SEQUENCE's clips by pieces and two-clip transitions, and make it a cut."""
+    kind = SequenceConfig.model_validate(node.config).transition.type
+
+    def piece(clip: _Clip, index: int, first: int, end: int, role: str) -> str:
+        piece_key = f"{key}/{index}.{role}"
+        chain = ChainConfig(stages=clip.stages, frames=(first, end), sound=True)
+        nodes[piece_key] = _Node(
+            piece_key,
+            "CHAIN",
+            f"{node.name}/{index}.{role}[{first}:{end}]",
+            chain.model_dump(mode="json", exclude_none=True),
+            [clip.source],
+            covers=list(nodes[clip.ref].covers or [nodes[clip.ref].name]),
+        )
+        return piece_key
+
+    last = len(clips) - 1
+    cut_inputs: list[str] = []
+    tails: list[str] = []
+    for index, clip in enumerate(clips):
+        head_end = overlap if index > 0 else 0
+        body_end = clip.frames - overlap if index < last else clip.frames
+        if index > 0:
+            head = piece(clip, index, 0, head_end, "head")
+            joint = f"{key}/{kind}{index}"
+            nodes[joint] = _Node(
+                joint,
+                "SEQUENCE",
+                f"{node.name}/{kind}{index}",
+                dict(node.config),
+                [tails[-1], head],
+                covers=[node.name],
+            )
+            cut_inputs.append(joint)
+        if body_end > head_end:
+            cut_inputs.append(piece(clip, index, head_end, body_end, "body"))
+        if index < last:
+            tails.append(piece(clip, index, body_end, clip.frames, "tail"))
+    for ref in _tree_and_clips(nodes, node, refs):
+        if not _is_source(nodes[ref]):
+            del nodes[ref]
+    cut = {**node.config, "transition": {"type": "cut"}}
+    node.config = SequenceConfig.model_validate(cut).model_dump(mode="json", exclude_none=True)
+    node.inputs = cut_inputs
+    node.covers = [node.name]
+
+
+def _is_source(node: _Node) -> bool:
+    return node.step is not None and node.step.node_type == "SOURCE"
+
+
+def _tree_and_clips(nodes: Mapping[str, _Node], node: _Node, clips: list[str]) -> list[str]:
+    """The inner SEQUENCEs of a flattened tree and its clips: what the pieces replace."""
+    found: list[str] = []
+    for ref in node.inputs:
+        if ref in clips:
+            found.append(ref)
+        else:
+            found.append(ref)
+            found.extend(_tree_and_clips(nodes, nodes[ref], clips))
+    return found
 
 
 def _same_cut(

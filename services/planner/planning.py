@@ -357,7 +357,7 @@ def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int
         elif step.node_type == "CUTS":
             count = _cuts_frames(plan, step, first, by_cid)
         elif step.node_type == "SEQUENCE":
-            count = sum(inputs)
+            count = sum(inputs) - _crossfade_frames(plan, step, by_cid) * (len(inputs) - 1)
         elif step.node_type == "JOIN":
             count = sum(inputs[:-1])
         elif step.node_type in ("AUDIO_MIX", "ANALYZE", "NOOP"):
@@ -444,6 +444,15 @@ def encoded_frames(plan: Plan, frames: Mapping[str, int]) -> dict[str, int]:
             copy = copies_from(step, step.inputs[:1])
         encoded[step.step_id] = 0 if copy else frames.get(step.step_id, 0)
     return encoded
+
+
+def _crossfade_frames(plan: Plan, step: PlanStep, by_cid: Mapping[str, MediaInfo]) -> int:
+    """Frames each crossfade of a SEQUENCE overlaps its neighbours by (0 for cuts and fades)."""
+    transition = step.config.get("transition") or {}
+    rate = _rate(plan, step, by_cid)
+    if transition.get("type") != "crossfade" or rate is None:
+        return 0
+    return max(1, math.floor(float(transition.get("duration", 0.5)) * rate + 0.5))
 
 
 def _rate(plan: Plan, step: PlanStep, by_cid: Mapping[str, MediaInfo]) -> float | None:

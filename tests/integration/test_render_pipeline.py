@@ -20,7 +20,7 @@ from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.media_types import LOSSLESS_H264_PROFILE
 from artdag_common.recipe import parse_recipe
-from artdag_common.schemas import AnalysisReply, MediaInfo, Plan
+from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
 from services.executor.operations import run_operation
 from services.planner.planning import build_plan, encoded_frames, estimate_frames
 from tests.pipeline import psnr, render_plan, rgb_frames
@@ -305,3 +305,91 @@ def test_a_run_of_pointwise_effects_is_one_colour_table_with_the_same_pixels() -
     again = ColourTableStage([c.model_copy() for c in configs], (96, 64), [5, 6, 7, 8])
     assert np.array_equal(again.effect(frame, 0), expected)
     assert colour_table(configs) is colour_table([c.model_copy() for c in configs])
+
+
+CROSSFADES = """
+name: three-clips
+inputs: [video]
+steps:
+  - {id: a, type: SEGMENT, inputs: [video], config: {start: 0, end: 0.6}}
+  - {id: cut_b, type: SEGMENT, inputs: [video], config: {start: 0.4, end: 1.0}}
+  - {id: b, type: EFFECT, inputs: [cut_b], config: {effect: invert}}
+  - {id: c, type: SEGMENT, inputs: [video], config: {start: 0.8, end: 1.4}}
+  - {id: all, type: SEQUENCE, inputs: [a, b, c], config: {transition: {type: KIND, duration: 0.12}}}
+output: all
+"""
+
+
+def _noisy_media(noisy: Path) -> dict[str, MediaInfo]:
+    return {
+        "video": MediaInfo(
+            cid=cid_of_file(noisy),
+            duration_s=40 / FPS,
+            has_video=True,
+            has_audio=True,
+            audio_codec="aac",
+            width=320,
+            height=240,
+            fps=FPS,
+            frame_count=40,
+        )
+    }
+
+
+@pytest.mark.parametrize("kind", ["crossfade", "fade"])
+def test_a_transition_renders_only_the_frames_around_it(kind: str, noisy: Path, tmp_path: Path) -> None:
+    text = CROSSFADES.replace("KIND", kind)
+    media = _noisy_media(noisy)
+    split, plan = _render(text, {"video": noisy}, tmp_path / "split", media=media)
+    # Without the sources' formats the planner cannot cut the clips into pieces: the SEQUENCE mixes whole clips.
+    whole, whole_plan = _render(text, {"video": noisy}, tmp_path / "whole")
+    assert [s.name for s in whole_plan.steps if s.node_type == "SEQUENCE"] == ["all/L0.0", "all"]
+
+    steps = {s.name: s for s in plan.steps}
+    assert steps["all"].config["transition"]["type"] == "cut", "the clips' bodies and the transitions are cut together"
+    joints = [s for s in plan.steps if s.node_type == "SEQUENCE" and s.name != "all"]
+    assert [s.name for s in joints] == [f"all/{kind}1", f"all/{kind}2"]
+    assert all(steps[n].handoff == "lossless" for j in joints for n in (_name(plan, i) for i in j.inputs))
+    assert {s.handoff for s in joints} == {"part"}
+    bodies = [s for s in plan.steps if ".body" in s.name]
+    assert [s.config["frames"] for s in bodies] == [[0, 12], [3, 12], [3, 15]]
+    assert steps["all/1.body[3:12]"].covers == ["cut_b", "b"]
+
+    frames = estimate_frames(plan, media)
+    encoded = encoded_frames(plan, frames)
+    mixed = sum(encoded[s.step_id] for s in joints)
+    assert mixed == (2 * 3 if kind == "crossfade" else 2 * 6), "only the frames of the transitions are mixed"
+    assert encoded[steps["all"].step_id] == 0, "the SEQUENCE copies every piece"
+
+    ours, theirs = rgb_frames(split), rgb_frames(whole)
+    assert len(ours) == len(theirs) == frames[steps["all"].step_id] == (39 if kind == "crossfade" else 45)
+    # Both are one lossy generation of the same pictures, frame for frame: each frame is far closer
+    # to its counterpart than to the frames beside it (the texture moves 3 pixels a frame, and the
+    # middle clip is inverted), so a transition a frame early or late would stand out.
+    assert psnr(ours, theirs) > 30
+    for index, frame in enumerate(ours):
+        same = psnr([frame], [theirs[index]])
+        beside = [psnr([frame], [theirs[k]]) for k in (index - 1, index + 1) if 0 <= k < len(theirs)]
+        assert same > 25 and same > max(beside) + 6, (index, same, beside)
+    with av.open(str(split)) as container, av.open(str(whole)) as reference:
+        sound = container.streams.audio[0]
+        assert sound.codec_context.name == "aac"
+        heard = sum(f.samples for f in container.decode(audio=0))
+        expected = sum(f.samples for f in reference.decode(audio=0))
+        assert abs(heard - expected) <= 1024, (heard, expected)
+    # The first body's packets are in the output as they are: copied, not encoded again.
+    body = _output_of(tmp_path / "split", bodies[0])
+    with av.open(str(body)) as piece, av.open(str(split)) as container:
+        first = [bytes(p) for p in piece.demux(video=0) if p.size]
+        delivered = [bytes(p) for p in container.demux(video=0) if p.size]
+    assert delivered[: len(first)] == first
+
+
+def _name(plan: Plan, step_id: str) -> str:
+    return next(s.name for s in plan.steps if s.step_id == step_id)
+
+
+def _output_of(directory: Path, step: PlanStep) -> Path:
+    return next(
+        p for p in directory.iterdir() if p.name.startswith(f"{step.name.replace('/', '_')}-{step.step_id[:8]}")
+    )

@@ -6,7 +6,7 @@ from artdag_common.errors import InvalidInputError
 from artdag_common.ids import source_step_id
 from artdag_common.recipe import parse_recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, RunStatus, StepEvent, StepStatus
-from services.planner.planning import Chunking, bind_inputs, build_plan
+from services.planner.planning import Chunking, bind_inputs, build_plan, encoded_frames, estimate_frames
 from services.planner.runs import apply_step_event, merge_states, new_run_state, ready_steps
 
 CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
@@ -245,6 +245,41 @@ def test_a_long_sequence_is_a_balanced_tree_of_pairs() -> None:
     assert by_id[plan.output_step].name == "all"
     flat = build_plan(parse_recipe(FIVE.replace("duration: 0.25}", "duration: 0.25}, tree: false")), cids)
     assert [s.node_type for s in flat.steps].count("SEQUENCE") == 1
+
+
+def test_a_tree_of_crossfades_over_clips_of_one_format_is_opened_into_pieces() -> None:
+    cids = dict(zip("abcde", [CID, OTHER, *_more_cids(3)], strict=True))
+    media = {name: _media(100).model_copy(update={"cid": cid}) for name, cid in cids.items()}
+    plan = build_plan(parse_recipe(FIVE), cids, media=media)
+    names = {s.step_id: s.name for s in plan.steps}
+    sequences = [s for s in plan.steps if s.node_type == "SEQUENCE"]
+    assert [s.name for s in sequences] == [*(f"all/crossfade{k}" for k in range(1, 5)), "all"]
+    top = sequences[-1]
+    assert top.config["transition"]["type"] == "cut" and top.step_id == plan.output_step
+    # 0.25 s at 25 fps: crossfades of 6 frames; each clip's body is what no transition touches.
+    assert [names[i] for i in top.inputs] == [
+        "all/0.body[0:94]",
+        "all/crossfade1",
+        "all/1.body[6:94]",
+        "all/crossfade2",
+        "all/2.body[6:94]",
+        "all/crossfade3",
+        "all/3.body[6:94]",
+        "all/crossfade4",
+        "all/4.body[6:100]",
+    ]
+    assert [names[i] for i in sequences[0].inputs] == ["all/0.tail[94:100]", "all/1.head[0:6]"]
+    frames = estimate_frames(plan, media)
+    assert frames[plan.output_step] == 5 * 100 - 4 * 6
+    # Bodies once; per crossfade the two ends (lossless) and the mix: 524 encodes for 476 frames.
+    assert sum(encoded_frames(plan, frames).values()) == 3 * 88 + 2 * 94 + 4 * (6 + 6 + 6)
+
+    # A clip of another size: the SEQUENCE fits and pads it, so it stays whole (a tree of pairs),
+    # though the pair of clips of one format under it is still cut into pieces.
+    media["e"] = media["e"].model_copy(update={"width": 320})
+    mixed = build_plan(parse_recipe(FIVE), cids, media=media)
+    mixed_names = [s.name for s in mixed.steps if s.node_type == "SEQUENCE"]
+    assert mixed_names[-1] == "all" and "all/L1.0" in mixed_names and "all/L0.0/crossfade1" in mixed_names
 
 
 def _more_cids(n: int) -> list[str]:

@@ -343,8 +343,8 @@ def build_pipeline(
 def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, seed: int) -> None:
     """Render every stage of `config` over `input_path` in one pass (see the module docstring).
 
-    With `frames` (a chunk of a chain that does not change time) only those output
-    frames are rendered, without sound; effects still see the whole output's indices.
+    With `frames` (a chunk, or a piece of a transition) only those output frames are
+    rendered, with sound only if `sound` says; effects still see the whole output's indices.
     """
     size = even_size(probe(input_path))
     with MediaReader(input_path) as reader:
@@ -358,8 +358,10 @@ def render_chain(input_path: Path, output_path: Path, config: ChainConfig, *, se
             raise InvalidInputError(
                 f"the input has {pipeline.total_frames} frames, fewer than {config.frames[0] + 1}", field="frames"
             )
-        # A chunk: those frames of a chain that keeps time, without sound (the JOIN copies it once).
-        start, end, speed, audio = Fraction(config.frames[0]) / fps, Fraction(config.frames[1]) / fps, 1.0, False
+        # A piece: those frames of the chain's output (its speed is 1), at their place in its window.
+        # A chunk goes without sound (the JOIN copies it once); a transition's piece carries its own.
+        first, last = (window.start + Fraction(frame) / fps for frame in config.frames)
+        start, end, speed, audio = first, last if end is None else min(last, end), 1.0, bool(config.sound)
     render_single(
         input_path,
         output_path,
