@@ -16,6 +16,8 @@ output frame count of both sides (the jobs are the same size).
      the track as the sound, -shortest.
   b  ten cuts: 10 SEGMENTs (~3 s each, precise) of a 60 s 720p30 clip → one SEQUENCE (cut).
      ffmpeg: split/asplit → trim/atrim per segment → concat=n=10:v=1:a=1.
+  d  crossfades: the 60 s clip as three 20 s SEGMENTs → SEQUENCE with 1 s crossfades (58 s out).
+     ffmpeg: split/asplit → trim/atrim per part → xfade=transition=fade / acrossfade between them.
   c  effect chain: 5 EFFECT steps on the 60 s clip; ffmpeg: one -vf chain, a filter per effect:
        brightness_contrast {brightness: 0.1, contrast: 1.2}          → eq=brightness=0.1:contrast=1.2
        saturation {amount: 1.5}                                      → hue=s=1.5
@@ -34,7 +36,7 @@ different `comment` tag, the track with its last sample changed by one LSB), so 
 the same body) gives the step count, `cost_frames` and, when the planner reports it,
 `encodes_per_output_frame`. Case a also times one fully cached re-run (same recipe and inputs).
 
-    .venv/bin/python bench/recipes.py [--repeat 3] [--cases a,b,c] [--keep DIR]
+    .venv/bin/python bench/recipes.py [--repeat 3] [--cases a,b,c,d] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -363,6 +365,30 @@ def recipe_c() -> str:
     return "\n".join([*lines, f"output: {previous}", ""])
 
 
+PARTS_D = [(0.0, 20.0), (20.0, 40.0), (40.0, 60.0)]
+CROSSFADE_D = 1.0
+
+
+def recipe_d() -> str:
+    lines = ["name: crossfades", "inputs:", "  video: {type: video, description: 60 s clip}", "steps:"]
+    for k, (start, end) in enumerate(PARTS_D):
+        lines += [
+            f"  - id: part{k}",
+            "    type: SEGMENT",
+            "    inputs: [video]",
+            f"    config: {{start: {start}, end: {end}}}",
+        ]
+    names = ", ".join(f"part{k}" for k in range(len(PARTS_D)))
+    transition = f"{{type: crossfade, duration: {CROSSFADE_D}}}"
+    lines += [
+        "  - id: faded",
+        "    type: SEQUENCE",
+        f"    inputs: [{names}]",
+        f"    config: {{transition: {transition}}}",
+    ]
+    return "\n".join([*lines, "output: faded", ""])
+
+
 def ffmpeg_a(clip: Path, track: Path, slices: list[Slice], out: Path) -> list[str]:
     n = len(slices)
     parts = ["[0:v]split=" + str(n) + "".join(f"[s{k}]" for k in range(n))]
@@ -385,6 +411,26 @@ def ffmpeg_b(clip: Path, out: Path) -> list[str]:
         parts.append(f"[t{k}]atrim=start={a}:end={b},asetpts=PTS-STARTPTS[a{k}]")
     parts.append("".join(f"[v{k}][a{k}]" for k in range(n)) + f"concat=n={n}:v=1:a=1[v][a]")
     graph = ["-filter_complex", ";".join(parts), "-map", "[v]", "-map", "[a]"]
+    return [*FFMPEG, "-i", str(clip), *graph, *X264, "-c:a", "aac", *MP4, str(out)]
+
+
+def ffmpeg_d(clip: Path, out: Path) -> list[str]:
+    n = len(PARTS_D)
+    parts = [
+        "[0:v]split=" + str(n) + "".join(f"[s{k}]" for k in range(n)),
+        "[0:a]asplit=" + str(n) + "".join(f"[t{k}]" for k in range(n)),
+    ]
+    for k, (a, b) in enumerate(PARTS_D):
+        parts.append(f"[s{k}]trim=start={a}:end={b},setpts=PTS-STARTPTS[v{k}]")
+        parts.append(f"[t{k}]atrim=start={a}:end={b},asetpts=PTS-STARTPTS[a{k}]")
+    video, audio, length = "v0", "a0", PARTS_D[0][1] - PARTS_D[0][0]
+    for k in range(1, n):
+        offset = length - CROSSFADE_D
+        parts.append(f"[{video}][v{k}]xfade=transition=fade:duration={CROSSFADE_D}:offset={offset}[x{k}]")
+        parts.append(f"[{audio}][a{k}]acrossfade=d={CROSSFADE_D}[m{k}]")
+        video, audio = f"x{k}", f"m{k}"
+        length += PARTS_D[k][1] - PARTS_D[k][0] - CROSSFADE_D
+    graph = ["-filter_complex", ";".join(parts), "-map", f"[{video}]", "-map", f"[{audio}]"]
     return [*FFMPEG, "-i", str(clip), *graph, *X264, "-c:a", "aac", *MP4, str(out)]
 
 
@@ -594,7 +640,7 @@ def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat
     ours, theirs = work / f"{case}-artdag.mp4", work / f"{case}-ffmpeg.mp4"
     slices: list[Slice] = []
     first_inputs: dict[str, str] = {}
-    recipe = {"a": BEAT_SYNC_RECIPE.read_text(), "b": recipe_b(), "c": recipe_c()}[case]
+    recipe = {"a": BEAT_SYNC_RECIPE.read_text(), "b": recipe_b(), "c": recipe_c(), "d": recipe_d()}[case]
     clip = media["clip20"] if case == "a" else media["clip60"]
     for r in range(repeat):
         copy = work / f"{case}-input{r}.mp4"
@@ -617,7 +663,7 @@ def run_case(case: str, stack: Stack, media: dict[str, Path], work: Path, repeat
         if case == "a":
             command = ffmpeg_a(clip, media["track"], slices, theirs)
         else:
-            command = ffmpeg_b(clip, theirs) if case == "b" else ffmpeg_c(clip, theirs)
+            command = {"b": ffmpeg_b, "c": ffmpeg_c, "d": ffmpeg_d}[case](clip, theirs)
         seconds, cpu = timed(command)
         result.ffmpeg.append(seconds)
         result.ffmpeg_cpu.append(cpu)
@@ -651,7 +697,7 @@ def make_media(work: Path, cases: list[str]) -> dict[str, Path]:
         write_footage(media["clip20"], 20.0)
         media["track"] = work / "track.wav"
         write_wav(media["track"], synth_music())
-    if "b" in cases or "c" in cases:
+    if {"b", "c", "d"} & set(cases):
         media["clip60"] = work / "clip60.mp4"
         write_footage(media["clip60"], 60.0)
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in media.values())
@@ -659,7 +705,12 @@ def make_media(work: Path, cases: list[str]) -> dict[str, Path]:
     return media
 
 
-TITLES = {"a": "a beat-sync (README)", "b": "b 10 SEGMENT→SEQUENCE", "c": "c 5 EFFECT chain"}
+TITLES = {
+    "a": "a beat-sync (README)",
+    "b": "b 10 SEGMENT→SEQUENCE",
+    "c": "c 5 EFFECT chain",
+    "d": "d 3 parts, crossfades",
+}
 
 
 def print_table(results: list[Result]) -> None:
@@ -697,12 +748,12 @@ def workspace(keep: Path | None) -> Iterator[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats of each side (default 3)")
-    parser.add_argument("--cases", default="a,b,c", help="which cases, comma-separated (default a,b,c)")
+    parser.add_argument("--cases", default="a,b,c,d", help="which cases, comma-separated (default a,b,c,d)")
     parser.add_argument("--keep", type=Path, help="copy the generated inputs and the outputs here")
     args = parser.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if unknown := [c for c in cases if c not in TITLES]:
-        parser.error(f"unknown cases {unknown}: choose from a, b, c")
+        parser.error(f"unknown cases {unknown}: choose from {', '.join(TITLES)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if shutil.which("ffmpeg") is None:

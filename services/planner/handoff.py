@@ -145,7 +145,7 @@ def shape_plan(
     # 1b. Cuts: the slices a cut-only SEQUENCE takes from one source, rendered a group at a time.
     _group_cuts(nodes)
     # 1c. Transitions: only the frames around each crossfade or fade are rendered together.
-    _split_transitions(nodes, media_by_step)
+    _split_transitions(nodes, media_by_step, ranges)
 
     # 2. Chunks: long picture-only renders split at GOP boundaries, joined by stream copy.
     if ranges is not None:
@@ -359,14 +359,15 @@ def _clip_of(nodes: Mapping[str, _Node], ref: str, media_by_step: Mapping[str, M
         return None
     fps = _rate(info)
     window = TimeWindow.of(stages)
-    if window.end is not None:
-        if window.end > Fraction(info.duration_s) - 1 / fps:
-            return None  # ends at the input's end, whose last frame only the decoder knows
-        frames = math.floor((window.end - window.start) * fps + Fraction(1, 2))
-    elif window.start == 0 and info.frame_count and abs(info.duration_s * float(fps) - info.frame_count) < 0.5:
-        frames = info.frame_count
+    counted = bool(info.frame_count) and abs(info.duration_s * float(fps) - (info.frame_count or 0)) < 0.5
+    if window.end is not None and window.end <= Fraction(info.duration_s) - 1 / fps:
+        end = window.end
+    elif counted:
+        end = Fraction(info.frame_count or 0) / fps  # to the input's end: its last frame, as counted
+        end = end if window.end is None else min(end, window.end)
     else:
-        return None
+        return None  # the input's length is not known to the frame
+    frames = math.floor((end - window.start) * fps + Fraction(1, 2))
     return _Clip(ref, source, stages, frames) if frames > 0 else None
 
 
@@ -389,14 +390,17 @@ def _flattened(nodes: Mapping[str, _Node], node: _Node, reads: Mapping[str, int]
     return refs
 
 
-def _split_transitions(nodes: dict[str, _Node], media_by_step: Mapping[str, MediaInfo]) -> None:
+def _split_transitions(
+    nodes: dict[str, _Node], media_by_step: Mapping[str, MediaInfo], ranges: RangeFinder | None
+) -> None:
     """Render each crossfade or fade SEQUENCE of same-format clips as pieces and transitions, cut together.
 
     A clip of n frames with transitions of t frames on both sides becomes its head [0, t),
     its body [t, n − t) and its tail [n − t, n), each a CHAIN piece with its sound; each
     transition is a two-clip SEQUENCE (the same config) of one clip's tail and the next one's
     head. The SEQUENCE is then a cut of bodies and transitions, which copies their packets.
-    Clips of other sizes or rates, changed speeds, temporal effects or unknown lengths leave it whole.
+    A long body is rendered in chunks, as a long effect is. Clips of other sizes or rates,
+    changed speeds, temporal effects or unknown lengths leave the SEQUENCE whole.
     """
     reads: dict[str, int] = {}
     for node in nodes.values():
@@ -432,17 +436,38 @@ def _split_transitions(nodes: dict[str, _Node], media_by_step: Mapping[str, Medi
         if any(clip.frames < overlap * ((i > 0) + (i < last)) for i, clip in enumerate(found)):
             continue  # too short for its transitions: the whole SEQUENCE says so when it renders
 
-        _cut_into_pieces(nodes, key, node, found, overlap, refs)
+        bodies = _body_ranges(ranges, media_by_step[found[0].source], fps)
+        _cut_into_pieces(nodes, key, node, found, overlap, refs, bodies)
+
+
+def _body_ranges(
+    ranges: RangeFinder | None, info: MediaInfo, fps: Fraction
+) -> Callable[[int, int], list[tuple[int, int]]]:
+    """How a clip's body [first, end) is rendered: in chunks when long (`ranges`), else whole."""
+
+    def split(first: int, end: int) -> list[tuple[int, int]]:
+        length = end - first
+        body = info.model_copy(update={"frame_count": length, "duration_s": float(length / fps)})
+        parts = ranges(body) if ranges is not None else []
+        return [(first + a, first + b) for a, b in parts] or [(first, end)]
+
+    return split
 
 
 def _cut_into_pieces(
-    nodes: dict[str, _Node], key: str, node: _Node, clips: list[_Clip], overlap: int, refs: list[str]
+    nodes: dict[str, _Node],
+    key: str,
+    node: _Node,
+    clips: list[_Clip],
+    overlap: int,
+    refs: list[str],
+    bodies: Callable[[int, int], list[tuple[int, int]]],
 ) -> None:
     """Replace a transition SEQUENCE's clips by pieces and two-clip transitions, and make it a cut."""
     kind = SequenceConfig.model_validate(node.config).transition.type
 
     def piece(clip: _Clip, index: int, first: int, end: int, role: str) -> str:
-        piece_key = f"{key}/{index}.{role}"
+        piece_key = f"{key}/{index}.{role}[{first}:{end}]"
         chain = ChainConfig(stages=clip.stages, frames=(first, end), sound=True)
         nodes[piece_key] = _Node(
             piece_key,
@@ -473,7 +498,7 @@ def _cut_into_pieces(
             )
             cut_inputs.append(joint)
         if body_end > head_end:
-            cut_inputs.append(piece(clip, index, head_end, body_end, "body"))
+            cut_inputs.extend(piece(clip, index, a, b, "body") for a, b in bodies(head_end, body_end))
         if index < last:
             tails.append(piece(clip, index, body_end, clip.frames, "tail"))
     for ref in _tree_and_clips(nodes, node, refs):

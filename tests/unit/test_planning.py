@@ -274,6 +274,14 @@ def test_a_tree_of_crossfades_over_clips_of_one_format_is_opened_into_pieces() -
     # Bodies once; per crossfade the two ends (lossless) and the mix: 524 encodes for 476 frames.
     assert sum(encoded_frames(plan, frames).values()) == 3 * 88 + 2 * 94 + 4 * (6 + 6 + 6)
 
+    # Long bodies are rendered in chunks of whole GOPs, as a long effect is; every piece has its sound.
+    long = {name: _media(300).model_copy(update={"cid": cid}) for name, cid in cids.items()}
+    chunked = build_plan(parse_recipe(FIVE), cids, media=long, chunking=Chunking(chunk_seconds=2))
+    pieces = [s for s in chunked.steps if s.name.startswith("all/1.body")]
+    assert [s.config["frames"] for s in pieces] == [[6 + 48 * k, 6 + 48 * (k + 1)] for k in range(6)]
+    assert all(s.config["sound"] for s in chunked.steps if s.node_type == "CHAIN")
+    assert not [s for s in chunked.steps if s.node_type == "JOIN"]
+
     # A clip of another size: the SEQUENCE fits and pads it, so it stays whole (a tree of pairs),
     # though the pair of clips of one format under it is still cut into pieces.
     media["e"] = media["e"].model_copy(update={"width": 320})
