@@ -70,7 +70,7 @@ from artdag_common.telemetry import (
     extract_context,
     tracer,
 )
-from services.planner.handoff import chunkable
+from services.planner.handoff import chunkable, has_transition
 from services.planner.planning import (
     Chunking,
     bind_inputs,
@@ -373,7 +373,11 @@ class RunDriver:
 
     async def _final_plan(self, label: str, plan: Plan, recipe: Recipe) -> Plan:
         analyses = await self._analyses(plan, recipe) if any(s.type == "ANALYZE" for s in recipe.steps) else None
-        needs_media = self._may_chunk(plan) or any(s.type == "BEAT_SYNC" for s in recipe.steps)
+        needs_media = (
+            self._may_chunk(plan)
+            or any(s.type == "BEAT_SYNC" for s in recipe.steps)
+            or any(has_transition(s.node_type, s.config) for s in plan.steps)
+        )
         media = await self._media(label, plan) if needs_media else {}
         if analyses is None and not media:
             return plan

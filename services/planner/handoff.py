@@ -510,6 +510,11 @@ def _cut_into_pieces(
     node.covers = [node.name]
 
 
+def has_transition(node_type: str, config: Mapping[str, Any]) -> bool:
+    """Whether a step is a crossfade or fade SEQUENCE (its clips are cut into pieces, given their formats)."""
+    return node_type == "SEQUENCE" and (config.get("transition") or {}).get("type", "cut") != "cut"
+
+
 def _is_source(node: _Node) -> bool:
     return node.step is not None and node.step.node_type == "SOURCE"
 
