@@ -24,6 +24,7 @@ MAX_RESTARTS = 5
 # While starting: a service that will not start (a taken port, bad settings) is reported sooner.
 STARTUP_RESTARTS = 1
 RESTART_WINDOW_S = 60.0
+NATS_LABEL = "nats-server"
 
 
 def say(message: str) -> None:
@@ -130,18 +131,30 @@ class Stack:
         raise TimeoutError(f"the stack did not become healthy within {timeout_s:g} s ({last})")
 
     def supervise(self, max_restarts: int = MAX_RESTARTS) -> None:
-        """Restart a service that died (a crash must not take the stack down); give up if it keeps dying."""
-        now = time.monotonic()
+        """Restart a process that died (a crash must not take the stack down); give up if it keeps dying.
+
+        The embedded nats-server first: it comes back on the same port with the same store, so the
+        services reconnect to it (their clients keep trying) and JetStream still holds every task.
+        """
+        if self.nats is not None and (code := self.nats.exit_code()) is not None:
+            self._count_restart(NATS_LABEL, code, max_restarts)
+            say(f"nats-server exited with code {code}; restarting it on {self.nats.url} with its store")
+            self.nats.restart()
         for label, proc in list(self.children.items()):
             code = proc.poll()
             if code is None:
                 continue
-            recent = [t for t in self.restarts.get(label, []) if now - t < RESTART_WINDOW_S]
-            if len(recent) >= max_restarts:
-                raise RuntimeError(f"service {label} keeps exiting (code {code}); giving up")
+            self._count_restart(label, code, max_restarts)
             say(f"service {label} exited with code {code}; restarting it")
-            self.restarts[label] = [*recent, now]
             self.children[label] = self._spawn(self.modules[label])
+
+    def _count_restart(self, label: str, code: int, max_restarts: int) -> None:
+        """Note a restart of `label`; raise if it has exited `max_restarts` times within the window."""
+        now = time.monotonic()
+        recent = [t for t in self.restarts.get(label, []) if now - t < RESTART_WINDOW_S]
+        if len(recent) >= max_restarts:
+            raise RuntimeError(f"{label} keeps exiting (code {code}); giving up")
+        self.restarts[label] = [*recent, now]
 
     def stop(self) -> None:
         for proc in self.children.values():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import nats
+import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -26,7 +27,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from artdag_common.codec import pack, unpack_or_raw
-from artdag_common.errors import PermanentError
+from artdag_common.errors import PermanentError, RetryableError
 from artdag_common.subjects import max_deliveries_advisory
 from artdag_common.telemetry import inject_headers
 
@@ -117,6 +118,44 @@ class StreamError(Exception):
     """A stream refused a message or a request, no stream takes the subject, or none answered in time."""
 
 
+class StreamUnavailableError(StreamError):
+    """No stream answered: none takes the subject right now (a leader being elected), or not in time."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    RetryableError,
+    StreamUnavailableError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+"""What a bus outage (a restarting server, a leader being elected) raises: worth trying again."""
+
+T = TypeVar("T")
+
+
+async def outlasting(call: Callable[[], Awaitable[T]], what: str, *, within_s: float = 60.0) -> T:
+    """`call()`, tried again with backoff while the bus is out (`TRANSIENT`), for up to `within_s`.
+
+    For what must not be lost to a short outage: a step's events, a run's start. Anything else
+    (and the last transient error) is raised.
+    """
+    deadline = time.monotonic() + within_s
+    delay = 0.25
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; trying again in %.2f s", what, exc or type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
 class StreamPublisher:
     """Publishing to JetStream streams, many messages at once, each confirmed by its stream.
 
@@ -127,9 +166,10 @@ class StreamPublisher:
     a message on `$KV.<bucket>.<key>` (see `kv_message`).
     """
 
-    def __init__(self, nc: NatsClient, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, nc: NatsClient, *, timeout_s: float = 5.0, outlast_s: float = 60.0) -> None:
         self.nc = nc
         self.timeout_s = timeout_s
+        self.outlast_s = outlast_s
         self._prefix = nc.new_inbox() + "."
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._sent = 0
@@ -140,9 +180,19 @@ class StreamPublisher:
         await self.publish_many([message])
 
     async def publish_many(self, messages: list[Outgoing]) -> None:
-        """Send all of `messages`, then wait until every one is stored; raises on the first refusal."""
+        """Send all of `messages`, then wait until every one is stored; raises on the first refusal.
+
+        A bus outage (a stream without a leader for a moment, a server restarting) is waited out
+        for up to `outlast_s`, sending again what was not confirmed: results and claims are
+        keyed, events and tasks carry message ids, so a message stored twice counts once.
+        """
         if not messages:
             return
+        await outlasting(
+            lambda: self._publish_once(messages), f"publishing to {messages[0].subject}", within_s=self.outlast_s
+        )
+
+    async def _publish_once(self, messages: list[Outgoing]) -> None:
         if self._sub is None:
             async with self._subscribing:
                 if self._sub is None:
@@ -163,7 +213,7 @@ class StreamPublisher:
             async with asyncio.timeout(self.timeout_s):
                 acks = await asyncio.gather(*futures)
         except TimeoutError:
-            raise StreamError(f"no ack from the stream within {self.timeout_s} s") from None
+            raise StreamUnavailableError(f"no ack from the stream within {self.timeout_s} s") from None
         finally:
             for token in tokens:
                 self._waiting.pop(token, None)
@@ -214,13 +264,19 @@ async def kv_get_many(nc: NatsClient, bucket: str, keys: list[str], *, timeout_s
             async with asyncio.timeout(timeout_s):
                 status = await ended
         except TimeoutError:
-            raise StreamError(f"no answer from the {bucket} bucket within {timeout_s} s") from None
+            raise StreamUnavailableError(f"no answer from the {bucket} bucket within {timeout_s} s") from None
         finally:
             await sub.unsubscribe()
+        if status == "503":
+            raise StreamUnavailableError(f"reading the {bucket} bucket answered {status}")
         if status not in ("204", "404"):  # end of batch; nothing found
             raise StreamError(f"reading the {bucket} bucket answered {status}")
 
-    await asyncio.gather(*(read(keys[i : i + KV_GET_BATCH]) for i in range(0, len(keys), KV_GET_BATCH)))
+    async def read_all() -> None:
+        await asyncio.gather(*(read(keys[i : i + KV_GET_BATCH]) for i in range(0, len(keys), KV_GET_BATCH)))
+
+    # A bucket without a leader for a moment (a server lost) answers 503: asked again.
+    await outlasting(read_all, f"reading the {bucket} bucket")
     return found
 
 
@@ -233,7 +289,7 @@ def _check_ack(subject: str, ack: Msg) -> None:
     headers = ack.headers or {}
     status = headers.get("Status")
     if status == "503":
-        raise StreamError(f"no stream takes {subject}")
+        raise StreamUnavailableError(f"no stream takes {subject}")
     if status:
         raise StreamError(f"publishing to {subject} answered {status} {headers.get('Description', '')}")
     if b'"error"' in ack.data:

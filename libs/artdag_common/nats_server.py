@@ -67,12 +67,19 @@ class EmbeddedNatsServer:
     """`nats-server -js` on a loopback port with its store under `store_dir`."""
 
     def __init__(
-        self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
+        self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,6 +91,7 @@ class EmbeddedNatsServer:
         args = [str(nats_server_binary()), "-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port)]
         if self.log_file is not None:
             args += ["-l", str(self.log_file)]
+        args += self.extra_args
         self.process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -99,6 +107,15 @@ class EmbeddedNatsServer:
             raise
         return self
 
+    def exit_code(self) -> int | None:
+        """The code the server exited with, if it was started and has exited (else None)."""
+        return None if self.process is None else self.process.poll()
+
+    def restart(self, timeout_s: float = 10.0) -> EmbeddedNatsServer:
+        """Start it again on the same address and store (JetStream recovers its streams from the store)."""
+        self.stop()
+        return self.start(timeout_s)
+
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process is None:
             return
@@ -112,6 +129,63 @@ class EmbeddedNatsServer:
         self.process = None
 
     def __enter__(self) -> EmbeddedNatsServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedNatsCluster:
+    """`size` nats-servers with JetStream, routed to each other on loopback: a real JetStream cluster.
+
+    For tests and trials of replication; each server keeps its own store under `root`.
+    """
+
+    def __init__(self, root: Path, size: int = 3, *, host: str = "127.0.0.1", name: str = "artdag") -> None:
+        self.root = root
+        self.host = host
+        route_ports = [free_port(host) for _ in range(size)]
+        routes = ",".join(f"nats://{host}:{port}" for port in route_ports)
+        self.servers = [
+            EmbeddedNatsServer(
+                root / f"n{index}",
+                host=host,
+                log_file=root / f"n{index}.log",
+                extra_args=[
+                    "-n", f"{name}-n{index}",
+                    "--cluster_name", name,
+                    "--cluster", f"nats://{host}:{route_ports[index]}",
+                    "--routes", routes,
+                ],
+            )
+            for index in range(size)
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """Every server's URL, comma-separated (what ARTDAG_NATS_URL takes)."""
+        return ",".join(server.url for server in self.servers)
+
+    def server_named(self, name: str) -> EmbeddedNatsServer:
+        """The server whose ``-n`` name is `name` (a stream leader's, say)."""
+        for server in self.servers:
+            if name in server.extra_args:
+                return server
+        raise KeyError(name)
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedNatsCluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for server in self.servers:
+            server.start(timeout_s)
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop(timeout_s=2.0)
+
+    def __enter__(self) -> EmbeddedNatsCluster:
         return self.start()
 
     def __exit__(

@@ -22,6 +22,7 @@ from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import subjects
+from artdag_common.bus import TRANSIENT
 from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.errors import ArtdagError, InvalidInputError, ServiceUnavailableError, error_from_code
 from artdag_common.schemas import RpcErrorBody, RpcReply
@@ -68,6 +69,12 @@ async def serve(
                     )
                 except ArtdagError as exc:
                     reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=exc.message, field=exc.field))
+                except TRANSIENT as exc:
+                    # The bus is out under this handler (a leader being elected, a server restarting):
+                    # the caller may try again, it is not a bug.
+                    log.warning("rpc %s.%s: the bus is unavailable (%s)", service, verb, type(exc).__name__)
+                    message = f"{service} could not reach the bus ({type(exc).__name__}); try again"
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code=ServiceUnavailableError.code, message=message))
                 except Exception:
                     log.exception("rpc %s.%s failed", service, verb)
                     reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))

@@ -140,7 +140,7 @@ class ServiceRuntime:
         self._nc = nc
         self.stack.push_async_callback(self._drain)
         self._js = nc.jetstream()
-        await streams.provision(self._js)
+        await streams.provision(self._js, self.settings.nats_replicas)
         await rpc.serve(nc, self.service, "health", HealthRequest, self._health)
 
     def run_consumer(

@@ -1,13 +1,18 @@
 """Streams, consumers and KV buckets, declared as data and provisioned idempotently.
 
-Every service calls `provision(js)` at start-up; creating what exists already is a
-no-op, and a changed declaration updates the stream in place.
+Every service calls `provision(js, replicas)` at start-up; creating what exists already is a
+no-op, and a changed declaration updates the stream in place. `replicas`
+(``ARTDAG_NATS_REPLICAS``) is how many JetStream servers hold each stream, consumer and
+bucket: 1 on one server, 3 on a cluster, so that losing a server loses nothing and stops
+nothing. Provisioning raises what exists to the setting (never lowers it: a replica that
+starts with an old setting must not undo a scale-up).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -27,6 +32,7 @@ from artdag_common import subjects
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
+_REPLICAS_EXCEED_STREAM = 10126  # JetStream: "consumer config replica count exceeds parent stream"
 
 TASKS = StreamConfig(
     name="ARTDAG_TASKS",
@@ -61,8 +67,9 @@ class ConsumerDecl:
     max_deliver: int
     deliver_all: bool = True
 
-    def config(self) -> ConsumerConfig:
+    def config(self, replicas: int = 1) -> ConsumerConfig:
         return ConsumerConfig(
+            num_replicas=replicas,
             durable_name=self.durable,
             filter_subject=self.filter_subject,
             ack_policy=AckPolicy.EXPLICIT,
@@ -135,32 +142,58 @@ KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, 
 KV_BUCKETS: tuple[KeyValueConfig, ...] = (KV_RUNS, KV_RESULTS, KV_CLAIMS, KV_ANALYSIS, KV_REVOKED)
 
 
-async def provision(js: JetStreamContext) -> None:
+async def provision(js: JetStreamContext, replicas: int = 1) -> None:
     """Create or update every stream, consumer and bucket; safe to call from every replica."""
-    for stream in STREAMS:
+    for declared in STREAMS:
+        stream = replace(declared, num_replicas=replicas)
         try:
             await js.add_stream(stream)
         except BadRequestError:
             # Exists with a different config: bring it in line with the declaration.
-            await js.update_stream(stream)
+            current = (await js.stream_info(stream.name or "")).config
+            await js.update_stream(replace(stream, num_replicas=max(replicas, current.num_replicas or 1)))
     for consumer in CONSUMERS:
         try:
-            await js.consumer_info(consumer.stream, consumer.durable)
+            info = await js.consumer_info(consumer.stream, consumer.durable)
         except NotFoundError:
             try:
-                await js.add_consumer(consumer.stream, consumer.config())
+                await js.add_consumer(consumer.stream, consumer.config(replicas))
             except BadRequestError as exc:
                 log.debug("consumer %s created concurrently: %s", consumer.durable, exc)
+            continue
+        if (info.config.num_replicas or 1) < replicas:
+            await _raise_consumer(js, consumer.stream, replace(info.config, num_replicas=replicas))
     for bucket in KV_BUCKETS:
         try:
-            await js.create_key_value(bucket)
+            await js.create_key_value(replace(bucket, replicas=replicas))
         except BadRequestError:
-            # Made by an earlier version (without direct reads): bring its stream in line.
+            # Made by an earlier version (without direct reads, or fewer replicas): bring its stream in line.
             stream = (await js.stream_info(kv_stream(bucket.bucket))).config
             stream.allow_direct = bool(bucket.direct)
             stream.max_msgs_per_subject = bucket.history
             stream.max_age = bucket.ttl
+            stream.num_replicas = max(replicas, stream.num_replicas or 1)
             await js.update_stream(stream)
+
+
+async def _raise_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig, timeout_s: float = 30.0) -> None:
+    """Give a consumer more replicas once its stream has them (a stream grows its group in the background)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await js.add_consumer(stream, config)
+            return
+        except BadRequestError as exc:
+            if exc.err_code != _REPLICAS_EXCEED_STREAM or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+async def raise_replicas(js: JetStreamContext, stream_name: str, replicas: int) -> None:
+    """Hold `stream_name` (an object-store bucket's, say) on at least `replicas` servers."""
+    config = (await js.stream_info(stream_name)).config
+    if (config.num_replicas or 1) < replicas:
+        await js.update_stream(replace(config, num_replicas=replicas))
 
 
 def kv_stream(bucket: str) -> str:

@@ -17,7 +17,16 @@ from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from artdag_common import streams, subjects
-from artdag_common.bus import Outgoing, decode, delivery_count, event_message, keep_alive, kv_message, settle
+from artdag_common.bus import (
+    Outgoing,
+    decode,
+    delivery_count,
+    event_message,
+    keep_alive,
+    kv_message,
+    outlasting,
+    settle,
+)
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
 from artdag_common.metrics import STEP_DURATION, STEPS
@@ -290,7 +299,7 @@ class StepWorker:
     async def _claim(self, step_id: str) -> bool:
         """Take the step's lease: create it, renew our own, or take over one that has lapsed."""
         try:
-            await self.claims.create(step_id, self._lease())
+            await outlasting(lambda: self.claims.create(step_id, self._lease()), f"claiming step {step_id}")
             return True
         except KeyWrongLastSequenceError:
             pass
@@ -342,7 +351,11 @@ class StepWorker:
             alive.cancel()
 
     async def _announce(self, task: StepTask, status: StepStatus, **details: Any) -> None:
-        """Publish the step's event (see `_event` for the details), confirmed by its stream."""
+        """Publish the step's event (see `_event` for the details), confirmed by its stream.
+
+        A bus outage is waited out (`StreamPublisher`): a rendered step is not thrown away because its news
+        could not go out.
+        """
         await self.runtime.publisher.publish(self._event(task, status, **details))
 
     def _event(

@@ -50,6 +50,7 @@ from artdag_common.schemas import (
     SubmitRunReply,
     SubmitRunRequest,
 )
+from services.gateway import errors
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.uploads import read_body, read_text_form
@@ -333,6 +334,14 @@ async def health(gw: GatewayDep) -> JSONResponse:
     nc = gw.runtime.nc
     server = nc.connected_url.netloc if nc.connected_url else None
     bus: dict[str, Any] = {"connected": nc.is_connected, "server": server}
+    if not nc.is_connected:
+        # No bus, no services to ask: say so at once rather than after every question times out.
+        bus.update(ok=False, error="not connected to NATS (reconnecting)")
+        return JSONResponse(
+            {"ok": False, "version": __version__, "bus": bus, "services": {}},
+            status_code=503,
+            headers={"Retry-After": str(errors.RETRY_AFTER_S)},
+        )
     try:
         info = await gw.runtime.js.account_info()
         bus["jetstream"] = {"streams": info.streams, "consumers": info.consumers}

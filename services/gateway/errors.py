@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import nats.errors
+import nats.js.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,6 +45,23 @@ STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
 )
 
 
+# The bus being away (restarting, a node lost, a leader being elected) is an outage the caller
+# can wait out: 503 with Retry-After, never a 500.
+BUS_OUTAGES: tuple[type[Exception], ...] = (
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.NoServersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+RETRY_AFTER_S = 2
+
+
 def status_for(exc: ArtdagError) -> int:
     for cls, status in STATUS_BY_ERROR:
         if isinstance(exc, cls):
@@ -68,7 +87,16 @@ def install(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Bearer realm="artdag"'
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(max(1, int(exc.retry_after_s + 0.999)))
+        elif status == 503:
+            headers["Retry-After"] = str(RETRY_AFTER_S)
         return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers)
+
+    async def on_bus_outage(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("request failed, the bus is unavailable: %s", type(exc).__name__)
+        message = f"the message bus is unavailable ({type(exc).__name__}); try again shortly"
+        return JSONResponse(
+            error_body("unavailable", message, None), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -78,3 +106,5 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(ArtdagError, on_artdag_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    for outage in BUS_OUTAGES:
+        app.add_exception_handler(outage, on_bus_outage)

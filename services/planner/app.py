@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -17,7 +18,15 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
-from artdag_common.bus import Outgoing, decode, event_message, kv_get_many, publish_event, watch_dead_letters
+from artdag_common.bus import (
+    Outgoing,
+    decode,
+    event_message,
+    kv_get_many,
+    outlasting,
+    publish_event,
+    watch_dead_letters,
+)
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
@@ -358,8 +367,11 @@ class RunDriver:
             name=f"plan-{plan.plan_id[:12]}.json",
             origin=ContentOrigin.PLAN,
         )
-        await rpc.call(
-            self.runtime.nc, "cache", "register", record, ContentRecord, timeout_s=self.settings.rpc_timeout_s
+        await outlasting(
+            lambda: rpc.call(
+                self.runtime.nc, "cache", "register", record, ContentRecord, timeout_s=self.settings.rpc_timeout_s
+            ),
+            f"registering plan {plan.plan_id[:12]}",
         )
         return cid
 
@@ -700,9 +712,12 @@ class RunDriver:
             # Announced after the write, as written (the state may move on meanwhile).
             announced = _Announced.of(state) if status != live.written_status else None
             write_started = time.perf_counter()
+            body = pack(live.encoder.encode(state, None if dirty is None else list(dirty)))
             try:
-                live.revision = await self.runs.update(
-                    run_id, pack(live.encoder.encode(state, None if dirty is None else list(dirty))), last=live.revision
+                # A write the bus lost is made again (one it took but did not confirm comes back as
+                # a wrong last sequence: merged like any other).
+                live.revision = await outlasting(
+                    functools.partial(self.runs.update, run_id, body, last=live.revision), f"writing run {run_id}"
                 )
             except KeyWrongLastSequenceError:
                 await self._merge(run_id, live)

@@ -19,7 +19,7 @@ from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
 from services.executor.primitives.resize import render_resize
-from tests.e2e.conftest import alive, descendants, running_stack
+from tests.e2e.conftest import Stack, alive, descendants, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +136,60 @@ output: c
         assert run["status"] == "completed", run
         assert http.get("/health").json()["services"]["planner"]["instance"] != planner
         assert "service planner exited with code -9; restarting" in st.log.read_text()
+
+
+def _nats_server_pid(st: Stack) -> int:
+    for pid in st.descendants():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if command.endswith(b"nats-server") and alive(pid):
+            return pid
+    raise AssertionError("artdag up runs no nats-server")
+
+
+def test_a_killed_nats_server_is_restarted_and_the_runs_complete(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=320, height=240, fps=25, duration_s=6.0)
+    clean = tmp_path / "clean.mp4"
+    render_resize(clip, clean, width=1920, height=1080, mode="stretch")
+
+    with running_stack(tmp_path / "home", "--executors", "2") as st, st.http(timeout=10) as http:
+        with clip.open("rb") as handle:
+            cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]
+        runs = [http.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"]]
+        deadline = time.monotonic() + 30
+        while http.get(f"/runs/{runs[0]}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server = _nats_server_pid(st)
+        os.kill(server, signal.SIGKILL)
+
+        # The launcher brings it back on the same port and store; the services reconnect. Meanwhile
+        # the API answers, with a 503 to retry where it needs the bus, never a 500.
+        deadline = time.monotonic() + 60
+        answers: list[httpx.Response] = []
+        while True:
+            try:
+                answers.append(http.get("/runs"))
+                answers.append(health := http.get("/health"))
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, st.log.read_text()[-3000:]
+            time.sleep(0.1)
+        assert {a.status_code for a in answers} <= {200, 503}, [(a.url.path, a.status_code, a.text) for a in answers]
+        assert all("Retry-After" in a.headers for a in answers if a.status_code == 503)
+        assert _nats_server_pid(st) != server
+        # New runs are accepted again, and the one in flight completes.
+        runs.append(http.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"])
+        deadline = time.monotonic() + 120
+        for run_id in runs:
+            while (run := http.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
+                assert time.monotonic() < deadline, run
+                time.sleep(0.3)
+            assert run["status"] == "completed", run
+            assert run["output_cid"] == cid_of_file(clean)
+        assert "nats-server exited with code -9; restarting it" in st.log.read_text()

@@ -18,6 +18,7 @@ from artdag_common.bus import (
     Outgoing,
     StreamError,
     StreamPublisher,
+    StreamUnavailableError,
     connect,
     consume,
     kv_get_many,
@@ -236,7 +237,7 @@ async def test_the_stream_publisher_confirms_each_message_and_says_what_it_refus
     js = nc.jetstream()
     name = unique("PUB")
     await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], duplicate_window=60.0, max_msg_size=1024))
-    publisher = StreamPublisher(nc, timeout_s=5.0)
+    publisher = StreamPublisher(nc, timeout_s=5.0, outlast_s=0)
     messages = [Outgoing(f"{name}.{i}", str(i).encode(), {"Nats-Msg-Id": f"m{i}"}) for i in range(300)]
     await publisher.publish_many(messages)
     assert (await js.stream_info(name)).state.messages == 300
@@ -247,6 +248,29 @@ async def test_the_stream_publisher_confirms_each_message_and_says_what_it_refus
     with pytest.raises(StreamError, match="refused"):
         await publisher.publish(Outgoing(f"{name}.big", b"x" * 2048))  # over the stream's message size
     assert (await js.stream_info(name)).state.messages == 300
+
+
+async def test_the_stream_publisher_waits_out_a_stream_that_is_not_there_yet(nc: NatsClient) -> None:
+    # What a cluster electing a stream's leader looks like to a publisher: nobody takes the subject.
+    js = nc.jetstream()
+    name = unique("LATE")
+    publisher = StreamPublisher(nc, timeout_s=1.0, outlast_s=30)
+
+    async def appear() -> None:
+        await asyncio.sleep(1.0)
+        await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
+
+    appearing = asyncio.create_task(appear())
+    await publisher.publish(Outgoing(f"{name}.x", b"kept"))
+    await appearing
+    assert (await js.stream_info(name)).state.messages == 1
+    # A refusal is not an outage: said at once.
+    await js.update_stream(StreamConfig(name=name, subjects=[f"{name}.>"], max_msg_size=16))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StreamError, match="refused") as refused:
+        await publisher.publish(Outgoing(f"{name}.big", b"x" * 64))
+    assert not isinstance(refused.value, StreamUnavailableError)
+    assert asyncio.get_running_loop().time() - started < 5
 
 
 async def test_many_keys_are_read_in_one_request_and_deleted_ones_are_absent(nc: NatsClient) -> None:

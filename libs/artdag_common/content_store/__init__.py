@@ -66,7 +66,13 @@ def open_store(settings: CommonSettings, *, nc: NatsClient | None = None) -> Con
 
         if nc is None:
             raise ValueError("ARTDAG_STORE=nats needs the service's NATS connection: open_store(settings, nc=...)")
-        return NatsContentStore(nc, settings.nats_object_bucket, spool_dir=spool, cid_version=settings.cid_version)
+        return NatsContentStore(
+            nc,
+            settings.nats_object_bucket,
+            spool_dir=spool,
+            cid_version=settings.cid_version,
+            replicas=settings.nats_replicas,
+        )
     if settings.store == "ipfs" or settings.ipfs_primary:
         from artdag_common.content_store.ipfs import IpfsContentStore
 

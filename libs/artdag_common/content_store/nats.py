@@ -40,6 +40,7 @@ from artdag_common.content_store.spool import (
     spool_file,
 )
 from artdag_common.errors import NotFoundError, RetryableError
+from artdag_common.streams import raise_replicas
 
 CHUNK_SIZE = 256 * 1024
 """Bytes per chunk message: well under the server's default 1 MiB max_payload."""
@@ -71,9 +72,14 @@ class NatsContentStore(ContentStore):
         cid_version: int = 0,
         chunk_size: int = CHUNK_SIZE,
         description: str = "artdag content, by CID",
+        replicas: int = 1,
     ) -> None:
-        """Use the connected client `nc`; the bucket is looked up (or created) on first use."""
+        """Use the connected client `nc`; the bucket is looked up (or created) on first use.
+
+        `replicas`: JetStream servers that hold the bucket (an existing one is raised to it).
+        """
         self.nc = nc
+        self.replicas = replicas
         self.bucket = bucket
         self.spool_dir = spool_dir
         self.cid_version = cid_version
@@ -96,8 +102,9 @@ class NatsContentStore(ContentStore):
                     with _mapped_errors(f"bucket {self.bucket!r}"):
                         try:
                             self._obs = await self._js.object_store(self.bucket)
+                            await raise_replicas(self._js, self.stream, self.replicas)
                         except nats.js.errors.BucketNotFoundError:
-                            config = api.ObjectStoreConfig(description=self._description)
+                            config = api.ObjectStoreConfig(description=self._description, replicas=self.replicas)
                             self._obs = await self._js.create_object_store(self.bucket, config)
         return self._obs
 

@@ -64,6 +64,17 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Replicas of every stream and bucket: given, or as many as the bundled NATS cluster has servers. */}}
+{{- define "artdag.natsReplicas" -}}
+{{- if .Values.natsReplicas -}}
+{{- .Values.natsReplicas -}}
+{{- else if and .Values.nats.enabled .Values.nats.config.cluster .Values.nats.config.cluster.enabled -}}
+{{- min 5 (.Values.nats.config.cluster.replicas | default 3) -}}
+{{- else -}}
+1
+{{- end -}}
+{{- end -}}
+
 {{- define "artdag.natsMonitoring" -}}
 {{- default (printf "%s-nats.%s.svc:8222" .Release.Name .Release.Namespace) .Values.autoscaling.keda.natsMonitoringEndpoint -}}
 {{- end -}}

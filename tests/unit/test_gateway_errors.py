@@ -1,0 +1,43 @@
+"""How the gateway answers when the bus is away: a retryable 503 with Retry-After, never a 500."""
+
+from __future__ import annotations
+
+import httpx
+import nats.errors
+import nats.js.errors
+import pytest
+from fastapi import FastAPI
+
+from artdag_common.errors import ServiceUnavailableError
+from services.gateway import errors
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        nats.errors.NoRespondersError(),
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        nats.js.errors.ServiceUnavailableError(),
+        ServiceUnavailableError("planner did not answer submit within 5 s"),
+    ],
+)
+async def test_a_bus_outage_is_a_503_to_retry(raised: Exception) -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/runs")
+    async def runs() -> None:
+        raise raised
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise ValueError("a plain bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        answer = await client.get("/runs")
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == str(errors.RETRY_AFTER_S)
+        assert answer.json()["error"]["code"] == "unavailable"
+        assert (await client.get("/bug")).status_code == 500, "a bug is not an outage"
