@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -75,3 +76,24 @@ def test_the_kustomize_base_is_what_the_chart_renders() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no .venv-tools (make k8s-tools): the Helm SDK renders the chart")
+def test_the_production_values_replicate_every_stream_on_the_nats_cluster() -> None:
+    script = (
+        "import json, yaml, k8stool\n"
+        "docs = k8stool.render(yaml.safe_load(open(k8stool.PRODUCTION)))\n"
+        "print(json.dumps([d['data'] for d in docs if d and d.get('kind') == 'ConfigMap']))\n"
+    )
+    result = subprocess.run(
+        [str(TOOLS_PYTHON), "-c", script],
+        cwd=ROOT / "deploy/k8s",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    configs = [data for data in json.loads(result.stdout) if "ARTDAG_NATS_URL" in data]
+    assert [c["ARTDAG_NATS_REPLICAS"] for c in configs] == ["3"], "a 3-server NATS cluster holds 3 replicas"
+    base = yaml.safe_load((BASE / "configmap-artdag-config.yaml").read_text())
+    assert base["data"]["ARTDAG_NATS_REPLICAS"] == "1", "the plain manifests run one NATS server"
