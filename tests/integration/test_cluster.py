@@ -146,3 +146,29 @@ async def test_losing_the_tasks_leader_loses_no_task(cluster: EmbeddedNatsCluste
             break
         assert time.monotonic() < deadline, peers
         await asyncio.sleep(0.3)
+
+
+async def test_losing_a_follower_stops_nothing(cluster: EmbeddedNatsCluster, nc: NatsClient) -> None:
+    js = nc.jetstream()
+    await streams.provision(js, replicas=3)
+    info = await _retry(lambda: js.stream_info(streams.TASKS.name or ""))
+    assert info.cluster is not None and info.cluster.leader
+    follower = next(s for s in cluster.servers if f"{info.cluster.leader}" not in s.extra_args)
+    assert follower.process is not None
+    follower.process.kill()
+    follower.process.wait()
+    # The leader and the other follower are a majority: publishes are confirmed as before.
+    started = time.monotonic()
+    for k in range(10):
+        await _retry(functools.partial(js.publish, subjects.TASK_STEP, f"t{k}".encode(), stream=streams.TASKS.name))
+    assert time.monotonic() - started < 10
+    assert (await js.stream_info(streams.TASKS.name or "")).state.messages == 10
+    follower.restart()
+    deadline = time.monotonic() + 30
+    while True:
+        state = await js.stream_info(streams.TASKS.name or "")
+        peers = (state.cluster.replicas or []) if state.cluster else []
+        if len(peers) == 2 and all(p.current and not p.offline for p in peers):
+            break
+        assert time.monotonic() < deadline, peers
+        await asyncio.sleep(0.3)
