@@ -116,6 +116,10 @@ class ServiceUnavailableError(RetryableError):
     code = "unavailable"
 
 
+class NoAnswerInTimeError(ServiceUnavailableError):
+    """A service took the request but did not answer in time (it may still carry it out)."""
+
+
 ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
     cls.code: cls
     for cls in (

@@ -24,7 +24,13 @@ from pydantic import BaseModel, ValidationError
 from artdag_common import subjects
 from artdag_common.bus import TRANSIENT
 from artdag_common.codec import pack, unpack_or_raw
-from artdag_common.errors import ArtdagError, InvalidInputError, ServiceUnavailableError, error_from_code
+from artdag_common.errors import (
+    ArtdagError,
+    InvalidInputError,
+    NoAnswerInTimeError,
+    ServiceUnavailableError,
+    error_from_code,
+)
 from artdag_common.schemas import RpcErrorBody, RpcReply
 from artdag_common.telemetry import extract_context, inject_headers, tracer
 
@@ -122,7 +128,7 @@ async def call(
     except NoRespondersError as exc:
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:
-        raise ServiceUnavailableError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
+        raise NoAnswerInTimeError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
     reply = RpcReply.model_validate_json(unpack_or_raw(msg.data))
     if not reply.ok:
         err = reply.error or RpcErrorBody(code="internal", message="error without detail")

@@ -263,6 +263,9 @@ class SubmitRunRequest(Message):
     inputs: dict[str, str] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="the user the run belongs to")
     fresh: bool = Field(default=False, description="render every step again: reuse no cached result")
+    run_id: str | None = Field(
+        default=None, description="the run's id, fixed by the caller: a submit sent again makes no second run"
+    )
 
 
 class SubmitRunReply(Message):
@@ -436,6 +439,9 @@ class RunRecipeRequest(Message):
     recipe_id: str
     inputs: dict[str, str] = Field(default_factory=dict)
     owner: str | None = None
+    run_id: str | None = Field(
+        default=None, description="the run's id, fixed by the caller: a submit sent again makes no second run"
+    )
 
 
 class PlanRequest(Message):
@@ -476,6 +482,9 @@ class PlanReply(Message):
 class ExecuteRequest(Message):
     plan_id: str
     owner: str | None = Field(default=None, description="who runs it; a plan made by another user is not found")
+    run_id: str | None = Field(
+        default=None, description="the run's id, fixed by the caller: a submit sent again makes no second run"
+    )
 
 
 class RunAnalysis(Message):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -14,12 +15,14 @@ from artdag_common import __version__, rpc, subjects
 from artdag_common.cid import validate_cid
 from artdag_common.errors import (
     ArtdagError,
+    BadRequestError,
     InvalidCidError,
     InvalidInputError,
+    NoAnswerInTimeError,
     NotFoundError,
     PayloadTooLargeError,
 )
-from artdag_common.ids import check_run_id
+from artdag_common.ids import check_run_id, new_run_id, sha3_hex
 from artdag_common.schemas import (
     AnalysisReply,
     AnalyzeRequest,
@@ -104,18 +107,51 @@ async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> 
                 ) from None
 
 
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:+/=-]{1,128}$")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="any unique string (a UUID): the same submit sent again with it answers with the same "
+        "run instead of starting another",
+    ),
+]
+
+
+def run_id_for(user: Principal, key: str | None) -> str:
+    """The run id a submit takes: fixed by the user's Idempotency-Key, else a new one."""
+    if key is None:
+        return new_run_id()
+    if not IDEMPOTENCY_KEY_RE.match(key):
+        raise BadRequestError("must be 1-128 letters, digits or ._:+/=-", field="Idempotency-Key")
+    return "run-" + sha3_hex(["submit", user.user, key])[:32]
+
+
+async def start_run(
+    gw: Gateway, verb: str, request: SubmitRunRequest | RunRecipeRequest | ExecuteRequest
+) -> SubmitRunReply:
+    """Ask the planner to start a run whose id is fixed here; one that took the submit but answered late
+    is answered 202 with that id (it is being made; sent again, the same run answers)."""
+    assert request.run_id is not None
+    try:
+        reply: SubmitRunReply = await gw.call("planner", verb, request, SubmitRunReply)
+    except NoAnswerInTimeError as exc:
+        log.warning("planner %s of %s answered late: %s", verb, request.run_id, exc)
+        return SubmitRunReply(run_id=request.run_id, status=RunStatus.PENDING)
+    return reply
+
+
 @router.post("/runs", status_code=202, tags=["runs"], summary="Start a rendering run")
-async def submit_run(body: Annotated[RunBody, Body()], gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
+async def submit_run(
+    body: Annotated[RunBody, Body()], gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> SubmitRunReply:
     if len(body.recipe.encode()) > gw.settings.max_recipe_bytes:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
+    run_id = run_id_for(user, idempotency_key)
     await check_inputs(gw, user, body.inputs)
-    reply: SubmitRunReply = await gw.call(
-        "planner",
-        "submit",
-        SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh),
-        SubmitRunReply,
-    )
-    return reply
+    request = SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh, run_id=run_id)
+    return await start_run(gw, "submit", request)
 
 
 @router.get("/runs", tags=["runs"], summary="List your runs (admins: all), newest first")
@@ -194,17 +230,20 @@ async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> Plan
 
 
 @router.post("/api/execute", status_code=202, tags=["3-phase"], summary="Run a plan made by POST /api/plan")
-async def execute_plan(body: ExecuteBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
-    request = ExecuteRequest(plan_id=body.plan_id, owner=user.user)
-    reply: SubmitRunReply = await gw.call("planner", "execute", request, SubmitRunReply)
-    return reply
+async def execute_plan(
+    body: ExecuteBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> SubmitRunReply:
+    request = ExecuteRequest(plan_id=body.plan_id, owner=user.user, run_id=run_id_for(user, idempotency_key))
+    return await start_run(gw, "execute", request)
 
 
 @router.post("/api/run-recipe", status_code=202, tags=["3-phase"], summary="Analyze, plan and execute in one call")
-async def run_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
+async def run_recipe(
+    body: PlanBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> SubmitRunReply:
     if body.recipe_id is not None:
-        return await _run_stored(body.recipe_id, body.inputs, gw, user)
-    return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw, user)
+        return await _run_stored(body.recipe_id, body.inputs, gw, user, idempotency_key)
+    return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw, user, idempotency_key)
 
 
 @router.get("/api/run/{run_id}/analysis", tags=["runs"], summary="The analyses the run used (tempo, beats, …)")
@@ -292,16 +331,20 @@ class InputsBody(BaseModel):
 
 
 @router.post("/recipes/{recipe_id}/run", status_code=202, tags=["recipes"], summary="Run a stored recipe")
-async def run_stored_recipe(recipe_id: str, body: InputsBody, gw: GatewayDep, user: CurrentUser) -> SubmitRunReply:
-    return await _run_stored(recipe_id, body.inputs, gw, user)
+async def run_stored_recipe(
+    recipe_id: str, body: InputsBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> SubmitRunReply:
+    return await _run_stored(recipe_id, body.inputs, gw, user, idempotency_key)
 
 
-async def _run_stored(recipe_id: str, inputs: dict[str, str], gw: Gateway, user: Principal) -> SubmitRunReply:
+async def _run_stored(
+    recipe_id: str, inputs: dict[str, str], gw: Gateway, user: Principal, idempotency_key: str | None
+) -> SubmitRunReply:
+    run_id = run_id_for(user, idempotency_key)
     record = await visible_recipe(gw, user, recipe_id)
     await check_inputs(gw, user, inputs)
-    request = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user)
-    reply: SubmitRunReply = await gw.call("planner", "recipe_run", request, SubmitRunReply)
-    return reply
+    request = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user, run_id=run_id)
+    return await start_run(gw, "recipe_run", request)
 
 
 # -- analysis -----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from artdag_common.bus import (
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
-from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError, RetryableError
+from artdag_common.errors import ArtdagError, ConflictError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.examples import example_recipes
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
 from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
@@ -114,6 +114,9 @@ LOOKUPS_IN_FLIGHT = 128
 DISPATCH_BATCH = 1024
 # Step events handled at once by one replica (bounded by the consumer's max_ack_pending).
 EVENTS_IN_FLIGHT = 256
+# Submits answered at once (each waits on the database and the bus, not the CPU): one at a time,
+# a burst of them outlasted the gateway's patience.
+SUBMITS_IN_FLIGHT = 16
 # A run's writes wait this many times as long as its last write took, and this long at most, for more
 # changes to join them (see `_write_loop`): dispatch never waits for a write, only acks do.
 WRITE_LINGER_FACTOR = 4
@@ -276,16 +279,32 @@ class RunDriver:
         return recipe, plan
 
     async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
+        """Accept a run, once per run id: a submit sent again (a client's retry with the same
+        Idempotency-Key, a gateway that timed out) answers with the run the first one made."""
         recipe, plan = await self._prepare(request.recipe, request.inputs)
-        run_id = new_run_id()
+        run_id = check_run_id(request.run_id) if request.run_id is not None else new_run_id()
+        if request.run_id is not None and (earlier := await self._earlier_submit(run_id, plan, request)) is not None:
+            return earlier
         state = new_run_state(run_id, plan)
         # The submitting request's trace becomes the run's: every step it dispatches joins it.
         trace.get_current_span().set_attribute(RUN_ID, run_id)
         state.traceparent = current_traceparent()
         state.owner = request.owner
         state.fresh = request.fresh
-        await self.book.create(state, request.recipe, plan)
-        revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
+        # The KV create is where a run id is taken, by one submit only; the record follows it.
+        try:
+            revision = await self.runs.create(run_id, pack(state.model_dump_json().encode()))
+        except KeyWrongLastSequenceError:
+            earlier = await self._earlier_submit(run_id, plan, request)
+            if earlier is None:
+                raise RetryableError(f"run {run_id} is being accepted; try again", field="run_id") from None
+            return earlier
+        try:
+            await self.book.create(state, request.recipe, plan)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.runs.purge(run_id)  # not accepted after all: the id is free for a retry
+            raise
         self._plans[run_id] = plan
         # This replica starts the run: it need not read back what it just wrote.
         self._runs[run_id] = _LiveRun(revision, state, plan)
@@ -297,6 +316,19 @@ class RunDriver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
+
+    async def _earlier_submit(self, run_id: str, plan: Plan, request: SubmitRunRequest) -> SubmitRunReply | None:
+        """The run an earlier submit made under `run_id`, if any; a different request under it is a conflict."""
+        try:
+            state = await self.get(RunRequest(run_id=run_id))
+        except NotFoundError:
+            return None
+        if (state.owner, state.recipe_id, state.inputs) != (request.owner, plan.recipe_id, dict(plan.input_cids)):
+            raise ConflictError(
+                "this Idempotency-Key was used for another run (another recipe or other inputs)",
+                field="Idempotency-Key",
+            )
+        return SubmitRunReply(run_id=run_id, status=state.status, plan_id=state.plan_id)
 
     async def _start(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool = False) -> None:
         # Once per run: analysis, final plan and result lookups show as one span of the run's trace.
@@ -864,7 +896,9 @@ class RunDriver:
     async def execute(self, request: ExecuteRequest) -> SubmitRunReply:
         """Run a plan made earlier by a dry run (re-planned from its recipe: a plan is never trusted)."""
         recipe_text, inputs = await self.book.saved_plan(request.plan_id, request.owner)
-        return await self.submit(SubmitRunRequest(recipe=recipe_text, inputs=inputs, owner=request.owner))
+        return await self.submit(
+            SubmitRunRequest(recipe=recipe_text, inputs=inputs, owner=request.owner, run_id=request.run_id)
+        )
 
     async def cancel(self, request: RunRequest) -> RunState:
         """Stop dispatching, tell executors to drop the run's steps, then delete the run's record."""
@@ -898,8 +932,14 @@ class RunDriver:
                 entry = await self.runs.get(run_id)
                 state = RunState.model_validate_json(unpack(entry.value or b"{}"))
                 if state.status == RunStatus.PENDING and now() - state.created_at > RECOVER_AFTER_S:
+                    try:
+                        recipe_text = await self.book.recipe_text(run_id)
+                    except NotFoundError:
+                        # Its submit stopped between the two writes: it was never accepted.
+                        log.warning("run %s has no record (its submit did not finish); dropping it", run_id)
+                        await self.runs.purge(run_id)
+                        continue
                     log.info("run %s was never started; starting it", run_id)
-                    recipe_text = await self.book.recipe_text(run_id)
                     self.counts["recovered"] += 1
                     await self._start(run_id, await self._plan(run_id), parse_recipe(recipe_text))
 
@@ -925,7 +965,9 @@ class RunDriver:
 
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:
         record = await self.recipes.get(request.recipe_id)
-        return await self.submit(SubmitRunRequest(recipe=record.text, inputs=request.inputs, owner=request.owner))
+        return await self.submit(
+            SubmitRunRequest(recipe=record.text, inputs=request.inputs, owner=request.owner, run_id=request.run_id)
+        )
 
     # -- queries --------------------------------------------------------------------------
 
@@ -990,7 +1032,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         await open_store_async(settings, runtime.stack, nc=runtime.nc),
     )
     runtime.health_details = lambda: dict(driver.counts)
-    await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit)
+    await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit, concurrency=SUBMITS_IN_FLIGHT)
     await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
     await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
     await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
@@ -998,12 +1040,14 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, "planner", "get_run_recipe", RunRequest, driver.run_recipe_text)
     await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
     await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
-    await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute)
+    await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute, concurrency=SUBMITS_IN_FLIGHT)
     await rpc.serve(runtime.nc, "planner", "recipe_upload", RecipeUpload, driver.recipe_upload)
     await rpc.serve(runtime.nc, "planner", "recipe_get", RecipeRequest, driver.recipe_get)
     await rpc.serve(runtime.nc, "planner", "recipe_list", ListRunsRequest, driver.recipe_list)
     await rpc.serve(runtime.nc, "planner", "recipe_delete", RecipeRequest, driver.recipe_delete)
-    await rpc.serve(runtime.nc, "planner", "recipe_run", RunRecipeRequest, driver.recipe_run)
+    await rpc.serve(
+        runtime.nc, "planner", "recipe_run", RunRecipeRequest, driver.recipe_run, concurrency=SUBMITS_IN_FLIGHT
+    )
 
     async def on_event(msg: Msg) -> None:
         try:

@@ -41,3 +41,24 @@ async def test_a_bus_outage_is_a_503_to_retry(raised: Exception) -> None:
         assert answer.headers["Retry-After"] == str(errors.RETRY_AFTER_S)
         assert answer.json()["error"]["code"] == "unavailable"
         assert (await client.get("/bug")).status_code == 500, "a bug is not an outage"
+
+
+async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_run_id() -> None:
+    from artdag_common.errors import NoAnswerInTimeError
+    from artdag_common.schemas import RunStatus, SubmitRunRequest
+    from services.gateway.api import start_run
+
+    class LatePlanner:
+        async def call(self, *_args: object) -> object:
+            raise NoAnswerInTimeError("planner did not answer submit within 5 s")
+
+    request = SubmitRunRequest(recipe="steps: []", run_id="run-" + "a" * 32)
+    reply = await start_run(LatePlanner(), "submit", request)  # type: ignore[arg-type]
+    assert (reply.run_id, reply.status) == (request.run_id, RunStatus.PENDING)
+
+    class NoPlanner:
+        async def call(self, *_args: object) -> object:
+            raise ServiceUnavailableError("no planner service is running")
+
+    with pytest.raises(ServiceUnavailableError):  # nobody took it: a 503 to retry, not a promise
+        await start_run(NoPlanner(), "submit", request)  # type: ignore[arg-type]
