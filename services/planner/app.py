@@ -106,6 +106,15 @@ _tracer = tracer(__name__)
 
 # A run accepted this long ago and still pending lost its planner before it started.
 RECOVER_AFTER_S = 10.0
+RECOVERY_LEASE = "planner-recovery"
+# A starting run's lease is renewed this often (the claims bucket forgets a key after its TTL).
+START_LEASE_RENEW_S = 30.0
+
+
+def _start_lease(run_id: str) -> str:
+    return f"start-{run_id}"
+
+
 # An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
 ANALYZE_TIMEOUT_S = 600.0
 # Whether a result's bytes are still stored: this many checks at once.
@@ -205,6 +214,7 @@ class RunDriver:
         recipes: RecipeBook,
         runs: KeyValue,
         store: ContentStore,
+        claims: KeyValue | None = None,
     ) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -212,6 +222,8 @@ class RunDriver:
         self.recipes = recipes
         self.runs = runs
         self.store = store
+        # Leases in the claims bucket: who is starting which run, who recovers (see `keep_recovering`).
+        self.claims = claims
         self.registrar = Registrar(runtime.nc, timeout_s=settings.rpc_timeout_s)
         self._plans: dict[str, Plan] = {}
         # Live runs this replica is driving (see `_LiveRun`), and the locks of their first reads.
@@ -333,11 +345,26 @@ class RunDriver:
     async def _start(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool = False) -> None:
         # Once per run: analysis, final plan and result lookups show as one span of the run's trace.
         token = current_run_id.set(run_id)  # its log records name the run
+        # While it starts (analyses can take a while), a lease says so: recovery leaves it alone
+        # unless this replica dies and the lease lapses.
+        lease = asyncio.create_task(self._hold_start_lease(run_id))
         try:
             with _tracer.start_as_current_span("plan run", attributes={RUN_ID: run_id}):
                 await self._begin(run_id, plan, recipe, fresh=fresh)
         finally:
+            lease.cancel()
+            if self.claims is not None:
+                with contextlib.suppress(Exception):
+                    await self.claims.delete(_start_lease(run_id))
             current_run_id.reset(token)
+
+    async def _hold_start_lease(self, run_id: str) -> None:
+        if self.claims is None:
+            return
+        while True:
+            with contextlib.suppress(Exception):
+                await self.claims.put(_start_lease(run_id), self.runtime.instance.encode())
+            await asyncio.sleep(START_LEASE_RENEW_S)
 
     async def _begin(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool) -> None:
         try:
@@ -921,6 +948,24 @@ class RunDriver:
         self._plans.pop(run_id, None)
         return state
 
+    async def keep_recovering(self, every_s: float) -> None:
+        """Recover now and every `every_s`, on one planner at a time: the one that takes the lease.
+
+        The lease is a key in the claims bucket, taken with a create (one replica wins) and gone
+        with the bucket's TTL, so a planner that stops holding it (killed) hands over by itself.
+        """
+        first = True
+        while True:
+            try:
+                if first:
+                    await self.recover()  # a restarted replica looks at once, lease or not
+                elif self.claims is not None and await self._take_recovery_lease():
+                    await self.recover()
+            except Exception:  # the next round tries again: recovery must not die
+                log.exception("recovering runs failed; trying again in %g s", every_s)
+            first = False
+            await asyncio.sleep(every_s)
+
     async def recover(self) -> None:
         """After a restart (of this or another replica): start runs that were accepted but never started."""
         try:
@@ -932,6 +977,8 @@ class RunDriver:
                 entry = await self.runs.get(run_id)
                 state = RunState.model_validate_json(unpack(entry.value or b"{}"))
                 if state.status == RunStatus.PENDING and now() - state.created_at > RECOVER_AFTER_S:
+                    if run_id in self._runs_starting() or await self._being_started(run_id):
+                        continue  # a planner is starting it (a long analysis, say)
                     try:
                         recipe_text = await self.book.recipe_text(run_id)
                     except NotFoundError:
@@ -942,6 +989,36 @@ class RunDriver:
                     log.info("run %s was never started; starting it", run_id)
                     self.counts["recovered"] += 1
                     await self._start(run_id, await self._plan(run_id), parse_recipe(recipe_text))
+
+    async def _take_recovery_lease(self) -> bool:
+        """Take the recovery lease, or renew it if this replica holds it; False if another one does."""
+        assert self.claims is not None
+        me = self.runtime.instance.encode()
+        try:
+            await self.claims.create(RECOVERY_LEASE, me)
+            return True
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self.claims.get(RECOVERY_LEASE)
+        except KeyNotFoundError:
+            return False  # it lapsed just now: the next round takes it
+        if entry.value != me:
+            return False
+        await self.claims.put(RECOVERY_LEASE, me)
+        return True
+
+    def _runs_starting(self) -> set[str]:
+        return set(self._plans_storing)
+
+    async def _being_started(self, run_id: str) -> bool:
+        if self.claims is None:
+            return False
+        try:
+            await self.claims.get(_start_lease(run_id))
+        except KeyNotFoundError:
+            return False
+        return True
 
     # -- recipes --------------------------------------------------------------------------
 
@@ -1030,6 +1107,7 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         recipes,
         await runtime.js.key_value(streams.KV_RUNS.bucket),
         await open_store_async(settings, runtime.stack, nc=runtime.nc),
+        await runtime.js.key_value(streams.KV_CLAIMS.bucket),
     )
     runtime.health_details = lambda: dict(driver.counts)
     await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit, concurrency=SUBMITS_IN_FLIGHT)
@@ -1084,5 +1162,5 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
             driver.on_dead_letter,
             queue=subjects.rpc_queue("planner"),
         )
-    recovery = asyncio.create_task(driver.recover())
-    runtime.stack.push_async_callback(lambda: asyncio.wait({recovery}, timeout=5))
+    recovery = asyncio.create_task(driver.keep_recovering(settings.recover_every_s))
+    runtime.stack.callback(recovery.cancel)
