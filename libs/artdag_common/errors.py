@@ -116,6 +116,12 @@ class ServiceUnavailableError(RetryableError):
     code = "unavailable"
 
 
+class InsufficientStorageError(RetryableError):
+    """Free disk space is below the reserve (``ARTDAG_MIN_FREE_BYTES``): nothing new is taken in until some is freed."""
+
+    code = "insufficient_storage"
+
+
 class NoAnswerInTimeError(ServiceUnavailableError):
     """A service took the request but did not answer in time (it may still carry it out)."""
 
@@ -138,6 +144,7 @@ ERRORS_BY_CODE: dict[str, type[ArtdagError]] = {
         RateLimitedError,
         ConflictError,
         ServiceUnavailableError,
+        InsufficientStorageError,
     )
 }
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from artdag_common import __version__, rpc, subjects
 from artdag_common.cid import validate_cid
+from artdag_common.disk import lowest_free
 from artdag_common.errors import (
     ArtdagError,
     BadRequestError,
@@ -134,6 +135,7 @@ async def start_run(
     """Ask the planner to start a run whose id is fixed here; one that took the submit but answered late
     is answered 202 with that id (it is being made; sent again, the same run answers)."""
     assert request.run_id is not None
+    gw.ensure_room("a new run")
     try:
         reply: SubmitRunReply = await gw.call("planner", verb, request, SubmitRunReply)
     except NoAnswerInTimeError as exc:
@@ -374,6 +376,9 @@ async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> Analy
 
 @router.get("/health", tags=["system"], summary="Each service's health, answered over NATS, and the bus")
 async def health(gw: GatewayDep) -> JSONResponse:
+    path, free = lowest_free(gw.disk_paths())
+    reserve = gw.settings.min_free_bytes
+    disk = {"path": str(path), "free_bytes": free, "reserve_bytes": reserve, "ok": free >= reserve}
     nc = gw.runtime.nc
     server = nc.connected_url.netloc if nc.connected_url else None
     bus: dict[str, Any] = {"connected": nc.is_connected, "server": server}
@@ -381,7 +386,7 @@ async def health(gw: GatewayDep) -> JSONResponse:
         # No bus, no services to ask: say so at once rather than after every question times out.
         bus.update(ok=False, error="not connected to NATS (reconnecting)")
         return JSONResponse(
-            {"ok": False, "version": __version__, "bus": bus, "services": {}},
+            {"ok": False, "version": __version__, "bus": bus, "disk": disk, "services": {}},
             status_code=503,
             headers={"Retry-After": str(errors.RETRY_AFTER_S)},
         )
@@ -405,8 +410,12 @@ async def health(gw: GatewayDep) -> JSONResponse:
     replies = await asyncio.gather(*(ask(s) for s in subjects.SERVICES))
     services = {r["service"]: r for r in replies}
     ok = bool(bus["ok"]) and all(r.get("ok") for r in replies)
+    # Short of disk the stack is degraded, not down: it still serves reads and deletions, which
+    # is how room is made again, while uploads and new runs are refused (507).
+    degraded = [] if disk["ok"] else ["disk"]
     return JSONResponse(
-        {"ok": ok, "version": __version__, "bus": bus, "services": services}, status_code=200 if ok else 503
+        {"ok": ok, "degraded": degraded, "version": __version__, "bus": bus, "disk": disk, "services": services},
+        status_code=200 if ok else 503,
     )
 
 

@@ -86,6 +86,7 @@ def prefers_html(accept: str | None) -> bool:
 
 @router.post("/cache/upload", status_code=201, tags=["cache"], summary="Upload a file (multipart, field 'file')")
 async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
+    gw.ensure_room("upload")
     limit = gw.settings.max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
@@ -187,6 +188,7 @@ async def _import_file(gw: Gateway, raw: str, owner: str) -> ContentRecord:
 
 @router.post("/cache/import", status_code=201, tags=["cache"], summary="Import a file from the server's IMPORT_DIRS")
 async def import_file(gw: GatewayDep, user: CurrentUser, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
+    gw.ensure_room("import")
     return await _import_file(gw, path, user.user)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 
 from artdag_common import rpc
 from artdag_common.content_store import ContentStore
+from artdag_common.disk import ensure_room
 from artdag_common.runtime import ServiceRuntime
 from services.gateway.auth import Authenticator
 from services.gateway.settings import GatewaySettings
@@ -27,6 +29,17 @@ class Gateway:
         self.auth = Authenticator(runtime, settings)
         # L2's public keys by keyId (PEM, monotonic deadline), for requests L2 signs.
         self.l2_keys: dict[str, tuple[str, float]] = {}
+
+    def disk_paths(self) -> list[Path]:
+        """Where this gateway writes: its home (spooled uploads) and the local store, if that is the store."""
+        paths = [self.settings.home]
+        if self.settings.cache_dir is not None:
+            paths.append(self.settings.cache_dir)
+        return paths
+
+    def ensure_room(self, what: str) -> None:
+        """Refuse new work (507) while free disk space is below ARTDAG_MIN_FREE_BYTES."""
+        ensure_room(self.disk_paths(), self.settings.min_free_bytes, what)
 
     async def call(self, service: str, verb: str, request: BaseModel, reply: type[Any]) -> Any:
         return await rpc.call(self.runtime.nc, service, verb, request, reply, timeout_s=self.settings.rpc_timeout_s)

@@ -15,6 +15,7 @@ from artdag_common.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    InsufficientStorageError,
     InvalidCidError,
     InvalidInputError,
     InvalidMediaError,
@@ -41,6 +42,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
     (NotFoundError, 404),
     (InvalidMediaError, 422),
     (InvalidInputError, 422),
+    (InsufficientStorageError, 507),
     (RetryableError, 503),
 )
 

@@ -93,6 +93,7 @@ def test_health_reports_every_service_and_the_bus(client: httpx.Client) -> None:
     body = client.get("/health").json()
     assert body["ok"] is True
     assert body["bus"]["connected"] is True
+    assert body["degraded"] == [] and body["disk"]["free_bytes"] >= body["disk"]["reserve_bytes"] > 0
     assert set(body["services"]) == set(subjects.SERVICES)
     pids = {s["instance"].rsplit("-", 1)[1] for s in body["services"].values()}
     assert len(pids) == 6  # six separate processes

@@ -119,6 +119,7 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: Cur
             cids = [validate_cid(v.strip()) for v in value.split(",") if v.strip()]
             inputs[spec.name] = ",".join(cids)
         await check_inputs(gw, user, inputs)
+        gw.ensure_room("a new run")
         run = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user)
         reply: SubmitRunReply = await gw.call("planner", "recipe_run", run, SubmitRunReply)
     except ArtdagError as exc:
