@@ -21,7 +21,8 @@ from artdag_common.schemas import (
 GOLDEN: list[tuple[type[BaseModel], str]] = [
     (
         SubmitRunRequest,
-        '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"},"owner":"alice","fresh":false}',
+        '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"},"owner":"alice","fresh":false,'
+        '"run_id":"run-0123456789abcdef0123456789abcdef"}',
     ),
     (
         StepTask,
