@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import nats.errors
-import nats.js.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from artdag_common.bus import TRANSIENT
 from artdag_common.errors import (
     ArtdagError,
     BadRequestError,
@@ -49,17 +48,8 @@ STATUS_BY_ERROR: tuple[tuple[type[ArtdagError], int], ...] = (
 
 # The bus being away (restarting, a node lost, a leader being elected) is an outage the caller
 # can wait out: 503 with Retry-After, never a 500.
-BUS_OUTAGES: tuple[type[Exception], ...] = (
-    nats.errors.NoRespondersError,
-    nats.errors.TimeoutError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.NoServersError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.js.errors.NoStreamResponseError,
+BUS_OUTAGES: tuple[type[Exception], ...] = tuple(
+    kind for kind in TRANSIENT if issubclass(kind, Exception) and not issubclass(kind, ArtdagError)
 )
 RETRY_AFTER_S = 2
 

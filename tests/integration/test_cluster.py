@@ -138,14 +138,7 @@ async def test_losing_the_tasks_leader_loses_no_task(cluster: EmbeddedNatsCluste
 
     # The lost server comes back with its store and catches up with what it missed.
     leader.restart()
-    deadline = time.monotonic() + 30
-    while True:
-        state = await js.stream_info(streams.TASKS.name or "")
-        peers = (state.cluster.replicas or []) if state.cluster else []
-        if len(peers) == 2 and all(p.current and not p.offline for p in peers):
-            break
-        assert time.monotonic() < deadline, peers
-        await asyncio.sleep(0.3)
+    await _caught_up(js)
 
 
 async def test_losing_a_follower_stops_nothing(cluster: EmbeddedNatsCluster, nc: NatsClient) -> None:
@@ -164,11 +157,16 @@ async def test_losing_a_follower_stops_nothing(cluster: EmbeddedNatsCluster, nc:
     assert time.monotonic() - started < 10
     assert (await js.stream_info(streams.TASKS.name or "")).state.messages == 10
     follower.restart()
-    deadline = time.monotonic() + 30
+    await _caught_up(js)
+
+
+async def _caught_up(js: JetStreamContext, timeout_s: float = 30.0) -> None:
+    """Wait until both followers of the tasks stream are online and current."""
+    deadline = time.monotonic() + timeout_s
     while True:
         state = await js.stream_info(streams.TASKS.name or "")
         peers = (state.cluster.replicas or []) if state.cluster else []
         if len(peers) == 2 and all(p.current and not p.offline for p in peers):
-            break
+            return
         assert time.monotonic() < deadline, peers
         await asyncio.sleep(0.3)

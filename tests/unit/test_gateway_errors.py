@@ -49,6 +49,9 @@ async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_
     from services.gateway.api import start_run
 
     class LatePlanner:
+        def ensure_room(self, what: str) -> None:
+            pass  # room enough on the disk
+
         async def call(self, *_args: object) -> object:
             raise NoAnswerInTimeError("planner did not answer submit within 5 s")
 
@@ -57,6 +60,9 @@ async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_
     assert (reply.run_id, reply.status) == (request.run_id, RunStatus.PENDING)
 
     class NoPlanner:
+        def ensure_room(self, what: str) -> None:
+            pass
+
         async def call(self, *_args: object) -> object:
             raise ServiceUnavailableError("no planner service is running")
 
