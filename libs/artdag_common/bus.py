@@ -138,17 +138,20 @@ T = TypeVar("T")
 
 
 async def outlasting(call: Callable[[], Awaitable[T]], what: str, *, within_s: float = 60.0) -> T:
-    """`call()`, tried again with backoff while the bus is out (`TRANSIENT`), for up to `within_s`.
+    """`call()`, tried again with backoff while the bus is out (`TRANSIENT`), for up to `within_s`
+    from the first failure (a long call that meets an outage late still gets the whole time).
 
     For what must not be lost to a short outage: a step's events, a run's start. Anything else
     (and the last transient error) is raised.
     """
-    deadline = time.monotonic() + within_s
+    deadline: float | None = None
     delay = 0.25
     while True:
         try:
             return await call()
         except TRANSIENT as exc:
+            if deadline is None:
+                deadline = time.monotonic() + within_s
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("%s: %s; trying again in %.2f s", what, exc or type(exc).__name__, delay)

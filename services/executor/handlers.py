@@ -221,7 +221,8 @@ class StepWorker:
             if coordinated:
                 # Metadata first: a media result must never point at content the cache does not know
                 # (found again after a crash, it is announced as cached, without metadata).
-                await self.registrar.register(record)
+                # (Outlasting a bus outage: rendering again would cost far more than waiting.)
+                await outlasting(lambda: self.registrar.register(record), f"registering the output of {step_id}")
                 # Both results recorded (acks awaited together) before the step is announced.
                 by_content = kv_message(
                     streams.KV_RESULTS.bucket, content_result_key(self._content_key(task)), cid.encode()

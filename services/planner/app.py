@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 
 from artdag_common import rpc, streams, subjects
 from artdag_common.bus import (
+    TRANSIENT,
     Outgoing,
     decode,
     event_message,
     kv_get_many,
     outlasting,
-    publish_event,
     watch_dead_letters,
 )
 from artdag_common.codec import pack, unpack
@@ -321,12 +321,15 @@ class RunDriver:
         # This replica starts the run: it need not read back what it just wrote.
         self._runs[run_id] = _LiveRun(revision, state, plan)
         self.counts["submitted"] += 1
-        await publish_event(
-            self.runtime.js, subjects.run_event(run_id, "submitted"), RunEvent(run_id=run_id, status=RunStatus.PENDING)
-        )
         task = asyncio.create_task(self._start(run_id, plan, recipe, fresh=request.fresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # The run is accepted and starting whatever becomes of this event (it only informs watchers).
+        submitted = RunEvent(run_id=run_id, status=RunStatus.PENDING)
+        try:
+            await self.runtime.publisher.publish(event_message(subjects.run_event(run_id, "submitted"), submitted))
+        except TRANSIENT as exc:
+            log.warning("run %s: its submitted event was not published (%s)", run_id, exc)
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
 
     async def _earlier_submit(self, run_id: str, plan: Plan, request: SubmitRunRequest) -> SubmitRunReply | None:
@@ -367,53 +370,58 @@ class RunDriver:
             await asyncio.sleep(START_LEASE_RENEW_S)
 
     async def _begin(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool) -> None:
+        """Start the run; a bus outage meanwhile is waited out (every part of a start may be made
+        again), anything else fails the run with its reason."""
         try:
-            planned = await self._with_chunks(run_id, plan, recipe)
-            replan = planned.plan_id != plan.plan_id
-            plan = planned
-            rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
-            # The plan is stored while the results are looked up and the first steps run: its cid
-            # joins the run's state when it is there, and before the run is announced finished
-            # (see `_write`). A fresh run (re-verification) renders everything: nothing is cached.
-            storing = asyncio.create_task(self._store_plan(plan))
-            self._plans_storing[run_id] = storing
-            try:
-                cached = {} if fresh else await self._known_results(rendered)
-            except BaseException:
-                storing.add_done_callback(_retrieved)
-                raise
-
-            def begin(state: RunState) -> None:
-                if replan:
-                    replanned = new_run_state(run_id, plan)
-                    state.steps, state.plan_id = replanned.steps, replanned.plan_id
-                    state.output_step = replanned.output_step
-                state.status = RunStatus.RUNNING
-                for step_id, cid in cached.items():
-                    state.steps[step_id].status = StepStatus.CACHED
-                    state.steps[step_id].output_cid = cid
-
-            try:
-                await self._update(run_id, begin, plan)
-            finally:
-                plan_cid = await storing
-            if self._plans_storing.pop(run_id, None) is not None:
-                await self._update(run_id, lambda state: _note_plan(state, plan_cid), plan)
-            self.counts["cached"] += len(cached)
-            node_types = {s.step_id: s.node_type for s in plan.steps} if cached else {}
-            for step_id in cached:
-                STEPS.add(1, {"node_type": node_types[step_id], "outcome": "cached"})
-            if exporting():
-                span = trace.get_current_span()
-                span.set_attribute("artdag.plan_id", plan.plan_id)
-                span.set_attribute("artdag.steps", len(rendered))
-                span.set_attribute("artdag.steps_cached", len(cached))
+            await outlasting(lambda: self._begin_once(run_id, plan, recipe, fresh=fresh), f"starting run {run_id}")
         except ArtdagError as exc:
             log.warning("run %s could not start: %s", run_id, exc)
             await self._fail(run_id, exc.message, plan)
         except Exception as exc:
             log.exception("run %s could not start", run_id)
             await self._fail(run_id, f"could not start: {exc}", plan)
+
+    async def _begin_once(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool) -> None:
+        planned = await self._with_chunks(run_id, plan, recipe)
+        replan = planned.plan_id != plan.plan_id
+        plan = planned
+        rendered = [step.step_id for step in plan.steps if step.node_type != "SOURCE"]
+        # The plan is stored while the results are looked up and the first steps run: its cid
+        # joins the run's state when it is there, and before the run is announced finished
+        # (see `_write`). A fresh run (re-verification) renders everything: nothing is cached.
+        storing = asyncio.create_task(self._store_plan(plan))
+        self._plans_storing[run_id] = storing
+        try:
+            cached = {} if fresh else await self._known_results(rendered)
+        except BaseException:
+            storing.add_done_callback(_retrieved)
+            raise
+
+        def begin(state: RunState) -> None:
+            if replan:
+                replanned = new_run_state(run_id, plan)
+                state.steps, state.plan_id = replanned.steps, replanned.plan_id
+                state.output_step = replanned.output_step
+            state.status = RunStatus.RUNNING
+            for step_id, cid in cached.items():
+                state.steps[step_id].status = StepStatus.CACHED
+                state.steps[step_id].output_cid = cid
+
+        try:
+            await self._update(run_id, begin, plan)
+        finally:
+            plan_cid = await storing
+        if self._plans_storing.pop(run_id, None) is not None:
+            await self._update(run_id, lambda state: _note_plan(state, plan_cid), plan)
+        self.counts["cached"] += len(cached)
+        node_types = {s.step_id: s.node_type for s in plan.steps} if cached else {}
+        for step_id in cached:
+            STEPS.add(1, {"node_type": node_types[step_id], "outcome": "cached"})
+        if exporting():
+            span = trace.get_current_span()
+            span.set_attribute("artdag.plan_id", plan.plan_id)
+            span.set_attribute("artdag.steps", len(rendered))
+            span.set_attribute("artdag.steps_cached", len(cached))
 
     async def _store_plan(self, plan: Plan) -> str:
         """Keep the final plan as content (by CID, like everything else; pinned to IPFS in IPFS-primary mode)."""
@@ -822,10 +830,13 @@ class RunDriver:
         if run.status.finished:
             self._forget(run_id)
             self._dependents.pop(run.plan_id or "", None)
-        await publish_event(
-            self.runtime.js,
-            subjects.run_event(run_id, run.status.value),
-            RunEvent(run_id=run_id, status=run.status, output_cid=run.output_cid, error=run.error),
+        # Through the publisher, which outlasts a short outage: a run's status change is not dropped
+        # (nor, raised into the run's start, taken for a reason to fail the run).
+        await self.runtime.publisher.publish(
+            event_message(
+                subjects.run_event(run_id, run.status.value),
+                RunEvent(run_id=run_id, status=run.status, output_cid=run.output_cid, error=run.error),
+            )
         )
         log.info("run %s %s%s", run_id, run.status.value, f": {run.error}" if run.error else "")
 
