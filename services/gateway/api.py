@@ -416,6 +416,8 @@ async def health(gw: GatewayDep) -> JSONResponse:
     return JSONResponse(
         {"ok": ok, "degraded": degraded, "version": __version__, "bus": bus, "disk": disk, "services": services},
         status_code=200 if ok else 503,
+        # A service not answering yet (restarting, reconnecting) is worth asking again shortly.
+        headers=None if ok else {"Retry-After": str(errors.RETRY_AFTER_S)},
     )
 
 
