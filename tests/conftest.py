@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,18 @@ from nats.aio.client import Client as NatsClient
 from artdag_common.bus import connect
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.testing import ipfs_node, ipfs_node_unavailable, nats_server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """In CI (CI=true) a test that skips because a real part is missing (Chromium, the IPFS node,
+    PostgreSQL, root for a tmpfs) fails instead: a missing part must not pass as a green run."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get("CI", "").lower() == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every real part must be had: {reason}"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ Screenshots of every page land in tests/output/browser/ (git-ignored).
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 import zipfile
@@ -40,6 +41,8 @@ SHOTS = Path(__file__).resolve().parents[1] / "output" / "browser"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 if not CHROMIUM.exists():  # `make test` installs it (apt-get install -y chromium)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("no /usr/bin/chromium, and in CI the browser tests must run", pytrace=False)
     pytest.skip("no /usr/bin/chromium: run `make test` (it installs Debian's chromium)", allow_module_level=True)
 
 
