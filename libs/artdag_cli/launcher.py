@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from artdag_common.db import migrate
+from artdag_common.disk import free_bytes
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
 from artdag_common.settings import CommonSettings
 from artdag_common.tokens import issue_local_token, load_token, local_token_valid, local_user, save_token, token_path
@@ -25,6 +26,18 @@ MAX_RESTARTS = 5
 STARTUP_RESTARTS = 1
 RESTART_WINDOW_S = 60.0
 NATS_LABEL = "nats-server"
+JETSTREAM_CHECK_S = 2.0
+# Room the disk must have before a JetStream that could not write is restarted (when the reserve is off).
+JETSTREAM_MIN_ROOM = 16 * 2**20
+MIB = 2**20
+
+
+def jetstream_store_limit(settings: CommonSettings, store: Path) -> int:
+    """The embedded JetStream's store limit: the setting, or half the free space beyond the reserve."""
+    if settings.nats_store_bytes:
+        return settings.nats_store_bytes
+    spare = free_bytes(store) - settings.min_free_bytes
+    return min(8192 * MIB, max(64 * MIB, spare // 2))
 
 
 def say(message: str) -> None:
@@ -61,6 +74,9 @@ class Stack:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.modules: dict[str, str] = {}
         self.restarts: dict[str, list[float]] = {}
+        self.reserve = 0
+        self._next_jetstream_check = 0.0
+        self._jetstream_fault: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -68,14 +84,18 @@ class Stack:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        if self.nats_url is None:
-            self.nats = EmbeddedNatsServer(self.home / "nats", log_file=self.home / "nats-server.log").start()
-            self.nats_url = self.nats.url
-            say(f"nats-server (JetStream) on {self.nats_url}, store {self.home / 'nats'}")
-        self.env["ARTDAG_NATS_URL"] = self.nats_url
         database = CommonSettings(
             home=self.home, database_url=self.env.get("ARTDAG_DATABASE_URL") or self.env.get("DATABASE_URL")
         )
+        self.reserve = database.min_free_bytes
+        if self.nats_url is None:
+            store = self.home / "nats"
+            limit = jetstream_store_limit(database, store)
+            self.nats = EmbeddedNatsServer(store, log_file=self.home / "nats-server.log", max_store_bytes=limit)
+            self.nats.start()
+            self.nats_url = self.nats.url
+            say(f"nats-server (JetStream) on {self.nats_url}, store {store} (at most {limit // 2**20} MiB)")
+        self.env["ARTDAG_NATS_URL"] = self.nats_url
         asyncio.run(migrate(database.effective_database_url))
         self.ensure_local_token(database)
         for name in SERVICES:
@@ -140,6 +160,7 @@ class Stack:
             self._count_restart(NATS_LABEL, code, max_restarts)
             say(f"nats-server exited with code {code}; restarting it on {self.nats.url} with its store")
             self.nats.restart()
+        self._heal_jetstream(max_restarts)
         for label, proc in list(self.children.items()):
             code = proc.poll()
             if code is None:
@@ -147,6 +168,31 @@ class Stack:
             self._count_restart(label, code, max_restarts)
             say(f"service {label} exited with code {code}; restarting it")
             self.children[label] = self._spawn(self.modules[label])
+
+    def _heal_jetstream(self, max_restarts: int) -> None:
+        """Restart the embedded nats-server once JetStream has met a write error and the disk has room again.
+
+        A stream that could not write (a disk filled by something else) stays broken until its
+        server restarts; restarted, JetStream recovers the stream from what it had written.
+        """
+        now = time.monotonic()
+        if self.nats is None or now < self._next_jetstream_check:
+            return
+        self._next_jetstream_check = now + JETSTREAM_CHECK_S
+        fault = self.nats.jetstream_fault()
+        if fault is None or "write error" not in fault:
+            self._jetstream_fault = None
+            return  # well, or something a restart would not mend (a stream catching up, say)
+        free = free_bytes(self.nats.store_dir)
+        if free < max(self.reserve, JETSTREAM_MIN_ROOM):
+            if self._jetstream_fault != fault:
+                say(f"JetStream cannot write ({fault}); it is restarted once {self.nats.store_dir} has room")
+                self._jetstream_fault = fault
+            return
+        self._count_restart(NATS_LABEL, 0, max_restarts)
+        say(f"JetStream could not write ({fault}); the disk has room again: restarting nats-server")
+        self._jetstream_fault = None
+        self.nats.restart()
 
     def _count_restart(self, label: str, code: int, max_restarts: int) -> None:
         """Note a restart of `label`; raise if it has exited `max_restarts` times within the window."""

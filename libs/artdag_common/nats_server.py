@@ -6,6 +6,7 @@ Used by `artdag up` (the embedded stack) and by the tests (one server per sessio
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import socket
 import subprocess
 import sysconfig
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -74,12 +77,18 @@ class EmbeddedNatsServer:
         host: str = "127.0.0.1",
         log_file: Path | None = None,
         extra_args: list[str] | None = None,
+        max_store_bytes: int | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
+        # The monitoring port: `jetstream_fault` asks it whether JetStream is well.
+        self.monitor_port = free_port(host)
         self.log_file = log_file
         self.extra_args = list(extra_args or [])
+        # JetStream's own limit on its store: full, it refuses messages ("insufficient resources")
+        # instead of writing until the disk is full (which breaks its streams until a restart).
+        self.max_store_bytes = max_store_bytes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +98,12 @@ class EmbeddedNatsServer:
     def start(self, timeout_s: float = 10.0) -> EmbeddedNatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [str(nats_server_binary()), "-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port)]
+        args += ["-m", str(self.monitor_port)]
+        if self.max_store_bytes is not None:
+            # The limit has no flag: a config file of the server's own, beside its store (flags add to it).
+            config = self.store_dir / "limits.conf"
+            config.write_text(f"jetstream {{\n  max_file_store: {int(self.max_store_bytes)}\n}}\n")
+            args = [*args[:1], "-c", str(config), *args[1:]]
         if self.log_file is not None:
             args += ["-l", str(self.log_file)]
         args += self.extra_args
@@ -106,6 +121,28 @@ class EmbeddedNatsServer:
             self.stop()
             raise
         return self
+
+    def jetstream_fault(self, timeout_s: float = 1.0) -> str | None:
+        """What ails JetStream by the server's own health check, or None if it is well (or not asked).
+
+        A stream that met a write error (a full disk) stays broken, says so here, until the
+        server is restarted.
+        """
+        url = f"http://{self.host}:{self.monitor_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except OSError:
+            return None  # not answering (starting, or gone: `exit_code` covers that)
+        try:
+            health = json.loads(body)
+        except ValueError:
+            return None
+        if health.get("status") == "ok":
+            return None
+        return str(health.get("error") or health.get("status") or "unwell")
 
     def exit_code(self) -> int | None:
         """The code the server exited with, if it was started and has exited (else None)."""

@@ -44,6 +44,9 @@ class CommonSettings(BaseSettings):
     nats_replicas: int = Field(default=1, ge=1, le=5, validation_alias=_env("NATS_REPLICAS"))
     # Free disk space kept in reserve: below it uploads and new runs are refused (507); 0 turns it off.
     min_free_bytes: int = Field(default=256 * 2**20, ge=0, validation_alias=_env("MIN_FREE_BYTES"))
+    # The embedded nats-server's JetStream store limit (`artdag up`); 0: half the free space beyond
+    # the reserve at start-up, within 64 MiB..8 GiB.
+    nats_store_bytes: int = Field(default=0, ge=0, validation_alias=_env("NATS_STORE_BYTES"))
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL", "DATABASE_URL"))
     cache_dir: Path | None = Field(default=None, validation_alias=_env("CACHE_DIR", "CACHE_DIR"))
     ipfs_api: str = Field(default="/ip4/127.0.0.1/tcp/5001", validation_alias=_env("IPFS_API", "IPFS_API"))

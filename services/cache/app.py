@@ -7,6 +7,7 @@ from typing import Any
 from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
+from artdag_common.disk import Ballast
 from artdag_common.errors import ArtdagError
 from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
@@ -51,8 +52,15 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     runtime.stack.push_async_callback(dispose_engine, engine)
     sessions = session_factory(engine)
     store = await open_store_async(settings, runtime.stack, nc=runtime.nc)
+    # Room kept aside on the home's disk for deleting content when the disk is full (see `Ballast`).
+    ballast = Ballast(settings.home / "ballast")
+    await asyncio.to_thread(ballast.ensure)
     catalog = ContentCatalog(
-        sessions, store, max_bytes=settings.cache_max_bytes, evict_min_age_s=settings.cache_evict_min_age_s
+        sessions,
+        store,
+        max_bytes=settings.cache_max_bytes,
+        evict_min_age_s=settings.cache_evict_min_age_s,
+        ballast=ballast,
     )
     providers = ProviderBook(sessions, SecretBox.from_settings(settings.secrets_key, settings.home))
     # The L1's keys: made on first start (files mode 0600, never in the database).

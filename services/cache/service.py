@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore
 from artdag_common.db import transact
 from artdag_common.db.tables import Content, ContentHolder, ContentRef, PublicationRow
+from artdag_common.disk import Ballast, is_disk_full
 from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError
 from artdag_common.schemas import (
     ContentDeleted,
@@ -151,8 +152,10 @@ class ContentCatalog:
         max_bytes: int | None = None,
         evict_min_age_s: float = 600.0,
         touch_every_s: float = TOUCH_EVERY_S,
+        ballast: Ballast | None = None,
     ) -> None:
         self._sessions = sessions
+        self.ballast = ballast
         self._store = store
         self.max_bytes = max_bytes
         self.evict_min_age_s = evict_min_age_s
@@ -360,8 +363,22 @@ class ContentCatalog:
         """Delete an intermediate or an orphan (row, references, blob); refuse anything a run or user keeps.
 
         A user who holds content that others hold too only lets go of it: the bytes stay for the others.
+        On a disk full to the last byte the database cannot write the deletion: the ballast is given
+        up for it (deleting is how room is made), and made again once there is room.
         """
         validate_cid(cid)
+        try:
+            deleted = await self._delete(cid, viewer)
+        except OperationalError as exc:
+            if not is_disk_full(exc) or self.ballast is None or not await asyncio.to_thread(self.ballast.release):
+                raise
+            log.warning("the disk is full: gave up the ballast %s to delete %s", self.ballast.path, cid)
+            deleted = await self._delete(cid, viewer)
+        if self.ballast is not None:
+            await asyncio.to_thread(self.ballast.ensure)
+        return deleted
+
+    async def _delete(self, cid: str, viewer: Viewer | None) -> ContentDeleted:
         async with self._sessions.begin() as session:
             row = await session.get(Content, cid)
             if row is None or not await self._may_see(session, row, viewer):
