@@ -14,7 +14,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from artdag_common import streams, subjects
 from artdag_common.bus import (
@@ -29,6 +29,7 @@ from artdag_common.bus import (
 )
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
+from artdag_common.leases import lease_value, read_lease
 from artdag_common.metrics import STEP_DURATION, STEPS
 from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
@@ -50,13 +51,6 @@ log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_CANCELLATIONS = 10_000
 _tracer = tracer(__name__)
-
-
-class Lease(BaseModel):
-    """The value of a claim: who renders the step, and until when unless renewed."""
-
-    worker: str
-    expires_at: float
 
 
 class StepWorker:
@@ -291,7 +285,7 @@ class StepWorker:
         return cid if cid and await self.renderer.store.exists(cid) else None
 
     def _lease(self) -> bytes:
-        return Lease(worker=self.runtime.instance, expires_at=time.time() + self.lease_s).model_dump_json().encode()
+        return lease_value(self.runtime.instance, self.lease_s)
 
     @staticmethod
     async def _no_result() -> str | None:
@@ -308,10 +302,7 @@ class StepWorker:
             entry = await self.claims.get(step_id)
         except KeyNotFoundError:
             return False  # released a moment ago: the caller looks for the result and tries again
-        try:
-            held = Lease.model_validate_json(entry.value or b"")
-        except ValidationError:
-            held = Lease(worker="?", expires_at=0.0)
+        held = read_lease(entry.value)
         if held.worker != self.runtime.instance and held.expires_at > time.time():
             return False
         try:

@@ -32,7 +32,9 @@ from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.errors import ArtdagError, ConflictError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.examples import example_recipes
+from artdag_common.faults import crash_point
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
+from artdag_common.leases import held_by_anyone, lease_value, take_lease
 from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
 from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
@@ -107,8 +109,11 @@ _tracer = tracer(__name__)
 # A run accepted this long ago and still pending lost its planner before it started.
 RECOVER_AFTER_S = 10.0
 RECOVERY_LEASE = "planner-recovery"
-# A starting run's lease is renewed this often (the claims bucket forgets a key after its TTL).
-START_LEASE_RENEW_S = 30.0
+# A starting run's lease is renewed this often.
+START_LEASE_RENEW_S = 5.0
+# A lease (recovery, a run's start) lapses after this many of its renewal periods without one:
+# a planner that died hands its work over that soon.
+LEASE_ROUNDS = 3
 
 
 def _start_lease(run_id: str) -> str:
@@ -311,12 +316,14 @@ class RunDriver:
             if earlier is None:
                 raise RetryableError(f"run {run_id} is being accepted; try again", field="run_id") from None
             return earlier
+        crash_point("submit:taken")
         try:
             await self.book.create(state, request.recipe, plan)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.runs.purge(run_id)  # not accepted after all: the id is free for a retry
             raise
+        crash_point("submit:recorded")
         self._plans[run_id] = plan
         # This replica starts the run: it need not read back what it just wrote.
         self._runs[run_id] = _LiveRun(revision, state, plan)
@@ -343,6 +350,15 @@ class RunDriver:
                 "this Idempotency-Key was used for another run (another recipe or other inputs)",
                 field="Idempotency-Key",
             )
+        try:
+            await self.book.recipe_text(run_id)
+        except NotFoundError:
+            # In the KV but not recorded: a submit is between its two writes, or died there.
+            if now() - state.created_at < RECOVER_AFTER_S:
+                raise RetryableError(f"run {run_id} is being accepted; try again", field="run_id") from None
+            log.warning("run %s was never recorded (its submit died); taking its id afresh", run_id)
+            await self._drop_unrecorded(run_id)
+            return None
         return SubmitRunReply(run_id=run_id, status=state.status, plan_id=state.plan_id)
 
     async def _start(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool = False) -> None:
@@ -366,7 +382,9 @@ class RunDriver:
             return
         while True:
             with contextlib.suppress(Exception):
-                await self.claims.put(_start_lease(run_id), self.runtime.instance.encode())
+                await self.claims.put(
+                    _start_lease(run_id), lease_value(self.runtime.instance, LEASE_ROUNDS * START_LEASE_RENEW_S)
+                )
             await asyncio.sleep(START_LEASE_RENEW_S)
 
     async def _begin(self, run_id: str, plan: Plan, recipe: Recipe, *, fresh: bool) -> None:
@@ -407,10 +425,12 @@ class RunDriver:
                 state.steps[step_id].status = StepStatus.CACHED
                 state.steps[step_id].output_cid = cid
 
+        crash_point("start:planned")
         try:
             await self._update(run_id, begin, plan)
         finally:
             plan_cid = await storing
+        crash_point("start:begun")
         if self._plans_storing.pop(run_id, None) is not None:
             await self._update(run_id, lambda state: _note_plan(state, plan_cid), plan)
         self.counts["cached"] += len(cached)
@@ -970,7 +990,9 @@ class RunDriver:
             try:
                 if first:
                     await self.recover()  # a restarted replica looks at once, lease or not
-                elif self.claims is not None and await self._take_recovery_lease():
+                elif self.claims is not None and await take_lease(
+                    self.claims, RECOVERY_LEASE, self.runtime.instance, LEASE_ROUNDS * every_s
+                ):
                     await self.recover()
             except Exception:  # the next round tries again: recovery must not die
                 log.exception("recovering runs failed; trying again in %g s", every_s)
@@ -984,7 +1006,7 @@ class RunDriver:
         except NoKeysError:
             return
         for run_id in keys:
-            with contextlib.suppress(KeyNotFoundError):
+            with contextlib.suppress(KeyNotFoundError, RetryableError):
                 entry = await self.runs.get(run_id)
                 state = RunState.model_validate_json(unpack(entry.value or b"{}"))
                 if state.status == RunStatus.PENDING and now() - state.created_at > RECOVER_AFTER_S:
@@ -995,41 +1017,28 @@ class RunDriver:
                     except NotFoundError:
                         # Its submit stopped between the two writes: it was never accepted.
                         log.warning("run %s has no record (its submit did not finish); dropping it", run_id)
-                        await self.runs.purge(run_id)
+                        await self._drop_unrecorded(run_id, entry.revision)
                         continue
                     log.info("run %s was never started; starting it", run_id)
                     self.counts["recovered"] += 1
                     await self._start(run_id, await self._plan(run_id), parse_recipe(recipe_text))
 
-    async def _take_recovery_lease(self) -> bool:
-        """Take the recovery lease, or renew it if this replica holds it; False if another one does."""
-        assert self.claims is not None
-        me = self.runtime.instance.encode()
-        try:
-            await self.claims.create(RECOVERY_LEASE, me)
-            return True
-        except KeyWrongLastSequenceError:
-            pass
-        try:
-            entry = await self.claims.get(RECOVERY_LEASE)
-        except KeyNotFoundError:
-            return False  # it lapsed just now: the next round takes it
-        if entry.value != me:
-            return False
-        await self.claims.put(RECOVERY_LEASE, me)
-        return True
+    async def _drop_unrecorded(self, run_id: str, revision: int | None = None) -> None:
+        """Delete a run's KV entry that no record follows, as it was read: a submit that has just
+        taken the id again (a client's retry) keeps it."""
+        with contextlib.suppress(KeyNotFoundError):
+            if revision is None:
+                revision = (await self.runs.get(run_id)).revision
+            try:
+                await self.runs.delete(run_id, last=revision)
+            except KeyWrongLastSequenceError:
+                raise RetryableError(f"run {run_id} is being accepted; try again", field="run_id") from None
 
     def _runs_starting(self) -> set[str]:
         return set(self._plans_storing)
 
     async def _being_started(self, run_id: str) -> bool:
-        if self.claims is None:
-            return False
-        try:
-            await self.claims.get(_start_lease(run_id))
-        except KeyNotFoundError:
-            return False
-        return True
+        return self.claims is not None and await held_by_anyone(self.claims, _start_lease(run_id))
 
     # -- recipes --------------------------------------------------------------------------
 
