@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -48,6 +49,21 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
     return first["msg"], field
 
 
+# When the caller stops waiting for the answer (seconds since the epoch); a replica that gets to
+# the request later than that (and a margin for clocks) drops it unanswered.
+DEADLINE_HEADER = "Artdag-Deadline"
+DEADLINE_GRACE_S = 0.5
+
+
+def _late_by(msg: Msg) -> float:
+    """How long ago the caller of `msg` gave up (0 if it has not, or set no deadline)."""
+    try:
+        deadline = float((msg.headers or {})[DEADLINE_HEADER])
+    except (KeyError, ValueError):
+        return 0.0
+    return max(0.0, time.time() - deadline)
+
+
 async def serve(
     nc: NatsClient,
     service: str,
@@ -61,6 +77,12 @@ async def serve(
     subject = subjects.rpc(service, verb)
 
     async def on_message(msg: Msg) -> None:
+        late_s = _late_by(msg)
+        if late_s > DEADLINE_GRACE_S:
+            # Its caller stopped waiting (it waited in this replica's queue): doing it now would be
+            # work nobody reads, or a change the caller was told did not happen.
+            log.info("rpc %s.%s: dropped a request its caller gave up on %.1f s ago", service, verb, late_s)
+            return
         token = otel_context.attach(extract_context(msg.headers))
         try:
             with _tracer.start_as_current_span(f"rpc {service}.{verb}"):
@@ -121,10 +143,9 @@ async def call(
 ) -> Rep:
     """Ask one replica of `service`; raises the typed error it answered with."""
     subject = subjects.rpc(service, verb)
+    headers = inject_headers({DEADLINE_HEADER: f"{time.time() + timeout_s:.3f}"})
     try:
-        msg = await nc.request(
-            subject, pack(request.model_dump_json().encode()), timeout=timeout_s, headers=inject_headers()
-        )
+        msg = await nc.request(subject, pack(request.model_dump_json().encode()), timeout=timeout_s, headers=headers)
     except NoRespondersError as exc:
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:

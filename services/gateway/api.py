@@ -22,6 +22,7 @@ from artdag_common.errors import (
     NoAnswerInTimeError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
 )
 from artdag_common.ids import check_run_id, new_run_id, sha3_hex
 from artdag_common.schemas import (
@@ -132,15 +133,26 @@ def run_id_for(user: Principal, key: str | None) -> str:
 async def start_run(
     gw: Gateway, verb: str, request: SubmitRunRequest | RunRecipeRequest | ExecuteRequest
 ) -> SubmitRunReply:
-    """Ask the planner to start a run whose id is fixed here; one that took the submit but answered late
-    is answered 202 with that id (it is being made; sent again, the same run answers)."""
+    """Ask the planner to start a run whose id is fixed here.
+
+    A planner that does not answer in time either took the submit (the run exists: 202 with its
+    id, it is being made) or never got to it (it drops requests whose caller gave up: 503, to
+    send again; under the same Idempotency-Key that never makes a second run).
+    """
     assert request.run_id is not None
     gw.ensure_room("a new run")
     try:
         reply: SubmitRunReply = await gw.call("planner", verb, request, SubmitRunReply)
     except NoAnswerInTimeError as exc:
         log.warning("planner %s of %s answered late: %s", verb, request.run_id, exc)
-        return SubmitRunReply(run_id=request.run_id, status=RunStatus.PENDING)
+        try:
+            state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=request.run_id), RunState)
+        except (NotFoundError, NoAnswerInTimeError):
+            raise ServiceUnavailableError(
+                "the planner is too busy to take the run now; send it again "
+                "(with an Idempotency-Key, sending again never makes a second run)"
+            ) from exc
+        return SubmitRunReply(run_id=request.run_id, status=state.status, plan_id=state.plan_id)
     return reply
 
 

@@ -28,6 +28,7 @@ from artdag_common.bus import (
 )
 from artdag_common.errors import (
     InvalidInputError,
+    NoAnswerInTimeError,
     NotFoundError,
     PermanentError,
     RetryableError,
@@ -78,6 +79,32 @@ async def test_rpc_returns_typed_replies_and_typed_errors(nc: NatsClient) -> Non
         with pytest.raises(InvalidInputError) as bad:
             await rpc.call(nc, "cache", "stat", Wrong(), ContentRecord)
         assert bad.value.field == "cid"
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_request_whose_caller_gave_up_is_dropped_not_done(nc: NatsClient) -> None:
+    handled: list[str] = []
+
+    async def slow(request: CidRequest) -> ContentRecord:
+        handled.append(request.cid)
+        await asyncio.sleep(1.5)
+        return ContentRecord(cid=request.cid, size=1, media_type="text/plain", origin=ContentOrigin.UPLOAD)
+
+    sub = await rpc.serve(nc, "cache", "slow_probe", CidRequest, slow)  # one at a time
+    try:
+        # Three callers that wait 0.5 s each: the first is taken at once; the others wait in the
+        # queue past their deadline and are dropped, not done after nobody is listening.
+        calls = [
+            rpc.call(nc, "cache", "slow_probe", CidRequest(cid=f"c{k}"), ContentRecord, timeout_s=0.5) for k in range(3)
+        ]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(a, NoAnswerInTimeError) for a in answers), answers
+        await asyncio.sleep(3.5)  # the first finishes; the others come up and are dropped
+        assert handled == ["c0"]
+        # One with time to wait is answered.
+        reply = await rpc.call(nc, "cache", "slow_probe", CidRequest(cid="c9"), ContentRecord, timeout_s=5)
+        assert reply.cid == "c9" and handled == ["c0", "c9"]
     finally:
         await sub.unsubscribe()
 

@@ -44,20 +44,34 @@ async def test_a_bus_outage_is_a_503_to_retry(raised: Exception) -> None:
 
 
 async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_run_id() -> None:
-    from artdag_common.errors import NoAnswerInTimeError
-    from artdag_common.schemas import RunStatus, SubmitRunRequest
+    from artdag_common.errors import NoAnswerInTimeError, NotFoundError
+    from artdag_common.schemas import RunRequest, RunState, RunStatus, SubmitRunRequest
     from services.gateway.api import start_run
 
     class LatePlanner:
+        """Answers the submit too late; the run is there when asked for."""
+
+        def __init__(self, took_it: bool) -> None:
+            self.took_it = took_it
+
         def ensure_room(self, what: str) -> None:
             pass  # room enough on the disk
 
-        async def call(self, *_args: object) -> object:
-            raise NoAnswerInTimeError("planner did not answer submit within 5 s")
+        async def call(self, _service: str, verb: str, request: object, _reply: object) -> object:
+            if verb == "submit":
+                raise NoAnswerInTimeError("planner did not answer submit within 5 s")
+            assert verb == "get_run"
+            if not self.took_it:
+                raise NotFoundError("no run", field="run_id")
+            assert isinstance(request, RunRequest)
+            return RunState(run_id=request.run_id, status=RunStatus.PENDING, recipe_id="r", recipe_name="r", inputs={})
 
     request = SubmitRunRequest(recipe="steps: []", run_id="run-" + "a" * 32)
-    reply = await start_run(LatePlanner(), "submit", request)  # type: ignore[arg-type]
+    reply = await start_run(LatePlanner(took_it=True), "submit", request)  # type: ignore[arg-type]
     assert (reply.run_id, reply.status) == (request.run_id, RunStatus.PENDING)
+    # A planner that never got to it (it drops what its caller gave up on): no promise, a 503.
+    with pytest.raises(ServiceUnavailableError, match="send it again"):
+        await start_run(LatePlanner(took_it=False), "submit", request)  # type: ignore[arg-type]
 
     class NoPlanner:
         def ensure_room(self, what: str) -> None:
