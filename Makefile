@@ -9,7 +9,8 @@ ARTDAG_HOME ?= $(HOME)/.artdag
 .DEFAULT_GOAL := help
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-check asyncapi
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-check asyncapi \
+	image container-test
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +55,14 @@ k8s-manifests: $(TOOLS_STAMP) ## render deploy/k8s/base (Kustomize) from the Hel
 
 k8s-check: $(TOOLS_STAMP) ## offline: chart (default + production values) and manifests vs Kubernetes schemas, checkov, hadolint
 	$(TOOLS)/bin/python deploy/k8s/k8stool.py check
+
+# Containers without a registry: podman (installed with apt when missing) builds a Debian base with
+# mmdebstrap, a Python stand-in on it, then the Dockerfile as it is. See deploy/container/.
+image: $(STAMP) ## build the images compose.yaml runs with podman, no registry needed (artdag, NATS, PostgreSQL)
+	bash deploy/container/images.sh
+
+container-test: $(STAMP) ## make image, start compose.yaml on podman, render beat-sync through it, compare with artdag up
+	$(BIN)/python deploy/container/container_test.py
 
 asyncapi: $(STAMP) ## write docs/asyncapi.json (every NATS subject and its payload schema)
 	$(BIN)/python -m artdag_common.asyncapi docs/asyncapi.json

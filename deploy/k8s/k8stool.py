@@ -163,8 +163,10 @@ def checkov(directory: Path) -> list[str]:
 
 
 def hadolint() -> list[str]:
+    """The image's Dockerfile and those of the local images compose.yaml runs (deploy/container)."""
     binary = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(binary), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    files = [ROOT / "Dockerfile", *sorted((ROOT / "deploy/container").glob("Dockerfile.*"))]
+    result = subprocess.run([str(binary), *map(str, files)], capture_output=True, text=True, check=False)
     return [f"hadolint: {line}" for line in result.stdout.splitlines() if line.strip()] + (
         [f"hadolint failed: {result.stderr}"] if result.returncode and not result.stdout.strip() else []
     )
