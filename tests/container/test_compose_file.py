@@ -13,15 +13,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pydantic import AliasChoices
 
 from artdag_common import subjects
-from services.analyzer.settings import AnalyzerSettings
-from services.auth.settings import AuthSettings
-from services.cache.settings import CacheSettings
-from services.executor.settings import ExecutorSettings
-from services.gateway.settings import GatewaySettings
-from services.planner.settings import PlannerSettings
+from tests.service_settings import service_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -41,18 +35,6 @@ compose = _load_runner()
 
 def _load(**env: str) -> Any:
     return compose.ComposeFile.load(COMPOSE_FILE, env)
-
-
-def _variables() -> set[str]:
-    names: set[str] = set()
-    for cls in (GatewaySettings, PlannerSettings, ExecutorSettings, AnalyzerSettings, CacheSettings, AuthSettings):
-        for field in cls.model_fields.values():
-            alias = field.validation_alias
-            if isinstance(alias, AliasChoices):
-                names.update(str(choice) for choice in alias.choices)
-            elif isinstance(alias, str):
-                names.add(alias)
-    return names
 
 
 def test_every_service_runs_from_the_image_after_the_migration() -> None:
@@ -96,7 +78,7 @@ def test_the_services_reach_postgres_and_nats_by_service_name() -> None:
 
 
 def test_every_variable_it_sets_is_read_by_a_service() -> None:
-    known = _variables()
+    known = service_variables()
     for service in _load().services:
         if service.image == "localhost/artdag:latest":
             assert set(service.environment) <= known, service.name

@@ -9,33 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from artdag_common import streams, subjects
-from services.analyzer.settings import AnalyzerSettings
-from services.auth.settings import AuthSettings
-from services.cache.settings import CacheSettings
-from services.executor.settings import ExecutorSettings
-from services.gateway.settings import GatewaySettings
-from services.planner.settings import PlannerSettings
+from tests.service_settings import service_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy/k8s/helm/artdag"
 BASE = ROOT / "deploy/k8s/base"
 TOOLS_PYTHON = ROOT / ".venv-tools/bin/python"
-
-
-def _variables() -> set[str]:
-    """Every environment variable some service reads."""
-    names: set[str] = set()
-    for cls in (GatewaySettings, PlannerSettings, ExecutorSettings, AnalyzerSettings, CacheSettings, AuthSettings):
-        for field in cls.model_fields.values():
-            alias = field.validation_alias
-            if isinstance(alias, AliasChoices):
-                names.update(str(choice) for choice in alias.choices)
-            elif isinstance(alias, str):
-                names.add(alias)
-    return names
 
 
 def test_the_chart_runs_every_service_and_no_other() -> None:
@@ -56,7 +37,7 @@ def test_autoscaling_follows_the_declared_consumers() -> None:
 
 
 def test_every_setting_the_deployment_sets_is_one_a_service_reads() -> None:
-    known = _variables() | {"OTEL_SERVICE_NAME"}  # the OpenTelemetry SDK's own
+    known = service_variables() | {"OTEL_SERVICE_NAME"}  # the OpenTelemetry SDK's own
     configmap = yaml.safe_load((BASE / "configmap-artdag-config.yaml").read_text())
     production = yaml.safe_load((CHART / "values-production.yaml").read_text())
     deployment = yaml.safe_load((BASE / "deployment-artdag-executor.yaml").read_text())
