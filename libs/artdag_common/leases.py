@@ -7,11 +7,14 @@ far longer than a lease, so it must not be what hands work over.)
 
 from __future__ import annotations
 
+import logging
 import time
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
 
 
 class Lease(BaseModel):
@@ -52,9 +55,12 @@ async def take_lease(kv: KeyValue, key: str, holder: str, ttl_s: float) -> bool:
     if held.worker != holder and not held.lapsed:
         return False
     try:
+        # Compare-and-set on the revision read: of two takers, one wins.
         await kv.update(key, lease_value(holder, ttl_s), last=entry.revision)
     except KeyWrongLastSequenceError:
         return False
+    if held.worker != holder:
+        log.info("%s: took over the lapsed lease of %s", key, held.worker)
     return True
 
 

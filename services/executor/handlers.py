@@ -10,7 +10,7 @@ from collections import OrderedDict
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -29,7 +29,7 @@ from artdag_common.bus import (
 )
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
-from artdag_common.leases import lease_value, read_lease
+from artdag_common.leases import lease_value, take_lease
 from artdag_common.metrics import STEP_DURATION, STEPS
 from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
@@ -293,26 +293,9 @@ class StepWorker:
 
     async def _claim(self, step_id: str) -> bool:
         """Take the step's lease: create it, renew our own, or take over one that has lapsed."""
-        try:
-            await outlasting(lambda: self.claims.create(step_id, self._lease()), f"claiming step {step_id}")
-            return True
-        except KeyWrongLastSequenceError:
-            pass
-        try:
-            entry = await self.claims.get(step_id)
-        except KeyNotFoundError:
-            return False  # released a moment ago: the caller looks for the result and tries again
-        held = read_lease(entry.value)
-        if held.worker != self.runtime.instance and held.expires_at > time.time():
-            return False
-        try:
-            # Compare-and-set on the revision we read: of two takers, one wins.
-            await self.claims.update(step_id, self._lease(), last=entry.revision)
-        except KeyWrongLastSequenceError:
-            return False
-        if held.worker != self.runtime.instance:
-            log.info("step %s: took over the lapsed lease of %s", step_id, held.worker)
-        return True
+        return await outlasting(
+            lambda: take_lease(self.claims, step_id, self.runtime.instance, self.lease_s), f"claiming step {step_id}"
+        )
 
     async def _await_other_worker(self, msg: Msg, step_id: str) -> str | None:
         """Wait (with heart-beats) until the claim holder's result appears or its claim lapses.
