@@ -33,7 +33,7 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServe
 
 @pytest.fixture
 async def nc(nats: EmbeddedNatsServer) -> AsyncIterator[NatsClient]:
-    client = await connect(nats.url, "pytest")
+    client = await connect(nats.url, "pytest", login=nats.admin)
     try:
         yield client
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from artdag_common.bus_access import BusCredentials
 from artdag_common.db import migrate
 from artdag_common.disk import free_bytes
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent
@@ -77,6 +78,8 @@ class Stack:
         self.reserve = 0
         self._next_jetstream_check = 0.0
         self._jetstream_fault: str | None = None
+        # Each service's own login on the bus (None: a bus of the operator's without them).
+        self.credentials: BusCredentials | None = None
 
     @property
     def base_url(self) -> str:
@@ -91,10 +94,25 @@ class Stack:
         if self.nats_url is None:
             store = self.home / "nats"
             limit = jetstream_store_limit(database, store)
-            self.nats = EmbeddedNatsServer(store, log_file=self.home / "nats-server.log", max_store_bytes=limit)
+            # The embedded bus is never open: every service gets a login of its own (`bus_access`).
+            self.credentials = BusCredentials.ensure(self.home)
+            self.nats = EmbeddedNatsServer(
+                store,
+                log_file=self.home / "nats-server.log",
+                max_store_bytes=limit,
+                credentials=self.credentials,
+                object_bucket=database.nats_object_bucket,
+            )
             self.nats.start()
             self.nats_url = self.nats.url
-            say(f"nats-server (JetStream) on {self.nats_url}, store {store} (at most {limit // 2**20} MiB)")
+            say(
+                f"nats-server (JetStream) on {self.nats_url}, store {store} (at most {limit // 2**20} MiB),"
+                f" a login per service in {BusCredentials.path(self.home)}"
+            )
+        else:
+            # A bus of the operator's: the services' logins from ARTDAG_HOME when they were made there
+            # (its server configured with `artdag bus-config`), else whatever ARTDAG_NATS_USER says.
+            self.credentials = BusCredentials.load(self.home)
         self.env["ARTDAG_NATS_URL"] = self.nats_url
         asyncio.run(migrate(database.effective_database_url))
         self.ensure_local_token(database)
@@ -122,10 +140,13 @@ class Stack:
         say(f"made a token for local user {user!r} (admin), saved in {path} (mode 0600); the CLI sends it")
 
     def _spawn(self, service: str) -> subprocess.Popen[bytes]:
+        env = self.env
+        if self.credentials is not None:
+            env = {**env, **self.credentials.service_environment(service)}
         # Own session: Ctrl-C reaches only the launcher, which stops the services in order.
         return subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],
-            env=self.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent,

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -26,6 +27,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
+from artdag_common.bus_access import BusLogin, inbox_prefix
 from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.errors import PermanentError, RetryableError
 from artdag_common.subjects import max_deliveries_advisory
@@ -39,11 +41,26 @@ ErrorCallback = Callable[[Exception], Awaitable[None]]
 
 
 async def connect(
-    url: str, name: str, *, connect_timeout_s: float = 5.0, closing: asyncio.Event | None = None
+    url: str,
+    name: str,
+    *,
+    login: BusLogin | None = None,
+    tls: ssl.SSLContext | None = None,
+    connect_timeout_s: float = 5.0,
+    closing: asyncio.Event | None = None,
 ) -> NatsClient:
     """Connect with reconnects on; logs (not raises) disconnections, except once `closing` is set
-    or the client was closed on purpose."""
+    or the client was closed on purpose.
+
+    `login`: the user to connect as; its replies then arrive under its own inbox prefix, the
+    only inboxes the server lets it read (see `bus_access`).
+    """
     client = NatsClient()
+    credentials: dict[str, Any] = {}
+    if login is not None:
+        credentials = {"user": login.user, "password": login.password, "inbox_prefix": inbox_prefix(login.user)}
+    if tls is not None:
+        credentials["tls"] = tls
 
     def quiet() -> bool:
         # nats-py marks a client closed before it calls back about the disconnection it made.
@@ -71,6 +88,7 @@ async def connect(
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         drain_timeout=5,
+        **credentials,
     )
     return client
 

@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from artdag_common.bus_access import BusCredentials, BusLogin, credentials_conf
+
 
 def die_with_parent(parent_pid: int | None = None) -> None:
     """In a child process (Linux): get SIGTERM if the parent dies, so nothing lingers.
@@ -78,6 +80,8 @@ class EmbeddedNatsServer:
         log_file: Path | None = None,
         extra_args: list[str] | None = None,
         max_store_bytes: int | None = None,
+        credentials: BusCredentials | None = None,
+        object_bucket: str = "artdag_content",
     ) -> None:
         self.store_dir = store_dir
         self.host = host
@@ -89,6 +93,9 @@ class EmbeddedNatsServer:
         # JetStream's own limit on its store: full, it refuses messages ("insufficient resources")
         # instead of writing until the disk is full (which breaks its streams until a restart).
         self.max_store_bytes = max_store_bytes
+        # Who may connect and what each may say (see `bus_access`); None: an open bus.
+        self.credentials = credentials
+        self.object_bucket = object_bucket
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,11 +106,15 @@ class EmbeddedNatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [str(nats_server_binary()), "-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port)]
         args += ["-m", str(self.monitor_port)]
-        if self.max_store_bytes is not None:
-            # The limit has no flag: a config file of the server's own, beside its store (flags add to it).
-            config = self.store_dir / "limits.conf"
-            config.write_text(f"jetstream {{\n  max_file_store: {int(self.max_store_bytes)}\n}}\n")
-            args = [*args[:1], "-c", str(config), *args[1:]]
+        config = self._config()
+        if config:
+            # Limits and users have no flags: a config file of the server's own, beside its store
+            # (flags add to it); it holds passwords, so only its owner may read it.
+            path = self.store_dir / "server.conf"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(config)
+            args = [*args[:1], "-c", str(path), *args[1:]]
         if self.log_file is not None:
             args += ["-l", str(self.log_file)]
         args += self.extra_args
@@ -121,6 +132,19 @@ class EmbeddedNatsServer:
             self.stop()
             raise
         return self
+
+    def _config(self) -> str:
+        parts: list[str] = []
+        if self.max_store_bytes is not None:
+            parts.append(f"jetstream {{\n  max_file_store: {int(self.max_store_bytes)}\n}}\n")
+        if self.credentials is not None:
+            parts.append(credentials_conf(self.credentials, self.object_bucket))
+        return "".join(parts)
+
+    @property
+    def admin(self) -> BusLogin | None:
+        """The login with every right (an operator's, the tests'), if the bus has logins."""
+        return None if self.credentials is None else self.credentials.admin
 
     def jetstream_fault(self, timeout_s: float = 1.0) -> str | None:
         """What ails JetStream by the server's own health check, or None if it is well (or not asked).
@@ -180,8 +204,17 @@ class EmbeddedNatsCluster:
     For tests and trials of replication; each server keeps its own store under `root`.
     """
 
-    def __init__(self, root: Path, size: int = 3, *, host: str = "127.0.0.1", name: str = "artdag") -> None:
+    def __init__(
+        self,
+        root: Path,
+        size: int = 3,
+        *,
+        host: str = "127.0.0.1",
+        name: str = "artdag",
+        credentials: BusCredentials | None = None,
+    ) -> None:
         self.root = root
+        self.credentials = credentials
         self.host = host
         route_ports = [free_port(host) for _ in range(size)]
         routes = ",".join(f"nats://{host}:{port}" for port in route_ports)
@@ -190,6 +223,7 @@ class EmbeddedNatsCluster:
                 root / f"n{index}",
                 host=host,
                 log_file=root / f"n{index}.log",
+                credentials=credentials,
                 extra_args=[
                     "-n", f"{name}-n{index}",
                     "--cluster_name", name,
@@ -204,6 +238,11 @@ class EmbeddedNatsCluster:
     def url(self) -> str:
         """Every server's URL, comma-separated (what ARTDAG_NATS_URL takes)."""
         return ",".join(server.url for server in self.servers)
+
+    @property
+    def admin(self) -> BusLogin | None:
+        """The login with every right, if the cluster has logins."""
+        return None if self.credentials is None else self.credentials.admin
 
     def server_named(self, name: str) -> EmbeddedNatsServer:
         """The server whose ``-n`` name is `name` (a stream leader's, say)."""

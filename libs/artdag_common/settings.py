@@ -8,11 +8,14 @@ name is accepted as well, so that an operator's old environment keeps working.
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from artdag_common.bus_access import BusLogin, tls_context
 
 _NATS_URL_RE = re.compile(r"^(nats|tls|ws|wss)://[^\s]+$")
 # JetStream object-store bucket names: what nats-server accepts for a bucket.
@@ -40,6 +43,13 @@ class CommonSettings(BaseSettings):
 
     home: Path = Field(default=Path("~/.artdag"), validation_alias=_env("HOME"))
     nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL", "NATS_URL"))
+    # This process's login on the bus (`artdag up` gives each service its own; see bus_access.py).
+    nats_user: str | None = Field(default=None, min_length=1, max_length=64, validation_alias=_env("NATS_USER"))
+    nats_password: SecretStr | None = Field(default=None, validation_alias=_env("NATS_PASSWORD"))
+    # TLS to the bus: the CA that signed the server's certificate; a client certificate and key if it asks.
+    nats_tls_ca: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_CA"))
+    nats_tls_cert: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_CERT"))
+    nats_tls_key: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_KEY"))
     # JetStream servers that hold each stream, consumer and bucket (3 on a 3-server cluster).
     nats_replicas: int = Field(default=1, ge=1, le=5, validation_alias=_env("NATS_REPLICAS"))
     # Free disk space kept in reserve: below it uploads and new runs are refused (507); 0 turns it off.
@@ -93,7 +103,9 @@ class CommonSettings(BaseSettings):
     auth_fail_limit: int = Field(default=20, ge=1, le=100_000, validation_alias=_env("AUTH_FAIL_LIMIT"))
     auth_fail_window_s: float = Field(default=60.0, gt=0, le=86_400, validation_alias=_env("AUTH_FAIL_WINDOW_S"))
 
-    @field_validator("home", "cache_dir", "store_spool_dir", "key_dir", mode="after")
+    @field_validator(
+        "home", "cache_dir", "store_spool_dir", "key_dir", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -174,12 +186,35 @@ class CommonSettings(BaseSettings):
         return check_s3_prefix(value)
 
     @model_validator(mode="after")
+    def _check_bus_login(self) -> CommonSettings:
+        if (self.nats_user is None) != (self.nats_password is None):
+            raise ValueError("set both ARTDAG_NATS_USER and ARTDAG_NATS_PASSWORD, or neither")
+        if self.nats_tls_key is not None and self.nats_tls_cert is None:
+            raise ValueError("ARTDAG_NATS_TLS_KEY needs ARTDAG_NATS_TLS_CERT")
+        for name, path in (("CA", self.nats_tls_ca), ("CERT", self.nats_tls_cert), ("KEY", self.nats_tls_key)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"ARTDAG_NATS_TLS_{name}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
     def _check_store(self) -> CommonSettings:
         if self.store == "s3" and not self.s3_bucket:
             raise ValueError("ARTDAG_STORE=s3 needs ARTDAG_S3_BUCKET")
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("set both ARTDAG_S3_ACCESS_KEY_ID and ARTDAG_S3_SECRET_ACCESS_KEY, or neither")
         return self
+
+    @property
+    def bus_login(self) -> BusLogin | None:
+        """The login this process connects to the bus with, if one is set."""
+        if self.nats_user is None or self.nats_password is None:
+            return None
+        return BusLogin(self.nats_user, self.nats_password.get_secret_value())
+
+    @property
+    def bus_tls(self) -> ssl.SSLContext | None:
+        """The TLS context for the bus, if TLS files are set."""
+        return tls_context(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)
 
     @property
     def l2_mode(self) -> bool:

@@ -11,6 +11,7 @@ starts with an old setting must not undo a scale-up).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 
@@ -21,11 +22,12 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
 from artdag_common import subjects
 
@@ -142,8 +144,11 @@ KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, 
 KV_BUCKETS: tuple[KeyValueConfig, ...] = (KV_RUNS, KV_RESULTS, KV_CLAIMS, KV_ANALYSIS, KV_REVOKED)
 
 
-async def provision(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update every stream, consumer and bucket; safe to call from every replica."""
+async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str | None = None) -> None:
+    """Create or update every stream, consumer and bucket; safe to call from every replica.
+
+    `object_bucket`: the content store's object-store bucket, when the store is NATS.
+    """
     for declared in STREAMS:
         stream = replace(declared, num_replicas=replicas)
         try:
@@ -174,6 +179,49 @@ async def provision(js: JetStreamContext, replicas: int = 1) -> None:
             stream.max_age = bucket.ttl
             stream.num_replicas = max(replicas, stream.num_replicas or 1)
             await js.update_stream(stream)
+    if object_bucket is not None:
+        try:
+            await js.object_store(object_bucket)
+        except BucketNotFoundError:
+            with contextlib.suppress(BadRequestError):  # made concurrently by another planner
+                await js.create_object_store(object_bucket, ObjectStoreConfig(replicas=replicas))
+
+
+async def await_provisioned(js: JetStreamContext, timeout_s: float = 60.0, object_bucket: str | None = None) -> None:
+    """Wait until every stream, consumer and bucket exists (for a service that may not make them).
+
+    Only the planner and admin may create streams (`bus_access.STREAM_MANAGERS`); the others
+    start beside it and wait for its `provision`.
+    """
+    names = [s.name or "" for s in STREAMS] + [kv_stream(b.bucket) for b in KV_BUCKETS]
+    if object_bucket is not None:
+        names.append(f"OBJ_{object_bucket}")
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        missing = await _missing(js, names)
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(
+                f"JetStream is not provisioned after {timeout_s:g} s (no {', '.join(missing)}): is the planner running?"
+            )
+        log.info("waiting for the planner to provision %s", ", ".join(missing))
+        await asyncio.sleep(0.5)
+
+
+async def _missing(js: JetStreamContext, stream_names: list[str]) -> list[str]:
+    missing: list[str] = []
+    for name in stream_names:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            missing.append(name)
+    for consumer in CONSUMERS:
+        try:
+            await js.consumer_info(consumer.stream, consumer.durable)
+        except NotFoundError:
+            missing.append(f"consumer {consumer.durable}")
+    return missing
 
 
 async def _raise_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig, timeout_s: float = 30.0) -> None:

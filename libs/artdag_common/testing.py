@@ -15,10 +15,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from artdag_common.bus_access import ADMIN, BusCredentials
 from artdag_common.nats_server import EmbeddedNatsServer, die_with_parent, free_port, wait_for_port
 
 
@@ -46,9 +48,24 @@ def noop_tree_recipe(leaves: int, salt: int) -> str:
 
 @contextmanager
 def nats_server(store_dir: Path) -> Iterator[EmbeddedNatsServer]:
-    """A real JetStream server on a free loopback port, stopped on exit."""
-    with EmbeddedNatsServer(store_dir, log_file=store_dir / "nats-server.log") as server:
+    """A real JetStream server on a free loopback port with a login per service (as `artdag up` runs it)."""
+    credentials = BusCredentials.generate()
+    with EmbeddedNatsServer(store_dir, log_file=store_dir / "nats-server.log", credentials=credentials) as server:
         yield server
+
+
+def bus_settings(server: EmbeddedNatsServer, user: str = ADMIN) -> dict[str, Any]:
+    """Service settings that reach `server` as `user` (a service's own login, or admin)."""
+    settings: dict[str, Any] = {"nats_url": server.url}
+    if server.credentials is not None:
+        login = server.credentials.login(user)
+        settings.update(nats_user=login.user, nats_password=login.password)
+    return settings
+
+
+def bus_environment(server: EmbeddedNatsServer, user: str = ADMIN) -> dict[str, str]:
+    """`bus_settings` as a process's environment."""
+    return {f"ARTDAG_{key.upper()}": str(value) for key, value in bus_settings(server, user).items()}
 
 
 def unique(prefix: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from artdag_common.bus_access import BusCredentials, BusLogin
 from artdag_common.nats_server import free_port
 from artdag_common.tokens import load_token
 
@@ -32,6 +33,13 @@ class Stack:
 
     def descendants(self) -> set[int]:
         return descendants(self.process.pid)
+
+    @property
+    def bus_admin(self) -> BusLogin:
+        """The bus's admin login that `artdag up` made in `<home>/bus` (an operator's, for the tests)."""
+        credentials = BusCredentials.load(self.home)
+        assert credentials is not None, f"artdag up made no bus credentials in {self.home}"
+        return credentials.admin
 
     @property
     def token(self) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from artdag_common import streams
 from artdag_common.bus import connect
+from artdag_common.bus_access import BusCredentials
 from artdag_common.cid import cid_of_file
 from artdag_common.demo_media import write_test_clip
 from artdag_common.nats_server import EmbeddedNatsCluster, EmbeddedNatsServer
@@ -31,7 +32,7 @@ output: big
 
 async def _tasks_leader(cluster: EmbeddedNatsCluster, timeout_s: float = 30.0) -> str:
     """The name of the server that leads the tasks stream, once it has three replicas."""
-    nc = await connect(cluster.url, "pytest-cluster-stack")
+    nc = await connect(cluster.url, "pytest-cluster-stack", login=cluster.admin)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + timeout_s
@@ -70,8 +71,10 @@ def test_the_stack_survives_losing_the_leader_of_its_tasks(tmp_path: Path) -> No
         clips.append(clip)
         clean.append(cid_of_file(out))
 
+    # The logins the stack's services use, made in its home first: the cluster's servers take them too.
+    credentials = BusCredentials.ensure(tmp_path / "home")
     with (
-        EmbeddedNatsCluster(tmp_path / "cluster") as cluster,
+        EmbeddedNatsCluster(tmp_path / "cluster", credentials=credentials) as cluster,
         running_stack(tmp_path / "home", "--nats-url", cluster.url, "--executors", "2", ARTDAG_NATS_REPLICAS="3") as st,
         st.http(timeout=15) as http,
     ):
@@ -117,7 +120,7 @@ def test_the_stack_survives_losing_the_leader_of_its_tasks(tmp_path: Path) -> No
 
 
 async def _all_current(cluster: EmbeddedNatsCluster, timeout_s: float = 30.0) -> bool:
-    nc = await connect(cluster.url, "pytest-cluster-stack")
+    nc = await connect(cluster.url, "pytest-cluster-stack", login=cluster.admin)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + timeout_s

@@ -15,6 +15,7 @@ from nats.js.errors import KeyNotFoundError
 
 from artdag_common import streams
 from artdag_common.bus import connect
+from artdag_common.bus_access import BusLogin
 from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
 from artdag_common.demo_media import write_test_clip
@@ -32,8 +33,8 @@ output: big
 """
 
 
-async def _claim_holder(nats_url: str, step_id: str, timeout_s: float) -> str:
-    nc = await connect(nats_url, "pytest-crash")
+async def _claim_holder(nats_url: str, login: BusLogin, step_id: str, timeout_s: float) -> str:
+    nc = await connect(nats_url, "pytest-crash", login=login)
     try:
         claims = await nc.jetstream().key_value(streams.KV_CLAIMS.bucket)
         deadline = time.monotonic() + timeout_s
@@ -62,7 +63,7 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
             run_id = http.post("/runs", json={"recipe": RECIPE, "inputs": {"video": cid}}).json()["run_id"]
             step_id = http.get(f"/api/run/{run_id}/plan").json()["output_step"]
 
-            holder = asyncio.run(_claim_holder(st.nats_url, step_id, timeout_s=20))
+            holder = asyncio.run(_claim_holder(st.nats_url, st.bus_admin, step_id, timeout_s=20))
             victim = int(holder.rsplit("-", 1)[1])
             assert victim in st.descendants()
             time.sleep(0.3)  # well inside the render

@@ -17,6 +17,7 @@ import pytest
 
 from artdag_common import subjects
 from artdag_common.bus import connect
+from artdag_common.bus_access import BusLogin
 from artdag_common.demo_media import write_test_clip
 from tests.e2e.conftest import Stack, running_stack
 
@@ -82,9 +83,9 @@ def run_to_end(http: httpx.Client, run_id: str, timeout_s: float = 90.0) -> dict
         time.sleep(0.3)
 
 
-async def _publish_to_a_stream(nats_url: str) -> Exception | None:
+async def _publish_to_a_stream(nats_url: str, login: BusLogin) -> Exception | None:
     """A write JetStream must make now: on a full disk it cannot."""
-    nc = await connect(nats_url, "pytest-disk-full")
+    nc = await connect(nats_url, "pytest-disk-full", login=login)
     try:
         # Bigger than a page: a few bytes may still fit in the last page of a stream's block file.
         for _ in range(4):
@@ -136,7 +137,7 @@ def test_a_full_disk_refuses_new_work_frees_by_deletion_and_heals_when_room_retu
         assert health.status_code == 200 and health.json()["degraded"] == ["disk"], health.text
 
         # JetStream cannot write either: it is told to, and says so; the launcher waits for room.
-        assert asyncio.run(_publish_to_a_stream(st.nats_url)) is not None
+        assert asyncio.run(_publish_to_a_stream(st.nats_url, st.bus_admin)) is not None
         wait_for_log(st, "JetStream cannot write", 15)
 
         # Content is deleted on the full disk (this is how room is made through the API).
@@ -156,4 +157,4 @@ def test_a_full_disk_refuses_new_work_frees_by_deletion_and_heals_when_room_retu
         assert run.status_code in (200, 202), run.text
         after = run_to_end(http, run.json()["run_id"])
         assert after["status"] == "completed", after
-        assert asyncio.run(_publish_to_a_stream(st.nats_url)) is None
+        assert asyncio.run(_publish_to_a_stream(st.nats_url, st.bus_admin)) is None

@@ -12,6 +12,7 @@ from nats.js.errors import KeyNotFoundError
 
 from artdag_common import streams
 from artdag_common.bus import connect
+from artdag_common.bus_access import BusLogin
 from artdag_common.codec import pack, unpack
 from artdag_common.ids import new_run_id
 from artdag_common.schemas import RunState, RunStatus, StepStatus
@@ -22,9 +23,9 @@ pytestmark = pytest.mark.e2e
 RECIPE = "steps:\n  - {id: a, type: NOOP, inputs: [], config: {n: 4242}}\noutput: a\n"
 
 
-async def _rewrite(nats_url: str, run_id: str, state: RunState | None) -> None:
+async def _rewrite(nats_url: str, login: BusLogin, run_id: str, state: RunState | None) -> None:
     """Put `state` under `run_id` in the runs bucket (None: read nothing, write nothing)."""
-    nc = await connect(nats_url, "pytest-ghosts")
+    nc = await connect(nats_url, "pytest-ghosts", login=login)
     try:
         runs = await nc.jetstream().key_value(streams.KV_RUNS.bucket)
         if state is not None:
@@ -33,8 +34,8 @@ async def _rewrite(nats_url: str, run_id: str, state: RunState | None) -> None:
         await nc.close()
 
 
-async def _in_bucket(nats_url: str, run_id: str) -> RunState | None:
-    nc = await connect(nats_url, "pytest-ghosts")
+async def _in_bucket(nats_url: str, login: BusLogin, run_id: str) -> RunState | None:
+    nc = await connect(nats_url, "pytest-ghosts", login=login)
     try:
         runs = await nc.jetstream().key_value(streams.KV_RUNS.bucket)
         try:
@@ -61,17 +62,17 @@ def test_half_accepted_and_never_started_runs_are_settled_while_the_stack_runs(t
         for step in stalled.steps.values():
             if step.node_type != "SOURCE":
                 step.status, step.output_cid = StepStatus.PENDING, None
-        asyncio.run(_rewrite(st.nats_url, run_id, stalled))
+        asyncio.run(_rewrite(st.nats_url, st.bus_admin, run_id, stalled))
 
         # A submit that stopped between taking the run id and recording the run: no record anywhere.
         half = RunState(run_id=new_run_id(), recipe_id=run["recipe_id"], recipe_name="half", inputs={})
         half.created_at = time.time() - 60
-        asyncio.run(_rewrite(st.nats_url, half.run_id, half))
+        asyncio.run(_rewrite(st.nats_url, st.bus_admin, half.run_id, half))
 
         deadline = time.monotonic() + 30
         while True:
-            again = asyncio.run(_in_bucket(st.nats_url, run_id))
-            dropped = asyncio.run(_in_bucket(st.nats_url, half.run_id)) is None
+            again = asyncio.run(_in_bucket(st.nats_url, st.bus_admin, run_id))
+            dropped = asyncio.run(_in_bucket(st.nats_url, st.bus_admin, half.run_id)) is None
             if again is not None and again.status == RunStatus.COMPLETED and dropped:
                 break
             assert time.monotonic() < deadline, (again, dropped)

@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import nats
 import pytest
 
 from artdag_common import subjects
 from artdag_common.asyncapi import RPC
+from artdag_common.bus import connect
+from artdag_common.bus_access import BusLogin
 from artdag_common.cid import cid_of_bytes
 from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.schemas import RpcReply
@@ -97,8 +98,9 @@ GARBAGE = [
 ]
 
 
-async def _send_garbage(url: str) -> tuple[list[str], int]:
-    client = await nats.connect(url)
+async def _send_garbage(url: str, login: BusLogin) -> tuple[list[str], int]:
+    # As a peer with every right (the admin login): what each handler does with junk is under test.
+    client = await connect(url, "pytest-garbage", login=login)
     try:
         wrong: list[str] = []
         answered = 0
@@ -122,7 +124,7 @@ async def _send_garbage(url: str) -> tuple[list[str], int]:
 
 
 def test_garbage_on_the_bus_gets_typed_errors_and_is_dropped(stack: Stack) -> None:
-    wrong, answered = asyncio.run(_send_garbage(stack.nats_url))
+    wrong, answered = asyncio.run(_send_garbage(stack.nats_url, stack.bus_admin))
     assert answered == len(RPC) * len(GARBAGE)  # every verb answered every payload
     assert wrong == []
     with stack.http() as http:

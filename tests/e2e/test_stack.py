@@ -66,7 +66,7 @@ def run_statuses(stack: Stack, run_id: str) -> list[str]:
     import asyncio
 
     async def collect() -> list[str]:
-        nc = await connect(stack.nats_url, "pytest-e2e")
+        nc = await connect(stack.nats_url, "pytest-e2e", login=stack.bus_admin)
         try:
             js = nc.jetstream()
             sub = await js.subscribe(

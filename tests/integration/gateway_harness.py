@@ -16,11 +16,13 @@ import httpx
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 
-from artdag_common import rpc
+from artdag_common import rpc, streams
+from artdag_common.bus import connect
 from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import IssuedToken, IssueTokenRequest
+from artdag_common.testing import bus_settings
 from services.auth.app import start as start_auth
 from services.auth.settings import AuthSettings
 from services.cache.app import start as start_cache
@@ -67,19 +69,24 @@ async def gateway_harness(
     imports.mkdir(exist_ok=True)
     common: dict[str, Any] = {
         "home": home,
-        "nats_url": nats.url,
         "database_url": f"sqlite+aiosqlite:///{home / 'artdag.db'}",
     }
     common.update({k: v for k, v in settings.items() if k in CacheSettings.model_fields})
     await migrate(common["database_url"])
+    # No planner here to provision JetStream: an operator's login does it, as the planner would.
+    provisioner = await connect(nats.url, "pytest-provision", login=nats.admin)
+    try:
+        await streams.provision(provisioner.jetstream())
+    finally:
+        await provisioner.close()
     runtimes: list[ServiceRuntime] = []
     if start_cache_service:
-        cache_settings = CacheSettings(**common)
+        cache_settings = CacheSettings(**common, **bus_settings(nats, "cache"))
         cache_runtime = ServiceRuntime("cache", cache_settings)
         await cache_runtime.open()
         runtimes.append(cache_runtime)
         await start_cache(cache_runtime, cache_settings)
-    auth_settings = AuthSettings(**common)
+    auth_settings = AuthSettings(**common, **bus_settings(nats, "auth"))
     auth_runtime = ServiceRuntime("auth", auth_settings)
     await auth_runtime.open()
     runtimes.append(auth_runtime)
@@ -90,23 +97,24 @@ async def gateway_harness(
         "ipfs_gateway_url": "https://gw.example/",
         **settings,
     }
-    app = create_app(GatewaySettings(**{**common, **gateway_settings}))
+    app = create_app(GatewaySettings(**{**common, **bus_settings(nats, "gateway"), **gateway_settings}))
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as anonymous:
-                harness = Harness(
-                    client=anonymous, anonymous=anonymous, home=home, imports=imports, nc=auth_runtime.nc, app=app
-                )
-                if not settings.get("l2_server"):
-                    for user, roles in (("alice", []), ("bob", []), ("root", ["admin"])):
-                        harness.tokens[user] = await harness.issue(user, roles=roles)
-                    harness.client = harness.as_user("alice")
+                # The tests' own bus client: an operator's login (issuing tokens takes admin rights).
+                admin = await connect(nats.url, "pytest-harness", login=nats.admin)
+                harness = Harness(client=anonymous, anonymous=anonymous, home=home, imports=imports, nc=admin, app=app)
                 try:
+                    if not settings.get("l2_server"):
+                        for user, roles in (("alice", []), ("bob", []), ("root", ["admin"])):
+                            harness.tokens[user] = await harness.issue(user, roles=roles)
+                        harness.client = harness.as_user("alice")
                     yield harness
                 finally:
                     for client in harness.extra:
                         await client.aclose()
+                    await admin.close()
     finally:
         for runtime in reversed(runtimes):
             runtime.stopping.set()

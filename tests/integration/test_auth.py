@@ -22,6 +22,7 @@ from artdag_common.errors import NotFoundError
 from artdag_common.ids import new_run_id
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.schemas import IssuedToken, IssueTokenRequest, RunRequest, RunState, RunStatus
+from artdag_common.testing import bus_environment
 from artdag_common.tokens import token_hash
 from tests.integration.gateway_harness import Harness, gateway_harness
 
@@ -321,7 +322,7 @@ async def test_revocation_reaches_a_second_gateway_process_within_a_second(
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTDAG_")}
     env.update(
         ARTDAG_HOME=str(harness.home),
-        ARTDAG_NATS_URL=nats.url,
+        **bus_environment(nats, "gateway"),
         ARTDAG_DATABASE_URL=f"sqlite+aiosqlite:///{harness.home / 'artdag.db'}",
         ARTDAG_PORT=str(port),
         ARTDAG_AUTH_CACHE_S="300",  # the cache would trust the token for minutes: only the revocation stops it

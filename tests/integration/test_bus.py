@@ -26,6 +26,7 @@ from artdag_common.bus import (
     settle,
     watch_dead_letters,
 )
+from artdag_common.bus_access import BusCredentials
 from artdag_common.errors import (
     InvalidInputError,
     NoAnswerInTimeError,
@@ -174,8 +175,8 @@ async def test_message_fate_follows_the_error(nc: NatsClient) -> None:
 
 
 async def test_a_second_server_is_separate(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with EmbeddedNatsServer(tmp_path_factory.mktemp("other")) as other:
-        client = await connect(other.url, "pytest-other")
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("other"), credentials=BusCredentials.generate()) as other:
+        client = await connect(other.url, "pytest-other", login=other.admin)
         try:
             assert client.is_connected
             assert client.connected_url is not None and client.connected_url.port == other.port
@@ -187,11 +188,11 @@ async def test_closing_a_client_is_quiet_and_losing_the_server_is_logged(
     tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="artdag_common.bus")
-    with EmbeddedNatsServer(tmp_path_factory.mktemp("quiet")) as server:
-        closed_on_purpose = await connect(server.url, "pytest-quiet")
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("quiet"), credentials=BusCredentials.generate()) as server:
+        closed_on_purpose = await connect(server.url, "pytest-quiet", login=server.admin)
         await closed_on_purpose.close()
         assert "disconnected from nats" not in caplog.text
-        left_behind = await connect(server.url, "pytest-left")
+        left_behind = await connect(server.url, "pytest-left", login=server.admin)
     try:
         for _ in range(100):  # the server is gone: the client notices within a moment
             if "disconnected from nats" in caplog.text:
@@ -318,10 +319,10 @@ async def test_many_keys_are_read_in_one_request_and_deleted_ones_are_absent(nc:
 
 
 async def test_buckets_made_by_an_earlier_version_get_direct_reads(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with EmbeddedNatsServer(tmp_path_factory.mktemp("upgrade")) as server:
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("upgrade"), credentials=BusCredentials.generate()) as server:
         from artdag_common.bus import connect
 
-        client = await connect(server.url, "pytest-upgrade")
+        client = await connect(server.url, "pytest-upgrade", login=server.admin)
         try:
             js = client.jetstream()
             old = KeyValueConfig(bucket=streams.KV_RESULTS.bucket, history=1)  # no direct reads

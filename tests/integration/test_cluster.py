@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 
 from artdag_common import streams, subjects
 from artdag_common.bus import connect
+from artdag_common.bus_access import BusCredentials
 from artdag_common.content_store.nats import NatsContentStore
 from artdag_common.nats_server import EmbeddedNatsCluster
 
@@ -36,13 +37,13 @@ OUTAGES = (
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[EmbeddedNatsCluster]:
-    with EmbeddedNatsCluster(tmp_path / "cluster") as running:
+    with EmbeddedNatsCluster(tmp_path / "cluster", credentials=BusCredentials.generate()) as running:
         yield running
 
 
 @pytest.fixture
 async def nc(cluster: EmbeddedNatsCluster) -> AsyncIterator[NatsClient]:
-    client = await connect(cluster.url, "pytest-cluster")
+    client = await connect(cluster.url, "pytest-cluster", login=cluster.admin)
     await _until_ready(client.jetstream())
     try:
         yield client

@@ -18,7 +18,7 @@ from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.settings import CommonSettings, load_settings
 from artdag_common.streams import ConsumerDecl
-from artdag_common.testing import unique
+from artdag_common.testing import bus_settings, unique
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/k8s/helm/artdag/dashboards/artdag.json"
 
@@ -47,7 +47,7 @@ async def test_probes_follow_the_nats_connection_and_metrics_are_served(
 ) -> None:
     monkeypatch.setattr(runtime_module, "LAG_POLL_S", 0.1)
     port = free_port()
-    settings = CommonSettings(home=tmp_path, nats_url=nats.url, probe_port=port)
+    settings = CommonSettings(home=tmp_path, probe_port=port, **bus_settings(nats))
     runtime = ServiceRuntime("executor", settings)
     runtime.started = False
     await runtime.open()

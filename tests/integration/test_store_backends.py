@@ -96,7 +96,7 @@ def test_the_nats_store_needs_a_connection(tmp_path: Path) -> None:
 async def test_open_store_async_creates_the_bucket_and_closes_with_the_stack(
     tmp_path: Path, nats: EmbeddedNatsServer
 ) -> None:
-    nc = await connect(nats.url, "pytest-open-store")
+    nc = await connect(nats.url, "pytest-open-store", login=nats.admin)
     bucket = unique("opened")
     try:
         async with AsyncExitStack() as stack:

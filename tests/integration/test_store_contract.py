@@ -77,7 +77,8 @@ async def _make_store(
         async with s3:
             yield s3
     elif kind == "nats":
-        nc = await connect(request.getfixturevalue("nats").url, "pytest-store")
+        server = request.getfixturevalue("nats")
+        nc = await connect(server.url, "pytest-store", login=server.admin)
         bucket = unique("content")
         store = NatsContentStore(nc, bucket, spool_dir=spool, cid_version=cid_version)
         try:

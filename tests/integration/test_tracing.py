@@ -19,11 +19,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from artdag_common import rpc, telemetry
+from artdag_common.bus import connect
 from artdag_common.db import migrate
 from artdag_common.demo_media import write_test_clip
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import IssuedToken, IssueTokenRequest
-from artdag_common.testing import nats_server
+from artdag_common.testing import bus_settings, nats_server
 from services.analyzer.app import start as start_analyzer
 from services.analyzer.settings import AnalyzerSettings
 from services.auth.app import start as start_auth
@@ -72,17 +73,21 @@ async def gateway(tmp_path: Path, spans: InMemorySpanExporter) -> AsyncIterator[
     with nats_server(tmp_path / "nats") as nats:
         common: dict[str, Any] = {
             "home": home,
-            "nats_url": nats.url,
             "database_url": f"sqlite+aiosqlite:///{home / 'artdag.db'}",
         }
         await migrate(common["database_url"])
         runtimes: list[ServiceRuntime] = []
         services: list[tuple[str, Any, Any]] = [
-            ("auth", AuthSettings(**common), start_auth),
-            ("cache", CacheSettings(**common), start_cache),
-            ("analyzer", AnalyzerSettings(**common), start_analyzer),
-            ("planner", PlannerSettings(**common, chunk_seconds=1.0), start_planner),
-            ("executor", ExecutorSettings(**common, max_concurrent_steps=2), start_executor),
+            # The planner first: it provisions JetStream, which the others wait for.
+            ("planner", PlannerSettings(**common, **bus_settings(nats, "planner"), chunk_seconds=1.0), start_planner),
+            ("auth", AuthSettings(**common, **bus_settings(nats, "auth")), start_auth),
+            ("cache", CacheSettings(**common, **bus_settings(nats, "cache")), start_cache),
+            ("analyzer", AnalyzerSettings(**common, **bus_settings(nats, "analyzer")), start_analyzer),
+            (
+                "executor",
+                ExecutorSettings(**common, **bus_settings(nats, "executor"), max_concurrent_steps=2),
+                start_executor,
+            ),
         ]
         try:
             for name, settings, start in services:
@@ -90,8 +95,12 @@ async def gateway(tmp_path: Path, spans: InMemorySpanExporter) -> AsyncIterator[
                 runtimes.append(runtime)
                 await runtime.open()
                 await start(runtime, settings)
-            issued = await rpc.call(runtimes[0].nc, "auth", "issue", IssueTokenRequest(user="tracer"), IssuedToken)
-            app = create_app(GatewaySettings(**common))
+            admin = await connect(nats.url, "pytest-tracing", login=nats.admin)
+            try:
+                issued = await rpc.call(admin, "auth", "issue", IssueTokenRequest(user="tracer"), IssuedToken)
+            finally:
+                await admin.close()
+            app = create_app(GatewaySettings(**common, **bus_settings(nats, "gateway")))
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(
