@@ -9,7 +9,7 @@ ARTDAG_HOME ?= $(HOME)/.artdag
 .DEFAULT_GOAL := help
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-check asyncapi \
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-bus-values k8s-check asyncapi \
 	image container-test
 
 help: ## list the targets
@@ -52,6 +52,9 @@ k8s-tools: $(TOOLS_STAMP) ## install the chart checkers (Helm SDK, kubernetes-va
 
 k8s-manifests: $(TOOLS_STAMP) ## render deploy/k8s/base (Kustomize) from the Helm chart
 	$(TOOLS)/bin/python deploy/k8s/k8stool.py manifests
+
+k8s-bus-values: $(STAMP) ## write the bus's users, grants and password variables (bus_access.py) into the chart's values.yaml
+	$(BIN)/python deploy/k8s/bus_values.py
 
 k8s-check: $(TOOLS_STAMP) ## offline: chart (default + production values) and manifests vs Kubernetes schemas, checkov, hadolint
 	$(TOOLS)/bin/python deploy/k8s/k8stool.py check

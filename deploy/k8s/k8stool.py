@@ -32,8 +32,13 @@ RELEASE = "artdag"
 NAMESPACE = "artdag"
 
 # The Kustomize base: the chart's defaults, less what only Helm can do. NATS comes from the
-# cluster (the upstream chart or manifests of its own) at the address below.
-BASE_VALUES: dict[str, Any] = {"nats": {"enabled": False}, "natsUrl": "nats://nats:4222"}
+# cluster (the upstream chart or manifests of its own) at the address below; the bus logins from
+# a Secret the operator makes (`artdag bus-config --secret`), never random passwords in git.
+BASE_VALUES: dict[str, Any] = {
+    "nats": {"enabled": False},
+    "natsUrl": "nats://nats:4222",
+    "bus": {"existingSecret": "artdag-bus"},
+}
 
 # Custom resources: no schema ships with kubernetes-validate; they are linted by checkov only.
 CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "PodMonitor")}

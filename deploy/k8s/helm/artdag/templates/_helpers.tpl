@@ -175,6 +175,16 @@ spec:
               value: "0.0.0.0"
             - name: OTEL_SERVICE_NAME
               value: artdag-{{ $name }}
+            {{- if $root.Values.bus.auth }}
+            # Each service's own login on the bus: the server lets it say only what its work needs.
+            - name: ARTDAG_NATS_USER
+              value: {{ $name | quote }}
+            - name: ARTDAG_NATS_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ default $root.Values.bus.secretName $root.Values.bus.existingSecret }}
+                  key: {{ $name }}
+            {{- end }}
             {{- range $key, $value := $svc.env }}
             - name: {{ $key }}
               value: {{ $value | quote }}
