@@ -159,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--save", action="store_true", help="also save it as <home>/token (mode 0600) for the CLI")
 
+    bus = commands.add_parser(
+        "bus-config",
+        help="the bus logins for a NATS of your own: its `authorization` block, or a Kubernetes Secret (--secret)",
+    )
+    bus.add_argument(
+        "--home", type=Path, default=Path(os.environ.get("ARTDAG_HOME", "~/.artdag")), help="artdag home (ARTDAG_HOME)"
+    )
+    bus.add_argument(
+        "--bucket",
+        default=os.environ.get("ARTDAG_NATS_OBJECT_BUCKET", "artdag_content"),
+        help="the content store's object-store bucket (ARTDAG_NATS_OBJECT_BUCKET)",
+    )
+    bus.add_argument("--secret", metavar="NAME", help="print a Secret NAME (the chart's bus.existingSecret) instead")
+
     verify = commands.add_parser("verify", help="check an output's signed provenance (and re-render it with --render)")
     verify.add_argument("cid", help="the output's CID")
     verify.add_argument("--render", action="store_true", help="render it again from the recorded recipe and inputs")
@@ -477,6 +491,41 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bus_config(args: argparse.Namespace) -> int:
+    """Print the logins in `<home>/bus` (made there first if missing) for a NATS server of the operator's.
+
+    `artdag up --nats-url` then gives each service its login from the same home.
+    """
+    import base64
+    import json
+
+    from artdag_common.bus_access import USERS, BusCredentials, credentials_conf
+
+    if not re.match(r"^[A-Za-z0-9_-]{1,64}$", args.bucket):
+        raise ArtdagError("--bucket: letters, digits, _ and - only")
+    home = args.home.expanduser().resolve()
+    try:
+        credentials = BusCredentials.ensure(home)
+    except (OSError, ValueError) as exc:
+        raise ArtdagError(f"bus credentials in {home}: {exc}") from None
+    if args.secret is not None:
+        if not re.match(r"^[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?$", args.secret):
+            raise ArtdagError("--secret: a Kubernetes name (lower-case letters, digits and -)")
+        data = {user: base64.b64encode(credentials.login(user).password.encode()).decode() for user in USERS}
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": args.secret},
+            "type": "Opaque",
+            "data": data,
+        }
+        print(json.dumps(secret, indent=2))
+    else:
+        print(f"# artdag's bus logins (from {BusCredentials.path(home)}): include this in the nats-server config")
+        print(credentials_conf(credentials, args.bucket), end="")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
@@ -554,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_token_create(args)
         if args.command == "verify":
             return cmd_verify(args)
+        if args.command == "bus-config":
+            return cmd_bus_config(args)
     except ArtdagError as exc:
         print(f"artdag: {exc}", file=sys.stderr)
         return 1

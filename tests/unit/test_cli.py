@@ -77,3 +77,29 @@ def test_progress_line_counts_steps_frames_and_eta() -> None:
     assert "ETA 30s" in line  # 10 s for a quarter of the frames
     done = progress.line({**state, "status": "completed"}, now=progress.started + 12.0)
     assert "100%" in done and "ETA 0s" in done
+
+
+def test_bus_config_prints_the_logins_of_the_home_and_a_secret_for_kubernetes(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from artdag_common.bus_access import USERS, BusCredentials
+
+    cli = Path(sys.executable).parent / "artdag"
+    conf = subprocess.run([str(cli), "bus-config", "--home", str(tmp_path)], capture_output=True, text=True, check=True)
+    credentials = BusCredentials.load(tmp_path)
+    assert credentials is not None
+    assert credentials.login("executor").password in conf.stdout
+    secret = subprocess.run(
+        [str(cli), "bus-config", "--home", str(tmp_path), "--secret", "artdag-bus"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(secret.stdout)["data"]
+    assert set(data) == set(USERS)
+    assert base64.b64decode(data["admin"]).decode() == credentials.admin.password
+    bad = subprocess.run(
+        [str(cli), "bus-config", "--home", str(tmp_path), "--secret", "Bad Name"], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "--secret" in bad.stderr
