@@ -27,6 +27,7 @@ import secrets
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from artdag_common import streams, subjects
 
@@ -226,44 +227,53 @@ class BusCredentials:
         return {"ARTDAG_NATS_USER": login.user, "ARTDAG_NATS_PASSWORD": login.password}
 
 
-def _quoted(value: str) -> str:
-    return json.dumps(value)
+def authorization(passwords: dict[str, str], object_bucket: str) -> dict[str, Any]:
+    """A nats-server `authorization` block: every user, its password and its grant.
 
-
-def _permissions_conf(grant: Grant, indent: str, *, answers_requests: bool) -> list[str]:
-    lines = [f"{indent}permissions: {{"]
-    lines.append(f"{indent}  publish: {{ allow: [{', '.join(_quoted(s) for s in grant.publish)}] }}")
-    lines.append(f"{indent}  subscribe: {{ allow: [{', '.join(_quoted(s) for s in grant.subscribe)}] }}")
-    if answers_requests:
-        # A service answers the requests it receives, to the requester's inbox only, once each.
-        lines.append(f"{indent}  allow_responses: true")
-    lines.append(f"{indent}}}")
-    return lines
-
-
-def authorization_conf(passwords: dict[str, str], object_bucket: str) -> str:
-    """The `authorization` block of a nats-server config: every user, its password and its grant.
-
-    `passwords` maps user to password, or to a `$VARIABLE` the server reads from its environment
-    (the chart's NATS takes them from a Secret that way).
+    `passwords` maps each user to its password, or to what stands for it (the chart's NATS
+    reads each from its environment, filled from a Secret).
     """
     table = grants(object_bucket)
-    lines = ["authorization {", "  users: ["]
+    users: list[dict[str, Any]] = []
     for user in USERS:
-        secret = passwords[user]
-        password = secret if secret.startswith("$") else _quoted(secret)
-        lines.append("    {")
-        lines.append(f"      user: {_quoted(user)}")
-        lines.append(f"      password: {password}")
-        lines += _permissions_conf(table[user], "      ", answers_requests=user != ADMIN)
-        lines.append("    }")
-    lines += ["  ]", "}"]
-    return "\n".join(lines) + "\n"
+        permissions: dict[str, Any] = {
+            "publish": {"allow": list(table[user].publish)},
+            "subscribe": {"allow": list(table[user].subscribe)},
+        }
+        if user != ADMIN:
+            # A service answers the requests it receives, to the requester's inbox only, once each.
+            permissions["allow_responses"] = True
+        users.append({"user": user, "password": passwords[user], "permissions": permissions})
+    return {"users": users}
 
 
 def credentials_conf(credentials: BusCredentials, object_bucket: str) -> str:
-    """`authorization_conf` for saved credentials (the embedded server's)."""
-    return authorization_conf({user: credentials.login(user).password for user in USERS}, object_bucket)
+    """The embedded server's `authorization` block for saved credentials (nats-server reads JSON)."""
+    passwords = {user: credentials.login(user).password for user in USERS}
+    return f"authorization: {json.dumps(authorization(passwords, object_bucket), indent=2)}\n"
+
+
+def chart_password_variable(user: str) -> str:
+    """The variable the chart's NATS container reads `user`'s password from."""
+    return f"ARTDAG_BUS_{user.upper()}"
+
+
+def chart_nats_values(secret_name: str, object_bucket: str) -> dict[str, Any]:
+    """What values.yaml gives the upstream NATS chart so that its server takes these logins.
+
+    Each password comes from the bus Secret through the container's environment (`<< $VAR >>`
+    is the upstream chart's way to write a config value unquoted, here a variable reference).
+    """
+    passwords = {user: f"<< ${chart_password_variable(user)} >>" for user in USERS}
+    return {
+        "config": {"merge": {"authorization": authorization(passwords, object_bucket)}},
+        "container": {
+            "env": {
+                chart_password_variable(user): {"valueFrom": {"secretKeyRef": {"name": secret_name, "key": user}}}
+                for user in USERS
+            }
+        },
+    }
 
 
 def tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext | None:
