@@ -643,6 +643,11 @@ class StorageProviderInput(Message):
     type: StorageType
     config: dict[str, Any] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="set by the gateway to the caller; ignored from clients")
+    viewer: Viewer | None = Field(
+        default=None,
+        description="who asks, set by the gateway (ignored from clients): decides whether the provider may reach"
+        " private addresses or a local directory; None has a plain user's rights",
+    )
 
 
 class StorageProviderPatch(BaseModel):
@@ -657,10 +662,12 @@ class StorageProviderPatch(BaseModel):
 class StorageProviderUpdate(Message):
     id: str
     patch: StorageProviderPatch
+    viewer: Viewer | None = Field(default=None, description="who asks: see StorageProviderInput.viewer")
 
 
 class StorageProviderRequest(Message):
     id: str
+    viewer: Viewer | None = Field(default=None, description="who asks: see StorageProviderInput.viewer")
 
 
 class StorageProviderRecord(Message):

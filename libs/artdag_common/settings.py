@@ -103,6 +103,27 @@ class CommonSettings(BaseSettings):
     auth_fail_limit: int = Field(default=20, ge=1, le=100_000, validation_alias=_env("AUTH_FAIL_LIMIT"))
     auth_fail_window_s: float = Field(default=60.0, gt=0, le=86_400, validation_alias=_env("AUTH_FAIL_WINDOW_S"))
 
+    # -- storage providers (see services/cache/providers.py and egress.py) ---------
+    # Colon-separated directories under which admins may add `local` providers; empty: `<home>/providers`.
+    provider_local_roots: str = Field(default="", validation_alias=_env("PROVIDER_LOCAL_ROOTS"))
+    # Let every user, not only admins, aim a provider at private, loopback or link-local addresses
+    # (a MinIO on the LAN); off, a plain user's provider reaches public addresses only.
+    provider_allow_private: bool = Field(default=False, validation_alias=_env("PROVIDER_ALLOW_PRIVATE"))
+
+    @field_validator("provider_local_roots")
+    @classmethod
+    def _check_provider_local_roots(cls, value: str) -> str:
+        for part in filter(None, value.split(":")):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"provider root {part!r} must be an absolute path")
+        return value
+
+    @property
+    def provider_roots(self) -> list[Path]:
+        """Where admins may put `local` providers (`PROVIDER_LOCAL_ROOTS`, default `<home>/providers`)."""
+        roots = [Path(part).expanduser() for part in self.provider_local_roots.split(":") if part]
+        return roots or [self.home / "providers"]
+
     @field_validator(
         "home", "cache_dir", "store_spool_dir", "key_dir", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", mode="after"
     )

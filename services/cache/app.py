@@ -39,7 +39,7 @@ from artdag_common.schemas import (
     StorageTypeSchema,
 )
 from services.cache.handlers import RunFollower
-from services.cache.providers import ProviderBook, SecretBox, type_schema
+from services.cache.providers import ProviderBook, ProviderPolicy, SecretBox, type_schema
 from services.cache.publish import Publisher
 from services.cache.service import ContentCatalog
 from services.cache.settings import CacheSettings
@@ -62,7 +62,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         evict_min_age_s=settings.cache_evict_min_age_s,
         ballast=ballast,
     )
-    providers = ProviderBook(sessions, SecretBox.from_settings(settings.secrets_key, settings.home))
+    providers = ProviderBook(
+        sessions, SecretBox.from_settings(settings.secrets_key, settings.home), ProviderPolicy.from_settings(settings)
+    )
     # The L1's keys: made on first start (files mode 0600, never in the database).
     keys = await asyncio.to_thread(load_or_create_keys, settings.keys_dir)
     publisher = Publisher(
@@ -142,7 +144,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return await providers.delete(request.id)
 
     async def storage_test(request: StorageProviderRequest) -> StorageTestReply:
-        return await providers.test(request.id, scratch=settings.spool_dir)
+        return await providers.test(request.id, scratch=settings.spool_dir, viewer=request.viewer)
 
     async def storage_type(request: StorageTypeRequest) -> StorageTypeSchema:
         return type_schema(request.type)

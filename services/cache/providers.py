@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -10,8 +11,10 @@ import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.content_store import ContentStore, LocalContentStore
 from artdag_common.db.tables import StorageProvider
-from artdag_common.errors import ArtdagError, BadRequestError, InvalidInputError, NotFoundError
+from artdag_common.errors import BadRequestError, ForbiddenError, InvalidInputError, NotFoundError
 from artdag_common.schemas import (
     StorageField,
     StorageProviderInput,
@@ -32,19 +35,43 @@ from artdag_common.schemas import (
     StorageTypeSchema,
     Viewer,
 )
-from artdag_common.settings import check_s3_prefix
+from artdag_common.settings import CommonSettings, check_s3_prefix
+from services.cache.egress import NATS_DEFAULT_PORT, Endpoint, Reach, bus_addresses, run_checked, url_endpoint
 
 log = logging.getLogger(__name__)
 
 MASK = "********"
 _ENCRYPTED = "enc:v1:"
+# What a failed test says, whatever the cause (refused, timed out, no such name, TLS, 403, 404, 500):
+# anything more would tell a user which ports and hosts answer from inside the network.
+UNREACHABLE = "could not reach the endpoint"
+UNUSABLE_DIRECTORY = "could not write to, read back from and delete in the directory"
+# A test's whole round trip, within the gateway's wait for it (ARTDAG_STORAGE_TEST_TIMEOUT_S, default 60 s).
+ROUND_TRIP_TIMEOUT_S = 45.0
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NATS_BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MULTIADDR_RE = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/[^/\s]+/tcp/\d{1,5}(/https?)?$")
+_REGION_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
 # -- per-type configs ------------------------------------------------------------------
+
+
+def _check_url_host(url: str) -> str:
+    """`url` if it names a host and a valid port, and no user or password (secrets go in secret fields)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a ValueError if it is no number or out of range
+    except ValueError:
+        raise ValueError(f"not a valid URL: {url!r}") from None
+    if port == 0:
+        raise ValueError(f"not a valid URL: {url!r}")
+    if "@" in parts.netloc:
+        raise ValueError("a URL may not carry a user or password: put credentials in their own fields")
+    if not parts.hostname:
+        raise ValueError(f"the URL {url!r} names no host")
+    return url
 
 
 class _Config(BaseModel):
@@ -76,8 +103,18 @@ class S3Config(_Config):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        if not value:
+            return None
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
             raise ValueError("an endpoint URL is http(s)://host[:port]")
+        return _check_url_host(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        # botocore puts the region into the host name it connects to: letters, digits and '-' only.
+        if value and not _REGION_RE.match(value):
+            raise ValueError("a region is lower-case letters, digits and '-', like eu-west-1")
         return value or None
 
 
@@ -90,7 +127,7 @@ class IpfsConfig(_Config):
     @field_validator("api")
     @classmethod
     def _api(cls, value: str) -> str:
-        if not _MULTIADDR_RE.match(value):
+        if not _MULTIADDR_RE.match(value) or not 0 < int(value.split("/")[4]) < 65536:
             raise ValueError("an IPFS API address is a multiaddr like /ip4/127.0.0.1/tcp/5001")
         return value
 
@@ -108,6 +145,7 @@ class NatsConfig(_Config):
         for url in value.split(","):
             if not re.match(r"^(nats|tls)://[^\s/]+$", url.strip()):
                 raise ValueError(f"not a NATS URL: {url.strip()!r} (expected nats://host:port)")
+            _check_url_host(url.strip())
         return value
 
     @field_validator("bucket")
@@ -179,6 +217,79 @@ def validate_config(kind: str, config: dict[str, Any]) -> _Config:
         raise InvalidInputError(first["msg"], field=f"config.{where}" if where else "config") from None
 
 
+# -- who may point a provider where ---------------------------------------------------------
+
+
+def endpoints_of(config: _Config) -> list[Endpoint]:
+    """Every host and port `config` makes the cache service connect to (none for AWS's own S3 or a directory)."""
+    if isinstance(config, S3Config) and config.endpoint_url:
+        default = 443 if config.endpoint_url.startswith("https:") else 80
+        return [url_endpoint(config.endpoint_url, "config.endpoint_url", default)]
+    if isinstance(config, IpfsConfig):
+        _, _, host, _, port, *_ = config.api.split("/")
+        return [Endpoint("config.api", host, int(port))]
+    if isinstance(config, NatsConfig):
+        return [url_endpoint(url.strip(), "config.url", NATS_DEFAULT_PORT) for url in config.url.split(",")]
+    return []
+
+
+@dataclass(frozen=True)
+class ProviderPolicy:
+    """Who may point a provider where (`ARTDAG_PROVIDER_*`): `local` providers are an admin's, under
+    `local_roots`; private addresses are an admin's unless `allow_private`; the stack's own bus
+    (`bus_urls`) is an admin's always."""
+
+    local_roots: tuple[Path, ...] = ()
+    allow_private: bool = False
+    bus_urls: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> ProviderPolicy:
+        return cls(
+            local_roots=tuple(settings.provider_roots),
+            allow_private=settings.provider_allow_private,
+            bus_urls=tuple(u.strip() for u in settings.nats_url.split(",")),
+        )
+
+    async def reach(self, viewer: Viewer | None) -> Reach:
+        """Where `viewer`'s provider may connect (no viewer: a plain user's rights)."""
+        if viewer is not None and viewer.admin:
+            return Reach(private=True)
+        return Reach(private=self.allow_private, bus=await bus_addresses(self.bus_urls))
+
+    async def admit(self, config: _Config, viewer: Viewer | None) -> _Config:
+        """`config` as it may be saved or used by `viewer`, or `ForbiddenError` naming the field."""
+        if isinstance(config, LocalConfig):
+            return self._local(config, admin=viewer is not None and viewer.admin)
+        if isinstance(config, S3Config) and (config.access_key_id is None) != (config.secret_access_key is None):
+            # One half of a key pair would have botocore look for the other in the server's own environment.
+            missing = "secret_access_key" if config.secret_access_key is None else "access_key_id"
+            raise InvalidInputError(
+                "set both access_key_id and secret_access_key, or neither (then requests go unsigned)",
+                field=f"config.{missing}",
+            )
+        reach = await self.reach(viewer)
+        await asyncio.gather(*(reach.check(endpoint) for endpoint in endpoints_of(config)))
+        return config
+
+    def _local(self, config: LocalConfig, *, admin: bool) -> LocalConfig:
+        if not admin:
+            raise ForbiddenError("only an admin may add a local provider (a directory on the server)", field="type")
+        roots = [root.resolve() for root in self.local_roots]
+        try:
+            # Symlinks and '..' resolved first, then contained: nothing is created or written before this.
+            path = Path(config.path).resolve()
+        except (OSError, RuntimeError):
+            path = None
+        if path is None or not any(path.is_relative_to(root) for root in roots):
+            allowed = ", ".join(str(root) for root in roots) or "nowhere"
+            raise ForbiddenError(
+                f"a local provider's directory must be under {allowed} (ARTDAG_PROVIDER_LOCAL_ROOTS)",
+                field="config.path",
+            )
+        return LocalConfig(path=str(path))
+
+
 # -- secrets at rest ----------------------------------------------------------------------
 
 
@@ -235,9 +346,12 @@ def check_id(provider_id: str) -> str:
 class ProviderBook:
     """The `storage_providers` table; secret config values are sealed before they are written."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], box: SecretBox, policy: ProviderPolicy | None = None
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._policy = policy if policy is not None else ProviderPolicy()
 
     def _sealed(self, provider_id: str, config: _Config) -> dict[str, Any]:
         stored: dict[str, Any] = {}
@@ -281,7 +395,7 @@ class ProviderBook:
         return row
 
     async def add(self, request: StorageProviderInput) -> StorageProviderRecord:
-        config = validate_config(request.type, request.config)
+        config = await self._policy.admit(validate_config(request.type, request.config), request.viewer)
         provider_id = uuid.uuid4().hex
         now = time.time()
         row = StorageProvider(
@@ -326,7 +440,8 @@ class ProviderBook:
                         merged.pop(name, None)
                     else:
                         merged[name] = value
-                row.config = self._sealed(row.id, validate_config(row.type, merged))
+                config = await self._policy.admit(validate_config(row.type, merged), request.viewer)
+                row.config = self._sealed(row.id, config)
             row.updated_at = time.time()
             return self._shown(row)
 
@@ -338,23 +453,28 @@ class ProviderBook:
         log.info("storage provider %s deleted", provider_id)
         return shown
 
-    async def test(self, provider_id: str, *, scratch: Path) -> StorageTestReply:
-        """Connect with the provider's config, put a small object, read it back, delete it."""
+    async def test(self, provider_id: str, *, scratch: Path, viewer: Viewer | None = None) -> StorageTestReply:
+        """Connect with the provider's config, put a small object, read it back, delete it.
+
+        The config is checked again with `viewer`'s rights (a 4xx naming the field), and every
+        connection once more as it is made; any failure after that reads the same, whatever its
+        cause (see UNREACHABLE), so the test cannot be used to scan ports. The cause is logged.
+        """
         async with self._sessions() as session:
             row = await self._row(session, provider_id)
+        config = await self._policy.admit(self._opened(row), viewer)
+        reach = await self._policy.reach(viewer)
         started = time.monotonic()
-        error: str | None
+        error: str | None = None
         try:
-            await round_trip(row.type, self._opened(row), scratch)
-        except (ArtdagError, OSError, ValueError) as exc:
-            error = str(exc) or type(exc).__name__
+            await asyncio.to_thread(
+                run_checked, reach, lambda: round_trip(row.type, config, scratch), ROUND_TRIP_TIMEOUT_S
+            )
         except Exception as exc:  # noqa: BLE001 - any failure of a foreign backend is the answer, not a crash
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            error = None
+            error = UNUSABLE_DIRECTORY if isinstance(config, LocalConfig) else UNREACHABLE
+            log.info("storage provider %s test failed", provider_id)
+            log.debug("storage provider %s test failed: %s: %s", provider_id, type(exc).__name__, exc)
         elapsed = time.monotonic() - started
-        if error is not None:
-            log.info("storage provider %s test failed: %s", provider_id, error)
         return StorageTestReply(id=provider_id, ok=error is None, error=error, elapsed_s=round(elapsed, 3))
 
 
@@ -366,10 +486,10 @@ async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExi
         # Plain files, as people expect to find in a directory they gave (no table of small objects).
         return LocalContentStore(root, small_object_max=-1)
     if isinstance(config, S3Config):
-        from artdag_common.content_store.s3 import S3ContentStore
+        from services.cache.provider_s3 import ProviderS3Store
 
         secret = config.secret_access_key
-        s3 = S3ContentStore(
+        s3 = ProviderS3Store(
             config.bucket,
             spool_dir=scratch,
             prefix=config.prefix,

@@ -57,7 +57,7 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
     kind = fields.pop("type", "")
     config: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}  # an empty form field means "not set"
     try:
-        provider = StorageProviderInput(name=name, type=kind, config=config, owner=user.user)
+        provider = StorageProviderInput(name=name, type=kind, config=config, owner=user.user, viewer=user.viewer())
     except ValueError as exc:
         raise InvalidInputError(str(exc).splitlines()[-1].strip(), field="type" if name else "name") from None
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
@@ -66,7 +66,7 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
 
 @router.post("/storage/add", status_code=201, tags=["storage"], summary="Add a provider: {name, type, config}")
 async def add_provider(provider: StorageProviderInput, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
-    provider = provider.model_copy(update={"owner": user.user})  # never what the client claims
+    provider = provider.model_copy(update={"owner": user.user, "viewer": user.viewer()})  # never what the client claims
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     return added
 
@@ -87,7 +87,7 @@ async def patch_provider(
     provider_id: str, patch: StorageProviderPatch, gw: GatewayDep, user: CurrentUser
 ) -> StorageProviderRecord:
     await owned_provider(gw, user, provider_id)
-    request = StorageProviderUpdate(id=provider_id, patch=patch)
+    request = StorageProviderUpdate(id=provider_id, patch=patch, viewer=user.viewer())
     updated: StorageProviderRecord = await gw.call("cache", "storage_update", request, StorageProviderRecord)
     return updated
 
@@ -103,13 +103,14 @@ async def delete_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -
 
 @router.post("/storage/{provider_id}/test", tags=["storage"], summary="Round-trip a small object through it")
 async def test_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageTestReply:
-    # The test connects wherever the provider's config points: only its (authenticated) owner may ask.
+    # The test connects wherever the provider's config points: only its (authenticated) owner may ask,
+    # and the cache lets it reach private addresses or the bus only with the caller's rights.
     await owned_provider(gw, user, provider_id)
     reply: StorageTestReply = await rpc.call(
         gw.runtime.nc,
         "cache",
         "storage_test",
-        StorageProviderRequest(id=provider_id),
+        StorageProviderRequest(id=provider_id, viewer=user.viewer()),
         StorageTestReply,
         timeout_s=gw.settings.storage_test_timeout_s,
     )

@@ -327,8 +327,9 @@ def test_pages_errors_storage_and_client(page: Any, stack: Stack, shots: Path) -
     page.select_option("#sp-type", "local")
     page.wait_for_selector("#sp-fields input")
     field = page.locator("#sp-fields input").first
-    (stack.home / "provider-scratch").mkdir(exist_ok=True)
-    field.fill(str(stack.home / "provider-scratch"))
+    scratch = stack.home / "providers" / "scratch"  # under ARTDAG_PROVIDER_LOCAL_ROOTS' default
+    scratch.mkdir(parents=True, exist_ok=True)
+    field.fill(str(scratch))
     page.click("#add-provider button[type=submit]")
     page.wait_for_selector("[data-provider='scratch']")
     page.click("[data-provider='scratch'] button:has-text('Test')")

@@ -100,8 +100,8 @@ def test_ipfs_routes(client: httpx.Client) -> None:
 
 
 def test_storage_providers(client: httpx.Client, stack: Stack) -> None:
-    target = stack.home / "provider-disk"
-    target.mkdir(exist_ok=True)
+    target = stack.home / "providers" / "disk"  # local providers live under ARTDAG_PROVIDER_LOCAL_ROOTS
+    target.mkdir(parents=True, exist_ok=True)
     added = client.post("/storage/add", json={"name": "e2e disk", "type": "local", "config": {"path": str(target)}})
     assert added.status_code == 201, added.text
     provider_id = added.json()["id"]

@@ -18,7 +18,7 @@ from artdag_common import rpc
 from artdag_common.content_store import LocalContentStore
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import StorageProvider
-from artdag_common.errors import ConflictError, InvalidInputError, NotFoundError, RetryableError
+from artdag_common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RetryableError
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import (
     ContentMetaPatch,
@@ -36,12 +36,16 @@ from artdag_common.schemas import (
     StorageProviderInput,
     StorageProviderPatch,
     StorageProviderUpdate,
+    Viewer,
 )
 from services.cache import handlers
 from services.cache.handlers import RunFollower
 from services.cache.provenance import provenance_json, provenance_record, run_refs
-from services.cache.providers import MASK, ProviderBook, SecretBox, type_schema
+from services.cache.providers import MASK, UNUSABLE_DIRECTORY, ProviderBook, ProviderPolicy, SecretBox, type_schema
 from services.cache.service import ContentCatalog
+
+ADMIN = Viewer(user="root", admin=True)
+ALICE = Viewer(user="alice")
 
 
 @pytest.fixture
@@ -307,20 +311,29 @@ async def test_provider_secrets_are_encrypted_masked_and_kept_on_patch(
 async def test_provider_test_really_round_trips(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path, nats: EmbeddedNatsServer
 ) -> None:
-    book = ProviderBook(sessions, SecretBox.from_settings(None, tmp_path))
-    (tmp_path / "disk").mkdir()
-    local = await book.add(StorageProviderInput(name="disk", type="local", config={"path": str(tmp_path / "disk")}))
-    assert (await book.test(local.id, scratch=tmp_path / "spool")).ok
-    bus = await book.add(
-        StorageProviderInput(name="bus", type="nats", config={"url": nats.url, "bucket": "storage_test_bucket"})
+    roots = tmp_path / "providers"
+    (roots / "disk").mkdir(parents=True)
+    # Private addresses allowed (every endpoint here is on loopback); the stack's own bus is `nats`.
+    policy = ProviderPolicy(local_roots=(roots,), allow_private=True, bus_urls=(nats.url,))
+    book = ProviderBook(sessions, SecretBox.from_settings(None, tmp_path), policy)
+    local = await book.add(
+        StorageProviderInput(name="disk", type="local", config={"path": str(roots / "disk")}, viewer=ADMIN)
     )
-    result = await book.test(bus.id, scratch=tmp_path / "spool")
-    assert result.ok, result.error
+    assert (await book.test(local.id, scratch=tmp_path / "spool", viewer=ADMIN)).ok
+    # Another cluster's bus (an open one): a plain user may use it; the stack's own only an admin.
+    with EmbeddedNatsServer(tmp_path / "other-bus") as other:
+        config = {"url": other.url, "bucket": "storage_test_bucket"}
+        bus = await book.add(StorageProviderInput(name="bus", type="nats", config=config, viewer=ALICE))
+        result = await book.test(bus.id, scratch=tmp_path / "spool", viewer=ALICE)
+        assert result.ok, result.error
+    with pytest.raises(ForbiddenError, match="own message bus") as refused:
+        await book.add(StorageProviderInput(name="ours", type="nats", config={"url": nats.url}, viewer=ALICE))
+    assert refused.value.field == "config.url"
     missing = await book.add(
-        StorageProviderInput(name="gone", type="local", config={"path": str(tmp_path / "missing")})
+        StorageProviderInput(name="gone", type="local", config={"path": str(roots / "missing")}, viewer=ADMIN)
     )
-    failed = await book.test(missing.id, scratch=tmp_path / "spool")
-    assert not failed.ok and "not a directory" in (failed.error or "")
+    failed = await book.test(missing.id, scratch=tmp_path / "spool", viewer=ADMIN)
+    assert not failed.ok and failed.error == UNUSABLE_DIRECTORY
     await book.delete(local.id)
     with pytest.raises(NotFoundError):
         await book.get(local.id)

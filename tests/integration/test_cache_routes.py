@@ -157,10 +157,16 @@ async def test_ipfs_routes(harness: Harness) -> None:
     assert (await harness.client.get("/ipfs/nope")).status_code == 400
 
 
-async def test_storage_provider_routes(harness: Harness, nats: EmbeddedNatsServer, tmp_path: Path) -> None:
-    client = harness.client
-    disk = tmp_path / "disk"
-    disk.mkdir()
+async def test_storage_provider_routes(nats: EmbeddedNatsServer, tmp_path: Path) -> None:
+    # Every endpoint here is on loopback, so private addresses are allowed, as for a MinIO on the LAN.
+    async with gateway_harness(nats, tmp_path, provider_allow_private=True) as harness:
+        await _storage_provider_routes(harness)
+
+
+async def _storage_provider_routes(harness: Harness) -> None:
+    client, root = harness.client, harness.as_user("root")
+    disk = harness.home / "providers" / "disk"  # under the default root for local providers
+    disk.mkdir(parents=True)
     schema = (await client.get("/storage/type/s3")).json()
     assert {f["name"]: f["secret"] for f in schema["fields"]}["secret_access_key"] is True
     assert (await client.get("/storage/type/floppy")).status_code == 404
@@ -181,19 +187,20 @@ async def test_storage_provider_routes(harness: Harness, nats: EmbeddedNatsServe
     assert s3.status_code == 201, s3.text
     s3_id = s3.json()["id"]
     assert s3.json()["config"]["secret_access_key"] == "********"
-    form = await client.post("/storage", data={"name": "disk", "type": "local", "path": str(disk), "unused": ""})
+    form = await root.post("/storage", data={"name": "disk", "type": "local", "path": str(disk), "unused": ""})
     assert form.status_code == 201, form.text
     disk_id = form.json()["id"]
-    listed = (await client.get("/storage")).json()["providers"]
+    assert [p["name"] for p in (await client.get("/storage")).json()["providers"]] == ["bucket"]
+    listed = (await root.get("/storage")).json()["providers"]
     assert [p["name"] for p in listed] == ["bucket", "disk"]
     assert "very-secret" not in json.dumps(listed) and "very-secret" not in (await client.get(f"/storage/{s3_id}")).text
 
-    test = await client.post(f"/storage/{disk_id}/test")
+    test = await root.post(f"/storage/{disk_id}/test")
     assert test.status_code == 200 and test.json()["ok"] is True, test.text
     assert list(disk.rglob("*")) == [] or all(p.is_dir() for p in disk.rglob("*"))  # the object was deleted again
     failing = await client.post(f"/storage/{s3_id}/test")  # reported, not raised
-    assert failing.status_code == 200 and failing.json()["ok"] is False and failing.json()["error"]
-    assert "very-secret" not in failing.text
+    assert failing.status_code == 200 and failing.json()["ok"] is False
+    assert failing.json()["error"] == "could not reach the endpoint"
     patched = await client.patch(f"/storage/{s3_id}", json={"name": "renamed", "config": {"region": "eu-west-1"}})
     assert patched.status_code == 200 and patched.json()["config"]["region"] == "eu-west-1"
     assert patched.json()["config"]["secret_access_key"] == "********"
@@ -203,14 +210,15 @@ async def test_storage_provider_routes(harness: Harness, nats: EmbeddedNatsServe
         (await client.post("/storage/add", json={"name": "x", "type": "s3", "config": {"bucket": "A!"}}), 422),
         (await client.post("/storage/add", json={"name": "x", "type": "local", "config": {"path": "rel"}}), 422),
         (await client.post("/storage", data={"type": "local", "path": str(disk)}), 422),
+        (await client.post("/storage", data={"name": "mine", "type": "local", "path": str(disk)}), 403),  # admins'
         (await client.patch(f"/storage/{s3_id}", json={"config": {"bucket": "no_underscores"}}), 422),
         (await client.get("/storage/" + "0" * 32), 404),
         (await client.get("/storage/not-an-id"), 400),
         (await client.delete("/storage/" + "0" * 32), 404),
     ]
     assert [r.status_code for r, _ in refusals] == [s for _, s in refusals], [r.text for r, _ in refusals]
-    assert (await client.delete(f"/storage/{disk_id}")).status_code == 200
-    assert (await client.get(f"/storage/{disk_id}")).status_code == 404
+    assert (await root.delete(f"/storage/{disk_id}")).status_code == 200
+    assert (await root.get(f"/storage/{disk_id}")).status_code == 404
 
 
 async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: NatsClient) -> None:

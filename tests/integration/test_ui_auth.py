@@ -220,9 +220,7 @@ async def test_bob_cannot_see_or_change_alices_media_or_providers(harness: Harne
     meta = (await alice.get(f"/cache/{cid}/meta")).json()
     assert meta["name"] != "bob's now"
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    added = await alice.post("/ui/storage", data={"name": "alices-disk", "type": "local", "config.path": str(disk)})
+    added = await alice.post("/ui/storage", data={"name": "alices-disk", "type": "s3", "config.bucket": "alices"})
     assert added.status_code == 200 and "alices-disk" in added.text
     provider = next(p for p in (await alice.get("/storage")).json()["providers"] if p["name"] == "alices-disk")
     assert provider["owner"] == "alice"

@@ -220,7 +220,11 @@ async def add_storage(request: Request, gw: GatewayDep, user: CurrentUser) -> HT
     form = await _form(request)
     try:
         provider = StorageProviderInput(
-            name=form.get("name", ""), type=form.get("type", ""), config=_config_from(form), owner=user.user
+            name=form.get("name", ""),
+            type=form.get("type", ""),
+            config=_config_from(form),
+            owner=user.user,
+            viewer=user.viewer(),
         )
         added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     except ValidationError as exc:
@@ -239,7 +243,10 @@ async def edit_storage(request: Request, provider_id: str, gw: GatewayDep, user:
         await owned_provider(gw, user, provider_id)
         patch = StorageProviderPatch(name=form.get("name") or None, config=_config_from(form) or None)
         updated: StorageProviderRecord = await gw.call(
-            "cache", "storage_update", StorageProviderUpdate(id=provider_id, patch=patch), StorageProviderRecord
+            "cache",
+            "storage_update",
+            StorageProviderUpdate(id=provider_id, patch=patch, viewer=user.viewer()),
+            StorageProviderRecord,
         )
     except ValidationError as exc:
         message, field = _first_error(exc)
@@ -271,7 +278,7 @@ async def test_storage(request: Request, provider_id: str, gw: GatewayDep, user:
             gw.runtime.nc,
             "cache",
             "storage_test",
-            StorageProviderRequest(id=provider_id),
+            StorageProviderRequest(id=provider_id, viewer=user.viewer()),
             StorageTestReply,
             timeout_s=gw.settings.storage_test_timeout_s,
         )
