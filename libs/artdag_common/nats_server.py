@@ -82,6 +82,7 @@ class EmbeddedNatsServer:
         max_store_bytes: int | None = None,
         credentials: BusCredentials | None = None,
         object_bucket: str = "artdag_content",
+        tls_files: tuple[Path, Path] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
@@ -96,11 +97,13 @@ class EmbeddedNatsServer:
         # Who may connect and what each may say (see `bus_access`); None: an open bus.
         self.credentials = credentials
         self.object_bucket = object_bucket
+        # (certificate, key): clients must speak TLS (ARTDAG_NATS_TLS_CA on their side).
+        self.tls_files = tls_files
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        return f"{'tls' if self.tls_files else 'nats'}://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedNatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +142,9 @@ class EmbeddedNatsServer:
             parts.append(f"jetstream {{\n  max_file_store: {int(self.max_store_bytes)}\n}}\n")
         if self.credentials is not None:
             parts.append(credentials_conf(self.credentials, self.object_bucket))
+        if self.tls_files is not None:
+            cert, key = self.tls_files
+            parts.append(f"tls: {json.dumps({'cert_file': str(cert), 'key_file': str(key)})}\n")
         return "".join(parts)
 
     @property

@@ -21,6 +21,7 @@ from artdag_common import streams, subjects
 from artdag_common.bus import connect
 from artdag_common.bus_access import USERS, BusCredentials, BusLogin, grants, inbox_prefix
 from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.settings import CommonSettings
 
 
 class Refusals:
@@ -177,3 +178,76 @@ def test_saved_credentials_and_the_server_config_are_private(tmp_path: Path) -> 
     assert "password" not in repr(credentials.login("executor"))
     with EmbeddedNatsServer(tmp_path / "nats", credentials=credentials):
         assert stat.S_IMODE((tmp_path / "nats" / "server.conf").stat().st_mode) == 0o600
+
+
+def _certificate_authority(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: str, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        build("artdag test CA", "artdag test CA", ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        build("127.0.0.1", "artdag test CA", server_key.public_key())
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+async def test_a_service_reaches_a_tls_bus_with_the_ca_it_is_given(tmp_path: Path) -> None:
+    ca, cert, key = _certificate_authority(tmp_path)
+    credentials = BusCredentials.generate()
+    with EmbeddedNatsServer(tmp_path / "nats", credentials=credentials, tls_files=(cert, key)) as server:
+        login = credentials.login("executor")
+        settings = CommonSettings(
+            home=tmp_path, nats_url=server.url, nats_user=login.user, nats_password=login.password, nats_tls_ca=ca
+        )
+        client = await connect(settings.nats_url, "pytest-tls", login=settings.bus_login, tls=settings.bus_tls)
+        try:
+            assert client.is_connected
+        finally:
+            await client.close()
+        # Without the CA the server's certificate is not trusted: no connection.
+        with pytest.raises(Exception, match=r"(?i)certificate"):
+            await nats_connect(
+                server.url,
+                user=login.user,
+                password=login.password,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout=2,
+            )
+    with pytest.raises(ValueError, match="ARTDAG_NATS_TLS_CA"):
+        CommonSettings(home=tmp_path, nats_tls_ca=tmp_path / "missing.pem")
