@@ -103,6 +103,18 @@ class CommonSettings(BaseSettings):
     auth_fail_limit: int = Field(default=20, ge=1, le=100_000, validation_alias=_env("AUTH_FAIL_LIMIT"))
     auth_fail_window_s: float = Field(default=60.0, gt=0, le=86_400, validation_alias=_env("AUTH_FAIL_WINDOW_S"))
 
+    # -- bounded work (see artdag_common.media_limits) ------------------------------
+    # Inputs above these are refused at submit (422) and never decoded: pixels a frame (8K UHD,
+    # 7680x4320: about 50 MB a decoded picture), seconds, and frames (4 h at 60 fps). A decoder
+    # is capped at the pixel limit before its first frame, whatever the container claims.
+    max_input_pixels: int = Field(default=7680 * 4320, ge=64 * 64, validation_alias=_env("MAX_INPUT_PIXELS"))
+    max_input_duration_s: float = Field(default=4 * 3600.0, gt=0, validation_alias=_env("MAX_INPUT_DURATION_S"))
+    max_input_frames: int = Field(default=4 * 3600 * 60, ge=1, validation_alias=_env("MAX_INPUT_FRAMES"))
+    # Per user, admins included; 0 turns each off. Stored bytes a user holds (uploads, imports and
+    # what their runs made), then 413; runs of theirs not finished yet, then 429.
+    quota_bytes: int = Field(default=0, ge=0, validation_alias=_env("QUOTA_BYTES"))
+    quota_queued_runs: int = Field(default=0, ge=0, validation_alias=_env("QUOTA_QUEUED_RUNS"))
+
     # -- storage providers (see services/cache/providers.py and egress.py) ---------
     # Colon-separated directories under which admins may add `local` providers; empty: `<home>/providers`.
     provider_local_roots: str = Field(default="", validation_alias=_env("PROVIDER_LOCAL_ROOTS"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import analysis_id, canonical_json
+from artdag_common.media_limits import InputLimits
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     AnalysisProgress,
@@ -48,6 +50,7 @@ class Analyzer:
         self.runtime = runtime
         self.store = store
         self.scratch = settings.home / "scratch" / runtime.instance
+        self.limits = InputLimits.of(settings)
         # Analyses read whole files and use the CPU: a few at a time, off the event loop.
         self.slots = asyncio.Semaphore(2)
         self.in_flight: dict[str, asyncio.Future[AnalysisReply]] = {}
@@ -58,7 +61,8 @@ class Analyzer:
 
     async def probe(self, request: CidRequest) -> MediaInfo:
         cid = validate_cid(request.cid)
-        key = analysis_id(cid, ["metadata"], {}, PROBE_VERSION)
+        # Frames are counted up to the limit: a count made under another limit is another answer.
+        key = analysis_id(cid, ["metadata"], {"max_frames": self.limits.max_frames}, PROBE_VERSION)
         try:
             entry = await self.cache.get(key)
             self.counts["probe_hits"] += 1
@@ -67,7 +71,7 @@ class Analyzer:
             pass
         async with self.slots:
             path = await self.store.local_path(cid, self.scratch)
-            info = await asyncio.to_thread(probe_file, path, cid)
+            info = await asyncio.to_thread(probe_file, path, cid, self.limits)
         await self.cache.put(key, info.model_dump_json().encode())
         self.counts["probed"] += 1
         return info
@@ -134,7 +138,8 @@ class Analyzer:
 
         async with self.slots:
             path = await self.store.local_path(cid, self.scratch)
-            result: dict[str, Any] = await asyncio.to_thread(analyze_file, path, features, params, progress)
+            analyze = functools.partial(analyze_file, path, features, params, progress, limits=self.limits)
+            result: dict[str, Any] = await asyncio.to_thread(analyze)
         # Only a complete result is stored and indexed: a failure above leaves nothing behind.
         body = canonical_json(result)
         size = len(body)

@@ -1,7 +1,9 @@
 """Media metadata with PyAV: streams, size, frame rate, duration and an exact frame count.
 
 Plain synchronous code, run off the event loop. The frame count comes from demuxing
-(no decoding), which is exact for the constant-frame-rate files artdag writes.
+(no decoding), which is exact for the constant-frame-rate files artdag writes. What a file
+declares is reported as it is (the planner holds it against the input limits); the decoders
+that look into the streams while the file opens are capped by the limits all the same.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ from pathlib import Path
 import av
 
 from artdag_common.errors import InvalidMediaError
+from artdag_common.media_limits import InputLimits
 from artdag_common.media_types import ALLOWED_DEMUXERS
 from artdag_common.schemas import MediaInfo
 
 
-def probe_file(path: Path, cid: str) -> MediaInfo:
-    """Describe the media at `path`; raises `InvalidMediaError` for anything that is not media."""
+def probe_file(path: Path, cid: str, limits: InputLimits = InputLimits()) -> MediaInfo:
+    """Describe the media at `path`; raises `InvalidMediaError` for anything that is not media.
+
+    Frames are counted up to one past `limits.max_frames`: enough to refuse, never a long count.
+    """
     try:
         # Only media demuxers, only local files: a playlist or concat script would read other files.
         container = av.open(
             str(path),
-            options={"protocol_whitelist": "file", "format_whitelist": ",".join(sorted(ALLOWED_DEMUXERS))},
+            options={
+                "protocol_whitelist": "file",
+                "format_whitelist": ",".join(sorted(ALLOWED_DEMUXERS)),
+                **limits.decoder_options,
+            },
         )
     except (av.FFmpegError, OSError) as exc:
         raise InvalidMediaError(f"not a media file ({exc})") from None
@@ -42,6 +52,8 @@ def probe_file(path: Path, cid: str) -> MediaInfo:
             for packet in container.demux(video):
                 if packet.size:
                     frames += 1
+                    if frames > limits.max_frames:
+                        break
         rate: Fraction | None = video.average_rate if video is not None else None
         return MediaInfo(
             cid=cid,

@@ -9,9 +9,11 @@ from nats.aio.msg import Msg
 
 from artdag_common import streams, subjects
 from artdag_common.content_store import open_store_async
+from artdag_common.media_limits import InputLimits
 from artdag_common.nats_server import die_with_parent
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
+from services.executor.media import set_input_limits
 from services.executor.service import StepRenderer
 from services.executor.settings import ExecutorSettings
 
@@ -25,6 +27,12 @@ INLINE_SLOTS = 64
 WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def start_worker(parent_pid: int, limits: InputLimits) -> None:
+    """A media worker's initializer: end with the executor, decode within the input limits."""
+    die_with_parent(parent_pid)
+    set_input_limits(limits)
+
+
 async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     # Media work runs in worker processes ("spawn": no forked event loop or sockets) that end with
     # this one: an executor killed outright must not leave a render going on for nobody. They are
@@ -34,8 +42,8 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     pool = ProcessPoolExecutor(
         max_workers=settings.max_concurrent_steps,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
+        initializer=start_worker,
+        initargs=(os.getpid(), InputLimits.of(settings)),
     )
     runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     scratch = settings.home / "scratch" / runtime.instance

@@ -30,6 +30,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
+from artdag_common.media_limits import InputLimits
 from artdag_common.media_types import ALLOWED_DEMUXERS
 from services.executor.encoding import MAX_DIMENSION, MIN_DIMENSION, PIXEL_FORMAT
 
@@ -41,6 +42,7 @@ __all__ = [
     "MediaReader",
     "parse_colour",
     "probe",
+    "set_input_limits",
 ]
 
 RESIZE_MODES: Final = ("fit", "fill", "stretch", "pad")
@@ -72,6 +74,14 @@ _STANDARD_RATES: Final = tuple(
 )  # fmt: skip
 _DEFAULT_FPS = Fraction(25)
 _SCALE_FLAGS = "bicubic"
+# What an input may make this process decode (ARTDAG_MAX_INPUT_*): set once per worker process.
+_limits = InputLimits()
+
+
+def set_input_limits(limits: InputLimits) -> None:
+    """Apply the configured input limits to every input this process opens (a worker's initializer)."""
+    global _limits
+    _limits = limits
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,7 @@ def open_input(path: Path) -> InputContainer:
             options={
                 "protocol_whitelist": "file",
                 "format_whitelist": ",".join(sorted(ALLOWED_INPUT_FORMATS)),
+                **_limits.decoder_options,
             },
         )
     except av.FFmpegError as exc:
@@ -150,6 +161,11 @@ def open_input(path: Path) -> InputContainer:
     if not names & ALLOWED_INPUT_FORMATS:  # pragma: no cover - format_whitelist did it
         container.close()
         raise InvalidMediaError(f"{Path(path).name}: unsupported format {container.format.name}")
+    try:
+        _limits.check_duration(Path(path).name, container.duration / av.time_base if container.duration else None)
+    except InvalidMediaError:
+        container.close()
+        raise
     return container
 
 
@@ -158,8 +174,10 @@ def _reason(exc: av.FFmpegError) -> str:
 
 
 def first_video_stream(container: InputContainer, name: str) -> VideoStream:
+    """The first video stream that is not cover art, its declared size within the input limits."""
     for stream in container.streams.video:
         if not stream.disposition & Disposition.attached_pic:  # skip cover art
+            _limits.check_video_stream(name, stream)
             return stream
     raise InvalidMediaError(f"{name}: has no video stream")
 
@@ -189,12 +207,19 @@ def frame_rate(stream: VideoStream) -> Fraction:
 def decoded(
     container: InputContainer, streams: list[VideoStream | AudioStream], name: str
 ) -> Iterator[VideoFrame | AudioFrame]:
-    """Decode the given streams in file order; decoder failures become InvalidMediaError."""
+    """Decode the given streams in file order, each frame within the input limits; decoder
+    failures become InvalidMediaError."""
+    guard = _limits.guard(name)
     try:
         for packet in container.demux(*streams):
             for frame in packet.decode():
-                if isinstance(frame, VideoFrame | AudioFrame):
-                    yield frame
+                if isinstance(frame, VideoFrame):
+                    guard.video(frame, frame.time)
+                elif isinstance(frame, AudioFrame):
+                    guard.at(frame.time)
+                else:
+                    continue
+                yield frame
     except av.FFmpegError as exc:
         raise InvalidMediaError(f"{name}: cannot be decoded ({_reason(exc)})") from exc
 

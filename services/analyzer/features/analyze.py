@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
+from artdag_common.media_limits import InputLimits
 from artdag_common.operations import AUDIO_FEATURES, VIDEO_FEATURES
 from services.analyzer.features.beats import track_beats
 from services.analyzer.features.decode import SAMPLE_RATE, find_streams, open_media, stream_media
@@ -48,6 +49,7 @@ def analyze_file(
     features: Sequence[str],
     params: AnalysisParams,
     progress: Callable[[float], None] | None = None,
+    limits: InputLimits = InputLimits(),
 ) -> dict[str, Any]:
     """Compute `features` of the media at `path` in one streaming pass; see the package docstring for the schema.
 
@@ -57,7 +59,7 @@ def analyze_file(
     wanted = resolve_features(features)
     audio_wanted = [f for f in wanted if f in AUDIO_FEATURES]
     video_wanted = [f for f in wanted if f in VIDEO_FEATURES]
-    with open_media(str(path)) as container:
+    with open_media(str(path), limits) as container:
         streams = find_streams(container)
         if audio_wanted and streams.audio is None:
             raise InvalidMediaError(f"no audio stream: cannot compute {', '.join(audio_wanted)}")
@@ -85,6 +87,7 @@ def analyze_file(
             on_audio=on_audio if audio_wanted else None,
             on_video=measures.push if measures is not None else None,
             progress=progress,
+            limits=limits,
         )
 
     audio: dict[str, Any] | None = None

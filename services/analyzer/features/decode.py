@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from artdag_common.errors import InvalidMediaError
+from artdag_common.media_limits import InputLimits
 from artdag_common.media_types import ALLOWED_DEMUXERS
 
 if TYPE_CHECKING:
@@ -44,18 +45,24 @@ class Streams:
     duration: float  # container duration in seconds, 0 if unknown
 
 
-def open_media(path: str) -> av.container.InputContainer:
-    """Open `path` for reading (local files only) and check that its demuxer is one artdag accepts."""
+def open_media(path: str, limits: InputLimits = InputLimits()) -> av.container.InputContainer:
+    """Open `path` for reading (local files only) and check that its demuxer is one artdag accepts
+    and its duration is within `limits` (its streams are probed with decoders capped by them)."""
     import av
 
     try:
-        container = av.open(path, options={"protocol_whitelist": "file"})
+        container = av.open(path, options={"protocol_whitelist": "file", **limits.decoder_options})
     except (av.FFmpegError, OSError) as exc:
         raise InvalidMediaError(f"cannot open media: {exc}") from None
     names = set(container.format.name.split(","))
     if not names & ALLOWED_DEMUXERS:
         container.close()
         raise InvalidMediaError(f"unsupported container format {container.format.name!r}")
+    try:
+        limits.check_duration("input", container.duration / av.time_base if container.duration else None)
+    except InvalidMediaError:
+        container.close()
+        raise
     return container
 
 
@@ -93,11 +100,12 @@ def stream_media(
     on_audio: AudioConsumer | None,
     on_video: VideoConsumer | None,
     progress: Callable[[float], None] | None = None,
+    limits: InputLimits = InputLimits(),
 ) -> None:
     """Decode the selected streams once, feeding mono float32 blocks at `SAMPLE_RATE` and RGB24 frames.
 
     `on_video` receives each frame as a (90, 160, 3) uint8 array and its time in seconds.
-    Decoding errors become `InvalidMediaError` saying where they happened.
+    Decoding errors, and frames beyond `limits`, become `InvalidMediaError` saying where they happened.
     """
     import av
 
@@ -105,6 +113,7 @@ def stream_media(
     if on_audio is not None and streams.audio is not None:
         selected.append(streams.audio)
     if on_video is not None and streams.video is not None:
+        limits.check_video_stream("input", streams.video)
         streams.video.thread_type = "AUTO"
         selected.append(streams.video)
     if not selected:
@@ -115,6 +124,7 @@ def stream_media(
     frame_index = 0
     rate = float(streams.video.average_rate) if streams.video is not None and streams.video.average_rate else 25.0
     tracker = _Progress(progress, streams.duration)
+    guard = limits.guard("input")
     width, height = FRAME_SIZE
 
     def emit_audio(frames: list[av.AudioFrame]) -> None:
@@ -136,9 +146,11 @@ def stream_media(
                 position = float(packet.pts * packet.time_base)
             for frame in packet.decode():
                 if isinstance(frame, av.AudioFrame):
+                    guard.at(frame.time)
                     emit_audio(resampler.resample(frame))
                 elif isinstance(frame, av.VideoFrame):
                     assert on_video is not None
+                    guard.video(frame, frame.time)
                     small = frame.reformat(width=width, height=height, format="rgb24")
                     when = frame.time if frame.time is not None else frame_index / rate
                     on_video(small.to_ndarray().astype(np.uint8, copy=False), float(when))
