@@ -41,7 +41,12 @@ class ProviderS3Store(S3ContentStore):
         # or pod role) and send them wherever the endpoint points: requests go unsigned instead.
         # Nor may the environment's endpoint (AWS_ENDPOINT_URL) or proxy stand in for the
         # provider's: a proxy would connect on the server's behalf, out of the egress guard's sight.
-        own_only: dict[str, Any] = {"ignore_configured_endpoint_urls": True, "proxies": {}}
+        # One attempt: a test reports what it met, and a probe gets no retries for free.
+        own_only: dict[str, Any] = {
+            "ignore_configured_endpoint_urls": True,
+            "proxies": {},
+            "retries": {"max_attempts": 1, "mode": "standard"},
+        }
         if access_key_id is None or secret_access_key is None:
             own_only["signature_version"] = UNSIGNED
         self._client_args["config"] = self._client_args["config"].merge(AioConfig(**own_only))
