@@ -1,4 +1,5 @@
-"""Storage providers: per-type configs, secrets encrypted at rest, and a real connection test."""
+"""Storage providers: per-type configs, who may point them where (`ProviderPolicy`, egress.py),
+secrets encrypted at rest, and a real connection test that tells a client nothing about the network."""
 
 from __future__ import annotations
 
@@ -274,7 +275,9 @@ class ProviderPolicy:
 
     def _local(self, config: LocalConfig, *, admin: bool) -> LocalConfig:
         if not admin:
-            raise ForbiddenError("only an admin may add a local provider (a directory on the server)", field="type")
+            raise ForbiddenError(
+                "only an admin may add or use a local provider (a directory on the server)", field="type"
+            )
         roots = [root.resolve() for root in self.local_roots]
         try:
             # Symlinks and '..' resolved first, then contained: nothing is created or written before this.
