@@ -12,6 +12,7 @@ Plain synchronous code; the callers open the files and hand in streams and frame
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,11 +30,17 @@ DEFAULT_MAX_FRAMES = 4 * 3600 * 60
 """Four hours at 60 frames a second."""
 # FFmpeg checks its limit against the stride-aligned width: leave it room above ours.
 _FFMPEG_SLACK = 8
+MAX_DECODE_THREADS = 4
+"""Frame threads a decoder may use: each allocates a stream's per-picture tables (up to ~80 MB
+for a stream that switches to 16000x16000 after its header) before FFmpeg meets the pixel cap."""
 
 
 class _Sized(Protocol):
-    width: int
-    height: int
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class InputLimits:
 
     def check_video_stream(self, name: str, stream: VideoStream) -> None:
         """Before decoding: the stream's declared size, coded size and frame count within the limits;
-        then its decoder capped. Raises `InvalidMediaError` naming the limit."""
+        then its decoder capped (pixels, threads). Raises `InvalidMediaError` naming the limit."""
         context = stream.codec_context
         declared_frames = stream.frames or None
         for width, height in ((context.width, context.height), (context.coded_width, context.coded_height)):
@@ -88,6 +95,7 @@ class InputLimits:
                 raise InvalidMediaError(f"{name}: {reason}")
         if not context.is_open:
             context.options = {**context.options, **self.decoder_options}
+            context.thread_count = min(os.cpu_count() or 1, MAX_DECODE_THREADS)
 
     def check_duration(self, name: str, duration_s: float | None) -> None:
         """A container's (or an audio stream's) declared duration within the limit."""
