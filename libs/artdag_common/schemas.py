@@ -258,6 +258,36 @@ class CidRequest(Message):
     viewer: Viewer | None = None
 
 
+MAX_LIST_ITEMS = 1000
+"""How many cids a recipe's list input may bind, and a batched look-up (`CidsRequest`) may carry."""
+
+
+class CidsRequest(Message):
+    """`cache.stat_many`, `analyzer.probe_many`: many cids in one request (a list input's items)."""
+
+    cids: list[str] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    viewer: Viewer | None = None
+
+
+class ContentFound(Message):
+    """`cache.stat_many`: the records of the cids asked for that exist and the viewer may see, in their order."""
+
+    records: list[ContentRecord]
+
+
+class UsageRequest(Message):
+    """`cache.usage`: what one user holds."""
+
+    user: str = Field(min_length=1, max_length=256)
+
+
+class UsageReply(Message):
+    """The content a user holds (uploaded, imported, or made by their runs): how many items and bytes."""
+
+    items: int
+    bytes: int
+
+
 class SubmitRunRequest(Message):
     recipe: str
     inputs: dict[str, str] = Field(default_factory=dict)
@@ -369,6 +399,19 @@ class MediaInfo(Message):
     video_profile: str | None = Field(
         default=None, description="the video codec's profile (a lossless intermediate: 'High 4:4:4 Predictive')"
     )
+
+
+class ProbeOutcome(Message):
+    """One cid's outcome in an `analyzer.probe_many` reply: what it holds, or why it could not be told."""
+
+    info: MediaInfo | None = None
+    error: RpcErrorBody | None = None
+
+
+class ProbeManyReply(Message):
+    """The outcomes of an `analyzer.probe_many`, in the order of its cids."""
+
+    outcomes: list[ProbeOutcome]
 
 
 class AnalyzeRequest(Message):

@@ -14,7 +14,7 @@ from artdag_common import rpc, streams, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore, open_store_async
-from artdag_common.errors import InvalidInputError
+from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.media_limits import InputLimits
 from artdag_common.runtime import ServiceRuntime
@@ -23,9 +23,13 @@ from artdag_common.schemas import (
     AnalysisReply,
     AnalyzeRequest,
     CidRequest,
+    CidsRequest,
     ContentOrigin,
     ContentRecord,
     MediaInfo,
+    ProbeManyReply,
+    ProbeOutcome,
+    RpcErrorBody,
 )
 from services.analyzer.features import (
     ANALYZER_VERSION,
@@ -75,6 +79,17 @@ class Analyzer:
         await self.cache.put(key, info.model_dump_json().encode())
         self.counts["probed"] += 1
         return info
+
+    async def probe_many(self, request: CidsRequest) -> ProbeManyReply:
+        """Each cid probed (cached ones answered at once, the others a few at a time); one outcome each."""
+
+        async def outcome(cid: str) -> ProbeOutcome:
+            try:
+                return ProbeOutcome(info=await self.probe(CidRequest(cid=cid)))
+            except ArtdagError as exc:
+                return ProbeOutcome(error=RpcErrorBody(code=exc.code, message=exc.message, field=exc.field))
+
+        return ProbeManyReply(outcomes=list(await asyncio.gather(*(outcome(cid) for cid in request.cids))))
 
     async def analyze(self, request: AnalyzeRequest) -> AnalysisReply:
         cid = validate_cid(request.cid)
@@ -166,4 +181,5 @@ async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
         **analyzer.counts,
     }
     await rpc.serve(runtime.nc, "analyzer", "probe", CidRequest, analyzer.probe)
+    await rpc.serve(runtime.nc, "analyzer", "probe_many", CidsRequest, analyzer.probe_many, concurrency=4)
     await rpc.serve(runtime.nc, "analyzer", "analyze", AnalyzeRequest, analyzer.analyze)

@@ -14,7 +14,9 @@ from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     CidRequest,
+    CidsRequest,
     ContentDeleted,
+    ContentFound,
     ContentMetaUpdate,
     ContentRecord,
     ContentRecords,
@@ -37,6 +39,8 @@ from artdag_common.schemas import (
     StorageTestReply,
     StorageTypeRequest,
     StorageTypeSchema,
+    UsageReply,
+    UsageRequest,
 )
 from services.cache.handlers import RunFollower
 from services.cache.providers import ProviderBook, ProviderPolicy, SecretBox, type_schema
@@ -61,6 +65,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         max_bytes=settings.cache_max_bytes,
         evict_min_age_s=settings.cache_evict_min_age_s,
         ballast=ballast,
+        quota_bytes=settings.quota_bytes,
     )
     providers = ProviderBook(
         sessions, SecretBox.from_settings(settings.secrets_key, settings.home), ProviderPolicy.from_settings(settings)
@@ -116,6 +121,13 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     async def access(request: CidRequest) -> ContentRecord:
         return await catalog.access(request.cid, request.viewer)
 
+    async def stat_many(request: CidsRequest) -> ContentFound:
+        return ContentFound(records=await catalog.get_many(request.cids, request.viewer))
+
+    async def usage(request: UsageRequest) -> UsageReply:
+        items, size = await catalog.usage(request.user)
+        return UsageReply(items=items, bytes=size)
+
     async def public_keys(_request: L1KeysRequest) -> L1Keys:
         return L1Keys(
             rsa_public_pem=keys.rsa_public_pem,
@@ -158,6 +170,8 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "register_many", ContentRecords, register_many, concurrency=8)
     await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
     await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
+    await rpc.serve(runtime.nc, "cache", "stat_many", CidsRequest, stat_many, concurrency=4)
+    await rpc.serve(runtime.nc, "cache", "usage", UsageRequest, usage, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)
     await rpc.serve(runtime.nc, "cache", "list", MediaListRequest, catalog.list_media)
     await rpc.serve(runtime.nc, "cache", "delete", CidRequest, remove)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Select, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from artdag_common.content_store import ContentStore
 from artdag_common.db import transact
 from artdag_common.db.tables import Content, ContentHolder, ContentRef, PublicationRow
 from artdag_common.disk import Ballast, is_disk_full
-from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError
+from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError
 from artdag_common.schemas import (
     ContentDeleted,
     ContentList,
@@ -38,6 +38,8 @@ PROTECTED_ROLES = (INPUT, OUTPUT, PROVENANCE)
 EVICTABLE_ORIGINS = (ContentOrigin.STEP_OUTPUT.value, ContentOrigin.ANALYSIS.value)
 # Reading content refreshes its last access at most this often (a video seeks with many Range requests).
 TOUCH_EVERY_S = 60.0
+# What a user brings in counts against their quota (ARTDAG_QUOTA_BYTES); what their runs make is kept.
+QUOTA_ORIGINS = (ContentOrigin.UPLOAD, ContentOrigin.IMPORT)
 
 
 def _settle(done: asyncio.Future[ContentRecord], outcome: ContentRecord | Exception) -> None:
@@ -78,10 +80,50 @@ def _record(row: Content) -> ContentRecord:
     return _record_of({column.key: getattr(row, column.key) for column in _CONTENT_TABLE.columns})
 
 
-def _register_rows(session: Session, records: list[ContentRecord], now: float) -> list[ContentRecord]:
+def _holding(user: str) -> Select[int, int]:
+    """One query: how many items `user` holds, and their bytes."""
+    return (
+        select(func.count(), func.coalesce(func.sum(Content.size), 0))
+        .join(ContentHolder, ContentHolder.cid == Content.cid)
+        .where(ContentHolder.username == user)
+    )
+
+
+def _check_quota(session: Session, records: list[ContentRecord], quota_bytes: int) -> None:
+    """Refuse (413) an upload or import that would take its owner past `quota_bytes` (0: no quota)."""
+    if not quota_bytes:
+        return
+    incoming = [r for r in records if r.owner and r.origin in QUOTA_ORIGINS]
+    if not incoming:
+        return
+    query = select(ContentHolder.cid, ContentHolder.username).where(
+        ContentHolder.cid.in_(sorted({r.cid for r in incoming}))
+    )
+    held_now = {(cid, user) for cid, user in session.execute(query).all()}
+    held: dict[str, int] = {}
+    for record in incoming:
+        assert record.owner is not None
+        if (record.cid, record.owner) in held_now:
+            continue
+        if record.owner not in held:
+            held[record.owner] = int(session.execute(_holding(record.owner)).one()[1])
+        if held[record.owner] + record.size > quota_bytes:
+            raise PayloadTooLargeError(
+                f"{record.owner} holds {held[record.owner]:,} bytes; {record.size:,} more would pass the "
+                f"quota of {quota_bytes:,} (ARTDAG_QUOTA_BYTES): delete some content first",
+                field="quota_bytes",
+            )
+        held[record.owner] += record.size
+        held_now.add((record.cid, record.owner))
+
+
+def _register_rows(
+    session: Session, records: list[ContentRecord], now: float, quota_bytes: int = 0
+) -> list[ContentRecord]:
     """Register `records`: a look-up of the cids, one multi-row insert of the new ones, one update
     of the known ones' last access, and the holders (the ORM's unit of work cost more than the
     database, batch after batch of step outputs). Registering a cid again keeps the first name."""
+    _check_quota(session, records, quota_bytes)
     content = _CONTENT_TABLE
     new: dict[str, dict[str, Any]] = {}
     filled: dict[str, dict[str, Any]] = {}  # known rows given a name or owner they lacked
@@ -153,8 +195,10 @@ class ContentCatalog:
         evict_min_age_s: float = 600.0,
         touch_every_s: float = TOUCH_EVERY_S,
         ballast: Ballast | None = None,
+        quota_bytes: int = 0,
     ) -> None:
         self._sessions = sessions
+        self.quota_bytes = quota_bytes
         self.ballast = ballast
         self._store = store
         self.max_bytes = max_bytes
@@ -208,7 +252,7 @@ class ContentCatalog:
     async def _register_batch(self, records: list[ContentRecord]) -> list[ContentRecord]:
         """One transaction of plain statements for the whole batch (see `_register_rows`)."""
         now = time.time()
-        return await transact(self._sessions, lambda session: _register_rows(session, records, now))
+        return await transact(self._sessions, lambda session: _register_rows(session, records, now, self.quota_bytes))
 
     # -- who may see and change what -------------------------------------------------------
 
@@ -280,6 +324,29 @@ class ContentCatalog:
             if row is None or not await self._may_see(session, row, viewer):
                 raise NotFoundError(f"no content with cid {cid}", field="cid")
             return _record(row)
+
+    async def get_many(self, cids: list[str], viewer: Viewer | None = None) -> list[ContentRecord]:
+        """The records of `cids` that exist and `viewer` may see, in the order asked: two queries in all."""
+        for cid in cids:
+            validate_cid(cid)
+        wanted = sorted(set(cids))
+        async with self._sessions() as session:
+            rows = {row.cid: row for row in await session.scalars(select(Content).where(Content.cid.in_(wanted)))}
+            if viewer is not None and not viewer.admin:
+                held: set[str] = set()
+                if viewer.user is not None:
+                    query = select(ContentHolder.cid).where(
+                        ContentHolder.username == viewer.user, ContentHolder.cid.in_(sorted(rows))
+                    )
+                    held = set(await session.scalars(query))
+                rows = {cid: row for cid, row in rows.items() if row.published or cid in held}
+            return [_record(rows[cid]) for cid in dict.fromkeys(cids) if cid in rows]
+
+    async def usage(self, user: str) -> tuple[int, int]:
+        """How many items `user` holds, and their bytes."""
+        async with self._sessions() as session:
+            items, size = (await session.execute(_holding(user))).one()
+        return int(items), int(size)
 
     async def access(self, cid: str, viewer: Viewer | None = None) -> ContentRecord:
         """Like `get`, for a read of the bytes: refreshes the last access (what eviction goes by)."""

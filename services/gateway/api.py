@@ -26,9 +26,12 @@ from artdag_common.errors import (
 )
 from artdag_common.ids import check_run_id, new_run_id, sha3_hex
 from artdag_common.schemas import (
+    MAX_LIST_ITEMS,
     AnalysisReply,
     AnalyzeRequest,
     CidRequest,
+    CidsRequest,
+    ContentFound,
     ContentRecord,
     ExecuteRequest,
     HealthReply,
@@ -91,22 +94,30 @@ class RunBody(BaseModel):
 async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> None:
     """Every input must be content the user may see: a run must not turn another user's upload into output.
 
-    Another user's content reads exactly like unknown content; malformed values are left to the planner,
-    which names what is wrong with them.
+    A list longer than `MAX_LIST_ITEMS` is refused before any item is looked up; the rest are
+    looked up together (one request per `MAX_LIST_ITEMS` cids). Another user's content reads
+    exactly like unknown content; malformed values are left to the planner, which names what is
+    wrong with them.
     """
-    viewer = user.viewer()
+    wanted: dict[str, str] = {}  # cid -> the input that names it first
     for name, value in inputs.items():
-        for cid in value.split(","):
+        items = value.split(",")
+        if len(items) > MAX_LIST_ITEMS:
+            raise InvalidInputError(f"a list of 1 to {MAX_LIST_ITEMS} cids, comma-separated", field=f"inputs.{name}")
+        for item in items:
             try:
-                request = CidRequest(cid=validate_cid(cid.strip()), viewer=viewer)
+                wanted.setdefault(validate_cid(item.strip()), name)
             except InvalidCidError:
                 continue
-            try:
-                await gw.call("cache", "stat", request, ContentRecord)
-            except NotFoundError:
-                raise InvalidInputError(
-                    f"no content with cid {request.cid} (upload it first)", field=f"inputs.{name}"
-                ) from None
+    cids = list(wanted)
+    seen: set[str] = set()
+    for start in range(0, len(cids), MAX_LIST_ITEMS):
+        request = CidsRequest(cids=cids[start : start + MAX_LIST_ITEMS], viewer=user.viewer())
+        found: ContentFound = await gw.call("cache", "stat_many", request, ContentFound)
+        seen.update(record.cid for record in found.records)
+    for cid, name in wanted.items():
+        if cid not in seen:
+            raise InvalidInputError(f"no content with cid {cid} (upload it first)", field=f"inputs.{name}")
 
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:+/=-]{1,128}$")

@@ -30,20 +30,33 @@ from artdag_common.bus import (
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
-from artdag_common.errors import ArtdagError, ConflictError, InvalidInputError, NotFoundError, RetryableError
+from artdag_common.errors import (
+    ArtdagError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    RetryableError,
+    ServiceUnavailableError,
+)
 from artdag_common.examples import example_recipes
 from artdag_common.faults import crash_point
 from artdag_common.ids import canonical_json, check_run_id, new_run_id
 from artdag_common.leases import held_by_anyone, lease_value, take_lease
+from artdag_common.media_limits import InputLimits
 from artdag_common.metrics import RUN_DURATION, RUNS, STEPS
 from artdag_common.operations import get_operation
 from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
+    MAX_LIST_ITEMS,
     AnalysisReply,
     AnalyzeRequest,
     CidRequest,
+    CidsRequest,
+    ContentFound,
     ContentOrigin,
     ContentRecord,
     ExecuteRequest,
@@ -54,6 +67,7 @@ from artdag_common.schemas import (
     PlanReply,
     PlanRequest,
     PlanStep,
+    ProbeManyReply,
     RecipeList,
     RecipeRecord,
     RecipeRequest,
@@ -70,6 +84,8 @@ from artdag_common.schemas import (
     StepTask,
     SubmitRunReply,
     SubmitRunRequest,
+    UsageReply,
+    UsageRequest,
     now,
 )
 from artdag_common.telemetry import (
@@ -122,6 +138,8 @@ def _start_lease(run_id: str) -> str:
 
 # An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
 ANALYZE_TIMEOUT_S = 600.0
+# The share of an RPC's time a submit gives the analyzer to probe its inputs.
+PROBE_SHARE = 0.5
 # Whether a result's bytes are still stored: this many checks at once.
 LOOKUPS_IN_FLIGHT = 128
 # Newly ready steps are published this many at a time (all sent, then their acks awaited together).
@@ -254,38 +272,32 @@ class RunDriver:
             "merged": 0,  # writes that lost a compare-and-set to another replica, and merged
         }
         self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
+        self.limits = InputLimits.of(settings)
 
     # -- submission ---------------------------------------------------------------
 
     async def _prepare(self, recipe_text: str, inputs: dict[str, str]) -> tuple[Recipe, Plan]:
-        """Validate recipe and inputs (the inputs must be stored content of the declared kind), plan."""
+        """Validate recipe and inputs (the inputs must be stored content of the declared kind, within
+        the input limits), plan. A list's length is checked before any of its items is looked up."""
         recipe = parse_recipe(recipe_text)
         input_cids = bind_inputs(recipe, inputs)
         media_types: dict[str, str] = {}
         items = [
-            (name, cid)
+            (name, label, cid)
             for name, value in input_cids.items()
-            for _, cid in input_items(name, value, recipe.inputs[name].list)
+            for label, cid in input_items(name, value, recipe.inputs[name].list)
         ]
-        for name, cid in items:
-            try:
-                record: ContentRecord = await rpc.call(
-                    self.runtime.nc,
-                    "cache",
-                    "stat",
-                    CidRequest(cid=cid),
-                    ContentRecord,
-                    timeout_s=self.settings.rpc_timeout_s,
-                )
-            except NotFoundError:
-                raise InvalidInputError(
-                    f"no content with cid {cid} (upload it first)", field=f"inputs.{name}"
-                ) from None
+        records = await self._stat_all([cid for _, _, cid in items])
+        for name, _, cid in items:
+            record = records.get(cid)
+            if record is None:
+                raise InvalidInputError(f"no content with cid {cid} (upload it first)", field=f"inputs.{name}")
             if recipe.inputs[name].type == "video" and record.media_type.startswith("audio/"):
                 raise InvalidInputError(
                     f"the recipe wants video here, but {cid} is {record.media_type}", field=f"inputs.{name}"
                 )
             media_types[name] = record.media_type
+        await self._check_limits(items)
         plan = build_plan(
             recipe,
             input_cids,
@@ -295,6 +307,83 @@ class RunDriver:
         )
         return recipe, plan
 
+    async def _stat_all(self, cids: list[str]) -> dict[str, ContentRecord]:
+        """The stored content among `cids`: one batched request per `MAX_LIST_ITEMS` of them."""
+        wanted = list(dict.fromkeys(cids))
+        found: dict[str, ContentRecord] = {}
+        for start in range(0, len(wanted), MAX_LIST_ITEMS):
+            reply: ContentFound = await rpc.call(
+                self.runtime.nc,
+                "cache",
+                "stat_many",
+                CidsRequest(cids=wanted[start : start + MAX_LIST_ITEMS]),
+                ContentFound,
+                timeout_s=self.settings.rpc_timeout_s,
+            )
+            found.update((record.cid, record) for record in reply.records)
+        return found
+
+    async def _check_limits(self, items: list[tuple[str, str, str]]) -> None:
+        """Refuse (422) an input whose media declares more than the input limits (ARTDAG_MAX_INPUT_*).
+
+        The analyzer probes each cid once (its answers are cached). An input it cannot read is
+        left to its step, which says why; an analyzer too slow to answer leaves the limits to the
+        executors, which check them again before they decode.
+        """
+        cids = list(dict.fromkeys(cid for _, _, cid in items))
+        infos: dict[str, MediaInfo] = {}
+        for start in range(0, len(cids), MAX_LIST_ITEMS):
+            chunk = cids[start : start + MAX_LIST_ITEMS]
+            try:
+                reply: ProbeManyReply = await rpc.call(
+                    self.runtime.nc,
+                    "analyzer",
+                    "probe_many",
+                    CidsRequest(cids=chunk),
+                    ProbeManyReply,
+                    timeout_s=self.settings.rpc_timeout_s * PROBE_SHARE,
+                )
+            except ServiceUnavailableError as exc:
+                log.info("inputs not probed at submit (%s); their steps check the limits as they decode", exc)
+                return
+            infos.update((cid, out.info) for cid, out in zip(chunk, reply.outcomes, strict=True) if out.info)
+        for name, label, cid in items:
+            if (info := infos.get(cid)) is None:
+                continue
+            reason = self.limits.excess(
+                width=info.width, height=info.height, duration_s=info.duration_s, frames=info.frame_count
+            )
+            if reason is not None:
+                raise InvalidInputError(f"{label} ({cid}): {reason}", field=f"inputs.{name}")
+
+    async def _check_quotas(self, owner: str | None) -> None:
+        """A user's runs not finished yet (429) and stored bytes (413) within their quotas (0: none)."""
+        if owner is None:
+            return  # the system's own runs (derived media)
+        queued_quota = self.settings.quota_queued_runs
+        if queued_quota and (queued := await self.book.unfinished(owner)) >= queued_quota:
+            raise RateLimitedError(
+                f"{owner} has {queued} runs not finished, the quota (ARTDAG_QUOTA_QUEUED_RUNS) is "
+                f"{queued_quota}: wait for some to finish",
+                field="quota_queued_runs",
+            )
+        bytes_quota = self.settings.quota_bytes
+        if bytes_quota:
+            usage: UsageReply = await rpc.call(
+                self.runtime.nc,
+                "cache",
+                "usage",
+                UsageRequest(user=owner),
+                UsageReply,
+                timeout_s=self.settings.rpc_timeout_s,
+            )
+            if usage.bytes >= bytes_quota:
+                raise PayloadTooLargeError(
+                    f"{owner} holds {usage.bytes:,} bytes, the quota (ARTDAG_QUOTA_BYTES) is {bytes_quota:,}: "
+                    "delete some content before running more",
+                    field="quota_bytes",
+                )
+
     async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
         """Accept a run, once per run id: a submit sent again (a client's retry with the same
         Idempotency-Key, a gateway that timed out) answers with the run the first one made."""
@@ -302,6 +391,7 @@ class RunDriver:
         run_id = check_run_id(request.run_id) if request.run_id is not None else new_run_id()
         if request.run_id is not None and (earlier := await self._earlier_submit(run_id, plan, request)) is not None:
             return earlier
+        await self._check_quotas(request.owner)
         state = new_run_state(run_id, plan)
         # The submitting request's trace becomes the run's: every step it dispatches joins it.
         trace.get_current_span().set_attribute(RUN_ID, run_id)

@@ -22,7 +22,7 @@ from artdag_common.operations import (
     SegmentAtConfig,
 )
 from artdag_common.recipe import Recipe
-from artdag_common.schemas import AnalysisReply, MediaInfo, Plan, PlanStep
+from artdag_common.schemas import MAX_LIST_ITEMS, AnalysisReply, MediaInfo, Plan, PlanStep
 from services.planner.handoff import piece_seconds, shape_plan
 
 
@@ -51,9 +51,6 @@ def bind_inputs(recipe: Recipe, inputs: Mapping[str, str]) -> dict[str, str]:
 def input_items(name: str, value: str, is_list: bool) -> list[tuple[str, str]]:
     """(label, cid) of each item a recipe input is bound to: `name`, or `name[i]` for a list."""
     return [(f"{name}[{i}]", cid) for i, cid in enumerate(value.split(","))] if is_list else [(name, value)]
-
-
-MAX_LIST_ITEMS = 1000
 
 
 @dataclass(frozen=True)

@@ -270,6 +270,16 @@ class RunBook:
                 raise NotFoundError(f"no run {run_id}", field="run_id")
             return Plan.model_validate(row.plan)
 
+    async def unfinished(self, owner: str) -> int:
+        """How many of `owner`'s runs are pending or running."""
+        query = (
+            select(func.count())
+            .select_from(Run)
+            .where(Run.owner == owner, Run.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]))
+        )
+        async with self._sessions() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def list(self, limit: int, offset: int, viewer: Viewer | None = None) -> tuple[list[RunSummary], int]:
         """Runs newest first; with a non-admin `viewer`, only theirs."""
         count = select(func.count()).select_from(Run)

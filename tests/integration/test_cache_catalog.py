@@ -18,7 +18,14 @@ from artdag_common import rpc
 from artdag_common.content_store import LocalContentStore
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import StorageProvider
-from artdag_common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RetryableError
+from artdag_common.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RetryableError,
+)
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import (
     ContentMetaPatch,
@@ -411,3 +418,33 @@ async def test_a_completed_run_is_recorded_once_its_state_shows_every_step(
     finally:
         for sub in served:
             await sub.unsubscribe()
+
+
+async def test_quota_counts_what_a_user_brings_in_and_holds_at_once(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store, quota_bytes=10)
+    kept = await put(catalog, store, b"sixsix", ContentOrigin.UPLOAD, owner="alice")
+    assert await catalog.usage("alice") == (1, 6)
+    # The same bytes again hold nothing new; what a run made is kept whatever the quota.
+    await put(catalog, store, b"sixsix", ContentOrigin.UPLOAD, owner="alice")
+    await put(catalog, store, b"made by a run", ContentOrigin.STEP_OUTPUT, owner="alice")
+    assert await catalog.usage("alice") == (2, 19)
+    # Two uploads at once, each within the quota alone: registered together, one is refused.
+    outcomes = await asyncio.gather(
+        put(catalog, store, b"abc", ContentOrigin.IMPORT, owner="bob"),
+        put(catalog, store, b"defghij!", ContentOrigin.UPLOAD, owner="bob"),
+        return_exceptions=True,
+    )
+    taken = [o for o in outcomes if isinstance(o, ContentRecord)]
+    refused = [o for o in outcomes if isinstance(o, PayloadTooLargeError)]
+    assert len(taken) == len(refused) == 1 and "ARTDAG_QUOTA_BYTES" in refused[0].message
+    assert await catalog.usage("bob") == (1, taken[0].size)
+    with pytest.raises(PayloadTooLargeError, match=r"bob holds \d bytes; 8 more would pass the quota of 10"):
+        await put(catalog, store, b"klmnopq!", ContentOrigin.UPLOAD, owner="bob")
+
+    # Looked up together: what exists and the viewer may see, in the order asked.
+    bobs = taken[0].cid
+    found = await catalog.get_many([bobs, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", kept.cid], ALICE)
+    assert [r.cid for r in found] == [kept.cid]
+    assert [r.cid for r in await catalog.get_many([bobs, kept.cid], ADMIN)] == [bobs, kept.cid]
