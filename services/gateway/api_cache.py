@@ -22,11 +22,15 @@ from artdag_common.cid import validate_cid
 from artdag_common.errors import (
     BadRequestError,
     ForbiddenError,
+    InsufficientStorageError,
     InvalidInputError,
     InvalidMediaError,
     NotFoundError,
     PayloadTooLargeError,
+    RetryableError,
+    ServiceUnavailableError,
 )
+from artdag_common.ids import sha3_hex
 from artdag_common.media_types import LOSSLESS_H264_PROFILE, SNIFF_BYTES, sniff_media_type
 from artdag_common.schemas import (
     CidRequest,
@@ -44,9 +48,11 @@ from artdag_common.schemas import (
     RunRequest,
     RunState,
     RunStatus,
-    SubmitRunReply,
     SubmitRunRequest,
+    UsageReply,
+    UsageRequest,
 )
+from services.gateway.api import start_run
 from services.gateway.auth import CurrentUser, OptionalUser, viewer_of
 from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep
 from services.gateway.ranges import parse_range
@@ -91,7 +97,18 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
         raise PayloadTooLargeError(f"upload is larger than MAX_UPLOAD_BYTES ({limit} bytes)", field="file")
-    result = await receive_upload(request.stream(), request.headers.get("content-type", ""), gw.store, limit)
+    room = await quota_room(gw, user)
+    if room is not None and (
+        room <= 0 or (length is not None and length.isdigit() and int(length) > room + MULTIPART_OVERHEAD)
+    ):
+        raise over_quota(gw, user, room)
+    cap = limit if room is None else min(limit, room)
+    try:
+        result = await receive_upload(request.stream(), request.headers.get("content-type", ""), gw.store, cap)
+    except PayloadTooLargeError:
+        if room is not None and cap == room:
+            raise over_quota(gw, user, room) from None
+        raise
     name = (result.fields.get("name") or result.filename or "")[:512] or None
     record = ContentRecord(
         cid=result.cid,
@@ -160,10 +177,32 @@ def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
     return fd, real
 
 
-async def _import_file(gw: Gateway, raw: str, owner: str) -> ContentRecord:
+async def quota_room(gw: Gateway, user: Principal) -> int | None:
+    """The bytes `user` may still bring in under ARTDAG_QUOTA_BYTES (what they hold counts); None: no quota.
+
+    Checked before a byte is stored; the cache checks again as it registers the content."""
+    if not gw.settings.quota_bytes or user.user is None:
+        return None
+    usage: UsageReply = await gw.call("cache", "usage", UsageRequest(user=user.user), UsageReply)
+    return gw.settings.quota_bytes - usage.bytes
+
+
+def over_quota(gw: Gateway, user: Principal, room: int) -> PayloadTooLargeError:
+    """413: the upload would take `user` past their storage quota."""
+    return PayloadTooLargeError(
+        f"over the storage quota of {gw.settings.quota_bytes:,} bytes (ARTDAG_QUOTA_BYTES): {user.user} has "
+        f"{max(room, 0):,} bytes left; delete some content first",
+        field="quota_bytes",
+    )
+
+
+async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
+    room = await quota_room(gw, user)
     fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_roots)
     head = b""
     try:
+        if room is not None and os.fstat(fd).st_size > room:
+            raise over_quota(gw, user, room)
         writer = gw.store.writer()
         async with writer:
             while chunk := await asyncio.to_thread(os.read, fd, IMPORT_CHUNK):
@@ -180,7 +219,7 @@ async def _import_file(gw: Gateway, raw: str, owner: str) -> ContentRecord:
         media_type=sniff_media_type(head),
         name=real.name[:512] or None,
         origin=ContentOrigin.IMPORT,
-        owner=owner,
+        owner=user.user,
     )
     registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
     return registered
@@ -189,7 +228,7 @@ async def _import_file(gw: Gateway, raw: str, owner: str) -> ContentRecord:
 @router.post("/cache/import", status_code=201, tags=["cache"], summary="Import a file from the server's IMPORT_DIRS")
 async def import_file(gw: GatewayDep, user: CurrentUser, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
     gw.ensure_room("import")
-    return await _import_file(gw, path, user.user)
+    return await _import_file(gw, path, user)
 
 
 @router.get("/media", tags=["cache"], summary="Your content and published content, newest first (?type=video)")
@@ -221,7 +260,9 @@ def _thumbnail_url(cid: str, media_type: str) -> str | None:
 
 
 # A derived file (browser MP4, thumbnail) is a one-step run: planned, rendered and cached like any
-# other, so it is made once per cid; the request waits this long for it, then answers 202.
+# other. Its run id is fixed by what it makes of which cid, so it is made once: every request for it
+# finds the same run (concurrent ones too: the planner takes a run id once). Anonymous requests only
+# ever find it. A request waits this long for it, then answers 202.
 DERIVE_WAIT_S = 60.0
 BROWSER_MP4 = """
 name: browser-mp4
@@ -239,23 +280,46 @@ output: still
 """
 
 
-async def _derived(gw: Gateway, cid: str, recipe: str, range_header: str | None) -> Response:
-    reply: SubmitRunReply = await gw.call(
-        "planner", "submit", SubmitRunRequest(recipe=recipe, inputs={"video": cid}), SubmitRunReply
-    )
+def derived_run_id(kind: str, cid: str) -> str:
+    """The one run that makes `kind` (`mp4`, `thumbnail`) of `cid`."""
+    return "run-" + sha3_hex(["derived", kind, cid])[:32]
+
+
+async def _derived_run(gw: Gateway, run_id: str) -> RunState | None:
+    try:
+        state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=run_id), RunState)
+    except NotFoundError:
+        return None
+    return state
+
+
+async def _derived(
+    gw: Gateway, cid: str, kind: str, recipe: str, range_header: str | None, user: Principal | None
+) -> Response:
+    """Serve `kind` of `cid` from its stored cid once made; a signed-in request has it made (once)."""
+    run_id = derived_run_id(kind, cid)
     deadline = time.monotonic() + DERIVE_WAIT_S
     while True:
-        state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=reply.run_id), RunState)
-        if state.status == RunStatus.COMPLETED and state.output_cid:
+        state = await _derived_run(gw, run_id)
+        if state is None:
+            if user is None:
+                raise NotFoundError(f"no {kind} of {cid} has been made yet", field="cid")
+            try:
+                # The system's run (no owner): the same for every user who may see the source.
+                await start_run(gw, "submit", SubmitRunRequest(recipe=recipe, inputs={"video": cid}, run_id=run_id))
+            except (InsufficientStorageError, ServiceUnavailableError):
+                raise
+            except RetryableError:
+                pass  # another request is starting this very run: wait for it
+        elif state.status == RunStatus.COMPLETED and state.output_cid:
             # Served here rather than redirected: whoever may see the source may see what is made of it.
             derived: ContentRecord = await gw.call("cache", "access", CidRequest(cid=state.output_cid), ContentRecord)
             return await _raw_response(gw, derived, range_header)
-        if state.status.finished:
+        elif state.status.finished:
             raise InvalidMediaError(state.error or "could not be converted")
         if time.monotonic() > deadline:
-            return JSONResponse(
-                {"run_id": reply.run_id, "status": state.status}, status_code=202, headers={"Retry-After": "2"}
-            )
+            status = state.status if state is not None else RunStatus.PENDING
+            return JSONResponse({"run_id": run_id, "status": status}, status_code=202, headers={"Retry-After": "2"})
         await asyncio.sleep(0.1)
 
 
@@ -288,7 +352,9 @@ async def content_mp4(
     browser_h264 = info.video_codec == "h264" and info.video_profile != LOSSLESS_H264_PROFILE
     if record.media_type == "video/mp4" and browser_h264 and info.audio_codec in (None, "aac"):
         return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)
-    return await _derived(gw, record.cid, BROWSER_MP4, range_header)
+    if user is None and await _derived_run(gw, derived_run_id("mp4", record.cid)) is None:
+        return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)  # the original, until one is made
+    return await _derived(gw, record.cid, "mp4", BROWSER_MP4, range_header, user)
 
 
 @router.get("/cache/{cid}/thumbnail", tags=["cache"], summary="A PNG still of a video (made once, then cached)")
@@ -299,7 +365,7 @@ async def content_thumbnail(
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
     record = await _video_record(gw, cid, user)
-    return await _derived(gw, record.cid, THUMBNAIL, range_header)
+    return await _derived(gw, record.cid, "thumbnail", THUMBNAIL, range_header, user)
 
 
 def _preview(record: ContentRecord) -> str:
