@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the content store's object-store bucket (ARTDAG_NATS_OBJECT_BUCKET)",
     )
     bus.add_argument("--secret", metavar="NAME", help="print a Secret NAME (the chart's bus.existingSecret) instead")
+    bus.add_argument(
+        "--server-config", type=Path, metavar="FILE", help="write the nats-server config to FILE (mode 0600) instead"
+    )
 
     verify = commands.add_parser("verify", help="check an output's signed provenance (and re-render it with --render)")
     verify.add_argument("cid", help="the output's CID")
@@ -520,6 +523,19 @@ def cmd_bus_config(args: argparse.Namespace) -> int:
             "data": data,
         }
         print(json.dumps(secret, indent=2))
+    elif args.server_config is not None:
+        path = args.server_config.expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.unlink(missing_ok=True)
+            # Created 0600 before a byte is written: it holds the passwords.
+            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(credentials_conf(credentials, args.bucket))
+            temporary.replace(path)
+        except OSError as exc:
+            raise ArtdagError(f"--server-config: cannot write {path}: {exc.strerror}") from None
+        print(f"wrote the bus logins of {BusCredentials.path(home)} to {path}", file=sys.stderr)
     else:
         print(f"# artdag's bus logins (from {BusCredentials.path(home)}): include this in the nats-server config")
         print(credentials_conf(credentials, args.bucket), end="")

@@ -76,14 +76,14 @@ _JETSTREAM_USE = (
 _MANAGE_STREAMS = ("$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*")
 
 
-def _content_bucket_rights(object_bucket: str) -> tuple[str, ...]:
+def _object_bucket_rights(object_bucket: str) -> tuple[str, ...]:
     # nats-py purges a replaced object's old chunks (and a failed put's) through the stream API.
     return (f"$O.{object_bucket}.>", f"$JS.API.STREAM.PURGE.OBJ_{object_bucket}")
 
 
 def grants(object_bucket: str) -> dict[str, Grant]:
     """Every user's grant; `object_bucket` is the content store's (ARTDAG_NATS_OBJECT_BUCKET)."""
-    content = _content_bucket_rights(object_bucket)
+    content = _object_bucket_rights(object_bucket)
     events = f"{subjects.PREFIX}.event.>"
     service_grants = {
         "gateway": (
@@ -130,9 +130,12 @@ def grants(object_bucket: str) -> dict[str, Grant]:
             *content,
         ),
     }
+    # Any service may answer with a reply too large for one message, and any caller reads one
+    # (`artdag_common.rpc`): both put, get and delete in the replies bucket.
+    replies = _object_bucket_rights(streams.OBJ_RPC_REPLIES.bucket or "")
     table = {
         service: Grant(
-            publish=(*_JETSTREAM_USE, *rights),
+            publish=(*_JETSTREAM_USE, *rights, *replies),
             subscribe=(
                 f"{inbox_prefix(service)}.>",
                 f"{subjects.PREFIX}.rpc.{service}.*",
@@ -225,6 +228,16 @@ class BusCredentials:
         """What a service process needs in its environment to connect as itself."""
         login = self.login(service)
         return {"ARTDAG_NATS_USER": login.user, "ARTDAG_NATS_PASSWORD": login.password}
+
+
+def home_login(home: Path, service: str) -> BusLogin | None:
+    """`service`'s login from the credentials saved in `home`, if there are any.
+
+    A service whose home holds the bus logins (`artdag up`, `artdag bus-config`, a shared volume
+    in compose.yaml) connects as itself with no setting of its own.
+    """
+    saved = BusCredentials.load(home)
+    return saved.login(service) if saved is not None and service in USERS else None
 
 
 def authorization(passwords: dict[str, str], object_bucket: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from artdag_common import __version__, rpc, streams
 from artdag_common.bus import StreamPublisher, connect, consume
-from artdag_common.bus_access import STREAM_MANAGERS
+from artdag_common.bus_access import STREAM_MANAGERS, home_login
 from artdag_common.metrics import LAG, setup_metrics
 from artdag_common.probes import ProbeServer
 from artdag_common.schemas import HealthReply, HealthRequest
@@ -137,10 +137,11 @@ class ServiceRuntime:
             # Listening before connecting: liveness holds while NATS is still out of reach.
             await self.probes.start()
             self.stack.push_async_callback(self.probes.close)
+        login = self.settings.bus_login or home_login(self.settings.home, self.service)
         nc = await connect(
             self.settings.nats_url,
             self.instance,
-            login=self.settings.bus_login,
+            login=login,
             tls=self.settings.bus_tls,
             closing=self.stopping,
         )
@@ -148,7 +149,8 @@ class ServiceRuntime:
         self.stack.push_async_callback(self._drain)
         self._js = nc.jetstream()
         object_bucket = self.settings.nats_object_bucket if self.settings.store == "nats" else None
-        if self.settings.nats_user is None or self.settings.nats_user in STREAM_MANAGERS:
+        # Only the planner (and admin) may make streams; the others wait until it has.
+        if login is None or login.user in STREAM_MANAGERS:
             await streams.provision(self._js, self.settings.nats_replicas, object_bucket)
         else:
             await streams.await_provisioned(self._js, object_bucket=object_bucket)

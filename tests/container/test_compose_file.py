@@ -40,7 +40,7 @@ def _load(**env: str) -> Any:
 def test_every_service_runs_from_the_image_after_the_migration() -> None:
     loaded = _load()
     by_name = {service.name: service for service in loaded.services}
-    assert set(by_name) == {*subjects.SERVICES, "nats", "postgres", "migrate"}
+    assert set(by_name) == {*subjects.SERVICES, "nats", "postgres", "migrate", "bus"}
     image = by_name["gateway"].image
     assert image == "localhost/artdag:latest"
     assert by_name["migrate"].command == ["migrate"] and by_name["migrate"].image == image
@@ -51,6 +51,18 @@ def test_every_service_runs_from_the_image_after_the_migration() -> None:
         assert service.image == image and service.command == [name]
         assert service.depends_on == {"nats": "service_started", "migrate": "service_completed_successfully"}
         assert service.volumes == ["data:/data"], "one ARTDAG_HOME (and content store) for every service"
+    # The bus is never open: its logins are made first, in the home every service shares.
+    assert by_name["bus"].command == [
+        "artdag",
+        "bus-config",
+        "--home",
+        "/data",
+        "--server-config",
+        "/data/bus/nats.conf",
+    ]
+    assert by_name["nats"].depends_on == {"bus": "service_completed_successfully"}
+    assert "data:/artdag:ro" in by_name["nats"].volumes
+    assert by_name["nats"].command is not None and by_name["nats"].command[:2] == ["--config", "/artdag/bus/nats.conf"]
     order = [service.name for service in loaded.services]
     assert order.index("migrate") < min(order.index(name) for name in subjects.SERVICES)
 

@@ -19,8 +19,9 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from artdag_common import streams, subjects
 from artdag_common.bus import connect
-from artdag_common.bus_access import USERS, BusCredentials, BusLogin, grants, inbox_prefix
+from artdag_common.bus_access import USERS, BusCredentials, BusLogin, grants, home_login, inbox_prefix
 from artdag_common.nats_server import EmbeddedNatsServer
+from artdag_common.runtime import ServiceRuntime
 from artdag_common.settings import CommonSettings
 
 
@@ -251,3 +252,24 @@ async def test_a_service_reaches_a_tls_bus_with_the_ca_it_is_given(tmp_path: Pat
             )
     with pytest.raises(ValueError, match="ARTDAG_NATS_TLS_CA"):
         CommonSettings(home=tmp_path, nats_tls_ca=tmp_path / "missing.pem")
+
+
+async def test_a_service_whose_home_holds_the_logins_connects_as_itself(tmp_path: Path) -> None:
+    """compose.yaml's services set no login: each finds its own in the shared home."""
+    credentials = BusCredentials.ensure(tmp_path / "home")
+    assert home_login(tmp_path / "home", "executor") == credentials.login("executor")
+    assert home_login(tmp_path / "elsewhere", "executor") is None
+    with EmbeddedNatsServer(tmp_path / "nats", credentials=credentials) as server:
+        admin = await connect(server.url, "pytest-admin", login=server.admin)
+        await streams.provision(admin.jetstream())
+        runtime = ServiceRuntime("executor", CommonSettings(home=tmp_path / "home", nats_url=server.url))
+        try:
+            await runtime.open()
+            assert runtime.nc.is_connected
+            refusals = Refusals()
+            runtime.nc._error_cb = refusals.note  # nats-py keeps its error callback here
+            await runtime.nc.publish(subjects.rpc("auth", "issue"), b"{}")
+            assert await refusals.wait_for('publish to "artdag.rpc.auth.issue"'), "it is the executor, not admin"
+        finally:
+            await runtime.close()
+            await admin.close()
