@@ -130,9 +130,12 @@ def grants(object_bucket: str) -> dict[str, Grant]:
             *content,
         ),
     }
+    # Any service may answer with a reply too large for one message, and any caller reads one
+    # (`artdag_common.rpc`): both put, get and delete in the replies bucket.
+    replies = _object_bucket_rights(streams.OBJ_RPC_REPLIES.bucket or "")
     table = {
         service: Grant(
-            publish=(*_JETSTREAM_USE, *rights),
+            publish=(*_JETSTREAM_USE, *rights, *replies),
             subscribe=(
                 f"{inbox_prefix(service)}.>",
                 f"{subjects.PREFIX}.rpc.{service}.*",

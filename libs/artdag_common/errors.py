@@ -7,6 +7,7 @@ these to message fate and one place in the gateway maps them to HTTP status code
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -161,3 +162,20 @@ def field_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+# An absolute path on a server's disk: under one of the usual roots, up to a quote, space or bracket.
+_SERVER_PATH = re.compile(
+    r"(?<![\w.:/~-])/(?:home|tmp|var|data|root|srv|mnt|opt|usr|etc|run|proc|dev|private|Users|nix)"
+    r"(?:/[^\s'\"()\[\]<>,;]*)+"
+)
+
+
+def public_message(message: str) -> str:
+    """`message` without the absolute paths of a server's files (a store path in a decoder's error,
+    say): each is cut to its last part, the file's name. An error says what failed, not where."""
+
+    def name_only(match: re.Match[str]) -> str:
+        return match.group(0).rstrip("/").rsplit("/", 1)[-1] or "(a file)"
+
+    return _SERVER_PATH.sub(name_only, message)

@@ -3,14 +3,22 @@
 A handler takes a pydantic request and returns a pydantic reply; errors travel as
 `{code, message, field}` and are raised again on the caller's side as the same
 `ArtdagError` subclass, so an `InvalidInputError` in the planner reaches the HTTP
-client as a 422 naming the field.
+client as a 422 naming the field. Error messages leave a service without the
+absolute paths of its files (`public_message`).
+
+A reply larger than the connection's max payload (a plan of thousands of steps) is
+never dropped: it goes into the `artdag_rpc_replies` object store and the reply
+message only names it (header `Artdag-Reply-Object`); `call` reads it from there,
+deletes it and answers as if it had come in the message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,7 +30,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
-from artdag_common import subjects
+from artdag_common import streams, subjects
 from artdag_common.bus import TRANSIENT
 from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.errors import (
@@ -31,6 +39,7 @@ from artdag_common.errors import (
     NoAnswerInTimeError,
     ServiceUnavailableError,
     error_from_code,
+    public_message,
 )
 from artdag_common.schemas import RpcErrorBody, RpcReply
 from artdag_common.telemetry import extract_context, inject_headers, tracer
@@ -53,6 +62,44 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 # the request later than that (and a margin for clocks) drops it unanswered.
 DEADLINE_HEADER = "Artdag-Deadline"
 DEADLINE_GRACE_S = 0.5
+
+
+# A reply message that carries no reply but the name of the object in OBJ_RPC_REPLIES that holds it.
+REPLY_OBJECT_HEADER = "Artdag-Reply-Object"
+# Room left in a message for the headers a reply carries (the request's, echoed back).
+HEADER_ROOM = 8 * 1024
+
+
+async def _respond(nc: NatsClient, msg: Msg, data: bytes) -> None:
+    """Answer `msg` with `data`: in the message when it fits, else through the replies object store."""
+    if len(data) + HEADER_ROOM <= nc.max_payload:
+        await msg.respond(data)
+        return
+    name = uuid.uuid4().hex
+    try:
+        replies = await nc.jetstream().object_store(streams.OBJ_RPC_REPLIES.bucket or "")
+        await replies.put(name, data)
+    except Exception:
+        log.exception("rpc %s: could not store a reply of %d bytes", msg.subject, len(data))
+        failed = RpcReply(
+            ok=False,
+            error=RpcErrorBody(code=ServiceUnavailableError.code, message="the answer could not be sent; try again"),
+        )
+        await msg.respond(failed.model_dump_json().encode())
+        return
+    await nc.publish(msg.reply, b"", headers={REPLY_OBJECT_HEADER: name})
+
+
+async def _reply_data(nc: NatsClient, msg: Msg) -> bytes:
+    """A reply's bytes: the message's own, or the stored object it names (read once, then deleted)."""
+    name = (msg.headers or {}).get(REPLY_OBJECT_HEADER)
+    if name is None:
+        return bytes(msg.data)
+    replies = await nc.jetstream().object_store(streams.OBJ_RPC_REPLIES.bucket or "")
+    found = await replies.get(name)
+    with contextlib.suppress(Exception):  # unread ones expire with the bucket's TTL anyway
+        await replies.delete(name)
+    return bytes(found.data or b"")
 
 
 def _late_by(msg: Msg) -> float:
@@ -96,7 +143,8 @@ async def serve(
                         ok=False, error=RpcErrorBody(code=InvalidInputError.code, message=message, field=field)
                     )
                 except ArtdagError as exc:
-                    reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=exc.message, field=exc.field))
+                    message = public_message(exc.message)
+                    reply = RpcReply(ok=False, error=RpcErrorBody(code=exc.code, message=message, field=exc.field))
                 except TRANSIENT as exc:
                     # The bus is out under this handler (a leader being elected, a server restarting):
                     # the caller may try again, it is not a bug.
@@ -107,7 +155,7 @@ async def serve(
                     log.exception("rpc %s.%s failed", service, verb)
                     reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))
                 if msg.reply:
-                    await msg.respond(pack(reply.model_dump_json().encode()))
+                    await _respond(nc, msg, pack(reply.model_dump_json().encode()))
         finally:
             otel_context.detach(token)
 
@@ -150,7 +198,12 @@ async def call(
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:
         raise NoAnswerInTimeError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
-    reply = RpcReply.model_validate_json(unpack_or_raw(msg.data))
+    try:
+        data = await asyncio.wait_for(_reply_data(nc, msg), timeout_s)
+    except Exception as exc:  # expired, a bus outage, too slow: the caller may ask again
+        log.warning("rpc %s.%s: could not read the stored answer: %s", service, verb, type(exc).__name__)
+        raise ServiceUnavailableError(f"the answer of {service} to {verb} could not be read; try again") from exc
+    reply = RpcReply.model_validate_json(unpack_or_raw(data))
     if not reply.ok:
         err = reply.error or RpcErrorBody(code="internal", message="error without detail")
         raise error_from_code(err.code, err.message, err.field)

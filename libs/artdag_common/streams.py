@@ -143,6 +143,12 @@ KV_REVOKED = KeyValueConfig(bucket="artdag_revoked", history=1, ttl=30 * DAY_S, 
 
 KV_BUCKETS: tuple[KeyValueConfig, ...] = (KV_RUNS, KV_RESULTS, KV_CLAIMS, KV_ANALYSIS, KV_REVOKED)
 
+# Request/reply answers too large for one message (a plan of thousands of steps) wait here for
+# their caller (`artdag_common.rpc`), who deletes them once read; the rest expire.
+OBJ_RPC_REPLIES = ObjectStoreConfig(bucket="artdag_rpc_replies", ttl=600.0, storage=StorageType.FILE)
+
+OBJECT_BUCKETS: tuple[ObjectStoreConfig, ...] = (OBJ_RPC_REPLIES,)
+
 
 async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str | None = None) -> None:
     """Create or update every stream, consumer and bucket; safe to call from every replica.
@@ -179,12 +185,15 @@ async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str 
             stream.max_age = bucket.ttl
             stream.num_replicas = max(replicas, stream.num_replicas or 1)
             await js.update_stream(stream)
+    declared_objects = [replace(bucket, replicas=replicas) for bucket in OBJECT_BUCKETS]
     if object_bucket is not None:
+        declared_objects.append(ObjectStoreConfig(bucket=object_bucket, replicas=replicas))
+    for objects in declared_objects:
         try:
-            await js.object_store(object_bucket)
+            await js.object_store(objects.bucket or "")
         except BucketNotFoundError:
             with contextlib.suppress(BadRequestError):  # made concurrently by another planner
-                await js.create_object_store(object_bucket, ObjectStoreConfig(replicas=replicas))
+                await js.create_object_store(objects.bucket or "", objects)
 
 
 async def await_provisioned(js: JetStreamContext, timeout_s: float = 60.0, object_bucket: str | None = None) -> None:
@@ -194,6 +203,7 @@ async def await_provisioned(js: JetStreamContext, timeout_s: float = 60.0, objec
     start beside it and wait for its `provision`.
     """
     names = [s.name or "" for s in STREAMS] + [kv_stream(b.bucket) for b in KV_BUCKETS]
+    names += [f"OBJ_{b.bucket}" for b in OBJECT_BUCKETS]
     if object_bucket is not None:
         names.append(f"OBJ_{object_bucket}")
     deadline = asyncio.get_running_loop().time() + timeout_s

@@ -27,7 +27,7 @@ from artdag_common.bus import (
     outlasting,
     settle,
 )
-from artdag_common.errors import ArtdagError, PermanentError, RetryableError
+from artdag_common.errors import ArtdagError, PermanentError, RetryableError, public_message
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
 from artdag_common.leases import lease_value, take_lease
 from artdag_common.metrics import STEP_DURATION, STEPS
@@ -348,7 +348,7 @@ class StepWorker:
             step_id=task.step.step_id,
             status=status,
             output_cid=output_cid,
-            error=error,
+            error=public_message(error) if error is not None else None,  # what failed, not where
             worker=self.runtime.instance,
             elapsed_s=elapsed_s,
             output=output,
