@@ -308,9 +308,13 @@ class RunRequest(Message):
     run_id: str
 
 
+MAX_OFFSET = 1_000_000
+"""How far into a list a page may start: past it a request is refused (422), never a scan or an overflow."""
+
+
 class ListRunsRequest(Message):
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     viewer: Viewer | None = None
 
 
@@ -607,7 +611,7 @@ class MediaListRequest(Message):
 
     media_type: str | None = Field(default=None, pattern=r"^[a-z]+(/[a-z0-9.+-]+)?$", max_length=128)
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     viewer: Viewer | None = Field(default=None, description="only what this viewer holds, plus published content")
 
 
