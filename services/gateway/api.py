@@ -58,9 +58,9 @@ from artdag_common.schemas import (
     SubmitRunReply,
     SubmitRunRequest,
 )
-from services.gateway import errors
-from services.gateway.auth import CurrentUser
-from services.gateway.deps import Gateway, GatewayDep
+from services.gateway import errors, openapi
+from services.gateway.auth import CurrentUser, OptionalUser
+from services.gateway.deps import Gateway, GatewayDep, Offset
 from services.gateway.uploads import read_body, read_text_form
 
 router = APIRouter()
@@ -167,7 +167,13 @@ async def start_run(
     return reply
 
 
-@router.post("/runs", status_code=202, tags=["runs"], summary="Start a rendering run")
+@router.post(
+    "/runs",
+    status_code=202,
+    tags=["runs"],
+    summary="Start a rendering run",
+    responses=errors.responses(400, 409, 413, 507),
+)
 async def submit_run(
     body: Annotated[RunBody, Body()], gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> SubmitRunReply:
@@ -179,12 +185,12 @@ async def submit_run(
     return await start_run(gw, "submit", request)
 
 
-@router.get("/runs", tags=["runs"], summary="List your runs (admins: all), newest first")
+@router.get("/runs", tags=["runs"], summary="List your runs (admins: all), newest first", responses=errors.responses())
 async def list_runs(
     gw: GatewayDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunList:
     request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
     runs: RunList = await gw.call("planner", "list_runs", request, RunList)
@@ -213,17 +219,24 @@ async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
     return body
 
 
-@router.get("/runs/{run_id}", tags=["runs"], summary="Run status, steps and output")
+@router.get("/runs/{run_id}", tags=["runs"], summary="Run status, steps and output", responses=errors.responses(404))
 async def get_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     return await _run(run_id, gw, user)
 
 
-@router.get("/api/run/{run_id}", tags=["runs"], summary="Run as JSON (original L1 path)")
+@router.get(
+    "/api/run/{run_id}", tags=["runs"], summary="Run as JSON (original L1 path)", responses=errors.responses(404)
+)
 async def get_run_api(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     return await _run(run_id, gw, user)
 
 
-@router.get("/runs/{run_id}/recipe", tags=["runs"], summary="The recipe text the run was submitted with")
+@router.get(
+    "/runs/{run_id}/recipe",
+    tags=["runs"],
+    summary="The recipe text the run was submitted with",
+    responses=errors.responses(404),
+)
 async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeUpload:
     await owned_run(gw, user, run_id)
     text: RecipeUpload = await gw.call(
@@ -232,14 +245,24 @@ async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> Reci
     return text.model_copy(update={"owner": None})
 
 
-@router.delete("/runs/{run_id}", tags=["runs"], summary="Cancel a run (if running) and delete its record")
+@router.delete(
+    "/runs/{run_id}",
+    tags=["runs"],
+    summary="Cancel a run (if running) and delete its record",
+    responses=errors.responses(404, 409),
+)
 async def delete_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     await owned_run(gw, user, run_id)
     state: RunState = await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
     return {"run_id": state.run_id, "deleted": True, "status": state.status}
 
 
-@router.post("/api/plan", tags=["3-phase"], summary="Plan a recipe without running it (dry run)")
+@router.post(
+    "/api/plan",
+    tags=["3-phase"],
+    summary="Plan a recipe without running it (dry run)",
+    responses=errors.responses(400, 404, 413),
+)
 async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> PlanReply:
     _check_recipe_size(body.recipe, gw)
     if body.recipe is None and body.recipe_id is not None:
@@ -254,7 +277,13 @@ async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> Plan
     return reply
 
 
-@router.post("/api/execute", status_code=202, tags=["3-phase"], summary="Run a plan made by POST /api/plan")
+@router.post(
+    "/api/execute",
+    status_code=202,
+    tags=["3-phase"],
+    summary="Run a plan made by POST /api/plan",
+    responses=errors.responses(400, 404, 409, 507),
+)
 async def execute_plan(
     body: ExecuteBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> SubmitRunReply:
@@ -262,7 +291,13 @@ async def execute_plan(
     return await start_run(gw, "execute", request)
 
 
-@router.post("/api/run-recipe", status_code=202, tags=["3-phase"], summary="Analyze, plan and execute in one call")
+@router.post(
+    "/api/run-recipe",
+    status_code=202,
+    tags=["3-phase"],
+    summary="Analyze, plan and execute in one call",
+    responses=errors.responses(400, 404, 409, 413, 507),
+)
 async def run_recipe(
     body: PlanBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> SubmitRunReply:
@@ -271,14 +306,24 @@ async def run_recipe(
     return await submit_run(RunBody(recipe=body.recipe or "", inputs=body.inputs), gw, user, idempotency_key)
 
 
-@router.get("/api/run/{run_id}/analysis", tags=["runs"], summary="The analyses the run used (tempo, beats, …)")
+@router.get(
+    "/api/run/{run_id}/analysis",
+    tags=["runs"],
+    summary="The analyses the run used (tempo, beats, …)",
+    responses=errors.responses(404),
+)
 async def get_run_analysis(run_id: str, gw: GatewayDep, user: CurrentUser) -> RunAnalysis:
     await owned_run(gw, user, run_id)
     reply: RunAnalysis = await gw.call("planner", "get_analysis", RunRequest(run_id=check_run_id(run_id)), RunAnalysis)
     return reply
 
 
-@router.get("/api/run/{run_id}/plan", tags=["runs"], summary="The run's execution plan: steps and cache ids")
+@router.get(
+    "/api/run/{run_id}/plan",
+    tags=["runs"],
+    summary="The run's execution plan: steps and cache ids",
+    responses=errors.responses(404),
+)
 async def get_plan(run_id: str, gw: GatewayDep, user: CurrentUser) -> Plan:
     await owned_run(gw, user, run_id)
     plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=check_run_id(run_id)), Plan)
@@ -309,7 +354,14 @@ async def visible_recipe(gw: Gateway, user: Principal, recipe_id: str) -> Recipe
     return record
 
 
-@router.post("/recipes/upload", status_code=201, tags=["recipes"], summary="Upload a recipe (YAML file or body)")
+@router.post(
+    "/recipes/upload",
+    status_code=201,
+    tags=["recipes"],
+    summary="Upload a recipe (YAML file or body)",
+    responses=errors.responses(400, 409, 413),
+    openapi_extra=openapi.multipart_body({"file": {"type": "string", "format": "binary"}}, ["file"], text=True),
+)
 async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> RecipeRecord:
     limit = gw.settings.max_recipe_bytes
     content_type = request.headers.get("content-type", "")
@@ -327,24 +379,36 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
     return record
 
 
-@router.get("/recipes", tags=["recipes"], summary="List your recipes and the examples, newest first")
+@router.get(
+    "/recipes",
+    tags=["recipes"],
+    summary="List your recipes and the examples, newest first",
+    responses=errors.responses(),
+)
 async def list_recipes(
     gw: GatewayDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RecipeList:
     request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
     recipes: RecipeList = await gw.call("planner", "recipe_list", request, RecipeList)
     return recipes
 
 
-@router.get("/recipes/{recipe_id}", tags=["recipes"], summary="A recipe: its source, inputs and id")
+@router.get(
+    "/recipes/{recipe_id}",
+    tags=["recipes"],
+    summary="A recipe: its source, inputs and id",
+    responses=errors.responses(400, 404),
+)
 async def get_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeRecord:
     return await visible_recipe(gw, user, recipe_id)
 
 
-@router.delete("/recipes/{recipe_id}", tags=["recipes"], summary="Delete a recipe")
+@router.delete(
+    "/recipes/{recipe_id}", tags=["recipes"], summary="Delete a recipe", responses=errors.responses(400, 404, 409)
+)
 async def delete_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
     await gw.call("planner", "recipe_delete", request, RecipeRecord)
@@ -355,7 +419,13 @@ class InputsBody(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict, description="recipe input name → content cid")
 
 
-@router.post("/recipes/{recipe_id}/run", status_code=202, tags=["recipes"], summary="Run a stored recipe")
+@router.post(
+    "/recipes/{recipe_id}/run",
+    status_code=202,
+    tags=["recipes"],
+    summary="Run a stored recipe",
+    responses=errors.responses(400, 404, 409, 507),
+)
 async def run_stored_recipe(
     recipe_id: str, body: InputsBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> SubmitRunReply:
@@ -381,7 +451,12 @@ class AnalyzeBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="analyzer parameters (window_ms, bands, …)")
 
 
-@router.post("/api/analyze", tags=["analysis"], summary="Analyze content: tempo, beats, energy, scenes, motion…")
+@router.post(
+    "/api/analyze",
+    tags=["analysis"],
+    summary="Analyze content: tempo, beats, energy, scenes, motion…",
+    responses=errors.responses(400, 404),
+)
 async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> AnalysisReply:
     request = AnalyzeRequest(cid=validate_cid(body.cid), features=body.features, params=body.params)
     # 404 for unknown content and for another user's
@@ -397,29 +472,63 @@ async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> Analy
 # -- system ---------------------------------------------------------------------------
 
 
-@router.get("/health", tags=["system"], summary="Each service's health, answered over NATS, and the bus")
-async def health(gw: GatewayDep) -> JSONResponse:
+class HealthReport(BaseModel):
+    """`GET /health`: whether the stack is up; the details (bus, disk, each service) only for admins."""
+
+    ok: bool = Field(description="every service answers and the bus is connected")
+    degraded: list[str] = Field(default_factory=list, description="what works only in part (disk: short of room)")
+    version: str | None = None
+    bus: dict[str, Any] | None = None
+    disk: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None
+
+
+def _health_answer(report: dict[str, Any], user: Principal | None) -> JSONResponse:
+    ok = bool(report["ok"])
+    shown = report if user is not None and user.admin else {"ok": ok, "degraded": report.get("degraded", [])}
+    return JSONResponse(
+        HealthReport.model_validate(shown).model_dump(mode="json", exclude_unset=True),
+        status_code=200 if ok else 503,
+        # A service not answering yet (restarting, reconnecting) is worth asking again shortly.
+        headers=None if ok else {"Retry-After": str(errors.RETRY_AFTER_S)},
+    )
+
+
+@router.get(
+    "/health",
+    tags=["system"],
+    summary="Whether every service and the bus answer (details for admins)",
+    responses={
+        **errors.responses(),
+        503: {
+            "model": HealthReport | errors.ErrorBody,
+            "description": "Something is down: try again after `Retry-After` seconds.",
+            "headers": errors.RETRY_AFTER_HEADER,
+        },
+    },
+)
+async def health(gw: GatewayDep, user: OptionalUser) -> JSONResponse:
     path, free = lowest_free(gw.disk_paths())
     reserve = gw.settings.min_free_bytes
     disk = {"path": str(path), "free_bytes": free, "reserve_bytes": reserve, "ok": free >= reserve}
+    # Short of disk the stack is degraded, not down: it still serves reads and deletions, which
+    # is how room is made again, while uploads and new runs are refused (507).
+    degraded = [] if disk["ok"] else ["disk"]
     nc = gw.runtime.nc
     server = nc.connected_url.netloc if nc.connected_url else None
     bus: dict[str, Any] = {"connected": nc.is_connected, "server": server}
     if not nc.is_connected:
         # No bus, no services to ask: say so at once rather than after every question times out.
         bus.update(ok=False, error="not connected to NATS (reconnecting)")
-        return JSONResponse(
-            {"ok": False, "version": __version__, "bus": bus, "disk": disk, "services": {}},
-            status_code=503,
-            headers={"Retry-After": str(errors.RETRY_AFTER_S)},
-        )
+        report = {"ok": False, "degraded": degraded, "version": __version__, "bus": bus, "disk": disk, "services": {}}
+        return _health_answer(report, user)
     try:
         info = await gw.runtime.js.account_info()
         bus["jetstream"] = {"streams": info.streams, "consumers": info.consumers}
         bus["ok"] = nc.is_connected
     except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
         bus["ok"] = False
-        bus["error"] = str(exc)
+        bus["error"] = f"JetStream did not answer ({type(exc).__name__})"
 
     async def ask(service: str) -> dict[str, Any]:
         try:
@@ -433,18 +542,19 @@ async def health(gw: GatewayDep) -> JSONResponse:
     replies = await asyncio.gather(*(ask(s) for s in subjects.SERVICES))
     services = {r["service"]: r for r in replies}
     ok = bool(bus["ok"]) and all(r.get("ok") for r in replies)
-    # Short of disk the stack is degraded, not down: it still serves reads and deletions, which
-    # is how room is made again, while uploads and new runs are refused (507).
-    degraded = [] if disk["ok"] else ["disk"]
-    return JSONResponse(
-        {"ok": ok, "degraded": degraded, "version": __version__, "bus": bus, "disk": disk, "services": services},
-        status_code=200 if ok else 503,
-        # A service not answering yet (restarting, reconnecting) is worth asking again shortly.
-        headers=None if ok else {"Retry-After": str(errors.RETRY_AFTER_S)},
-    )
+    report = {"ok": ok, "degraded": degraded, "version": __version__, "bus": bus, "disk": disk, "services": services}
+    return _health_answer(report, user)
 
 
-@router.get("/actor", tags=["system"], summary="This L1 as an ActivityPub actor: its public keys")
+@router.get(
+    "/actor",
+    tags=["system"],
+    summary="This L1 as an ActivityPub actor: its public keys",
+    responses={
+        200: {"description": "The actor", "content": {"application/activity+json": {"schema": {"type": "object"}}}},
+        **errors.responses(authenticated=False),
+    },
+)
 async def actor(gw: GatewayDep) -> JSONResponse:
     keys: L1Keys = await gw.call("cache", "keys", L1KeysRequest(), L1Keys)
     base = gw.settings.public_url or f"http://{gw.settings.host}:{gw.settings.port}"
@@ -465,7 +575,7 @@ async def actor(gw: GatewayDep) -> JSONResponse:
     return JSONResponse(body, media_type="application/activity+json")
 
 
-@router.get("/", tags=["system"], summary="Server info and links")
+@router.get("/", tags=["system"], summary="Server info and links", responses=errors.responses(authenticated=False))
 async def home(gw: GatewayDep) -> dict[str, Any]:
     return {
         "name": "artdag",

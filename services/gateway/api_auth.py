@@ -16,6 +16,7 @@ from artdag_common.errors import ForbiddenError, InvalidInputError, Unauthorized
 from artdag_common.httpsig import SignatureError, parse_signature, verify_request
 from artdag_common.schemas import RevokeReply, RevokeTokenRequest, RevokeUserRequest
 from artdag_common.tokens import token_hash
+from services.gateway import errors, openapi
 from services.gateway.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -38,7 +39,12 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
 
 
-@router.get("/auth", tags=["auth"], summary="Log in with a token (from L2, or a local one): sets the session cookie")
+@router.get(
+    "/auth",
+    tags=["auth"],
+    summary="Log in with a token (from L2, or a local one): sets the session cookie",
+    responses={**openapi.redirect(303, "Logged in: the session cookie is set; on to `next`"), **errors.responses()},
+)
 async def login(
     request: Request,
     auth_token: Annotated[str, Query(min_length=1, max_length=4096)],
@@ -61,7 +67,12 @@ async def login(
     return response
 
 
-@router.get("/logout", tags=["auth"], summary="Log out: clears the session cookie")
+@router.get(
+    "/logout",
+    tags=["auth"],
+    summary="Log out: clears the session cookie",
+    responses={**openapi.redirect(303, "Logged out: on to the home page"), **errors.responses(authenticated=False)},
+)
 async def logout(request: Request) -> RedirectResponse:
     response = RedirectResponse("/", status_code=303)
     secure = _secure(request)
@@ -78,7 +89,7 @@ class Me(BaseModel):
     expires_at: float | None
 
 
-@router.get("/auth/me", tags=["auth"], summary="Who the token or session belongs to")
+@router.get("/auth/me", tags=["auth"], summary="Who the token or session belongs to", responses=errors.responses())
 async def me(user: CurrentUser) -> Me:
     return Me(user=user.user, roles=user.roles, scopes=user.scopes, source=user.source, expires_at=user.expires_at)
 
@@ -90,7 +101,12 @@ class RevokeBody(BaseModel):
     )
 
 
-@router.post("/auth/revoke", tags=["auth"], summary="Revoke a token (default: the one making this request)")
+@router.post(
+    "/auth/revoke",
+    tags=["auth"],
+    summary="Revoke a token (default: the one making this request)",
+    responses=errors.responses(),
+)
 async def revoke(user: CurrentUser, gw: GatewayDep, body: RevokeBody | None = None) -> dict[str, Any]:
     if body is not None and body.token:
         hashed = token_hash(body.token)
@@ -153,6 +169,8 @@ async def _signed_by_l2(request: Request, gw: Gateway, body: bytes) -> bool:
     "/auth/revoke-user",
     tags=["auth"],
     summary="Revoke every token of a user (L2 only: an HTTP Signature by L2's key, or an l2-scoped token)",
+    responses=errors.responses(400),
+    openapi_extra=openapi.json_body(RevokeUserBody),
 )
 async def revoke_user(request: Request, gw: GatewayDep, user: OptionalUser) -> dict[str, Any]:
     raw = await request.body()

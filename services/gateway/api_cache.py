@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -52,9 +53,11 @@ from artdag_common.schemas import (
     UsageReply,
     UsageRequest,
 )
+from services.gateway import errors, openapi
 from services.gateway.api import start_run
 from services.gateway.auth import CurrentUser, OptionalUser, viewer_of
-from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep
+from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep, Offset
+from services.gateway.errors import error_body
 from services.gateway.ranges import parse_range
 from services.gateway.uploads import receive_upload
 
@@ -90,7 +93,16 @@ def prefers_html(accept: str | None) -> bool:
 # -- content ----------------------------------------------------------------------
 
 
-@router.post("/cache/upload", status_code=201, tags=["cache"], summary="Upload a file (multipart, field 'file')")
+@router.post(
+    "/cache/upload",
+    status_code=201,
+    tags=["cache"],
+    summary="Upload a file (multipart, field 'file')",
+    responses=errors.responses(400, 413, 507),
+    openapi_extra=openapi.multipart_body(
+        {"file": {"type": "string", "format": "binary"}, "name": {"type": "string", "maxLength": 4096}}, ["file"]
+    ),
+)
 async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
     gw.ensure_room("upload")
     limit = gw.settings.max_upload_bytes
@@ -109,7 +121,7 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
         if room is not None and cap == room:
             raise over_quota(gw, user, room) from None
         raise
-    name = (result.fields.get("name") or result.filename or "")[:512] or None
+    name = shortened(result.fields.get("name") or result.filename or "", 512) or None
     record = ContentRecord(
         cid=result.cid,
         size=result.size,
@@ -122,12 +134,17 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
     return registered
 
 
+OUTSIDE_IMPORT_DIRS = "the path is outside the import directories (IMPORT_DIRS)"
+
+
 def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
     """Open `raw` for reading if it is a regular file under one of `roots`; the fd and its real path.
 
-    Symlinks are resolved before the check, the file is opened without following a final
-    symlink and without blocking on a FIFO, and the opened descriptor's real path is checked
-    again, so a path swapped between the check and the open cannot escape the roots.
+    Containment is decided before anything about the path is disclosed: a path outside the roots
+    answers the same 403 whether or not it exists (no file-existence oracle). It must lie under a
+    root as written and again with symlinks resolved; the file is then opened without following a
+    final symlink and without blocking on a FIFO, and the opened descriptor's real path is checked
+    once more, so a path swapped between the check and the open cannot escape the roots.
     """
     if not roots:
         raise ForbiddenError("importing is off: the server has no IMPORT_DIRS", field="path")
@@ -137,17 +154,22 @@ def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
     if not path.is_absolute():
         raise BadRequestError("the path to import must be absolute", field="path")
 
-    def inside(candidate: Path) -> bool:
-        return any(candidate == root or candidate.is_relative_to(root) for root in roots)
+    real_roots = [root.resolve() for root in roots]
 
+    def inside(candidate: Path, under: list[Path] = real_roots) -> bool:
+        return any(candidate == root or candidate.is_relative_to(root) for root in under)
+
+    # As written, `..` folded and nothing on disk asked yet: under a root as configured or as resolved.
+    if not inside(Path(os.path.normpath(path)), [Path(os.path.normpath(root)) for root in roots] + real_roots):
+        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
     try:
-        real = path.resolve(strict=True)
-    except FileNotFoundError:
-        raise NotFoundError(f"no such file: {raw}", field="path") from None
-    except (OSError, RuntimeError):  # a symlink loop, a component that is not a directory
-        raise BadRequestError(f"cannot resolve {raw}", field="path") from None
+        real = path.resolve()  # symlinks followed as far as they exist
+    except (OSError, RuntimeError):  # a symlink loop
+        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path") from None
     if not inside(real):
-        raise ForbiddenError("the path is outside the import directories (IMPORT_DIRS)", field="path")
+        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
+    if not real.exists():
+        raise NotFoundError(f"no such file: {raw}", field="path")
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except PermissionError:
@@ -169,7 +191,7 @@ def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
             raise BadRequestError(f"only regular files can be imported; this is {kind}", field="path")
         opened = Path(f"/proc/self/fd/{fd}").readlink() if Path("/proc/self/fd").is_dir() else real
         if not inside(opened):
-            raise ForbiddenError("the path is outside the import directories (IMPORT_DIRS)", field="path")
+            raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -198,7 +220,7 @@ def over_quota(gw: Gateway, user: Principal, room: int) -> PayloadTooLargeError:
 
 async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
     room = await quota_room(gw, user)
-    fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_roots)
+    fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_dirs_as_written)
     head = b""
     try:
         if room is not None and os.fstat(fd).st_size > room:
@@ -225,19 +247,30 @@ async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
     return registered
 
 
-@router.post("/cache/import", status_code=201, tags=["cache"], summary="Import a file from the server's IMPORT_DIRS")
+@router.post(
+    "/cache/import",
+    status_code=201,
+    tags=["cache"],
+    summary="Import a file from the server's IMPORT_DIRS",
+    responses=errors.responses(400, 404, 413, 507),
+)
 async def import_file(gw: GatewayDep, user: CurrentUser, path: Annotated[str, Query(max_length=4096)]) -> ContentRecord:
     gw.ensure_room("import")
     return await _import_file(gw, path, user)
 
 
-@router.get("/media", tags=["cache"], summary="Your content and published content, newest first (?type=video)")
+@router.get(
+    "/media",
+    tags=["cache"],
+    summary="Your content and published content, newest first (?type=video)",
+    responses=errors.responses(),
+)
 async def list_media(
     gw: GatewayDep,
     user: OptionalUser,
     media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     try:
         request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset, viewer=viewer_of(user))
@@ -337,7 +370,17 @@ async def _video_record(gw: Gateway, cid: str, user: Principal | None) -> Conten
     return record
 
 
-@router.get("/cache/{cid}/mp4", tags=["cache"], summary="A browser-playable MP4 of a video (made once, then cached)")
+@router.get(
+    "/cache/{cid}/mp4",
+    tags=["cache"],
+    summary="A browser-playable MP4 of a video (made once, then cached)",
+    responses={
+        **openapi.binary("The video as a browser-playable MP4"),
+        **openapi.accepted("Being made"),
+        **openapi.redirect(302, "The original is browser-playable as it is (or none is made yet)"),
+        **errors.responses(400, 404, 416, 507),
+    },
+)
 async def content_mp4(
     cid: str,
     gw: GatewayDep,
@@ -357,7 +400,16 @@ async def content_mp4(
     return await _derived(gw, record.cid, "mp4", BROWSER_MP4, range_header, user)
 
 
-@router.get("/cache/{cid}/thumbnail", tags=["cache"], summary="A PNG still of a video (made once, then cached)")
+@router.get(
+    "/cache/{cid}/thumbnail",
+    tags=["cache"],
+    summary="A PNG still of a video (made once, then cached)",
+    responses={
+        **openapi.binary("A PNG still"),
+        **openapi.accepted("Being made"),
+        **errors.responses(400, 404, 416, 507),
+    },
+)
 async def content_thumbnail(
     cid: str,
     gw: GatewayDep,
@@ -414,7 +466,19 @@ code{{word-break:break-all}}</style></head>
 """
 
 
-@router.get("/cache/{cid}", tags=["cache"], summary="Content: JSON metadata, or an HTML preview for browsers")
+@router.get(
+    "/cache/{cid}",
+    tags=["cache"],
+    summary="Content: JSON metadata, or an HTML preview for browsers",
+    responses={
+        200: {
+            "model": ContentRecord,
+            "description": "Metadata, or a preview page for a browser (Accept: text/html)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **errors.responses(400, 404),
+    },
+)
 async def content(cid: str, gw: GatewayDep, user: OptionalUser, accept: Annotated[str | None, Header()] = None) -> Any:
     record = await _stat(gw, cid, user)
     if prefers_html(accept):
@@ -422,33 +486,53 @@ async def content(cid: str, gw: GatewayDep, user: OptionalUser, accept: Annotate
             content_page(record),
             headers={
                 "Content-Security-Policy": "default-src 'none'; media-src 'self'; img-src 'self'; "
-                "style-src 'unsafe-inline'",
+                "style-src 'unsafe-inline'; frame-ancestors 'none'",
                 "Vary": "Accept",
             },
         )
     return JSONResponse(record.model_dump(mode="json"), headers={"Vary": "Accept"})
 
 
-@router.get("/cache/{cid}/meta", tags=["cache"], summary="Content metadata (with its provenance record's cid)")
+@router.get(
+    "/cache/{cid}/meta",
+    tags=["cache"],
+    summary="Content metadata (with its provenance record's cid)",
+    responses=errors.responses(400, 404),
+)
 async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentRecord:
     return await _stat(gw, cid, user)
 
 
-@router.patch("/cache/{cid}/meta", tags=["cache"], summary="Change name, description, tags or the pin")
+@router.patch(
+    "/cache/{cid}/meta",
+    tags=["cache"],
+    summary="Change name, description, tags or the pin",
+    responses=errors.responses(400, 404),
+)
 async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
     request = ContentMetaUpdate(cid=_cid_param(cid), patch=patch, viewer=user.viewer())
     record: ContentRecord = await gw.call("cache", "update_meta", request, ContentRecord)
     return record
 
 
-@router.delete("/cache/{cid}", tags=["cache"], summary="Delete content no run, pin or publication keeps")
+@router.delete(
+    "/cache/{cid}",
+    tags=["cache"],
+    summary="Delete content no run, pin or publication keeps",
+    responses=errors.responses(400, 404, 409),
+)
 async def delete_content(cid: str, gw: GatewayDep, user: CurrentUser) -> ContentDeleted:
     request = CidRequest(cid=_cid_param(cid), viewer=user.viewer())
     deleted: ContentDeleted = await gw.call("cache", "delete", request, ContentDeleted)
     return deleted
 
 
-@router.post("/cache/{cid}/publish", tags=["cache"], summary="Publish your content to L2 (an ActivityPub Create)")
+@router.post(
+    "/cache/{cid}/publish",
+    tags=["cache"],
+    summary="Publish your content to L2 (an ActivityPub Create)",
+    responses=errors.responses(400, 404, 409),
+)
 async def publish(cid: str, gw: GatewayDep, user: CurrentUser) -> Publication:
     request = PublishRequest(cid=_cid_param(cid), viewer=user.viewer())
     # Delivery to L2's inbox may take a while: give it L2's timeout on top of the usual.
@@ -463,7 +547,12 @@ async def publish(cid: str, gw: GatewayDep, user: CurrentUser) -> Publication:
     return published
 
 
-@router.get("/cache/{cid}/raw", tags=["cache"], summary="Download raw content (honours Range)")
+@router.get(
+    "/cache/{cid}/raw",
+    tags=["cache"],
+    summary="Download raw content (honours Range)",
+    responses={**openapi.binary("The content's bytes"), **errors.responses(400, 404, 416)},
+)
 async def content_raw(
     cid: str,
     gw: GatewayDep,
@@ -472,6 +561,30 @@ async def content_raw(
 ) -> Response:
     record = await _stat(gw, cid, user, "access")
     return await _raw_response(gw, record, range_header)
+
+
+NAME_CHARS = 200
+
+
+def shortened(name: str, limit: int) -> str:
+    """`name` cut to `limit` characters, keeping its extension (`….mp4`)."""
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    keep = len(ext) + 1 if dot and stem and len(ext) <= 16 else 0
+    return name[: limit - keep] + (name[-keep:] if keep else "")
+
+
+def content_disposition(name: str, fallback: str, kind: str = "inline") -> str:
+    """`inline; filename="…"; filename*=UTF-8''…` (RFC 6266, RFC 5987): the name as it is for clients
+    that read `filename*`, an ASCII stand-in for the rest; never a character a header cannot carry."""
+    name = shortened("".join(ch for ch in name if ch.isprintable() and ch not in '"\\/'), NAME_CHARS)
+    plain = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._- ") else "_" for ch in name).strip()
+    if not plain.strip("_. "):
+        plain = fallback
+    if not name:
+        return f'{kind}; filename="{plain}"'
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | None) -> Response:
@@ -483,7 +596,9 @@ async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | 
     try:
         span = parse_range(range_header, size)
     except InvalidInputError as exc:
-        return JSONResponse({"detail": exc.message}, status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), status_code=416, headers={"Content-Range": f"bytes */{size}"}
+        )
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{record.cid}"',
@@ -491,8 +606,7 @@ async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | 
         "Cache-Control": ("public" if record.published else "private") + ", max-age=31536000, immutable",
     }
     if record.name:
-        safe = "".join(ch for ch in record.name if ch.isalnum() or ch in "._- ")[:128] or record.cid
-        headers["Content-Disposition"] = f'inline; filename="{safe}"'
+        headers["Content-Disposition"] = content_disposition(record.name, record.cid)
     if span is None:
         headers["Content-Length"] = str(size)
         return StreamingResponse(gw.store.read(record.cid), media_type=record.media_type, headers=headers)
@@ -507,7 +621,15 @@ async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | 
 # -- IPFS -------------------------------------------------------------------------
 
 
-@router.get("/ipfs/{cid}", tags=["ipfs"], summary="Redirect to the public IPFS gateway (IPFS_GATEWAY_URL)")
+@router.get(
+    "/ipfs/{cid}",
+    tags=["ipfs"],
+    summary="Redirect to the public IPFS gateway (IPFS_GATEWAY_URL)",
+    responses={
+        **openapi.redirect(302, "The public IPFS gateway's address of the content"),
+        **errors.responses(400, authenticated=False),
+    },
+)
 async def ipfs_redirect(cid: str, gw: GatewayDep) -> RedirectResponse:
     base = gw.settings.ipfs_gateway_url
     if not base.endswith("/ipfs"):  # the original's default named the /ipfs path itself
@@ -526,7 +648,15 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-@router.get("/ipfs/{cid}/raw", tags=["ipfs"], summary="Fetch content through the IPFS node (verified)")
+@router.get(
+    "/ipfs/{cid}/raw",
+    tags=["ipfs"],
+    summary="Fetch content through the IPFS node (verified)",
+    responses={
+        **openapi.binary("The content's bytes, checked against the cid", partial=False),
+        **errors.responses(400, 404),
+    },
+)
 async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
     cid = _cid_param(cid)
     if gw.settings.store != "ipfs":

@@ -25,6 +25,7 @@ from artdag_common.schemas import (
     StorageTypeRequest,
     StorageTypeSchema,
 )
+from services.gateway import errors, openapi
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.uploads import read_form
@@ -42,14 +43,25 @@ async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> Stor
     return found
 
 
-@router.get("/storage", tags=["storage"], summary="List your storage providers (secrets masked)")
+@router.get(
+    "/storage", tags=["storage"], summary="List your storage providers (secrets masked)", responses=errors.responses()
+)
 async def list_providers(gw: GatewayDep, user: CurrentUser) -> StorageProviderList:
     request = StorageListRequest(viewer=user.viewer())
     found: StorageProviderList = await gw.call("cache", "storage_list", request, StorageProviderList)
     return found
 
 
-@router.post("/storage", status_code=201, tags=["storage"], summary="Add a provider from a form (name, type, …)")
+@router.post(
+    "/storage",
+    status_code=201,
+    tags=["storage"],
+    summary="Add a provider from a form (name, type, …)",
+    responses=errors.responses(400, 409, 413),
+    openapi_extra=openapi.form_body(
+        {"name": {"type": "string", "maxLength": 128}, "type": {"type": "string", "maxLength": 32}}, ["name", "type"]
+    ),
+)
 async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     fields = await read_form(request.stream(), request.headers.get("content-type", ""))
     fields.pop("csrf_token", None)  # the web form's CSRF field is not provider config
@@ -64,25 +76,46 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
     return added
 
 
-@router.post("/storage/add", status_code=201, tags=["storage"], summary="Add a provider: {name, type, config}")
+@router.post(
+    "/storage/add",
+    status_code=201,
+    tags=["storage"],
+    summary="Add a provider: {name, type, config}",
+    responses=errors.responses(400, 409),
+)
 async def add_provider(provider: StorageProviderInput, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     provider = provider.model_copy(update={"owner": user.user, "viewer": user.viewer()})  # never what the client claims
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     return added
 
 
-@router.get("/storage/type/{kind}", tags=["storage"], summary="The fields a provider of this type takes")
+@router.get(
+    "/storage/type/{kind}",
+    tags=["storage"],
+    summary="The fields a provider of this type takes",
+    responses=errors.responses(404),
+)
 async def provider_type(kind: str, gw: GatewayDep, user: CurrentUser) -> StorageTypeSchema:
     schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
     return schema
 
 
-@router.get("/storage/{provider_id}", tags=["storage"], summary="A provider (secrets masked)")
+@router.get(
+    "/storage/{provider_id}",
+    tags=["storage"],
+    summary="A provider (secrets masked)",
+    responses=errors.responses(400, 404),
+)
 async def get_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     return await owned_provider(gw, user, provider_id)
 
 
-@router.patch("/storage/{provider_id}", tags=["storage"], summary="Rename or change config fields")
+@router.patch(
+    "/storage/{provider_id}",
+    tags=["storage"],
+    summary="Rename or change config fields",
+    responses=errors.responses(400, 404, 409),
+)
 async def patch_provider(
     provider_id: str, patch: StorageProviderPatch, gw: GatewayDep, user: CurrentUser
 ) -> StorageProviderRecord:
@@ -92,7 +125,9 @@ async def patch_provider(
     return updated
 
 
-@router.delete("/storage/{provider_id}", tags=["storage"], summary="Delete a provider")
+@router.delete(
+    "/storage/{provider_id}", tags=["storage"], summary="Delete a provider", responses=errors.responses(400, 404, 409)
+)
 async def delete_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     await owned_provider(gw, user, provider_id)
     deleted: StorageProviderRecord = await gw.call(
@@ -101,7 +136,12 @@ async def delete_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -
     return deleted
 
 
-@router.post("/storage/{provider_id}/test", tags=["storage"], summary="Round-trip a small object through it")
+@router.post(
+    "/storage/{provider_id}/test",
+    tags=["storage"],
+    summary="Round-trip a small object through it",
+    responses=errors.responses(400, 404),
+)
 async def test_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageTestReply:
     # The test connects wherever the provider's config points: only its (authenticated) owner may ask,
     # and the cache lets it reach private addresses or the bus only with the caller's rights.

@@ -4,7 +4,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from artdag_common import __version__
 from artdag_common.content_store import open_store_async
@@ -12,6 +14,7 @@ from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
 from services.gateway import api, api_auth, api_cache, api_storage, errors, ui
 from services.gateway.deps import Gateway
+from services.gateway.headers import SecurityHeaders, docs_page
 from services.gateway.settings import GatewaySettings
 
 
@@ -35,8 +38,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Render media from recipes: upload inputs, submit runs, download outputs.",
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return docs_page(get_swagger_ui_html(openapi_url="/openapi.json", title="artdag API"))
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return docs_page(get_redoc_html(openapi_url="/openapi.json", title="artdag API", with_google_fonts=False))
 
     # Kubernetes probes on the API port: ready = HTTP up and connected to NATS (not: every service healthy).
     @app.get("/livez", include_in_schema=False)
@@ -56,4 +69,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api_storage.router)
     app.include_router(api.router)
     ui.install(app)
+    app.add_middleware(SecurityHeaders)  # on every response, errors included
+    # Outermost: the client's address (what limits count) as a trusted proxy forwarded it.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

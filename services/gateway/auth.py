@@ -46,7 +46,8 @@ CSRF_FORM_MAX_BYTES = 1024 * 1024
 
 
 def client_address(request: Request) -> str:
-    """The peer's address: what failed checks are counted against."""
+    """The client's address, what failed checks are counted against: the peer's, or the one a
+    trusted proxy (ARTDAG_TRUSTED_PROXIES) forwarded."""
     return request.client.host if request.client else "unknown"
 
 
@@ -139,7 +140,8 @@ class Authenticator:
                 if user_key(principal.user) == key:
                     self._cache.pop(hashed, None)
 
-    def _refused(self, principal: Principal) -> str | None:
+    def refusal(self, principal: Principal) -> str | None:
+        """Why a principal verified earlier is no longer good (revoked, expired), or None."""
         if principal.token_hash in self.revoked_tokens:
             return "token revoked"
         if principal.expires_at is not None and principal.expires_at <= time.time():
@@ -150,8 +152,12 @@ class Authenticator:
         return None
 
     async def verify(self, token: str, client: str) -> Principal:
-        """The token's principal, or `UnauthorizedError` (counted against `client`) / `RateLimitedError`."""
-        self.limiter.check(client)
+        """The token's principal, or `UnauthorizedError` (counted against `client`) / `RateLimitedError`.
+
+        Verified first, counted after: only a refused token counts, and only a refused token is
+        held back once its client is over the limit. A valid token always gets through, even from
+        an address that many clients share (a proxy's, a NAT's).
+        """
         try:
             if not well_formed(token):
                 raise UnauthorizedError("malformed token")
@@ -174,12 +180,13 @@ class Authenticator:
                     self._cache[hashed] = (principal, time.monotonic() + self.settings.auth_cache_s)
                     if len(self._cache) > 10_000:
                         self._cache.pop(next(iter(self._cache)))
-            reason = self._refused(principal)
+            reason = self.refusal(principal)
             if reason is not None:
                 self._cache.pop(hashed, None)
                 raise UnauthorizedError(reason)
             return principal
         except UnauthorizedError:
+            self.limiter.check(client)  # over the limit: 429 (not counted again, so the window runs out)
             self.limiter.fail(client)
             raise
 

@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
 from artdag_common import rpc
 from artdag_common.content_store import ContentStore
 from artdag_common.disk import ensure_room
+from artdag_common.errors import RateLimitedError
 from artdag_common.runtime import ServiceRuntime
+from artdag_common.schemas import MAX_OFFSET
 from services.gateway.auth import Authenticator
 from services.gateway.settings import GatewaySettings
 
 # Multipart framing around a file: allowed on top of a size limit before refusing early.
 MULTIPART_OVERHEAD = 64 * 1024
+
+# Every list route pages with these: past the bounds a request is a 422 naming the parameter.
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"items to skip (at most {MAX_OFFSET:,})")]
+
+
+class StreamSlots:
+    """Open event streams per user on this gateway: at most `limit` each, one more is a 429."""
+
+    RETRY_AFTER_S = 5.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    def take(self, user: str) -> Callable[[], None]:
+        """Hold a slot for `user`; the function returned gives it back (calling it again does nothing)."""
+        if self.open.get(user, 0) >= self.limit:
+            raise RateLimitedError(
+                f"at most {self.limit} open event streams per user (ARTDAG_SSE_PER_USER): close one first",
+                retry_after_s=self.RETRY_AFTER_S,
+            )
+        self.open[user] = self.open.get(user, 0) + 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                left = self.open.get(user, 1) - 1
+                if left > 0:
+                    self.open[user] = left
+                else:
+                    self.open.pop(user, None)
+
+        return release
 
 
 class Gateway:
@@ -27,6 +65,7 @@ class Gateway:
         self.store = store
         self.settings = settings
         self.auth = Authenticator(runtime, settings)
+        self.event_streams = StreamSlots(settings.sse_per_user)
         # L2's public keys by keyId (PEM, monotonic deadline), for requests L2 signs.
         self.l2_keys: dict[str, tuple[str, float]] = {}
 

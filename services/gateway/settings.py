@@ -1,3 +1,4 @@
+import ipaddress
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -25,6 +26,26 @@ class GatewaySettings(CommonSettings):
         default=60.0, gt=0, le=600, validation_alias=AliasChoices("ARTDAG_STORAGE_TEST_TIMEOUT_S")
     )
 
+    # Proxies (addresses or networks, comma-separated; "*" for any) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: behind an ingress, its pods' network, so that limits count
+    # real clients rather than the proxy's one address.
+    trusted_proxies: str = Field(default="127.0.0.1", validation_alias=AliasChoices("ARTDAG_TRUSTED_PROXIES"))
+    # Open event streams (server-sent events) per user on this gateway; one more is refused with 429.
+    sse_per_user: int = Field(default=8, ge=1, le=1000, validation_alias=AliasChoices("ARTDAG_SSE_PER_USER"))
+    # How often an open event stream checks that its token is still valid (revoked, expired: it ends).
+    sse_recheck_s: float = Field(default=5.0, gt=0, le=300, validation_alias=AliasChoices("ARTDAG_SSE_RECHECK_S"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part and part != "*":
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an IP address or network") from None
+        return value
+
     @field_validator("import_dirs")
     @classmethod
     def _check_import_dirs(cls, value: str) -> str:
@@ -39,6 +60,11 @@ class GatewaySettings(CommonSettings):
         if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
             raise ValueError("an IPFS gateway URL starts with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def import_dirs_as_written(self) -> list[Path]:
+        """The import directories as configured (absolute, `~` expanded, symlinks not resolved)."""
+        return [Path(part).expanduser() for part in self.import_dirs.split(":") if part]
 
     @property
     def import_roots(self) -> list[Path]:

@@ -10,14 +10,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from artdag_common.content_store import ContentStore, ContentWriter
-from artdag_common.errors import InvalidInputError, PayloadTooLargeError
+from artdag_common.errors import BadRequestError, InvalidInputError, PayloadTooLargeError
 from artdag_common.media_types import SNIFF_BYTES
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
+# A part's header line: room for a file name of a few thousand characters (UTF-8), still bounded.
+MAX_PART_HEADER_BYTES = 32 * 1024
 
 
 @dataclass
@@ -42,8 +45,9 @@ def boundary_of(content_type: str) -> bytes:
 class PartStart:
     """A multipart part begins: its field name and file name (if any)."""
 
-    def __init__(self, headers: dict[str, str]) -> None:
-        _, params = parse_options_header(headers.get("content-disposition", ""))
+    def __init__(self, headers: dict[str, bytes]) -> None:
+        # Raw bytes in, UTF-8 out: browsers send non-ASCII names (日本.mp4) as UTF-8 bytes.
+        _, params = parse_options_header(headers.get("content-disposition", b""))
         self.name = params.get(b"name", b"").decode("utf-8", "replace") or None
         raw = params.get(b"filename")
         self.filename = raw.decode("utf-8", "replace") if raw is not None else None
@@ -57,7 +61,7 @@ async def multipart_parts(body: AsyncIterator[bytes], content_type: str) -> Asyn
     """Stream a multipart/form-data body as part starts, data pieces and part ends."""
     # Parser callbacks are synchronous: they queue what they saw, this generator hands it out.
     events: list[PartEvent] = []
-    headers: dict[str, str] = {}
+    headers: dict[str, bytes] = {}
     header_field = bytearray()
     header_value = bytearray()
 
@@ -68,7 +72,7 @@ async def multipart_parts(body: AsyncIterator[bytes], content_type: str) -> Asyn
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
-        headers[header_field.decode("latin-1").lower()] = header_value.decode("utf-8", "replace")
+        headers[header_field.decode("latin-1").lower()] = bytes(header_value)
         header_field.clear()
         header_value.clear()
 
@@ -89,13 +93,17 @@ async def multipart_parts(body: AsyncIterator[bytes], content_type: str) -> Asyn
             "on_part_data": on_part_data,
             "on_part_end": lambda: events.append(None),
         },
+        max_header_size=MAX_PART_HEADER_BYTES,
     )
-    async for chunk in body:
-        parser.write(chunk)
-        for event in events:
-            yield event
-        events.clear()
-    parser.finalize()
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+            for event in events:
+                yield event
+            events.clear()
+        parser.finalize()
+    except FormParserError as exc:
+        raise BadRequestError(f"the multipart body is malformed ({exc})", field="content-type") from None
     for event in events:
         yield event
 

@@ -71,6 +71,8 @@ def anonymous_page(browser: Any, stack: Stack) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The Content-Security-Policy allows no inline script: anything it blocks is a broken page.
+    tab.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
     yield tab
     context.close()
     assert errors == [], f"JavaScript errors: {errors}"
@@ -83,6 +85,15 @@ def page(anonymous_page: Any, stack: Stack) -> Any:
     assert response is not None and response.ok
     assert anonymous_page.context.cookies()[0]["name"] in ("artdag_session", "artdag_csrf")
     return anonymous_page
+
+
+def wait_until(page: Any, expression: str, timeout: float = 20_000) -> None:
+    """Poll `expression` in the page until it is truthy (`timeout` in ms, like Playwright's). Not
+    `wait_for_function`: that evaluates a string in the page, which its CSP (no eval) refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        time.sleep(0.05)
 
 
 def mark_document(page: Any) -> None:
@@ -108,7 +119,7 @@ def test_upload_run_watch_analyse_play(page: Any, stack: Stack, shots: Path, tmp
     page.click("nav.nav >> text=Media")
     page.wait_for_url("**/media")
     page.set_input_files("#media-files", [str(video), str(track)])
-    page.wait_for_function("document.querySelectorAll('#upload-list .upload-row.done').length === 2")
+    wait_until(page, "document.querySelectorAll('#upload-list .upload-row.done').length === 2")
     cids = page.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#upload-list .upload-row')]"
         ".map(r => [r.querySelector('.name').textContent, r.dataset.cid]))"
@@ -139,7 +150,8 @@ def test_upload_run_watch_analyse_play(page: Any, stack: Stack, shots: Path, tmp
         " JSON.parse(document.getElementById('dag-data').textContent).nodes.length]"
     )
     page.screenshot(path=shots / "05-plan-running.png", full_page=True)
-    page.wait_for_function(
+    wait_until(
+        page,
         "(() => { const s = document.getElementById('dag-status');"
         " return +s.dataset.total > 0 && s.dataset.done === s.dataset.total; })()",
         timeout=90_000,
@@ -177,8 +189,9 @@ def test_upload_run_watch_analyse_play(page: Any, stack: Stack, shots: Path, tmp
     page.wait_for_url("**/artifacts")
     page.wait_for_selector("#output-video")
     page.evaluate("(() => { const v = document.getElementById('output-video'); v.muted = true; return v.play(); })()")
-    page.wait_for_function(
-        "(() => { const v = document.getElementById('output-video'); return v.duration > 0 && v.currentTime > 0; })()"
+    wait_until(
+        page,
+        "(() => { const v = document.getElementById('output-video'); return v.duration > 0 && v.currentTime > 0; })()",
     )
     duration = page.evaluate("document.getElementById('output-video').duration")
     assert 2.0 < duration < 5.0
@@ -245,7 +258,7 @@ def test_upload_a_recipe_run_it_and_see_every_plot(page: Any, stack: Stack, shot
     write_click_track(track, bpm=130, duration_s=2.2)
     page.goto("/media")
     page.set_input_files("#media-files", [str(video), str(track)])
-    page.wait_for_function("document.querySelectorAll('#upload-list .upload-row.done').length === 2")
+    wait_until(page, "document.querySelectorAll('#upload-list .upload-row.done').length === 2")
     cids = page.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#upload-list .upload-row')]"
         ".map(r => [r.querySelector('.name').textContent, r.dataset.cid]))"
@@ -368,10 +381,10 @@ def test_pages_errors_storage_and_client(page: Any, stack: Stack, shots: Path) -
     clip = stack.home / "form-upload.mp4"
     write_test_clip(clip, width=96, height=64, fps=10, duration_s=0.5, tone_hz=877.0)
     page.set_input_files("[data-upload-into='in-video']", str(clip))
-    page.wait_for_function("document.getElementById('in-video').value.startsWith('Qm')")
+    wait_until(page, "document.getElementById('in-video').value.startsWith('Qm')")
     page.click("text=View DAG")
     page.wait_for_url("**/dag")
-    page.wait_for_function("window.artdagDag && window.artdagDag.nodes().length === 2")
+    wait_until(page, "window.artdagDag && window.artdagDag.nodes().length === 2")
     page.screenshot(path=shots / "17-recipe-dag.png", full_page=True)
 
     # Media: filter by type, edit a tile's details in place.

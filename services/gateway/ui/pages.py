@@ -119,7 +119,7 @@ async def home(request: Request, gw: GatewayDep, user: OptionalUser) -> HTMLResp
 
 @router.get("/ui/runs")
 async def runs_page(
-    request: Request, gw: GatewayDep, user: CurrentUser, page: Annotated[int, Query(ge=1, le=100000)] = 1
+    request: Request, gw: GatewayDep, user: CurrentUser, page: Annotated[int, Query(ge=1, le=10_000)] = 1
 ) -> HTMLResponse:
     after = await last_sequence(gw)
     query = ListRunsRequest(limit=RUNS_PAGE, offset=(page - 1) * RUNS_PAGE, viewer=user.viewer())
@@ -300,7 +300,7 @@ async def media_page(
     gw: GatewayDep,
     user: OptionalUser,
     media_type: Annotated[str | None, Query(alias="type", max_length=128)] = None,
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
     try:
         # Anonymous visitors see published content only (as GET /media answers them).

@@ -6,6 +6,9 @@
 
   htmx.config.historyCacheSize = 0;          // back/forward fetch the page fresh
   htmx.config.scrollBehavior = "instant";
+  // The Content-Security-Policy allows no inline script and no eval: behaviour lives in this file.
+  // (Script tags stay allowed: htmx would strip the pages' JSON data blocks with them.)
+  htmx.config.allowEval = false;
   htmx.config.responseHandling = [
     { code: "204", swap: false },
     { code: "[23]..", swap: true },
@@ -317,6 +320,28 @@
              document.execCommand("copy"); ta.remove(); ok(); }
     });
   }
+
+  // A video's thumbnail that cannot be made (not decodable) shows a play sign instead.
+  document.addEventListener("error", function (e) {
+    var img = e.target;
+    if (img && img.matches && img.matches("img[data-fallback]")) img.replaceWith(img.dataset.fallback);
+  }, true);
+
+  // "Back" on an error page: the previous page (the link itself goes home when there is none).
+  document.addEventListener("click", function (e) {
+    var link = e.target && e.target.closest && e.target.closest("a[data-back]");
+    if (link && window.history.length > 1) { e.preventDefault(); window.history.back(); }
+  });
+
+  // A provider added: the form is emptied for the next one.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (e.detail.successful && form && form.matches && form.matches("form[data-reset-on-success]")) {
+      form.reset();
+      var fields = document.getElementById(form.dataset.resetOnSuccess);
+      if (fields) fields.innerHTML = "";
+    }
+  });
 
   function each(root, selector, fn) {
     if (root.matches && root.matches(selector)) fn(root);
