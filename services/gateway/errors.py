@@ -107,8 +107,9 @@ STATUS_TEXT = {
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
 }
-# What any route may answer: a bad parameter, a bug, an outage.
-COMMON = (422, 500, 503)
+# What any route may answer: a request that cannot be parsed (a body that is not JSON), a bad
+# parameter, a bug, an outage.
+COMMON = (400, 422, 500, 503)
 # What a route that reads the caller's token may answer besides: a bad token, a session form
 # without its CSRF token, too many failed authentications from this client.
 AUTHENTICATED = (401, 403, 429)

@@ -71,8 +71,12 @@ def anonymous_page(browser: Any, stack: Stack) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    # The Content-Security-Policy allows no inline script: anything it blocks is a broken page.
-    tab.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
+
+    def blocked(message: Any) -> None:  # the Content-Security-Policy allows no inline script: a block is a bug
+        if "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    tab.on("console", blocked)
     yield tab
     context.close()
     assert errors == [], f"JavaScript errors: {errors}"

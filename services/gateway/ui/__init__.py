@@ -115,7 +115,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if _page_request(request):
             return await error_page(request, exc.status_code, "" if exc.status_code == 404 else str(exc.detail), None)
-        body = errors.error_body("not_found" if exc.status_code == 404 else "http", str(exc.detail), None)
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        body = errors.error_body(code, str(exc.detail), None)
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(ArtdagError, on_artdag_error)
