@@ -1,4 +1,5 @@
-"""The gateway app in process, with the cache and auth services over a real nats-server, and tokens.
+"""The gateway app in process, with the cache and auth services (and, if asked, the planner) over a
+real nats-server, and tokens.
 
 Every client it hands out authenticates like a real one: `Authorization: Bearer <token>` for a token
 the auth service issued (alice, bob: plain users; root: admin).
@@ -29,6 +30,8 @@ from services.cache.app import start as start_cache
 from services.cache.settings import CacheSettings
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from services.planner.app import start as start_planner_service
+from services.planner.settings import PlannerSettings
 
 
 @dataclass
@@ -62,8 +65,15 @@ class Harness:
 
 @asynccontextmanager
 async def gateway_harness(
-    nats: EmbeddedNatsServer, tmp_path: Path, *, start_cache_service: bool = True, **settings: Any
+    nats: EmbeddedNatsServer,
+    tmp_path: Path,
+    *,
+    start_cache_service: bool = True,
+    start_planner: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
+    """`start_planner`: a real planner too (its runs wait for executors that never come: give it a
+    nats-server of its own, so that no other test's executor picks up its steps)."""
     home = tmp_path / "home"
     imports = tmp_path / "imports"
     imports.mkdir(exist_ok=True)
@@ -86,6 +96,12 @@ async def gateway_harness(
         await cache_runtime.open()
         runtimes.append(cache_runtime)
         await start_cache(cache_runtime, cache_settings)
+    if start_planner:
+        planner_settings = PlannerSettings(**common, **bus_settings(nats, "planner"))
+        planner_runtime = ServiceRuntime("planner", planner_settings)
+        await planner_runtime.open()
+        runtimes.append(planner_runtime)
+        await start_planner_service(planner_runtime, planner_settings)
     auth_settings = AuthSettings(**common, **bus_settings(nats, "auth"))
     auth_runtime = ServiceRuntime("auth", auth_settings)
     await auth_runtime.open()
