@@ -164,10 +164,12 @@ def field_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-# An absolute path on a server's disk: under one of the usual roots, up to a quote, space or bracket.
+# An absolute path on a server's disk: under one of the usual roots, up to a quote, space or bracket;
+# or any absolute path a decoder quotes (`… processing input: '/srv/artdag/store/Qm…'`).
 _SERVER_PATH = re.compile(
     r"(?<![\w.:/~-])/(?:home|tmp|var|data|root|srv|mnt|opt|usr|etc|run|proc|dev|private|Users|nix)"
     r"(?:/[^\s'\"()\[\]<>,;]*)+"
+    r"|(?<=')/[^'\s]+/[^'\s]+(?=')"
 )
 
 

@@ -127,6 +127,7 @@ async def test_service_errors_say_what_failed_not_where(nc: NatsClient) -> None:
         == "cannot open media: Invalid data: 'QmA'"
     )
     assert public_message("no plan (make one with POST /api/plan)") == "no plan (make one with POST /api/plan)"
+    assert public_message("Invalid data: '/work/artdag/store/QmB'") == "Invalid data: 'QmB'"
 
     async def probe(_request: CidRequest) -> ContentRecord:
         raise InvalidMediaError("cannot open /data/store/Qm/abc.mp4 (moov atom not found)", field="cid")
