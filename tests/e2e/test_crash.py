@@ -28,7 +28,7 @@ RECIPE = """
 name: upscale
 inputs: [video]
 steps:
-  - {id: big, type: RESIZE, inputs: [video], config: {width: 1920, height: 1080, mode: stretch}}
+  - {id: big, type: RESIZE, inputs: [video], config: {width: 1280, height: 720, mode: stretch}}
 output: big
 """
 
@@ -52,9 +52,10 @@ async def _claim_holder(nats_url: str, login: BusLogin, step_id: str, timeout_s:
 
 def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
-    write_test_clip(clip, width=320, height=240, fps=25, duration_s=20.0)
+    # Long enough that the kill lands mid-render (a few seconds of 720p), short enough to render twice.
+    write_test_clip(clip, width=320, height=240, fps=25, duration_s=10.0)
     clean = tmp_path / "clean.mp4"
-    render_resize(clip, clean, width=1920, height=1080, mode="stretch")
+    render_resize(clip, clean, width=1280, height=720, mode="stretch")
 
     with running_stack(tmp_path / "home", "--executors", "2", ARTDAG_CLAIM_LEASE_S="3", ARTDAG_HEARTBEAT_S="1") as st:
         with st.http() as http:
