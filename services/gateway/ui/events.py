@@ -32,7 +32,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from artdag_common import streams, subjects
-from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.schemas import Principal, RunRequest, RunState, Viewer
 from services.gateway import errors
 from services.gateway.api import owned_run
@@ -103,7 +103,7 @@ class RunFilter:
             state: RunState = await self.gw.call("planner", "get_run", RunRequest(run_id=run_id), RunState)
         except NotFoundError:
             return False  # deleted (or not there yet): held back, and asked again at its next event
-        # Anything else (the planner not answering) ends the stream: the browser resumes after the last event sent.
+        # Anything else (the planner not answering) ends the stream (see `relay`).
         allowed = self.viewer.may_see(state.owner)
         if len(self._seen) > 10_000:
             self._seen.clear()
@@ -156,8 +156,14 @@ async def relay(
                     quiet_since = time.monotonic()
                     yield ": keep-alive\n\n"
                 continue
-            if allows is not None and not await allows(msg.subject):
-                continue
+            try:
+                if allows is not None and not await allows(msg.subject):
+                    continue
+            except ArtdagError as exc:
+                # Whose run it is cannot be asked now (the planner away): close the stream cleanly;
+                # the browser resumes after the last event it got.
+                log.info("event stream closed: %s", exc)
+                return
             reason = refusal() if refusal is not None else None
             if reason is not None:  # nothing more goes out under a token revoked meanwhile
                 yield end_message(reason)
