@@ -155,7 +155,7 @@ def test_a_killed_nats_server_is_restarted_and_the_runs_complete(tmp_path: Path)
     clip = tmp_path / "clip.mp4"
     write_test_clip(clip, width=320, height=240, fps=25, duration_s=6.0)
     clean = tmp_path / "clean.mp4"
-    render_resize(clip, clean, width=1920, height=1080, mode="stretch")
+    render_resize(clip, clean, width=1280, height=720, mode="stretch")
 
     with running_stack(tmp_path / "home", "--executors", "2") as st, st.http(timeout=10) as http:
         with clip.open("rb") as handle:
