@@ -199,7 +199,11 @@ def install(app: FastAPI) -> None:
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        # FastAPI puts where the value came from first (body, query, path, header, cookie); a field
+        # may have the same name (`?path=`), so only that first place is dropped.
+        loc = [str(p) for p in first.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
         return JSONResponse(error_body("invalid", str(first.get("msg")), ".".join(loc) or None), status_code=422)
 
     app.add_exception_handler(ArtdagError, on_artdag_error)

@@ -309,6 +309,9 @@ async def test_import_answers_outside_paths_alike_whether_or_not_they_exist(harn
     assert (
         await harness.client.post("/cache/import", params={"path": str(harness.imports / "loop")})
     ).status_code == 403
+    # Without the parameter: a 422 that names it (a field called `path`, like the place FastAPI files it under).
+    missing = await harness.client.post("/cache/import")
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "path", missing.text
 
 
 # -- 6. event streams end with their token, and are capped per user ----------------------
