@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -60,12 +61,13 @@ def test_the_kustomize_base_is_what_the_chart_renders() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no .venv-tools (make k8s-tools): the Helm SDK renders the chart")
-def test_the_production_values_replicate_every_stream_on_the_nats_cluster() -> None:
+def _render(values_expression: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The chart rendered by the Helm SDK (in .venv-tools) with the values `values_expression` makes:
+    the documents of those `kinds`."""
     script = (
         "import json, yaml, k8stool\n"
-        "docs = k8stool.render(yaml.safe_load(open(k8stool.PRODUCTION)))\n"
-        "print(json.dumps([d['data'] for d in docs if d and d.get('kind') == 'ConfigMap']))\n"
+        f"docs = k8stool.render({values_expression})\n"
+        f"print(json.dumps([d for d in docs if d and d.get('kind') in {kinds!r}]))\n"
     )
     result = subprocess.run(
         [str(TOOLS_PYTHON), "-c", script],
@@ -75,7 +77,14 @@ def test_the_production_values_replicate_every_stream_on_the_nats_cluster() -> N
         timeout=120,
         check=True,
     )
-    configs = [data for data in json.loads(result.stdout) if "ARTDAG_NATS_URL" in data]
+    docs: list[dict[str, Any]] = json.loads(result.stdout)
+    return docs
+
+
+@pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no .venv-tools (make k8s-tools): the Helm SDK renders the chart")
+def test_the_production_values_replicate_every_stream_on_the_nats_cluster() -> None:
+    rendered = _render("yaml.safe_load(open(k8stool.PRODUCTION))", ("ConfigMap",))
+    configs = [doc["data"] for doc in rendered if "ARTDAG_NATS_URL" in doc["data"]]
     assert [c["ARTDAG_NATS_REPLICAS"] for c in configs] == ["3"], "a 3-server NATS cluster holds 3 replicas"
     base = yaml.safe_load((BASE / "configmap-artdag-config.yaml").read_text())
     assert base["data"]["ARTDAG_NATS_REPLICAS"] == "1", "the plain manifests run one NATS server"
@@ -107,20 +116,7 @@ def test_every_service_connects_to_the_bus_as_itself() -> None:
 
 @pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no .venv-tools (make k8s-tools): the Helm SDK renders the chart")
 def test_with_the_bundled_nats_only_artdag_pods_reach_its_client_port() -> None:
-    script = (
-        "import json, yaml, k8stool\n"
-        "docs = k8stool.render(k8stool.load_values(k8stool.CHART / 'values.yaml'))\n"
-        "print(json.dumps([d for d in docs if d and d.get('kind') in ('NetworkPolicy', 'Secret')]))\n"
-    )
-    result = subprocess.run(
-        [str(TOOLS_PYTHON), "-c", script],
-        cwd=ROOT / "deploy/k8s",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    docs = json.loads(result.stdout)
+    docs = _render("k8stool.load_values(k8stool.CHART / 'values.yaml')", ("NetworkPolicy", "Secret"))
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     nats_policy = [
         p for p in policies if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name") == "nats"
