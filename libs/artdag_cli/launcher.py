@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,7 +43,9 @@ def jetstream_store_limit(settings: CommonSettings, store: Path) -> int:
 
 
 def say(message: str) -> None:
-    print(f"artdag: {message}", file=sys.stderr, flush=True)
+    # A full disk under a redirected log must not take the supervisor (and with it the stack) down.
+    with contextlib.suppress(OSError):
+        print(f"artdag: {message}", file=sys.stderr, flush=True)
 
 
 class Stack:

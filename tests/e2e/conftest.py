@@ -106,11 +106,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_stack(home: Path, *args: str, **env: str) -> Iterator[Stack]:
-    """`artdag up` on a free port with its home at `home`; stopped with SIGTERM, checked to leave nothing."""
+def running_stack(home: Path, *args: str, log: Path | None = None, **env: str) -> Iterator[Stack]:
+    """`artdag up` on a free port with its home at `home`; stopped with SIGTERM, checked to leave nothing.
+
+    Its output goes to `log` (default `<home>/up.log`).
+    """
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
-    log = home / "up.log"
+    log = log or home / "up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(CLI), "up", "--home", str(home), "--port", str(port), *args],

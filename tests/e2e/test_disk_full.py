@@ -109,7 +109,8 @@ def test_a_full_disk_refuses_new_work_frees_by_deletion_and_heals_when_room_retu
     write_test_clip(clip, width=320, height=240, fps=25, duration_s=2.0)
     with (
         small_disk(tmp_path / "disk", 320) as disk,
-        running_stack(disk / "home", ARTDAG_MIN_FREE_BYTES=str(RESERVE)) as st,
+        # The launcher's output is what the test reads: kept off the disk it fills.
+        running_stack(disk / "home", log=tmp_path / "up.log", ARTDAG_MIN_FREE_BYTES=str(RESERVE)) as st,
         st.http(timeout=30) as http,
     ):
         limit = int(st.log.read_text().split("(at most ")[1].split(" MiB")[0])

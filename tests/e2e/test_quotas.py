@@ -32,8 +32,15 @@ def _upload(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
 def test_runs_not_finished_and_bytes_held_are_bounded_per_user(tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
     write_test_clip(clip, width=320, height=240, fps=25, duration_s=2.0)  # a second or so of blurring
-    env = {"ARTDAG_QUOTA_QUEUED_RUNS": "2", "ARTDAG_QUOTA_BYTES": str(QUOTA_BYTES), "ARTDAG_CHUNK_SECONDS": "0"}
-    with running_stack(tmp_path / "home", **env) as stack, stack.http() as http:
+    with (
+        running_stack(
+            tmp_path / "home",
+            ARTDAG_QUOTA_QUEUED_RUNS="2",
+            ARTDAG_QUOTA_BYTES=str(QUOTA_BYTES),
+            ARTDAG_CHUNK_SECONDS="0",
+        ) as stack,
+        stack.http() as http,
+    ):
         source = _upload(http, "clip.mp4", clip.read_bytes()).json()
         held = source["size"]
         assert held < QUOTA_BYTES
