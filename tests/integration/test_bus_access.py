@@ -151,7 +151,9 @@ async def test_each_service_does_its_work_within_its_grant(nats: EmbeddedNatsSer
         assert refusals.errors == []
         # ... but an executor writes no run state.
         with pytest.raises(NatsTimeoutError):
-            await (await executor.jetstream().key_value(streams.KV_RUNS.bucket)).put("run-a", b"{}", validate_keys=True)
+            await (await executor.jetstream(timeout=1).key_value(streams.KV_RUNS.bucket)).put(
+                "run-a", b"{}", validate_keys=True
+            )
     finally:
         await executor.close()
         await planner.close()
