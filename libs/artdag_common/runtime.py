@@ -151,7 +151,9 @@ class ServiceRuntime:
         object_bucket = self.settings.nats_object_bucket if self.settings.store == "nats" else None
         # Only the planner (and admin) may make streams; the others wait until it has.
         if login is None or login.user in STREAM_MANAGERS:
-            await streams.provision(self._js, self.settings.nats_replicas, object_bucket)
+            await streams.provision(
+                self._js, self.settings.nats_replicas, object_bucket, ack_wait_s=self.settings.ack_wait_s
+            )
         else:
             await streams.await_provisioned(self._js, object_bucket=object_bucket)
         await rpc.serve(nc, self.service, "health", HealthRequest, self._health)

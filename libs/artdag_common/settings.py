@@ -50,6 +50,9 @@ class CommonSettings(BaseSettings):
     nats_tls_ca: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_CA"))
     nats_tls_cert: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_CERT"))
     nats_tls_key: Path | None = Field(default=None, validation_alias=_env("NATS_TLS_KEY"))
+    # How long JetStream waits for a step, or a step event, to be acked before it hands it to another
+    # replica (a killed executor's step, a killed planner's event); executors renew it while they work.
+    ack_wait_s: float = Field(default=30.0, ge=2, le=3600, validation_alias=_env("ACK_WAIT_S"))
     # JetStream servers that hold each stream, consumer and bucket (3 on a 3-server cluster).
     nats_replicas: int = Field(default=1, ge=1, le=5, validation_alias=_env("NATS_REPLICAS"))
     # Free disk space kept in reserve: below it uploads and new runs are refused (507); 0 turns it off.

@@ -125,6 +125,9 @@ CACHE_RUN_COMPLETIONS = ConsumerDecl(
     max_deliver=10,
 )
 
+# The consumers whose ack wait is ARTDAG_ACK_WAIT_S: how soon a dead replica's work goes to another.
+HANDED_OVER = frozenset({STEP_WORKERS.durable, INLINE_STEP_WORKERS.durable, PLANNER_STEP_EVENTS.durable})
+
 CONSUMERS: tuple[ConsumerDecl, ...] = (
     STEP_WORKERS,
     INLINE_STEP_WORKERS,
@@ -150,10 +153,13 @@ OBJ_RPC_REPLIES = ObjectStoreConfig(bucket="artdag_rpc_replies", ttl=600.0, stor
 OBJECT_BUCKETS: tuple[ObjectStoreConfig, ...] = (OBJ_RPC_REPLIES,)
 
 
-async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str | None = None) -> None:
+async def provision(
+    js: JetStreamContext, replicas: int = 1, object_bucket: str | None = None, ack_wait_s: float | None = None
+) -> None:
     """Create or update every stream, consumer and bucket; safe to call from every replica.
 
     `object_bucket`: the content store's object-store bucket, when the store is NATS.
+    `ack_wait_s`: the ack wait of the `HANDED_OVER` consumers (ARTDAG_ACK_WAIT_S), else as declared.
     """
     for declared in STREAMS:
         stream = replace(declared, num_replicas=replicas)
@@ -163,7 +169,10 @@ async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str 
             # Exists with a different config: bring it in line with the declaration.
             current = (await js.stream_info(stream.name or "")).config
             await js.update_stream(replace(stream, num_replicas=max(replicas, current.num_replicas or 1)))
-    for consumer in CONSUMERS:
+    for declared_consumer in CONSUMERS:
+        consumer = declared_consumer
+        if ack_wait_s is not None and consumer.durable in HANDED_OVER:
+            consumer = replace(consumer, ack_wait_s=ack_wait_s)
         try:
             info = await js.consumer_info(consumer.stream, consumer.durable)
         except NotFoundError:
@@ -172,6 +181,9 @@ async def provision(js: JetStreamContext, replicas: int = 1, object_bucket: str 
             except BadRequestError as exc:
                 log.debug("consumer %s created concurrently: %s", consumer.durable, exc)
             continue
+        if abs((info.config.ack_wait or 0) - consumer.ack_wait_s) > 0.01:
+            # An ack wait changed in the settings: the consumer takes it in place.
+            await js.add_consumer(consumer.stream, replace(info.config, ack_wait=consumer.ack_wait_s))
         if (info.config.num_replicas or 1) < replicas:
             await _raise_consumer(js, consumer.stream, replace(info.config, num_replicas=replicas))
     for bucket in KV_BUCKETS:

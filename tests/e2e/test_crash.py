@@ -57,7 +57,15 @@ def test_a_killed_executor_loses_its_step_to_another(tmp_path: Path) -> None:
     clean = tmp_path / "clean.mp4"
     render_resize(clip, clean, width=1280, height=720, mode="stretch")
 
-    with running_stack(tmp_path / "home", "--executors", "2", ARTDAG_CLAIM_LEASE_S="3", ARTDAG_HEARTBEAT_S="1") as st:
+    # A short ack wait: the dead executor's step goes to the other one in seconds, not JetStream's 30.
+    with running_stack(
+        tmp_path / "home",
+        "--executors",
+        "2",
+        ARTDAG_CLAIM_LEASE_S="3",
+        ARTDAG_HEARTBEAT_S="1",
+        ARTDAG_ACK_WAIT_S="4",
+    ) as st:
         with st.http() as http:
             with clip.open("rb") as handle:
                 cid = http.post("/cache/upload", files={"file": ("clip.mp4", handle)}).json()["cid"]

@@ -62,11 +62,18 @@ def _run_to_the_end(st: Stack, k: int, timeout_s: float = 150.0) -> dict[str, ob
             time.sleep(0.3)
 
 
-# Four planner restarts, and a step event the dead planner held comes back after its ack wait (30 s).
+# Four planner restarts, and a step event the dead planner held comes back after its ack wait.
 @pytest.mark.timeout(240)
 def test_a_planner_killed_in_every_phase_of_a_submit_leaves_no_ghost_run(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with running_stack(home, ARTDAG_CRASH_POINTS=",".join(PHASES), ARTDAG_RECOVER_EVERY_S="2") as st:
+    # A short ack wait: a step event the dead planner held comes back in seconds.
+    with running_stack(
+        home,
+        ARTDAG_CRASH_POINTS=",".join(PHASES),
+        ARTDAG_RECOVER_EVERY_S="2",
+        ARTDAG_ACK_WAIT_S="4",
+        ARTDAG_HEARTBEAT_S="1",
+    ) as st:
         with ThreadPoolExecutor(CLIENTS) as pool:
             runs = list(pool.map(lambda k: _run_to_the_end(st, k), range(CLIENTS)))
         log = st.log.read_text()

@@ -335,3 +335,21 @@ async def test_buckets_made_by_an_earlier_version_get_direct_reads(tmp_path_fact
             assert await kv_get_many(client, streams.KV_RESULTS.bucket, ["step"]) == {"step": b"QmKept"}
         finally:
             await client.close()
+
+
+async def test_the_ack_wait_setting_reaches_the_handed_over_consumers_in_place(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with EmbeddedNatsServer(tmp_path_factory.mktemp("ackwait"), credentials=BusCredentials.generate()) as server:
+        client = await connect(server.url, "pytest-ack-wait", login=server.admin)
+        try:
+            js = client.jetstream()
+            await streams.provision(js)
+            for ack_wait_s, expected in ((6.0, 6.0), (None, streams.STEP_WORKERS.ack_wait_s)):
+                await streams.provision(js, ack_wait_s=ack_wait_s)
+                for consumer in streams.CONSUMERS:
+                    info = await js.consumer_info(consumer.stream, consumer.durable)
+                    want = expected if consumer.durable in streams.HANDED_OVER else consumer.ack_wait_s
+                    assert info.config.ack_wait == pytest.approx(want), consumer.durable
+        finally:
+            await client.close()

@@ -57,3 +57,13 @@ def test_bad_environment_exits_with_a_message_naming_the_variable(
     with pytest.raises(SystemExit) as info:
         load_settings(GatewaySettings)
     assert words in str(info.value.code)
+
+
+def test_an_executor_heartbeat_must_come_well_within_the_ack_wait() -> None:
+    from pydantic import ValidationError
+
+    from services.executor.settings import ExecutorSettings
+
+    assert ExecutorSettings(ack_wait_s=4, heartbeat_s=1).ack_wait_s == 4
+    with pytest.raises(ValidationError, match="ARTDAG_HEARTBEAT_S must be at most half of ARTDAG_ACK_WAIT_S"):
+        ExecutorSettings(ack_wait_s=4, heartbeat_s=10)
