@@ -55,14 +55,17 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-def wait_for_port(host: str, port: int, timeout_s: float) -> None:
-    """Block until something accepts TCP connections on host:port."""
+def wait_for_port(host: str, port: int, timeout_s: float, gone: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts TCP connections on host:port (or `gone`, the process that
+    should, has exited: then at once)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
+            if gone is not None and gone.poll() is not None:
+                raise TimeoutError(f"nothing listening on {host}:{port}: the process exited") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:g} s") from None
             time.sleep(0.02)
@@ -130,7 +133,7 @@ class EmbeddedNatsServer:
             preexec_fn=die_with_parent,
         )
         try:
-            wait_for_port(self.host, self.port, timeout_s)
+            wait_for_port(self.host, self.port, timeout_s, gone=self.process)
         except TimeoutError:
             self.stop()
             raise
@@ -222,22 +225,27 @@ class EmbeddedNatsCluster:
         self.root = root
         self.credentials = credentials
         self.host = host
-        route_ports = [free_port(host) for _ in range(size)]
-        routes = ",".join(f"nats://{host}:{port}" for port in route_ports)
-        self.servers = [
+        self.size = size
+        self.name = name
+        self.servers = self._make_servers()
+
+    def _make_servers(self) -> list[EmbeddedNatsServer]:
+        route_ports = [free_port(self.host) for _ in range(self.size)]
+        routes = ",".join(f"nats://{self.host}:{port}" for port in route_ports)
+        return [
             EmbeddedNatsServer(
-                root / f"n{index}",
-                host=host,
-                log_file=root / f"n{index}.log",
-                credentials=credentials,
+                self.root / f"n{index}",
+                host=self.host,
+                log_file=self.root / f"n{index}.log",
+                credentials=self.credentials,
                 extra_args=[
-                    "-n", f"{name}-n{index}",
-                    "--cluster_name", name,
-                    "--cluster", f"nats://{host}:{route_ports[index]}",
+                    "-n", f"{self.name}-n{index}",
+                    "--cluster_name", self.name,
+                    "--cluster", f"nats://{self.host}:{route_ports[index]}",
                     "--routes", routes,
                 ],
             )
-            for index in range(size)
+            for index in range(self.size)
         ]  # fmt: skip
 
     @property
@@ -257,10 +265,24 @@ class EmbeddedNatsCluster:
                 return server
         raise KeyError(name)
 
-    def start(self, timeout_s: float = 10.0) -> EmbeddedNatsCluster:
+    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> EmbeddedNatsCluster:
+        """Start every server; a port taken meanwhile by something else (they are picked free, then
+        bound) is met by starting the cluster again on fresh ports."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for server in self.servers:
-            server.start(timeout_s)
+        for attempt in range(1, attempts + 1):
+            try:
+                for server in self.servers:
+                    server.start(timeout_s)
+                time.sleep(0.2)  # a route port it cannot bind ends a server just after it listens
+                if all(server.exit_code() is None for server in self.servers):
+                    return self
+                failure: Exception = RuntimeError("a nats-server of the cluster exited as it started")
+            except TimeoutError as exc:
+                failure = exc
+            self.stop()
+            if attempt == attempts:
+                raise failure
+            self.servers = self._make_servers()
         return self
 
     def stop(self) -> None:

@@ -171,3 +171,16 @@ async def _caught_up(js: JetStreamContext, timeout_s: float = 30.0) -> None:
             return
         assert time.monotonic() < deadline, peers
         await asyncio.sleep(0.3)
+
+
+def test_a_route_port_taken_meanwhile_starts_the_cluster_again_on_fresh_ports(tmp_path: Path) -> None:
+    import socket
+
+    cluster = EmbeddedNatsCluster(tmp_path / "taken", credentials=BusCredentials.generate())
+    taken = int(cluster.servers[2].extra_args[cluster.servers[2].extra_args.index("--cluster") + 1].rsplit(":", 1)[1])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with cluster:
+            assert all(server.exit_code() is None for server in cluster.servers)
+            assert f":{taken}" not in " ".join(cluster.servers[2].extra_args)
