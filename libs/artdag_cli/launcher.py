@@ -81,8 +81,6 @@ class Stack:
         self.reserve = 0
         self._next_jetstream_check = 0.0
         self._jetstream_fault: str | None = None
-        # Each service's own login on the bus (None: a bus of the operator's without them).
-        self.credentials: BusCredentials | None = None
 
     @property
     def base_url(self) -> str:
@@ -97,13 +95,16 @@ class Stack:
         if self.nats_url is None:
             store = self.home / "nats"
             limit = jetstream_store_limit(database, store)
-            # The embedded bus is never open: every service gets a login of its own (`bus_access`).
-            self.credentials = BusCredentials.ensure(self.home)
+            # The embedded bus is never open: every service finds a login of its own in the home
+            # it shares (`bus_access.home_login`); a login set for the launcher would override them.
+            credentials = BusCredentials.ensure(self.home)
+            for variable in ("ARTDAG_NATS_USER", "ARTDAG_NATS_PASSWORD"):
+                self.env.pop(variable, None)
             self.nats = EmbeddedNatsServer(
                 store,
                 log_file=self.home / "nats-server.log",
                 max_store_bytes=limit,
-                credentials=self.credentials,
+                credentials=credentials,
                 object_bucket=database.nats_object_bucket,
             )
             self.nats.start()
@@ -112,10 +113,8 @@ class Stack:
                 f"nats-server (JetStream) on {self.nats_url}, store {store} (at most {limit // 2**20} MiB),"
                 f" a login per service in {BusCredentials.path(self.home)}"
             )
-        else:
-            # A bus of the operator's: the services' logins from ARTDAG_HOME when they were made there
-            # (its server configured with `artdag bus-config`), else whatever ARTDAG_NATS_USER says.
-            self.credentials = BusCredentials.load(self.home)
+        # A bus of the operator's: the services' logins from ARTDAG_HOME when they were made there
+        # (its server configured with `artdag bus-config`), else whatever ARTDAG_NATS_USER says.
         self.env["ARTDAG_NATS_URL"] = self.nats_url
         asyncio.run(migrate(database.effective_database_url))
         self.ensure_local_token(database)
@@ -143,13 +142,10 @@ class Stack:
         say(f"made a token for local user {user!r} (admin), saved in {path} (mode 0600); the CLI sends it")
 
     def _spawn(self, service: str) -> subprocess.Popen[bytes]:
-        env = self.env
-        if self.credentials is not None:
-            env = {**env, **self.credentials.service_environment(service)}
         # Own session: Ctrl-C reaches only the launcher, which stops the services in order.
         return subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],
-            env=env,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent,

@@ -224,11 +224,6 @@ class BusCredentials:
     def admin(self) -> BusLogin:
         return self.login(ADMIN)
 
-    def service_environment(self, service: str) -> dict[str, str]:
-        """What a service process needs in its environment to connect as itself."""
-        login = self.login(service)
-        return {"ARTDAG_NATS_USER": login.user, "ARTDAG_NATS_PASSWORD": login.password}
-
 
 def home_login(home: Path, service: str) -> BusLogin | None:
     """`service`'s login from the credentials saved in `home`, if there are any.
