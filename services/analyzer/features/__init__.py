@@ -9,8 +9,9 @@ with the length of the input beyond a few floats per frame.
 
     {"version": ANALYZER_VERSION, "features": [sorted names, "tempo" resolved to "beats"],
      "duration": seconds,
-     "audio": {"beats": {"tempo", "beat_times", "confidence", "downbeat_times", "meter",
-                         "tempo_curve": {"times", "bpm"}},
+     "audio": {"beats": {"tempo" (the tempo curve's median), "beat_times", "confidence",
+                         "downbeat_times", "meter", "tempo_curve": {"times", "bpm"},
+                         "tempo_candidates": [{"bpm", "confidence"}, … up to 3, best first]},
                "energy": {"times", "values", "window_ms"},
                "spectrum": {"times", "bands": {name: values}, "band_ranges"},
                "onsets": {"times", "strength": {"times", "values"}}} | None,

@@ -20,7 +20,7 @@ from services.analyzer.features.params import AnalysisParams
 from services.analyzer.features.spectral import ONSET_HOP, OnsetEnvelope, WindowEnvelopes
 from services.analyzer.features.video import VideoMeasures
 
-ANALYZER_VERSION = "1"
+ANALYZER_VERSION = "2"
 """Bump whenever any result could change: it is part of every analysis id, so stale results are never reused."""
 
 _ALIASES = {"tempo": "beats"}
@@ -161,7 +161,9 @@ def _audio_results(
     strength, low = onset.finish()
     strength64 = strength.astype(np.float64)
     if "beats" in wanted:
-        beats = track_beats(strength64, low.astype(np.float64), onset.fps, params.min_bpm, params.max_bpm)
+        beats = track_beats(
+            strength64, low.astype(np.float64), onset.fps, params.tempo_min, params.tempo_max, params.tempo_hint
+        )
         out["beats"] = beats.to_json()
     if "onsets" in wanted:
         out["onsets"] = _onsets(strength64, onset.fps, times, hop)

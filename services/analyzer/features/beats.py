@@ -49,6 +49,7 @@ class BeatResult:
     meter: int
     curve_times: FloatArray
     curve_bpm: FloatArray
+    candidates: tuple[tuple[float, float], ...] = ()  # (bpm, confidence), best first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class BeatResult:
             "downbeat_times": _rounded(self.downbeat_times, 4),
             "meter": self.meter,
             "tempo_curve": {"times": _rounded(self.curve_times, 3), "bpm": _rounded(self.curve_bpm, 2)},
+            "tempo_candidates": [{"bpm": round(b, 2), "confidence": round(c, 3)} for b, c in self.candidates],
         }
 
 
@@ -202,7 +204,9 @@ def _meter(accent: FloatArray) -> tuple[int, int, float]:
     return best
 
 
-def track_beats(strength: FloatArray, low: FloatArray, fps: float, min_bpm: float, max_bpm: float) -> BeatResult:
+def track_beats(
+    strength: FloatArray, low: FloatArray, fps: float, min_bpm: float, max_bpm: float, hint: float | None = None
+) -> BeatResult:
     """Beats, tempo, downbeats, meter and tempo curve of an onset envelope sampled at `fps`."""
     empty = np.zeros(0)
     nothing = BeatResult(None, empty, 0.0, empty, 4, empty, empty)

@@ -12,7 +12,7 @@ MAX_BANDS = 16
 
 
 class AnalysisParams(BaseModel):
-    """Window size, spectrum bands, scene threshold and tempo range for `analyze_file`."""
+    """Window size, spectrum bands, scene threshold and tempo range (and hint) for `analyze_file`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -21,8 +21,12 @@ class AnalysisParams(BaseModel):
         default_factory=lambda: {"bass": (20.0, 200.0), "mid": (200.0, 2000.0), "high": (2000.0, 20000.0)}
     )
     scene_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
-    min_bpm: Annotated[float, Field(ge=20, le=400)] = 40.0
-    max_bpm: Annotated[float, Field(ge=20, le=400)] = 240.0
+    tempo_min: Annotated[float, Field(ge=20, le=400, description="slowest beat rate to consider, in BPM")] = 40.0
+    tempo_max: Annotated[float, Field(ge=20, le=400, description="fastest beat rate to consider, in BPM")] = 240.0
+    tempo_hint: Annotated[
+        float | None,
+        Field(ge=20, le=400, description="the beat rate a listener would tap, roughly: picks the metrical level"),
+    ] = None
 
     @field_validator("bands")
     @classmethod
@@ -40,6 +44,10 @@ class AnalysisParams(BaseModel):
 
     @model_validator(mode="after")
     def _check_tempo_range(self) -> AnalysisParams:
-        if self.max_bpm < 1.5 * self.min_bpm:
-            raise ValueError(f"max_bpm ({self.max_bpm}) must be at least 1.5 × min_bpm ({self.min_bpm})")
+        if self.tempo_max < 1.5 * self.tempo_min:
+            raise ValueError(f"tempo_max ({self.tempo_max}) must be at least 1.5 × tempo_min ({self.tempo_min})")
+        if self.tempo_hint is not None and not self.tempo_min <= self.tempo_hint <= self.tempo_max:
+            raise ValueError(
+                f"tempo_hint ({self.tempo_hint}) must lie between tempo_min ({self.tempo_min}) and tempo_max ({self.tempo_max})"
+            )
         return self

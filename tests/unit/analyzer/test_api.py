@@ -83,7 +83,10 @@ def test_a_clip_with_both_streams_gives_a_json_result(tmp_path: Path) -> None:
         {"bands": {f"b{i}": (i, i + 1) for i in range(17)}},
         {"bands": {}},
         {"scene_threshold": 1.5},
-        {"min_bpm": 150, "max_bpm": 160},
+        {"tempo_min": 150, "tempo_max": 160},
+        {"tempo_min": 60, "tempo_max": 180, "tempo_hint": 200},
+        {"tempo_hint": 10},
+        {"min_bpm": 60},
         {"hop": 3},
     ],
 )
