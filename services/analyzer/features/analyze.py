@@ -17,7 +17,7 @@ from services.analyzer.features.beats import track_beats
 from services.analyzer.features.decode import SAMPLE_RATE, find_streams, open_media, stream_media
 from services.analyzer.features.onsets import onset_peaks
 from services.analyzer.features.params import AnalysisParams
-from services.analyzer.features.spectral import ONSET_HOP, OnsetEnvelope, WindowEnvelopes
+from services.analyzer.features.spectral import ONSET_HOP, OnsetBands, OnsetEnvelope, WindowEnvelopes
 from services.analyzer.features.video import VideoMeasures
 
 ANALYZER_VERSION = "2"
@@ -134,6 +134,17 @@ def analyze_file(
     }
 
 
+def onset_bands(path: Path, limits: InputLimits = InputLimits()) -> OnsetBands:
+    """The onset envelopes of the audio at `path`, as the beats feature sees them (for tuning and tests)."""
+    with open_media(str(path), limits) as container:
+        streams = find_streams(container)
+        if streams.audio is None:
+            raise InvalidMediaError("no audio stream")
+        onset = OnsetEnvelope(SAMPLE_RATE)
+        stream_media(container, streams, on_audio=onset.push, on_video=None, limits=limits)
+    return onset.finish()
+
+
 def _audio_results(
     wanted: list[str], params: AnalysisParams, hop: int, windows: WindowEnvelopes, onset: OnsetEnvelope | None
 ) -> dict[str, Any]:
@@ -158,15 +169,12 @@ def _audio_results(
         }
     if onset is None:
         return out
-    strength, low = onset.finish()
-    strength64 = strength.astype(np.float64)
+    envelopes = onset.finish()
     if "beats" in wanted:
-        beats = track_beats(
-            strength64, low.astype(np.float64), onset.fps, params.tempo_min, params.tempo_max, params.tempo_hint
-        )
+        beats = track_beats(envelopes, params.tempo_min, params.tempo_max, params.tempo_hint)
         out["beats"] = beats.to_json()
     if "onsets" in wanted:
-        out["onsets"] = _onsets(strength64, onset.fps, times, hop)
+        out["onsets"] = _onsets(envelopes.full, envelopes.fps, times, hop)
     return out
 
 

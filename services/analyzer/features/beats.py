@@ -1,17 +1,32 @@
-"""Tempo, beats, downbeats and meter from an onset-strength envelope.
+"""Tempo, beats, downbeats and meter from onset-strength envelopes in three registers.
 
-1. A tempogram: autocorrelation of the envelope in 8 s windows every second,
-   read on a log-spaced BPM grid, each lag reinforced by its double (so the beat
-   level beats its subdivisions) and weighted by a log-normal prior around 120 BPM.
-2. A Viterbi path through the tempogram gives the local tempo; jumps cost in
-   proportion to their size in octaves, so steps and ramps are followed but
-   octave flips need lasting evidence.
-3. Ellis (2007) dynamic programming places beats on strong onsets spaced close to
-   the local period (the period varies per frame), vectorised in blocks of half
-   the shortest period.
-4. Beats are refined to the nearest onset peak (sub-frame), weak beats at either
-   end are trimmed, and the accent pattern (low-band and full-band onset
-   strength per beat) picks the meter (3 or 4) and the downbeat phase.
+A listener taps one metrical level — neither the hi-hat's eighths nor the bar — and
+the periodicity of an onset envelope alone does not say which: a half-time groove is
+as periodic at half its tempo, four-on-the-floor with off-beat hats at every
+subdivision. So the tracker finds the pulse first and decides the level afterwards,
+from what beats at each level sound like:
+
+1. **Pulse.** An envelope that weighs kick and snare over hats (`_pulse`), and a
+   tempogram of it: autocorrelation in 8 s windows every second, read on a log BPM
+   grid, each lag reinforced by its double and triple (comb filtering, so a
+   period whose multiples also recur wins over noise). A Viterbi path through it
+   gives a reference tempo that may change (steps, accelerandos).
+2. **Levels.** The reference tempo times 1/3, 1/2, 2/3, 1, 3/2, 2 and 3 are the
+   candidate levels. For each, Ellis' (2007) dynamic programme places beats on
+   strong onsets spaced close to that level's local period.
+3. **Choice.** Each level is scored on what distinguishes the tapped level in the
+   music we measured (bench/beat_corpus.py, tuned on its `tune` half only):
+   a tempo prior (log-normal around 115 BPM, or a narrow one around a
+   `tempo_hint`); how much stronger onsets are on its beats than elsewhere; whether
+   the kick and snare land half-way (or a third of the way) between its beats —
+   then it is too slow; and whether every second (or third) beat is much weaker
+   than the others — then it is too fast. The best three become
+   `tempo_candidates`, with softmax confidences.
+4. The chosen level's beats are refined to the nearest onset peak (sub-frame),
+   weak beats at either end are trimmed, the tempo curve is the local median of
+   three beat intervals (so a step shows within two beats), the tempo its median,
+   and the accent pattern (kick register and full onsets per beat) picks the meter
+   (3 or 4) and the downbeat phase.
 """
 
 from __future__ import annotations
@@ -23,19 +38,33 @@ import numpy as np
 import numpy.typing as npt
 
 from services.analyzer.features.onsets import LATENCY_S, parabolic_peak
+from services.analyzer.features.spectral import OnsetBands
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _WINDOW_S = 8.0
 _WINDOW_HOP_S = 1.0
-_PRIOR_BPM = 120.0
-_PRIOR_OCTAVES = 1.0
+_GRID_PER_OCTAVE = 48
 _JUMP_COST = 1.0  # Viterbi cost of a tempo change of one octave between windows
 _TIGHTNESS = 100.0  # Ellis' λ: how strongly beat spacing sticks to the local period
-_GRID_PER_OCTAVE = 48
-_HALF_PENALTY = 0.5
+_MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme considers, in periods
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
+_LEVELS = (1 / 3, 1 / 2, 2 / 3, 1.0, 3 / 2, 2.0, 3.0)
+_HAT_WEIGHT = 0.5  # hats mark subdivisions more often than beats
+
+# Level scoring (see `_level_score`); fitted on the corpus' tune half.
+_PRIOR_BPM = 115.0
+_PRIOR_OCTAVES = 0.6
+_HINT_OCTAVES = 0.15
+_WEIGHTS = {
+    "prior": 1.0,
+    "salience": 1.0,
+    "between_half": 2.0,
+    "between_third": 1.0,
+    "alternation_2": 1.5,
+    "alternation_3": 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,16 @@ class BeatResult:
         }
 
 
+@dataclass(frozen=True)
+class Level:
+    """Beats tracked at one metrical level, and what they sound like."""
+
+    factor: float
+    beats: IntArray  # frames
+    bpm: float
+    features: dict[str, float]
+
+
 def _rounded(values: FloatArray, digits: int) -> list[float]:
     return [float(v) for v in np.round(values, digits)]
 
@@ -88,13 +127,27 @@ def _moving_mean(x: FloatArray, length: int) -> FloatArray:
     return mean
 
 
-def tempogram(onset: FloatArray, fps: float, bpm_grid: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Windowed autocorrelation read at the lags of `bpm_grid` (and their doubles): (window times, scores)."""
+def _registers(bands: OnsetBands) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Each register scaled to unit spread, so a quiet kick counts as much as loud hats; silent ones stay small."""
+    registers = (bands.low, bands.mid, bands.high)
+    spreads = [float(r.std()) for r in registers]
+    floor = 0.25 * max(spreads)
+    low, mid, high = (r / max(s, floor) for r, s in zip(registers, spreads, strict=True))
+    return low, mid, high
+
+
+def _rectified(x: FloatArray, fps: float) -> FloatArray:
+    """`x` above its one-second moving mean: onsets stand out of sustained noise."""
+    return np.maximum(x - _moving_mean(x, round(fps)), 0.0)
+
+
+def tempogram(pulse: FloatArray, fps: float, bpm_grid: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Windowed autocorrelation read at the lags of `bpm_grid` and their multiples: (window times, scores)."""
     win = round(_WINDOW_S * fps)
     hop = max(1, round(_WINDOW_HOP_S * fps))
     lags = fps * 60.0 / bpm_grid
-    max_lag = int(np.ceil(2 * lags.max())) + 2
-    padded = onset
+    max_lag = int(np.ceil(3 * lags.max())) + 2
+    padded = pulse
     if padded.size < win:
         padded = np.concatenate([padded, np.zeros(win - padded.size)])
     starts = np.arange(0, padded.size - win + 1, hop)
@@ -110,18 +163,18 @@ def tempogram(onset: FloatArray, fps: float, bpm_grid: FloatArray) -> tuple[Floa
         spec = np.fft.rfft(seg, n=n_fft, axis=1)
         ac = np.fft.irfft(np.abs(spec) ** 2, n=n_fft, axis=1)[:, : max_lag + 1]
         ac /= np.maximum(ac[:, :1], 1e-12)
-        # Reward the double of the period (the bar level agrees) and penalise strong onsets half-way
-        # between beats (then the true beat is twice as fast).
-        rows.append(_read_lags(ac, lags) + 0.5 * _read_lags(ac, 2 * lags) - _HALF_PENALTY * _read_lags(ac, lags / 2))
+        comb = _read_lags(ac, lags) + 0.5 * _read_lags(ac, 2 * lags) + 0.33 * _read_lags(ac, 3 * lags)
+        rows.append(comb)
     scores: FloatArray = np.maximum(np.vstack(rows), 0.0).astype(np.float64)
     times: FloatArray = ((starts + win / 2) / fps).astype(np.float64)
     return times, scores
 
 
 def _read_lags(ac: FloatArray, lags: FloatArray) -> FloatArray:
-    lo = np.floor(lags).astype(np.int64)
+    lo = np.minimum(np.floor(lags).astype(np.int64), ac.shape[1] - 2)
     frac = lags - lo
-    return ac[:, lo] * (1 - frac) + ac[:, lo + 1] * frac
+    read: FloatArray = ac[:, lo] * (1 - frac) + ac[:, lo + 1] * frac
+    return read
 
 
 def _viterbi(scores: FloatArray, log_bpm: FloatArray) -> IntArray:
@@ -146,16 +199,17 @@ def _dp_beats(local: FloatArray, period: FloatArray) -> IntArray:
     n = local.size
     score = np.zeros(n)
     back = np.full(n, -1, dtype=np.int64)
-    block = max(1, int(np.floor(period.min() / 2)))
-    d_lo = max(1, int(np.floor(period.min() / 2)))
-    d_hi = int(np.ceil(period.max() * 2))
+    # Spacings beyond ±1/3 of the period cost more than any onset can pay back, so they are not searched.
+    d_lo = max(1, int(np.floor(period.min() * _MIN_SPACING)))
+    d_hi = int(np.ceil(period.max() * _MAX_SPACING))
+    block = d_lo  # frames closer together than the shortest spacing cannot depend on each other
     offsets = np.arange(d_lo, d_hi + 1)
     for start in range(0, n, block):
         frames = np.arange(start, min(n, start + block))
         tau = period[frames][:, None]
         prev = frames[:, None] - offsets[None, :]
         ratio = offsets[None, :] / tau
-        valid = (prev >= 0) & (ratio >= 0.5) & (ratio <= 2.0)
+        valid = (prev >= 0) & (ratio >= _MIN_SPACING) & (ratio <= _MAX_SPACING)
         cand = np.where(valid, score[np.maximum(prev, 0)] - _TIGHTNESS * np.log(ratio) ** 2, -np.inf)
         best = cand.argmax(axis=1)
         best_val = cand[np.arange(frames.size), best]
@@ -173,6 +227,88 @@ def _dp_beats(local: FloatArray, period: FloatArray) -> IntArray:
         beat = int(back[beat])
         beats.append(beat)
     return np.array(beats[::-1], dtype=np.int64)
+
+
+def _near(env: FloatArray, positions: FloatArray, radius: int = 2) -> FloatArray:
+    """The strongest value of `env` within ±`radius` frames of each position (played notes drift a little)."""
+    if positions.size == 0:
+        return np.zeros(0)
+    centre = np.round(positions).astype(np.int64)
+    idx = np.clip(centre[:, None] + np.arange(-radius, radius + 1)[None, :], 0, env.size - 1)
+    found: FloatArray = env[idx].max(axis=1)
+    return found
+
+
+def _ratio(part: FloatArray, whole: FloatArray) -> float:
+    return float(part.mean()) / float(whole.mean()) if part.size and whole.size and whole.mean() > 0 else 0.0
+
+
+def _evenness(values: FloatArray, group: int) -> float:
+    """The weakest position's mean over the strongest's when beats are taken in groups of `group`."""
+    if values.size < 2 * group:
+        return 1.0
+    means = np.array([values[k::group].mean() for k in range(group)])
+    return float(means.min() / means.max()) if means.max() > 0 else 1.0
+
+
+def level_features(
+    beats: IntArray, bpm: float, pulse: FloatArray, drums: FloatArray, hint: float | None
+) -> dict[str, float]:
+    """What the beats of one level sound like; each feature is larger when the level is more likely the tapped one."""
+    gaps = np.diff(beats).astype(np.float64)
+    on_pulse = _near(pulse, beats.astype(np.float64))
+    on_drums = _near(drums, beats.astype(np.float64))
+    halves = beats[:-1] + gaps / 2
+    thirds = np.concatenate([beats[:-1] + gaps / 3, beats[:-1] + 2 * gaps / 3])
+    centre, width = (_PRIOR_BPM, _PRIOR_OCTAVES) if hint is None else (hint, _HINT_OCTAVES)
+    return {
+        "prior": -0.5 * (np.log2(bpm / centre) / width) ** 2,
+        "salience": float(np.log(max(_ratio(on_pulse, pulse), 1e-3))),
+        # Kick and snare half-way between beats: the music moves twice as fast as this level.
+        "between_half": -_ratio(_near(drums, halves), on_drums),
+        "between_third": -_ratio(_near(drums, thirds), on_drums),
+        # Every second (third) beat much weaker than the rest: these beats are subdivisions.
+        "alternation_2": float(np.log(max(_evenness(on_pulse, 2), 1e-3))),
+        "alternation_3": float(np.log(max(_evenness(on_pulse, 3), 1e-3))),
+    }
+
+
+def _level_score(features: dict[str, float]) -> float:
+    return sum(_WEIGHTS[name] * value for name, value in features.items())
+
+
+def track_levels(
+    bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None
+) -> tuple[list[Level], FloatArray]:
+    """Every candidate level's beats and features, and the envelope the beats were placed on."""
+    fps = bands.fps
+    low, mid, high = _registers(bands)
+    drums = _rectified(low + mid, fps)
+    pulse = _rectified(low + mid + _HAT_WEIGHT * high, fps)
+
+    # The reference path is searched a little beyond the allowed range: a level inside it may be a multiple.
+    lo_bpm, hi_bpm = max(20.0, min_bpm / 1.5), min(400.0, max_bpm * 1.5)
+    octaves = np.log2(hi_bpm / lo_bpm)
+    log_bpm = np.log2(lo_bpm) + np.arange(int(octaves * _GRID_PER_OCTAVE) + 1) / _GRID_PER_OCTAVE
+    bpm_grid = 2.0**log_bpm
+    times, scores = tempogram(pulse, fps, bpm_grid)
+    broad = np.exp(-0.5 * ((log_bpm - np.log2(_PRIOR_BPM)) / 1.0) ** 2)
+    path_bpm = bpm_grid[_viterbi(scores * broad[None, :], log_bpm)]
+    reference = np.interp(np.arange(pulse.size) / fps, times, path_bpm)
+
+    local = _smooth(pulse, 1)
+    levels: list[Level] = []
+    for factor in _LEVELS:
+        curve = reference * factor
+        median = float(np.median(curve))
+        if not min_bpm * 0.97 <= median <= max_bpm * 1.03:
+            continue
+        beats = _dp_beats(local, fps * 60.0 / np.clip(curve, min_bpm, max_bpm))
+        if beats.size < 4:
+            continue
+        bpm = 60.0 * fps / float(np.median(np.diff(beats)))
+        levels.append(Level(factor, beats, bpm, level_features(beats, bpm, pulse, drums, hint)))
+    return levels, pulse
 
 
 def _refine(onset: FloatArray, beats: IntArray, radius: int) -> FloatArray:
@@ -204,36 +340,29 @@ def _meter(accent: FloatArray) -> tuple[int, int, float]:
     return best
 
 
-def track_beats(
-    strength: FloatArray, low: FloatArray, fps: float, min_bpm: float, max_bpm: float, hint: float | None = None
-) -> BeatResult:
-    """Beats, tempo, downbeats, meter and tempo curve of an onset envelope sampled at `fps`."""
+def _candidates(levels: list[Level], scores: FloatArray) -> tuple[tuple[float, float], ...]:
+    order = np.argsort(-scores)
+    weights = np.exp(scores - scores.max())
+    confidence = weights / weights.sum()
+    return tuple((levels[i].bpm, float(confidence[i])) for i in order[:3])
+
+
+def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None) -> BeatResult:
+    """Beats, tempo, tempo candidates, downbeats, meter and tempo curve of onset envelopes sampled at `bands.fps`."""
     empty = np.zeros(0)
     nothing = BeatResult(None, empty, 0.0, empty, 4, empty, empty)
-    if strength.size < fps * 2 or not np.any(strength > 0):
+    fps = bands.fps
+    if bands.full.size < fps * 2 or not np.any(bands.full > 0):
         return nothing
-    std = strength.std()
-    onset = strength / std if std > 0 else strength
-    centred = np.maximum(onset - _moving_mean(onset, round(fps)), 0.0)
-
-    octaves = np.log2(max_bpm / min_bpm)
-    log_bpm = np.log2(min_bpm) + np.arange(int(octaves * _GRID_PER_OCTAVE) + 1) / _GRID_PER_OCTAVE
-    bpm_grid = 2.0**log_bpm
-    times, scores = tempogram(centred, fps, bpm_grid)
-    prior = np.exp(-0.5 * ((log_bpm - np.log2(_PRIOR_BPM)) / _PRIOR_OCTAVES) ** 2)
-    weighted = scores * prior[None, :]
-    path = _viterbi(weighted, log_bpm)
-    path_bpm = bpm_grid[path]
-    frames = np.arange(onset.size)
-    period = fps * 60.0 / np.interp(frames / fps, times, path_bpm)
-
-    local = _smooth(onset, 1)
-    beats = _dp_beats(local - local.mean() * 0.0, period)
-    if beats.size < 2:
+    levels, pulse = track_levels(bands, min_bpm, max_bpm, hint)
+    if not levels:
         return nothing
+    scores = np.array([_level_score(level.features) for level in levels])
+    chosen = levels[int(scores.argmax())]
+    beats = chosen.beats
 
     # Trim weak beats at the ends (an intro without a pulse, a fade-out).
-    smoothed = _smooth(onset, 3)
+    smoothed = _smooth(pulse, 3)
     at_beats = smoothed[beats]
     threshold = 0.5 * np.sqrt(np.mean(at_beats**2))
     strong = np.flatnonzero(at_beats >= threshold)
@@ -241,16 +370,16 @@ def track_beats(
     if beats.size < 2:
         return nothing
 
-    refined = _refine(onset, beats, radius=2)
+    full = bands.full / max(float(bands.full.std()), 1e-12)
+    refined = _refine(full, beats, radius=2)
     beat_times = refined / fps + LATENCY_S
     intervals = np.diff(beat_times)
-    tempo = 60.0 / float(np.median(intervals))
-
-    window = min(5, intervals.size)
+    window = min(3, intervals.size)
     padded = np.pad(intervals, (window // 2, window - 1 - window // 2), mode="edge")
     local_ibi = np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
     curve_times = (beat_times[1:] + beat_times[:-1]) / 2
     curve_bpm = 60.0 / local_ibi
+    tempo = float(np.median(curve_bpm))
 
     def near(env: FloatArray) -> FloatArray:
         # Summed over ±2 frames: the flux of one onset splits between frames depending on its phase.
@@ -262,11 +391,11 @@ def track_beats(
         mean = values.mean()
         return values / mean - 1.0 if mean > 0 else np.zeros_like(values)
 
-    accent = relative(near(low)) + relative(near(onset))
+    accent = relative(near(bands.low)) + relative(near(full))
     meter, phase, _ = _meter(accent)
     downbeats = beat_times[phase::meter]
 
-    hits = near(onset) / 5 > np.mean(onset) + np.std(onset)
-    periodicity = float(np.clip(np.mean(scores[np.arange(len(path)), path]) / 1.5, 0.0, 1.0))
-    confidence = float(np.clip(0.5 * hits.mean() + 0.5 * periodicity, 0.0, 1.0))
-    return BeatResult(tempo, beat_times, confidence, downbeats, meter, curve_times, curve_bpm)
+    hits = near(full) / 5 > np.mean(full) + np.std(full)
+    candidates = _candidates(levels, scores)
+    confidence = float(np.clip(0.5 * hits.mean() + 0.5 * candidates[0][1], 0.0, 1.0))
+    return BeatResult(tempo, beat_times, confidence, downbeats, meter, curve_times, curve_bpm, candidates)

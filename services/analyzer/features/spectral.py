@@ -7,6 +7,8 @@ number of frames and not with the number of samples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,6 +20,7 @@ ONSET_HOP = 256
 # Onset bands: mel-spaced edges from 30 Hz up to Nyquist, merged so each band holds at least one bin.
 _ONSET_BANDS = 40
 _LOW_BAND_HZ = 180.0  # bands below this make the "low" onset envelope (kick drums, bass notes)
+_HIGH_BAND_HZ = 5000.0  # bands above this make the "high" one (hi-hats, cymbals); between them is "mid" (snare, chords)
 _LOG_GAIN = 100.0
 
 
@@ -72,11 +75,26 @@ class Framer:
         return frames
 
 
+@dataclass(frozen=True)
+class OnsetBands:
+    """Onset strength per frame over the whole spectrum and in three registers.
+
+    Drums sort themselves into the registers (kick in `low`, snare in `mid`, hats in
+    `high`), which is what tells a beat from its subdivisions and its bar.
+    """
+
+    fps: float
+    full: Float64Array
+    low: Float64Array
+    mid: Float64Array
+    high: Float64Array
+
+
 class OnsetEnvelope:
     """Log-magnitude spectral flux on mel-spaced bands, every `ONSET_HOP` samples.
 
-    Keeps two envelopes: the flux summed over all bands (`strength`) and over the
-    bands below 180 Hz (`low`, used for accents and downbeats).
+    Keeps four envelopes: the flux summed over all bands, over the bands below
+    180 Hz, between 180 Hz and 5 kHz, and above 5 kHz (see `OnsetBands`).
     """
 
     def __init__(self, sample_rate: int) -> None:
@@ -88,21 +106,21 @@ class OnsetEnvelope:
         bins = np.unique(np.round(freqs * ONSET_FFT / sample_rate).astype(np.int64))
         self.starts = bins[:-1]
         self.widths = np.diff(bins).astype(np.float32)
-        self.n_low = int(np.searchsorted(bins[1:] * sample_rate / ONSET_FFT, _LOW_BAND_HZ, side="right"))
+        band_tops = bins[1:] * sample_rate / ONSET_FFT
+        self.n_low = int(np.searchsorted(band_tops, _LOW_BAND_HZ, side="right"))
+        self.n_mid = int(np.searchsorted(band_tops, _HIGH_BAND_HZ, side="right"))
         self.previous: FloatArray | None = None
-        self.strength: list[FloatArray] = []
-        self.low: list[FloatArray] = []
+        self.registers: list[FloatArray] = []  # per block: (frames, 3) flux in low, mid, high
 
     def push(self, samples: FloatArray) -> None:
         self._process(self.framer.push(samples))
 
-    def finish(self) -> tuple[FloatArray, FloatArray]:
-        """The whole envelopes (strength, low), one value per frame."""
+    def finish(self) -> OnsetBands:
+        """The whole envelopes, one value per frame."""
         self._process(self.framer.finish())
-        empty = np.zeros(0, dtype=np.float32)
-        strength = np.concatenate(self.strength) if self.strength else empty
-        low = np.concatenate(self.low) if self.low else empty
-        return strength, low
+        flux = np.concatenate(self.registers).astype(np.float64) if self.registers else np.zeros((0, 3))
+        low, mid, high = flux[:, 0], flux[:, 1], flux[:, 2]
+        return OnsetBands(self.fps, low + mid + high, low, mid, high)
 
     def _process(self, frames: FloatArray) -> None:
         if not len(frames):
@@ -113,8 +131,9 @@ class OnsetEnvelope:
         before = np.vstack([np.zeros_like(logs[:1]) if self.previous is None else self.previous, logs[:-1]])
         self.previous = logs[-1:]
         rise = np.maximum(logs - before, 0.0)
-        self.strength.append(rise.sum(axis=1).astype(np.float32))
-        self.low.append(rise[:, : self.n_low].sum(axis=1).astype(np.float32))
+        low, mid, high = rise[:, : self.n_low], rise[:, self.n_low : self.n_mid], rise[:, self.n_mid :]
+        registers = np.stack([low.sum(axis=1), mid.sum(axis=1), high.sum(axis=1)], axis=1)
+        self.registers.append(registers.astype(np.float32))
 
 
 class WindowEnvelopes:
