@@ -306,9 +306,17 @@ def track_levels(
         beats = _dp_beats(local, fps * 60.0 / np.clip(curve, min_bpm, max_bpm))
         if beats.size < 4:
             continue
-        bpm = 60.0 * fps / float(np.median(np.diff(beats)))
+        bpm = 60.0 * fps / _typical_gap(beats)
         levels.append(Level(factor, beats, bpm, level_features(beats, bpm, pulse, drums, hint)))
     return levels, pulse
+
+
+def _typical_gap(beats: IntArray) -> float:
+    """The median of the beat gap averaged over four beats: sub-frame precise, yet robust to a change of tempo."""
+    gaps = np.diff(beats).astype(np.float64)
+    if gaps.size < 4:
+        return float(gaps.mean())
+    return float(np.median(np.convolve(gaps, np.full(4, 0.25), mode="valid")))
 
 
 def _refine(onset: FloatArray, beats: IntArray, radius: int) -> FloatArray:
