@@ -285,11 +285,105 @@ BINDABLE_FEATURES = ("energy", "onsets", "beats", "downbeats", "motion", "scene_
 """What an EFFECT binding may follow: curves (energy, motion, spectrum bands) or events (the others)."""
 
 
+_BAND_NAME = re.compile(r"[a-z0-9_]+")
+MAX_BANDS = 16
+"""How many spectrum bands one analysis may ask for."""
+
+_RENAMED_PARAMS = {"min_bpm": "tempo_min", "max_bpm": "tempo_max"}
+
+
+def _field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
+    """A validation error placed on `field` (a model validator's own errors have no place)."""
+    error = PydanticCustomError("analysis_params", "{message}", {"message": message})
+    return ValidationError.from_exception_data(model, [InitErrorDetails(type=error, loc=(field,), input=value)])
+
+
+class AnalysisParams(NodeConfig):
+    """The analyzer's tunable parameters: window size, spectrum bands, scene threshold, tempo range and hint.
+
+    Defined here, not in the analyzer, so that the planner checks an ANALYZE step's `params`
+    when the recipe comes in; the analyzer validates its requests with the same model, and the
+    validated params are part of the analysis id.
+    """
+
+    window_ms: float = Field(default=50.0, ge=5, le=1000, description="energy and spectrum window, in ms")
+    bands: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {"bass": (20.0, 200.0), "mid": (200.0, 2000.0), "high": (2000.0, 20000.0)},
+        description="spectrum bands: name → (low Hz, high Hz)",
+    )
+    scene_threshold: float = Field(default=0.3, ge=0, le=1, description="how different a frame is at a scene change")
+    tempo_min: float = Field(default=40.0, ge=20, le=400, description="slowest beat rate to consider, in BPM")
+    tempo_max: float = Field(default=240.0, ge=20, le=400, description="fastest beat rate to consider, in BPM")
+    tempo_hint: float | None = Field(
+        default=None,
+        description="the beat rate a listener would tap, roughly, in BPM (within tempo_min..tempo_max):"
+        " picks the metrical level the beats come at",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # Said here rather than as pydantic's "Extra inputs are not permitted": which names there are.
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in cls.model_fields:
+                    continue
+                if key in _RENAMED_PARAMS:
+                    message = f"unknown parameter {key!r}: it is called {_RENAMED_PARAMS[key]!r} now"
+                else:
+                    message = f"unknown parameter {key!r} (known: {', '.join(sorted(cls.model_fields))})"
+                raise _field_error(cls.__name__, str(key), message, value)
+        return data
+
+    @field_validator("bands")
+    @classmethod
+    def _check_bands(cls, bands: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        if not bands:
+            raise ValueError("at least one band is needed")
+        if len(bands) > MAX_BANDS:
+            raise ValueError(f"at most {MAX_BANDS} bands, got {len(bands)}")
+        for name, (lo, hi) in bands.items():
+            if not _BAND_NAME.fullmatch(name):
+                raise ValueError(f"band name {name!r} must match [a-z0-9_]+")
+            if not 0 <= lo < hi:
+                raise ValueError(f"band {name!r}: need 0 <= low < high, got ({lo}, {hi})")
+        return bands
+
+    @model_validator(mode="after")
+    def _check_tempo_range(self) -> AnalysisParams:
+        name = type(self).__name__
+        if not self.tempo_max >= 1.5 * self.tempo_min:
+            message = (
+                f"tempo_max ({self.tempo_max:g}) must be at least 1.5 × tempo_min ({self.tempo_min:g}):"
+                " the range must hold more than one metrical level"
+            )
+            raise _field_error(name, "tempo_max", message, self.tempo_max)
+        hint = self.tempo_hint
+        if hint is not None and not self.tempo_min <= hint <= self.tempo_max:
+            message = (
+                f"tempo_hint ({hint:g}) must lie between tempo_min ({self.tempo_min:g})"
+                f" and tempo_max ({self.tempo_max:g})"
+            )
+            raise _field_error(name, "tempo_hint", message, hint)
+        return self
+
+
 class AnalyzeConfig(NodeConfig):
     """Analyze a recipe input before planning; its result feeds bindings and BEAT_SYNC."""
 
     features: list[str] = Field(min_length=1, max_length=8)
-    params: dict[str, Any] = Field(default_factory=dict, description="analyzer parameters (window_ms, bands, …)")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="analyzer parameters (AnalysisParams: window_ms, bands, scene_threshold, tempo_min, tempo_max,"
+        " tempo_hint); checked when the recipe comes in, kept as written",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _analysis_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Kept as written (the step id stays what it was); the analyzer fills in the defaults.
+        AnalysisParams.model_validate(value)
+        return value
 
     @field_validator("features")
     @classmethod

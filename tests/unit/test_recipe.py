@@ -246,3 +246,41 @@ def test_a_bad_key_is_placed_where_it_stands() -> None:
         parse_recipe(RESIZE.replace("height: 240}", "height: 240, width: 3}"))
     assert info.value.field == "steps[0].config.width"
     assert "duplicate key 'width'" in info.value.message
+
+
+LISTEN = """\
+name: listen
+inputs:
+  audio: {type: audio}
+steps:
+  - id: beats
+    type: ANALYZE
+    inputs: [audio]
+    config: {features: [beats], params: PARAMS}
+output: beats
+"""
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ("{tempo_hint: 500}", "tempo_hint", "tempo_hint (500) must lie between tempo_min (40) and tempo_max (240)"),
+        ("{tempo_min: 60, tempo_max: 120, tempo_hint: 50}", "tempo_hint", "between tempo_min (60)"),
+        ("{tempo_min: fast}", "tempo_min", "valid number"),
+        ("{tempo_min: 100, tempo_max: 140}", "tempo_max", "at least 1.5 × tempo_min (100)"),
+        ("{min_bpm: 60}", "min_bpm", "unknown parameter 'min_bpm': it is called 'tempo_min' now"),
+        ("{hop: 512}", "hop", "known: bands, scene_threshold, tempo_hint, tempo_max, tempo_min, window_ms"),
+        ("{window_ms: 1}", "window_ms", "greater than or equal to 5"),
+    ],
+)
+def test_analyze_params_are_checked_when_the_recipe_comes_in(params: str, field: str, words: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(LISTEN.replace("PARAMS", params))
+    assert info.value.field == f"steps[0].config.params.{field}"
+    assert words in info.value.message and "line 8" in info.value.message
+
+
+def test_analyze_params_are_kept_as_written() -> None:
+    # The analyzer fills in the defaults: a recipe's step id does not change with them.
+    (step,) = parse_recipe(LISTEN.replace("PARAMS", "{tempo_hint: 70, tempo_max: 200}")).steps
+    assert step.config["params"] == {"tempo_hint": 70, "tempo_max": 200}

@@ -95,6 +95,13 @@ def test_bad_params_are_rejected(params: dict[str, object]) -> None:
         AnalysisParams.model_validate(params)
 
 
+def test_the_params_are_the_model_recipes_are_checked_with() -> None:
+    from artdag_common import operations
+    from services.analyzer.features import params
+
+    assert AnalysisParams is params.AnalysisParams is operations.AnalysisParams
+
+
 def test_params_are_frozen_and_round_trip() -> None:
     params = AnalysisParams(bands={"sub": (20, 60), "air": (8000, 16000)})
     assert AnalysisParams.model_validate(params.model_dump(mode="json")) == params
