@@ -53,7 +53,6 @@ from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
     AnalysisReply,
-    AnalyzeRequest,
     CidRequest,
     CidsRequest,
     ContentFound,
@@ -100,6 +99,7 @@ from artdag_common.telemetry import (
 from services.planner.handoff import chunkable, has_transition
 from services.planner.planning import (
     Chunking,
+    analysis_requests,
     bind_inputs,
     build_plan,
     encoded_frames,
@@ -586,19 +586,14 @@ class RunDriver:
 
     async def _analyses(self, plan: Plan, recipe: Recipe) -> dict[str, AnalysisReply]:
         """Phase 1: ask the analyzer for every ANALYZE step (each answer cached by its analysis id)."""
-        by_id = {s.step_id: s for s in plan.steps}
         replies: dict[str, AnalysisReply] = {}
-        for step in plan.steps:
-            if step.node_type != "ANALYZE":
-                continue
-            cid = by_id[step.inputs[0]].source_cid or ""
-            request = AnalyzeRequest(cid=cid, features=step.config["features"], params=step.config.get("params", {}))
+        for name, request in analysis_requests(plan).items():
             try:
-                replies[step.name] = await rpc.call(
+                replies[name] = await rpc.call(
                     self.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
                 )
             except ArtdagError as exc:
-                raise type(exc)(f"step {step.name!r} (ANALYZE) failed: {exc.message}", field=exc.field) from None
+                raise type(exc)(f"step {name!r} (ANALYZE) failed: {exc.message}", field=exc.field) from None
         return replies
 
     async def _media(self, label: str, plan: Plan) -> dict[str, MediaInfo]:
@@ -1172,6 +1167,7 @@ class RunDriver:
                 body = b"".join([chunk async for chunk in self.store.read(step.source_cid)])
                 found[step.name] = {
                     "features": step.config["features"],
+                    "params": step.config.get("params", {}),
                     "result_cid": step.source_cid,
                     "result": json.loads(body),
                 }

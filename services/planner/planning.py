@@ -22,7 +22,7 @@ from artdag_common.operations import (
     SegmentAtConfig,
 )
 from artdag_common.recipe import Recipe
-from artdag_common.schemas import MAX_LIST_ITEMS, AnalysisReply, MediaInfo, Plan, PlanStep
+from artdag_common.schemas import MAX_LIST_ITEMS, AnalysisReply, AnalyzeRequest, MediaInfo, Plan, PlanStep
 from services.planner.handoff import piece_seconds, shape_plan
 
 
@@ -335,6 +335,21 @@ def build_plan(
         steps=ordered,
         output_step=output_step,
     )
+
+
+def analysis_requests(plan: Plan) -> dict[str, AnalyzeRequest]:
+    """What to ask the analyzer for each ANALYZE step of a (preliminary) plan, by step name: its
+    input's cid, the features and the params as the recipe wrote them (a tempo hint among them)."""
+    by_id = {s.step_id: s for s in plan.steps}
+    return {
+        step.name: AnalyzeRequest(
+            cid=by_id[step.inputs[0]].source_cid or "",
+            features=step.config["features"],
+            params=step.config.get("params", {}),
+        )
+        for step in plan.steps
+        if step.node_type == "ANALYZE"
+    }
 
 
 def estimate_frames(plan: Plan, media: Mapping[str, MediaInfo]) -> dict[str, int]:

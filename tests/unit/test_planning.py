@@ -1,13 +1,24 @@
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from artdag_common.errors import InvalidInputError
 from artdag_common.ids import source_step_id
-from artdag_common.recipe import parse_recipe
+from artdag_common.operations import AnalysisParams
+from artdag_common.recipe import Recipe, parse_recipe
 from artdag_common.schemas import AnalysisReply, MediaInfo, RunStatus, StepEvent, StepStatus
-from services.planner.planning import Chunking, bind_inputs, build_plan, encoded_frames, estimate_frames
+from services.analyzer.features import analyze_file
+from services.planner.planning import (
+    Chunking,
+    analysis_requests,
+    bind_inputs,
+    build_plan,
+    encoded_frames,
+    estimate_frames,
+)
 from services.planner.runs import apply_step_event, merge_states, new_run_state, ready_steps
+from tests.unit.analyzer.media import click, place, write_wav
 
 CID = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 OTHER = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -405,6 +416,57 @@ def test_beat_sync_needs_beats_and_refs_must_exist() -> None:
         )
     with pytest.raises(InvalidInputError, match="must be an ANALYZE step with beats"):
         parse_recipe(BEAT_SYNC.replace("MODE", "cut").replace("features: [beats, energy]", "features: [energy]"))
+
+
+def _hinted(bpm: float) -> Recipe:
+    hint = f"features: [beats, energy], params: {{tempo_hint: {bpm:g}}}"
+    return parse_recipe(BEAT_SYNC.replace("MODE", "cut").replace("features: [beats, energy]", hint))
+
+
+def _slices(recipe: Recipe, analysis: AnalysisReply) -> int:
+    plan = build_plan(
+        recipe, {"video": CID, "audio": OTHER}, analyses={"listen": analysis}, media={"video": _video(10.0)}
+    )
+    return sum(stage["type"] == "SEGMENT" for s in plan.steps for stage in _stages(s))
+
+
+def test_a_tempo_hint_goes_to_the_analyzer_and_beat_sync_cuts_at_its_level() -> None:
+    plain, half = parse_recipe(BEAT_SYNC.replace("MODE", "cut")), _hinted(70)
+    asked = {
+        name: analysis_requests(build_plan(r, {"video": CID, "audio": OTHER}))
+        for name, r in [("plain", plain), ("half", half)]
+    }
+    assert asked["plain"]["listen"].params == {} and asked["half"]["listen"].params == {"tempo_hint": 70}
+    assert asked["half"]["listen"].cid == OTHER and asked["half"]["listen"].features == ["beats", "energy"]
+    # The analyzer answers at the level asked for: every quarter note of 140 BPM, or every other one.
+    quarters = [round(i * 60 / 140, 4) for i in range(17)]
+    assert _slices(plain, _analysis(quarters)) == 16
+    assert _slices(half, _analysis(quarters[::2])) == 8
+
+
+def _half_time_track(path: Path, seconds: float = 8.0) -> None:
+    """140 BPM hats on every quarter note, a kick on every other one: 140 or 70, as you tap it."""
+    beat = 60 / 140
+    events = [(i * beat, click(1000, 0.25)) for i in range(int(seconds / beat))]
+    events += [(i * beat, click(60, 0.9)) for i in range(0, int(seconds / beat), 2)]
+    write_wav(path, [place(seconds, events)])
+
+
+def test_the_same_track_hinted_at_half_the_tempo_gives_half_the_slices(tmp_path: Path) -> None:
+    track = tmp_path / "half-time.wav"
+    _half_time_track(track)
+    slices: dict[int, int] = {}
+    tempo: dict[int, float] = {}
+    for bpm in (140, 70):
+        recipe = _hinted(bpm)
+        # What the planner asks the analyzer, analysed as the analyzer does.
+        request = analysis_requests(build_plan(recipe, {"video": CID, "audio": OTHER}))["listen"]
+        result = analyze_file(track, request.features, AnalysisParams.model_validate(request.params))
+        tempo[bpm] = result["audio"]["beats"]["tempo"]
+        reply = AnalysisReply(analysis_id="a" * 64, result_cid=OTHER, cached=False, result=result)
+        slices[bpm] = _slices(recipe, reply)
+    assert tempo[140] == pytest.approx(140, rel=0.02) and tempo[70] == pytest.approx(70, rel=0.02)
+    assert slices[140] >= 14 and abs(2 * slices[70] - slices[140]) <= 2
 
 
 def test_bindings_that_follow_analysis_carry_the_data_into_the_step_id() -> None:
