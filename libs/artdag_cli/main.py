@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("file", type=Path, help="a media file, or a stored CID")
     analyze.add_argument("--features", default="beats,energy", help="comma-separated (default beats,energy)")
     analyze.add_argument("--window-ms", type=float, help="energy/spectrum window in ms (default 50)")
+    analyze.add_argument("--tempo-min", type=float, help="slowest beat rate to consider, in BPM (default 40)")
+    analyze.add_argument("--tempo-max", type=float, help="fastest beat rate to consider, in BPM (default 240)")
+    analyze.add_argument(
+        "--tempo-hint", type=float, help="the BPM you would tap along at: picks the metrical level of the beats"
+    )
     analyze.add_argument("-o", "--output", type=Path, help="write the JSON result here instead of stdout")
     analyze.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
@@ -429,13 +434,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def analysis_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The analyzer parameters given as options. The server checks them (the client wheel has no
+    pydantic models): a bad one comes back as a 422 naming `params.<name>`."""
+    names = ("window_ms", "tempo_min", "tempo_max", "tempo_hint")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     import json
 
     features = [f.strip() for f in str(args.features).split(",") if f.strip()]
     if not features:
         raise ArtdagError("--features: name at least one feature")
-    params = {"window_ms": args.window_ms} if args.window_ms is not None else {}
+    params = analysis_params(args)
     client = Client(args.server)
     try:
         cid = _stored(client, str(args.file), "analyze")

@@ -75,3 +75,48 @@ def test_the_cli_analyzes_a_file(stack: Stack, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["audio"]["beats"]["tempo"] == pytest.approx(90, rel=0.01)
+    # A tempo hint picks the level the beats come at; a bad one is the server's 422, naming it.
+    for hint, code in (("45", 0), ("500", 1)):
+        hinted = subprocess.run(
+            [str(CLI), "analyze", str(track), "--features", "beats", "--tempo-hint", hint, "-o", str(out)],
+            capture_output=True, text=True, timeout=60, env={**stack.cli_env(), "ARTDAG_SERVER": stack.url},
+        )  # fmt: skip
+        assert hinted.returncode == code, hinted.stderr
+    assert json.loads(out.read_text())["audio"]["beats"]["tempo"] == pytest.approx(45, rel=0.02)
+    assert "HTTP 422: params.tempo_hint: tempo_hint (500) must lie between" in hinted.stderr
+
+
+HINTED = """
+name: hinted
+inputs:
+  audio: {type: audio}
+steps:
+  - id: listen
+    type: ANALYZE
+    inputs: [audio]
+    config: {features: [beats], params: PARAMS}
+output: listen
+"""
+
+
+def test_bad_tempo_params_are_refused_when_the_recipe_comes_in(client: httpx.Client, tmp_path: Path) -> None:
+    track = tmp_path / "hint.wav"
+    write_click_track(track, bpm=140, duration_s=3.0)
+    inputs = {"audio": upload(client, track)}
+    for params, field, words in [
+        ("{tempo_hint: 500}", "tempo_hint", "must lie between tempo_min (40) and tempo_max (240)"),
+        ("{tempo_min: fast}", "tempo_min", "valid number"),
+        ("{tempo_min: 100, tempo_max: 120}", "tempo_max", "at least 1.5 × tempo_min"),
+        ("{min_bpm: 60}", "min_bpm", "it is called 'tempo_min' now"),
+    ]:
+        recipe = HINTED.replace("PARAMS", params)
+        for path in ("/api/plan", "/runs"):
+            answer = client.post(path, json={"recipe": recipe, "inputs": inputs})
+            assert answer.status_code == 422, (path, answer.text)
+            error = answer.json()["error"]
+            assert error["field"] == f"steps[0].config.params.{field}" and words in error["message"], (path, error)
+    direct = client.post(
+        "/api/analyze", json={"cid": inputs["audio"], "features": ["beats"], "params": {"tempo_hint": 500}}
+    )
+    assert direct.status_code == 422 and direct.json()["error"]["field"] == "params.tempo_hint"
+    assert "must lie between" in direct.json()["detail"]

@@ -103,3 +103,13 @@ def test_bus_config_prints_the_logins_of_the_home_and_a_secret_for_kubernetes(tm
         [str(cli), "bus-config", "--home", str(tmp_path), "--secret", "Bad Name"], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "--secret" in bad.stderr
+
+
+def test_analyze_sends_its_window_and_tempo_options_as_params() -> None:
+    from artdag_cli.main import analysis_params, build_parser
+
+    parser = build_parser()
+    assert analysis_params(parser.parse_args(["analyze", "x.wav"])) == {}
+    hinted = parser.parse_args(["analyze", "x.wav", "--tempo-hint", "70", "--tempo-min", "50", "--window-ms", "20"])
+    assert analysis_params(hinted) == {"window_ms": 20.0, "tempo_min": 50.0, "tempo_hint": 70.0}
+    assert analysis_params(parser.parse_args(["analyze", "x.wav", "--tempo-max", "180"])) == {"tempo_max": 180.0}
