@@ -284,6 +284,16 @@ def test_upload_a_recipe_run_it_and_see_every_plot(page: Any, stack: Stack, shot
     for kind in ("energy", "spectrum", "tempo", "motion"):
         assert page.locator(f"svg[data-plot='{kind}']").count() == 1, kind
     assert page.locator("svg[data-plot='spectrum'] polyline").count() >= 3  # one curve per band
+    # The tempo candidates (metrical levels) as the analysis has them, best first, the beats' level marked.
+    run_id = page.url.rsplit("/run/", 1)[1].split("/", 1)[0]
+    with stack.http() as http:
+        beats = http.get(f"/api/run/{run_id}/analysis").json()["analyses"]["listen"]["result"]["audio"]["beats"]
+    rows = page.locator("[data-tempo-levels='listen'] tbody tr")
+    shown = [float(rows.nth(i).get_attribute("data-bpm") or 0) for i in range(rows.count())]
+    assert shown and shown == [c["bpm"] for c in beats["tempo_candidates"]]
+    chosen = float(page.get_attribute("[data-tempo-levels='listen'] tr.chosen", "data-bpm") or 0)
+    assert chosen == pytest.approx(beats["tempo"], rel=0.1) and chosen == pytest.approx(130, rel=0.03)
+    assert "most likely level" in page.inner_text("[data-analysis='listen']")
     assert not_reloaded(page)
     page.screenshot(path=shots / "18-analysis-every-plot.png", full_page=True)
 

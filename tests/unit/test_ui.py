@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from services.gateway.ui.client_wheel import MODULES, build_wheel, wheel_name
 from services.gateway.ui.events import parse_after, run_of, sse_message
 from services.gateway.ui.highlight import error_line, highlight_yaml
 from services.gateway.ui.negotiate import wants_html
+from services.gateway.ui.render import ENV
 
 RESULT = {
     "duration": 4.0,
@@ -55,6 +58,49 @@ def test_spectrum_and_tempo_plots() -> None:
     assert [(name, hz) for name, _, hz in legend] == [("bass", [20.0, 250.0]), ("mid", [250.0, 4000.0])]
     tempo = str(plots.tempo_plot(RESULT))
     assert "<polyline" in tempo and ">110<" in tempo and ">130<" in tempo
+
+
+def _with_candidates(tempo: float, candidates: list[Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(RESULT))
+    result["audio"]["beats"].update(tempo=tempo, tempo_candidates=candidates)
+    return result
+
+
+HALF_TIME = [{"bpm": 139.7, "confidence": 0.62}, {"bpm": 69.8, "confidence": 0.3}, {"bpm": 46.6, "confidence": 0.08}]
+
+
+def test_tempo_levels_mark_the_one_the_beats_came_at() -> None:
+    rows = plots.tempo_levels(_with_candidates(140.1, HALF_TIME))
+    assert [(r["bpm"], r["confidence"], r["chosen"]) for r in rows] == [
+        (139.7, 0.62, True),
+        (69.8, 0.3, False),
+        (46.6, 0.08, False),
+    ]
+    # A hint picked the second level: the beats (and the tempo, their curve's median) are at 70.
+    assert [r["chosen"] for r in plots.tempo_levels(_with_candidates(70.2, HALF_TIME))] == [False, True, False]
+    assert [r["chosen"] for r in plots.tempo_levels(_with_candidates(100.0, HALF_TIME))] == [False] * 3
+    assert plots.tempo_levels(RESULT) == [] and plots.tempo_levels({}) == []
+    assert plots.tempo_levels(_with_candidates(120.0, [])) == []
+    odd = [{"bpm": "fast"}, {"bpm": 120.0}, "x", {"bpm": -3, "confidence": 1}]
+    assert plots.tempo_levels(_with_candidates(120.0, odd)) == [{"bpm": 120.0, "confidence": None, "chosen": True}]
+
+
+def test_the_analysis_page_lists_the_tempo_candidates_best_first() -> None:
+    result = _with_candidates(70.2, HALF_TIME)
+    analysis = {"name": "listen", "tempo_levels": plots.tempo_levels(result), "tempo_hint": 70}
+    html = ENV.get_template("_tempo_levels.html").render(a=analysis)
+    rows = re.findall(
+        r'<tr class="(chosen)?" data-bpm="([0-9.]+)">\s*<td>(\d)</td>\s*<td><b>([0-9.]+)</b></td>\s*<td>(\d+%)', html
+    )
+    assert rows == [
+        ("", "139.7", "1", "139.7", "62%"),
+        ("chosen", "69.8", "2", "69.8", "30%"),
+        ("", "46.6", "3", "46.6", "8%"),
+    ]
+    assert html.count("beats follow this") == 1 and "tempo hint (70 BPM)" in html
+    unhinted = ENV.get_template("_tempo_levels.html").render(a={**analysis, "tempo_hint": None})
+    assert "most likely level" in unhinted
+    assert ENV.get_template("_tempo_levels.html").render(a={"name": "listen", "tempo_levels": []}).strip() == ""
 
 
 def test_plots_are_none_without_data_and_downsample_long_series() -> None:

@@ -208,6 +208,8 @@ async def run_analysis(request: Request, run_id: str, gw: GatewayDep, user: Curr
                 "energy": plots.energy_plot(result),
                 "spectrum": plots.spectrum_plot(result),
                 "tempo_plot": plots.tempo_plot(result),
+                "tempo_levels": plots.tempo_levels(result),
+                "tempo_hint": (entry.get("params") or {}).get("tempo_hint"),
                 "motion": plots.motion_plot(result),
                 "beats": beats,
                 "scenes": scenes,

@@ -1,7 +1,8 @@
 """Analysis plots as server-side SVG: no plotting library in the browser, and they print.
 
 Each function takes the analyzer's JSON (see services/analyzer/features) and returns SVG
-markup. Only numbers and escaped labels go into it.
+markup. Only numbers and escaped labels go into it. `tempo_levels` reads the same JSON for
+the table of tempo candidates beside the tempo curve.
 """
 
 from __future__ import annotations
@@ -161,6 +162,31 @@ def tempo_plot(result: dict[str, Any]) -> Markup | None:
     frame = _Frame(float(result.get("duration") or 0) or times[-1], 160, lo, hi if hi > lo else lo + 10)
     body = frame.axes("BPM") + _polyline(frame, times, bpm, "curve", "#2f7bf6")
     return frame.svg(body, "Tempo over time (BPM)", "tempo")
+
+
+# How near (in octaves) the tempo must lie to a candidate to be that level: levels are at least 3:2
+# (0.58 octave) apart, and the tempo (the curve's median) strays from a level's estimate by a few percent.
+_SAME_LEVEL_OCTAVES = 0.2
+
+
+def tempo_levels(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tempo candidates (metrical levels, best first) as rows of `bpm`, `confidence` (0..1 or None)
+    and `chosen`: the level the beats came at, the one the tempo lies on (a tempo hint may pick another
+    than the first)."""
+    beats = (result.get("audio") or {}).get("beats") or {}
+    raw = beats.get("tempo_candidates")
+    rows: list[dict[str, Any]] = []
+    for candidate in raw if isinstance(raw, list) else []:
+        if not isinstance(candidate, dict):
+            continue
+        bpm, confidence = _floats([candidate.get("bpm")]), _floats([candidate.get("confidence")])
+        if bpm and bpm[0] > 0:
+            rows.append({"bpm": bpm[0], "confidence": confidence[0] if confidence else None, "chosen": False})
+    tempo = _floats([beats.get("tempo")])
+    if rows and tempo and tempo[0] > 0:
+        nearest = min(rows, key=lambda row: abs(math.log2(row["bpm"] / tempo[0])))
+        nearest["chosen"] = abs(math.log2(nearest["bpm"] / tempo[0])) < _SAME_LEVEL_OCTAVES
+    return rows
 
 
 def motion_plot(result: dict[str, Any]) -> Markup | None:
