@@ -448,7 +448,11 @@ async def _run_stored(
 class AnalyzeBody(BaseModel):
     cid: str = Field(description="the content to analyze")
     features: list[str] = Field(min_length=1, max_length=16, description="e.g. beats, energy, spectrum, onsets")
-    params: dict[str, Any] = Field(default_factory=dict, description="analyzer parameters (window_ms, bands, …)")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="analyzer parameters: window_ms, bands, scene_threshold, tempo_min, tempo_max, tempo_hint"
+        " (the BPM you would tap: picks the beats' metrical level)",
+    )
 
 
 @router.post(

@@ -110,8 +110,11 @@ def test_bad_tempo_params_are_refused_when_the_recipe_comes_in(client: httpx.Cli
         ("{min_bpm: 60}", "min_bpm", "it is called 'tempo_min' now"),
     ]:
         recipe = HINTED.replace("PARAMS", params)
-        for path in ("/api/plan", "/runs"):
-            answer = client.post(path, json={"recipe": recipe, "inputs": inputs})
+        for path in ("/api/plan", "/runs", "/api/run-recipe", "/recipes/upload"):
+            if path == "/recipes/upload":
+                answer = client.post(path, content=recipe.encode(), headers={"content-type": "text/yaml"})
+            else:
+                answer = client.post(path, json={"recipe": recipe, "inputs": inputs})
             assert answer.status_code == 422, (path, answer.text)
             error = answer.json()["error"]
             assert error["field"] == f"steps[0].config.params.{field}" and words in error["message"], (path, error)

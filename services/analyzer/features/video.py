@@ -55,7 +55,7 @@ class VideoMeasures:
         }
 
 
-def _motion_tempo(motion: FloatArray, fps: float, min_bpm: float = 30.0, max_bpm: float = 200.0) -> float | None:
+def _motion_tempo(motion: FloatArray, fps: float, tempo_min: float = 30.0, tempo_max: float = 200.0) -> float | None:
     """The BPM of the strongest periodicity of the motion curve, or None when there is no clear one."""
     if fps <= 0 or motion.size < 60 or motion.std() < 1e-6:
         return None
@@ -63,8 +63,8 @@ def _motion_tempo(motion: FloatArray, fps: float, min_bpm: float = 30.0, max_bpm
     n_fft = 1 << int(np.ceil(np.log2(2 * z.size)))
     ac = np.fft.irfft(np.abs(np.fft.rfft(z, n=n_fft)) ** 2, n=n_fft)[: z.size]
     ac /= ac[0] * (z.size - np.arange(z.size)) / z.size  # unbiased, normalised to lag 0
-    lo = max(2, int(np.ceil(60.0 * fps / max_bpm)))
-    hi = min(z.size // 2, int(np.floor(60.0 * fps / min_bpm)))
+    lo = max(2, int(np.ceil(60.0 * fps / tempo_max)))
+    hi = min(z.size // 2, int(np.floor(60.0 * fps / tempo_min)))
     if hi <= lo:
         return None
     lag = lo + int(np.argmax(ac[lo : hi + 1]))
