@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -195,7 +196,8 @@ class Score:
     step, drums and chords 'X' 'x' 'o' 'g' (accent, normal, soft, ghost), bass 'R' root, 'T' third,
     'F' fifth, 'S' sixth, 'V' flat seventh, 'O' octave, 'A' a semitone below the next beat's root
     (lower case: softer), arpeggios the index of the chord tone. Progressions give one bar per
-    entry (two symbols split the bar), cycled.
+    entry (two symbols split the bar), cycled. Each pitched part takes a channel of its own and
+    returns it.
     """
 
     def __init__(
@@ -210,8 +212,8 @@ class Score:
         humanize_ms: float = 0.0,
     ) -> None:
         self.numerator, self.denominator = meter
-        compound = self.denominator == 8 and self.numerator % 3 == 0
-        self.beat_ticks = TPB * 4 // self.denominator * (3 if compound else 1)
+        self.compound = self.denominator == 8 and self.numerator % 3 == 0  # 6/8: the beat is a dotted quarter
+        self.beat_ticks = TPB * 4 // self.denominator * (3 if self.compound else 1)
         self.bar_ticks = self.numerator * TPB * 4 // self.denominator
         self.beats_per_bar = self.bar_ticks // self.beat_ticks
         self.rng = np.random.default_rng(seed)
@@ -323,7 +325,7 @@ class Score:
             if "crash" not in groove and (bar % 8 == 0 or bar == played.start):
                 self._note(start, self.beat_ticks, 9, DRUMS["crash"], velocity)
             if fill_from < end:
-                hits = 3 if self.beat_ticks % 3 == 0 and self.denominator == 8 else 4
+                hits = 3 if self.compound else 4
                 toms = ["snare", "hitom", "midtom", "lowtom"]
                 for k in range(hits):
                     tick = fill_from + k * self.beat_ticks / hits
@@ -340,7 +342,7 @@ class Score:
         volume: int = 105,
         bars: range | None = None,
         swing: float = 0.0,
-    ) -> None:
+    ) -> int:
         """A bass line: chord tones of the progression on the pattern's steps."""
         channel = self._channel(program, volume)
         self.parts.append(Part(channel, "bass", low, progression))
@@ -355,6 +357,7 @@ class Score:
                 else:
                     pitch = base + (BASS_TONES[symbol.upper()] or 0)
                 self._note(tick, 0.92 * length, channel, pitch, velocity * (1.0 if symbol.isupper() else 0.7))
+        return channel
 
     def chords(
         self,
@@ -368,7 +371,7 @@ class Score:
         power: bool = False,
         bars: range | None = None,
         swing: float = 0.0,
-    ) -> None:
+    ) -> int:
         """Block chords (close voicing from `low`, or power chords) on the pattern's steps."""
         channel = self._channel(program, volume)
         self.parts.append(Part(channel, "chords", low, progression, power))
@@ -376,6 +379,7 @@ class Score:
             for tick, length, symbol in self._steps(pattern, bar, swing):
                 for pitch in voicing(*self._chord(progression, tick), low, power):
                     self._note(tick, 0.92 * length, channel, pitch, velocity * ACCENTS[symbol])
+        return channel
 
     def arpeggio(
         self,
@@ -388,7 +392,7 @@ class Score:
         volume: int = 90,
         bars: range | None = None,
         swing: float = 0.0,
-    ) -> None:
+    ) -> int:
         """Broken chords: each step plays the chord tone its digit names (0 the root, counting up)."""
         channel = self._channel(program, volume)
         self.parts.append(Part(channel, "chords", low, progression))
@@ -400,6 +404,7 @@ class Score:
                 pitch = tones[index % len(tones)] + 12 * (index // len(tones))
                 on_beat = tick % self.beat_ticks == 0
                 self._note(tick, length, channel, pitch, velocity * (1.1 if on_beat else 0.9))
+        return channel
 
     def melody(
         self,
@@ -413,7 +418,7 @@ class Score:
         volume: int = 95,
         bars: range | None = None,
         swing: float = 0.0,
-    ) -> None:
+    ) -> int:
         """A tune that wanders over the chord tones between `low` and `low + span`, mostly by small steps."""
         channel = self._channel(program, volume)
         self.parts.append(Part(channel, "melody", low, progression))
@@ -426,6 +431,7 @@ class Score:
                 weights = np.exp(-np.abs(tones - pitch) / 3.0) * np.where(tones == pitch, 0.3, 1.0)
                 pitch = int(tones[self.rng.choice(tones.size, p=weights / weights.sum())])
                 self._note(tick, 0.95 * length, channel, pitch, velocity * ACCENTS[symbol])
+        return channel
 
     def fade_in(self, seconds: float, channels: Sequence[int]) -> None:
         """Raise the expression (CC 11) of `channels` from silence to full over the first `seconds`."""
@@ -545,12 +551,12 @@ def slow_rock(tempo: Tempo, seed: int, **options: Any) -> Score:
 def pop(tempo: Tempo, seed: int, *, intro_bars: int = 0, **options: Any) -> Score:
     key = ("C", "G", "Am", "F")
     s = Score((4, 4), tempo, seed, **options)
-    band = range(intro_bars, 10_000)
+    band = range(intro_bars, s.bars)
     s.chords(PIANO, "x--x --x- x--x --x-", key, low=55, velocity=75)
     s.drums({"kick": "x....... x.x.....", "snare": "....x... ....x...", "hat": "x.x.x.x. x.x.x.x."}, bars=band)
     s.bass(FINGER_BASS, "R..R ..R. R..R ..FA", key, bars=band)
     s.chords(STEEL, "x.xx .xx. x.xx .xx.", key, low=52, velocity=65, volume=80, bars=band)
-    s.melody(FLUTE, "x-x- x.x- x--- x.x. | x-x- x-x- x--- ----", key, low=72, bars=range(intro_bars + 2, 10_000))
+    s.melody(FLUTE, "x-x- x.x- x--- x.x. | x-x- x-x- x--- ----", key, low=72, bars=range(intro_bars + 2, s.bars))
     return s.finish()
 
 
@@ -567,12 +573,13 @@ def house(tempo: Tempo, seed: int, *, fade: float = 0.0, **options: Any) -> Scor
         kit=ELECTRONIC,
         fills=False,
     )
-    s.chords(WARM_PAD, "x--- ---- ---- ----", key, low=56, velocity=70, volume=85)
-    joined = range(next(b for b in range(s.bars) if s.map.seconds(b * s.bar_ticks) >= fade), 10_000) if fade else None
-    s.bass(SYNTH_BASS, "..R. ..R. ..R. ..O.", key, bars=joined)
-    s.chords(PIANO, "x..x ..x. ..x. x...", key, low=60, velocity=80, bars=joined)
-    if fade:
-        s.fade_in(fade, [9, *[p.channel for p in s.parts if p.low == 56]])
+    pad = s.chords(WARM_PAD, "x--- ---- ---- ----", key, low=56, velocity=70, volume=85)
+    band = range(s.bars)
+    if fade:  # drums and pad fade in; bass and piano join on the first downbeat after
+        s.fade_in(fade, [9, pad])
+        band = range(next(b for b in band if s.map.seconds(b * s.bar_ticks) >= fade), s.bars)
+    s.bass(SYNTH_BASS, "..R. ..R. ..R. ..O.", key, bars=band)
+    s.chords(PIANO, "x..x ..x. ..x. x...", key, low=60, velocity=80, bars=band)
     return s.finish()
 
 
@@ -935,9 +942,14 @@ def source_hash() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
+def scratch(path: Path) -> Path:
+    """A temporary name beside `path` that no other process uses: two builds of one cache must not mix files."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
 def synthesize(midi: Path, reverb: bool) -> npt.NDArray[np.float32]:
     """Render `midi` with FluidSynth (chorus off, reverb on or off) to stereo float samples, frames × 2."""
-    raw = midi.with_suffix(".raw.tmp")
+    raw = scratch(midi.with_suffix(".raw"))
     command = ["fluidsynth", "-n", "-i", "-q", "-C", "0", "-R", "1" if reverb else "0", "-g", "0.5", "-r", str(SR)]
     if reverb:  # a hall: long and bright enough to smear onsets
         command += ["-o", "synth.reverb.room-size=0.8", "-o", "synth.reverb.damp=0.2", "-o", "synth.reverb.level=0.9"]
@@ -952,7 +964,7 @@ def synthesize(midi: Path, reverb: bool) -> npt.NDArray[np.float32]:
 def write_wav(path: Path, samples: npt.NDArray[np.floating[Any]]) -> None:
     """Write frames × channels samples in -1..1 as 16-bit PCM WAV at `SR`, atomically."""
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
-    partial_path = path.with_name(path.name + ".tmp")
+    partial_path = scratch(path)
     with wave.open(str(partial_path), "wb") as out:
         out.setnchannels(pcm.shape[1])
         out.setsampwidth(2)
@@ -981,22 +993,32 @@ def render(job: RenderJob) -> None:
     """Runs in a worker: MIDI → WAV (normalised to -1 dBFS) → compressed copies; skips what exists."""
     wav = job.stem.with_suffix(".wav")
     if not wav.exists():
-        midi = job.stem.with_suffix(".mid")
+        midi = scratch(job.stem.with_suffix(".mid"))
         midi.write_bytes(job.midi)
         audio = synthesize(midi, job.reverb)[: round(job.seconds * SR)]
+        midi.replace(job.stem.with_suffix(".mid"))
         audio[-round(0.2 * SR) :] *= np.linspace(1, 0, round(0.2 * SR))[:, None]
-        peak = float(np.abs(audio).max()) if audio.size else 0.0
-        if peak == 0.0:
-            raise RuntimeError(f"FluidSynth rendered silence for {midi}")
-        write_wav(wav, audio * (PEAK / peak))
+        check_render(audio, job.stem.name)
+        write_wav(wav, audio * (PEAK / float(np.abs(audio).max())))
     for fmt in job.formats:
         target = job.stem.with_suffix(f".{fmt}")
         if fmt == "wav" or target.exists():
             continue
-        partial_path = job.stem.with_suffix(f".tmp.{fmt}")
+        partial_path = scratch(target)
         command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav), *ENCODERS[fmt], str(partial_path)]
         subprocess.run(command, check=True)
         partial_path.replace(target)
+
+
+def check_render(audio: npt.NDArray[np.float32], name: str) -> None:
+    """Refuse a render that is silent, or silent for a second or more inside the piece (a broken render)."""
+    blocks = np.abs(audio[: audio.shape[0] // 4410 * 4410]).reshape(-1, 4410 * audio.shape[1]).max(axis=1)
+    peak = float(blocks.max()) if blocks.size else 0.0
+    quiet = blocks[20:-25] < 1e-4 * peak  # 0.1 s blocks, leaving out the first 2 s and the final chord
+    runs = np.flatnonzero(np.convolve(quiet, np.ones(10), mode="valid") == 10)
+    if peak == 0.0 or runs.size:
+        where = f" from {2 + runs[0] / 10:.1f} s" if runs.size else ""
+        raise RuntimeError(f"FluidSynth rendered silence for {name}{where}")
 
 
 def measure_latency(cache_dir: Path) -> dict[str, float]:
@@ -1010,17 +1032,20 @@ def measure_latency(cache_dir: Path) -> dict[str, float]:
     if cached.exists():
         return dict(json.loads(cached.read_text()))
     probes = [(9, DRUMS["kick"], "kick"), (9, DRUMS["snare"], "snare"), (0, 60, "piano")]
-    score = Score((4, 4), 120.0, seed=0, seconds=12.0)  # 120 BPM: one tick is 0.52 ms
+    score = Score((4, 4), 120.0, seed=0, seconds=15.0)
     score.programs = {0: PIANO, 9: STANDARD}
     when: list[tuple[str, float]] = []
     for k in range(12):
         channel, pitch, name = probes[k % 3]
-        tick = (k + 1) * 2 * TPB + 7 * k  # a second apart, shifted by 3.6 ms more each time
+        tick = round(float(score.map.ticks_at(1.0 + k + 0.00037 * k)))  # a second apart, 0.37 ms later each time
         score.notes.append((tick, TPB / 2, channel, pitch, 100))
         when.append((name, float(score.map.seconds(tick))))
-    midi = cache_dir / "latency-probe.mid"
+    midi = scratch(cache_dir / "latency-probe.mid")
     score.to_midi().save(str(midi))
-    audio = synthesize(midi, reverb=False).mean(axis=1)
+    try:
+        audio = synthesize(midi, reverb=False).mean(axis=1)
+    finally:
+        midi.unlink()
     found: dict[str, list[float]] = {}
     for name, t in when:
         start = round((t - 0.02) * SR)
@@ -1029,7 +1054,9 @@ def measure_latency(cache_dir: Path) -> dict[str, float]:
         found.setdefault(name, []).append(onset / SR - t)
     latency = {name: float(np.median(v)) for name, v in found.items()}
     latency["all"] = float(np.median([x for v in found.values() for x in v]))
-    cached.write_text(json.dumps(latency))
+    partial_path = scratch(cached)
+    partial_path.write_text(json.dumps(latency))
+    partial_path.replace(cached)
     return latency
 
 
