@@ -59,6 +59,7 @@ _PRIOR_OCTAVES = 0.6
 _HINT_OCTAVES = 0.15
 _WEIGHTS = {
     "prior": 2.919,
+    "octave": 0.0,
     "salience": 1.939,
     "between_half": -0.533,
     "between_third": -4.355,
@@ -305,6 +306,8 @@ def level_features(
     centre, width = (_PRIOR_BPM, _PRIOR_OCTAVES) if hint is None else (hint, _HINT_OCTAVES)
     return {
         "prior": -0.5 * (np.log2(bpm / centre) / width) ** 2,
+        # With the prior, moves its peak: listeners' preferred rate is not the same for every style.
+        "octave": float(np.log2(bpm / _PRIOR_BPM)) if hint is None else 0.0,
         "salience": float(np.log(max(_ratio(on_pulse, pulse), 1e-3))),
         # Kick and snare between beats: the music may move faster than this level.
         "between_half": _ratio(_near(drums, halves), on_drums),
