@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mir_eval  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize  # type: ignore[import-untyped]
+from scipy.optimize import minimize
 
 from bench.beat_corpus import CorpusPiece, build_corpus
 from services.analyzer.features import beats as tracker

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.analyzer.features.onsets import LATENCY_S, parabolic_peak
-from services.analyzer.features.spectral import OnsetBands
+from services.analyzer.features.spectral import OnsetBands, rfft_rows
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -164,7 +164,7 @@ def tempogram(pulse: FloatArray, fps: float, bpm_grid: FloatArray) -> tuple[Floa
         idx = starts[chunk : chunk + 128, None] + np.arange(win)[None, :]
         seg = padded[idx]
         seg = (seg - seg.mean(axis=1, keepdims=True)) * taper
-        spec = np.fft.rfft(seg, n=n_fft, axis=1)
+        spec = rfft_rows(np.pad(seg, ((0, 0), (0, n_fft - win))))
         ac = np.fft.irfft(np.abs(spec) ** 2, n=n_fft, axis=1)[:, : max_lag + 1]
         ac /= np.maximum(ac[:, :1], 1e-12)
         comb = _read_lags(ac, lags) + 0.5 * _read_lags(ac, 2 * lags) + 0.33 * _read_lags(ac, 3 * lags)

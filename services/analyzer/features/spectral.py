@@ -24,6 +24,14 @@ _HIGH_BAND_HZ = 5000.0  # bands above this make the "high" one (hi-hats, cymbals
 _LOG_GAIN = 100.0
 
 
+def rfft_rows(frames: npt.NDArray[np.floating]) -> npt.NDArray[np.complexfloating]:
+    """Real FFT of each row, in the input's precision: SciPy's pocketfft is 2–3× faster than NumPy's here."""
+    from scipy import fft  # on first use: the import costs 0.35 s that the analyzer's start need not pay
+
+    spectrum: npt.NDArray[np.complexfloating] = fft.rfft(frames, axis=1)
+    return spectrum
+
+
 def _mel(f: Float64Array) -> Float64Array:
     return 2595.0 * np.log10(1.0 + f / 700.0)
 
@@ -125,7 +133,7 @@ class OnsetEnvelope:
     def _process(self, frames: FloatArray) -> None:
         if not len(frames):
             return
-        mag = np.abs(np.fft.rfft(frames * self.window, axis=1)).astype(np.float32)
+        mag = np.abs(rfft_rows(frames * self.window)).astype(np.float32)
         bands = np.add.reduceat(mag, self.starts, axis=1)[:, : len(self.widths)] / self.widths
         logs = np.log1p(_LOG_GAIN * bands)
         before = np.vstack([np.zeros_like(logs[:1]) if self.previous is None else self.previous, logs[:-1]])
@@ -180,5 +188,5 @@ class WindowEnvelopes:
 
     def _bands(self, frames: FloatArray) -> None:
         if len(frames):
-            power = np.square(np.abs(np.fft.rfft(frames * self.window, axis=1))).astype(np.float32)
+            power = np.square(np.abs(rfft_rows(frames * self.window))).astype(np.float32)
             self.band_values.append(np.sqrt(power @ self.mask))
