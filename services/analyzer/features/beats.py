@@ -52,22 +52,23 @@ _MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme c
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
 _LEVELS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 _HAT_WEIGHT = 0.5
+_GRID_STEPS = 12  # subdivisions of a reference beat that other levels are read from
 
 # Level scoring (see `_level_score`); fitted on the corpus' tune half.
 _PRIOR_BPM = 115.0
 _PRIOR_OCTAVES = 0.6
 _HINT_OCTAVES = 0.15
 _WEIGHTS = {
-    "prior": 2.919,
-    "octave": 0.0,
-    "salience": 1.939,
-    "between_half": -0.533,
-    "between_third": -4.355,
-    "between_quarter": -0.233,
-    "evenness_2": 0.876,
-    "evenness_3": 1.168,
-    "backbeat_1": 3.822,
-    "backbeat_2": 0.507,
+    "prior": 3.0,
+    "octave": 1.288,
+    "salience": 2.522,
+    "between_half": 0.081,
+    "between_third": -2.967,
+    "between_quarter": 0.68,
+    "evenness_2": 1.289,
+    "evenness_3": 1.348,
+    "backbeat_1": 2.568,
+    "backbeat_2": -0.658,
 }
 
 
@@ -326,10 +327,27 @@ def _level_score(features: dict[str, float]) -> float:
     return sum(_WEIGHTS[name] * value for name, value in features.items())
 
 
+def _grid_level(grid: FloatArray, step: int, local: FloatArray) -> IntArray:
+    """Every `step`-th point of `grid` from the phase where `local` is strongest, each moved to the nearest peak."""
+    best: FloatArray | None = None
+    best_strength = -np.inf
+    for phase in range(min(step, grid.size)):
+        positions = grid[phase::step]
+        strength = float(_near(local, positions, radius=1).mean()) if positions.size else -np.inf
+        if strength > best_strength:
+            best, best_strength = positions, strength
+    if best is None:
+        return np.zeros(0, dtype=np.int64)
+    centre = np.round(best).astype(np.int64)
+    idx = np.clip(centre[:, None] + np.arange(-2, 3)[None, :], 0, local.size - 1)
+    snapped = idx[np.arange(idx.shape[0]), local[idx].argmax(axis=1)]
+    return np.unique(snapped)
+
+
 def track_levels(
     bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None
-) -> tuple[list[Level], FloatArray]:
-    """Every candidate level's beats and features, and the envelope the beats were placed on."""
+) -> tuple[list[Level], FloatArray, FloatArray]:
+    """Every candidate level's beats and features, the envelope they were placed on, and the reference tempo."""
     fps = bands.fps
     low, mid, high = (_rectified(register, fps) for register in _registers(bands))
     pulse = low + mid + _HAT_WEIGHT * high
@@ -344,20 +362,27 @@ def track_levels(
     path_bpm = bpm_grid[_viterbi(scores * broad[None, :], log_bpm)]
     reference = np.interp(np.arange(pulse.size) / fps, times, path_bpm)
 
+    # One dynamic programme at the reference level; every other level is read off a grid of twelve
+    # steps per reference beat (12 holds halves, thirds and quarters), at its best phase.
     local = _smooth(pulse, 1)
+    reference_beats = _dp_beats(local, fps * 60.0 / reference)
     levels: list[Level] = []
+    if reference_beats.size < 4:
+        return levels, pulse, reference
+    gaps = np.diff(reference_beats).astype(np.float64)
+    grid = (reference_beats[:-1, None] + gaps[:, None] * np.arange(_GRID_STEPS)[None, :] / _GRID_STEPS).ravel()
+    grid = np.append(grid, reference_beats[-1])
     for factor in _LEVELS:
-        curve = reference * factor
-        median = float(np.median(curve))
+        median = float(np.median(reference)) * factor
         if not min_bpm * 0.97 <= median <= max_bpm * 1.03:
             continue
-        beats = _dp_beats(local, fps * 60.0 / np.clip(curve, min_bpm, max_bpm))
+        beats = _grid_level(grid, round(_GRID_STEPS / factor), local)
         if beats.size < 4:
             continue
         beats = _best_phase(beats, mid, high)
         bpm = 60.0 * fps / _typical_gap(beats)
         levels.append(Level(factor, beats, bpm, level_features(beats, bpm, (low, mid, high), hint)))
-    return levels, pulse
+    return levels, pulse, reference
 
 
 def _typical_gap(beats: IntArray) -> float:
@@ -411,12 +436,19 @@ def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float |
     fps = bands.fps
     if bands.full.size < fps * 2 or not np.any(bands.full > 0):
         return nothing
-    levels, pulse = track_levels(bands, min_bpm, max_bpm, hint)
+    levels, pulse, reference = track_levels(bands, min_bpm, max_bpm, hint)
     if not levels:
         return nothing
     scores = np.array([_level_score(level.features) for level in levels])
     chosen = levels[int(scores.argmax())]
-    beats = chosen.beats
+    # The chosen level's own dynamic programme follows its tempo more closely than the grid did.
+    curve = np.clip(reference * chosen.factor, min_bpm, max_bpm)
+    beats = _dp_beats(_smooth(pulse, 1), fps * 60.0 / curve)
+    if beats.size < 4:
+        beats = chosen.beats
+    else:
+        low, mid, high = (_rectified(register, fps) for register in _registers(bands))
+        beats = _best_phase(beats, mid, high)
 
     # Trim weak beats at the ends (an intro without a pulse, a fade-out).
     smoothed = _smooth(pulse, 3)
