@@ -47,7 +47,7 @@ def cases(split: str, only: str | None) -> list[Case]:
         if only and only not in piece.name:
             continue
         bands = onset_bands(piece.path("wav"))
-        levels, _, _ = tracker.track_levels(bands, 40.0, 240.0)
+        levels = tracker.track_levels(bands, 40.0, 240.0).levels
         names = list(tracker._WEIGHTS)
         features = np.array([[level.features[n] for n in names] for level in levels])
         bpms = np.array([level.bpm for level in levels])

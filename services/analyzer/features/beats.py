@@ -98,6 +98,16 @@ class BeatResult:
 
 
 @dataclass(frozen=True)
+class LevelSearch:
+    """What `track_levels` found: the candidate levels and the envelopes and tempo they came from."""
+
+    levels: list[Level]
+    pulse: FloatArray
+    registers: tuple[FloatArray, FloatArray, FloatArray]  # low, mid, high, rectified
+    reference: FloatArray  # BPM per frame of the level the tempogram's path follows
+
+
+@dataclass(frozen=True)
 class Level:
     """Beats tracked at one metrical level, and what they sound like."""
 
@@ -344,10 +354,8 @@ def _grid_level(grid: FloatArray, step: int, local: FloatArray) -> IntArray:
     return np.unique(snapped)
 
 
-def track_levels(
-    bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None
-) -> tuple[list[Level], FloatArray, FloatArray]:
-    """Every candidate level's beats and features, the envelope they were placed on, and the reference tempo."""
+def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None) -> LevelSearch:
+    """Every candidate level's beats and features, and the envelopes and reference tempo they came from."""
     fps = bands.fps
     low, mid, high = (_rectified(register, fps) for register in _registers(bands))
     pulse = low + mid + _HAT_WEIGHT * high
@@ -367,8 +375,9 @@ def track_levels(
     local = _smooth(pulse, 1)
     reference_beats = _dp_beats(local, fps * 60.0 / reference)
     levels: list[Level] = []
+    search = LevelSearch(levels, pulse, (low, mid, high), reference)
     if reference_beats.size < 4:
-        return levels, pulse, reference
+        return search
     gaps = np.diff(reference_beats).astype(np.float64)
     grid = (reference_beats[:-1, None] + gaps[:, None] * np.arange(_GRID_STEPS)[None, :] / _GRID_STEPS).ravel()
     grid = np.append(grid, reference_beats[-1])
@@ -382,7 +391,7 @@ def track_levels(
         beats = _best_phase(beats, mid, high)
         bpm = 60.0 * fps / _typical_gap(beats)
         levels.append(Level(factor, beats, bpm, level_features(beats, bpm, (low, mid, high), hint)))
-    return levels, pulse, reference
+    return search
 
 
 def _typical_gap(beats: IntArray) -> float:
@@ -436,19 +445,16 @@ def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float |
     fps = bands.fps
     if bands.full.size < fps * 2 or not np.any(bands.full > 0):
         return nothing
-    levels, pulse, reference = track_levels(bands, min_bpm, max_bpm, hint)
+    search = track_levels(bands, min_bpm, max_bpm, hint)
+    levels, pulse = search.levels, search.pulse
     if not levels:
         return nothing
     scores = np.array([_level_score(level.features) for level in levels])
     chosen = levels[int(scores.argmax())]
     # The chosen level's own dynamic programme follows its tempo more closely than the grid did.
-    curve = np.clip(reference * chosen.factor, min_bpm, max_bpm)
+    curve = np.clip(search.reference * chosen.factor, min_bpm, max_bpm)
     beats = _dp_beats(_smooth(pulse, 1), fps * 60.0 / curve)
-    if beats.size < 4:
-        beats = chosen.beats
-    else:
-        low, mid, high = (_rectified(register, fps) for register in _registers(bands))
-        beats = _best_phase(beats, mid, high)
+    beats = chosen.beats if beats.size < 4 else _best_phase(beats, *search.registers[1:])
 
     # Trim weak beats at the ends (an intro without a pulse, a fade-out).
     smoothed = _smooth(pulse, 3)
