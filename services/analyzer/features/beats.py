@@ -47,6 +47,8 @@ _WINDOW_S = 8.0
 _WINDOW_HOP_S = 1.0
 _GRID_PER_OCTAVE = 48
 _JUMP_COST = 1.0  # Viterbi cost of a tempo change of one octave between windows
+_LEAP_COST = 4.0  # …plus this times the change squared
+_CURVE_REACH = 2  # the tempo curve at an interval looks this many beats either side
 _TIGHTNESS = 100.0  # Ellis' λ: how strongly beat spacing sticks to the local period
 _MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme considers, in periods
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
@@ -195,7 +197,10 @@ def _read_lags(ac: FloatArray, lags: FloatArray) -> FloatArray:
 def _viterbi(scores: FloatArray, log_bpm: FloatArray) -> IntArray:
     """Best path of grid indices: sum of normalised scores minus the cost of tempo changes."""
     emission = scores / np.maximum(scores.max(axis=1, keepdims=True), 1e-12)
-    jump = _JUMP_COST * np.abs(log_bpm[:, None] - log_bpm[None, :])
+    octaves = np.abs(log_bpm[:, None] - log_bpm[None, :])
+    # Linear in small changes (a ramp costs what a step of the same size does) but steep for big leaps:
+    # a tempo that doubles between two windows is far likelier a change of level than of tempo.
+    jump = _JUMP_COST * (octaves + _LEAP_COST * octaves**2)
     total = emission[0].copy()
     back = np.zeros(scores.shape, dtype=np.int64)
     for i in range(1, len(scores)):
@@ -402,6 +407,29 @@ def _typical_gap(beats: IntArray) -> float:
     return float(np.median(np.convolve(gaps, np.full(4, 0.25), mode="valid")))
 
 
+def _local_beat_period(beat_times: FloatArray) -> FloatArray:
+    """The beat period at each interval: the median slope over the pairs of the five beats around it.
+
+    A single interval moves with every onset that sounds early or late (a guitar's slow attack
+    after the kick, a drummer's push); pairs over five beats do not, and a step of tempo is
+    still seen within two beats.
+    """
+    intervals = np.diff(beat_times)
+    if intervals.size < 4:
+        return np.full(intervals.size, float(np.median(intervals)) if intervals.size else 0.0)
+    half = _CURVE_REACH
+    count = beat_times.size
+    periods = np.empty(intervals.size)
+    pairs = [(j, k) for j in range(2 * half + 2) for k in range(j + 1, 2 * half + 2)]
+    first = np.array([j for j, _ in pairs])
+    second = np.array([k for _, k in pairs])
+    for i in range(intervals.size):
+        start = int(np.clip(i - half, 0, count - (2 * half + 2)))
+        window = beat_times[start : start + 2 * half + 2]
+        periods[i] = float(np.median((window[second] - window[first]) / (second - first)))
+    return periods
+
+
 def _refine(onset: FloatArray, beats: IntArray, radius: int) -> FloatArray:
     """Move each beat to the onset peak within `radius` frames, with sub-frame interpolation."""
     out = beats.astype(np.float64)
@@ -468,12 +496,8 @@ def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float |
     full = bands.full / max(float(bands.full.std()), 1e-12)
     refined = _refine(full, beats, radius=2)
     beat_times = refined / fps + LATENCY_S
-    intervals = np.diff(beat_times)
-    window = min(3, intervals.size)
-    padded = np.pad(intervals, (window // 2, window - 1 - window // 2), mode="edge")
-    local_ibi = np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
     curve_times = (beat_times[1:] + beat_times[:-1]) / 2
-    curve_bpm = 60.0 / local_ibi
+    curve_bpm = 60.0 / _local_beat_period(beat_times)
     tempo = float(np.median(curve_bpm))
 
     def near(env: FloatArray) -> FloatArray:
