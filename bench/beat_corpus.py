@@ -4,7 +4,7 @@ Each piece is written here with mido — drums on channel 10, a bass line, chord
 melody on General MIDI instruments, velocities that vary — and rendered with the FluidR3 GM
 soundfont. The ground truth comes from the MIDI itself: beat times from the tempo map (the
 set_tempo events integrated exactly), at the conventional annotation level (the quarter note in
-x/4, the dotted quarter in 6/8), plus the synthesizer's onset latency, measured once per cache by
+x/4 and 2/4, the dotted quarter in 6/8 and 12/8), plus the synthesizer's onset latency, measured once per cache by
 rendering isolated notes at known times. Humanised timing jitters the notes, never the truth.
 
 Audio goes into a cache directory named by a hash of this file (by default
@@ -166,6 +166,17 @@ DRUMS = {
     "tamb": 54,
     "cabasa": 69,
     "shaker": 70,
+    # Latin and orchestral percussion
+    "bell": 53,
+    "cowbell": 56,
+    "bongo": 60,
+    "conga": 62,  # muted high conga: the tumbao's slap
+    "openconga": 63,
+    "lowconga": 64,
+    "timbale": 65,
+    "agogo": 67,
+    "guiro": 73,
+    "claves": 75,
 }
 ACCENTS = {"X": 1.25, "x": 1.0, "o": 0.7, "g": 0.4}
 BASS_TONES = {"R": 0, "T": None, "F": 7, "S": 9, "V": 10, "O": 12}  # T: the chord's third; A: approach the next root
@@ -176,6 +187,7 @@ NYLON, STEEL, CLEAN, MUTED, OVERDRIVE, DISTORTION = 24, 25, 27, 28, 29, 30
 UPRIGHT, FINGER_BASS, PICK_BASS, FRETLESS, SLAP_BASS, SYNTH_BASS, SYNTH_BASS2 = 32, 33, 34, 35, 36, 38, 39
 VIOLIN, CELLO, PIZZICATO, STRINGS, BRASS, SAX, TENOR_SAX, CLARINET, FLUTE = 40, 42, 45, 48, 61, 65, 66, 71, 73
 BASSOON, WHISTLE, SAW_LEAD, WARM_PAD, POLY_PAD, TUBA = 70, 78, 81, 89, 90, 58
+PERC_ORGAN, HARMONICA, VIOLA, CHOIR, TRUMPET, PICCOLO, SQUARE_LEAD, BANJO, FIDDLE = 17, 22, 41, 52, 56, 72, 80, 105, 110
 
 
 @dataclass
@@ -875,6 +887,397 @@ def five_four(tempo: Tempo, seed: int, *, jazz: bool = False, **options: Any) ->
     return s.finish()
 
 
+def ska(tempo: Tempo, seed: int, *, punk: bool = False, **options: Any) -> Score:
+    key = ("E", "C#m", "A", "B") if punk else ("C", "Am", "F", "G")
+    s = Score((4, 4), tempo, seed, **options)
+    if punk:
+        s.drums(
+            {"kick": "x... ..x. x... ....", "snare": ".... x... .... x...", "hat": "x.x. x.x. x.x. x.x."}, kit=POWER
+        )
+        s.bass(PICK_BASS, "R.R. R.R. R.R. R.R.", key)
+        s.chords(DISTORTION, "..x. ..x. ..x. ..x.", key, low=52, velocity=90)  # the upstrokes, distorted
+        s.melody(TRUMPET, "x-x- x--- ..x- x-x- | x--- ---- x.x. x---", key, low=67, velocity=90, volume=85)
+    else:
+        s.drums({"kick": "x... .... x... ....", "rim": ".... x... .... x...", "open": "..x. ..x. ..x. ..x."})
+        s.bass(UPRIGHT, "R... T... F... A...", key, low=31)
+        s.chords(CLEAN, "..x. ..x. ..x. ..x.", key, low=60, velocity=90)  # upstrokes on the off-beats
+        s.chords(PIANO, "..x. ..x. ..x. ..x.", key, low=55, velocity=65, volume=80)
+        s.melody(TENOR_SAX, "x.x. x--- x.x. x--- | x-x- x-x- x--- ----", key, low=62, velocity=85)
+    return s.finish()
+
+
+def metal(tempo: Tempo, seed: int, *, thrash: bool = False, **options: Any) -> Score:
+    s = Score((4, 4), tempo, seed, **options)
+    if thrash:
+        key = ("E", "E", "F", "G")
+        # Two bars of the skank beat (kick on the beats, snare on every off-beat), two of a plain backbeat.
+        groove = {
+            "kick": "x.x.x.x. | x.x.x.x. | xxxxxxxx | x.x.x.xx",
+            "snare": ".X.X.X.X | .X.X.X.X | ..X...X. | ..X...X.",
+            "hat": "x.x.x.x.",
+        }
+        s.drums(groove, kit=POWER)
+        s.bass(PICK_BASS, "RRRRRRRR", key)
+        s.chords(DISTORTION, "XxxxXxxx | XxxxXxXx", key, low=40, power=True)
+    else:
+        key = ("Em", "Em", "C", "D")
+        groove = {"kick": "xxxx xxxx xxxx xxxx", "snare": ".... X... .... X...", "ride": "x... x... x... x..."}
+        s.drums(groove, kit=POWER)  # double kick in 16ths
+        s.bass(PICK_BASS, "R.R. R.R. R.R. R.R.", key)
+        s.chords(DISTORTION, "Xooo xooo Xooo xoxo", key, low=40, power=True)  # palm-muted chugs
+        s.chords(STRINGS, "x--- ---- ---- ----", key, low=60, velocity=60, volume=75)
+    return s.finish()
+
+
+def country(tempo: Tempo, seed: int, *, bluegrass: bool = False, **options: Any) -> Score:
+    s = Score((4, 4), tempo, seed, **options)
+    if bluegrass:  # the two-beat: bass on 1 and 3, a brushed snare on 2 and 4, a banjo rolling 16ths
+        key = ("G", "C", "G", "D")
+        s.drums({"snare": ".... x... .... x...", "kick": "g... .... g... ...."}, kit=BRUSH, velocity=90)
+        s.bass(UPRIGHT, "R... .... F... ....", key, low=31)
+        s.arpeggio(BANJO, "0130 1301 3013 0130", key, low=55, velocity=75, volume=85)
+        s.chords(STEEL, ".... x... .... x...", key, low=52, velocity=80, volume=85)  # the mandolin's chop
+        s.melody(FIDDLE, "x.x. x.x. x-x- x.x. | x--- x.x. x-x- x---", key, low=67, velocity=80)
+    else:  # the train beat: brushed 16ths on the snare, accents on 2 and 4
+        key = ("A", "A", "D", "E")
+        s.drums({"snare": "ggog Xggg ggog Xggg", "kick": "x... .... x... ...."}, kit=BRUSH, velocity=95)
+        s.bass(FINGER_BASS, "R... .... F... ....| R... .... F... A...", key)
+        s.chords(STEEL, "x.xx .xx. x.xx .xx.", key, low=52, velocity=70)
+        s.melody(HARMONICA, "x-x- x--- x.x. x--- | ..x. x-x- x--- ----", key, low=64, velocity=80)
+    return s.finish()
+
+
+def disco(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Am7", "Am7", "Dm7", "G")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "kick": "x... x... x... x...",
+        "snare": ".... x... .... x...",
+        "open": "..x. ..x. ..x. ..x.",
+        "hat": "gg.g gg.g gg.g gg.g",  # never with the open hat: the closed one would choke it
+    }
+    s.drums(groove)
+    s.bass(FINGER_BASS, "R.O. R.O. R.O. R.O.", key)  # octaves in 8ths
+    s.chords(MUTED, ".x.x .x.x .x.x .x.x", key, low=60, velocity=70, volume=80)
+    s.chords(STRINGS, "x--- ---- x--- --x-", key, low=57, velocity=70, volume=85)
+    s.melody(BRASS, ".... .... x.x. x--- | .... .... x-x- x---", key, low=67, velocity=85, volume=85)
+    return s.finish()
+
+
+def motown(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("C", "Am", "F", "G")
+    s = Score((4, 4), tempo, seed, **options)
+    s.drums(
+        {
+            "snare": "x... x... x... x...",  # on every beat, doubled by the tambourine
+            "tamb": "x... x... x... x...",
+            "kick": "x... ..x. x... ..x.",
+            "hat": "x.x. x.x. x.x. x.x.",
+        }
+    )
+    s.bass(FINGER_BASS, "R..R ..F. R..T ..A.", key)
+    s.chords(PIANO, "x... x... x... x...", key, low=55, velocity=75)
+    s.melody(TENOR_SAX, "x-x- x--- x.x. x--- | x--- x-x- x--- ----", key, low=60, velocity=80)
+    return s.finish()
+
+
+def dubstep(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Fm", "Fm", "Db", "Eb")
+    s = Score((4, 4), tempo, seed, **options)
+    s.drums(
+        {
+            "kick": "x... .... .... .... | x... .... .... ..x.",
+            "snare": ".... .... X... ....",  # half time: the snare on 3
+            "clap": ".... .... x... ....",
+            "hat": "x.x. x.x. x.x. x.xx",
+        },
+        kit=ELECTRONIC,
+        fills=False,
+    )
+    s.bass(SYNTH_BASS2, "R-RR R--- RRRR R-r- | R--- RR-R r-R- RRRR", key, low=24, velocity=110)  # the wobble
+    s.chords(WARM_PAD, "x--- ---- ---- ----", key, low=56, velocity=60, volume=75)
+    s.arpeggio(SAW_LEAD, "0... .... 2... 1... | .... .... 0... ....", key, low=68, velocity=65, volume=70)
+    return s.finish()
+
+
+def lofi(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Fmaj7", "Em7", "Dm7", "Cmaj7")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "kick": "x... ...x ..x. .... | x... .... ..x. ..x.",
+        "rim": ".... x... .... x...",
+        "hat": "x.o. x.o. x.o. x.oo",
+    }
+    s.drums(groove, velocity=75, swing=0.3, fills=False)
+    s.bass(FINGER_BASS, "R--- ---. ..R- .... | R--- ---. ..F. ..A.", key, velocity=80, swing=0.3)
+    s.chords(E_PIANO, "x--- ---- .x-- ----", key, low=53, velocity=60, swing=0.3)
+    s.melody(VIBES, ".... x.x. x--- .... | .... .... .x.x x---", key, low=69, velocity=55, volume=80, swing=0.3)
+    return s.finish()
+
+
+def samba(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("C", "C", "A7", "A7", "Dm", "G7", "C", "G7")
+    s = Score((2, 4), tempo, seed, **options)
+    groove = {
+        "floor": "o... X...",  # the surdo: muted on 1, open and loud on 2
+        "shaker": "xoox xoox",  # the ganzá
+        "snare": "gogg gogx",  # the caixa
+        "rim": "x.xx .xx. | x.xx .x.x",  # the tamborim
+        "agogo": "x.x. ..x. | .x.x x...",
+    }
+    s.drums(groove, velocity=90, fills=False)
+    s.bass(FINGER_BASS, "R..F F...", key, low=31)
+    s.chords(NYLON, "x.xx .x.x | .xx. x.x.", key, low=55, velocity=75)  # the cavaquinho's part, on guitar
+    s.melody(FLUTE, "x.xx .x.x | x--- x.x. | .xx. x.x- | x--- ----", key, low=72, velocity=80)
+    return s.finish()
+
+
+def afrobeat(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Dm7", "Dm7", "Gm7", "Dm7")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "kick": "x... ..x. ..x. .... | x... ..x. .x.. ..x.",
+        "snare": "..g. x.g. .g.. x.g.",
+        "hat": "xox. xox. xox. xox.",
+        "open": "...x ...x ...x ...x",
+        "cabasa": "x.x. x.x. x.x. x.x.",  # the shekere
+        "lowconga": "..x. ...x ..xx ....",
+    }
+    s.drums(groove, velocity=95)
+    s.bass(FINGER_BASS, "R..R ..F. .O.. V.R. | R..R ..F. .O.. T.A.", key)
+    s.chords(MUTED, "x.xx .x.x x.xx .x.x", key, low=60, velocity=75, volume=80)
+    s.arpeggio(CLEAN, "..0. 1..2 ..0. 1..2", key, low=62, velocity=70, volume=75)
+    s.chords(BRASS, "x.x. .... x--- .... | .... .... .x.x x---", key, low=60, velocity=85, volume=85)
+    return s.finish()
+
+
+def gospel(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("C", "F", "C", "G7")
+    s = Score((12, 8), tempo, seed, **options)
+    s.drums({"kick": "x.. ... x.. ..x", "snare": "... X.. ... X..", "hat": "xoo xoo xoo xoo"}, velocity=85)
+    s.bass(FINGER_BASS, "R-- --- F-- --A", key)
+    s.chords(PIANO, "Xxx xxx Xxx xxx", key, low=55, velocity=70)  # triplet chords
+    s.chords(ORGAN, "x-- --- x-- ---", key, low=52, velocity=60, volume=75)
+    s.melody(CHOIR, "x-- --- x-x --- | x-- x-- x-- ---", key, low=64, velocity=75, volume=85)
+    return s.finish()
+
+
+def shuffle_12_8(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("G7", "C7", "G7", "G7", "C7", "C7", "G7", "G7", "D7", "C7", "G7", "D7")
+    s = Score((12, 8), tempo, seed, **options)
+    s.drums({"kick": "x.. ... x.x ...", "snare": "... x.. ... x.g", "ride": "x.x x.x x.x x.x"})
+    s.bass(FINGER_BASS, "R.T F.S O.S F.T", key)  # the boogie line, long-short
+    s.chords(CLEAN, "x.o x.o x.o x.o", key, low=55, velocity=75)  # the comp long-short too
+    s.melody(HARMONICA, "x-- x.x x-- --- | x.x x-- --- ..x", key, low=62, velocity=80)
+    return s.finish()
+
+
+def oompah(tempo: Tempo, seed: int, *, march: bool = False, **options: Any) -> Score:
+    """2/4 with the bass on both beats and the chords between: a march, or a polka."""
+    s = Score((2, 4), tempo, seed, **options)
+    if march:
+        key = ("Bb", "Bb", "F7", "F7", "Bb", "Eb", "F7", "Bb")
+        snare = "x.xx x.x. | xxxx x... | x.xx x.x. | x.x. xxxx"
+        s.drums({"kick": "x... x...", "snare": snare, "crash": "x... .... | ........"}, fills=False)
+        s.bass(TUBA, "R... F...", key, low=29)
+        s.chords(BRASS, "..x. ..x.", key, low=58, velocity=75)
+        s.melody(PICCOLO, "x.xx x.x. | x--- x.x. | xxxx x.x. | x--- ----", key, low=74, velocity=80, volume=85)
+    else:
+        key = ("F", "C7", "C7", "F", "F", "Bb", "C7", "F")
+        s.drums({"kick": "x... x...", "snare": "..x. ..x."}, velocity=90, fills=False)
+        s.bass(TUBA, "R... F...", key, low=29)
+        s.chords(ACCORDION, "..x. ..x.", key, low=55, velocity=75)
+        s.melody(CLARINET, "xxxx x.x. | x.x. x--- | xxxx xxxx | x.x. x...", key, low=67, velocity=80)
+    return s.finish()
+
+
+def rnb(tempo: Tempo, seed: int, *, neo_soul: bool = False, **options: Any) -> Score:
+    s = Score((4, 4), tempo, seed, **options)
+    if neo_soul:  # swung 16ths, a late snare ghost, chords pushed off the beat
+        key = ("Ebmaj7", "Dm7", "Gm9", "C9")
+        groove = {
+            "kick": "x..x ...x ..x. .... | x... ..x. ..x. .x..",
+            "snare": ".... x..g .g.. x..g",
+            "hat": "xgxg xgxg xgxg xgxg",
+        }
+        s.drums(groove, velocity=90, swing=0.3, fills=False)
+        s.bass(FINGER_BASS, "R..R ..T. .F.. R.A. | R--- ..R. .F.. O.A.", key, swing=0.3)
+        s.chords(E_PIANO, "x--. ..x- ...x --.. | .x-- ..x. x--- ----", key, low=53, velocity=70, swing=0.3)
+        s.melody(SAX, ".... x.x. x--- .... | x.x. .x.. x--- ----", key, low=63, velocity=70, volume=85, swing=0.3)
+    else:  # a ballad with 16th hats
+        key = ("Ebmaj7", "Cm7", "Fm7", "Bb7")
+        groove = {
+            "kick": "x... ...x ..x. .... | x... .... x.x. ...x",
+            "snare": ".... x... .... x...",
+            "hat": "xoxo xoxo xoxo xoxo",
+        }
+        s.drums(groove, kit=TR808, velocity=90, fills=False)
+        s.bass(FRETLESS, "R--- ---R ..F- ---- | R--- ---- R-.. .A..", key)
+        s.chords(E_PIANO, "x--- ---- x--- ----", key, low=55, velocity=65)
+        s.chords(STRINGS, "x--- ---- ---- ----", key, low=60, velocity=55, volume=75)
+        s.melody(SAX, "x--- x.x. x--- ---- | x.x. x-x- x--- ----", key, low=63, velocity=75)
+    return s.finish()
+
+
+def synth_pop(tempo: Tempo, seed: int, *, new_wave: bool = False, **options: Any) -> Score:
+    s = Score((4, 4), tempo, seed, **options)
+    if new_wave:
+        key = ("D", "Bm", "G", "A")
+        s.drums({"kick": "x... x... x... x...", "snare": ".... x... .... x...", "hat": "x.x. x.x. x.x. x.x."})
+        s.bass(PICK_BASS, "R.R. R.R. R.R. R.O.", key)
+        s.chords(CLEAN, "x.x. x.x. x.x. x.x.", key, low=55, velocity=70)
+        s.melody(SAW_LEAD, "x-x- x--- x-x- x-x- | x--- ---- x.x. x---", key, low=67, velocity=75, volume=80)
+    else:
+        key = ("Am", "F", "C", "G")
+        groove = {"kick": "x... .... x.x. ....", "clap": ".... x... .... x...", "hat": "x.x. x.x. x.x. x.x."}
+        s.drums(groove, kit=ELECTRONIC)
+        s.bass(SYNTH_BASS, "R.R. R.R. R.R. R.R.", key)  # 8th-note bass
+        s.chords(POLY_PAD, "x--- ---- ---- ----", key, low=57, velocity=65, volume=80)
+        s.arpeggio(SQUARE_LEAD, "0.1. 2.1. 0.1. 2.3.", key, low=64, velocity=65, volume=75)
+    return s.finish()
+
+
+def garage(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Fm7", "Bbm7", "Ebmaj7", "C7")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "kick": "x... .... ..x. .... | x... .... .x.. ..x.",  # 2-step: no kick on 3
+        "snare": ".... x... .... x...",
+        "rim": "..x. .... .x.. ..x.",
+        "hat": "gxgx gxgx gxgx gxgx",
+    }
+    s.drums(groove, kit=ELECTRONIC, swing=0.25, fills=False)
+    s.bass(SYNTH_BASS, "R... ..R. ..R. .R.. | R-.. ..R. .R.. ..O.", key, swing=0.25)
+    s.chords(PERC_ORGAN, ".x.. ..x. .... x... | .... .x.. ..x. ....", key, low=58, velocity=75, swing=0.25)
+    s.chords(WARM_PAD, "x--- ---- ---- ----", key, low=55, velocity=55, volume=70)
+    return s.finish()
+
+
+def jungle(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Am", "Am", "F", "G")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {  # a break chopped four ways, the last bar into rolls
+        "kick": "x.x. .... ..xx .... | x.x. .... ..x. .... | x.x. .... ..xx .... | x... ..x. ..x. ....",
+        "snare": ".... x..x .x.. x..x | .... x..x .x.. x... | .... x..x .x.. x..x | .x.. x.x. x.xx x.xx",
+        "ride": "x.x. x.x. x.x. x.x.",
+    }
+    s.drums(groove, fills=False)
+    s.bass(SYNTH_BASS2, "R--- ---- ---- ---- | R--- ---- F--- ----", key, low=26, velocity=110)
+    s.chords(WARM_PAD, "x--- ---- ---- ----", key, low=57, velocity=60, volume=75)
+    s.chords(E_PIANO, ".... x... .... x...", key, low=60, velocity=65, volume=75)
+    return s.finish()
+
+
+def salsa(tempo: Tempo, seed: int, **options: Any) -> Score:
+    # Salsa is notated in cut time, but dancers step on every quarter (1 2 3, 5 6 7) and the bell marks
+    # it: the quarter, about 180 here, is the beat people tap.
+    key = ("C", "F", "G7", "F")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "claves": "x..x..x. | ..x.x...",  # son clave, 3-2
+        "cowbell": "X.x.X.x.",
+        "conga": "..x.....",  # the tumbao: slap on 2, open tones on 4 and its "and"
+        "openconga": "......xx",
+        "guiro": "x.xxx.xx",
+    }
+    s.drums(groove, velocity=90, fills=False)
+    s.bass(FRETLESS, "...R..F-", key, low=31)  # the anticipated tumbao bass, on the "and" of 2 and on 4
+    s.arpeggio(PIANO, "0.21.02. | 1.20.1.2", key, low=60, velocity=75)  # the montuno
+    s.melody(TRUMPET, "x.x.x-.. | ..x.x-x- | x---.x.x | x-------", key, low=67, velocity=85, volume=90)
+    return s.finish()
+
+
+def chacha(tempo: Tempo, seed: int, **options: Any) -> Score:
+    # Dancers step 2, 3, 4-and-1: the quarter.
+    key = ("Dm7", "G7", "C", "C")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {
+        "cowbell": "x.x.x.x.",
+        "guiro": "x.xxx.xx",
+        "conga": "..x.....",
+        "openconga": "......xx",
+        "timbale": "......xx | x.......",  # cha-cha-chá on 4, its "and" and 1
+    }
+    s.drums(groove, velocity=90, fills=False)
+    s.bass(UPRIGHT, "R...F-F.", key, low=31)
+    s.arpeggio(PIANO, "0.2.1.20", key, low=60, velocity=70)
+    s.chords(STRINGS, "x-x-x-xx", key, low=60, velocity=60, volume=75)
+    s.melody(FLUTE, "x-x-x--- | x.x.x-x- | x---x-x- | x-------", key, low=72, velocity=80)
+    return s.finish()
+
+
+def fingerpicked(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("C", "Am", "F", "G")
+    s = Score((4, 4), tempo, seed, **options)
+    s.bass(STEEL, "R... F... R... F...", key, low=40, velocity=85, volume=100)  # the thumb, alternating
+    s.arpeggio(STEEL, "3.2. 1.3. ..2. 1.3.", key, low=52, velocity=70)  # the fingers, between
+    return s.finish()
+
+
+def string_quartet(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("D", "A", "Bm", "F#m", "G", "D", "G", "A")
+    s = Score((4, 4), tempo, seed, **options)
+    s.bass(CELLO, "R------- | R---F---", key, low=38, velocity=75, volume=90)
+    s.arpeggio(VIOLA, "1---2---", key, low=50, velocity=65, volume=80)
+    s.arpeggio(VIOLIN, "2---1-2-", key, low=60, velocity=65, volume=80)
+    s.melody(VIOLIN, "x-x-x-x- | x---x--- | x-xxx-x- | x-------", key, low=69, velocity=80)
+    return s.finish()
+
+
+def ragtime(tempo: Tempo, seed: int, **options: Any) -> Score:
+    # Ragtime is written in 2/4 and played "not fast" (quarter about 80–100): the stride left hand's bass
+    # notes fall on the quarters, its chords on the 8ths between, so listeners tap the quarter.
+    key = ("C", "C", "G7", "G7", "C", "F", "C", "G7")
+    s = Score((2, 4), tempo, seed, **options)
+    s.bass(PIANO, "R... F...", key, low=36, velocity=95, volume=95)  # the bass in octaves, heavier than the chords
+    s.bass(PIANO, "R... F...", key, low=48, velocity=85, volume=95)
+    s.chords(PIANO, "..x. ..x.", key, low=52, velocity=60)
+    s.melody(PIANO, "x.xx .x.x | xx.x x.x- | .xx. x.x. | x--- x...", key, low=67, velocity=85)
+    return s.finish()
+
+
+def piano_waltz(tempo: Tempo, seed: int, **options: Any) -> Score:
+    key = ("Am", "E7", "E7", "Am", "Dm", "Am", "E7", "Am")
+    s = Score((3, 4), tempo, seed, **options)
+    s.bass(PIANO, "R..", key, low=36, velocity=80, volume=95)
+    s.chords(PIANO, ".xx", key, low=53, velocity=60)
+    s.melody(PIANO, "x-x-x- | x----- | x.x.x. | x---x-", key, low=72, velocity=80)
+    return s.finish()
+
+
+DOUBLE_TIME = {  # the rock beat twice as fast: kick on every beat, snare on every off-beat
+    "kick": "x... x... x... x...",
+    "snare": "..x. ..x. ..x. ..x.",
+    "hat": "x.x. x.x. x.x. x.x.",
+}
+
+
+def double_time(tempo: Tempo, seed: int, *, section: range = range(6, 10), **options: Any) -> Score:
+    """A rock song whose drums go double-time for `section`; the notated quarter stays the beat."""
+    key = ("A", "F#m", "D", "E")
+    s = Score((4, 4), tempo, seed, **options)
+    s.drums(ROCK_BEAT, bars=range(section.start))
+    s.drums(DOUBLE_TIME, bars=section)
+    s.drums(ROCK_BEAT, bars=range(section.stop, s.bars))
+    s.bass(PICK_BASS, "R.R. R.R. R.R. R.R.", key)
+    s.chords(OVERDRIVE, "X-x- x-x- X-x- x-x-", key, low=40, power=True)
+    s.chords(PIANO, "x--- x--- x--- x---", key, low=60, velocity=65, volume=80)
+    return s.finish()
+
+
+def drum_break(tempo: Tempo, seed: int, *, rest: range = range(6, 10), **options: Any) -> Score:
+    """A soul groove whose drums stop for `rest` while the band plays on."""
+    key = ("Gm7", "C9", "Gm7", "C9")
+    s = Score((4, 4), tempo, seed, **options)
+    groove = {"kick": "x..x ..x. ..x. ....", "snare": ".... x..g .... x...", "hat": "x.x. x.x. x.x. x.xo"}
+    s.drums(groove, bars=range(rest.start))
+    s.drums(groove, bars=range(rest.stop, s.bars))
+    s.bass(FINGER_BASS, "R..R ..F. R... .TA.", key)
+    s.chords(E_PIANO, "x... ..x. .x.. x...", key, low=55, velocity=75)
+    s.melody(BRASS, "x.x. x--- .... .... | .... x.x. x--- ....", key, low=65, velocity=85, volume=85)
+    return s.finish()
+
+
 @dataclass(frozen=True)
 class Spec:
     """How to compose one piece, and which half of the corpus it belongs to."""
@@ -931,6 +1334,37 @@ SPECS = [
     ),
     Spec("fade-in-house-120", "8 s fade-in", "tune", partial(house, 120, 41, fade=8.0, seconds=36.0)),
     Spec("intro-pop-100", "drumless intro", "report", partial(pop, 100, 42, intro_bars=4, seconds=36.0)),
+    # Added styles, again in pairs split between the halves.
+    Spec("ska-160", "ska", "tune", partial(ska, 160, 43)),
+    Spec("ska-punk-176", "ska-punk", "report", partial(ska, 176, 44, punk=True)),
+    Spec("thrash-182", "thrash", "tune", partial(metal, 182, 45, thrash=True)),
+    Spec("metal-170", "metal double kick", "report", partial(metal, 170, 46)),
+    Spec("country-train-110", "country train beat", "tune", partial(country, 110, 47)),
+    Spec("bluegrass-120", "bluegrass two-beat", "report", partial(country, 120, 48, bluegrass=True)),
+    Spec("motown-100", "Motown", "tune", partial(motown, 100, 49)),
+    Spec("disco-118", "disco", "report", partial(disco, 118, 50)),
+    Spec("dubstep-140", "dubstep half-time", "tune", partial(dubstep, 140, 51)),
+    Spec("lofi-80", "lo-fi hip-hop", "report", partial(lofi, 80, 52, reverb=0.25)),
+    Spec("afrobeat-110", "afrobeat", "tune", partial(afrobeat, 110, 53)),
+    Spec("samba-2-4-100", "samba", "report", partial(samba, 100, 54)),
+    Spec("gospel-12-8-60", "12/8 gospel", "tune", partial(gospel, 60, 55, reverb=0.35)),
+    Spec("shuffle-12-8-70", "12/8 shuffle", "report", partial(shuffle_12_8, 70, 56, seconds=32.0)),
+    Spec("polka-2-4-124", "polka", "tune", partial(oompah, 124, 57)),
+    Spec("march-2-4-116", "march", "report", partial(oompah, 116, 58, march=True)),
+    Spec("rnb-ballad-65", "R&B ballad", "tune", partial(rnb, 65, 59, reverb=0.3)),
+    Spec("neo-soul-85", "neo-soul", "report", partial(rnb, 85, 60, neo_soul=True)),
+    Spec("new-wave-150", "new wave", "tune", partial(synth_pop, 150, 61, new_wave=True)),
+    Spec("synth-pop-120", "synth-pop", "report", partial(synth_pop, 120, 62)),
+    Spec("garage-2step-132", "UK garage 2-step", "tune", partial(garage, 132, 63)),
+    Spec("jungle-165", "jungle", "report", partial(jungle, 165, 64)),
+    Spec("cha-cha-120", "cha-cha", "tune", partial(chacha, 120, 65)),
+    Spec("salsa-180", "salsa", "report", partial(salsa, 180, 66)),
+    Spec("fingerpicked-90", "fingerpicked guitar", "tune", partial(fingerpicked, 90, 67, reverb=0.3)),
+    Spec("quartet-80", "string quartet", "report", partial(string_quartet, 80, 68, reverb=0.5)),
+    Spec("piano-waltz-150", "piano waltz", "tune", partial(piano_waltz, 150, 69, reverb=0.4)),
+    Spec("ragtime-2-4-96", "ragtime", "report", partial(ragtime, 96, 70)),
+    Spec("double-time-96", "double-time section", "tune", partial(double_time, 96, 71, seconds=36.0)),
+    Spec("break-104", "drumless break", "report", partial(drum_break, 104, 72, seconds=36.0)),
 ]
 
 
