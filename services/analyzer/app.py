@@ -38,6 +38,7 @@ from services.analyzer.features import (
     AnalysisParams,
     analyze_file,
 )
+from services.analyzer.features.spectral import warm_up
 from services.analyzer.media_info import probe_file
 from services.analyzer.settings import AnalyzerSettings
 
@@ -59,6 +60,7 @@ class Analyzer:
         self.slots = asyncio.Semaphore(2)
         self.in_flight: dict[str, asyncio.Future[AnalysisReply]] = {}
         self.counts = {"probed": 0, "probe_hits": 0, "analyzed": 0, "analysis_hits": 0, "failed": 0}
+        self.warming: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.cache = await self.runtime.js.key_value(streams.KV_ANALYSIS.bucket)
@@ -183,3 +185,5 @@ async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
     await rpc.serve(runtime.nc, "analyzer", "probe", CidRequest, analyzer.probe)
     await rpc.serve(runtime.nc, "analyzer", "probe_many", CidsRequest, analyzer.probe_many, concurrency=4)
     await rpc.serve(runtime.nc, "analyzer", "analyze", AnalyzeRequest, analyzer.analyze)
+    # Listening comes first; the FFT library loads meanwhile (a first request waits for it only if it is early).
+    analyzer.warming = asyncio.create_task(asyncio.to_thread(warm_up))

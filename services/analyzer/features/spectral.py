@@ -32,6 +32,11 @@ def rfft_rows(frames: npt.NDArray[np.floating]) -> npt.NDArray[np.complexfloatin
     return spectrum
 
 
+def warm_up() -> None:
+    """Load what the first analysis would otherwise wait for (SciPy's FFT), off the request path."""
+    rfft_rows(np.zeros((1, 8), dtype=np.float32))
+
+
 def _mel(f: Float64Array) -> Float64Array:
     return 2595.0 * np.log10(1.0 + f / 700.0)
 
