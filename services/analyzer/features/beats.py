@@ -54,7 +54,6 @@ _MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme c
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
 _LEVELS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 _HAT_WEIGHT = 0.5
-_GRID_STEPS = 12  # subdivisions of a reference beat that other levels are read from
 
 # Level scoring (see `_level_score`); fitted on the corpus' tune half.
 _PRIOR_BPM = 115.0
@@ -342,23 +341,6 @@ def _level_score(features: dict[str, float]) -> float:
     return sum(_WEIGHTS[name] * value for name, value in features.items())
 
 
-def _grid_level(grid: FloatArray, step: int, local: FloatArray) -> IntArray:
-    """Every `step`-th point of `grid` from the phase where `local` is strongest, each moved to the nearest peak."""
-    best: FloatArray | None = None
-    best_strength = -np.inf
-    for phase in range(min(step, grid.size)):
-        positions = grid[phase::step]
-        strength = float(_near(local, positions, radius=1).mean()) if positions.size else -np.inf
-        if strength > best_strength:
-            best, best_strength = positions, strength
-    if best is None:
-        return np.zeros(0, dtype=np.int64)
-    centre = np.round(best).astype(np.int64)
-    idx = np.clip(centre[:, None] + np.arange(-2, 3)[None, :], 0, local.size - 1)
-    snapped = idx[np.arange(idx.shape[0]), local[idx].argmax(axis=1)]
-    return np.unique(snapped)
-
-
 def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float | None = None) -> LevelSearch:
     """Every candidate level's beats and features, and the envelopes and reference tempo they came from."""
     fps = bands.fps
@@ -375,22 +357,16 @@ def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float 
     path_bpm = bpm_grid[_viterbi(scores * broad[None, :], log_bpm)]
     reference = np.interp(np.arange(pulse.size) / fps, times, path_bpm)
 
-    # One dynamic programme at the reference level; every other level is read off a grid of twelve
-    # steps per reference beat (12 holds halves, thirds and quarters), at its best phase.
+    # Each level gets its own dynamic programme: read off another level's beats, it would inherit
+    # their irregularities (a syncopated kick pattern tracked as the reference, say).
     local = _smooth(pulse, 1)
-    reference_beats = _dp_beats(local, fps * 60.0 / reference)
     levels: list[Level] = []
     search = LevelSearch(levels, pulse, (low, mid, high), reference)
-    if reference_beats.size < 4:
-        return search
-    gaps = np.diff(reference_beats).astype(np.float64)
-    grid = (reference_beats[:-1, None] + gaps[:, None] * np.arange(_GRID_STEPS)[None, :] / _GRID_STEPS).ravel()
-    grid = np.append(grid, reference_beats[-1])
     for factor in _LEVELS:
-        median = float(np.median(reference)) * factor
-        if not min_bpm * 0.97 <= median <= max_bpm * 1.03:
+        curve = reference * factor
+        if not min_bpm * 0.97 <= float(np.median(curve)) <= max_bpm * 1.03:
             continue
-        beats = _grid_level(grid, round(_GRID_STEPS / factor), local)
+        beats = _dp_beats(local, fps * 60.0 / np.clip(curve, min_bpm, max_bpm))
         if beats.size < 4:
             continue
         beats = _best_phase(beats, mid, high)
@@ -478,11 +454,7 @@ def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float |
     if not levels:
         return nothing
     scores = np.array([_level_score(level.features) for level in levels])
-    chosen = levels[int(scores.argmax())]
-    # The chosen level's own dynamic programme follows its tempo more closely than the grid did.
-    curve = np.clip(search.reference * chosen.factor, min_bpm, max_bpm)
-    beats = _dp_beats(_smooth(pulse, 1), fps * 60.0 / curve)
-    beats = chosen.beats if beats.size < 4 else _best_phase(beats, *search.registers[1:])
+    beats = levels[int(scores.argmax())].beats
 
     # Trim weak beats at the ends (an intro without a pulse, a fade-out).
     smoothed = _smooth(pulse, 3)

@@ -36,6 +36,12 @@ def click(freq: float = 1000.0, gain: float = 0.5) -> npt.NDArray[np.float64]:
     return gain * np.sin(2 * np.pi * freq * t) * np.exp(-t * 400)
 
 
+def low_thump(freq: float = 60.0) -> npt.NDArray[np.float64]:
+    """A kick drum: a low sine falling in pitch, 150 ms."""
+    t = np.arange(int(0.15 * SR)) / SR
+    return np.sin(2 * np.pi * np.cumsum(freq + 80 * np.exp(-t * 40)) / SR) * np.exp(-t * 20)
+
+
 def place(duration: float, events: Iterable[tuple[float, npt.NDArray[np.float64]]]) -> npt.NDArray[np.float64]:
     """A signal of `duration` seconds with each sound added at its time."""
     out = np.zeros(round(duration * SR))

@@ -10,7 +10,7 @@ import pytest
 
 from artdag_common.demo_media import write_click_track
 from services.analyzer.features import AnalysisParams, analyze_file
-from tests.unit.analyzer.media import SR, click, place, write_wav
+from tests.unit.analyzer.media import SR, click, low_thump, place, write_wav
 
 PARAMS = AnalysisParams()
 
@@ -177,3 +177,22 @@ def test_a_tempo_hint_picks_the_metrical_level(tmp_path: Path, hint: float) -> N
     confidences = [c["confidence"] for c in beats["tempo_candidates"]]
     assert len(candidates) == 3 and confidences == sorted(confidences, reverse=True) and sum(confidences) <= 1.001
     assert all(abs(b / hint - 1) > 0.2 and 38 <= b <= 310 for b in candidates[1:])
+
+
+def test_syncopated_kicks_do_not_pull_the_beats_off_the_snare_and_hats(tmp_path: Path) -> None:
+    # Funk at 100: the kick mostly between the beats, the snare on 2 and 4, hats on every eighth.
+    beat = 60 / 100
+    events = []
+    for bar in range(12):
+        start = bar * 4 * beat
+        events += [(start + k * beat, 0.9 * low_thump()) for k in (0.0, 0.75, 1.5, 2.5, 3.25)]
+        events += [(start + k * beat, click(1800, 0.7)) for k in (1, 3)]
+        events += [(start + k * beat / 2, click(7000, 0.25)) for k in range(8)]
+    path = tmp_path / "funk.wav"
+    write_wav(path, [place(12 * 4 * beat + 1, events)])
+    beats = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]
+    assert beats["tempo"] == pytest.approx(100, rel=0.02)
+    found = np.array(beats["beat_times"])
+    truth = np.arange(0, 12 * 4) * beat
+    nearest = np.abs(found[:, None] - truth[None, :]).min(axis=1)
+    assert np.median(nearest) < 0.02 and found.size >= 40
