@@ -1036,10 +1036,9 @@ def afrobeat(tempo: Tempo, seed: int, **options: Any) -> Score:
     key = ("Dm7", "Dm7", "Gm7", "Dm7")
     s = Score((4, 4), tempo, seed, **options)
     groove = {
-        "kick": "x... ..x. ..x. .... | x... ..x. .x.. ..x.",
+        "kick": "x... ..x. x... .x.. | x... ..x. x... ..x.",
         "snare": "..g. x.g. .g.. x.g.",
-        "hat": "xox. xox. xox. xox.",
-        "open": "...x ...x ...x ...x",
+        "hat": "xoxo xoxo xoxo xoxo",
         "cabasa": "x.x. x.x. x.x. x.x.",  # the shekere
         "lowconga": "..x. ...x ..xx ....",
     }
@@ -1065,8 +1064,9 @@ def gospel(tempo: Tempo, seed: int, **options: Any) -> Score:
 def shuffle_12_8(tempo: Tempo, seed: int, **options: Any) -> Score:
     key = ("G7", "C7", "G7", "G7", "C7", "C7", "G7", "G7", "D7", "C7", "G7", "D7")
     s = Score((12, 8), tempo, seed, **options)
-    s.drums({"kick": "x.. ... x.x ...", "snare": "... x.. ... x.g", "ride": "x.x x.x x.x x.x"})
-    s.bass(FINGER_BASS, "R.T F.S O.S F.T", key)  # the boogie line, long-short
+    # A Chicago shuffle: the bass drum feathered on every beat.
+    s.drums({"kick": "x.. o.. x.. o..", "snare": "... x.. ... x.g", "ride": "x.o x.o x.o x.o"})
+    s.bass(FINGER_BASS, "R.t F.s O.s F.t", key)  # the boogie line, long-short, the short note softer
     s.chords(CLEAN, "x.o x.o x.o x.o", key, low=55, velocity=75)  # the comp long-short too
     s.melody(HARMONICA, "x-- x.x x-- --- | x.x x-- --- ..x", key, low=62, velocity=80)
     return s.finish()
