@@ -51,6 +51,7 @@ _LEAP_COST = 4.0  # …plus this times the change squared
 _CURVE_REACH = 2  # the tempo curve at an interval looks this many beats either side
 _TIGHTNESS = 100.0  # Ellis' λ: how strongly beat spacing sticks to the local period
 _MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme considers, in periods
+_RIVAL = 0.75  # onsets between beats at this fraction of those on them start to say the level is too slow
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
 _LEVELS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 _HAT_WEIGHT = 0.5
@@ -60,16 +61,18 @@ _PRIOR_BPM = 115.0
 _PRIOR_OCTAVES = 0.6
 _HINT_OCTAVES = 0.15
 _WEIGHTS = {
-    "prior": 3.0,
-    "octave": 1.288,
-    "salience": 2.522,
-    "between_half": 0.081,
-    "between_third": -2.967,
-    "between_quarter": 0.68,
-    "evenness_2": 1.289,
-    "evenness_3": 1.348,
-    "backbeat_1": 2.568,
-    "backbeat_2": -0.658,
+    "prior": 2.289,
+    "octave": 1.415,
+    "salience": 3.226,
+    "between_half": 0.468,
+    "between_third": -1.488,
+    "between_quarter": 0.174,
+    "evenness_2": 1.278,
+    "evenness_3": 0.772,
+    "backbeat_1": 2.26,
+    "backbeat_2": -4.318,
+    "between_half_excess": 1.742,
+    "backbeat_even": 0.248,
 }
 
 
@@ -319,7 +322,7 @@ def level_features(
     quarters = np.concatenate([beats[:-1] + gaps / 4, beats[:-1] + 3 * gaps / 4])
     thirds = np.concatenate([beats[:-1] + gaps / 3, beats[:-1] + 2 * gaps / 3])
     centre, width = (_PRIOR_BPM, _PRIOR_OCTAVES) if hint is None else (hint, _HINT_OCTAVES)
-    return {
+    features = {
         "prior": -0.5 * (np.log2(bpm / centre) / width) ** 2,
         # With the prior, moves its peak: listeners' preferred rate is not the same for every style.
         "octave": float(np.log2(bpm / _PRIOR_BPM)) if hint is None else 0.0,
@@ -335,6 +338,11 @@ def level_features(
         "backbeat_1": _backbeat(kick, snare, 1),
         "backbeat_2": _backbeat(kick, snare, 2),
     }
+    # What is between the beats matters once it rivals what is on them; and an alternation of kick
+    # and snare counts when both sound, not when every second beat is a hi-hat alone.
+    features["between_half_excess"] = max(0.0, features["between_half"] - _RIVAL)
+    features["backbeat_even"] = features["backbeat_1"] * float(np.exp(features["evenness_2"]))
+    return features
 
 
 def _level_score(features: dict[str, float]) -> float:
