@@ -3,7 +3,8 @@
 For each piece of the chosen split, tracks beats at every candidate metrical level
 (`track_levels`), marks the levels whose tempo is right (within 4% of the truth),
 and prints each level's features and score, the level chosen and whether it is right.
-``--fit`` fits the weights of `_level_score` for margin (see `fit`) and prints them. Fit on the tune half only; `bench/beats.py` reports on the other.
+``--fit`` fits the weights of `_level_score` for margin (see `fit`) and prints them.
+Fit on the tune half only; `bench/beats.py` reports on the other.
 
     .venv/bin/python -m bench.tune_beats [--split tune] [--fit] [--only NAME]
 """
