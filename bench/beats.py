@@ -1,10 +1,13 @@
 """Beat-tracking benchmark: artdag's tracker beside librosa and essentia, on a corpus of real instruments.
 
-The corpus (bench/beat_corpus.py) is 42 pieces composed as MIDI and rendered with FluidSynth:
-rock, house, funk, shuffle and swing, half-time and trap, waltzes, ballads, punk, reggae,
-breakbeat, bossa nova, drum and bass, hip-hop, solo piano, strings, 6/8 and 5/4, tempo steps,
-an accelerando and a ritardando, tempo drift, humanised timing, a fade-in and a drumless intro;
-the truth is the MIDI's beat grid. Pieces come in pairs of similar ones split into a `tune`
+The corpus (bench/beat_corpus.py) is 72 pieces composed as MIDI and rendered with FluidSynth:
+rock, house, techno, disco, funk, Motown, shuffle and swing, half-time, trap and dubstep,
+waltzes, ballads, punk, thrash and metal, ska, reggae, breakbeat, 2-step and jungle, bossa
+nova, samba, salsa, cha-cha, afrobeat, country and bluegrass, marches and polkas, drum and
+bass, hip-hop and lo-fi, R&B and neo-soul, synth-pop and new wave, solo piano, ragtime,
+fingerpicked guitar, strings, 6/8, 12/8 and 5/4, tempo steps, an accelerando and a
+ritardando, tempo drift, humanised timing, a fade-in, a drumless intro, a double-time
+section and a break; the truth is the MIDI's beat grid. Pieces come in pairs of similar ones split into a `tune`
 half (for tuning a tracker) and a `report` half (the default here).
 
 For each piece and tracker it prints the F-measure (mir_eval's beat.f_measure: ±70 ms, beats
