@@ -52,6 +52,7 @@ _CURVE_REACH = 2  # the tempo curve at an interval looks this many beats either 
 _TIGHTNESS = 100.0  # Ellis' λ: how strongly beat spacing sticks to the local period
 _MIN_SPACING, _MAX_SPACING = 0.75, 1.34  # beat spacings the dynamic programme considers, in periods
 _RIVAL = 0.75  # onsets between beats at this fraction of those on them start to say the level is too slow
+_DP_CHUNK_FRAMES = 4096
 _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the other beats
 _LEVELS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 _HAT_WEIGHT = 0.5
@@ -226,18 +227,27 @@ def _dp_beats(local: FloatArray, period: FloatArray) -> IntArray:
     d_hi = int(np.ceil(period.max() * _MAX_SPACING))
     block = d_lo  # frames closer together than the shortest spacing cannot depend on each other
     offsets = np.arange(d_lo, d_hi + 1)
-    for start in range(0, n, block):
-        frames = np.arange(start, min(n, start + block))
-        tau = period[frames][:, None]
-        prev = frames[:, None] - offsets[None, :]
-        ratio = offsets[None, :] / tau
-        valid = (prev >= 0) & (ratio >= _MIN_SPACING) & (ratio <= _MAX_SPACING)
-        cand = np.where(valid, score[np.maximum(prev, 0)] - _TIGHTNESS * np.log(ratio) ** 2, -np.inf)
-        best = cand.argmax(axis=1)
-        best_val = cand[np.arange(frames.size), best]
-        chained = best_val > 0
-        score[frames] = local[frames] + np.where(chained, best_val, 0.0)
-        back[frames] = np.where(chained, prev[np.arange(frames.size), best], -1)
+    # Predecessors and spacing costs are computed for a chunk of frames at once (memory stays bounded
+    # for hours of audio); the loop over blocks keeps only what depends on earlier scores.
+    chunk = block * max(1, _DP_CHUNK_FRAMES // block)
+    for chunk_start in range(0, n, chunk):
+        chunk_stop = min(n, chunk_start + chunk)
+        frames = np.arange(chunk_start, chunk_stop)
+        prev_chunk = frames[:, None] - offsets[None, :]
+        ratio = offsets[None, :] / period[chunk_start:chunk_stop, None]
+        usable = (prev_chunk >= 0) & (ratio >= _MIN_SPACING) & (ratio <= _MAX_SPACING)
+        cost_chunk = np.where(usable, -_TIGHTNESS * np.log(ratio) ** 2, -np.inf)
+        np.maximum(prev_chunk, 0, out=prev_chunk)
+        for start in range(chunk_start, chunk_stop, block):
+            stop = min(chunk_stop, start + block)
+            rows = np.arange(start - chunk_start, stop - chunk_start)
+            cand = score[prev_chunk[rows]]
+            cand += cost_chunk[rows]
+            best = cand.argmax(axis=1)
+            best_val = cand[np.arange(rows.size), best]
+            np.maximum(best_val, 0.0, out=best_val)  # a chain worth less than nothing starts afresh
+            score[start:stop] = local[start:stop] + best_val
+            back[start:stop] = np.where(best_val > 0, prev_chunk[rows, best], -1)
     # End on the last local maximum of the cumulative score that is not weak.
     peaks = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     if peaks.size == 0:
