@@ -402,24 +402,21 @@ def _typical_gap(beats: IntArray) -> float:
 
 
 def _local_beat_period(beat_times: FloatArray) -> FloatArray:
-    """The beat period at each interval: the median slope over the pairs of the five beats around it.
+    """The beat period at each interval: the median slope over the pairs of the six beats around it.
 
     A single interval moves with every onset that sounds early or late (a guitar's slow attack
-    after the kick, a drummer's push); pairs over five beats do not, and a step of tempo is
+    after the kick, a drummer's push); pairs over six beats do not, and a step of tempo is
     still seen within two beats.
     """
     intervals = np.diff(beat_times)
-    if intervals.size < 4:
-        return np.full(intervals.size, float(np.median(intervals)) if intervals.size else 0.0)
-    half = _CURVE_REACH
-    count = beat_times.size
+    size = min(2 * _CURVE_REACH + 2, beat_times.size)  # beats in each window
+    if size < 3:
+        return intervals.copy()
+    first, second = np.triu_indices(size, k=1)
     periods = np.empty(intervals.size)
-    pairs = [(j, k) for j in range(2 * half + 2) for k in range(j + 1, 2 * half + 2)]
-    first = np.array([j for j, _ in pairs])
-    second = np.array([k for _, k in pairs])
     for i in range(intervals.size):
-        start = int(np.clip(i - half, 0, count - (2 * half + 2)))
-        window = beat_times[start : start + 2 * half + 2]
+        start = int(np.clip(i - _CURVE_REACH, 0, beat_times.size - size))
+        window = beat_times[start : start + size]
         periods[i] = float(np.median((window[second] - window[first]) / (second - first)))
     return periods
 

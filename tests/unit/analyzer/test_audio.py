@@ -196,3 +196,13 @@ def test_syncopated_kicks_do_not_pull_the_beats_off_the_snare_and_hats(tmp_path:
     truth = np.arange(0, 12 * 4) * beat
     nearest = np.abs(found[:, None] - truth[None, :]).min(axis=1)
     assert np.median(nearest) < 0.02 and found.size >= 40
+
+
+@pytest.mark.parametrize("seconds", [2.2, 3.0, 4.5])
+def test_a_track_of_a_few_beats_gets_a_tempo_curve(tmp_path: Path, seconds: float) -> None:
+    path = tmp_path / "short.wav"
+    write_click_track(path, bpm=130, duration_s=seconds)
+    beats = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]
+    assert beats["tempo"] == pytest.approx(130, rel=0.02)
+    assert len(beats["tempo_curve"]["bpm"]) == len(beats["beat_times"]) - 1
+    assert all(b == pytest.approx(130, rel=0.03) for b in beats["tempo_curve"]["bpm"])
