@@ -502,6 +502,8 @@ def track_beats(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float |
     downbeats = beat_times[phase::meter]
 
     hits = near(full) / 5 > np.mean(full) + np.std(full)
-    candidates = _candidates(levels, scores)
+    # The first candidate is the level the beats follow: it shows the same tempo as the result.
+    best, *others = _candidates(levels, scores)
+    candidates = ((tempo, best[1]), *others)
     confidence = float(np.clip(0.5 * hits.mean() + 0.5 * candidates[0][1], 0.0, 1.0))
     return BeatResult(tempo, beat_times, confidence, downbeats, meter, curve_times, curve_bpm, candidates)
