@@ -6,27 +6,28 @@ as periodic at half its tempo, four-on-the-floor with off-beat hats at every
 subdivision. So the tracker finds the pulse first and decides the level afterwards,
 from what beats at each level sound like:
 
-1. **Pulse.** An envelope that weighs kick and snare over hats (`_pulse`), and a
-   tempogram of it: autocorrelation in 8 s windows every second, read on a log BPM
-   grid, each lag reinforced by its double and triple (comb filtering, so a
-   period whose multiples also recur wins over noise). A Viterbi path through it
-   gives a reference tempo that may change (steps, accelerandos).
-2. **Levels.** The reference tempo times 1/3, 1/2, 2/3, 1, 3/2, 2 and 3 are the
-   candidate levels. For each, Ellis' (2007) dynamic programme places beats on
-   strong onsets spaced close to that level's local period.
-3. **Choice.** Each level is scored on what distinguishes the tapped level in the
-   music we measured (bench/beat_corpus.py, tuned on its `tune` half only):
-   a tempo prior (log-normal around 115 BPM, or a narrow one around a
-   `tempo_hint`); how much stronger onsets are on its beats than elsewhere; whether
-   the kick and snare land half-way (or a third of the way) between its beats —
-   then it is too slow; and whether every second (or third) beat is much weaker
-   than the others — then it is too fast. The best three become
-   `tempo_candidates`, with softmax confidences.
+1. **Pulse.** An envelope that weighs kick and snare over hats, and a tempogram
+   of it: autocorrelation in 8 s windows every second, read on a log BPM grid,
+   each lag reinforced by its double and triple (comb filtering, so a period
+   whose multiples also recur wins over noise). A Viterbi path through it gives a
+   reference tempo that may change (steps, accelerandos); big leaps cost more
+   than ramps, so a level does not flip midway.
+2. **Levels.** The reference tempo times 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2 and 3
+   are the candidate levels. For each, Ellis' (2007) dynamic programme places
+   beats on strong onsets spaced close to that level's local period, and the
+   beats move to the phase (0, ¼, ½, ¾ of a beat) where snare and hats are strongest.
+3. **Choice.** Each level is scored by a weighted sum of what its beats sound like
+   (`level_features`): a tempo prior (around 115 BPM, or a narrow one around a
+   `tempo_hint`), onset salience on the beats, drums half-, a third- and a
+   quarter-way between them, how even every second and third beat is, and
+   whether kick and snare take turns. The weights were fitted on the `tune` half
+   of bench/beat_corpus.py only (bench/tune_beats.py). The best three levels
+   become `tempo_candidates`, with softmax confidences.
 4. The chosen level's beats are refined to the nearest onset peak (sub-frame),
-   weak beats at either end are trimmed, the tempo curve is the local median of
-   three beat intervals (so a step shows within two beats), the tempo its median,
-   and the accent pattern (kick register and full onsets per beat) picks the meter
-   (3 or 4) and the downbeat phase.
+   weak beats at either end are trimmed, the tempo curve is the median slope over
+   the pairs of the six beats around each interval (a step shows within two
+   beats), the tempo its median, and the accent pattern (kick register and full
+   onsets per beat) picks the meter (3 or 4) and the downbeat phase.
 """
 
 from __future__ import annotations
@@ -316,13 +317,10 @@ def _best_phase(beats: IntArray, mid: FloatArray, high: FloatArray) -> IntArray:
     return best
 
 
-def level_features(
-    beats: IntArray, bpm: float, registers: tuple[FloatArray, FloatArray, FloatArray], hint: float | None
-) -> dict[str, float]:
+def level_features(beats: IntArray, bpm: float, search: LevelSearch, hint: float | None) -> dict[str, float]:
     """What the beats of one level sound like; the weights of `_level_score` say which way each one counts."""
-    low, mid, high = registers
-    drums = low + mid
-    pulse = drums + _HAT_WEIGHT * high
+    low, mid, _ = search.registers
+    drums, pulse = low + mid, search.pulse
     gaps = np.diff(beats).astype(np.float64)
     positions = beats.astype(np.float64)
     on_pulse = _near(pulse, positions)
@@ -337,19 +335,19 @@ def level_features(
         # With the prior, moves its peak: listeners' preferred rate is not the same for every style.
         "octave": float(np.log2(bpm / _PRIOR_BPM)) if hint is None else 0.0,
         "salience": float(np.log(max(_ratio(on_pulse, pulse), 1e-3))),
-        # Kick and snare between beats: the music may move faster than this level.
+        # Drums between the beats: subdivisions, or beats of a faster level.
         "between_half": _ratio(_near(drums, halves), on_drums),
         "between_third": _ratio(_near(drums, thirds), on_drums),
         "between_quarter": _ratio(_near(pulse, quarters, radius=1), on_pulse),
-        # Every second (third) beat much weaker than the rest: these beats may be subdivisions.
+        # Every second (third) beat weaker than the rest: an accent pattern, or subdivisions taken for beats.
         "evenness_2": float(np.log(max(_evenness(on_pulse, 2), 1e-3))),
         "evenness_3": float(np.log(max(_evenness(on_pulse, 3), 1e-3))),
-        # Kick and snare alternating beat by beat (or every two beats) marks this level as the beat.
+        # Kick and snare taking turns beat by beat, or every two beats.
         "backbeat_1": _backbeat(kick, snare, 1),
         "backbeat_2": _backbeat(kick, snare, 2),
     }
-    # What is between the beats matters once it rivals what is on them; and an alternation of kick
-    # and snare counts when both sound, not when every second beat is a hi-hat alone.
+    # Drums between the beats that rival those on them; and kick and snare taking turns where both
+    # sound, not where every second beat is a hi-hat alone.
     features["between_half_excess"] = max(0.0, features["between_half"] - _RIVAL)
     features["backbeat_even"] = features["backbeat_1"] * float(np.exp(features["evenness_2"]))
     return features
@@ -389,7 +387,7 @@ def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float 
             continue
         beats = _best_phase(beats, mid, high)
         bpm = 60.0 * fps / _typical_gap(beats)
-        levels.append(Level(factor, beats, bpm, level_features(beats, bpm, (low, mid, high), hint)))
+        levels.append(Level(factor, beats, bpm, level_features(beats, bpm, search, hint)))
     return search
 
 
