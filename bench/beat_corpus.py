@@ -1368,6 +1368,25 @@ SPECS = [
 ]
 
 
+def tune_variants() -> list[Spec]:
+    """More pieces for tuning only: each steady-tempo tune piece again 10% slower and 10% faster, new seeds.
+
+    Same styles and conventions as the tune half, so a fit sees each style at more than one
+    tempo; the report half is never varied nor seen.
+    """
+    variants = []
+    for number, spec in enumerate(SPECS):
+        compose = spec.compose
+        if spec.split != "tune" or not isinstance(compose, partial) or not isinstance(compose.args[0], int | float):
+            continue
+        tempo, seed, *rest = compose.args
+        for scale in (0.9, 1.1):
+            bpm = round(tempo * scale)
+            varied = partial(compose.func, bpm, seed + 1000 + 2 * number + (scale > 1), *rest, **compose.keywords)
+            variants.append(Spec(f"{spec.name}-at-{bpm}", spec.style, "tune", varied))
+    return variants
+
+
 # --- rendering -------------------------------------------------------------------------------------------------
 
 
@@ -1523,15 +1542,21 @@ def default_cache_dir() -> Path:
     return DEFAULT_CACHE_ROOT / source_hash()
 
 
-def build_corpus(cache_dir: Path | None = None, formats: Sequence[str] = ("wav",)) -> list[CorpusPiece]:
-    """Render whatever is missing (two processes) and return every piece with its truth, in table order."""
+def build_corpus(
+    cache_dir: Path | None = None, formats: Sequence[str] = ("wav",), *, variants: bool = False
+) -> list[CorpusPiece]:
+    """Render whatever is missing (two processes) and return every piece with its truth, in table order.
+
+    With `variants`, the tune half's `tune_variants` follow the table.
+    """
+    specs = SPECS + tune_variants() if variants else SPECS
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown formats {sorted(unknown)}; choose from {FORMATS}")
     directory = cache_dir or default_cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     latency = measure_latency(directory)["all"]
-    scores = {spec.name: spec.compose() for spec in SPECS}
+    scores = {spec.name: spec.compose() for spec in specs}
     jobs = [
         RenderJob(midi_bytes(score), directory / name, end_of_audio(score), score.reverb > 0, tuple(formats))
         for name, score in scores.items()
@@ -1542,7 +1567,7 @@ def build_corpus(cache_dir: Path | None = None, formats: Sequence[str] = ("wav",
         with ProcessPoolExecutor(RENDER_WORKERS) as pool:
             list(pool.map(render, jobs))
     pieces = []
-    for spec in SPECS:
+    for spec in specs:
         score = scores[spec.name]
         beats = score.beat_times() + latency
         times, bpm = score.tempo_curve()

@@ -3,8 +3,15 @@
 For each piece of the chosen split, tracks beats at every candidate metrical level
 (`track_levels`), marks the levels whose tempo is right (within 4% of the truth),
 and prints each level's features and score, the level chosen and whether it is right.
-``--fit`` fits the weights of `_level_score` for margin (see `fit`) and prints them.
-Fit on the tune half only; `bench/beats.py` reports on the other.
+
+``--fit`` fits the weights of `_level_score` and prints them. The model is a
+conditional logit: per piece, a softmax over its levels of the weighted features,
+fitted for the likelihood of the right levels with an L2 penalty on standardised
+weights. The penalty is chosen by validation inside the tune side: weights fitted on
+the tune half alone are scored on the tune variants (the same pieces 10% slower and
+faster, `tune_variants`), and the best penalty is refitted on both. The report half
+is never read here unless asked for with ``--split report``; `bench/beats.py`
+reports on it.
 
     .venv/bin/python -m bench.tune_beats [--split tune] [--fit] [--only NAME]
 """
@@ -20,11 +27,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from bench.beat_corpus import CorpusPiece, build_corpus
+from bench.beat_corpus import SPECS, CorpusPiece, build_corpus
 from services.analyzer.features import beats as tracker
 from services.analyzer.features.analyze import onset_bands
 
 FloatArray = npt.NDArray[np.float64]
+PENALTIES = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass
@@ -37,10 +45,14 @@ class Case:
     f_measure: float  # of the whole tracker's beats, with the weights in beats.py
 
 
-def cases(split: str, only: str | None) -> list[Case]:
+def cases(split: str, only: str | None, *, variants: bool = False) -> list[Case]:
     found: list[Case] = []
-    for piece in build_corpus():
-        if split != "all" and piece.split != split:
+    table = {spec.name for spec in SPECS}
+    for piece in build_corpus(variants=variants):
+        variant = piece.name not in table
+        if split == "variants" and not variant:
+            continue
+        if split not in ("all", "variants") and (piece.split != split or variant):
             continue
         if only and only not in piece.name:
             continue
@@ -56,13 +68,15 @@ def cases(split: str, only: str | None) -> list[Case]:
     return found
 
 
+def right_count(all_cases: list[Case], weights: FloatArray) -> int:
+    return sum(bool(case.right[int((case.features @ weights).argmax())]) for case in all_cases)
+
+
 def report(all_cases: list[Case], weights: FloatArray) -> int:
-    correct = 0
     for case in all_cases:
         scores = case.features @ weights
         pick = int(scores.argmax())
         ok = bool(case.right[pick])
-        correct += ok
         reachable = "" if case.right.any() else "  (no level is right)"
         verdict = "ok" if ok else "WRONG"
         chose = case.bpms[pick]
@@ -74,50 +88,65 @@ def report(all_cases: list[Case], weights: FloatArray) -> int:
                 flag = "*" if case.right[i] else " "
                 print(f"    {flag} {case.bpms[i]:6.1f} score {scores[i]:+.2f}  {marks}")
             print(reachable, end="\n" if reachable else "")
+    correct = right_count(all_cases, weights)
     mean_f = np.mean([case.f_measure for case in all_cases])
     print(f"\nright level on {correct}/{len(all_cases)}; mean F of the tracker as it stands {mean_f:.3f}")
     return correct
 
 
-def fit(all_cases: list[Case], start: FloatArray) -> FloatArray:
-    """Weights that put a right level on top for as many pieces as possible, by a wide margin.
+def fit(all_cases: list[Case], penalty: float, scale: FloatArray) -> FloatArray:
+    """Weights that make the right levels likely: a softmax over each piece's levels, L2 on standardised weights.
 
-    The loss per piece is a hinge on the margin between its best right level and its best wrong
-    one (a count of mistakes made smooth), plus a little L2 shrinkage; Powell's method from the
-    current weights and from a few perturbations of them, keeping the best.
+    Pieces where no level is right, or every level is, say nothing about the choice and are left out.
     """
-    usable = [c for c in all_cases if c.right.any() and not c.right.all()]
+    usable = [(c.features / scale, c.right) for c in all_cases if c.right.any() and not c.right.all()]
 
-    def loss(w: FloatArray) -> float:
-        total = 0.0
-        for case in usable:
-            s = case.features @ w
-            total += max(0.0, 1.0 + float(s[~case.right].max()) - float(s[case.right].max()))
-        return total + 0.01 * float(np.sum(w**2))
+    def loss(w: FloatArray) -> tuple[float, FloatArray]:
+        total, grad = penalty * float(w @ w), 2 * penalty * w
+        for features, right in usable:
+            scores = features @ w
+            p = np.exp(scores - scores.max())
+            p /= p.sum()
+            p_right = float(p[right].sum())
+            total -= np.log(max(p_right, 1e-300))
+            grad -= (p * right / max(p_right, 1e-300) - p) @ features
+        return total, grad
 
-    rng = np.random.default_rng(0)
-    best = start
-    for attempt in range(6):
-        begin = start if attempt == 0 else start * rng.uniform(0.5, 1.5, start.size)
-        result = minimize(loss, begin, method="Powell", options={"maxiter": 20000, "xtol": 1e-3, "ftol": 1e-5})
-        if loss(result.x) < loss(best):
-            best = np.asarray(result.x, dtype=np.float64)
-    return best
+    result = minimize(loss, np.zeros(scale.size), jac=True, method="L-BFGS-B")
+    standardised = np.asarray(result.x, dtype=np.float64)
+    return standardised / scale
+
+
+def fit_validated(tune: list[Case], variants: list[Case]) -> FloatArray:
+    """The penalty that scores best on the variants when fitted on the tune half, refitted on both."""
+    scale = np.vstack([c.features for c in tune + variants]).std(axis=0) + 1e-9
+    best_penalty, best_right = PENALTIES[0], -1
+    for penalty in PENALTIES:
+        weights = fit(tune, penalty, scale)
+        right = right_count(variants, weights)
+        fitted = right_count(tune, weights)
+        print(f"penalty {penalty:5}: fitted on tune {fitted}/{len(tune)}, variants {right}/{len(variants)}")
+        if right > best_right:
+            best_penalty, best_right = penalty, right
+    print(f"chosen penalty {best_penalty}; refitted on tune and variants")
+    return fit(tune + variants, best_penalty, scale)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--split", default="tune", choices=["tune", "report", "all"])
+    parser.add_argument("--split", default="tune", choices=["tune", "report", "variants", "all"])
     parser.add_argument("--only")
-    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="fit on the tune half and its variants")
     args = parser.parse_args()
-    all_cases = cases(args.split, args.only)
     weights = np.array(list(tracker._WEIGHTS.values()))
-    report(all_cases, weights)
-    if args.fit:
-        fitted = fit(all_cases, weights)
-        print("\nfitted weights:", {n: round(float(w), 3) for n, w in zip(tracker._WEIGHTS, fitted, strict=True)})
-        report(all_cases, fitted)
+    if not args.fit:
+        report(cases(args.split, args.only, variants=args.split in ("variants", "all")), weights)
+        return 0
+    tune, variants = cases("tune", args.only), cases("variants", args.only, variants=True)
+    report(tune + variants, weights)
+    fitted = fit_validated(tune, variants)
+    print("\nfitted weights:", {n: round(float(w), 3) for n, w in zip(tracker._WEIGHTS, fitted, strict=True)})
+    report(tune + variants, fitted)
     return 0
 
 

@@ -20,9 +20,11 @@ from what beats at each level sound like:
    (`level_features`): a tempo prior (around 115 BPM, or a narrow one around a
    `tempo_hint`), onset salience on the beats, drums half-, a third- and a
    quarter-way between them, how even every second and third beat is, and
-   whether kick and snare take turns. The weights were fitted on the `tune` half
-   of bench/beat_corpus.py only (bench/tune_beats.py). The best three levels
-   become `tempo_candidates`, with softmax confidences.
+   whether kick and snare take turns, and how strongly the tempogram recurs at
+   the level's rate. The weights are a conditional logit (a softmax over each
+   piece's levels) fitted on the `tune` half of bench/beat_corpus.py and its
+   variants 10% slower and faster, never on the report half (bench/tune_beats.py).
+   The best three levels become `tempo_candidates`, with softmax confidences.
 4. The chosen level's beats are refined to the nearest onset peak (sub-frame),
    weak beats at either end are trimmed, the tempo curve is the median slope over
    the pairs of the six beats around each interval (a step shows within two
@@ -58,23 +60,24 @@ _MIN_ACCENT = 0.1  # a meter needs its downbeats at least 10% stronger than the 
 _LEVELS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 _HAT_WEIGHT = 0.5
 
-# Level scoring (see `_level_score`); fitted on the corpus' tune half.
+# Level scoring (see `_level_score`); fitted on the corpus' tune half and its variants (bench/tune_beats.py).
 _PRIOR_BPM = 115.0
 _PRIOR_OCTAVES = 0.6
 _HINT_OCTAVES = 0.15
 _WEIGHTS = {
-    "prior": 2.289,
-    "octave": 1.415,
-    "salience": 3.226,
-    "between_half": 0.468,
-    "between_third": -1.488,
-    "between_quarter": 0.174,
-    "evenness_2": 1.278,
-    "evenness_3": 0.772,
-    "backbeat_1": 2.26,
-    "backbeat_2": -4.318,
-    "between_half_excess": 1.742,
-    "backbeat_even": 0.248,
+    "prior": 2.686,
+    "octave": 1.572,
+    "salience": 5.613,
+    "between_half": 0.077,
+    "between_third": -3.731,
+    "between_quarter": -0.282,
+    "evenness_2": 0.328,
+    "evenness_3": 0.484,
+    "backbeat_1": 3.473,
+    "backbeat_2": -3.714,
+    "between_half_excess": 4.889,
+    "backbeat_even": 0.514,
+    "support": 0.941,
 }
 
 
@@ -317,8 +320,13 @@ def _best_phase(beats: IntArray, mid: FloatArray, high: FloatArray) -> IntArray:
     return best
 
 
-def level_features(beats: IntArray, bpm: float, search: LevelSearch, hint: float | None) -> dict[str, float]:
-    """What the beats of one level sound like; the weights of `_level_score` say which way each one counts."""
+def level_features(
+    beats: IntArray, bpm: float, search: LevelSearch, hint: float | None, support: float
+) -> dict[str, float]:
+    """What the beats of one level sound like; the weights of `_level_score` say which way each one counts.
+
+    `support` is the tempogram's score at the level's tempo over its best score (`_support`).
+    """
     low, mid, _ = search.registers
     drums, pulse = low + mid, search.pulse
     gaps = np.diff(beats).astype(np.float64)
@@ -350,6 +358,9 @@ def level_features(beats: IntArray, bpm: float, search: LevelSearch, hint: float
     # sound, not where every second beat is a hi-hat alone.
     features["between_half_excess"] = max(0.0, features["between_half"] - _RIVAL)
     features["backbeat_even"] = features["backbeat_1"] * float(np.exp(features["evenness_2"]))
+    # How periodic the music is at this level's rate: a 3/2 level in a binary meter, or 4/3 in a
+    # ternary one, lands on onsets often enough but recurs at none of the music's periods.
+    features["support"] = float(np.log(max(support, 1e-3)))
     return features
 
 
@@ -387,8 +398,31 @@ def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float 
             continue
         beats = _best_phase(beats, mid, high)
         bpm = 60.0 * fps / _typical_gap(beats)
-        levels.append(Level(factor, beats, bpm, level_features(beats, bpm, search, hint)))
+        support = _support(scores, log_bpm, np.log2(_bpm_at(beats, times * fps, fps)))
+        levels.append(Level(factor, beats, bpm, level_features(beats, bpm, search, hint, support)))
     return search
+
+
+def _bpm_at(beats: IntArray, frames: FloatArray, fps: float) -> FloatArray:
+    """The tempo of `beats` (over four beats) at each of `frames`."""
+    gaps = np.diff(beats).astype(np.float64)
+    width = min(4, gaps.size)
+    smoothed = np.convolve(gaps, np.full(width, 1 / width), mode="valid")
+    # smoothed[k] averages gaps k … k+width-1, which are centred on beat k + width/2.
+    centres = beats[width // 2 : width // 2 + smoothed.size].astype(np.float64)
+    bpm: FloatArray = 60.0 * fps / np.interp(frames, centres, smoothed)
+    return bpm
+
+
+def _support(scores: FloatArray, log_bpm: FloatArray, level_log_bpm: FloatArray) -> float:
+    """The tempogram's score along a level's tempo (one per window) over its best score, averaged over windows."""
+    position = np.clip((level_log_bpm - log_bpm[0]) * _GRID_PER_OCTAVE, 0, log_bpm.size - 1)
+    lo = np.minimum(position.astype(np.int64), log_bpm.size - 2)
+    frac = position - lo
+    rows = np.arange(scores.shape[0])
+    along = scores[rows, lo] * (1 - frac) + scores[rows, lo + 1] * frac
+    best = float(scores.max(axis=1).mean())
+    return float(along.mean()) / best if best > 0 else 0.0
 
 
 def _typical_gap(beats: IntArray) -> float:
