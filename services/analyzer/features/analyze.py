@@ -20,7 +20,7 @@ from services.analyzer.features.params import AnalysisParams
 from services.analyzer.features.spectral import ONSET_HOP, OnsetBands, OnsetEnvelope, WindowEnvelopes
 from services.analyzer.features.video import VideoMeasures
 
-ANALYZER_VERSION = "2"
+ANALYZER_VERSION = "3"
 """Bump whenever any result could change: it is part of every analysis id, so stale results are never reused."""
 
 _ALIASES = {"tempo": "beats"}

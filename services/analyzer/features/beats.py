@@ -224,34 +224,39 @@ def _viterbi(scores: FloatArray, log_bpm: FloatArray) -> IntArray:
 def _dp_beats(local: FloatArray, period: FloatArray) -> IntArray:
     """Ellis' dynamic programme with a per-frame period, computed in blocks of independent frames."""
     n = local.size
-    score = np.zeros(n)
-    back = np.full(n, -1, dtype=np.int64)
     # Spacings beyond ±1/3 of the period cost more than any onset can pay back, so they are not searched.
     d_lo = max(1, int(np.floor(period.min() * _MIN_SPACING)))
     d_hi = int(np.ceil(period.max() * _MAX_SPACING))
     block = d_lo  # frames closer together than the shortest spacing cannot depend on each other
     offsets = np.arange(d_lo, d_hi + 1)
-    # Predecessors and spacing costs are computed for a chunk of frames at once (memory stays bounded
-    # for hours of audio); the loop over blocks keeps only what depends on earlier scores.
+    # Frame f's score is padded[f + d_hi]; the zeros before frame 0 are never chosen (their cost is -inf).
+    padded = np.zeros(n + d_hi)
+    score = padded[d_hi:]
+    back = np.full(n, -1, dtype=np.int64)
+    frame_numbers = np.arange(n)
+    log_offsets, log_period = np.log(offsets), np.log(period)
+    log_min, log_max = np.log(_MIN_SPACING), np.log(_MAX_SPACING)
+    # windows[f, m] = score of frame f - offsets[-1 - m]: each block's predecessors as a view, not a copy.
+    windows = np.lib.stride_tricks.sliding_window_view(padded, offsets.size)[:, ::-1]
+    # Spacing costs are computed for a chunk of frames at once (memory stays bounded for hours of
+    # audio); the loop over blocks keeps only what depends on earlier scores.
     chunk = block * max(1, _DP_CHUNK_FRAMES // block)
     for chunk_start in range(0, n, chunk):
         chunk_stop = min(n, chunk_start + chunk)
-        frames = np.arange(chunk_start, chunk_stop)
-        prev_chunk = frames[:, None] - offsets[None, :]
-        ratio = offsets[None, :] / period[chunk_start:chunk_stop, None]
-        usable = (prev_chunk >= 0) & (ratio >= _MIN_SPACING) & (ratio <= _MAX_SPACING)
-        cost_chunk = np.where(usable, -_TIGHTNESS * np.log(ratio) ** 2, -np.inf)
-        np.maximum(prev_chunk, 0, out=prev_chunk)
+        frames = frame_numbers[chunk_start:chunk_stop, None]
+        # A spacing is judged by the period halfway through it: across a step of tempo, the last
+        # interval before the step keeps the old period and the first after it takes the new one.
+        log_ratio = log_offsets[None, :] - log_period[np.maximum(frames - offsets[None, :] // 2, 0)]
+        cost_chunk = -_TIGHTNESS * np.square(log_ratio)
+        cost_chunk[(log_ratio < log_min) | (log_ratio > log_max) | (frames < offsets[None, :])] = -np.inf
         for start in range(chunk_start, chunk_stop, block):
             stop = min(chunk_stop, start + block)
-            rows = np.arange(start - chunk_start, stop - chunk_start)
-            cand = score[prev_chunk[rows]]
-            cand += cost_chunk[rows]
+            cand = windows[start:stop] + cost_chunk[start - chunk_start : stop - chunk_start]
             best = cand.argmax(axis=1)
-            best_val = cand[np.arange(rows.size), best]
+            best_val = cand.max(axis=1)
             np.maximum(best_val, 0.0, out=best_val)  # a chain worth less than nothing starts afresh
-            score[start:stop] = local[start:stop] + best_val
-            back[start:stop] = np.where(best_val > 0, prev_chunk[rows, best], -1)
+            np.add(local[start:stop], best_val, out=score[start:stop])
+            back[start:stop] = np.where(best_val > 0, frame_numbers[start:stop] - offsets[best], -1)
     # End on the last local maximum of the cumulative score that is not weak.
     peaks = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     if peaks.size == 0:

@@ -65,6 +65,42 @@ def test_a_tempo_step_shows_in_the_tempo_curve_within_two_beats(tmp_path: Path) 
     assert beats["tempo"] == pytest.approx(float(np.median(bpm)))
 
 
+def test_a_step_after_a_drum_fill_is_followed_beat_for_beat(tmp_path: Path) -> None:
+    # A pop groove at 96 (kick on 1, 3 and the "and" of 3, snare on 2 and 4, eighth hats, a strummed
+    # guitar on syncopated sixteenths) steps up to 128 after a fill of four toms on the last beat.
+    strum = (0, 2, 3, 5, 6)  # sixteenths of each half bar: "x.xx .xx."
+
+    def groove(start: float, bpm: float, bars: int, fill: bool) -> tuple[list[tuple[float, np.ndarray]], float]:
+        beat, events = 60 / bpm, []
+        for bar in range(bars):
+            at = start + 4 * bar * beat
+            last = fill and bar == bars - 1
+            events += [(at + k * beat, 0.9 * low_thump()) for k in (0, 2, 2.5)]
+            events += [(at + k * beat, click(1800, 0.7)) for k in (1, 3) if not (last and k == 3)]
+            events += [(at + k * beat / 2, click(7000, 0.25)) for k in range(6 if last else 8)]
+            events += [(at + (8 * h + k) * beat / 4, click(1200, 0.3)) for h in (0, 1) for k in strum]
+            if last:
+                events += [(at + (3 + j / 4) * beat, click(1000 - 180 * j, 0.8)) for j in range(4)]
+        return events, start + 4 * bars * beat
+
+    first, step_at = groove(0.0, 96, 8, fill=True)
+    second, end = groove(step_at, 128, 8, fill=False)
+    path = tmp_path / "fill-step.wav"
+    write_wav(path, [place(end + 0.5, first + second)])
+    beats = analyze_file(path, ["beats"], PARAMS)["audio"]["beats"]
+    truth = np.concatenate([np.arange(32) * 60 / 96, step_at + np.arange(32) * 60 / 128])
+    found = np.array(beats["beat_times"])
+    # From two and a half beats before the step to three and a half after (bounds between beats).
+    lo, hi = step_at - 2.5 * 60 / 96, step_at + 3.5 * 60 / 128
+    near_step = (truth > lo) & (truth < hi)
+    assert np.abs(found[:, None] - truth[None, near_step]).min(axis=0).max() < 0.05
+    window = (found > lo) & (found < hi)
+    assert window.sum() == near_step.sum()  # no beat inserted in the fill
+    times, bpm = np.array(beats["tempo_curve"]["times"]), np.array(beats["tempo_curve"]["bpm"])
+    assert np.abs(bpm[(times > 2) & (times < step_at - 2 * 60 / 96)] / 96 - 1).max() < 0.04
+    assert np.abs(bpm[(times > step_at + 60 / 128) & (times < end - 1)] / 128 - 1).max() < 0.04
+
+
 def test_an_accelerando_is_followed_within_three_percent(tmp_path: Path) -> None:
     def tempo_at(t: float) -> float:
         return 90 + 50 * min(1.0, t / 30)
