@@ -1368,6 +1368,9 @@ SPECS = [
 ]
 
 
+VARIANT_MARK = "-at-"  # a variant is named <piece>-at-<its tempo>
+
+
 def tune_variants() -> list[Spec]:
     """More pieces for tuning only: each steady-tempo tune piece again 10% slower and 10% faster, new seeds.
 
@@ -1383,7 +1386,7 @@ def tune_variants() -> list[Spec]:
         for scale in (0.9, 1.1):
             bpm = round(tempo * scale)
             varied = partial(compose.func, bpm, seed + 1000 + 2 * number + (scale > 1), *rest, **compose.keywords)
-            variants.append(Spec(f"{spec.name}-at-{bpm}", spec.style, "tune", varied))
+            variants.append(Spec(f"{spec.name}{VARIANT_MARK}{bpm}", spec.style, "tune", varied))
     return variants
 
 

@@ -8,8 +8,9 @@ and prints each level's features and score, the level chosen and whether it is r
 conditional logit: per piece, a softmax over its levels of the weighted features,
 fitted for the likelihood of the right levels with an L2 penalty on standardised
 weights. The penalty is chosen by validation inside the tune side: weights fitted on
-the tune half alone are scored on the tune variants (the same pieces 10% slower and
-faster, `tune_variants`), and the best penalty is refitted on both. The report half
+the tune half and its variants (the same pieces 10% slower and faster,
+`tune_variants`) less one piece and its variants are scored on what was left out, for
+each piece in turn, and the best penalty is refitted on all of them. The report half
 is never read here unless asked for with ``--split report``; `bench/beats.py`
 reports on it.
 
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from bench.beat_corpus import SPECS, CorpusPiece, build_corpus
+from bench.beat_corpus import SPECS, VARIANT_MARK, CorpusPiece, build_corpus
 from services.analyzer.features import beats as tracker
 from services.analyzer.features.analyze import onset_bands
 
@@ -118,18 +119,30 @@ def fit(all_cases: list[Case], penalty: float, scale: FloatArray) -> FloatArray:
 
 
 def fit_validated(tune: list[Case], variants: list[Case]) -> FloatArray:
-    """The penalty that scores best on the variants when fitted on the tune half, refitted on both."""
-    scale = np.vstack([c.features for c in tune + variants]).std(axis=0) + 1e-9
+    """The penalty that does best when each piece (with its variants) is left out of the fit, refitted on all.
+
+    A piece's variants share its style and arrangement, so they are left out with it: scored
+    on them, a penalty would be judged on pieces the fit has half seen.
+    """
+    cases = tune + variants
+    scale = np.vstack([c.features for c in cases]).std(axis=0) + 1e-9
+    groups = sorted({_origin(c) for c in cases})
     best_penalty, best_right = PENALTIES[0], -1
     for penalty in PENALTIES:
-        weights = fit(tune, penalty, scale)
-        right = right_count(variants, weights)
-        fitted = right_count(tune, weights)
-        print(f"penalty {penalty:5}: fitted on tune {fitted}/{len(tune)}, variants {right}/{len(variants)}")
+        right = 0
+        for group in groups:
+            weights = fit([c for c in cases if _origin(c) != group], penalty, scale)
+            right += right_count([c for c in cases if _origin(c) == group], weights)
+        print(f"penalty {penalty:5}: right on {right}/{len(cases)} left out")
         if right > best_right:
             best_penalty, best_right = penalty, right
-    print(f"chosen penalty {best_penalty}; refitted on tune and variants")
-    return fit(tune + variants, best_penalty, scale)
+    print(f"chosen penalty {best_penalty}; refitted on the tune half and its variants")
+    return fit(cases, best_penalty, scale)
+
+
+def _origin(case: Case) -> str:
+    """The tune piece a case is, or is a variant of."""
+    return case.piece.name.split(VARIANT_MARK)[0]
 
 
 def main() -> int:

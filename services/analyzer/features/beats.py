@@ -66,10 +66,10 @@ _PRIOR_OCTAVES = 0.6
 _HINT_OCTAVES = 0.15
 _WEIGHTS = {
     "prior": 2.686,
-    "octave": 1.572,
-    "salience": 5.613,
+    "octave": 1.573,
+    "salience": 5.614,
     "between_half": 0.077,
-    "between_third": -3.731,
+    "between_third": -3.73,
     "between_quarter": -0.282,
     "evenness_2": 0.328,
     "evenness_3": 0.484,
