@@ -450,11 +450,10 @@ def _local_beat_period(beat_times: FloatArray) -> FloatArray:
     if size < 3:
         return intervals.copy()
     first, second = np.triu_indices(size, k=1)
-    periods = np.empty(intervals.size)
-    for i in range(intervals.size):
-        start = int(np.clip(i - _CURVE_REACH, 0, beat_times.size - size))
-        window = beat_times[start : start + size]
-        periods[i] = float(np.median((window[second] - window[first]) / (second - first)))
+    starts = np.clip(np.arange(intervals.size) - _CURVE_REACH, 0, beat_times.size - size)
+    windows = beat_times[starts[:, None] + np.arange(size)[None, :]]  # (intervals, size)
+    slopes = (windows[:, second] - windows[:, first]) / (second - first)
+    periods: FloatArray = np.median(slopes, axis=1)
     return periods
 
 
