@@ -35,6 +35,9 @@ FORBIDDEN_403 = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
 SERVER_ERROR_500 = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 
 
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS record that opens a handshake
+
+
 class Listener:
     """A TCP listener on 127.0.0.1 and ::1 (one port) that records what arrives on each connection and
     answers `answer` once a request's head is in (None: never answers)."""
@@ -67,6 +70,8 @@ class Listener:
                         if not chunk:
                             break
                         self.requests[index] += chunk
+                        if self.requests[index][:1] == TLS_HANDSHAKE:
+                            break  # a TLS client hello: no head will come, answer at once (the client fails fast)
             if self.answer is None:
                 with contextlib.suppress(ConnectionError):
                     await reader.read()  # until the client gives up and closes
