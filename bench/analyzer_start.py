@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc
 from artdag_common.bus import connect
@@ -66,7 +67,7 @@ async def main() -> int:
     return 0
 
 
-async def _ready_after(nc: Any, started: float) -> float:
+async def _ready_after(nc: NatsClient, started: float) -> float:
     """Seconds from `started` until the analyzer's health check answers ok."""
     while True:
         try:

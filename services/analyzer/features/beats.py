@@ -402,21 +402,22 @@ def track_levels(bands: OnsetBands, min_bpm: float, max_bpm: float, hint: float 
         if beats.size < 4:
             continue
         beats = _best_phase(beats, mid, high)
-        bpm = 60.0 * fps / _typical_gap(beats)
-        support = _support(scores, log_bpm, np.log2(_bpm_at(beats, times * fps, fps)))
+        centres, gaps = _four_beat_gaps(beats)
+        # The median gap: sub-frame precise, yet robust to a change of tempo.
+        bpm = 60.0 * fps / float(np.median(gaps))
+        support = _support(scores, log_bpm, np.log2(60.0 * fps / np.interp(times * fps, centres, gaps)))
         levels.append(Level(factor, beats, bpm, level_features(beats, bpm, search, hint, support)))
     return search
 
 
-def _bpm_at(beats: IntArray, frames: FloatArray, fps: float) -> FloatArray:
-    """The tempo of `beats` (over four beats) at each of `frames`."""
+def _four_beat_gaps(beats: IntArray) -> tuple[FloatArray, FloatArray]:
+    """The beat gap averaged over four beats (fewer if there are not four), and the frame each average is centred on."""
     gaps = np.diff(beats).astype(np.float64)
     width = min(4, gaps.size)
-    smoothed = np.convolve(gaps, np.full(width, 1 / width), mode="valid")
-    # smoothed[k] averages gaps k … k+width-1, which are centred on beat k + width/2.
-    centres = beats[width // 2 : width // 2 + smoothed.size].astype(np.float64)
-    bpm: FloatArray = 60.0 * fps / np.interp(frames, centres, smoothed)
-    return bpm
+    averaged: FloatArray = np.convolve(gaps, np.full(width, 1 / width), mode="valid")
+    # averaged[k] spans gaps k … k+width-1, which are centred on beat k + width/2.
+    centres: FloatArray = beats[width // 2 : width // 2 + averaged.size].astype(np.float64)
+    return centres, averaged
 
 
 def _support(scores: FloatArray, log_bpm: FloatArray, level_log_bpm: FloatArray) -> float:
@@ -428,14 +429,6 @@ def _support(scores: FloatArray, log_bpm: FloatArray, level_log_bpm: FloatArray)
     along = scores[rows, lo] * (1 - frac) + scores[rows, lo + 1] * frac
     best = float(scores.max(axis=1).mean())
     return float(along.mean()) / best if best > 0 else 0.0
-
-
-def _typical_gap(beats: IntArray) -> float:
-    """The median of the beat gap averaged over four beats: sub-frame precise, yet robust to a change of tempo."""
-    gaps = np.diff(beats).astype(np.float64)
-    if gaps.size < 4:
-        return float(gaps.mean())
-    return float(np.median(np.convolve(gaps, np.full(4, 0.25), mode="valid")))
 
 
 def _local_beat_period(beat_times: FloatArray) -> FloatArray:
