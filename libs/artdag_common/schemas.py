@@ -680,7 +680,11 @@ class ProvenanceRecord(Message):
 
 # -- storage providers (cache service) ----------------------------------------------------
 
-StorageType = Literal["s3", "ipfs", "nats", "local"]
+StorageType = Literal["s3", "ipfs", "nats", "local", "pinning"]
+ReplicateMode = Literal["none", "outputs", "inputs", "all"]
+"""What a provider receives of its owner's content: nothing, run outputs (with their provenance
+records), uploads and imports, or both."""
+LocationState = Literal["pending", "stored", "failed", "removing"]
 
 
 class StorageProviderInput(Message):
@@ -689,6 +693,8 @@ class StorageProviderInput(Message):
     name: str = Field(min_length=1, max_length=128)
     type: StorageType
     config: dict[str, Any] = Field(default_factory=dict)
+    replicate: ReplicateMode = Field(default="none", description="which of the owner's content is copied here")
+    default: bool = Field(default=False, description="read back from first, and the target of a plain copy")
     owner: str | None = Field(default=None, description="set by the gateway to the caller; ignored from clients")
     viewer: Viewer | None = Field(
         default=None,
@@ -704,6 +710,8 @@ class StorageProviderPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
     config: dict[str, Any] | None = None
+    replicate: ReplicateMode | None = None
+    default: bool | None = None
 
 
 class StorageProviderUpdate(Message):
@@ -715,6 +723,7 @@ class StorageProviderUpdate(Message):
 class StorageProviderRequest(Message):
     id: str
     viewer: Viewer | None = Field(default=None, description="who asks: see StorageProviderInput.viewer")
+    keep_copies: bool = Field(default=True, description="on delete: leave the copies in the provider")
 
 
 class StorageProviderRecord(Message):
@@ -724,6 +733,8 @@ class StorageProviderRecord(Message):
     name: str
     type: StorageType
     config: dict[str, Any]
+    replicate: ReplicateMode = "none"
+    default: bool = False
     owner: str | None = None
     created_at: float
     updated_at: float
@@ -731,6 +742,50 @@ class StorageProviderRecord(Message):
 
 class StorageProviderList(Message):
     providers: list[StorageProviderRecord]
+
+
+class ContentLocation(BaseModel):
+    """One copy of content at a storage provider, and how it stands."""
+
+    provider_id: str
+    provider_name: str
+    type: StorageType
+    state: LocationState
+    error: str | None = Field(default=None, description="why the last attempt failed (state failed or pending)")
+    attempts: int = 0
+    updated_at: float
+
+
+class ContentLocations(Message):
+    """`cache.locations`: where content is kept besides the local store."""
+
+    cid: str
+    local: bool = Field(description="whether the local content store holds the bytes now")
+    locations: list[ContentLocation]
+
+
+class ContentMeta(ContentRecord):
+    """`GET /cache/{cid}/meta`: the record, and where its bytes are kept."""
+
+    local: bool = True
+    locations: list[ContentLocation] = Field(default_factory=list)
+
+
+class CopyRequest(Message):
+    """`cache.copy` (`POST /cache/{cid}/locations`): copy content the viewer holds to one of their providers."""
+
+    cid: str
+    provider_id: str | None = Field(default=None, description="the viewer's default provider when omitted")
+    viewer: Viewer | None = None
+
+
+class ReplicationTask(Message):
+    """`artdag.task.replicate`: copy (`store`) or remove one cid at one provider; the work queue keeps it."""
+
+    cid: str
+    provider_id: str
+    action: Literal["store", "remove"] = "store"
+    ref: str | None = Field(default=None, description="the provider's own name for the copy (a pin request id)")
 
 
 class StorageTestReply(Message):

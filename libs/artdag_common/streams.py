@@ -124,6 +124,15 @@ CACHE_RUN_COMPLETIONS = ConsumerDecl(
     ack_wait_s=60.0,
     max_deliver=10,
 )
+# Cache services share one durable consumer of copies to storage providers; a copy not acked
+# (its cache service died mid-copy) comes back to another after the ack wait, with back-off.
+CACHE_REPLICATION = ConsumerDecl(
+    stream=TASKS.name or "",
+    durable="cache-replication",
+    filter_subject=subjects.TASK_REPLICATE,
+    ack_wait_s=60.0,
+    max_deliver=8,
+)
 
 # The consumers whose ack wait is ARTDAG_ACK_WAIT_S: how soon a dead replica's work goes to another.
 HANDED_OVER = frozenset({STEP_WORKERS.durable, INLINE_STEP_WORKERS.durable, PLANNER_STEP_EVENTS.durable})
@@ -134,6 +143,7 @@ CONSUMERS: tuple[ConsumerDecl, ...] = (
     ANALYZE_WORKERS,
     PLANNER_STEP_EVENTS,
     CACHE_RUN_COMPLETIONS,
+    CACHE_REPLICATION,
 )
 
 # `direct`: reads go to the stream directly (no JetStream API request, no advisory per read),

@@ -27,6 +27,7 @@ TASKS_WILDCARD = f"{PREFIX}.task.>"
 TASK_STEP = f"{PREFIX}.task.step"
 TASK_INLINE_STEP = f"{PREFIX}.task.inline"  # steps of inline node types (no media work)
 TASK_ANALYZE = f"{PREFIX}.task.analyze"
+TASK_REPLICATE = f"{PREFIX}.task.replicate"  # copy to / remove from a storage provider
 
 # Events (stream EVENTS, limits retention): what the UI and subscribers follow.
 EVENTS_WILDCARD = f"{PREFIX}.event.>"

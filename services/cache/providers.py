@@ -170,8 +170,35 @@ class LocalConfig(_Config):
         return value
 
 
-CONFIGS: dict[str, type[_Config]] = {"s3": S3Config, "ipfs": IpfsConfig, "nats": NatsConfig, "local": LocalConfig}
-ProviderType = Literal["s3", "ipfs", "nats", "local"]
+class PinningConfig(_Config):
+    """A pinning service that speaks the IPFS Pinning Service API; an IPFS node provides the bytes."""
+
+    endpoint: str = Field(description="the service's API root, like https://pin.example/psa")
+    access_token: SecretStr = Field(description="the service's bearer token, stored encrypted, never shown")
+    ipfs_api: str = Field(default="/ip4/127.0.0.1/tcp/5001", description="RPC API multiaddr of the node that provides")
+    timeout_s: float = Field(default=300.0, gt=0, le=3600, description="how long a pin may take to be pinned")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("a pinning service endpoint is http(s)://host[:port][/path]")
+        return _check_url_host(value.rstrip("/"))
+
+    @field_validator("ipfs_api")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        return IpfsConfig._api(value)
+
+
+CONFIGS: dict[str, type[_Config]] = {
+    "s3": S3Config,
+    "ipfs": IpfsConfig,
+    "nats": NatsConfig,
+    "local": LocalConfig,
+    "pinning": PinningConfig,
+}
+ProviderType = Literal["s3", "ipfs", "nats", "local", "pinning"]
 
 
 def _secret_fields(model: type[_Config]) -> set[str]:

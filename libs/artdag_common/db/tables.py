@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,6 +30,8 @@ class Content(Base):
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     last_access: Mapped[float | None] = mapped_column(Float, nullable=True)
     provenance_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The bytes were dropped from the local store to make room: only storage providers hold them.
+    offloaded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_content_created_at", "created_at"),
@@ -59,6 +61,25 @@ class StorageProvider(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    replicate: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Added by an admin: may reach what only admins may (private addresses, a local directory).
+    privileged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ContentLocation(Base):
+    """A copy of content at a storage provider and how it stands. Owner: cache service."""
+
+    __tablename__ = "content_locations"
+    __table_args__ = (Index("ix_content_locations_provider", "provider_id"),)
+
+    cid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(256), nullable=True)  # a pin request id
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[float] = mapped_column(Float)
 
 
