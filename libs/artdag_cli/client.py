@@ -110,6 +110,24 @@ class Client:
         )
         return body
 
+    def locations(self, cid: str) -> dict[str, Any]:
+        """Where `cid` is kept: whether this server's store holds it, and each copy at a storage provider."""
+        body: dict[str, Any] = self._check(self._send("GET", f"/cache/{cid}/locations"))
+        return body
+
+    def copy(self, cid: str, provider_id: str | None = None) -> dict[str, Any]:
+        """Copy `cid` to one of your storage providers (None: your default one); the copy is made in the
+        background, and the answer is where it is kept now (the new copy `pending`)."""
+        payload = {"provider_id": provider_id} if provider_id else {}
+        body: dict[str, Any] = self._check(self._send("POST", f"/cache/{cid}/locations", json=payload))
+        return body
+
+    def providers(self) -> list[dict[str, Any]]:
+        """Your storage providers (secrets masked)."""
+        body: dict[str, Any] = self._check(self._send("GET", "/storage"))
+        found: list[dict[str, Any]] = body["providers"]
+        return found
+
     def download(self, cid: str, dest: Path) -> None:
         tmp = dest.with_name(dest.name + ".part")
         with self.http.stream("GET", f"/cache/{cid}/raw") as response:

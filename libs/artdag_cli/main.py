@@ -45,6 +45,13 @@ def _binding(value: str) -> tuple[str, str]:
     return name, target
 
 
+def _cid(value: str) -> str:
+    try:
+        return validate_cid(value.strip())
+    except ArtdagError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a CID: {exc.message}") from None
+
+
 def _add_inputs(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "-i",
@@ -149,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", type=Path, nargs="+", metavar="FILE")
     upload.add_argument("--json", action="store_true", help="print the stored records as JSON")
     upload.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    locations = commands.add_parser(
+        "locations", help="where content is kept: this server's store, and its copies at your storage providers"
+    )
+    locations.add_argument("cid", type=_cid, help="the content's CID")
+    locations.add_argument("--json", action="store_true", help="print JSON")
+    locations.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    copy = commands.add_parser("copy", help="copy content to one of your storage providers (made in the background)")
+    copy.add_argument("cid", type=_cid, help="the content's CID")
+    copy.add_argument(
+        "--provider", metavar="ID|NAME", help="the provider's id or name (default: your default provider)"
+    )
+    copy.add_argument("--json", action="store_true", help="print JSON")
+    copy.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -379,6 +401,74 @@ def cmd_upload(args: argparse.Namespace) -> int:
         client.close()
     if args.json:
         print(json.dumps(records, indent=2))
+    return 0
+
+
+PROVIDER_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def print_locations(body: dict[str, Any]) -> None:
+    """A `GET /cache/{cid}/locations` answer as a table: the local store, then each provider's copy."""
+    local = "yes" if body["local"] else "no (only at the providers below)"
+    print(f"cid      {body['cid']}")
+    print(f"local    {local}")
+    locations: list[dict[str, Any]] = body["locations"]
+    if not locations:
+        print("no copies at storage providers")
+        return
+    print()
+    print(f"{'PROVIDER':<24}  {'TYPE':<8}  {'STATE':<8}  {'UPDATED':<19}  ERROR")
+    for loc in locations:
+        updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(loc["updated_at"]))
+        error = loc.get("error") or "-"
+        print(f"{loc['provider_name'][:24]:<24}  {loc['type']:<8}  {loc['state']:<8}  {updated}  {error}")
+
+
+def _provider_id(client: Client, wanted: str) -> str:
+    """The id of the provider `wanted` names: an id as it is, or the name of one of yours."""
+    if PROVIDER_ID.fullmatch(wanted.lower()):
+        return wanted.lower()
+    providers = client.providers()
+    matches = [p["id"] for p in providers if p["name"] == wanted]
+    if len(matches) == 1:
+        return str(matches[0])
+    names = ", ".join(sorted(p["name"] for p in providers)) or "none (add one at /storage)"
+    if matches:
+        raise ArtdagError(
+            f"--provider: {len(matches)} of your providers are named {wanted!r}: give its id (GET /storage lists them)"
+        )
+    raise ArtdagError(f"--provider: no provider with the id or name {wanted!r}; yours: {names}")
+
+
+def cmd_locations(args: argparse.Namespace) -> int:
+    import json
+
+    client = Client(args.server)
+    try:
+        body = client.locations(args.cid)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        print_locations(body)
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    import json
+
+    client = Client(args.server)
+    try:
+        provider_id = _provider_id(client, args.provider.strip()) if args.provider else None
+        body = client.copy(args.cid, provider_id)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print_locations(body)
+    print(f"copying in the background: `artdag locations {args.cid}` shows when it is stored", file=sys.stderr)
     return 0
 
 
@@ -625,6 +715,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_recipes(args)
         if args.command == "upload":
             return cmd_upload(args)
+        if args.command == "locations":
+            return cmd_locations(args)
+        if args.command == "copy":
+            return cmd_copy(args)
         if args.command == "migrate":
             return cmd_migrate(args)
         if args.command == "token":

@@ -125,6 +125,7 @@ def grants(object_bucket: str) -> dict[str, Grant]:
         ),
         "cache": (
             subjects.CONTENT_STORED,
+            subjects.TASK_REPLICATE,
             _rpc("planner", "get_run"),
             _rpc("planner", "get_plan"),
             *content,

@@ -135,7 +135,9 @@ CACHE_REPLICATION = ConsumerDecl(
 )
 
 # The consumers whose ack wait is ARTDAG_ACK_WAIT_S: how soon a dead replica's work goes to another.
-HANDED_OVER = frozenset({STEP_WORKERS.durable, INLINE_STEP_WORKERS.durable, PLANNER_STEP_EVENTS.durable})
+HANDED_OVER = frozenset(
+    {STEP_WORKERS.durable, INLINE_STEP_WORKERS.durable, PLANNER_STEP_EVENTS.durable, CACHE_REPLICATION.durable}
+)
 
 CONSUMERS: tuple[ConsumerDecl, ...] = (
     STEP_WORKERS,

@@ -17,6 +17,7 @@ from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.media_limits import InputLimits
+from artdag_common.restore import local_path_restoring
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     AnalysisProgress,
@@ -76,7 +77,7 @@ class Analyzer:
         except KeyNotFoundError:
             pass
         async with self.slots:
-            path = await self.store.local_path(cid, self.scratch)
+            path = await local_path_restoring(self.runtime.nc, self.store, cid, self.scratch)
             info = await asyncio.to_thread(probe_file, path, cid, self.limits)
         await self.cache.put(key, info.model_dump_json().encode())
         self.counts["probed"] += 1
@@ -154,7 +155,7 @@ class Analyzer:
                 )
 
         async with self.slots:
-            path = await self.store.local_path(cid, self.scratch)
+            path = await local_path_restoring(self.runtime.nc, self.store, cid, self.scratch)
             analyze = functools.partial(analyze_file, path, features, params, progress, limits=self.limits)
             result: dict[str, Any] = await asyncio.to_thread(analyze)
         # Only a complete result is stored and indexed: a failure above leaves nothing behind.

@@ -8,7 +8,7 @@ from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
 from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.disk import Ballast
-from artdag_common.errors import ArtdagError
+from artdag_common.errors import ArtdagError, NotFoundError
 from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
@@ -17,9 +17,12 @@ from artdag_common.schemas import (
     CidsRequest,
     ContentDeleted,
     ContentFound,
+    ContentLocations,
     ContentMetaUpdate,
+    ContentOrigin,
     ContentRecord,
     ContentRecords,
+    CopyRequest,
     HoldReply,
     HoldRequest,
     L1Keys,
@@ -45,10 +48,14 @@ from artdag_common.schemas import (
 from services.cache.handlers import RunFollower
 from services.cache.providers import ProviderBook, ProviderPolicy, SecretBox, type_schema
 from services.cache.publish import Publisher
+from services.cache.replication import INPUTS, OUTPUTS, Replicator
 from services.cache.service import ContentCatalog
 from services.cache.settings import CacheSettings
 
 log = logging.getLogger(__name__)
+
+# Copies pending this long without a word are queued again (duplicates do no harm: a copy is idempotent).
+REQUEUE_EVERY_S = 600.0
 
 
 async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
@@ -70,6 +77,16 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     providers = ProviderBook(
         sessions, SecretBox.from_settings(settings.secrets_key, settings.home), ProviderPolicy.from_settings(settings)
     )
+    replicator = Replicator(
+        runtime.js,
+        sessions,
+        providers,
+        store,
+        spool=settings.spool_dir,
+        max_deliver=streams.CACHE_REPLICATION.max_deliver,
+        ack_wait_s=settings.ack_wait_s,
+    )
+    catalog.offload_candidates = replicator.stored_cids
     # The L1's keys: made on first start (files mode 0600, never in the database).
     keys = await asyncio.to_thread(load_or_create_keys, settings.keys_dir)
     publisher = Publisher(
@@ -87,6 +104,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         max_deliver=streams.CACHE_RUN_COMPLETIONS.max_deliver,
         timeout_s=settings.rpc_timeout_s,
         keys=keys,
+        on_outputs=lambda cids, owner: replicator.replicate(cids, owner, OUTPUTS),
     )
     counts = {"registered": 0, "deleted": 0}
 
@@ -94,6 +112,8 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         counts["registered"] += 1
         record = await catalog.register(request)
         CACHE_BYTES.add(request.size, {"origin": request.origin.value})
+        if request.origin in (ContentOrigin.UPLOAD, ContentOrigin.IMPORT):
+            await replicator.replicate([record.cid], request.owner, INPUTS)
         return record
 
     async def register_many(request: ContentRecords) -> RegisterManyReply:
@@ -119,7 +139,19 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return await catalog.get(request.cid, request.viewer)
 
     async def access(request: CidRequest) -> ContentRecord:
-        return await catalog.access(request.cid, request.viewer)
+        record = await catalog.access(request.cid, request.viewer)
+        # A download of content given up to make room (or on a fresh node) reads it back first.
+        await replicator.ensure_local(record.cid)
+        return record
+
+    async def restore(request: CidRequest) -> ContentRecord:
+        record = await catalog.get(request.cid, request.viewer)
+        await replicator.ensure_local(record.cid)
+        return record
+
+    async def locations(request: CidRequest) -> ContentLocations:
+        await catalog.get(request.cid, request.viewer)  # 404 for what the viewer may not see
+        return await replicator.locations(request.cid, request.viewer)
 
     async def stat_many(request: CidsRequest) -> ContentFound:
         return ContentFound(records=await catalog.get_many(request.cids, request.viewer))
@@ -144,6 +176,14 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     async def remove(request: CidRequest) -> ContentDeleted:
         deleted = await catalog.delete(request.cid, request.viewer)
         counts["deleted"] += 1
+        # The copies follow: all of them if the content is gone, else those at the viewer's providers.
+        try:
+            await catalog.get(request.cid)
+            gone = False
+        except NotFoundError:
+            gone = True
+        viewer = request.viewer
+        await replicator.forget(request.cid, None if gone or viewer is None else viewer.user)
         return deleted
 
     async def storage_list(request: StorageListRequest) -> StorageProviderList:
@@ -153,6 +193,8 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return await providers.get(request.id)
 
     async def storage_delete(request: StorageProviderRequest) -> StorageProviderRecord:
+        await providers.get(request.id)  # 404 before anything is removed
+        await replicator.drop_provider(request.id, keep_copies=request.keep_copies)
         return await providers.delete(request.id)
 
     async def storage_test(request: StorageProviderRequest) -> StorageTestReply:
@@ -162,7 +204,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return type_schema(request.type)
 
     def details() -> dict[str, Any]:
-        return {**counts, **follower.counts}
+        return {**counts, **follower.counts, **replicator.counts}
 
     runtime.health_details = details
     # Executors register every step's output: many at once, committed together (see `ContentCatalog.register`).
@@ -170,6 +212,9 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "register_many", ContentRecords, register_many, concurrency=8)
     await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
     await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
+    await rpc.serve(runtime.nc, "cache", "restore", CidRequest, restore, concurrency=4)
+    await rpc.serve(runtime.nc, "cache", "locations", CidRequest, locations)
+    await rpc.serve(runtime.nc, "cache", "copy", CopyRequest, replicator.copy)
     await rpc.serve(runtime.nc, "cache", "stat_many", CidsRequest, stat_many, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "usage", UsageRequest, usage, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)
@@ -186,3 +231,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "storage_test", StorageProviderRequest, storage_test)
     await rpc.serve(runtime.nc, "cache", "storage_type", StorageTypeRequest, storage_type)
     runtime.run_consumer(streams.CACHE_RUN_COMPLETIONS, follower.on_message, concurrency=2)
+    runtime.run_consumer(streams.CACHE_REPLICATION, replicator.on_message, concurrency=settings.replication_concurrency)
+    # A copy whose message never reached the queue (the bus was down when it was made) is queued again.
+    sweeper = asyncio.create_task(replicator.sweep(REQUEUE_EVERY_S, runtime.stopping))
+    runtime.stack.callback(sweeper.cancel)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -51,8 +52,10 @@ class RunFollower:
         max_deliver: int,
         timeout_s: float,
         keys: L1Keys | None = None,
+        on_outputs: Callable[[list[str], str | None], Awaitable[int]] | None = None,
     ) -> None:
         self.keys = keys
+        self.on_outputs = on_outputs
         self.nc = nc
         self.catalog = catalog
         self.store = store
@@ -120,6 +123,9 @@ class RunFollower:
         await self.catalog.link_provenance(state.output_cid, cid)
         self.counts["provenance_records"] += 1
         log.info("run %s: provenance %s for output %s", run_id, cid, state.output_cid)
+        if self.on_outputs is not None:
+            # Copies to the owner's providers: queued durably, so a retried event queues nothing twice.
+            await self.on_outputs([state.output_cid, cid], state.owner)
         return cid
 
     async def _settled_state(self, request: RunRequest, *, settled_only: bool) -> RunState:

@@ -27,6 +27,7 @@ class ProviderS3Store(S3ContentStore):
         region: str | None,
         access_key_id: str | None,
         secret_access_key: str | None,
+        cid_version: int = 0,
     ) -> None:
         super().__init__(
             bucket,
@@ -36,6 +37,7 @@ class ProviderS3Store(S3ContentStore):
             region=region,
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
+            cid_version=cid_version,
         )
         # Without keys botocore would take the server's own (AWS_* variables, ~/.aws, the instance
         # or pod role) and send them wherever the endpoint points: requests go unsigned instead.

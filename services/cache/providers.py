@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.content_store import ContentStore, LocalContentStore
@@ -38,6 +38,7 @@ from artdag_common.schemas import (
 )
 from artdag_common.settings import CommonSettings, check_s3_prefix
 from services.cache.egress import NATS_DEFAULT_PORT, Endpoint, Reach, bus_addresses, run_checked, url_endpoint
+from services.cache.replicas import Replica, StoreReplica
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +382,7 @@ class ProviderBook:
     ) -> None:
         self._sessions = sessions
         self._box = box
-        self._policy = policy if policy is not None else ProviderPolicy()
+        self.policy = policy if policy is not None else ProviderPolicy()
 
     def _sealed(self, provider_id: str, config: _Config) -> dict[str, Any]:
         stored: dict[str, Any] = {}
@@ -392,7 +393,7 @@ class ProviderBook:
                 stored[name] = value
         return stored
 
-    def _opened(self, row: StorageProvider) -> _Config:
+    def opened(self, row: StorageProvider) -> _Config:
         """The row's config with secrets decrypted (for connecting, never for showing)."""
         model = CONFIGS[row.type]
         secrets = _secret_fields(model)
@@ -413,6 +414,8 @@ class ProviderBook:
             name=row.name,
             type=row.type,
             config=config,
+            replicate=row.replicate,
+            default=row.is_default,
             owner=row.owner,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -424,8 +427,22 @@ class ProviderBook:
             raise NotFoundError(f"no storage provider {provider_id}", field="id")
         return row
 
+    async def row(self, provider_id: str) -> StorageProvider:
+        """The provider's row as stored (secrets sealed), for connecting with `opened`."""
+        async with self._sessions() as session:
+            return await self._row(session, provider_id)
+
+    @staticmethod
+    async def _only_default(session: AsyncSession, row: StorageProvider) -> None:
+        """`row` becomes its owner's one default provider."""
+        await session.execute(
+            update(StorageProvider)
+            .where(StorageProvider.owner == row.owner, StorageProvider.id != row.id)
+            .values(is_default=False)
+        )
+
     async def add(self, request: StorageProviderInput) -> StorageProviderRecord:
-        config = await self._policy.admit(validate_config(request.type, request.config), request.viewer)
+        config = await self.policy.admit(validate_config(request.type, request.config), request.viewer)
         provider_id = uuid.uuid4().hex
         now = time.time()
         row = StorageProvider(
@@ -436,9 +453,16 @@ class ProviderBook:
             owner=request.owner,
             created_at=now,
             updated_at=now,
+            replicate=request.replicate,
+            is_default=request.default,
+            # What an admin may reach (a local directory, private addresses), their copies may reach later.
+            privileged=request.viewer is not None and request.viewer.admin,
         )
         async with self._sessions.begin() as session:
             session.add(row)
+            if row.is_default:
+                await session.flush()
+                await self._only_default(session, row)
         log.info("storage provider %s added (%s, %s)", provider_id, request.type, row.name)
         return self._shown(row)
 
@@ -460,8 +484,14 @@ class ProviderBook:
             row = await self._row(session, request.id)
             if request.patch.name is not None:
                 row.name = request.patch.name.strip()
+            if request.patch.replicate is not None:
+                row.replicate = request.patch.replicate
+            if request.patch.default is not None:
+                row.is_default = request.patch.default
+                if row.is_default:
+                    await self._only_default(session, row)
             if request.patch.config is not None:
-                current = self._opened(row).model_dump(mode="python", exclude_none=True)
+                current = self.opened(row).model_dump(mode="python", exclude_none=True)
                 merged = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in current.items()}
                 for name, value in request.patch.config.items():
                     if value == MASK:
@@ -470,8 +500,9 @@ class ProviderBook:
                         merged.pop(name, None)
                     else:
                         merged[name] = value
-                config = await self._policy.admit(validate_config(row.type, merged), request.viewer)
+                config = await self.policy.admit(validate_config(row.type, merged), request.viewer)
                 row.config = self._sealed(row.id, config)
+                row.privileged = request.viewer is not None and request.viewer.admin
             row.updated_at = time.time()
             return self._shown(row)
 
@@ -492,8 +523,8 @@ class ProviderBook:
         """
         async with self._sessions() as session:
             row = await self._row(session, provider_id)
-        config = await self._policy.admit(self._opened(row), viewer)
-        reach = await self._policy.reach(viewer)
+        config = await self.policy.admit(self.opened(row), viewer)
+        reach = await self.policy.reach(viewer)
         started = time.monotonic()
         error: str | None = None
         try:
@@ -508,13 +539,24 @@ class ProviderBook:
         return StorageTestReply(id=provider_id, ok=error is None, error=error, elapsed_s=round(elapsed, 3))
 
 
-async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExitStack) -> ContentStore:
+async def open_replica(kind: str, config: _Config, scratch: Path, stack: AsyncExitStack, cid_version: int) -> Replica:
+    """The provider as the replicator uses it; its connections close with `stack`."""
+    if isinstance(config, PinningConfig):
+        from services.cache.provider_pinning import open_pinning_replica
+
+        return await open_pinning_replica(config, scratch, stack, cid_version)
+    return StoreReplica(await _open_store(kind, config, scratch, stack, cid_version))
+
+
+async def _open_store(
+    kind: str, config: _Config, scratch: Path, stack: AsyncExitStack, cid_version: int = 0
+) -> ContentStore:
     if isinstance(config, LocalConfig):
         root = Path(config.path)
         if not root.is_dir():
             raise NotFoundError(f"{root} is not a directory", field="config.path")
         # Plain files, as people expect to find in a directory they gave (no table of small objects).
-        return LocalContentStore(root, small_object_max=-1)
+        return LocalContentStore(root, small_object_max=-1, cid_version=cid_version)
     if isinstance(config, S3Config):
         from services.cache.provider_s3 import ProviderS3Store
 
@@ -527,6 +569,7 @@ async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExi
             region=config.region,
             access_key_id=config.access_key_id,
             secret_access_key=secret.get_secret_value() if secret is not None else None,
+            cid_version=cid_version,
         )
         stack.push_async_callback(s3.aclose)
         await s3.open()
@@ -534,7 +577,7 @@ async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExi
     if isinstance(config, IpfsConfig):
         from artdag_common.content_store.ipfs import IpfsContentStore
 
-        ipfs = IpfsContentStore(config.api, spool_dir=scratch, timeout_s=config.timeout_s)
+        ipfs = IpfsContentStore(config.api, spool_dir=scratch, timeout_s=config.timeout_s, cid_version=cid_version)
         stack.push_async_callback(ipfs.aclose)
         await ipfs.open()
         return ipfs
@@ -552,7 +595,7 @@ async def _open_store(kind: str, config: _Config, scratch: Path, stack: AsyncExi
             allow_reconnect=False,
         )
         stack.push_async_callback(nc.close)
-        obs = NatsContentStore(nc, config.bucket, spool_dir=scratch)
+        obs = NatsContentStore(nc, config.bucket, spool_dir=scratch, cid_version=cid_version)
         await obs.open()
         return obs
     raise InvalidInputError(f"unknown storage type {kind!r}", field="type")

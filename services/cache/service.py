@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, delete, func, insert, select, update
@@ -157,9 +157,10 @@ def _register_rows(
         session.execute(insert(content), list(new.values()))
     refreshed = sorted(set(known) - set(filled))
     if refreshed:
-        session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now))
+        # Registered again: the bytes were just stored, so content given up to providers is local again.
+        session.execute(update(content).where(content.c.cid.in_(refreshed)).values(last_access=now, offloaded=False))
     for cid, values in filled.items():
-        session.execute(update(content).where(content.c.cid == cid).values(last_access=now, **values))
+        session.execute(update(content).where(content.c.cid == cid).values(last_access=now, offloaded=False, **values))
     _add_holders(session, {(r.cid, r.owner) for r in records if r.owner}, now)
     return results
 
@@ -207,6 +208,8 @@ class ContentCatalog:
         self._evicting = asyncio.Lock()
         self._registering: list[tuple[ContentRecord, asyncio.Future[ContentRecord]]] = []
         self._register_writer: asyncio.Task[None] | None = None
+        # The cids a storage provider holds a verified copy of (the replicator's): what may leave the disk.
+        self.offload_candidates: Callable[[], Awaitable[set[str]]] | None = None
 
     async def register(self, record: ContentRecord) -> ContentRecord:
         """Record `record` (or refresh it); returns once committed.
@@ -476,7 +479,8 @@ class ContentCatalog:
 
     async def total_bytes(self) -> int:
         async with self._sessions() as session:
-            return int((await session.scalar(select(func.coalesce(func.sum(Content.size), 0)))) or 0)
+            local = select(func.coalesce(func.sum(Content.size), 0)).where(Content.offloaded.is_(False))
+            return int((await session.scalar(local)) or 0)
 
     async def evict(self) -> list[str]:
         """Delete least-recently-used intermediates until the store is under `max_bytes`; the cids evicted."""
@@ -511,6 +515,8 @@ class ContentCatalog:
                 total -= size
                 evicted.append(cid)
             if total > self.max_bytes:
+                total = await self._offload(total, evicted)
+            if total > self.max_bytes:
                 log.warning(
                     "content store holds %d bytes, over CACHE_MAX_BYTES=%d, with nothing left to evict",
                     total,
@@ -519,6 +525,42 @@ class ContentCatalog:
             elif evicted:
                 log.info("evicted %d intermediates to stay under %d bytes", len(evicted), self.max_bytes)
             return evicted
+
+    async def _offload(self, total: int, evicted: list[str]) -> int:
+        """Give up the local bytes of least-recently-used content that a provider holds a verified copy of.
+
+        The record stays (marked `offloaded`): a download or a run reads the bytes back. Pinned
+        content and content used within `evict_min_age_s` stay local. The total left.
+        """
+        if self.offload_candidates is None:
+            return total
+        copied = await self.offload_candidates()
+        if not copied:
+            return total
+        query = (
+            select(Content.cid, Content.size)
+            .where(
+                Content.cid.in_(sorted(copied)),
+                Content.offloaded.is_(False),
+                Content.pinned.is_(False),
+                func.coalesce(Content.last_access, Content.created_at) <= time.time() - self.evict_min_age_s,
+            )
+            .order_by(func.coalesce(Content.last_access, Content.created_at), Content.cid)
+        )
+        async with self._sessions() as session:
+            candidates = (await session.execute(query)).all()
+        for cid, size in candidates:
+            if self.max_bytes is None or total <= self.max_bytes:
+                break
+            # Marked first: a reader that finds the bytes gone then knows to read them back.
+            async with self._sessions.begin() as session:
+                await session.execute(update(Content).where(Content.cid == cid).values(offloaded=True))
+            if self._store is not None:
+                await self._store.delete(cid)
+            total -= size
+            evicted.append(cid)
+            log.info("gave up the local copy of %s: a storage provider holds it", cid)
+        return total
 
     # -- what runs refer to -------------------------------------------------------------
 

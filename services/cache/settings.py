@@ -24,6 +24,10 @@ class CacheSettings(CommonSettings):
     secrets_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ARTDAG_SECRETS_KEY", "ARTDAG_STORAGE_SECRETS_KEY")
     )
+    # Copies to storage providers made at once by each cache service (each streams one file).
+    replication_concurrency: int = Field(
+        default=2, ge=1, le=32, validation_alias=AliasChoices("ARTDAG_REPLICATION_CONCURRENCY")
+    )
     provenance_owner: str = Field(default="local", min_length=1, validation_alias=AliasChoices("ARTDAG_OWNER"))
 
     @field_validator("secrets_key")

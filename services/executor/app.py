@@ -11,6 +11,7 @@ from artdag_common import streams, subjects
 from artdag_common.content_store import open_store_async
 from artdag_common.media_limits import InputLimits
 from artdag_common.nats_server import die_with_parent
+from artdag_common.restore import restore
 from artdag_common.runtime import ServiceRuntime
 from services.executor.handlers import StepWorker
 from services.executor.media import set_input_limits
@@ -48,7 +49,12 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
     runtime.stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     scratch = settings.home / "scratch" / runtime.instance
     runtime.stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-    renderer = StepRenderer(await open_store_async(settings, runtime.stack, nc=runtime.nc), pool, scratch)
+    renderer = StepRenderer(
+        await open_store_async(settings, runtime.stack, nc=runtime.nc),
+        pool,
+        scratch,
+        restore=lambda cid: restore(runtime.nc, cid),
+    )
     worker = StepWorker(
         runtime,
         renderer,

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,16 @@ class RenderedOutput:
 class StepRenderer:
     """Renders steps; the output becomes visible in the store only once it is whole."""
 
-    def __init__(self, store: ContentStore, pool: Executor, scratch: Path) -> None:
+    def __init__(
+        self,
+        store: ContentStore,
+        pool: Executor,
+        scratch: Path,
+        restore: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
+        # Reads content the store gave up to a storage provider back into it (the cache service does).
+        self.restore = restore
         self.pool = pool
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
@@ -78,7 +87,13 @@ class StepRenderer:
             try:
                 return str(await self.store.local_path(cid, self.scratch))
             except NotFoundError:
-                raise PermanentError(f"input {label} is not in the content store") from None
+                if self.restore is None:
+                    raise PermanentError(f"input {label} is not in the content store") from None
+            try:
+                await self.restore(cid)
+            except NotFoundError:
+                raise PermanentError(f"input {label} is not in the content store, nor at a storage provider") from None
+            return str(await self.store.local_path(cid, self.scratch))
 
         paths = list(
             await asyncio.gather(*(materialise(label, cid) for label, cid in zip(labels, task.input_cids, strict=True)))

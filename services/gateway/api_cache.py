@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from artdag_common import rpc
@@ -33,14 +34,18 @@ from artdag_common.errors import (
 )
 from artdag_common.ids import sha3_hex
 from artdag_common.media_types import LOSSLESS_H264_PROFILE, SNIFF_BYTES, sniff_media_type
+from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
     ContentList,
+    ContentLocations,
+    ContentMeta,
     ContentMetaPatch,
     ContentMetaUpdate,
     ContentOrigin,
     ContentRecord,
+    CopyRequest,
     MediaInfo,
     MediaListRequest,
     Principal,
@@ -359,6 +364,13 @@ async def _derived(
 async def _stat(gw: Gateway, cid: str, user: Principal | None, verb: str = "stat") -> ContentRecord:
     """Content the caller may see (theirs, published, or any for admins); otherwise 404."""
     request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
+    if verb == "access":
+        # An access may read the bytes back from a storage provider first: as long as that takes.
+        timeout_s = gw.settings.rpc_timeout_s + RESTORE_TIMEOUT_S
+        accessed: ContentRecord = await rpc.call(
+            gw.runtime.nc, "cache", verb, request, ContentRecord, timeout_s=timeout_s
+        )
+        return accessed
     record: ContentRecord = await gw.call("cache", verb, request, ContentRecord)
     return record
 
@@ -496,11 +508,52 @@ async def content(cid: str, gw: GatewayDep, user: OptionalUser, accept: Annotate
 @router.get(
     "/cache/{cid}/meta",
     tags=["cache"],
-    summary="Content metadata (with its provenance record's cid)",
+    summary="Content metadata (with its provenance record's cid) and where its bytes are kept",
     responses=errors.responses(400, 404),
 )
-async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentRecord:
-    return await _stat(gw, cid, user)
+async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentMeta:
+    record = await _stat(gw, cid, user)
+    found = await _locations(gw, record.cid, user)
+    return ContentMeta(**record.model_dump(), local=found.local, locations=found.locations)
+
+
+async def _locations(gw: Gateway, cid: str, user: Principal | None) -> ContentLocations:
+    request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
+    found: ContentLocations = await gw.call("cache", "locations", request, ContentLocations)
+    return found
+
+
+@router.get(
+    "/cache/{cid}/locations",
+    tags=["cache"],
+    summary="Where the content is kept: the local store, and its copies at your storage providers",
+    responses=errors.responses(400, 404),
+)
+async def content_locations(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentLocations:
+    return await _locations(gw, cid, user)
+
+
+class CopyBody(BaseModel):
+    """`POST /cache/{cid}/locations`: which of your providers gets a copy (your default one if omitted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="a provider id")
+
+
+@router.post(
+    "/cache/{cid}/locations",
+    tags=["cache"],
+    summary="Copy content you hold to one of your storage providers (made in the background)",
+    status_code=202,
+    responses=errors.responses(400, 401, 404, 422),
+)
+async def copy_to_provider(
+    cid: str, gw: GatewayDep, user: CurrentUser, body: CopyBody | None = None
+) -> ContentLocations:
+    request = CopyRequest(cid=_cid_param(cid), provider_id=body.provider_id if body else None, viewer=user.viewer())
+    found: ContentLocations = await gw.call("cache", "copy", request, ContentLocations)
+    return found
 
 
 @router.patch(

@@ -6,12 +6,13 @@ Secrets are never returned: a secret field reads `"********"` once it is set.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from artdag_common import rpc
 from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
     Principal,
     StorageListRequest,
@@ -67,9 +68,19 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
     fields.pop("csrf_token", None)  # the web form's CSRF field is not provider config
     name = fields.pop("name", "")
     kind = fields.pop("type", "")
+    replicate = fields.pop("replicate", "") or "none"
+    default = fields.pop("default", "").lower() in ("1", "true", "on", "yes")
     config: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}  # an empty form field means "not set"
     try:
-        provider = StorageProviderInput(name=name, type=kind, config=config, owner=user.user, viewer=user.viewer())
+        provider = StorageProviderInput(
+            name=name,
+            type=kind,
+            config=config,
+            replicate=replicate,  # type: ignore[arg-type]  # checked by the model
+            default=default,
+            owner=user.user,
+            viewer=user.viewer(),
+        )
     except ValueError as exc:
         raise InvalidInputError(str(exc).splitlines()[-1].strip(), field="type" if name else "name") from None
     added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
@@ -128,10 +139,20 @@ async def patch_provider(
 @router.delete(
     "/storage/{provider_id}", tags=["storage"], summary="Delete a provider", responses=errors.responses(400, 404, 409)
 )
-async def delete_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
+async def delete_provider(
+    provider_id: str,
+    gw: GatewayDep,
+    user: CurrentUser,
+    keep_copies: Annotated[
+        bool, Query(description="leave the copies at the provider (false: remove them first)")
+    ] = True,
+) -> StorageProviderRecord:
     await owned_provider(gw, user, provider_id)
-    deleted: StorageProviderRecord = await gw.call(
-        "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
+    request = StorageProviderRequest(id=provider_id, keep_copies=keep_copies)
+    # Removing the copies first takes a request per copy: as long as it takes.
+    timeout_s = gw.settings.rpc_timeout_s + (0 if keep_copies else RESTORE_TIMEOUT_S)
+    deleted: StorageProviderRecord = await rpc.call(
+        gw.runtime.nc, "cache", "storage_delete", request, StorageProviderRecord, timeout_s=timeout_s
     )
     return deleted
 
