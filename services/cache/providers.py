@@ -259,6 +259,10 @@ def endpoints_of(config: _Config) -> list[Endpoint]:
         return [Endpoint("config.api", host, int(port))]
     if isinstance(config, NatsConfig):
         return [url_endpoint(url.strip(), "config.url", NATS_DEFAULT_PORT) for url in config.url.split(",")]
+    if isinstance(config, PinningConfig):
+        _, _, host, _, port, *_ = config.ipfs_api.split("/")
+        default = 443 if config.endpoint.startswith("https:") else 80
+        return [url_endpoint(config.endpoint, "config.endpoint", default), Endpoint("config.ipfs_api", host, int(port))]
     return []
 
 
@@ -607,6 +611,15 @@ async def round_trip(kind: str, config: _Config, spool: Path) -> None:
     body = f"artdag storage test {uuid.uuid4()}\n".encode()
     with tempfile.TemporaryDirectory(dir=spool, prefix="storage-test-") as scratch:
         async with AsyncExitStack() as stack:
+            if isinstance(config, PinningConfig):
+                # A pin of a test object would cost the user a pin: the service is asked to list pins
+                # (which checks the token), and the node that provides the bytes to answer.
+                from services.cache.provider_pinning import open_pinning_replica
+
+                pinning = await open_pinning_replica(config, Path(scratch), stack, 0)
+                await pinning.check()
+                config = IpfsConfig(api=config.ipfs_api, timeout_s=min(config.timeout_s, 600.0))
+                kind = "ipfs"
             store = await _open_store(kind, config, Path(scratch), stack)
             writer = store.writer(max_bytes=len(body))
             async with writer:
