@@ -27,10 +27,12 @@ from artdag_common.schemas import (
     ContentDeleted,
     ContentFound,
     ContentList,
+    ContentLocations,
     ContentMetaUpdate,
     ContentRecord,
     ContentRecords,
     ContentStored,
+    CopyRequest,
     ExecuteRequest,
     HealthReply,
     HealthRequest,
@@ -55,6 +57,7 @@ from artdag_common.schemas import (
     RecipeRequest,
     RecipeUpload,
     RegisterManyReply,
+    ReplicationTask,
     RevokeReply,
     RevokeTokenRequest,
     RevokeUserRequest,
@@ -128,7 +131,10 @@ RPC: tuple[Rpc, ...] = (
     Rpc("cache", "stat", CidRequest, ContentRecord, "content metadata"),
     Rpc("cache", "stat_many", CidsRequest, ContentFound, "the metadata of many at once: those that exist and show"),
     Rpc("cache", "usage", UsageRequest, UsageReply, "how many items and bytes a user holds (quotas)"),
-    Rpc("cache", "access", CidRequest, ContentRecord, "content metadata, marking it used"),
+    Rpc("cache", "access", CidRequest, ContentRecord, "content metadata, marking it used; read back if not local"),
+    Rpc("cache", "restore", CidRequest, ContentRecord, "read content back from a storage provider into the store"),
+    Rpc("cache", "locations", CidRequest, ContentLocations, "where content is kept: local, and copies at providers"),
+    Rpc("cache", "copy", CopyRequest, ContentLocations, "copy content to one of the viewer's providers"),
     Rpc("cache", "update_meta", ContentMetaUpdate, ContentRecord, "change name, description, tags, pinned"),
     Rpc("cache", "list", MediaListRequest, ContentList, "content newest first"),
     Rpc("cache", "delete", CidRequest, ContentDeleted, "delete content (refused while it is in use)"),
@@ -219,6 +225,14 @@ def document() -> dict[str, Any]:
         AnalyzeRequest,
         "Work queue for analyses (stream ARTDAG_TASKS, durable consumer `analyzer-tasks`); analyses are "
         "requested over `artdag.rpc.analyzer.analyze` today.",
+        "send",
+    )
+    add(
+        "taskReplicate",
+        subjects.TASK_REPLICATE,
+        ReplicationTask,
+        "Work queue (stream ARTDAG_TASKS, durable consumer `cache-replication`): copy content to a storage "
+        "provider (`store`: verified against its CID) or remove it (`remove`). Retried with back-off.",
         "send",
     )
     add(

@@ -130,7 +130,7 @@ CACHE_REPLICATION = ConsumerDecl(
     stream=TASKS.name or "",
     durable="cache-replication",
     filter_subject=subjects.TASK_REPLICATE,
-    ack_wait_s=60.0,
+    ack_wait_s=30.0,
     max_deliver=8,
 )
 

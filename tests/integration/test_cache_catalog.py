@@ -306,7 +306,7 @@ async def test_provider_secrets_are_encrypted_masked_and_kept_on_patch(
     assert renamed.name == "cold" and renamed.config["prefix"] == "a/"
     async with sessions() as session:
         row = (await session.scalars(select(StorageProvider))).one()
-        assert book._opened(row).secret_access_key.get_secret_value() == "top-secret"  # type: ignore[attr-defined]
+        assert book.opened(row).secret_access_key.get_secret_value() == "top-secret"  # type: ignore[attr-defined]
     with pytest.raises(InvalidInputError, match=r"config\.bucket"):
         await book.add(StorageProviderInput(name="bad", type="s3", config={"bucket": "Bad_Bucket"}))
     with pytest.raises(InvalidInputError, match=r"config\.colour"):

@@ -40,6 +40,7 @@ async def _reset_postgres(url: str) -> None:
                 "recipe_holders",
                 "content_holders",
                 "publications",
+                "content_locations",
                 "alembic_version",
             ):
                 await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
@@ -66,7 +67,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0005"
+        assert version == "0006"
         for table in (
             "content",
             "runs",
@@ -78,6 +79,7 @@ async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
             "recipe_holders",
             "content_holders",
             "publications",
+            "content_locations",
         ):
             assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
 
