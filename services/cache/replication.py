@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common import subjects
@@ -245,7 +245,8 @@ class Replicator:
             .order_by(StorageProvider.created_at)
         )
         if viewer is not None and not viewer.admin:
-            query = query.where(StorageProvider.owner == viewer.user)
+            # Anonymous viewers (published content) see no copies: `owner == None` would match ownerless rows.
+            query = query.where(StorageProvider.owner == viewer.user) if viewer.user else query.where(false())
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
             content = await session.get(Content, cid)

@@ -20,7 +20,7 @@ from artdag_common.errors import ArtdagError
 from artdag_common.schemas import Principal
 from services.gateway import errors
 from services.gateway.auth import authenticator, client_address, credentials, local_path
-from services.gateway.ui import actions, events, pages
+from services.gateway.ui import actions, events, locations, pages
 from services.gateway.ui.negotiate import PAGE_PREFIX, NegotiationMiddleware, wants_html
 from services.gateway.ui.render import STATIC, render, signed_in
 
@@ -93,6 +93,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(locations.router)
     app.include_router(events.router)
 
     # The JSON handlers `errors.install` registered: API clients keep getting exactly those.

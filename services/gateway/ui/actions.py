@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from artdag_common import rpc
 from artdag_common.cid import validate_cid
 from artdag_common.errors import ArtdagError, InvalidInputError
+from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
@@ -215,6 +216,12 @@ def _config_from(form: dict[str, str]) -> dict[str, Any]:
     return {k[len("config.") :]: v for k, v in form.items() if k.startswith("config.") and v != ""}
 
 
+def _policy_from(form: dict[str, str]) -> dict[str, Any]:
+    """The form's replication policy fields, only those it sent (pydantic checks them). The edit form
+    sends `default=off` in a hidden field before the checkbox, so that an unticked box clears it."""
+    return {k: form[k].strip() for k in ("replicate", "default") if form.get(k, "").strip()}
+
+
 @router.post("/ui/storage")
 async def add_storage(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     form = await _form(request)
@@ -225,6 +232,7 @@ async def add_storage(request: Request, gw: GatewayDep, user: CurrentUser) -> HT
             config=_config_from(form),
             owner=user.user,
             viewer=user.viewer(),
+            **_policy_from(form),
         )
         added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
     except ValidationError as exc:
@@ -241,7 +249,9 @@ async def edit_storage(request: Request, provider_id: str, gw: GatewayDep, user:
     form = await _form(request)
     try:
         await owned_provider(gw, user, provider_id)
-        patch = StorageProviderPatch(name=form.get("name") or None, config=_config_from(form) or None)
+        patch = StorageProviderPatch(
+            name=form.get("name") or None, config=_config_from(form) or None, **_policy_from(form)
+        )
         updated: StorageProviderRecord = await gw.call(
             "cache",
             "storage_update",
@@ -258,15 +268,27 @@ async def edit_storage(request: Request, provider_id: str, gw: GatewayDep, user:
 
 
 @router.delete("/ui/storage/{provider_id}")
-async def delete_storage(request: Request, provider_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+async def delete_storage(
+    request: Request, provider_id: str, gw: GatewayDep, user: CurrentUser, keep_copies: bool = True
+) -> HTMLResponse:
+    # `keep_copies=false` comes from the card's "also delete the copies" box (HTMX sends a DELETE's
+    # fields in the query).
     try:
         await owned_provider(gw, user, provider_id)
-        gone: StorageProviderRecord = await gw.call(
-            "cache", "storage_delete", StorageProviderRequest(id=provider_id), StorageProviderRecord
+        # Removing the copies first takes a request per copy: as long as the JSON route allows it.
+        timeout_s = gw.settings.rpc_timeout_s + (0 if keep_copies else RESTORE_TIMEOUT_S)
+        gone: StorageProviderRecord = await rpc.call(
+            gw.runtime.nc,
+            "cache",
+            "storage_delete",
+            StorageProviderRequest(id=provider_id, keep_copies=keep_copies),
+            StorageProviderRecord,
+            timeout_s=timeout_s,
         )
     except ArtdagError as exc:
         return await _providers(request, gw, user, exc.message, ok=False, status=status_for(exc))
-    return await _providers(request, gw, user, f"Deleted {gone.name}.")
+    kept = "its copies stay at the provider" if keep_copies else "its copies are being removed"
+    return await _providers(request, gw, user, f"Deleted {gone.name}: {kept}.")
 
 
 @router.post("/ui/storage/{provider_id}/test")
