@@ -20,6 +20,7 @@ from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.testing import moto_s3_server
 from tests.e2e.conftest import Stack, running_stack
+from tests.pinning_service import running_pinning_service
 
 pytestmark = pytest.mark.e2e
 
@@ -62,10 +63,10 @@ def _wait_state(http: httpx.Client, cid: str, provider_id: str, state: str, time
         time.sleep(0.1)
 
 
-def _add_s3(http: httpx.Client, endpoint: str, replicate: str, **extra: Any) -> str:
+def _add_s3(http: httpx.Client, endpoint: str, replicate: str, prefix: str = "artdag/", **extra: Any) -> str:
     config = {
         "bucket": BUCKET,
-        "prefix": "artdag/",
+        "prefix": prefix,
         "endpoint_url": endpoint,
         "region": "us-east-1",
         "access_key_id": "test",
@@ -149,13 +150,14 @@ def test_uploads_and_renders_are_copied_verified_read_back_and_deleted(tmp_path:
             assert done["attempts"] >= 2, done
             assert big_cid in {cid_of_bytes(body) for body in _objects(client).values()}
 
-            # Copy to a provider made after the content: a second bucket prefix, by request.
-            later = _add_s3(http, endpoint, "none")
+            # Copy to a provider made after the content (another prefix of the bucket), by request.
+            later = _add_s3(http, endpoint, "none", prefix="later/")
             refused = http.post(f"/cache/{cid}/locations", json={"provider_id": "f" * 32})
             assert refused.status_code == 404, refused.text
             accepted = http.post(f"/cache/{cid}/locations", json={"provider_id": later})
             assert accepted.status_code == 202, accepted.text
             _wait_state(http, cid, later, "stored")
+            assert [k for k, body in _objects(client).items() if k.startswith("later/") and cid_of_bytes(body) == cid]
 
         # Deleting the content deletes its copies.
         with httpx.Client(base_url=stack.url, timeout=60, headers=bob) as http:
@@ -167,10 +169,43 @@ def test_uploads_and_renders_are_copied_verified_read_back_and_deleted(tmp_path:
             assert http.get(f"/cache/{big_cid}/meta").status_code == 404
 
             # Deleting a provider keeps its copies unless asked otherwise.
-            before = len(_objects(client))
+            before = set(_objects(client))
             assert http.delete(f"/storage/{later}").status_code == 200
-            assert len(_objects(client)) == before
+            assert set(_objects(client)) == before
             assert [loc["provider_id"] for loc in http.get(f"/cache/{cid}/meta").json()["locations"]] == [s3_id]
+            gone = http.delete(f"/storage/{s3_id}", params={"keep_copies": "false"})
+            assert gone.status_code == 200, gone.text
+            left = set(_objects(client))
+            assert not [k for k in left if k.startswith("artdag/")], left
+            assert [k for k in left if k.startswith("later/")], "another provider's copies are not this one's to delete"
+            assert http.get(f"/cache/{cid}/meta").json()["locations"] == []
+
+
+def test_a_pinning_service_pins_uploads_and_unpins_deleted_content(tmp_path: Path, ipfs_api: str) -> None:
+    with (
+        running_pinning_service(ipfs_api) as service,
+        running_stack(tmp_path / "home", ARTDAG_PROVIDER_ALLOW_PRIVATE="true") as stack,
+    ):
+        bob = {"Authorization": f"Bearer {stack.token_for('bob')}"}
+        with httpx.Client(base_url=stack.url, timeout=60, headers=bob) as http:
+            config = {"endpoint": service.url, "access_token": service.token, "ipfs_api": ipfs_api}
+            added = http.post(
+                "/storage/add", json={"name": "pins", "type": "pinning", "config": config, "replicate": "inputs"}
+            )
+            assert added.status_code == 201, added.text
+            assert added.json()["config"]["access_token"] == "********"
+            assert http.post(f"/storage/{added.json()['id']}/test").json()["ok"] is True
+            body = os.urandom(200_000)
+            cid = http.post("/cache/upload", files={"file": ("notes.bin", body)}).json()["cid"]
+            _wait_state(http, cid, added.json()["id"], "stored")
+            assert [pin["pin"]["cid"] for pin in service.pins(("pinned",))] == [cid]
+
+            assert http.delete(f"/cache/{cid}").status_code == 200
+            deadline = time.monotonic() + 30
+            while service.pins():
+                assert time.monotonic() < deadline, service.pins()
+                time.sleep(0.2)
+        assert service.token not in stack.log.read_text()
 
 
 def _give_up(http: httpx.Client, cid: str) -> None:
