@@ -444,8 +444,8 @@ def _preview(record: ContentRecord) -> str:
     return "<p>No preview for this media type.</p>"
 
 
-def content_page(record: ContentRecord) -> str:
-    """A small server-rendered page: a preview of the content and its metadata."""
+def content_page(record: ContentRecord, locations: str = "") -> str:
+    """A small server-rendered page: a preview of the content, its metadata and (`locations`, HTML) its copies."""
     esc = html.escape
     rows: list[tuple[str, str]] = [
         ("CID", f"<code>{esc(record.cid)}</code>"),
@@ -472,6 +472,7 @@ code{{word-break:break-all}}</style></head>
 <body><h1>{title}</h1>
 {_preview(record)}
 <table>{table}</table>
+{locations}
 <p><a href="/cache/{cid}/raw" download>Download</a> · <a href="/cache/{cid}/meta">Metadata (JSON)</a>
 · <a href="/media">All media</a></p>
 </body></html>
@@ -491,11 +492,15 @@ code{{word-break:break-all}}</style></head>
         **errors.responses(400, 404),
     },
 )
-async def content(cid: str, gw: GatewayDep, user: OptionalUser, accept: Annotated[str | None, Header()] = None) -> Any:
+async def content(
+    cid: str, request: Request, gw: GatewayDep, user: OptionalUser, accept: Annotated[str | None, Header()] = None
+) -> Any:
     record = await _stat(gw, cid, user)
     if prefers_html(accept):
+        from services.gateway.ui.locations import section_for  # here: the UI package imports this module
+
         return HTMLResponse(
-            content_page(record),
+            content_page(record, await section_for(request, gw, user, record)),
             headers={
                 "Content-Security-Policy": "default-src 'none'; media-src 'self'; img-src 'self'; "
                 "style-src 'unsafe-inline'; frame-ancestors 'none'",

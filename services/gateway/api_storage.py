@@ -76,7 +76,7 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
             name=name,
             type=kind,
             config=config,
-            replicate=replicate,  # type: ignore[arg-type]  # checked by the model
+            replicate=replicate,  # checked by the model
             default=default,
             owner=user.user,
             viewer=user.viewer(),

@@ -58,7 +58,8 @@ def _wait_state(http: httpx.Client, cid: str, provider_id: str, state: str, time
             continue
         found = {loc["provider_id"]: loc for loc in meta.json()["locations"]}
         if provider_id in found and found[provider_id]["state"] == state:
-            return found[provider_id]
+            location: dict[str, Any] = found[provider_id]
+            return location
         assert time.monotonic() < deadline, f"{cid} never reached {state}: {meta.json()}"
         time.sleep(0.1)
 
@@ -229,7 +230,7 @@ def test_content_given_up_locally_is_read_back_from_the_provider(tmp_path: Path,
         "ARTDAG_CACHE_MAX_BYTES": str(int(clip.stat().st_size * 1.5)),
     }
     with (
-        running_stack(tmp_path / "home", **stack_env) as stack,
+        running_stack(tmp_path / "home", log=None, **stack_env) as stack,
         httpx.Client(base_url=stack.url, timeout=60, headers=stack.headers) as http,
     ):
         s3_id = _add_s3(http, endpoint, "inputs")
