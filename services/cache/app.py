@@ -86,7 +86,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         max_deliver=streams.CACHE_REPLICATION.max_deliver,
         ack_wait_s=settings.ack_wait_s,
     )
-    catalog.offload_candidates = replicator.stored_cids
+    catalog.offload_copied = True
     # The L1's keys: made on first start (files mode 0600, never in the database).
     keys = await asyncio.to_thread(load_or_create_keys, settings.keys_dir)
     publisher = Publisher(

@@ -58,7 +58,9 @@ def _reason(exc: BaseException) -> str:
         return exc.message[:_ERROR_CHARS]
     if isinstance(exc, TimeoutError):
         return "the provider did not answer in time"
-    return f"{type(exc).__name__}: the provider could not be reached or refused the copy"
+    # Like a failed connection test (providers.UNREACHABLE): no more than that, which would say what
+    # answers where; the cause goes to the debug log.
+    return "could not reach the provider, or it refused the copy"
 
 
 class FileSource(ContentStore):
@@ -268,11 +270,6 @@ class Replicator:
             ],
         )
 
-    async def stored_cids(self) -> set[str]:
-        """Every cid with at least one verified copy: what the local store may give up under pressure."""
-        async with self.sessions() as session:
-            return set((await session.scalars(select(LocationRow.cid).where(LocationRow.state == STORED))).all())
-
     # -- the work queue -------------------------------------------------------------------------------
 
     async def on_message(self, msg: Msg) -> None:
@@ -317,6 +314,7 @@ class Replicator:
             if final:
                 self.counts["copies_failed"] += 1
             log.info("copy of %s to provider %s failed: %s", task.cid, task.provider_id, _reason(exc))
+            log.debug("copy of %s to provider %s: %s: %s", task.cid, task.provider_id, type(exc).__name__, exc)
             if isinstance(exc, ForbiddenError):
                 raise PermanentError(exc.message, field=exc.field) from None
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, delete, func, insert, select, update
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore
 from artdag_common.db import transact
-from artdag_common.db.tables import Content, ContentHolder, ContentRef, PublicationRow
+from artdag_common.db.tables import Content, ContentHolder, ContentLocation, ContentRef, PublicationRow
 from artdag_common.disk import Ballast, is_disk_full
 from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError
 from artdag_common.schemas import (
@@ -208,8 +208,8 @@ class ContentCatalog:
         self._evicting = asyncio.Lock()
         self._registering: list[tuple[ContentRecord, asyncio.Future[ContentRecord]]] = []
         self._register_writer: asyncio.Task[None] | None = None
-        # The cids a storage provider holds a verified copy of (the replicator's): what may leave the disk.
-        self.offload_candidates: Callable[[], Awaitable[set[str]]] | None = None
+        # Content a storage provider holds a verified copy of may leave the disk (set where the replicator runs).
+        self.offload_copied = False
 
     async def register(self, record: ContentRecord) -> ContentRecord:
         """Record `record` (or refresh it); returns once committed.
@@ -498,6 +498,8 @@ class ContentCatalog:
                     Content.pinned.is_(False),
                     Content.published.is_(False),
                     Content.cid.not_in(protected),
+                    # Copied to a provider by hand: kept, and given up only as copied content is.
+                    Content.cid.not_in(select(ContentLocation.cid)),
                     func.coalesce(Content.last_access, Content.created_at) <= time.time() - self.evict_min_age_s,
                 )
                 .order_by(func.coalesce(Content.last_access, Content.created_at), Content.cid)
@@ -532,15 +534,13 @@ class ContentCatalog:
         The record stays (marked `offloaded`): a download or a run reads the bytes back. Pinned
         content and content used within `evict_min_age_s` stay local. The total left.
         """
-        if self.offload_candidates is None:
+        if not self.offload_copied:
             return total
-        copied = await self.offload_candidates()
-        if not copied:
-            return total
+        copied = select(ContentLocation.cid).where(ContentLocation.state == "stored")
         query = (
             select(Content.cid, Content.size)
             .where(
-                Content.cid.in_(sorted(copied)),
+                Content.cid.in_(copied),
                 Content.offloaded.is_(False),
                 Content.pinned.is_(False),
                 func.coalesce(Content.last_access, Content.created_at) <= time.time() - self.evict_min_age_s,

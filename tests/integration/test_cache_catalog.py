@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from artdag_common import rpc
 from artdag_common.content_store import LocalContentStore
 from artdag_common.db import make_engine, migrate, session_factory
-from artdag_common.db.tables import StorageProvider
+from artdag_common.db.tables import ContentLocation, StorageProvider
 from artdag_common.errors import (
     ConflictError,
     ForbiddenError,
@@ -195,6 +195,32 @@ async def test_eviction_drops_least_recently_used_intermediates_only(
         pinned.cid,
         output.cid,
     }
+
+
+async def test_copied_content_leaves_the_disk_but_not_the_catalog(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store, max_bytes=None, evict_min_age_s=0, touch_every_s=0)
+    upload = await put(catalog, store, b"u" * 100, ContentOrigin.UPLOAD)
+    kept_by_hand = await put(catalog, store, b"k" * 100, ContentOrigin.STEP_OUTPUT)
+    plain = await put(catalog, store, b"s" * 100, ContentOrigin.STEP_OUTPUT)
+    async with sessions.begin() as session:
+        for cid in (upload.cid, kept_by_hand.cid):
+            session.add(ContentLocation(cid=cid, provider_id="a" * 32, state="stored", attempts=1, updated_at=0.0))
+    catalog.max_bytes = 150
+    # Without a replicator nothing copied leaves; an intermediate copied by hand is no intermediate to drop.
+    assert await catalog.evict() == [plain.cid]
+    assert await catalog.total_bytes() == 200
+    catalog.offload_copied = True
+    assert await catalog.evict() == [upload.cid]  # the least recently used copied content
+    assert not await store.exists(upload.cid)
+    assert (await catalog.get(upload.cid)).cid == upload.cid, "the record stays: a reader has it read back"
+    assert await catalog.total_bytes() == 100
+    assert await store.exists(kept_by_hand.cid)
+    # Stored again (uploaded anew), it is local again, and the least recently used copied content goes instead.
+    await put(catalog, store, b"u" * 100, ContentOrigin.UPLOAD)
+    assert await store.exists(upload.cid) and not await store.exists(kept_by_hand.cid)
+    assert await catalog.total_bytes() == 100
 
 
 async def test_eviction_spares_recent_content(
