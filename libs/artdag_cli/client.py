@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -64,6 +65,11 @@ class Client:
 
     def plan(self, recipe: str, inputs: dict[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = self._check(self._send("POST", "/api/plan", json={"recipe": recipe, "inputs": inputs}))
+        return body
+
+    def recipe(self, ref: str) -> dict[str, Any]:
+        """A stored recipe by CID, name (the newest you may see) or name@cid."""
+        body: dict[str, Any] = self._check(self._send("GET", f"/recipes/{quote(ref, safe='@')}"))
         return body
 
     def execute(self, plan_id: str) -> str:

@@ -15,13 +15,48 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from artdag_common.cid import cid_of_bytes
-from artdag_common.errors import InvalidInputError, SyntaxInputError, field_path
+from artdag_common.cid import cid_of_bytes, validate_cid
+from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInputError, field_path
 from artdag_common.ids import canonical_json
 from artdag_common.operations import BINDABLE_FEATURES, get_operation
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_RECIPE_BYTES = 1024 * 1024
+
+
+class RecipeRef(BaseModel):
+    """How a user names a stored recipe: its CID, its name (the newest version they can see), or
+    `name@cid` (that exact version, which must carry that name)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    cid: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, field: str = "recipe_id") -> RecipeRef:
+        """`text` as a reference, or `InvalidInputError` naming `field` and the three forms."""
+        if not isinstance(text, str) or len(text) > 200:
+            raise InvalidInputError("a recipe is named by its CID, its name, or name@cid", field=field)
+        name, at, cid = text.rpartition("@")
+        if not at:
+            name, cid = "", text
+        try:
+            if not name or NAME_RE.match(name):
+                return cls(name=name or None, cid=validate_cid(cid))
+        except InvalidCidError:
+            pass
+        if not at and NAME_RE.match(text):
+            return cls(name=text)
+        raise InvalidInputError(
+            f"{text[:80]!r} names no recipe: give its CID, its name (letters, digits, '_', '-'), or name@cid",
+            field=field,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.cid}" if self.name and self.cid else self.cid or self.name or ""
+
+
 MAX_STEPS = 10_000
 InputType = Literal["video", "audio", "image", "any"]
 

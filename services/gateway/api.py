@@ -25,6 +25,7 @@ from artdag_common.errors import (
     ServiceUnavailableError,
 )
 from artdag_common.ids import check_run_id, new_run_id, sha3_hex
+from artdag_common.recipe import RecipeRef
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
     AnalysisReply,
@@ -265,13 +266,15 @@ async def delete_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str
 )
 async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> PlanReply:
     _check_recipe_size(body.recipe, gw)
-    if body.recipe is None and body.recipe_id is not None:
-        await visible_recipe(gw, user, body.recipe_id)
+    recipe_id = _recipe_id(body.recipe_id)
+    if body.recipe is None and recipe_id is not None:
+        # A name means the newest version this user may see: the planner is given that version's CID.
+        recipe_id = (await visible_recipe(gw, user, recipe_id)).recipe_id
     await check_inputs(gw, user, body.inputs)
     reply: PlanReply = await gw.call(
         "planner",
         "dry_run",
-        PlanRequest(recipe=body.recipe, recipe_id=_recipe_id(body.recipe_id), inputs=body.inputs, owner=user.user),
+        PlanRequest(recipe=body.recipe, recipe_id=recipe_id, inputs=body.inputs, owner=user.user),
         PlanReply,
     )
     return reply
@@ -334,12 +337,10 @@ async def get_plan(run_id: str, gw: GatewayDep, user: CurrentUser) -> Plan:
 
 
 def _recipe_id(recipe_id: str | None) -> str | None:
+    """A recipe reference as given (its CID, its name, or name@cid), checked for form: 400 naming the field."""
     if recipe_id is None:
         return None
-    try:
-        return validate_cid(recipe_id)
-    except InvalidCidError:
-        raise InvalidCidError("not a recipe id (recipe ids are CIDs)", field="recipe_id") from None
+    return str(RecipeRef.parse(recipe_id))
 
 
 def _check_recipe_size(text: str | None, gw: Gateway) -> None:

@@ -1142,7 +1142,7 @@ class RunDriver:
 
     async def recipe_delete(self, request: RecipeRequest) -> RecipeRecord:
         record = await self.recipes.get(request.recipe_id, request.viewer)
-        await self.recipes.delete(request.recipe_id, request.viewer)
+        await self.recipes.delete(record.recipe_id, request.viewer)
         return record
 
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:

@@ -6,8 +6,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.db.tables import RecipeHolder, RecipeRow
-from artdag_common.errors import ForbiddenError, InvalidInputError, NotFoundError
-from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.errors import ForbiddenError, NotFoundError
+from artdag_common.recipe import Recipe, RecipeRef, parse_recipe
 from artdag_common.schemas import RecipeInputInfo, RecipeRecord, Viewer, now
 
 
@@ -64,14 +64,24 @@ class RecipeBook:
         return viewer.user is not None and await session.get(RecipeHolder, (row.recipe_id, viewer.user)) is not None
 
     async def get(self, recipe_id: str, viewer: Viewer | None = None) -> RecipeRecord:
-        """A recipe; one `viewer` neither uploaded nor may see as an example is not found."""
-        if len(recipe_id) > 128:
-            raise InvalidInputError("not a recipe id", field="recipe_id")
+        """A recipe by CID, name (the newest `viewer` may see) or name@cid; one they may not see is not found."""
         async with self._sessions() as session:
-            row = await session.get(RecipeRow, recipe_id)
-            if row is None or not await self._visible(session, row, viewer):
-                raise NotFoundError(f"no recipe {recipe_id}", field="recipe_id")
-            return _record(row)
+            return _record(await self._find(session, RecipeRef.parse(recipe_id), viewer))
+
+    async def _find(self, session: AsyncSession, ref: RecipeRef, viewer: Viewer | None) -> RecipeRow:
+        if ref.cid is not None:
+            row = await session.get(RecipeRow, ref.cid)
+            if row is None or not await self._visible(session, row, viewer) or ref.name not in (None, row.name):
+                raise NotFoundError(f"no recipe {ref}", field="recipe_id")
+            return row
+        query = select(RecipeRow).where(RecipeRow.name == ref.name).order_by(RecipeRow.created_at.desc()).limit(1)
+        if viewer is not None and not viewer.admin:
+            held = select(RecipeHolder.recipe_id).where(RecipeHolder.username == viewer.user)
+            query = query.where(RecipeRow.example.is_(True) | RecipeRow.recipe_id.in_(held))
+        row = await session.scalar(query)
+        if row is None:
+            raise NotFoundError(f"no recipe named {ref.name!r}", field="recipe_id")
+        return row
 
     async def list(self, limit: int, offset: int, viewer: Viewer | None = None) -> tuple[list[RecipeRecord], int]:
         """Recipes newest first; a non-admin `viewer` sees the ones they uploaded and the examples."""
@@ -89,9 +99,8 @@ class RecipeBook:
     async def delete(self, recipe_id: str, viewer: Viewer | None = None) -> bool:
         """Delete a recipe; a user who shares it with others only lets go of it. True if the recipe went."""
         async with self._sessions.begin() as session:
-            row = await session.get(RecipeRow, recipe_id)
-            if row is None or not await self._visible(session, row, viewer):
-                raise NotFoundError(f"no recipe {recipe_id}", field="recipe_id")
+            row = await self._find(session, RecipeRef.parse(recipe_id), viewer)
+            recipe_id = row.recipe_id
             if viewer is not None and not viewer.admin:
                 if row.example:
                     raise ForbiddenError("only an admin may delete an example recipe", field="recipe_id")

@@ -63,6 +63,17 @@ def test_render_a_recipe_with_params_and_progress(stack: Stack, clip: Path, tmp_
     assert done.stdout.startswith(str(out))
 
 
+def test_render_a_stored_recipe_by_name(stack: Stack, clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "by-name.mp4"
+    # `resize-demo` is an example recipe the stack registers at start-up: the name finds its newest version.
+    done = artdag(stack, "render", "resize-demo", "-i", f"video={clip}", "-p", "small.width=96", "-o", str(out))
+    assert "completed" in done.stderr
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.width == 96
+    unknown = artdag(stack, "render", "no-such-recipe", "-i", f"video={clip}", check=False)
+    assert unknown.returncode != 0 and "no recipe named 'no-such-recipe'" in unknown.stderr
+
+
 def test_effect_mode_async_then_show(stack: Stack, clip: Path, tmp_path: Path) -> None:
     run_id = artdag(stack, "render", "--effect", "invert", str(clip), "-p", "intensity=1").stdout.strip()
     assert run_id.startswith("run-")

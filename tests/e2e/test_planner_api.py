@@ -11,6 +11,7 @@ import pytest
 
 from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_recipes
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,44 @@ def test_recipe_upload_get_run_delete(client: httpx.Client, clip_cid: str) -> No
     assert client.get(f"/recipes/{recipe['recipe_id']}").status_code == 404
     bad = client.post("/recipes/upload", content=b"steps: [\n", headers={"content-type": "text/yaml"})
     assert bad.status_code == 400 and "line" in bad.json()["detail"]
-    assert client.get("/recipes/not-an-id").status_code == 400
+    assert client.get("/recipes/not-a-recipe").status_code == 404  # a name no recipe has
+    malformed = client.get("/recipes/not a name")
+    assert malformed.status_code == 422 and "name@cid" in malformed.json()["detail"]
+
+
+def test_recipes_by_name_newest_visible_version_or_exact(stack: Stack, client: httpx.Client, clip_cid: str) -> None:
+    first = client.post(
+        "/recipes/upload",
+        content=CHAIN.replace("chain", "by-name").replace("MODE", "fit").encode(),
+        headers={"content-type": "text/yaml"},
+    ).json()
+    time.sleep(0.01)
+    second = client.post(
+        "/recipes/upload",
+        content=CHAIN.replace("chain", "by-name").replace("MODE", "pad").encode(),
+        headers={"content-type": "text/yaml"},
+    ).json()
+    assert first["recipe_id"] != second["recipe_id"]
+    # The name: the newest version; name@cid: that one, if it carries that name.
+    assert client.get("/recipes/by-name").json()["recipe_id"] == second["recipe_id"]
+    assert client.get(f"/recipes/by-name@{first['recipe_id']}").json()["recipe_id"] == first["recipe_id"]
+    assert client.get(f"/recipes/chain@{first['recipe_id']}").status_code == 404
+    # The original README's form: run by name.
+    run = client.post("/recipes/by-name/run", json={"inputs": {"video": clip_cid}})
+    assert run.status_code == 202, run.text
+    assert wait_for(client, run.json()["run_id"])["status"] == "completed"
+    assert client.get(f"/runs/{run.json()['run_id']}").json()["recipe_id"] == second["recipe_id"]
+    planned = client.post("/api/plan", json={"recipe_id": "by-name", "inputs": {"video": clip_cid}})
+    assert planned.status_code == 200 and planned.json()["plan"]["recipe_id"] == second["recipe_id"]
+    # The web UI's recipe page by name.
+    assert client.get("/recipe/by-name", headers={"accept": "text/html"}).status_code == 200
+    # Another user sees no one else's recipe by its name, but sees the examples by theirs.
+    other = {"Authorization": f"Bearer {stack.token_for('by-name-stranger')}"}
+    assert client.get("/recipes/by-name", headers=other).status_code == 404
+    assert client.get("/recipes/resize-demo", headers=other).json()["example"] is True
+    # Deleting by name deletes the newest; the name then finds the older one.
+    assert client.delete("/recipes/by-name").status_code == 200
+    assert client.get("/recipes/by-name").json()["recipe_id"] == first["recipe_id"]
 
 
 def test_dry_run_then_execute(client: httpx.Client, clip_cid: str) -> None:

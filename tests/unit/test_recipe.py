@@ -1,7 +1,7 @@
 import pytest
 
 from artdag_common.errors import InvalidInputError, SyntaxInputError
-from artdag_common.recipe import parse_recipe
+from artdag_common.recipe import RecipeRef, parse_recipe
 
 RESIZE = """\
 name: resize-demo
@@ -284,3 +284,28 @@ def test_analyze_params_are_kept_as_written() -> None:
     # The analyzer fills in the defaults: a recipe's step id does not change with them.
     (step,) = parse_recipe(LISTEN.replace("PARAMS", "{tempo_hint: 70, tempo_max: 200}")).steps
     assert step.config["params"] == {"tempo_hint": 70, "tempo_max": 200}
+
+
+CID0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "cid"),
+    [
+        ("beat-sync", "beat-sync", None),
+        (CID0, None, CID0),
+        (f"beat-sync@{CID0}", "beat-sync", CID0),
+        ("_private-2", "_private-2", None),
+    ],
+)
+def test_a_recipe_is_named_by_cid_name_or_both(text: str, name: str | None, cid: str | None) -> None:
+    ref = RecipeRef.parse(text)
+    assert (ref.name, ref.cid) == (name, cid)
+    assert str(ref) == text
+
+
+@pytest.mark.parametrize("text", ["", "two words", "../etc/passwd", "x@y", f"two words@{CID0}", "a" * 65, "9lives"])
+def test_anything_else_names_no_recipe(text: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        RecipeRef.parse(text)
+    assert caught.value.field == "recipe_id" and "name@cid" in caught.value.message

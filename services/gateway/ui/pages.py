@@ -14,10 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from artdag_common import rpc, subjects
-from artdag_common.cid import validate_cid
-from artdag_common.errors import ArtdagError, InvalidCidError, InvalidInputError, NotFoundError
+from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_step_id
-from artdag_common.recipe import parse_recipe
+from artdag_common.recipe import RecipeRef, parse_recipe
 from artdag_common.schemas import (
     CidRequest,
     ContentList,
@@ -258,10 +257,11 @@ async def recipes_page(request: Request, gw: GatewayDep, user: CurrentUser) -> H
 
 
 def _recipe_id(recipe_id: str) -> str:
+    """`/recipe/beat-sync`, `/recipe/<cid>` or `/recipe/beat-sync@<cid>`; anything else is no page (404)."""
     try:
-        return validate_cid(recipe_id)
-    except InvalidCidError:
-        raise NotFoundError("no such recipe (recipe ids are CIDs)", field="recipe_id") from None
+        return str(RecipeRef.parse(recipe_id))
+    except InvalidInputError:
+        raise NotFoundError("no such recipe: give its name, its CID or name@cid", field="recipe_id") from None
 
 
 async def _recipe(gw: Gateway, user: Principal, recipe_id: str) -> RecipeRecord:
