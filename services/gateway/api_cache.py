@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 
 from artdag_common import rpc
 from artdag_common.cid import validate_cid
+from artdag_common.content_store.read_through import ReadThroughStore
 from artdag_common.errors import (
     BadRequestError,
     ForbiddenError,
@@ -717,9 +718,12 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 )
 async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
     cid = _cid_param(cid)
-    if gw.settings.store != "ipfs":
+    # In IPFS-primary mode the node is read, not the local copy in front of it: "through IPFS" is the point.
+    node = gw.store.primary if isinstance(gw.store, ReadThroughStore) else gw.store
+    if gw.settings.store != "ipfs" and not gw.settings.ipfs_primary:
         raise NotFoundError(
-            f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs): use /cache/{cid}/raw",
+            f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs or IPFS_PRIMARY=true):"
+            f" use /cache/{cid}/raw",
             field="cid",
         )
     # Everything this server stores is in its IPFS node: another user's private content stays "not found".
@@ -737,7 +741,7 @@ async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
     scratch = Path(tempfile.mkdtemp(prefix="ipfs-raw-", dir=spool))
     try:
         # Fetched whole into scratch and checked against the cid before a byte is sent.
-        path = await gw.store.local_path(cid, scratch)
+        path = await node.local_path(cid, scratch)
         head = await asyncio.to_thread(_read_head, path)
         size = path.stat().st_size
     except BaseException:

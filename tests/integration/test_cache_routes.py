@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from artdag_common import rpc, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import cid_of_bytes
+from artdag_common.content_store import LocalContentStore
 from artdag_common.errors import NotFoundError
 from artdag_common.keys import verify_record
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
@@ -155,6 +156,21 @@ async def test_ipfs_routes(harness: Harness) -> None:
     raw = await harness.client.get(f"/ipfs/{cid}/raw")
     assert raw.status_code == 404 and "not IPFS" in raw.json()["detail"]
     assert (await harness.client.get("/ipfs/nope")).status_code == 400
+
+
+async def test_ipfs_raw_reads_the_node_in_ipfs_primary_mode(
+    nats: EmbeddedNatsServer, tmp_path: Path, ipfs_api: str
+) -> None:
+    async with gateway_harness(nats, tmp_path, ipfs_primary=True, ipfs_api=ipfs_api) as harness:
+        body = os.urandom(50_000)
+        cid = (await upload(harness.client, body))["cid"]
+        raw = await harness.client.get(f"/ipfs/{cid}/raw")
+        assert raw.status_code == 200 and raw.content == body
+        # The local copy in front of the node gone: the route still answers, from the node.
+        local = LocalContentStore(harness.home / "cache")
+        assert await local.delete(cid)
+        again = await harness.client.get(f"/ipfs/{cid}/raw")
+        assert again.status_code == 200 and cid_of_bytes(again.content) == cid
 
 
 async def test_storage_provider_routes(nats: EmbeddedNatsServer, tmp_path: Path) -> None:
