@@ -569,7 +569,8 @@ async def actor(gw: GatewayDep) -> JSONResponse:
         "type": "Application",
         "preferredUsername": "artdag",
         "name": "artdag L1",
-        "inbox": f"{base}/actor/inbox",
+        # No inbox: an L1 takes no deliveries (it publishes to its L2, which holds the social side), and an
+        # advertised inbox that answers 404 would have servers retry deliveries into nothing.
         "publicKey": {"id": f"{base}/actor#main-key", "owner": f"{base}/actor", "publicKeyPem": keys.rsa_public_pem},
         "artdag:provenanceKey": {
             "type": "Ed25519",

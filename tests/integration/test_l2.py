@@ -88,6 +88,9 @@ async def test_publish_delivers_a_signed_create_that_httpsig_verifies(harness: H
     async with alice, bob:
         actor = (await harness.anonymous.get("/actor")).json()
         assert actor["publicKey"]["id"] == f"{L1_URL}/actor#main-key"
+        # Every endpoint the actor names on this L1 is served (no inbox it would not answer).
+        assert "inbox" not in actor and "outbox" not in actor
+        assert (await harness.anonymous.get("/actor/inbox")).status_code == 404
         l2.l1_keys[actor["publicKey"]["id"]] = actor["publicKey"]["publicKeyPem"]  # what L2 would fetch
 
         png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
