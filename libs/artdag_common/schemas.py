@@ -657,6 +657,14 @@ class ProvenanceStep(BaseModel):
     step_id: str = Field(description="the plan step that rendered it (a CHAIN or CUTS for fused nodes)")
 
 
+class InfrastructureRef(BaseModel):
+    """What made an output, as the original records name it: `infra:<name>` and the CID of a JSON
+    document describing it (stored beside the record)."""
+
+    name: str
+    cid: str
+
+
 class ProvenanceRecord(Message):
     """How an output was made (stored as JSON content, linked from the output's `provenance_cid`)."""
 
@@ -669,7 +677,9 @@ class ProvenanceRecord(Message):
     recipe_cid: str
     plan_id: str | None
     plan_cid: str | None = None
-    infrastructure: dict[str, str]
+    infrastructure: dict[str, InfrastructureRef] = Field(
+        description="`software` and `hardware`: {name: 'infra:…', cid} of the documents that describe them"
+    )
     steps: list[ProvenanceStep] = Field(
         default_factory=list, description="every node of the recipe the output was made with, in plan order"
     )

@@ -95,6 +95,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         l2_server=settings.l2_server if settings.l2_mode else None,
         l1_url=settings.public_url or "http://127.0.0.1:8100",
         timeout_s=settings.l2_timeout_s,
+        l2_domain=settings.l2_domain if settings.l2_mode else None,
     )
     follower = RunFollower(
         runtime.nc,
@@ -105,6 +106,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         timeout_s=settings.rpc_timeout_s,
         keys=keys,
         on_outputs=lambda cids, owner: replicator.replicate(cids, owner, OUTPUTS),
+        l2_domain=settings.l2_domain if settings.l2_mode else None,
     )
     counts = {"registered": 0, "deleted": 0}
 

@@ -20,13 +20,22 @@ from artdag_common.keys import L1Keys
 from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
+    InfrastructureRef,
     Plan,
     RunEvent,
     RunRequest,
     RunState,
     RunStatus,
 )
-from services.cache.provenance import provenance_json, provenance_record, run_refs, sign_provenance, unsettled
+from services.cache.provenance import (
+    infrastructure_documents,
+    provenance_json,
+    provenance_record,
+    run_refs,
+    sign_provenance,
+    unsettled,
+)
+from services.cache.publish import user_handle
 from services.cache.service import PROVENANCE, ContentCatalog
 
 log = logging.getLogger(__name__)
@@ -53,7 +62,10 @@ class RunFollower:
         timeout_s: float,
         keys: L1Keys | None = None,
         on_outputs: Callable[[list[str], str | None], Awaitable[int]] | None = None,
+        l2_domain: str | None = None,
     ) -> None:
+        self.l2_domain = l2_domain
+        self._infrastructure: dict[str, InfrastructureRef] | None = None
         self.keys = keys
         self.on_outputs = on_outputs
         self.nc = nc
@@ -102,8 +114,13 @@ class RunFollower:
             output_name = output.name
         except NotFoundError:
             output_name = None
+        rendered_by = user_handle(state.owner, self.l2_domain) if state.owner else self.rendered_by
         record = provenance_record(
-            state, plan, output_name=output_name, rendered_by=state.owner or self.rendered_by, hostname=self.hostname
+            state,
+            plan,
+            output_name=output_name,
+            rendered_by=rendered_by,
+            infrastructure=await self._infrastructure_refs(state.owner),
         )
         if self.keys is not None:
             record = sign_provenance(record, self.keys)
@@ -127,6 +144,28 @@ class RunFollower:
             # Copies to the owner's providers: queued durably, so a retried event queues nothing twice.
             await self.on_outputs([state.output_cid, cid], state.owner)
         return cid
+
+    async def _infrastructure_refs(self, owner: str | None) -> dict[str, InfrastructureRef]:
+        """The software and hardware documents, stored once per process (their CIDs do not change)."""
+        if self._infrastructure is None:
+            refs: dict[str, InfrastructureRef] = {}
+            for role, (name, body) in infrastructure_documents(self.hostname).items():
+                cid = await self.store.put_bytes(body)
+                await self.catalog.register(
+                    ContentRecord(
+                        cid=cid,
+                        size=len(body),
+                        media_type="application/json",
+                        name=f"{name.replace(':', '-')}.json",
+                        origin=ContentOrigin.PROVENANCE,
+                    )
+                )
+                refs[role] = InfrastructureRef(name=name, cid=cid)
+            self._infrastructure = refs
+        if owner:
+            # Whoever holds the record may read what it points to.
+            await self.catalog.hold([ref.cid for ref in self._infrastructure.values()], owner)
+        return self._infrastructure
 
     async def _settled_state(self, request: RunRequest, *, settled_only: bool) -> RunState:
         deadline = time.monotonic() + SETTLE_WAIT_S

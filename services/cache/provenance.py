@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from typing import Any
 
 from artdag_common import __version__
 from artdag_common.keys import L1Keys, sign_record
 from artdag_common.schemas import (
+    InfrastructureRef,
     Plan,
     PlanStep,
     ProvenanceEffect,
@@ -92,8 +95,34 @@ def effects_of(plan: Plan) -> list[ProvenanceEffect]:
     return seen
 
 
+def infrastructure_documents(hostname: str) -> dict[str, tuple[str, bytes]]:
+    """`software` and `hardware`: each one's `infra:` name and canonical JSON description (the same on
+    the same machine and version, so the same CID every time)."""
+    software = {"type": "software", "name": "artdag", "version": __version__}
+    hardware = {
+        "type": "hardware",
+        "hostname": hostname,
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpus": os.cpu_count() or 1,
+    }
+    return {
+        "software": ("infra:artdag", _canonical(software)),
+        "hardware": (f"infra:{hostname}", _canonical(hardware)),
+    }
+
+
+def _canonical(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
 def provenance_record(
-    state: RunState, plan: Plan, *, output_name: str | None, rendered_by: str, hostname: str
+    state: RunState,
+    plan: Plan,
+    *,
+    output_name: str | None,
+    rendered_by: str,
+    infrastructure: dict[str, InfrastructureRef],
 ) -> ProvenanceRecord:
     """The record of how `state`'s output was made; the same run always gives the same record."""
     if not state.output_cid:
@@ -109,7 +138,7 @@ def provenance_record(
         recipe_cid=plan.recipe_id,
         plan_id=state.plan_id or plan.plan_id,
         plan_cid=state.plan_cid,
-        infrastructure={"software": f"artdag {__version__}", "hardware": hostname},
+        infrastructure=infrastructure,
         steps=[
             ProvenanceStep(name=name, node_type=node_type, step_id=step.step_id)
             for step, name, node_type, _ in logical_steps(plan)

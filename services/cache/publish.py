@@ -37,7 +37,15 @@ def actor_url(l2_server: str, user: str) -> str:
     return f"{l2_server}/users/{quote(user, safe='')}"
 
 
-def create_activity(record: ContentRecord, *, user: str, l1_url: str, l2_server: str, now: float) -> dict[str, Any]:
+def user_handle(user: str, l2_domain: str | None) -> str:
+    """`@user@L2_DOMAIN`, the user's handle on their L2 (as the original writes `rendered_by`); the bare name
+    without an L2."""
+    return f"@{user}@{l2_domain}" if l2_domain else user
+
+
+def create_activity(
+    record: ContentRecord, *, user: str, l1_url: str, l2_server: str, now: float, l2_domain: str | None = None
+) -> dict[str, Any]:
     """The `Create` activity announcing `record` (ids derived from the cid, so a retry is the same activity)."""
     published = dt.datetime.fromtimestamp(now, tz=dt.UTC).isoformat().replace("+00:00", "Z")
     actor = actor_url(l2_server, user)
@@ -48,6 +56,7 @@ def create_activity(record: ContentRecord, *, user: str, l1_url: str, l2_server:
         "mediaType": record.media_type,
         "url": f"{l1_url}/cache/{record.cid}/raw",
         "attributedTo": actor,
+        "artdag:owner": user_handle(user, l2_domain),
         "published": published,
         "to": [AS_PUBLIC],
         "cid": record.cid,
@@ -90,7 +99,9 @@ class Publisher:
         l1_url: str,
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        l2_domain: str | None = None,
     ) -> None:
+        self.l2_domain = l2_domain
         self.catalog = catalog
         self.keys = keys
         self.l2_server = l2_server
@@ -112,7 +123,9 @@ class Publisher:
             raise ConflictError("this L1 has no L2 server to publish to (set L2_SERVER and L2_DOMAIN)", field="cid")
         user = request.viewer.user or "admin"
         now = time.time()
-        activity = create_activity(record, user=user, l1_url=self.l1_url, l2_server=self.l2_server, now=now)
+        activity = create_activity(
+            record, user=user, l1_url=self.l1_url, l2_server=self.l2_server, now=now, l2_domain=self.l2_domain
+        )
         inbox = f"{self.l2_server}/inbox"
         body = json.dumps(activity, separators=(",", ":")).encode()
         headers = sign_request("POST", inbox, body, self.keys.rsa, self.key_id, now=now)

@@ -57,7 +57,8 @@ def test_a_run_protects_its_content_and_gets_provenance(client: httpx.Client, tm
     assert provenance["inputs"] == [{"name": "video", "cid": source["cid"]}]
     assert provenance["recipe_cid"] == run["recipe_id"] and provenance["plan_id"] == run["plan_id"]
     assert provenance["plan_cid"] == run["plan_cid"] is not None
-    assert provenance["infrastructure"]["software"].startswith("artdag ")
+    assert provenance["infrastructure"]["software"]["name"] == "infra:artdag"
+    assert client.get(f"/cache/{provenance['infrastructure']['hardware']['cid']}/raw").json()["type"] == "hardware"
 
     for cid, reason in ((source["cid"], "an input of run"), (run["output_cid"], "the output of run")):
         refused = client.delete(f"/cache/{cid}")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common import rpc
+from artdag_common.cid import cid_of_bytes
 from artdag_common.content_store import LocalContentStore
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import ContentLocation, StorageProvider
@@ -32,6 +33,7 @@ from artdag_common.schemas import (
     ContentMetaUpdate,
     ContentOrigin,
     ContentRecord,
+    InfrastructureRef,
     MediaListRequest,
     Plan,
     PlanStep,
@@ -47,7 +49,7 @@ from artdag_common.schemas import (
 )
 from services.cache import handlers
 from services.cache.handlers import RunFollower
-from services.cache.provenance import provenance_json, provenance_record, run_refs
+from services.cache.provenance import infrastructure_documents, provenance_json, provenance_record, run_refs
 from services.cache.providers import MASK, UNUSABLE_DIRECTORY, ProviderBook, ProviderPolicy, SecretBox, type_schema
 from services.cache.service import ContentCatalog
 
@@ -272,28 +274,44 @@ def test_provenance_record_has_the_original_shape_and_is_deterministic() -> None
         output_cid="QmOut",
         updated_at=1_700_000_000.0,
     )
-    record = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
+    infrastructure = {
+        role: InfrastructureRef(name=name, cid=cid_of_bytes(body))
+        for role, (name, body) in infrastructure_documents("box").items()
+    }
+    record = provenance_record(
+        state, _plan(), output_name="out.mp4", rendered_by="@alice@l2.example", infrastructure=infrastructure
+    )
     body = json.loads(provenance_json(record))
     assert body == {
         "v": 1,
         "run_id": "run-9",
         "rendered_at": "2023-11-14T22:13:20Z",
-        "rendered_by": "local",
+        "rendered_by": "@alice@l2.example",
         "output": {"name": "out.mp4", "cid": "QmOut"},
         "inputs": [{"name": "video", "cid": "QmIn"}],
         "effects": [{"name": "invert", "version": "2"}, {"name": "blur", "version": "3"}],
         "recipe_cid": "QmRecipe",
         "plan_id": "p" * 64,
         "plan_cid": "QmPlan",
-        "infrastructure": {"software": "artdag 0.1.0", "hardware": "box"},
+        # The seed README's shape: each an `infra:` name and the CID of the document that describes it.
+        "infrastructure": {
+            "software": {"name": "infra:artdag", "cid": infrastructure["software"].cid},
+            "hardware": {"name": "infra:box", "cid": infrastructure["hardware"].cid},
+        },
         "steps": [
             {"name": "small", "node_type": "RESIZE", "step_id": "s1"},
             {"name": "fx", "node_type": "EFFECT", "step_id": "s1"},
             {"name": "blur", "node_type": "EFFECT", "step_id": "s4"},
         ],
     }
-    again = provenance_record(state, _plan(), output_name="out.mp4", rendered_by="local", hostname="box")
+    again = provenance_record(
+        state, _plan(), output_name="out.mp4", rendered_by="@alice@l2.example", infrastructure=infrastructure
+    )
     assert provenance_json(again) == provenance_json(record)
+    # The same machine and version describe themselves the same way: the same CIDs run after run.
+    assert infrastructure_documents("box") == infrastructure_documents("box")
+    software = json.loads(infrastructure_documents("box")["software"][1])
+    assert software == {"type": "software", "name": "artdag", "version": "0.1.0"}
 
 
 def test_secret_box_binds_values_to_their_field(tmp_path: Path) -> None:

@@ -316,7 +316,12 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
     tampered = {**record, "rendered_by": "mallory"}
     assert verify_record(tampered, trusted)[0] is False
     assert (await harness.as_user("bob").get(f"/cache/{meta['provenance_cid']}/meta")).status_code == 404
-    assert record["infrastructure"]["software"] == "artdag 0.1.0"
+    # `infra:` names and CIDs of documents that are there to read, as the seed README shows them.
+    software = record["infrastructure"]["software"]
+    assert software["name"] == "infra:artdag"
+    described = (await client.get(f"/cache/{software['cid']}/raw")).json()
+    assert described == {"type": "software", "name": "artdag", "version": "0.1.0"}
+    assert record["infrastructure"]["hardware"]["name"].startswith("infra:")
     prov_meta = (await client.get(f"/cache/{meta['provenance_cid']}/meta")).json()
     assert (prov_meta["origin"], prov_meta["media_type"]) == ("provenance", "application/json")
 

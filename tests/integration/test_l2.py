@@ -115,6 +115,7 @@ async def test_publish_delivers_a_signed_create_that_httpsig_verifies(harness: H
         obj = activity["object"]
         assert (obj["type"], obj["cid"], obj["name"], obj["mediaType"]) == ("Image", cid, "dot.png", "image/png")
         assert obj["attributedTo"] == f"{l2.url}/users/alice" and obj["url"] == f"{L1_URL}/cache/{cid}/raw"
+        assert obj["artdag:owner"] == "@alice@l2.test", "the user's handle on their L2 (L2_DOMAIN)"
         assert "provenance" in obj
 
         again = await alice.post(f"/cache/{cid}/publish")
