@@ -124,18 +124,7 @@ class RunFollower:
         )
         if self.keys is not None:
             record = sign_provenance(record, self.keys)
-        body = provenance_json(record)
-        cid = await self.store.put_bytes(body)
-        await self.catalog.register(
-            ContentRecord(
-                cid=cid,
-                size=len(body),
-                media_type="application/json",
-                name=f"provenance-{run_id}.json",
-                origin=ContentOrigin.PROVENANCE,
-                owner=state.owner,
-            )
-        )
+        cid = await self._store_json(provenance_json(record), f"provenance-{run_id}.json", state.owner)
         await self.catalog.record_refs(run_id, [(cid, PROVENANCE)])
         await self.catalog.link_provenance(state.output_cid, cid)
         self.counts["provenance_records"] += 1
@@ -145,21 +134,26 @@ class RunFollower:
             await self.on_outputs([state.output_cid, cid], state.owner)
         return cid
 
+    async def _store_json(self, body: bytes, name: str, owner: str | None) -> str:
+        """Store a provenance document and register it; its cid."""
+        cid = await self.store.put_bytes(body)
+        record = ContentRecord(
+            cid=cid,
+            size=len(body),
+            media_type="application/json",
+            name=name,
+            origin=ContentOrigin.PROVENANCE,
+            owner=owner,
+        )
+        await self.catalog.register(record)
+        return cid
+
     async def _infrastructure_refs(self, owner: str | None) -> dict[str, InfrastructureRef]:
         """The software and hardware documents, stored once per process (their CIDs do not change)."""
         if self._infrastructure is None:
             refs: dict[str, InfrastructureRef] = {}
             for role, (name, body) in infrastructure_documents(self.hostname).items():
-                cid = await self.store.put_bytes(body)
-                await self.catalog.register(
-                    ContentRecord(
-                        cid=cid,
-                        size=len(body),
-                        media_type="application/json",
-                        name=f"{name.replace(':', '-')}.json",
-                        origin=ContentOrigin.PROVENANCE,
-                    )
-                )
+                cid = await self._store_json(body, f"{name.replace(':', '-')}.json", None)
                 refs[role] = InfrastructureRef(name=name, cid=cid)
             self._infrastructure = refs
         if owner:
