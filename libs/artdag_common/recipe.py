@@ -72,6 +72,9 @@ class RecipeInput(BaseModel):
     type: InputType = "video"
     description: str = ""
     list: bool = False  # bound to several cids (comma-separated): a SOURCE_LIST
+    # A named asset (`artdag asset add NAME FILE`) bound when the run gives no cid: resolved to its CID at
+    # submission, so step ids never depend on the name.
+    asset: str | None = Field(default=None, pattern=NAME_RE.pattern)
 
 
 class RecipeStep(BaseModel):
@@ -431,14 +434,28 @@ class _RecipeBuilder:
             raise self.fail(f"at most {MAX_STEPS} steps", path)
         steps: list[RecipeStep] = []
         seen: set[str] = set()
-        # Engine-form sources with `input: true` declare their input by their id.
+        # Engine-form sources with `input: true` declare their input by their id; `asset: NAME` declares
+        # one bound to that named asset.
         for item in raw:
             if isinstance(item, dict) and str(item.get("type", "")).upper() == "SOURCE":
                 config = item.get("config") or {}
-                if isinstance(config, dict) and config.get("input") is True and isinstance(item.get("id"), str):
+                if not isinstance(config, dict) or not isinstance(item.get("id"), str):
+                    continue
+                if config.get("input") is True:
                     inputs.setdefault(
                         item["id"], RecipeInput(name=item["id"], description=str(config.get("description", "")))
                     )
+                elif "asset" in config:
+                    asset = config["asset"]
+                    if not isinstance(asset, str) or not NAME_RE.match(asset):
+                        where = (*path, raw.index(item), "config", "asset")
+                        raise self.fail("an asset name is letters, digits, '_' or '-' (at most 64)", where)
+                    kind = config.get("type", "any")
+                    if kind not in ("video", "audio", "image", "any"):
+                        raise self.fail(
+                            "type is video, audio, image or any", (*path, raw.index(item), "config", "type")
+                        )
+                    inputs.setdefault(item["id"], RecipeInput(name=item["id"], type=kind, asset=asset))
         for i, item in enumerate(raw):
             spath = (*path, i)
             if not isinstance(item, dict):
@@ -474,7 +491,7 @@ class _RecipeBuilder:
             raise self.fail("config must be a mapping", (*spath, "config"), step_id)
         if op.node_type == "SOURCE":
             bound = config.get("input", step_id)
-            if bound is True:
+            if bound is True or "asset" in config:
                 bound = step_id
             if bound not in inputs:
                 raise self.fail(f"source reads unknown input {bound!r}", (*spath, "config", "input"), step_id)

@@ -451,6 +451,8 @@ class RecipeInputInfo(BaseModel):
     name: str
     type: str
     description: str = ""
+    list: bool = False
+    asset: str | None = Field(default=None, description="the named asset bound when the run gives no cid")
 
 
 class RecipeRecord(Message):
