@@ -67,6 +67,24 @@ class Client:
         body: dict[str, Any] = self._check(self._send("POST", "/api/plan", json={"recipe": recipe, "inputs": inputs}))
         return body
 
+    def assets(self) -> list[dict[str, Any]]:
+        """Your asset names and the shared ones."""
+        body: dict[str, Any] = self._check(self._send("GET", "/assets"))
+        found: list[dict[str, Any]] = body["assets"]
+        return found
+
+    def add_asset(self, name: str, cid: str, *, shared: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(
+            self._send("POST", "/assets", json={"name": name, "cid": cid, "shared": shared})
+        )
+        return body
+
+    def delete_asset(self, name: str, *, shared: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(
+            self._send("DELETE", f"/assets/{quote(name, safe='')}", params={"shared": str(shared).lower()})
+        )
+        return body
+
     def recipe(self, ref: str) -> dict[str, Any]:
         """A stored recipe by CID, name (the newest you may see) or name@cid."""
         body: dict[str, Any] = self._check(self._send("GET", f"/recipes/{quote(ref, safe='@')}"))

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "recipe",
         metavar="RECIPE|INPUT",
-        help="recipe YAML file, or a stored recipe's name, CID or name@cid (with --effect: the input file or CID)",
+        help="recipe YAML file, or a stored recipe's name, CID or name@cid (with --effect: the input file, CID or asset name)",
     )
     _add_inputs(render)
     render.add_argument(
@@ -149,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
+    assets = commands.add_parser("assets", help="your asset names and the shared ones")
+    assets.add_argument("--json", action="store_true", help="print JSON")
+    assets.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+    asset = commands.add_parser("asset", help="name content: `artdag asset add NAME FILE|CID`, `artdag asset rm NAME`")
+    asset_commands = asset.add_subparsers(dest="asset_command", required=True, metavar="SUBCOMMAND")
+    asset_add = asset_commands.add_parser("add", help="name a file (uploaded now) or stored content")
+    asset_add.add_argument("name", help="letters, digits, '_' and '-': what recipes and --effect renders call it")
+    asset_add.add_argument("target", metavar="FILE|CID")
+    asset_add.add_argument("--shared", action="store_true", help="admins: a name for everyone")
+    asset_add.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+    asset_rm = asset_commands.add_parser("rm", help="forget a name (the content stays)")
+    asset_rm.add_argument("name")
+    asset_rm.add_argument("--shared", action="store_true", help="the shared name (admins)")
+    asset_rm.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
     recipes = commands.add_parser("recipes", help="list the server's recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON")
@@ -475,8 +490,11 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
 def _stored(client: Client, target: str, label: str) -> str:
-    """The cid of `target`: a file (uploaded now) or a stored cid."""
+    """The cid of `target`: a file (uploaded now), a stored cid, or a named asset (yours first, then shared)."""
     path = Path(target)
     if path.is_file():
         print(f"uploading {path} …", file=sys.stderr)
@@ -484,7 +502,47 @@ def _stored(client: Client, target: str, label: str) -> str:
     try:
         return validate_cid(target)
     except ArtdagError:
-        raise ArtdagError(f"{label}: {target} is neither a file nor a CID") from None
+        pass
+    if ASSET_NAME.match(target):
+        named = sorted((a for a in client.assets() if a["name"] == target), key=lambda a: a["shared"])
+        if named:
+            cid: str = named[0]["cid"]
+            return cid
+        raise ArtdagError(f"{label}: {target} is no file, CID or asset name (`artdag assets` lists the names)")
+    raise ArtdagError(f"{label}: {target} is neither a file nor a CID")
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    import json
+
+    client = Client(args.server)
+    try:
+        found = client.assets()
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for item in found:
+        print(f"{item['name']:<24}  {item['cid']}  {'shared' if item['shared'] else 'yours'}")
+    return 0
+
+
+def cmd_asset(args: argparse.Namespace) -> int:
+    if not ASSET_NAME.match(args.name):
+        raise ArtdagError(f"{args.name!r}: an asset name is letters, digits, '_' and '-' (at most 64)")
+    client = Client(args.server)
+    try:
+        if args.asset_command == "add":
+            cid = _stored(client, args.target, args.name)
+            record = client.add_asset(args.name, cid, shared=args.shared)
+            print(f"{record['name']}  {record['cid']}")
+        else:
+            record = client.delete_asset(args.name, shared=args.shared)
+            print(f"forgot {record['name']} ({record['cid']})")
+    finally:
+        client.close()
+    return 0
 
 
 def _bind_inputs(client: Client, bindings: list[tuple[str, str]]) -> dict[str, str]:
@@ -731,6 +789,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run_show(args)
         if args.command == "recipes":
             return cmd_recipes(args)
+        if args.command == "assets":
+            return cmd_assets(args)
+        if args.command == "asset":
+            return cmd_asset(args)
         if args.command == "upload":
             return cmd_upload(args)
         if args.command == "locations":

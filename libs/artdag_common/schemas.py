@@ -690,6 +690,58 @@ class ProvenanceRecord(Message):
     )
 
 
+# -- named assets (cache service) ---------------------------------------------------------
+
+ASSET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
+class AssetRecord(Message):
+    """A name for content: a user's own, or shared with everyone by an admin (`owner` None)."""
+
+    name: str
+    cid: str
+    shared: bool = False
+    owner: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class AssetList(Message):
+    assets: list[AssetRecord]
+
+
+class AssetInput(Message):
+    """`POST /assets`: name content you hold (a name you have already used points to the new cid)."""
+
+    name: str = Field(pattern=ASSET_NAME_PATTERN, description="letters, digits, '_' and '-', like a recipe input")
+    cid: str
+    shared: bool = Field(default=False, description="an admin's name for everyone (a user's own name wins)")
+    viewer: Viewer | None = Field(default=None, description="set by the gateway; ignored from clients")
+
+
+class AssetRequest(Message):
+    """`cache.asset_delete`: the viewer's own name, or (`shared`) a shared one."""
+
+    name: str = Field(pattern=ASSET_NAME_PATTERN)
+    shared: bool = False
+    viewer: Viewer | None = None
+
+
+class AssetListRequest(Message):
+    viewer: Viewer | None = None
+
+
+class AssetResolveRequest(Message):
+    """`cache.asset_resolve`: the cids `owner`'s asset names stand for (their own first, then shared)."""
+
+    names: list[str] = Field(max_length=MAX_LIST_ITEMS)
+    owner: str | None = None
+
+
+class AssetResolved(Message):
+    cids: dict[str, str] = Field(description="name → cid, for the names that are known")
+
+
 # -- storage providers (cache service) ----------------------------------------------------
 
 StorageType = Literal["s3", "ipfs", "nats", "local", "pinning"]

@@ -13,6 +13,10 @@ from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
+    AssetInput,
+    AssetListRequest,
+    AssetRequest,
+    AssetResolveRequest,
     CidRequest,
     CidsRequest,
     ContentDeleted,
@@ -45,6 +49,7 @@ from artdag_common.schemas import (
     UsageReply,
     UsageRequest,
 )
+from services.cache.assets import AssetBook
 from services.cache.handlers import RunFollower
 from services.cache.providers import ProviderBook, ProviderPolicy, SecretBox, type_schema
 from services.cache.publish import Publisher
@@ -87,6 +92,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         ack_wait_s=settings.ack_wait_s,
     )
     catalog.offload_copied = True
+    assets = AssetBook(sessions, catalog)
     # The L1's keys: made on first start (files mode 0600, never in the database).
     keys = await asyncio.to_thread(load_or_create_keys, settings.keys_dir)
     publisher = Publisher(
@@ -217,6 +223,10 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     await rpc.serve(runtime.nc, "cache", "restore", CidRequest, restore, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "locations", CidRequest, locations)
     await rpc.serve(runtime.nc, "cache", "copy", CopyRequest, replicator.copy)
+    await rpc.serve(runtime.nc, "cache", "asset_add", AssetInput, assets.add)
+    await rpc.serve(runtime.nc, "cache", "asset_list", AssetListRequest, assets.list)
+    await rpc.serve(runtime.nc, "cache", "asset_delete", AssetRequest, assets.delete)
+    await rpc.serve(runtime.nc, "cache", "asset_resolve", AssetResolveRequest, assets.resolve)
     await rpc.serve(runtime.nc, "cache", "stat_many", CidsRequest, stat_many, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "usage", UsageRequest, usage, concurrency=4)
     await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)

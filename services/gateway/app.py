@@ -12,7 +12,7 @@ from artdag_common import __version__
 from artdag_common.content_store import open_store_async
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.telemetry import setup_tracing
-from services.gateway import api, api_auth, api_cache, api_storage, errors, ui
+from services.gateway import api, api_assets, api_auth, api_cache, api_storage, errors, ui
 from services.gateway.deps import Gateway
 from services.gateway.headers import SecurityHeaders, docs_page
 from services.gateway.settings import GatewaySettings
@@ -67,6 +67,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api_auth.router)
     app.include_router(api_cache.router)
     app.include_router(api_storage.router)
+    app.include_router(api_assets.router)
     app.include_router(api.router)
     ui.install(app)
     app.add_middleware(SecurityHeaders)  # on every response, errors included

@@ -53,6 +53,8 @@ from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
     AnalysisReply,
+    AssetResolved,
+    AssetResolveRequest,
     CidRequest,
     CidsRequest,
     ContentFound,
@@ -276,11 +278,11 @@ class RunDriver:
 
     # -- submission ---------------------------------------------------------------
 
-    async def _prepare(self, recipe_text: str, inputs: dict[str, str]) -> tuple[Recipe, Plan]:
+    async def _prepare(self, recipe_text: str, inputs: dict[str, str], owner: str | None) -> tuple[Recipe, Plan]:
         """Validate recipe and inputs (the inputs must be stored content of the declared kind, within
         the input limits), plan. A list's length is checked before any of its items is looked up."""
         recipe = parse_recipe(recipe_text)
-        input_cids = bind_inputs(recipe, inputs)
+        input_cids = bind_inputs(recipe, await self._with_assets(recipe, inputs, owner))
         media_types: dict[str, str] = {}
         items = [
             (name, label, cid)
@@ -384,10 +386,31 @@ class RunDriver:
                     field="quota_bytes",
                 )
 
+    async def _with_assets(self, recipe: Recipe, inputs: dict[str, str], owner: str | None) -> dict[str, str]:
+        """`inputs`, with each unbound input that names an asset bound to that asset's cid (the owner's
+        own name first, then a shared one): the plan sees cids only, never names."""
+        wanted = {name: spec.asset for name, spec in recipe.inputs.items() if spec.asset and name not in inputs}
+        if not wanted:
+            return inputs
+        request = AssetResolveRequest(names=sorted(set(wanted.values())), owner=owner)
+        found = await rpc.call(
+            self.runtime.nc, "cache", "asset_resolve", request, AssetResolved, timeout_s=self.settings.rpc_timeout_s
+        )
+        bound = dict(inputs)
+        for name, asset in wanted.items():
+            if asset not in found.cids:
+                raise InvalidInputError(
+                    f"input {name!r} is the asset {asset!r}, which is no name of yours nor a shared one"
+                    " (`artdag asset add NAME FILE`, or bind the input to a cid)",
+                    field=f"inputs.{name}",
+                )
+            bound[name] = found.cids[asset]
+        return bound
+
     async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
         """Accept a run, once per run id: a submit sent again (a client's retry with the same
         Idempotency-Key, a gateway that timed out) answers with the run the first one made."""
-        recipe, plan = await self._prepare(request.recipe, request.inputs)
+        recipe, plan = await self._prepare(request.recipe, request.inputs, request.owner)
         run_id = check_run_id(request.run_id) if request.run_id is not None else new_run_id()
         if request.run_id is not None and (earlier := await self._earlier_submit(run_id, plan, request)) is not None:
             return earlier
@@ -1000,7 +1023,7 @@ class RunDriver:
     async def dry_run(self, request: PlanRequest) -> PlanReply:
         """The plan a run would follow: each step cached or to run, and the frames left to render."""
         text = await self._recipe_text(request.recipe, request.recipe_id)
-        recipe, plan = await self._prepare(text, request.inputs)
+        recipe, plan = await self._prepare(text, request.inputs, request.owner)
         plan = await self._final_plan(f"plan {plan.plan_id[:12]}", plan, recipe)
         media = await self._media(f"plan {plan.plan_id[:12]}", plan)
         frames = encoded_frames(plan, output_frames := estimate_frames(plan, media))

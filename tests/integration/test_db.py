@@ -41,6 +41,7 @@ async def _reset_postgres(url: str) -> None:
                 "content_holders",
                 "publications",
                 "content_locations",
+                "assets",
                 "alembic_version",
             ):
                 await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
@@ -67,7 +68,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0006"
+        assert version == "0007"
         for table in (
             "content",
             "runs",
@@ -80,6 +81,7 @@ async def test_migrations_create_the_tables(engine: AsyncEngine) -> None:
             "content_holders",
             "publications",
             "content_locations",
+            "assets",
         ):
             assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
 

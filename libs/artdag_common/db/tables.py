@@ -191,3 +191,15 @@ class PublicationRow(Base):
     inbox: Mapped[str] = mapped_column(String(512))
     activity: Mapped[dict[str, Any]] = mapped_column(JSON)
     published_at: Mapped[float] = mapped_column(Float)
+
+
+class AssetRow(Base):
+    """A name for content, a user's own or (scope "") shared by an admin. Owner: cache service."""
+
+    __tablename__ = "assets"
+
+    scope: Mapped[str] = mapped_column(String(256), primary_key=True)  # the owner's name; "" for shared
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cid: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -18,6 +18,8 @@ from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_step_id
 from artdag_common.recipe import RecipeRef, parse_recipe
 from artdag_common.schemas import (
+    AssetList,
+    AssetListRequest,
     CidRequest,
     ContentList,
     ContentRecord,
@@ -313,9 +315,15 @@ async def media_page(
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
     found: ContentList = await gw.call("cache", "list", query, ContentList)
     pages = max(1, -(-found.total // MEDIA_PAGE))
+    assets = (
+        (await gw.call("cache", "asset_list", AssetListRequest(viewer=user.viewer()), AssetList)).assets
+        if user is not None
+        else []
+    )
     return render(
         request,
         "media.html",
+        assets=assets,
         items=found.items,
         total=found.total,
         current=media_type or "",
