@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "recipe",
         metavar="RECIPE|INPUT",
-        help="recipe YAML file, or a stored recipe's name, CID or name@cid (with --effect: the input file, CID or asset name)",
+        help="recipe YAML file, or a stored recipe's name, CID or name@cid"
+        " (with --effect: the input file, CID or asset name)",
     )
     _add_inputs(render)
     render.add_argument(

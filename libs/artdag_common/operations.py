@@ -259,14 +259,18 @@ class EffectConfig(NodeConfig):
             return data  # field validation reports the type error
         # Imported here so that importing artdag_common does not import the effects.
         from artdag_effects import validate_effect_config
+        from artdag_effects.registry import resolve_alias
 
         try:
+            # An original effect name (e.g. pixelsort) becomes its canonical effect and params
+            # here, so both spellings normalise, and hash, alike.
+            effect, params, bindings = resolve_alias(effect, params, bindings)
             params, bindings = validate_effect_config(effect, params, bindings)
         except InvalidInputError as exc:
             loc = tuple(exc.field.split(".")) if exc.field else ("effect",)
             detail = InitErrorDetails(type=PydanticCustomError("effect", exc.message), loc=loc, input=data)
             raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
-        return {**data, "params": params, "bindings": bindings}
+        return {**data, "effect": effect, "params": params, "bindings": bindings}
 
 
 def _check_colour(value: str) -> str:

@@ -1,4 +1,4 @@
-"""Mirror one half of the picture onto the other, left/right, top/bottom or both."""
+"""Mirror one half of the picture onto the other, or flip the whole picture (the original `mirror`)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ VERSION = "1"
 
 
 class MirrorParams(EffectParams):
-    """Axis and which half is kept."""
+    """What is mirrored, along which axis, and which half is kept."""
 
     axis: Literal["horizontal", "vertical", "both"] = Field(
-        "horizontal", description="horizontal = left/right symmetry, vertical = top/bottom"
+        "horizontal", description="horizontal = left/right symmetry (or a left/right flip), vertical = top/bottom"
     )
-    keep: Literal["first", "second"] = Field("first", description="first = keep the left (top) half")
+    keep: Literal["first", "second"] = Field("first", description="first = keep the left (top) half; half mode only")
+    mode: Literal["half", "flip"] = Field(
+        "half", description="half = mirror one half onto the other; flip = flip the whole frame"
+    )
 
 
 def _mirror_axis(image: Frame, axis: int, keep_first: bool) -> None:
@@ -32,7 +35,18 @@ def _mirror_axis(image: Frame, axis: int, keep_first: bool) -> None:
         view[:half] = view[n - half :][::-1]
 
 
+def _flip(frame: Frame, axis: str) -> Frame:
+    out = frame
+    if axis in ("horizontal", "both"):
+        out = out[:, ::-1]
+    if axis in ("vertical", "both"):
+        out = out[::-1]
+    return np.ascontiguousarray(out)
+
+
 def _apply(frame: Frame, params: MirrorParams, ctx: FrameContext) -> Frame:
+    if params.mode == "flip":
+        return _flip(frame, params.axis)
     out = frame.copy()
     keep_first = params.keep == "first"
     if params.axis in ("horizontal", "both"):
@@ -46,6 +60,6 @@ EFFECT = EffectSpec(
     name="mirror",
     version=VERSION,
     params_model=MirrorParams,
-    description="Make the picture symmetric by mirroring one half.",
+    description="Make the picture symmetric by mirroring one half, or flip it whole.",
     factory=per_frame(MirrorParams, _apply),
 )
