@@ -1,14 +1,16 @@
 """Recipes: YAML text → one validated model, with errors that point at the line.
 
 Two forms are accepted, as the original engine had both: the L1 form (`inputs`,
-`steps`, `output`) and the engine form (`dag: {nodes, output}`). A recipe is data:
-no expressions, no paths, no code. Every error names the step, the field and the
-YAML line and column.
+`steps`, `output`) and the engine form (`dag: {nodes, output}`), with the engine's
+spellings of a step translated to the canonical one (`recipe_engine`). A recipe is
+data: no expressions, no paths, no code. Every error names the step, the field and
+the YAML line and column.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ from artdag_common.cid import cid_of_bytes, validate_cid
 from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInputError, field_path
 from artdag_common.ids import canonical_json
 from artdag_common.operations import BINDABLE_FEATURES, get_operation
+from artdag_common.recipe_engine import CanonicalStep, canonical_step
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_RECIPE_BYTES = 1024 * 1024
@@ -99,16 +102,28 @@ class Recipe(BaseModel):
     inputs: dict[str, RecipeInput]
     steps: tuple[RecipeStep, ...]
     output: str
+    owner: str | None = Field(default=None, description="the owner the recipe names (the original's `owner`)")
+    registry: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="the original's `registry` of named assets and effects: {assets, effects}"
+    )
 
     def canonical(self) -> dict[str, Any]:
         """The recipe's meaning, independent of YAML layout, comments and key order."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for key in _UNLESS_GIVEN:
+            if data[key] is None:
+                del data[key]  # so a recipe without them keeps the id it always had
+        return data
 
     @cached_property
     def recipe_id(self) -> str:
         """The cid of the recipe's canonical JSON (worked out once: a big recipe takes a while)."""
         return cid_of_bytes(canonical_json(self.canonical()))
 
+
+_UNLESS_GIVEN = ("owner", "registry")
+REGISTRY_KINDS = ("assets", "effects")
+REGISTRY_ENTRY_KEYS = ("hash", "cid", "url")
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _DEFAULT_TAGS = {
@@ -299,6 +314,12 @@ class _RecipeBuilder:
     def __init__(self, located: _Located) -> None:
         self.located = located
         self.analysis_refs: dict[str, tuple[_Path, dict[str, dict[str, Any]]]] = {}
+        self.written: dict[str, tuple[_Path, CanonicalStep]] = {}  # step id → where it stands, as written
+
+    def input_path(self, step_id: str, index: int) -> _Path:
+        """Where a step's input `index` (of its canonical inputs) was written."""
+        spath, written = self.written[step_id]
+        return (*spath, *written.input_path(index))
 
     def fail(self, message: str, path: _Path, step: str | None = None) -> InvalidInputError:
         return _error(message, path, self.located, step=step)
@@ -341,7 +362,7 @@ class _RecipeBuilder:
         if output not in ids:
             raise self.fail(f"output {output!r} is not a step of this recipe", output_path)
         ordered = self._topological(steps, steps_path, set(inputs))
-        self._check_kinds(ordered, steps, steps_path, inputs)
+        self._check_kinds(ordered, inputs)
         self._check_analysis_refs(steps, steps_path)
         return Recipe(
             name=name,
@@ -350,13 +371,47 @@ class _RecipeBuilder:
             inputs=inputs,
             steps=tuple(ordered),
             output=output,
+            owner=self._str(raw, "owner", "", ()) or None,
+            registry=self._registry(raw.get("registry")),
         )
 
-    def _check_kinds(
-        self, ordered: list[RecipeStep], declared: list[RecipeStep], path: _Path, inputs: dict[str, RecipeInput]
-    ) -> None:
+    def _registry(self, raw: Any) -> dict[str, dict[str, Any]] | None:
+        """The original's `registry` (`assets`, `effects`: name → hash, or {hash, cid, url}), kept as data.
+
+        Shown with the recipe; steps do not read it (`SOURCE {asset: NAME}` names this server's assets).
+        """
+        if raw is None or raw == {}:
+            return None
+        if not isinstance(raw, dict):
+            raise self.fail("must be a mapping with assets and effects", ("registry",))
+        out: dict[str, dict[str, Any]] = {}
+        for kind, entries in raw.items():
+            if kind not in REGISTRY_KINDS:
+                raise self.fail(f"unknown field {kind!r} (a registry has assets and effects)", ("registry", kind))
+            if entries is None:
+                entries = {}
+            if not isinstance(entries, dict):
+                raise self.fail("must be a mapping of names to {hash, url} or a hash", ("registry", kind))
+            for name, entry in entries.items():
+                where: _Path = ("registry", kind, name)
+                if not NAME_RE.match(name):
+                    raise self.fail("a name is letters, digits, '_' or '-' (at most 64)", where)
+                if isinstance(entry, str):
+                    continue
+                if not isinstance(entry, dict):
+                    raise self.fail("must be a hash, or a mapping with hash, cid and url", where)
+                for key, value in entry.items():
+                    if key not in REGISTRY_ENTRY_KEYS:
+                        raise self.fail(
+                            f"unknown field {key!r} (expected one of {', '.join(REGISTRY_ENTRY_KEYS)})", (*where, key)
+                        )
+                    if not isinstance(value, str):
+                        raise self.fail("must be a string", (*where, key))
+            out[kind] = entries
+        return out
+
+    def _check_kinds(self, ordered: list[RecipeStep], inputs: dict[str, RecipeInput]) -> None:
         """Audio must not flow into a slot that needs video (RESIZE of a song, say)."""
-        position = {s.id: i for i, s in enumerate(declared)}
         kinds: dict[str, str] = {name: spec.type for name, spec in inputs.items()}
         lists = {name for name, spec in inputs.items() if spec.list}
         for step in ordered:
@@ -369,7 +424,7 @@ class _RecipeBuilder:
                     lists.add(step.id)
                 continue
             for j, ref in enumerate(step.inputs):
-                where = (*path, position[step.id], "inputs", j)
+                where = self.input_path(step.id, j)
                 if ref in lists and not op.takes_lists:
                     raise self.fail(
                         f"{ref!r} is a list; {op.node_type} takes single clips (MAP over it, or SEQUENCE it)",
@@ -387,7 +442,7 @@ class _RecipeBuilder:
                 if needs_video and kinds.get(ref) == "audio":
                     raise self.fail(
                         f"input {ref!r} is audio, but {op.node_type} needs video there",
-                        (*path, position[step.id], "inputs", j),
+                        self.input_path(step.id, j),
                         step.id,
                     )
             if op.output_media_type.startswith("audio/"):
@@ -456,6 +511,9 @@ class _RecipeBuilder:
                             "type is video, audio, image or any", (*path, raw.index(item), "config", "type")
                         )
                     inputs.setdefault(item["id"], RecipeInput(name=item["id"], type=kind, asset=asset))
+            elif isinstance(item, dict) and str(item.get("type", "")).upper() == "SOURCE_LIST":
+                self._declare_list(item, (*path, raw.index(item)), inputs)
+        kind_of = self._kind_of(raw, inputs)
         for i, item in enumerate(raw):
             spath = (*path, i)
             if not isinstance(item, dict):
@@ -468,25 +526,63 @@ class _RecipeBuilder:
                 raise self.fail("id must be letters, digits, '_' or '-' (at most 64)", (*spath, "id"))
             if step_id in seen:
                 raise self.fail(f"duplicate step id {step_id!r}", (*spath, "id"))
-            if step_id in inputs and str(item.get("type", "")).upper() != "SOURCE":
+            if step_id in inputs and str(item.get("type", "")).upper() not in ("SOURCE", "SOURCE_LIST"):
                 raise self.fail(f"step id {step_id!r} is also an input name", (*spath, "id"))
             seen.add(step_id)
-            steps.append(self._step(item, spath, step_id, inputs))
+            written = canonical_step(item, spath, step_id, self.fail, kind_of)
+            steps.append(self._step(written, spath, step_id, inputs))
         return steps
 
-    def _step(self, item: dict[str, Any], spath: _Path, step_id: str, inputs: dict[str, RecipeInput]) -> RecipeStep:
-        type_name = item.get("type")
+    def _declare_list(self, item: dict[str, Any], spath: _Path, inputs: dict[str, RecipeInput]) -> None:
+        """A SOURCE_LIST reads a list input: the one named by its id (`input: true` or none), or by `input`."""
+        config = item.get("config") or {}
+        step_id = item.get("id")
+        if not isinstance(config, dict) or not isinstance(step_id, str):
+            return
+        bound = config.get("input", True)
+        if bound is True:
+            kind = config.get("type", "video")
+            if kind not in ("video", "audio", "image", "any"):
+                raise self.fail("type is video, audio, image or any", (*spath, "config", "type"))
+            description = self._str(config, "description", "", (*spath, "config"))
+            inputs.setdefault(step_id, RecipeInput(name=step_id, type=kind, description=description, list=True))
+            bound = step_id
+        if isinstance(bound, str) and bound in inputs and not inputs[bound].list:
+            raise self.fail(
+                f"SOURCE_LIST reads a list: declare input {bound!r} with list: true", (*spath, "config", "input")
+            )
+
+    @staticmethod
+    def _kind_of(raw: list[Any], inputs: dict[str, RecipeInput]) -> Callable[[str], str]:
+        """The declared type of what a step name reads: an input, or the input a SOURCE step reads."""
+        reads: dict[str, str] = {}
+        for item in raw:
+            if isinstance(item, dict) and str(item.get("type", "")).upper() in ("SOURCE", "SOURCE_LIST"):
+                config = item.get("config") or {}
+                bound = config.get("input") if isinstance(config, dict) else None
+                if isinstance(item.get("id"), str):
+                    reads[item["id"]] = bound if isinstance(bound, str) else item["id"]
+
+        def kind_of(name: str) -> str:
+            spec = inputs.get(reads.get(name, name))
+            return spec.type if spec is not None else "any"
+
+        return kind_of
+
+    def _step(self, written: CanonicalStep, spath: _Path, step_id: str, inputs: dict[str, RecipeInput]) -> RecipeStep:
+        type_name = written.type
         if not isinstance(type_name, str):
             raise self.fail("type is required", (*spath, "type"), step_id)
         op = get_operation(type_name)
         if op is None or not op.in_recipes:
             raise self.fail(f"unknown node type {type_name!r}", (*spath, "type"), step_id)
-        raw_inputs = item.get("inputs", [])
-        if isinstance(raw_inputs, str):
-            raw_inputs = [raw_inputs]
+        raw_inputs = written.inputs
         if not isinstance(raw_inputs, list) or not all(isinstance(x, str) for x in raw_inputs):
-            raise self.fail("inputs must be a list of step or input names", (*spath, "inputs"), step_id)
-        config = item.get("config") or {}
+            raise self.fail(
+                "inputs must be a list of step or input names (or a mapping of them)", (*spath, "inputs"), step_id
+            )
+        self.written[step_id] = (spath, written)
+        config = written.config
         if not isinstance(config, dict):
             raise self.fail("config must be a mapping", (*spath, "config"), step_id)
         if op.node_type == "SOURCE":
@@ -494,11 +590,15 @@ class _RecipeBuilder:
             if bound is True or "asset" in config:
                 bound = step_id
             if bound not in inputs:
-                raise self.fail(f"source reads unknown input {bound!r}", (*spath, "config", "input"), step_id)
+                raise self.fail(
+                    f"source reads unknown input {bound!r}", (*spath, *written.config_path(("input",))), step_id
+                )
             config = {"input": bound}
         if not op.min_inputs <= len(raw_inputs) <= op.max_inputs:
             want = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"{op.min_inputs}..{op.max_inputs}"
             raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"), step_id)
+        if op.node_type == "EFFECT":
+            config = self._canonical_effect(config, spath, written, step_id)
         references = self._analysis_bindings(config, spath, step_id) if op.node_type == "EFFECT" else {}
         if references:
             # Check the effect and the bindings with stand-in data; the planner puts in the real analysis.
@@ -513,13 +613,24 @@ class _RecipeBuilder:
             parsed = op.parse_config(config)
         except ValidationError as exc:
             first = exc.errors()[0]
-            loc = tuple(first["loc"])
-            raise self.fail(first["msg"], (*spath, "config", *loc), step_id) from None
+            raise self.fail(first["msg"], (*spath, *written.config_path(tuple(first["loc"]))), step_id) from None
         normalised = parsed.model_dump(mode="json", exclude_none=True)
         for name, ref in references.items():
             normalised["bindings"][name] = strip_binding_data(normalised["bindings"][name]) | ref_keys(ref)
         self.analysis_refs[step_id] = (spath, references)
         return RecipeStep(id=step_id, type=op.node_type, inputs=tuple(raw_inputs), config=normalised)
+
+    def _canonical_effect(
+        self, config: dict[str, Any], spath: _Path, written: CanonicalStep, step_id: str
+    ) -> dict[str, Any]:
+        """An original effect name (e.g. pixelsort) and its params as the canonical effect's, bindings included."""
+        from artdag_effects.registry import resolve_effect_config  # the effects load only when a recipe has one
+
+        try:
+            return resolve_effect_config(config)
+        except InvalidInputError as exc:
+            loc = tuple((exc.field or "effect").split("."))
+            raise self.fail(exc.message, (*spath, *written.config_path(loc)), step_id) from None
 
     def _analysis_bindings(self, config: dict[str, Any], spath: _Path, step_id: str) -> dict[str, dict[str, Any]]:
         """Bindings that follow an ANALYZE step (`analysis: <step id>, feature: energy`), checked for form."""
@@ -569,17 +680,17 @@ class _RecipeBuilder:
                 if not {"beats", "tempo"} & analyses.get(source, set()):
                     raise self.fail(
                         f"input {source!r} must be an ANALYZE step with beats",
-                        (*path, position[step.id], "inputs", 1),
+                        self.input_path(step.id, 1),
                         step.id,
                     )
 
     def _topological(self, steps: list[RecipeStep], path: _Path, input_names: set[str]) -> list[RecipeStep]:
         by_id = {s.id: (i, s) for i, s in enumerate(steps)}
-        for i, step in enumerate(steps):
+        for step in steps:
             for j, ref in enumerate(step.inputs):
                 if ref not in by_id and ref not in input_names:
                     raise self.fail(
-                        f"unknown input {ref!r} (not a step or a recipe input)", (*path, i, "inputs", j), step.id
+                        f"unknown input {ref!r} (not a step or a recipe input)", self.input_path(step.id, j), step.id
                     )
         order: list[RecipeStep] = []
         state: dict[str, int] = {}  # 1 = visiting, 2 = done

@@ -467,6 +467,12 @@ class RecipeRecord(Message):
     example: bool = False
     owner: str | None = None
     created_at: float
+    recipe_owner: str | None = Field(
+        default=None, description="the `owner` the recipe text names (the original engine's key; not the uploader)"
+    )
+    registry: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="the recipe's `registry` of named assets and effects, as written"
+    )
 
 
 class RecipeUpload(Message):

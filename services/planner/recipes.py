@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.db.tables import RecipeHolder, RecipeRow
-from artdag_common.errors import ForbiddenError, NotFoundError
+from artdag_common.errors import ForbiddenError, InvalidInputError, NotFoundError
 from artdag_common.recipe import Recipe, RecipeRef, parse_recipe
 from artdag_common.schemas import RecipeInputInfo, RecipeRecord, Viewer, now
 
 
 def _record(row: RecipeRow) -> RecipeRecord:
+    recipe = None
+    if "owner" in row.text or "registry" in row.text:  # most recipes have neither: no need to parse them again
+        with suppress(InvalidInputError):  # a text stored under an older parser is shown without them
+            recipe = parse_recipe(row.text)
     return RecipeRecord(
         recipe_id=row.recipe_id,
         name=row.name,
@@ -22,6 +28,8 @@ def _record(row: RecipeRow) -> RecipeRecord:
         example=row.example,
         owner=row.owner,
         created_at=row.created_at,
+        recipe_owner=recipe.owner if recipe is not None else None,
+        registry=recipe.registry if recipe is not None else None,
     )
 
 

@@ -52,7 +52,7 @@ def test_assets_name_content_for_recipes_and_quick_renders(stack: Stack, client:
     named = client.post("/assets", json={"name": "cat", "cid": cid})
     assert named.status_code == 201, named.text
     assert {"name": "cat", "cid": cid, "shared": False}.items() <= named.json().items()
-    assert [a["name"] for a in client.get("/assets").json()["assets"]] == ["cat"]
+    assert "cat" in [a["name"] for a in client.get("/assets").json()["assets"]]
     page = client.get("/media", headers={"accept": "text/html"})
     assert page.status_code == 200 and 'data-asset="cat"' in page.text and cid in page.text
 
