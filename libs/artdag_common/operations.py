@@ -154,7 +154,8 @@ class SequenceConfig(NodeConfig):
     """Concatenate inputs, normalising size (fit + pad), frame rate, pixel format and sample rate."""
 
     transition: Transition = Transition()
-    target_size: Literal["first", "largest", "explicit"] = "first"
+    # first, last, largest: that clip's size (associative, so a long SEQUENCE split into pairs keeps it)
+    target_size: Literal["first", "last", "largest", "explicit"] = "first"
     width: int | None = Field(default=None, ge=16, le=7680)
     height: int | None = Field(default=None, ge=16, le=4320)
     background: str = "black"

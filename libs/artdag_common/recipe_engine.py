@@ -126,13 +126,6 @@ def translate_config(
         return _transform(config, where, step_id, fail)
     if kind == "EFFECT":
         return _effect(config, where, step_id, fail)
-    if kind == "SEQUENCE" and config.get("target_size") == "last":
-        raise fail(
-            "target_size 'last' (the last clip's size) has no equivalent here: write target_size: explicit"
-            " with that clip's width and height, or first (the default) or largest",
-            (*where, "target_size"),
-            step_id,
-        )
     return config, {}
 
 

@@ -9,10 +9,12 @@ then found cached under the canonical spelling: one meaning, one cache.
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 
@@ -247,8 +249,15 @@ def test_path_sources_are_refused_with_what_to_do(client: httpx.Client, node: st
     assert field in reply.text and words in reply.text
 
 
-def test_target_size_last_is_refused_with_what_to_write(client: httpx.Client, media: dict[str, str]) -> None:
-    text = dag(VIDEO, "{id: out, type: SEQUENCE, inputs: [video, video], config: {target_size: last}}")
-    reply = client.post("/api/plan", json={"recipe": text, "inputs": {"video": media["a.mp4"]}})
-    assert reply.status_code in (400, 422), reply.text
-    assert "dag.nodes[1].config.target_size" in reply.text and "explicit" in reply.text
+def test_target_size_last_takes_the_last_clips_size(client: httpx.Client, media: dict[str, str]) -> None:
+    second = "{id: second, type: SOURCE, config: {input: true, name: second}}"
+    text = dag(VIDEO, second, "{id: out, type: SEQUENCE, inputs: [video, second, second], config: {target_size: last}}")
+    inputs = {"video": media["a.mp4"], "second": media["b.mp4"]}  # 160x120, then 128x96
+    run = client.post("/runs", json={"recipe": text, "inputs": inputs})
+    assert run.status_code == 202, run.text
+    done = wait_for(client, run.json()["run_id"])
+    assert done["status"] == "completed", done.get("error")
+    out = client.get(f"/cache/{done['output_cid']}/raw").content
+    with av.open(io.BytesIO(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (128, 96)

@@ -228,6 +228,8 @@ def test_sequence_normalises_and_fills_silence(media: Path, tmp_path: Path) -> N
     assert info.has_audio and _duration(out, "audio") == pytest.approx(2.8, abs=0.03)
     largest = _run("SEQUENCE", {"target_size": "largest"}, [inputs[1], inputs[0]], tmp_path / "l.mp4")
     assert (probe(largest).width, probe(largest).height) == (160, 120)
+    last = _run("SEQUENCE", {"target_size": "last"}, inputs, tmp_path / "last.mp4")
+    assert (probe(last).width, probe(last).height) == (128, 96), "the last clip's size, as the original's `last`"
     explicit = {"target_size": "explicit", "width": 96, "height": 64}
     assert probe(_run("SEQUENCE", explicit, inputs, tmp_path / "e.mp4")).width == 96
 

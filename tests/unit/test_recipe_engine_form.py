@@ -351,11 +351,6 @@ BAD_SOURCE = recipe(
             "list: true",
         ),
         (
-            recipe("", VIDEO, "{id: out, type: SEQUENCE, inputs: [video, video], config: {target_size: last}}"),
-            "dag.nodes[1].config.target_size",
-            "target_size: explicit",
-        ),
-        (
             recipe("", VIDEO, "{id: out, type: TRANSFORM, inputs: [video], config: {effects: {rotate: 90}}}"),
             "dag.nodes[1].config.effects.rotate",
             "without effects:",

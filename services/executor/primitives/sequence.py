@@ -122,6 +122,8 @@ def _target_size(config: SequenceConfig, sizes: list[tuple[int, int]]) -> tuple[
         return config.width, config.height
     if config.target_size == "largest":
         width, height = max(sizes, key=lambda s: s[0] * s[1])  # the first of equals wins
+    elif config.target_size == "last":
+        width, height = sizes[-1]
     else:
         width, height = sizes[0]
     return even(width, MIN_DIMENSION, MAX_DIMENSION), even(height, MIN_DIMENSION, MAX_DIMENSION)
