@@ -79,7 +79,16 @@ def fusable(step: PlanStep) -> bool:
         return False
     if step.node_type == "SEGMENT" and step.config.get("precise") is False:
         return False  # a keyframe copy decodes nothing: nothing to fuse
+    if step.node_type == "EFFECT" and _unresolved_bindings(step.config):
+        # Planned before its analysis ran: the plan made once the data is in fuses it.
+        return False
     return not (step.node_type == "EFFECT" and step.config.get("frames") is not None)
+
+
+def _unresolved_bindings(config: dict[str, object]) -> bool:
+    """Whether an EFFECT's bindings still name an ANALYZE step instead of carrying its data."""
+    bindings = config.get("bindings")
+    return isinstance(bindings, dict) and any(isinstance(b, dict) and "analysis" in b for b in bindings.values())
 
 
 def _stage(step: PlanStep) -> ChainStage:

@@ -469,6 +469,33 @@ def test_the_same_track_hinted_at_half_the_tempo_gives_half_the_slices(tmp_path:
     assert slices[140] >= 14 and abs(2 * slices[70] - slices[140]) <= 2
 
 
+def test_two_bound_effects_plan_before_and_fuse_after_their_analysis() -> None:
+    recipe = parse_recipe("""
+name: two-bound
+inputs:
+  video: {type: video}
+  audio: {type: audio}
+steps:
+  - {id: listen, type: ANALYZE, inputs: [audio], config: {features: [energy]}}
+  - id: bright
+    type: EFFECT
+    inputs: [video]
+    config: {effect: brightness_contrast, bindings: {brightness: {analysis: listen, feature: energy, range: [0, 0.2]}}}
+  - id: rich
+    type: EFFECT
+    inputs: [bright]
+    config: {effect: saturation, bindings: {amount: {analysis: listen, feature: energy, range: [0.5, 1.5]}}}
+output: rich
+""")
+    # Before the analysis ran (a dry run's first plan): the effects stay apart, their bindings unresolved.
+    early = build_plan(recipe, {"video": CID, "audio": OTHER})
+    assert [s.node_type for s in early.steps if s.node_type in ("EFFECT", "CHAIN")] == ["EFFECT", "EFFECT"]
+    # With the data in, they fuse into one pass as any two effects do.
+    final = build_plan(recipe, {"video": CID, "audio": OTHER}, analyses={"listen": _analysis([0.0])})
+    chain = next(s for s in final.steps if s.node_type == "CHAIN")
+    assert [stage["type"] for stage in chain.config["stages"]] == ["EFFECT", "EFFECT"]
+
+
 def test_bindings_that_follow_analysis_carry_the_data_into_the_step_id() -> None:
     recipe = parse_recipe("""
 name: glow
