@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from artdag_common.schemas import ASSET_NAME_PATTERN, AssetInput, AssetList, AssetListRequest, AssetRecord, AssetRequest
@@ -51,7 +51,7 @@ async def add_asset(body: AssetBody, gw: GatewayDep, user: CurrentUser) -> Asset
     responses=errors.responses(403, 404, 422),
 )
 async def delete_asset(
-    name: str,
+    name: Annotated[str, Path(pattern=ASSET_NAME_PATTERN, description="the asset's name")],
     gw: GatewayDep,
     user: CurrentUser,
     shared: Annotated[bool, Query(description="the shared name (admins)")] = False,
