@@ -291,6 +291,22 @@ def _fold(index: I64, size: int, edge: str) -> I64:
     return np.clip(index, 0, size - 1)
 
 
+def gain_weights(gain: npt.NDArray[np.floating]) -> npt.NDArray[np.uint16]:
+    """A per-pixel gain map (height × width) as 1/256 steps laid out like the frame, for `apply_gain`:
+    a same-shape uint16 multiply is several times faster than broadcasting one gain per pixel."""
+    weights = np.rint(gain * 256).astype(np.uint16)
+    return np.ascontiguousarray(np.broadcast_to(weights[..., None], (*weights.shape, 3)))
+
+
+def apply_gain(frame: Frame, weights: npt.NDArray[np.uint16]) -> Frame:
+    """`frame` times the `gain_weights`, rounded."""
+    out = frame.astype(np.uint16)
+    out *= weights
+    out += np.uint16(128)
+    out >>= 8
+    return out.astype(np.uint8)
+
+
 def pixel_grid(height: int, width: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(y, x) coordinates of every pixel, as float64 (H, W) arrays."""
     ys, xs = np.mgrid[0:height, 0:width]

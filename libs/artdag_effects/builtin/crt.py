@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from artdag_effects.imaging import pixel_grid
+from artdag_effects.imaging import apply_gain, gain_weights, pixel_grid
 from artdag_effects.kit import Memo
 from artdag_effects.spec import EffectParams, EffectSetup, EffectSpec, Frame, FrameContext, FrameEffect
 
@@ -32,9 +32,7 @@ def _gains(key: tuple[int, int, float, int, float]) -> npt.NDArray[np.uint16]:
     r2 = (((ys - cy) / max(cy, 1)) ** 2 + ((xs - cx) / max(cx, 1)) ** 2) / 2  # 0 at the centre, 1 at corners
     gain = 1 - vignette * r2
     gain[np.arange(h) % spacing == spacing - 1] *= 1 - scanlines
-    # Gains in 1/256 steps laid out like the frame: a same-shape uint16 multiply is fast.
-    weights = np.rint(gain * 256).astype(np.uint16)
-    return np.ascontiguousarray(np.broadcast_to(weights[..., None], (h, w, 3)))
+    return gain_weights(gain)
 
 
 def _factory(params: BaseModel, setup: EffectSetup) -> FrameEffect:
@@ -45,11 +43,7 @@ def _factory(params: BaseModel, setup: EffectSetup) -> FrameEffect:
         if p.scanlines == 0 and p.vignette == 0:
             return frame
         h, w = frame.shape[:2]
-        out = frame.astype(np.uint16)
-        out *= gains((h, w, p.scanlines, p.spacing, p.vignette))
-        out += np.uint16(128)
-        out >>= 8
-        return out.astype(np.uint8)
+        return apply_gain(frame, gains((h, w, p.scanlines, p.spacing, p.vignette)))
 
     return apply
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from artdag_effects.imaging import pixel_grid
+from artdag_effects.imaging import apply_gain, gain_weights, pixel_grid
 from artdag_effects.kit import Memo
 from artdag_effects.spec import EffectParams, EffectSetup, EffectSpec, Frame, FrameContext, FrameEffect
 
@@ -29,11 +29,7 @@ def _mask(key: tuple[int, int, float, float, float]) -> npt.NDArray[np.uint16]:
     cy, cx = (h - 1) / 2, (w - 1) / 2
     d = np.hypot((ys - cy) / max(cy, 1), (xs - cx) / max(cx, 1)) / math.sqrt(2)
     t = np.clip((d - radius) / softness, 0, 1)
-    factor = 1 - strength * t * t * (3 - 2 * t)
-    # One weight per sample, laid out like the frame: a same-shape uint16 multiply is several
-    # times faster than numpy broadcasting one weight per pixel over a uint8 frame.
-    weights = np.rint(factor * 256).astype(np.uint16)
-    return np.ascontiguousarray(np.broadcast_to(weights[..., None], (h, w, 3)))
+    return gain_weights(1 - strength * t * t * (3 - 2 * t))
 
 
 def _factory(params: BaseModel, setup: EffectSetup) -> FrameEffect:
@@ -44,11 +40,7 @@ def _factory(params: BaseModel, setup: EffectSetup) -> FrameEffect:
         if p.strength == 0:
             return frame
         h, w = frame.shape[:2]
-        out = frame.astype(np.uint16)
-        out *= masks((h, w, p.strength, p.radius, p.softness))
-        out += np.uint16(128)
-        out >>= 8
-        return out.astype(np.uint8)
+        return apply_gain(frame, masks((h, w, p.strength, p.radius, p.softness)))
 
     return apply
 
