@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import av
 import httpx
@@ -15,6 +13,7 @@ import pytest
 from artdag_common.demo_media import write_test_clip
 from tests.e2e.conftest import Stack
 from tests.e2e.test_cli import artdag
+from tests.e2e.test_planner_api import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,15 +31,6 @@ steps:
   - {id: fx, type: EFFECT, inputs: [clip], config: {effect: invert}}
 output: fx
 """
-
-
-def _wait(http: httpx.Client, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while (run := http.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
-        assert time.monotonic() < deadline, run
-        time.sleep(0.1)
-    body: dict[str, Any] = run
-    return body
 
 
 def test_assets_name_content_for_recipes_and_quick_renders(stack: Stack, client: httpx.Client, tmp_path: Path) -> None:
@@ -64,7 +54,7 @@ def test_assets_name_content_for_recipes_and_quick_renders(stack: Stack, client:
     assert by_asset.json()["plan"]["input_cids"] == {"clip": cid}
     run = client.post("/runs", json={"recipe": BY_ASSET.replace("ASSET", "cat"), "inputs": {}})
     assert run.status_code == 202, run.text
-    assert _wait(client, run.json()["run_id"])["status"] == "completed"
+    assert wait_for(client, run.json()["run_id"])["status"] == "completed"
 
     # Another user has no `cat` of theirs; an admin's shared name is everyone's.
     bob = {"Authorization": f"Bearer {stack.token_for('asset-bob')}"}
@@ -73,7 +63,7 @@ def test_assets_name_content_for_recipes_and_quick_renders(stack: Stack, client:
     assert client.post("/assets", json={"name": "dog", "cid": cid, "shared": True}).status_code == 201
     shared_run = client.post("/runs", json={"recipe": BY_ASSET.replace("ASSET", "dog"), "inputs": {}}, headers=bob)
     assert shared_run.status_code == 202, shared_run.text
-    assert _wait(client, shared_run.json()["run_id"])["status"] == "completed"
+    assert wait_for(client, shared_run.json()["run_id"])["status"] == "completed"
     # A plain user cannot name shared assets, nor name content they cannot see.
     assert client.post("/assets", json={"name": "x", "cid": cid, "shared": True}, headers=bob).status_code == 403
     private = client.post("/cache/upload", files={"file": ("private.bin", b"the admin's own bytes")}).json()["cid"]

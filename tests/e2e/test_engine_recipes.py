@@ -10,8 +10,6 @@ then found cached under the canonical spelling: one meaning, one cache.
 from __future__ import annotations
 
 import io
-import time
-from pathlib import Path
 from typing import Any
 
 import av
@@ -19,25 +17,9 @@ import httpx
 import pytest
 
 from artdag_common.demo_media import write_click_track, write_test_clip
+from tests.e2e.test_planner_api import upload, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def upload(client: httpx.Client, path: Path) -> str:
-    with path.open("rb") as handle:
-        response = client.post("/cache/upload", files={"file": (path.name, handle)})
-    assert response.status_code == 201, response.text
-    cid: str = response.json()["cid"]
-    return cid
-
-
-def wait_for(client: httpx.Client, run_id: str, timeout_s: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while (run := client.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed", "cancelled"):
-        assert time.monotonic() < deadline, run
-        time.sleep(0.1)
-    body: dict[str, Any] = run
-    return body
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +177,7 @@ def test_engine_shape_plans_like_its_canonical_spelling_and_renders(
     assert theirs["plan"]["output_step"] == ours["plan"]["output_step"]
     run = client.post("/api/execute", json={"plan_id": theirs["plan"]["plan_id"]})
     assert run.status_code == 202, run.text
-    done = wait_for(client, run.json()["run_id"])
+    done = wait_for(client, run.json()["run_id"], timeout_s=90)
     assert done["status"] == "completed", done
     output = client.get(f"/cache/{done['output_cid']}/raw")
     assert output.status_code == 200 and len(output.content) > 1000
@@ -215,7 +197,7 @@ def test_a_named_asset_source(client: httpx.Client, media: dict[str, str]) -> No
     planned = plan(client, text, {})
     run = client.post("/api/execute", json={"plan_id": planned["plan"]["plan_id"]})
     assert run.status_code == 202, run.text
-    assert wait_for(client, run.json()["run_id"])["status"] == "completed"
+    assert wait_for(client, run.json()["run_id"], timeout_s=90)["status"] == "completed"
     bound = plan(client, text, {"intro": media["b.mp4"]})
     assert bound["to_run"] == 0, "the asset is its CID: the same steps"
 
@@ -255,7 +237,7 @@ def test_target_size_last_takes_the_last_clips_size(client: httpx.Client, media:
     inputs = {"video": media["a.mp4"], "second": media["b.mp4"]}  # 160x120, then 128x96
     run = client.post("/runs", json={"recipe": text, "inputs": inputs})
     assert run.status_code == 202, run.text
-    done = wait_for(client, run.json()["run_id"])
+    done = wait_for(client, run.json()["run_id"], timeout_s=90)
     assert done["status"] == "completed", done.get("error")
     out = client.get(f"/cache/{done['output_cid']}/raw").content
     with av.open(io.BytesIO(out)) as container:

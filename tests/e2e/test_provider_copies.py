@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import httpx
 import pytest
 
@@ -20,6 +19,8 @@ from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.testing import moto_s3_server
 from tests.e2e.conftest import Stack, running_stack
+from tests.e2e.test_planner_api import wait_for
+from tests.e2e.test_remote_stores import moto_client
 from tests.pinning_service import running_pinning_service
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +31,7 @@ BUCKET = "copies"
 @pytest.fixture
 def s3(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     with moto_s3_server(tmp_path / "moto.log") as endpoint:
-        client = botocore.session.get_session().create_client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test-secret",
-        )
+        client = moto_client(endpoint)
         client.create_bucket(Bucket=BUCKET)
         yield endpoint, client
 
@@ -122,10 +117,7 @@ def test_uploads_and_renders_are_copied_verified_read_back_and_deleted(tmp_path:
             run_id = http.post(
                 "/runs", json={"recipe": example_path("resize").read_text(), "inputs": {"video": cid}}
             ).json()["run_id"]
-            deadline = time.monotonic() + 120
-            while (run := http.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
-                assert time.monotonic() < deadline, run
-                time.sleep(0.2)
+            run = wait_for(http, run_id, timeout_s=120)
             assert run["status"] == "completed", run
             output = run["output_cid"]
             _wait_state(http, output, s3_id, "stored")
@@ -251,8 +243,5 @@ def test_content_given_up_locally_is_read_back_from_the_provider(tmp_path: Path,
         run_id = http.post(
             "/runs", json={"recipe": example_path("resize").read_text(), "inputs": {"video": cid}}
         ).json()["run_id"]
-        deadline = time.monotonic() + 120
-        while (run := http.get(f"/runs/{run_id}").json())["status"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline, run
-            time.sleep(0.2)
+        run = wait_for(http, run_id, timeout_s=120)
         assert run["status"] == "completed", (run.get("error"), stack.log.read_text()[-4000:])

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import botocore.session
@@ -20,17 +21,21 @@ from tests.e2e.conftest import running_stack
 pytestmark = pytest.mark.e2e
 
 
+def moto_client(endpoint: str) -> Any:
+    """A botocore S3 client for moto's server at `endpoint` (moto takes any keys; these are the tests')."""
+    return botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test-secret",
+    )
+
+
 @contextmanager
 def s3_settings(tmp_path: Path) -> Iterator[dict[str, str]]:
     with moto_s3_server(tmp_path / "moto.log") as endpoint:
-        client = botocore.session.get_session().create_client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test-secret",
-        )
-        client.create_bucket(Bucket="artdag")
+        moto_client(endpoint).create_bucket(Bucket="artdag")
         yield {
             "ARTDAG_STORE": "s3",
             "ARTDAG_S3_BUCKET": "artdag",
