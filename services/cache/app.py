@@ -147,10 +147,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         return await catalog.get(request.cid, request.viewer)
 
     async def access(request: CidRequest) -> ContentRecord:
-        record = await catalog.access(request.cid, request.viewer)
-        # A download of content given up to make room (or on a fresh node) reads it back first.
-        await replicator.ensure_local(record.cid)
-        return record
+        return await catalog.access(request.cid, request.viewer)
 
     async def restore(request: CidRequest) -> ContentRecord:
         record = await catalog.get(request.cid, request.viewer)

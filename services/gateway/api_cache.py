@@ -35,7 +35,7 @@ from artdag_common.errors import (
 )
 from artdag_common.ids import sha3_hex
 from artdag_common.media_types import LOSSLESS_H264_PROFILE, SNIFF_BYTES, sniff_media_type
-from artdag_common.restore import RESTORE_TIMEOUT_S
+from artdag_common.restore import restore
 from artdag_common.schemas import (
     CidRequest,
     ContentDeleted,
@@ -365,13 +365,6 @@ async def _derived(
 async def _stat(gw: Gateway, cid: str, user: Principal | None, verb: str = "stat") -> ContentRecord:
     """Content the caller may see (theirs, published, or any for admins); otherwise 404."""
     request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
-    if verb == "access":
-        # An access may read the bytes back from a storage provider first: as long as that takes.
-        timeout_s = gw.settings.rpc_timeout_s + RESTORE_TIMEOUT_S
-        accessed: ContentRecord = await rpc.call(
-            gw.runtime.nc, "cache", verb, request, ContentRecord, timeout_s=timeout_s
-        )
-        return accessed
     record: ContentRecord = await gw.call("cache", verb, request, ContentRecord)
     return record
 
@@ -651,7 +644,14 @@ async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | 
     try:
         size = await gw.store.size(record.cid)
     except NotFoundError:
-        raise NotFoundError(f"content {cid} is known but its bytes are missing from the store", field="cid") from None
+        # Given up to a storage provider to make room (or never here, on a fresh node): read it back.
+        try:
+            await restore(gw.runtime.nc, cid)
+            size = await gw.store.size(record.cid)
+        except NotFoundError:
+            raise NotFoundError(
+                f"content {cid} is known but its bytes are missing from the store and its providers", field="cid"
+            ) from None
     try:
         span = parse_range(range_header, size)
     except InvalidInputError as exc:
