@@ -22,10 +22,11 @@ from nats.aio.client import Client as NatsClient
 from artdag_common import rpc
 from artdag_common.bus import connect
 from artdag_common.content_store import LocalContentStore
+from artdag_common.contracts import Analyzer, Cache
 from artdag_common.demo_media import write_click_track
 from artdag_common.errors import ServiceUnavailableError
 from artdag_common.nats_server import EmbeddedNatsServer
-from artdag_common.schemas import AnalysisReply, AnalyzeRequest, ContentRecord, HealthReply, HealthRequest
+from artdag_common.schemas import AnalyzeRequest, ContentRecord, HealthRequest
 
 
 async def main() -> int:
@@ -39,7 +40,7 @@ async def main() -> int:
         async def register(request: ContentRecord) -> ContentRecord:
             return request  # stands in for the cache service, which only records metadata
 
-        await rpc.serve(nc, "cache", "register", ContentRecord, register)
+        await rpc.serve(nc, Cache.register, register)
         env = {**os.environ, "ARTDAG_HOME": str(home), "ARTDAG_NATS_URL": server.url, "ARTDAG_LOG_LEVEL": "WARNING"}
         started = time.perf_counter()
         # A plain Popen: the clock starts when the process does, whatever the event loop is doing.
@@ -49,7 +50,7 @@ async def main() -> int:
             request = AnalyzeRequest(cid=cid, features=["beats", "energy", "spectrum", "onsets"])
             while True:
                 try:
-                    reply = await rpc.call(nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=30)
+                    reply = await rpc.call(nc, Analyzer.analyze, request, timeout_s=30)
                     break
                 except ServiceUnavailableError:
                     await asyncio.sleep(0.01)
@@ -71,7 +72,7 @@ async def _ready_after(nc: NatsClient, started: float) -> float:
     """Seconds from `started` until the analyzer's health check answers ok."""
     while True:
         try:
-            reply = await rpc.call(nc, "analyzer", "health", HealthRequest(), HealthReply, timeout_s=5)
+            reply = await rpc.call(nc, Analyzer.health, HealthRequest(), timeout_s=5)
             if reply.ok:
                 return time.perf_counter() - started
         except ServiceUnavailableError:

@@ -1,161 +1,32 @@
 """The AsyncAPI 3.0 document of every NATS subject artdag uses, from `subjects` and the pydantic models.
 
 `python -m artdag_common.asyncapi docs/asyncapi.json` writes it (`make asyncapi`); a
-test checks that the committed file is current and that every `rpc.serve` in the
-services is listed in `RPC` below.
+test checks that the committed file is current and that every verb in `contracts` is
+served by a service.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from artdag_common import __version__, subjects
+from artdag_common import __version__, contracts, subjects
 from artdag_common.codec import COMPRESS_ABOVE
 from artdag_common.schemas import (
     AnalysisProgress,
-    AnalysisReply,
     AnalyzeRequest,
-    AssetInput,
-    AssetList,
-    AssetListRequest,
-    AssetRecord,
-    AssetRequest,
-    AssetResolved,
-    AssetResolveRequest,
-    CidRequest,
-    CidsRequest,
-    ContentDeleted,
-    ContentFound,
-    ContentList,
-    ContentLocations,
-    ContentMetaUpdate,
-    ContentRecord,
-    ContentRecords,
     ContentStored,
-    CopyRequest,
-    ExecuteRequest,
-    HealthReply,
-    HealthRequest,
-    HoldReply,
-    HoldRequest,
-    IssuedToken,
-    IssueTokenRequest,
-    L1Keys,
-    L1KeysRequest,
-    ListRunsRequest,
-    MediaInfo,
-    MediaListRequest,
-    Plan,
-    PlanReply,
-    PlanRequest,
-    Principal,
-    ProbeManyReply,
-    Publication,
-    PublishRequest,
-    RecipeList,
-    RecipeRecord,
-    RecipeRequest,
-    RecipeUpload,
-    RegisterManyReply,
     ReplicationTask,
-    RevokeReply,
-    RevokeTokenRequest,
-    RevokeUserRequest,
     RpcReply,
-    RunAnalysis,
     RunEvent,
-    RunList,
-    RunRecipeRequest,
-    RunRequest,
-    RunState,
     RunStatus,
     StepEvent,
     StepTask,
-    StorageListRequest,
-    StorageProviderInput,
-    StorageProviderList,
-    StorageProviderRecord,
-    StorageProviderRequest,
-    StorageProviderUpdate,
-    StorageTestReply,
-    StorageTypeRequest,
-    StorageTypeSchema,
-    SubmitRunReply,
-    SubmitRunRequest,
-    UsageReply,
-    UsageRequest,
-    VerifyTokenRequest,
-)
-
-
-@dataclass(frozen=True)
-class Rpc:
-    """One request/reply verb: `artdag.rpc.<service>.<verb>`, its request and the `data` of its reply."""
-
-    service: str
-    verb: str
-    request: type[BaseModel]
-    reply: type[BaseModel]
-    summary: str
-
-
-# Every verb a service serves. `health` is served by every service (the runtime registers it).
-RPC: tuple[Rpc, ...] = (
-    *(Rpc(s, "health", HealthRequest, HealthReply, "liveness and counters of one replica") for s in subjects.SERVICES),
-    Rpc("planner", "submit", SubmitRunRequest, SubmitRunReply, "validate a recipe and its inputs, start a run"),
-    Rpc("planner", "get_run", RunRequest, RunState, "a run's live state"),
-    Rpc("planner", "list_runs", ListRunsRequest, RunList, "runs, newest first"),
-    Rpc("planner", "get_plan", RunRequest, Plan, "a run's execution plan"),
-    Rpc("planner", "get_analysis", RunRequest, RunAnalysis, "the analyses a run used"),
-    Rpc("planner", "cancel", RunRequest, RunState, "cancel a run and delete its record"),
-    Rpc("planner", "dry_run", PlanRequest, PlanReply, "the plan a run would follow, cached steps marked"),
-    Rpc("planner", "execute", ExecuteRequest, SubmitRunReply, "run a plan made by dry_run"),
-    Rpc("planner", "recipe_upload", RecipeUpload, RecipeRecord, "store a recipe"),
-    Rpc("planner", "recipe_get", RecipeRequest, RecipeRecord, "a stored recipe"),
-    Rpc("planner", "recipe_list", ListRunsRequest, RecipeList, "stored recipes"),
-    Rpc("planner", "recipe_delete", RecipeRequest, RecipeRecord, "delete a stored recipe"),
-    Rpc("planner", "recipe_run", RunRecipeRequest, SubmitRunReply, "run a stored recipe"),
-    Rpc("analyzer", "probe", CidRequest, MediaInfo, "what a media file holds (streams, duration, GOPs)"),
-    Rpc("analyzer", "probe_many", CidsRequest, ProbeManyReply, "probe many at once (an input list); an outcome each"),
-    Rpc("analyzer", "analyze", AnalyzeRequest, AnalysisReply, "extract features, cached by analysis id"),
-    Rpc("planner", "get_run_recipe", RunRequest, RecipeUpload, "the recipe text a run was submitted with"),
-    Rpc("auth", "verify", VerifyTokenRequest, Principal, "who a token belongs to (refused: expired, revoked, unknown)"),
-    Rpc("auth", "issue", IssueTokenRequest, IssuedToken, "a new local token (local mode only)"),
-    Rpc("auth", "revoke", RevokeTokenRequest, RevokeReply, "revoke one token, on every gateway"),
-    Rpc("auth", "revoke_user", RevokeUserRequest, RevokeReply, "revoke every token of a user"),
-    Rpc("cache", "register", ContentRecord, ContentRecord, "record stored content's metadata"),
-    Rpc("cache", "hold", HoldRequest, HoldReply, "record that a user holds content"),
-    Rpc("cache", "keys", L1KeysRequest, L1Keys, "the L1's public keys (HTTP Signatures, provenance)"),
-    Rpc("cache", "publish", PublishRequest, Publication, "publish content to L2 (idempotent)"),
-    Rpc("cache", "register_many", ContentRecords, RegisterManyReply, "record many at once; an outcome each"),
-    Rpc("cache", "stat", CidRequest, ContentRecord, "content metadata"),
-    Rpc("cache", "stat_many", CidsRequest, ContentFound, "the metadata of many at once: those that exist and show"),
-    Rpc("cache", "usage", UsageRequest, UsageReply, "how many items and bytes a user holds (quotas)"),
-    Rpc("cache", "access", CidRequest, ContentRecord, "content metadata, marking it used; read back if not local"),
-    Rpc("cache", "restore", CidRequest, ContentRecord, "read content back from a storage provider into the store"),
-    Rpc("cache", "locations", CidRequest, ContentLocations, "where content is kept: local, and copies at providers"),
-    Rpc("cache", "copy", CopyRequest, ContentLocations, "copy content to one of the viewer's providers"),
-    Rpc("cache", "asset_add", AssetInput, AssetRecord, "name content (a user's own name, or a shared one)"),
-    Rpc("cache", "asset_list", AssetListRequest, AssetList, "the viewer's asset names and the shared ones"),
-    Rpc("cache", "asset_delete", AssetRequest, AssetRecord, "forget an asset name"),
-    Rpc("cache", "asset_resolve", AssetResolveRequest, AssetResolved, "the cids a user's asset names stand for"),
-    Rpc("cache", "update_meta", ContentMetaUpdate, ContentRecord, "change name, description, tags, pinned"),
-    Rpc("cache", "list", MediaListRequest, ContentList, "content newest first"),
-    Rpc("cache", "delete", CidRequest, ContentDeleted, "delete content (refused while it is in use)"),
-    Rpc("cache", "storage_list", StorageListRequest, StorageProviderList, "storage providers"),
-    Rpc("cache", "storage_add", StorageProviderInput, StorageProviderRecord, "add a storage provider"),
-    Rpc("cache", "storage_get", StorageProviderRequest, StorageProviderRecord, "one storage provider"),
-    Rpc("cache", "storage_update", StorageProviderUpdate, StorageProviderRecord, "change a storage provider"),
-    Rpc("cache", "storage_delete", StorageProviderRequest, StorageProviderRecord, "delete a storage provider"),
-    Rpc("cache", "storage_test", StorageProviderRequest, StorageTestReply, "round-trip a small object"),
-    Rpc("cache", "storage_type", StorageTypeRequest, StorageTypeSchema, "the fields a provider type takes"),
 )
 
 _TRACE_HEADERS = {
@@ -280,8 +151,8 @@ def document() -> dict[str, Any]:
     )
 
     models.add(RpcReply)
-    for rpc in RPC:
-        channel = f"rpc_{rpc.service}_{rpc.verb}"
+    for rpc in contracts.ALL:
+        channel = f"rpc_{rpc.service}_{rpc.name}"
         models.update((rpc.request, rpc.reply))
         messages[rpc.request.__name__] = _message(rpc.request)
         reply_name = f"{rpc.reply.__name__}Reply"
@@ -292,8 +163,8 @@ def document() -> dict[str, Any]:
             "x-data": {"$ref": f"#/components/schemas/{rpc.reply.__name__}"},
         }
         channels[channel] = {
-            "address": subjects.rpc(rpc.service, rpc.verb),
-            "description": f"Request/reply on core NATS, queue group `{subjects.rpc_queue(rpc.service)}`: "
+            "address": rpc.subject,
+            "description": f"Request/reply on core NATS, queue group `{rpc.queue}`: "
             f"{rpc.summary}.",
             "messages": {
                 rpc.request.__name__: {"$ref": f"#/components/messages/{rpc.request.__name__}"},

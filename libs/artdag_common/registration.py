@@ -13,8 +13,9 @@ import asyncio
 from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc
+from artdag_common.contracts import Cache
 from artdag_common.errors import error_from_code
-from artdag_common.schemas import MAX_REGISTER_BATCH, ContentRecord, ContentRecords, RegisterManyReply
+from artdag_common.schemas import MAX_REGISTER_BATCH, ContentRecord, ContentRecords
 
 
 class Registrar:
@@ -48,10 +49,8 @@ class Registrar:
                     self.requests += 1
                     reply = await rpc.call(
                         self.nc,
-                        "cache",
-                        "register_many",
+                        Cache.register_many,
                         ContentRecords(records=[record for record, _ in live]),
-                        RegisterManyReply,
                         timeout_s=self.timeout_s,
                     )
                     if len(reply.outcomes) != len(live):

@@ -30,9 +30,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ValidationError
 
-from artdag_common import streams, subjects
+from artdag_common import streams
 from artdag_common.bus import TRANSIENT
 from artdag_common.codec import pack, unpack_or_raw
+from artdag_common.contracts import Verb
 from artdag_common.errors import (
     ArtdagError,
     InvalidInputError,
@@ -113,28 +114,26 @@ def _late_by(msg: Msg) -> float:
 
 async def serve(
     nc: NatsClient,
-    service: str,
-    verb: str,
-    request_type: type[Req],
-    handler: Callable[[Req], Awaitable[BaseModel]],
+    verb: Verb[Req, Rep],
+    handler: Callable[[Req], Awaitable[Rep]],
     *,
     concurrency: int = 1,
 ) -> Subscription:
-    """Answer `artdag.rpc.<service>.<verb>` in the service's queue group, `concurrency` requests at a time."""
-    subject = subjects.rpc(service, verb)
+    """Answer `verb` in its service's queue group, `concurrency` requests at a time."""
+    service, name, subject = verb.service, verb.name, verb.subject
 
     async def on_message(msg: Msg) -> None:
         late_s = _late_by(msg)
         if late_s > DEADLINE_GRACE_S:
             # Its caller stopped waiting (it waited in this replica's queue): doing it now would be
             # work nobody reads, or a change the caller was told did not happen.
-            log.info("rpc %s.%s: dropped a request its caller gave up on %.1f s ago", service, verb, late_s)
+            log.info("rpc %s.%s: dropped a request its caller gave up on %.1f s ago", service, name, late_s)
             return
         token = otel_context.attach(extract_context(msg.headers))
         try:
-            with _tracer.start_as_current_span(f"rpc {service}.{verb}"):
+            with _tracer.start_as_current_span(f"rpc {service}.{name}"):
                 try:
-                    request = request_type.model_validate_json(unpack_or_raw(msg.data))
+                    request = verb.request.model_validate_json(unpack_or_raw(msg.data))
                     result = await handler(request)
                     reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
                 except ValidationError as exc:
@@ -148,11 +147,11 @@ async def serve(
                 except TRANSIENT as exc:
                     # The bus is out under this handler (a leader being elected, a server restarting):
                     # the caller may try again, it is not a bug.
-                    log.warning("rpc %s.%s: the bus is unavailable (%s)", service, verb, type(exc).__name__)
+                    log.warning("rpc %s.%s: the bus is unavailable (%s)", service, name, type(exc).__name__)
                     message = f"{service} could not reach the bus ({type(exc).__name__}); try again"
                     reply = RpcReply(ok=False, error=RpcErrorBody(code=ServiceUnavailableError.code, message=message))
                 except Exception:
-                    log.exception("rpc %s.%s failed", service, verb)
+                    log.exception("rpc %s.%s failed", service, name)
                     reply = RpcReply(ok=False, error=RpcErrorBody(code="internal", message="internal error"))
                 if msg.reply:
                     await _respond(nc, msg, pack(reply.model_dump_json().encode()))
@@ -160,7 +159,7 @@ async def serve(
             otel_context.detach(token)
 
     if concurrency <= 1:
-        return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=on_message)
+        return await nc.subscribe(subject, queue=verb.queue, cb=on_message)
     # A subscription's callback runs one message at a time: run up to `concurrency` requests at once.
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
@@ -177,34 +176,41 @@ async def serve(
         running.add(task)
         task.add_done_callback(running.discard)
 
-    return await nc.subscribe(subject, queue=subjects.rpc_queue(service), cb=dispatch)
+    return await nc.subscribe(subject, queue=verb.queue, cb=dispatch)
 
 
-async def call(
-    nc: NatsClient,
-    service: str,
-    verb: str,
-    request: BaseModel,
-    reply_type: type[Rep],
-    *,
-    timeout_s: float = 5.0,
-) -> Rep:
-    """Ask one replica of `service`; raises the typed error it answered with."""
-    subject = subjects.rpc(service, verb)
+async def call(nc: NatsClient, verb: Verb[Req, Rep], request: Req, *, timeout_s: float) -> Rep:
+    """Ask one replica of `verb.service`, waiting `timeout_s`; raises the typed error it answered with."""
+    service, name = verb.service, verb.name
     headers = inject_headers({DEADLINE_HEADER: f"{time.time() + timeout_s:.3f}"})
     try:
-        msg = await nc.request(subject, pack(request.model_dump_json().encode()), timeout=timeout_s, headers=headers)
+        msg = await nc.request(
+            verb.subject, pack(request.model_dump_json().encode()), timeout=timeout_s, headers=headers
+        )
     except NoRespondersError as exc:
         raise ServiceUnavailableError(f"no {service} service is running") from exc
     except NatsTimeoutError as exc:
-        raise NoAnswerInTimeError(f"{service} did not answer {verb} within {timeout_s:g} s") from exc
+        raise NoAnswerInTimeError(f"{service} did not answer {name} within {timeout_s:g} s") from exc
     try:
         data = await asyncio.wait_for(_reply_data(nc, msg), timeout_s)
     except Exception as exc:  # expired, a bus outage, too slow: the caller may ask again
-        log.warning("rpc %s.%s: could not read the stored answer: %s", service, verb, type(exc).__name__)
-        raise ServiceUnavailableError(f"the answer of {service} to {verb} could not be read; try again") from exc
+        log.warning("rpc %s.%s: could not read the stored answer: %s", service, name, type(exc).__name__)
+        raise ServiceUnavailableError(f"the answer of {service} to {name} could not be read; try again") from exc
     reply = RpcReply.model_validate_json(unpack_or_raw(data))
     if not reply.ok:
         err = reply.error or RpcErrorBody(code="internal", message="error without detail")
         raise error_from_code(err.code, err.message, err.field)
-    return reply_type.model_validate(reply.data or {})
+    return verb.reply.model_validate(reply.data or {})
+
+
+class Client:
+    """Asks verbs over one connection, each waiting the verb's time (`Verb.timeout_s`) unless told otherwise."""
+
+    def __init__(self, nc: NatsClient, standard_timeout_s: float) -> None:
+        self.nc = nc
+        self.standard_timeout_s = standard_timeout_s
+
+    async def call(self, verb: Verb[Req, Rep], request: Req, *, timeout_s: float | None = None) -> Rep:
+        """`verb`'s reply to `request`; `timeout_s` replaces the verb's wait for this one call."""
+        wait_s = verb.timeout_s(self.standard_timeout_s) if timeout_s is None else timeout_s
+        return await call(self.nc, verb, request, timeout_s=wait_s)

@@ -25,11 +25,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from artdag_common import __version__, rpc, streams
+from artdag_common import __version__, contracts, rpc, streams
 from artdag_common.bus import StreamPublisher, connect, consume
 from artdag_common.bus_access import STREAM_MANAGERS, home_login
 from artdag_common.metrics import LAG, setup_metrics
 from artdag_common.probes import ProbeServer
+from artdag_common.rpc import Client as RpcClient
 from artdag_common.schemas import HealthReply, HealthRequest
 from artdag_common.settings import CommonSettings, LogFormat
 from artdag_common.telemetry import JsonFormatter, setup_tracing
@@ -94,6 +95,7 @@ class ServiceRuntime:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._publisher: StreamPublisher | None = None
+        self._rpc: RpcClient | None = None
         self.probes: ProbeServer | None = None
         self._lag_consumers: list[streams.ConsumerDecl] = []
         self._lag_task: asyncio.Task[None] | None = None
@@ -116,6 +118,13 @@ class ServiceRuntime:
         if self._publisher is None:
             self._publisher = StreamPublisher(self.nc, timeout_s=self.settings.rpc_timeout_s)
         return self._publisher
+
+    @property
+    def rpc(self) -> RpcClient:
+        """Asks other services' verbs, waiting ARTDAG_RPC_TIMEOUT_S (or the verb's own longer time)."""
+        if self._rpc is None:
+            self._rpc = RpcClient(self.nc, self.settings.rpc_timeout_s)
+        return self._rpc
 
     def not_ready(self) -> str | None:
         """Why this service should get no work now (the readiness probe), or None when it is ready."""
@@ -156,7 +165,7 @@ class ServiceRuntime:
             )
         else:
             await streams.await_provisioned(self._js, object_bucket=object_bucket)
-        await rpc.serve(nc, self.service, "health", HealthRequest, self._health)
+        await rpc.serve(nc, contracts.health_of(self.service), self._health)
 
     def run_consumer(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 from nats.js.errors import KeyNotFoundError
 from pydantic import ValidationError
 
-from artdag_common import rpc, streams, subjects
+from artdag_common import contracts, rpc, streams, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore, open_store_async
@@ -169,7 +169,7 @@ class Analyzer:
             name=f"analysis-{key[:12]}.json",
             origin=ContentOrigin.ANALYSIS,
         )
-        await rpc.call(self.runtime.nc, "cache", "register", record, ContentRecord)
+        await self.runtime.rpc.call(contracts.Cache.register, record)
         await self.cache.put(key, result_cid.encode())
         self.counts["analyzed"] += 1
         return AnalysisReply(analysis_id=key, result_cid=result_cid, cached=False, result=result)
@@ -183,8 +183,8 @@ async def start(runtime: ServiceRuntime, settings: AnalyzerSettings) -> None:
         "features": sorted(AUDIO_FEATURES | VIDEO_FEATURES),
         **analyzer.counts,
     }
-    await rpc.serve(runtime.nc, "analyzer", "probe", CidRequest, analyzer.probe)
-    await rpc.serve(runtime.nc, "analyzer", "probe_many", CidsRequest, analyzer.probe_many, concurrency=4)
-    await rpc.serve(runtime.nc, "analyzer", "analyze", AnalyzeRequest, analyzer.analyze)
+    await rpc.serve(runtime.nc, contracts.Analyzer.probe, analyzer.probe)
+    await rpc.serve(runtime.nc, contracts.Analyzer.probe_many, analyzer.probe_many, concurrency=4)
+    await rpc.serve(runtime.nc, contracts.Analyzer.analyze, analyzer.analyze)
     # Listening comes first; the FFT library loads meanwhile (a first request waits for it only if it is early).
     analyzer.warming = asyncio.create_task(asyncio.to_thread(warm_up))

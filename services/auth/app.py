@@ -6,6 +6,7 @@ import time
 from nats.js.kv import KeyValue
 
 from artdag_common import rpc, streams
+from artdag_common.contracts import Auth
 from artdag_common.db import dispose_engine, make_engine, migrate, session_factory
 from artdag_common.errors import ForbiddenError
 from artdag_common.runtime import ServiceRuntime
@@ -64,8 +65,8 @@ async def start(runtime: ServiceRuntime, settings: AuthSettings) -> None:
         log.info("revoked every token of %s (%d known)", request.user, len(hashes))
         return RevokeReply(revoked=len(hashes))
 
-    await rpc.serve(runtime.nc, "auth", "verify", VerifyTokenRequest, verify, concurrency=8)
-    await rpc.serve(runtime.nc, "auth", "issue", IssueTokenRequest, issue)
-    await rpc.serve(runtime.nc, "auth", "revoke", RevokeTokenRequest, revoke)
-    await rpc.serve(runtime.nc, "auth", "revoke_user", RevokeUserRequest, revoke_user)
+    await rpc.serve(runtime.nc, Auth.verify, verify, concurrency=8)
+    await rpc.serve(runtime.nc, Auth.issue, issue)
+    await rpc.serve(runtime.nc, Auth.revoke, revoke)
+    await rpc.serve(runtime.nc, Auth.revoke_user, revoke_user)
     runtime.health_details = lambda: {"mode": "l2" if l2 is not None else "local", "l2_server": settings.l2_server}

@@ -6,6 +6,7 @@ from typing import Any
 
 from artdag_common import rpc, streams
 from artdag_common.content_store import open_store_async
+from artdag_common.contracts import Cache
 from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.disk import Ballast
 from artdag_common.errors import ArtdagError, NotFoundError
@@ -13,36 +14,27 @@ from artdag_common.keys import load_or_create_keys
 from artdag_common.metrics import CACHE_BYTES
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
-    AssetInput,
-    AssetListRequest,
-    AssetRequest,
-    AssetResolveRequest,
     CidRequest,
     CidsRequest,
     ContentDeleted,
     ContentFound,
     ContentLocations,
-    ContentMetaUpdate,
     ContentOrigin,
     ContentRecord,
     ContentRecords,
-    CopyRequest,
     HoldReply,
     HoldRequest,
     L1Keys,
     L1KeysRequest,
-    MediaListRequest,
     Publication,
     PublishRequest,
     RegisterManyReply,
     RegisterOutcome,
     RpcErrorBody,
     StorageListRequest,
-    StorageProviderInput,
     StorageProviderList,
     StorageProviderRecord,
     StorageProviderRequest,
-    StorageProviderUpdate,
     StorageTestReply,
     StorageTypeRequest,
     StorageTypeSchema,
@@ -213,32 +205,32 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
 
     runtime.health_details = details
     # Executors register every step's output: many at once, committed together (see `ContentCatalog.register`).
-    await rpc.serve(runtime.nc, "cache", "register", ContentRecord, register, concurrency=64)
-    await rpc.serve(runtime.nc, "cache", "register_many", ContentRecords, register_many, concurrency=8)
-    await rpc.serve(runtime.nc, "cache", "stat", CidRequest, stat)
-    await rpc.serve(runtime.nc, "cache", "access", CidRequest, access)
-    await rpc.serve(runtime.nc, "cache", "restore", CidRequest, restore, concurrency=4)
-    await rpc.serve(runtime.nc, "cache", "locations", CidRequest, locations)
-    await rpc.serve(runtime.nc, "cache", "copy", CopyRequest, replicator.copy)
-    await rpc.serve(runtime.nc, "cache", "asset_add", AssetInput, assets.add)
-    await rpc.serve(runtime.nc, "cache", "asset_list", AssetListRequest, assets.list)
-    await rpc.serve(runtime.nc, "cache", "asset_delete", AssetRequest, assets.delete)
-    await rpc.serve(runtime.nc, "cache", "asset_resolve", AssetResolveRequest, assets.resolve)
-    await rpc.serve(runtime.nc, "cache", "stat_many", CidsRequest, stat_many, concurrency=4)
-    await rpc.serve(runtime.nc, "cache", "usage", UsageRequest, usage, concurrency=4)
-    await rpc.serve(runtime.nc, "cache", "update_meta", ContentMetaUpdate, catalog.update_meta)
-    await rpc.serve(runtime.nc, "cache", "list", MediaListRequest, catalog.list_media)
-    await rpc.serve(runtime.nc, "cache", "delete", CidRequest, remove)
-    await rpc.serve(runtime.nc, "cache", "publish", PublishRequest, publish)
-    await rpc.serve(runtime.nc, "cache", "hold", HoldRequest, hold)
-    await rpc.serve(runtime.nc, "cache", "keys", L1KeysRequest, public_keys)
-    await rpc.serve(runtime.nc, "cache", "storage_list", StorageListRequest, storage_list)
-    await rpc.serve(runtime.nc, "cache", "storage_add", StorageProviderInput, providers.add)
-    await rpc.serve(runtime.nc, "cache", "storage_get", StorageProviderRequest, storage_get)
-    await rpc.serve(runtime.nc, "cache", "storage_update", StorageProviderUpdate, providers.update)
-    await rpc.serve(runtime.nc, "cache", "storage_delete", StorageProviderRequest, storage_delete)
-    await rpc.serve(runtime.nc, "cache", "storage_test", StorageProviderRequest, storage_test)
-    await rpc.serve(runtime.nc, "cache", "storage_type", StorageTypeRequest, storage_type)
+    await rpc.serve(runtime.nc, Cache.register, register, concurrency=64)
+    await rpc.serve(runtime.nc, Cache.register_many, register_many, concurrency=8)
+    await rpc.serve(runtime.nc, Cache.stat, stat)
+    await rpc.serve(runtime.nc, Cache.access, access)
+    await rpc.serve(runtime.nc, Cache.restore, restore, concurrency=4)
+    await rpc.serve(runtime.nc, Cache.locations, locations)
+    await rpc.serve(runtime.nc, Cache.copy, replicator.copy)
+    await rpc.serve(runtime.nc, Cache.asset_add, assets.add)
+    await rpc.serve(runtime.nc, Cache.asset_list, assets.list)
+    await rpc.serve(runtime.nc, Cache.asset_delete, assets.delete)
+    await rpc.serve(runtime.nc, Cache.asset_resolve, assets.resolve)
+    await rpc.serve(runtime.nc, Cache.stat_many, stat_many, concurrency=4)
+    await rpc.serve(runtime.nc, Cache.usage, usage, concurrency=4)
+    await rpc.serve(runtime.nc, Cache.update_meta, catalog.update_meta)
+    await rpc.serve(runtime.nc, Cache.list, catalog.list_media)
+    await rpc.serve(runtime.nc, Cache.delete, remove)
+    await rpc.serve(runtime.nc, Cache.publish, publish)
+    await rpc.serve(runtime.nc, Cache.hold, hold)
+    await rpc.serve(runtime.nc, Cache.keys, public_keys)
+    await rpc.serve(runtime.nc, Cache.storage_list, storage_list)
+    await rpc.serve(runtime.nc, Cache.storage_add, providers.add)
+    await rpc.serve(runtime.nc, Cache.storage_get, storage_get)
+    await rpc.serve(runtime.nc, Cache.storage_update, providers.update)
+    await rpc.serve(runtime.nc, Cache.storage_delete, storage_delete)
+    await rpc.serve(runtime.nc, Cache.storage_test, storage_test)
+    await rpc.serve(runtime.nc, Cache.storage_type, storage_type)
     runtime.run_consumer(streams.CACHE_RUN_COMPLETIONS, follower.on_message, concurrency=2)
     runtime.run_consumer(streams.CACHE_REPLICATION, replicator.on_message, concurrency=settings.replication_concurrency)
     # A copy whose message never reached the queue (the bus was down when it was made) is queued again.

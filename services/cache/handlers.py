@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from artdag_common import rpc
 from artdag_common.bus import delivery_count, settle
 from artdag_common.content_store import ContentStore
+from artdag_common.contracts import Planner
 from artdag_common.errors import NotFoundError, RetryableError
 from artdag_common.keys import L1Keys
 from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
     InfrastructureRef,
-    Plan,
     RunEvent,
     RunRequest,
     RunState,
@@ -98,7 +98,7 @@ class RunFollower:
         """
         request = RunRequest(run_id=run_id)
         state = await self._settled_state(request, settled_only=settled_only)
-        plan = await rpc.call(self.nc, "planner", "get_plan", request, Plan, timeout_s=self.timeout_s)
+        plan = await rpc.call(self.nc, Planner.get_plan, request, timeout_s=self.timeout_s)
         refs = run_refs(state)
         await self.catalog.record_refs(run_id, refs)
         if state.owner:
@@ -164,7 +164,7 @@ class RunFollower:
     async def _settled_state(self, request: RunRequest, *, settled_only: bool) -> RunState:
         deadline = time.monotonic() + SETTLE_WAIT_S
         while True:
-            state = await rpc.call(self.nc, "planner", "get_run", request, RunState, timeout_s=self.timeout_s)
+            state = await rpc.call(self.nc, Planner.get_run, request, timeout_s=self.timeout_s)
             missing = unsettled(state)
             if not missing:
                 return state

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from artdag_common import __version__, rpc, subjects
+from artdag_common import __version__, subjects
 from artdag_common.cid import validate_cid
+from artdag_common.contracts import Analyzer, Cache, Planner, Verb, health_of
 from artdag_common.disk import lowest_free
 from artdag_common.errors import (
     ArtdagError,
@@ -33,11 +34,8 @@ from artdag_common.schemas import (
     CidRequest,
     CidsRequest,
     ContentFound,
-    ContentRecord,
     ExecuteRequest,
-    HealthReply,
     HealthRequest,
-    HoldReply,
     HoldRequest,
     L1Keys,
     L1KeysRequest,
@@ -66,9 +64,6 @@ from services.gateway.uploads import read_body, read_text_form
 
 router = APIRouter()
 log = logging.getLogger(__name__)
-
-# An hour of audio analyzes in well under a minute; this is the ceiling for a request.
-ANALYZE_TIMEOUT_S = 600.0
 
 
 # -- runs --------------------------------------------------------------------------
@@ -114,7 +109,7 @@ async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> 
     seen: set[str] = set()
     for start in range(0, len(cids), MAX_LIST_ITEMS):
         request = CidsRequest(cids=cids[start : start + MAX_LIST_ITEMS], viewer=user.viewer())
-        found: ContentFound = await gw.call("cache", "stat_many", request, ContentFound)
+        found: ContentFound = await gw.call(Cache.stat_many, request)
         seen.update(record.cid for record in found.records)
     for cid, name in wanted.items():
         if cid not in seen:
@@ -142,9 +137,11 @@ def run_id_for(user: Principal, key: str | None) -> str:
     return "run-" + sha3_hex(["submit", user.user, key])[:32]
 
 
-async def start_run(
-    gw: Gateway, verb: str, request: SubmitRunRequest | RunRecipeRequest | ExecuteRequest
-) -> SubmitRunReply:
+# What starts a run: a recipe and inputs, a stored recipe, a plan made by a dry run.
+Starting = TypeVar("Starting", SubmitRunRequest, RunRecipeRequest, ExecuteRequest)
+
+
+async def start_run(gw: Gateway, verb: Verb[Starting, SubmitRunReply], request: Starting) -> SubmitRunReply:
     """Ask the planner to start a run whose id is fixed here.
 
     A planner that does not answer in time either took the submit (the run exists: 202 with its
@@ -154,11 +151,11 @@ async def start_run(
     assert request.run_id is not None
     gw.ensure_room("a new run")
     try:
-        reply: SubmitRunReply = await gw.call("planner", verb, request, SubmitRunReply)
+        reply = await gw.call(verb, request)
     except NoAnswerInTimeError as exc:
-        log.warning("planner %s of %s answered late: %s", verb, request.run_id, exc)
+        log.warning("planner %s of %s answered late: %s", verb.name, request.run_id, exc)
         try:
-            state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=request.run_id), RunState)
+            state: RunState = await gw.call(Planner.get_run, RunRequest(run_id=request.run_id))
         except (NotFoundError, NoAnswerInTimeError):
             raise ServiceUnavailableError(
                 "the planner is too busy to take the run now; send it again "
@@ -183,7 +180,7 @@ async def submit_run(
     run_id = run_id_for(user, idempotency_key)
     await check_inputs(gw, user, body.inputs)
     request = SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh, run_id=run_id)
-    return await start_run(gw, "submit", request)
+    return await start_run(gw, Planner.submit, request)
 
 
 @router.get("/runs", tags=["runs"], summary="List your runs (admins: all), newest first", responses=errors.responses())
@@ -194,13 +191,13 @@ async def list_runs(
     offset: Offset = 0,
 ) -> RunList:
     request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
-    runs: RunList = await gw.call("planner", "list_runs", request, RunList)
+    runs: RunList = await gw.call(Planner.list_runs, request)
     return runs
 
 
 async def owned_run(gw: Gateway, user: Principal, run_id: str) -> RunState:
     """The run if the user may see it; another user's run is "not found" (its existence is not disclosed)."""
-    state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=check_run_id(run_id)), RunState)
+    state: RunState = await gw.call(Planner.get_run, RunRequest(run_id=check_run_id(run_id)))
     if not user.viewer().may_see(state.owner):
         raise NotFoundError(f"no run {run_id}", field="run_id")
     return state
@@ -212,7 +209,7 @@ async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
         # The cache service records who holds a run's content when it sees the run complete; the owner
         # may ask for the output the moment they learn its cid, so make sure it is theirs already.
         try:
-            await gw.call("cache", "hold", HoldRequest(cids=[state.output_cid], user=user.user), HoldReply)
+            await gw.call(Cache.hold, HoldRequest(cids=[state.output_cid], user=user.user))
         except ArtdagError as exc:  # the cache's run follower records it anyway, a moment later
             log.warning("could not record %s's hold on %s: %s", user.user, state.output_cid, exc)
     body = state.model_dump(mode="json")
@@ -240,9 +237,7 @@ async def get_run_api(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[st
 )
 async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> RecipeUpload:
     await owned_run(gw, user, run_id)
-    text: RecipeUpload = await gw.call(
-        "planner", "get_run_recipe", RunRequest(run_id=check_run_id(run_id)), RecipeUpload
-    )
+    text: RecipeUpload = await gw.call(Planner.get_run_recipe, RunRequest(run_id=check_run_id(run_id)))
     return text.model_copy(update={"owner": None})
 
 
@@ -254,7 +249,7 @@ async def get_run_recipe(run_id: str, gw: GatewayDep, user: CurrentUser) -> Reci
 )
 async def delete_run(run_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     await owned_run(gw, user, run_id)
-    state: RunState = await gw.call("planner", "cancel", RunRequest(run_id=check_run_id(run_id)), RunState)
+    state: RunState = await gw.call(Planner.cancel, RunRequest(run_id=check_run_id(run_id)))
     return {"run_id": state.run_id, "deleted": True, "status": state.status}
 
 
@@ -272,10 +267,7 @@ async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> Plan
         recipe_id = (await visible_recipe(gw, user, recipe_id)).recipe_id
     await check_inputs(gw, user, body.inputs)
     reply: PlanReply = await gw.call(
-        "planner",
-        "dry_run",
-        PlanRequest(recipe=body.recipe, recipe_id=recipe_id, inputs=body.inputs, owner=user.user),
-        PlanReply,
+        Planner.dry_run, PlanRequest(recipe=body.recipe, recipe_id=recipe_id, inputs=body.inputs, owner=user.user)
     )
     return reply
 
@@ -291,7 +283,7 @@ async def execute_plan(
     body: ExecuteBody, gw: GatewayDep, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> SubmitRunReply:
     request = ExecuteRequest(plan_id=body.plan_id, owner=user.user, run_id=run_id_for(user, idempotency_key))
-    return await start_run(gw, "execute", request)
+    return await start_run(gw, Planner.execute, request)
 
 
 @router.post(
@@ -317,7 +309,7 @@ async def run_recipe(
 )
 async def get_run_analysis(run_id: str, gw: GatewayDep, user: CurrentUser) -> RunAnalysis:
     await owned_run(gw, user, run_id)
-    reply: RunAnalysis = await gw.call("planner", "get_analysis", RunRequest(run_id=check_run_id(run_id)), RunAnalysis)
+    reply: RunAnalysis = await gw.call(Planner.get_analysis, RunRequest(run_id=check_run_id(run_id)))
     return reply
 
 
@@ -329,7 +321,7 @@ async def get_run_analysis(run_id: str, gw: GatewayDep, user: CurrentUser) -> Ru
 )
 async def get_plan(run_id: str, gw: GatewayDep, user: CurrentUser) -> Plan:
     await owned_run(gw, user, run_id)
-    plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=check_run_id(run_id)), Plan)
+    plan: Plan = await gw.call(Planner.get_plan, RunRequest(run_id=check_run_id(run_id)))
     return plan
 
 
@@ -351,7 +343,7 @@ def _check_recipe_size(text: str | None, gw: Gateway) -> None:
 async def visible_recipe(gw: Gateway, user: Principal, recipe_id: str) -> RecipeRecord:
     """The recipe if the user uploaded it, it is an example, or they are an admin; otherwise 404."""
     request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
-    record: RecipeRecord = await gw.call("planner", "recipe_get", request, RecipeRecord)
+    record: RecipeRecord = await gw.call(Planner.recipe_get, request)
     return record
 
 
@@ -374,9 +366,7 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
     else:
         too_large = PayloadTooLargeError(f"recipe is larger than {limit} bytes", field="recipe")
         text = (await read_body(request.stream(), limit, too_large)).decode("utf-8", "replace")
-    record: RecipeRecord = await gw.call(
-        "planner", "recipe_upload", RecipeUpload(text=text, owner=user.user), RecipeRecord
-    )
+    record: RecipeRecord = await gw.call(Planner.recipe_upload, RecipeUpload(text=text, owner=user.user))
     return record
 
 
@@ -393,7 +383,7 @@ async def list_recipes(
     offset: Offset = 0,
 ) -> RecipeList:
     request = ListRunsRequest(limit=limit, offset=offset, viewer=user.viewer())
-    recipes: RecipeList = await gw.call("planner", "recipe_list", request, RecipeList)
+    recipes: RecipeList = await gw.call(Planner.recipe_list, request)
     return recipes
 
 
@@ -412,7 +402,7 @@ async def get_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> Recip
 )
 async def delete_recipe(recipe_id: str, gw: GatewayDep, user: CurrentUser) -> dict[str, Any]:
     request = RecipeRequest(recipe_id=_recipe_id(recipe_id) or "", viewer=user.viewer())
-    await gw.call("planner", "recipe_delete", request, RecipeRecord)
+    await gw.call(Planner.recipe_delete, request)
     return {"recipe_id": recipe_id, "deleted": True}
 
 
@@ -440,7 +430,7 @@ async def _run_stored(
     record = await visible_recipe(gw, user, recipe_id)
     await check_inputs(gw, user, inputs)
     request = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user, run_id=run_id)
-    return await start_run(gw, "recipe_run", request)
+    return await start_run(gw, Planner.recipe_run, request)
 
 
 # -- analysis -----------------------------------------------------------------------
@@ -465,12 +455,10 @@ class AnalyzeBody(BaseModel):
 async def analyze(body: AnalyzeBody, gw: GatewayDep, user: CurrentUser) -> AnalysisReply:
     request = AnalyzeRequest(cid=validate_cid(body.cid), features=body.features, params=body.params)
     # 404 for unknown content and for another user's
-    await gw.call("cache", "stat", CidRequest(cid=request.cid, viewer=user.viewer()), ContentRecord)
-    reply: AnalysisReply = await rpc.call(
-        gw.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
-    )
+    await gw.call(Cache.stat, CidRequest(cid=request.cid, viewer=user.viewer()))
+    reply: AnalysisReply = await gw.call(Analyzer.analyze, request)
     # The stored result (JSON by cid) is the asker's to fetch too.
-    await gw.call("cache", "hold", HoldRequest(cids=[reply.result_cid], user=user.user), HoldReply)
+    await gw.call(Cache.hold, HoldRequest(cids=[reply.result_cid], user=user.user))
     return reply
 
 
@@ -537,9 +525,7 @@ async def health(gw: GatewayDep, user: OptionalUser) -> JSONResponse:
 
     async def ask(service: str) -> dict[str, Any]:
         try:
-            reply: HealthReply = await rpc.call(
-                nc, service, "health", HealthRequest(), HealthReply, timeout_s=gw.settings.health_timeout_s
-            )
+            reply = await gw.call(health_of(service), HealthRequest(), timeout_s=gw.settings.health_timeout_s)
             return reply.model_dump(mode="json")
         except ArtdagError as exc:
             return {"service": service, "ok": False, "error": exc.message}
@@ -561,7 +547,7 @@ async def health(gw: GatewayDep, user: OptionalUser) -> JSONResponse:
     },
 )
 async def actor(gw: GatewayDep) -> JSONResponse:
-    keys: L1Keys = await gw.call("cache", "keys", L1KeysRequest(), L1Keys)
+    keys: L1Keys = await gw.call(Cache.keys, L1KeysRequest())
     base = gw.settings.public_url or f"http://{gw.settings.host}:{gw.settings.port}"
     body = {
         "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],

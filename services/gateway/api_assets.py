@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from artdag_common.contracts import Cache
 from artdag_common.schemas import ASSET_NAME_PATTERN, AssetInput, AssetList, AssetListRequest, AssetRecord, AssetRequest
 from services.gateway import errors
 from services.gateway.auth import CurrentUser
@@ -27,7 +28,7 @@ class AssetBody(BaseModel):
 
 @router.get("/assets", tags=["assets"], summary="Your asset names and the shared ones", responses=errors.responses())
 async def list_assets(gw: GatewayDep, user: CurrentUser) -> AssetList:
-    found: AssetList = await gw.call("cache", "asset_list", AssetListRequest(viewer=user.viewer()), AssetList)
+    found: AssetList = await gw.call(Cache.asset_list, AssetListRequest(viewer=user.viewer()))
     return found
 
 
@@ -40,7 +41,7 @@ async def list_assets(gw: GatewayDep, user: CurrentUser) -> AssetList:
 )
 async def add_asset(body: AssetBody, gw: GatewayDep, user: CurrentUser) -> AssetRecord:
     request = AssetInput(name=body.name, cid=body.cid, shared=body.shared, viewer=user.viewer())
-    added: AssetRecord = await gw.call("cache", "asset_add", request, AssetRecord)
+    added: AssetRecord = await gw.call(Cache.asset_add, request)
     return added
 
 
@@ -57,5 +58,5 @@ async def delete_asset(
     shared: Annotated[bool, Query(description="the shared name (admins)")] = False,
 ) -> AssetRecord:
     request = AssetRequest(name=name, shared=shared, viewer=user.viewer())
-    gone: AssetRecord = await gw.call("cache", "asset_delete", request, AssetRecord)
+    gone: AssetRecord = await gw.call(Cache.asset_delete, request)
     return gone

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
+from artdag_common.contracts import Auth
 from artdag_common.errors import ForbiddenError, InvalidInputError, UnauthorizedError
 from artdag_common.httpsig import SignatureError, parse_signature, verify_request
 from artdag_common.schemas import RevokeReply, RevokeTokenRequest, RevokeUserRequest
@@ -116,7 +117,7 @@ async def revoke(user: CurrentUser, gw: GatewayDep, body: RevokeBody | None = No
         hashed = body.token_hash
     else:
         hashed = user.token_hash
-    reply: RevokeReply = await gw.call("auth", "revoke", RevokeTokenRequest(token_hash=hashed), RevokeReply)
+    reply: RevokeReply = await gw.call(Auth.revoke, RevokeTokenRequest(token_hash=hashed))
     gw.auth.apply_revocation(f"tok.{hashed}", b"")  # this replica at once; the others through the bucket
     return {"revoked": reply.revoked, "token_hash": hashed}
 
@@ -184,5 +185,5 @@ async def revoke_user(request: Request, gw: GatewayDep, user: OptionalUser) -> d
         body = RevokeUserBody.model_validate_json(raw or b"{}")
     except ValueError:
         raise InvalidInputError('expected JSON {"username": …}', field="username") from None
-    reply: RevokeReply = await gw.call("auth", "revoke_user", RevokeUserRequest(user=body.username), RevokeReply)
+    reply: RevokeReply = await gw.call(Auth.revoke_user, RevokeUserRequest(user=body.username))
     return {"username": body.username, "revoked": reply.revoked}

@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from artdag_common import rpc
 from artdag_common.cid import validate_cid
 from artdag_common.content_store.read_through import ReadThroughStore
+from artdag_common.contracts import Analyzer, Cache, Planner, Verb
 from artdag_common.errors import (
     BadRequestError,
     ForbiddenError,
@@ -136,7 +136,7 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
         origin=ContentOrigin.UPLOAD,
         owner=user.user,
     )
-    registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
+    registered: ContentRecord = await gw.call(Cache.register, record)
     return registered
 
 
@@ -211,7 +211,7 @@ async def quota_room(gw: Gateway, user: Principal) -> int | None:
     Checked before a byte is stored; the cache checks again as it registers the content."""
     if not gw.settings.quota_bytes or user.user is None:
         return None
-    usage: UsageReply = await gw.call("cache", "usage", UsageRequest(user=user.user), UsageReply)
+    usage: UsageReply = await gw.call(Cache.usage, UsageRequest(user=user.user))
     return gw.settings.quota_bytes - usage.bytes
 
 
@@ -249,7 +249,7 @@ async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
         origin=ContentOrigin.IMPORT,
         owner=user.user,
     )
-    registered: ContentRecord = await gw.call("cache", "register", record, ContentRecord)
+    registered: ContentRecord = await gw.call(Cache.register, record)
     return registered
 
 
@@ -282,7 +282,7 @@ async def list_media(
         request = MediaListRequest(media_type=media_type or None, limit=limit, offset=offset, viewer=viewer_of(user))
     except ValueError:
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
-    found: ContentList = await gw.call("cache", "list", request, ContentList)
+    found: ContentList = await gw.call(Cache.list, request)
     body = found.model_dump(mode="json")
     for item in body["items"]:
         item["thumbnail"] = _thumbnail_url(item["cid"], item["media_type"])
@@ -326,7 +326,7 @@ def derived_run_id(kind: str, cid: str) -> str:
 
 async def _derived_run(gw: Gateway, run_id: str) -> RunState | None:
     try:
-        state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=run_id), RunState)
+        state: RunState = await gw.call(Planner.get_run, RunRequest(run_id=run_id))
     except NotFoundError:
         return None
     return state
@@ -345,14 +345,16 @@ async def _derived(
                 raise NotFoundError(f"no {kind} of {cid} has been made yet", field="cid")
             try:
                 # The system's run (no owner): the same for every user who may see the source.
-                await start_run(gw, "submit", SubmitRunRequest(recipe=recipe, inputs={"video": cid}, run_id=run_id))
+                await start_run(
+                    gw, Planner.submit, SubmitRunRequest(recipe=recipe, inputs={"video": cid}, run_id=run_id)
+                )
             except (InsufficientStorageError, ServiceUnavailableError):
                 raise
             except RetryableError:
                 pass  # another request is starting this very run: wait for it
         elif state.status == RunStatus.COMPLETED and state.output_cid:
             # Served here rather than redirected: whoever may see the source may see what is made of it.
-            derived: ContentRecord = await gw.call("cache", "access", CidRequest(cid=state.output_cid), ContentRecord)
+            derived: ContentRecord = await gw.call(Cache.access, CidRequest(cid=state.output_cid))
             return await _raw_response(gw, derived, range_header)
         elif state.status.finished:
             raise InvalidMediaError(state.error or "could not be converted")
@@ -362,10 +364,12 @@ async def _derived(
         await asyncio.sleep(0.1)
 
 
-async def _stat(gw: Gateway, cid: str, user: Principal | None, verb: str = "stat") -> ContentRecord:
+async def _stat(
+    gw: Gateway, cid: str, user: Principal | None, verb: Verb[CidRequest, ContentRecord] = Cache.stat
+) -> ContentRecord:
     """Content the caller may see (theirs, published, or any for admins); otherwise 404."""
     request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
-    record: ContentRecord = await gw.call("cache", verb, request, ContentRecord)
+    record = await gw.call(verb, request)
     return record
 
 
@@ -394,9 +398,7 @@ async def content_mp4(
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
     record = await _video_record(gw, cid, user)
-    info: MediaInfo = await rpc.call(
-        gw.runtime.nc, "analyzer", "probe", CidRequest(cid=record.cid), MediaInfo, timeout_s=60.0
-    )
+    info: MediaInfo = await gw.call(Analyzer.probe, CidRequest(cid=record.cid))
     # Lossless intermediates (H.264 4:4:4 Predictive, FLAC) are made playable by one delivery encode.
     browser_h264 = info.video_codec == "h264" and info.video_profile != LOSSLESS_H264_PROFILE
     if record.media_type == "video/mp4" and browser_h264 and info.audio_codec in (None, "aac"):
@@ -518,7 +520,7 @@ async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentM
 
 async def _locations(gw: Gateway, cid: str, user: Principal | None) -> ContentLocations:
     request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
-    found: ContentLocations = await gw.call("cache", "locations", request, ContentLocations)
+    found: ContentLocations = await gw.call(Cache.locations, request)
     return found
 
 
@@ -551,7 +553,7 @@ async def copy_to_provider(
     cid: str, gw: GatewayDep, user: CurrentUser, body: CopyBody | None = None
 ) -> ContentLocations:
     request = CopyRequest(cid=_cid_param(cid), provider_id=body.provider_id if body else None, viewer=user.viewer())
-    found: ContentLocations = await gw.call("cache", "copy", request, ContentLocations)
+    found: ContentLocations = await gw.call(Cache.copy, request)
     return found
 
 
@@ -563,7 +565,7 @@ async def copy_to_provider(
 )
 async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep, user: CurrentUser) -> ContentRecord:
     request = ContentMetaUpdate(cid=_cid_param(cid), patch=patch, viewer=user.viewer())
-    record: ContentRecord = await gw.call("cache", "update_meta", request, ContentRecord)
+    record: ContentRecord = await gw.call(Cache.update_meta, request)
     return record
 
 
@@ -575,7 +577,7 @@ async def patch_meta(cid: str, patch: ContentMetaPatch, gw: GatewayDep, user: Cu
 )
 async def delete_content(cid: str, gw: GatewayDep, user: CurrentUser) -> ContentDeleted:
     request = CidRequest(cid=_cid_param(cid), viewer=user.viewer())
-    deleted: ContentDeleted = await gw.call("cache", "delete", request, ContentDeleted)
+    deleted: ContentDeleted = await gw.call(Cache.delete, request)
     return deleted
 
 
@@ -588,13 +590,8 @@ async def delete_content(cid: str, gw: GatewayDep, user: CurrentUser) -> Content
 async def publish(cid: str, gw: GatewayDep, user: CurrentUser) -> Publication:
     request = PublishRequest(cid=_cid_param(cid), viewer=user.viewer())
     # Delivery to L2's inbox may take a while: give it L2's timeout on top of the usual.
-    published: Publication = await rpc.call(
-        gw.runtime.nc,
-        "cache",
-        "publish",
-        request,
-        Publication,
-        timeout_s=gw.settings.rpc_timeout_s + gw.settings.l2_timeout_s,
+    published: Publication = await gw.call(
+        Cache.publish, request, timeout_s=gw.settings.rpc_timeout_s + gw.settings.l2_timeout_s
     )
     return published
 
@@ -611,7 +608,7 @@ async def content_raw(
     user: OptionalUser,
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
-    record = await _stat(gw, cid, user, "access")
+    record = await _stat(gw, cid, user, Cache.access)
     return await _raw_response(gw, record, range_header)
 
 
@@ -731,7 +728,7 @@ async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
         await _stat(gw, cid, user)
     except NotFoundError:
         try:
-            await gw.call("cache", "stat", CidRequest(cid=cid), ContentRecord)
+            await gw.call(Cache.stat, CidRequest(cid=cid))
         except NotFoundError:
             pass  # not this server's content: whatever IPFS has under that CID is public anyway
         else:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from artdag_common import rpc
+from artdag_common.contracts import Cache
 from artdag_common.errors import InvalidInputError, NotFoundError
 from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
@@ -36,9 +36,7 @@ router = APIRouter()
 
 async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> StorageProviderRecord:
     """The provider if it is the user's (admins: any); another user's is "not found"."""
-    found: StorageProviderRecord = await gw.call(
-        "cache", "storage_get", StorageProviderRequest(id=provider_id), StorageProviderRecord
-    )
+    found: StorageProviderRecord = await gw.call(Cache.storage_get, StorageProviderRequest(id=provider_id))
     if not user.viewer().may_see(found.owner):
         raise NotFoundError(f"no storage provider {provider_id}", field="id")
     return found
@@ -49,7 +47,7 @@ async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> Stor
 )
 async def list_providers(gw: GatewayDep, user: CurrentUser) -> StorageProviderList:
     request = StorageListRequest(viewer=user.viewer())
-    found: StorageProviderList = await gw.call("cache", "storage_list", request, StorageProviderList)
+    found: StorageProviderList = await gw.call(Cache.storage_list, request)
     return found
 
 
@@ -83,7 +81,7 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc).splitlines()[-1].strip(), field="type" if name else "name") from None
-    added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+    added: StorageProviderRecord = await gw.call(Cache.storage_add, provider)
     return added
 
 
@@ -96,7 +94,7 @@ async def add_provider_form(request: Request, gw: GatewayDep, user: CurrentUser)
 )
 async def add_provider(provider: StorageProviderInput, gw: GatewayDep, user: CurrentUser) -> StorageProviderRecord:
     provider = provider.model_copy(update={"owner": user.user, "viewer": user.viewer()})  # never what the client claims
-    added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+    added: StorageProviderRecord = await gw.call(Cache.storage_add, provider)
     return added
 
 
@@ -107,7 +105,7 @@ async def add_provider(provider: StorageProviderInput, gw: GatewayDep, user: Cur
     responses=errors.responses(404),
 )
 async def provider_type(kind: str, gw: GatewayDep, user: CurrentUser) -> StorageTypeSchema:
-    schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
+    schema: StorageTypeSchema = await gw.call(Cache.storage_type, StorageTypeRequest(type=kind))
     return schema
 
 
@@ -132,7 +130,7 @@ async def patch_provider(
 ) -> StorageProviderRecord:
     await owned_provider(gw, user, provider_id)
     request = StorageProviderUpdate(id=provider_id, patch=patch, viewer=user.viewer())
-    updated: StorageProviderRecord = await gw.call("cache", "storage_update", request, StorageProviderRecord)
+    updated: StorageProviderRecord = await gw.call(Cache.storage_update, request)
     return updated
 
 
@@ -151,9 +149,7 @@ async def delete_provider(
     request = StorageProviderRequest(id=provider_id, keep_copies=keep_copies)
     # Removing the copies first takes a request per copy: as long as it takes.
     timeout_s = gw.settings.rpc_timeout_s + (0 if keep_copies else RESTORE_TIMEOUT_S)
-    deleted: StorageProviderRecord = await rpc.call(
-        gw.runtime.nc, "cache", "storage_delete", request, StorageProviderRecord, timeout_s=timeout_s
-    )
+    deleted: StorageProviderRecord = await gw.call(Cache.storage_delete, request, timeout_s=timeout_s)
     return deleted
 
 
@@ -167,12 +163,9 @@ async def test_provider(provider_id: str, gw: GatewayDep, user: CurrentUser) -> 
     # The test connects wherever the provider's config points: only its (authenticated) owner may ask,
     # and the cache lets it reach private addresses or the bus only with the caller's rights.
     await owned_provider(gw, user, provider_id)
-    reply: StorageTestReply = await rpc.call(
-        gw.runtime.nc,
-        "cache",
-        "storage_test",
+    reply: StorageTestReply = await gw.call(
+        Cache.storage_test,
         StorageProviderRequest(id=provider_id, viewer=user.viewer()),
-        StorageTestReply,
         timeout_s=gw.settings.storage_test_timeout_s,
     )
     return reply

@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 from nats.js.kv import KeyValue
 
-from artdag_common import rpc, streams
+from artdag_common import streams
+from artdag_common.contracts import Auth
 from artdag_common.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import Principal, VerifyTokenRequest, Viewer
@@ -168,14 +169,7 @@ class Authenticator:
             if cached is not None and cached[1] > time.monotonic():
                 principal = cached[0]
             else:
-                principal = await rpc.call(
-                    self.runtime.nc,
-                    "auth",
-                    "verify",
-                    VerifyTokenRequest(token=token),
-                    Principal,
-                    timeout_s=self.settings.rpc_timeout_s,
-                )
+                principal = await self.runtime.rpc.call(Auth.verify, VerifyTokenRequest(token=token))
                 if self.settings.auth_cache_s > 0:
                     self._cache[hashed] = (principal, time.monotonic() + self.settings.auth_cache_s)
                     if len(self._cache) > 10_000:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel
 
-from artdag_common import rpc
 from artdag_common.content_store import ContentStore
+from artdag_common.contracts import Rep, Req, Verb
 from artdag_common.disk import ensure_room
 from artdag_common.errors import RateLimitedError
 from artdag_common.runtime import ServiceRuntime
@@ -80,8 +79,9 @@ class Gateway:
         """Refuse new work (507) while free disk space is below ARTDAG_MIN_FREE_BYTES."""
         ensure_room(self.disk_paths(), self.settings.min_free_bytes, what)
 
-    async def call(self, service: str, verb: str, request: BaseModel, reply: type[Any]) -> Any:
-        return await rpc.call(self.runtime.nc, service, verb, request, reply, timeout_s=self.settings.rpc_timeout_s)
+    async def call(self, verb: Verb[Req, Rep], request: Req, *, timeout_s: float | None = None) -> Rep:
+        """`verb`'s reply (the verb's wait, or `timeout_s` for this one call)."""
+        return await self.runtime.rpc.call(verb, request, timeout_s=timeout_s)
 
 
 def gateway(request: Request) -> Gateway:

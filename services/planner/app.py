@@ -29,6 +29,7 @@ from artdag_common.bus import (
 )
 from artdag_common.codec import pack, unpack
 from artdag_common.content_store import ContentStore, open_store_async
+from artdag_common.contracts import Analyzer, Cache, Planner
 from artdag_common.db import dispose_engine, make_engine, session_factory
 from artdag_common.errors import (
     ArtdagError,
@@ -53,7 +54,6 @@ from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
     AnalysisReply,
-    AssetResolved,
     AssetResolveRequest,
     CidRequest,
     CidsRequest,
@@ -138,8 +138,6 @@ def _start_lease(run_id: str) -> str:
     return f"start-{run_id}"
 
 
-# An hour of audio analyzes in well under a minute; this is the ceiling for one analysis.
-ANALYZE_TIMEOUT_S = 600.0
 # The share of an RPC's time a submit gives the analyzer to probe its inputs.
 PROBE_SHARE = 0.5
 # Whether a result's bytes are still stored: this many checks at once.
@@ -314,13 +312,8 @@ class RunDriver:
         wanted = list(dict.fromkeys(cids))
         found: dict[str, ContentRecord] = {}
         for start in range(0, len(wanted), MAX_LIST_ITEMS):
-            reply: ContentFound = await rpc.call(
-                self.runtime.nc,
-                "cache",
-                "stat_many",
-                CidsRequest(cids=wanted[start : start + MAX_LIST_ITEMS]),
-                ContentFound,
-                timeout_s=self.settings.rpc_timeout_s,
+            reply: ContentFound = await self.runtime.rpc.call(
+                Cache.stat_many, CidsRequest(cids=wanted[start : start + MAX_LIST_ITEMS])
             )
             found.update((record.cid, record) for record in reply.records)
         return found
@@ -337,13 +330,8 @@ class RunDriver:
         for start in range(0, len(cids), MAX_LIST_ITEMS):
             chunk = cids[start : start + MAX_LIST_ITEMS]
             try:
-                reply: ProbeManyReply = await rpc.call(
-                    self.runtime.nc,
-                    "analyzer",
-                    "probe_many",
-                    CidsRequest(cids=chunk),
-                    ProbeManyReply,
-                    timeout_s=self.settings.rpc_timeout_s * PROBE_SHARE,
+                reply: ProbeManyReply = await self.runtime.rpc.call(
+                    Analyzer.probe_many, CidsRequest(cids=chunk), timeout_s=self.settings.rpc_timeout_s * PROBE_SHARE
                 )
             except ServiceUnavailableError as exc:
                 log.info("inputs not probed at submit (%s); their steps check the limits as they decode", exc)
@@ -371,14 +359,7 @@ class RunDriver:
             )
         bytes_quota = self.settings.quota_bytes
         if bytes_quota:
-            usage: UsageReply = await rpc.call(
-                self.runtime.nc,
-                "cache",
-                "usage",
-                UsageRequest(user=owner),
-                UsageReply,
-                timeout_s=self.settings.rpc_timeout_s,
-            )
+            usage: UsageReply = await self.runtime.rpc.call(Cache.usage, UsageRequest(user=owner))
             if usage.bytes >= bytes_quota:
                 raise PayloadTooLargeError(
                     f"{owner} holds {usage.bytes:,} bytes, the quota (ARTDAG_QUOTA_BYTES) is {bytes_quota:,}: "
@@ -393,9 +374,7 @@ class RunDriver:
         if not wanted:
             return inputs
         request = AssetResolveRequest(names=sorted(set(wanted.values())), owner=owner)
-        found = await rpc.call(
-            self.runtime.nc, "cache", "asset_resolve", request, AssetResolved, timeout_s=self.settings.rpc_timeout_s
-        )
+        found = await self.runtime.rpc.call(Cache.asset_resolve, request)
         bound = dict(inputs)
         for name, asset in wanted.items():
             if asset not in found.cids:
@@ -568,9 +547,7 @@ class RunDriver:
             origin=ContentOrigin.PLAN,
         )
         await outlasting(
-            lambda: rpc.call(
-                self.runtime.nc, "cache", "register", record, ContentRecord, timeout_s=self.settings.rpc_timeout_s
-            ),
+            lambda: self.runtime.rpc.call(Cache.register, record),
             f"registering plan {plan.plan_id[:12]}",
         )
         return cid
@@ -612,9 +589,7 @@ class RunDriver:
         replies: dict[str, AnalysisReply] = {}
         for name, request in analysis_requests(plan).items():
             try:
-                replies[name] = await rpc.call(
-                    self.runtime.nc, "analyzer", "analyze", request, AnalysisReply, timeout_s=ANALYZE_TIMEOUT_S
-                )
+                replies[name] = await self.runtime.rpc.call(Analyzer.analyze, request)
             except ArtdagError as exc:
                 raise type(exc)(f"step {name!r} (ANALYZE) failed: {exc.message}", field=exc.field) from None
         return replies
@@ -625,14 +600,7 @@ class RunDriver:
         for source in [s for s in plan.steps if s.node_type == "SOURCE"]:
             name, cid = source.name.removeprefix("input:"), source.source_cid or ""
             try:
-                media[name] = await rpc.call(
-                    self.runtime.nc,
-                    "analyzer",
-                    "probe",
-                    CidRequest(cid=cid),
-                    MediaInfo,
-                    timeout_s=max(self.settings.rpc_timeout_s, 60.0),
-                )
+                media[name] = await self.runtime.rpc.call(Analyzer.probe, CidRequest(cid=cid))
             except ArtdagError as exc:
                 # Not fatal: the step renders in one piece, and reports bad media itself.
                 log.info("%s: no media info for input %r (%s)", label, name, exc)
@@ -1239,22 +1207,20 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
         await runtime.js.key_value(streams.KV_CLAIMS.bucket),
     )
     runtime.health_details = lambda: dict(driver.counts)
-    await rpc.serve(runtime.nc, "planner", "submit", SubmitRunRequest, driver.submit, concurrency=SUBMITS_IN_FLIGHT)
-    await rpc.serve(runtime.nc, "planner", "get_run", RunRequest, driver.get)
-    await rpc.serve(runtime.nc, "planner", "list_runs", ListRunsRequest, driver.list)
-    await rpc.serve(runtime.nc, "planner", "get_plan", RunRequest, driver.plan)
-    await rpc.serve(runtime.nc, "planner", "get_analysis", RunRequest, driver.analysis)
-    await rpc.serve(runtime.nc, "planner", "get_run_recipe", RunRequest, driver.run_recipe_text)
-    await rpc.serve(runtime.nc, "planner", "cancel", RunRequest, driver.cancel)
-    await rpc.serve(runtime.nc, "planner", "dry_run", PlanRequest, driver.dry_run)
-    await rpc.serve(runtime.nc, "planner", "execute", ExecuteRequest, driver.execute, concurrency=SUBMITS_IN_FLIGHT)
-    await rpc.serve(runtime.nc, "planner", "recipe_upload", RecipeUpload, driver.recipe_upload)
-    await rpc.serve(runtime.nc, "planner", "recipe_get", RecipeRequest, driver.recipe_get)
-    await rpc.serve(runtime.nc, "planner", "recipe_list", ListRunsRequest, driver.recipe_list)
-    await rpc.serve(runtime.nc, "planner", "recipe_delete", RecipeRequest, driver.recipe_delete)
-    await rpc.serve(
-        runtime.nc, "planner", "recipe_run", RunRecipeRequest, driver.recipe_run, concurrency=SUBMITS_IN_FLIGHT
-    )
+    await rpc.serve(runtime.nc, Planner.submit, driver.submit, concurrency=SUBMITS_IN_FLIGHT)
+    await rpc.serve(runtime.nc, Planner.get_run, driver.get)
+    await rpc.serve(runtime.nc, Planner.list_runs, driver.list)
+    await rpc.serve(runtime.nc, Planner.get_plan, driver.plan)
+    await rpc.serve(runtime.nc, Planner.get_analysis, driver.analysis)
+    await rpc.serve(runtime.nc, Planner.get_run_recipe, driver.run_recipe_text)
+    await rpc.serve(runtime.nc, Planner.cancel, driver.cancel)
+    await rpc.serve(runtime.nc, Planner.dry_run, driver.dry_run)
+    await rpc.serve(runtime.nc, Planner.execute, driver.execute, concurrency=SUBMITS_IN_FLIGHT)
+    await rpc.serve(runtime.nc, Planner.recipe_upload, driver.recipe_upload)
+    await rpc.serve(runtime.nc, Planner.recipe_get, driver.recipe_get)
+    await rpc.serve(runtime.nc, Planner.recipe_list, driver.recipe_list)
+    await rpc.serve(runtime.nc, Planner.recipe_delete, driver.recipe_delete)
+    await rpc.serve(runtime.nc, Planner.recipe_run, driver.recipe_run, concurrency=SUBMITS_IN_FLIGHT)
 
     async def on_event(msg: Msg) -> None:
         try:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from artdag_common import subjects
-from artdag_common.asyncapi import RPC
 from artdag_common.bus import connect
 from artdag_common.bus_access import BusLogin
 from artdag_common.cid import cid_of_bytes
 from artdag_common.codec import pack, unpack_or_raw
+from artdag_common.contracts import ALL as RPC
 from artdag_common.schemas import RpcReply
 from tests.e2e.conftest import Stack, running_stack
 
@@ -106,7 +106,7 @@ async def _send_garbage(url: str, login: BusLogin) -> tuple[list[str], int]:
         answered = 0
         for verb in RPC:
             for payload in GARBAGE:
-                subject = subjects.rpc(verb.service, verb.verb)
+                subject = verb.subject
                 reply = RpcReply.model_validate_json(
                     unpack_or_raw((await client.request(subject, payload, timeout=10)).data)
                 )

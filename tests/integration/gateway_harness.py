@@ -19,10 +19,11 @@ from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc, streams
 from artdag_common.bus import connect
+from artdag_common.contracts import Auth
 from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.runtime import ServiceRuntime
-from artdag_common.schemas import IssuedToken, IssueTokenRequest
+from artdag_common.schemas import IssueTokenRequest
 from artdag_common.testing import bus_settings
 from services.auth.app import start as start_auth
 from services.auth.settings import AuthSettings
@@ -58,7 +59,7 @@ class Harness:
 
     async def issue(self, user: str, *, roles: list[str] | None = None, ttl_s: float | None = None) -> str:
         issued = await rpc.call(
-            self.nc, "auth", "issue", IssueTokenRequest(user=user, roles=roles or [], ttl_s=ttl_s), IssuedToken
+            self.nc, Auth.issue, IssueTokenRequest(user=user, roles=roles or [], ttl_s=ttl_s), timeout_s=5.0
         )
         return issued.token
 

@@ -18,10 +18,11 @@ from fastapi.routing import APIRoute
 from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc
+from artdag_common.contracts import Auth, Planner
 from artdag_common.errors import NotFoundError
 from artdag_common.ids import new_run_id
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
-from artdag_common.schemas import IssuedToken, IssueTokenRequest, RunRequest, RunState, RunStatus
+from artdag_common.schemas import IssueTokenRequest, RunRequest, RunState, RunStatus
 from artdag_common.testing import bus_environment
 from artdag_common.tokens import token_hash
 from tests.integration.gateway_harness import Harness, gateway_harness
@@ -160,8 +161,8 @@ async def test_another_users_run_is_not_found(harness: Harness, nc: NatsClient) 
         return state
 
     subs = [
-        await rpc.serve(nc, "planner", "get_run", RunRequest, get_run),
-        await rpc.serve(nc, "planner", "cancel", RunRequest, cancel),
+        await rpc.serve(nc, Planner.get_run, get_run),
+        await rpc.serve(nc, Planner.cancel, cancel),
     ]
     try:
         bob, root = harness.as_user("bob"), harness.as_user("root")
@@ -261,7 +262,7 @@ async def test_revoke_user_needs_l2_or_admin(harness: Harness) -> None:
     assert forged.status_code == 401
     assert (await harness.anonymous.get("/auth/me", headers=headers)).status_code == 200
     # An l2-scoped token (what an L2 holds) may do it.
-    scoped = await rpc.call(harness.nc, "auth", "issue", IssueTokenRequest(user="l2", scopes=["l2"]), IssuedToken)
+    scoped = await rpc.call(harness.nc, Auth.issue, IssueTokenRequest(user="l2", scopes=["l2"]), timeout_s=5.0)
     done = await harness.anonymous.post(
         "/auth/revoke-user", json={"username": "erin"}, headers={"Authorization": f"Bearer {scoped.token}"}
     )

@@ -13,7 +13,7 @@ from nats.js.api import KeyValueConfig, RetentionPolicy, StreamConfig
 from opentelemetry import trace
 from pydantic import BaseModel
 
-from artdag_common import rpc, streams, subjects
+from artdag_common import rpc, streams
 from artdag_common.bus import (
     Outgoing,
     StreamError,
@@ -27,6 +27,7 @@ from artdag_common.bus import (
     watch_dead_letters,
 )
 from artdag_common.bus_access import BusCredentials
+from artdag_common.contracts import Cache, Verb
 from artdag_common.errors import (
     InvalidInputError,
     NoAnswerInTimeError,
@@ -66,19 +67,21 @@ async def test_rpc_returns_typed_replies_and_typed_errors(nc: NatsClient) -> Non
             raise NotFoundError("no content with cid missing", field="cid")
         return ContentRecord(cid=request.cid, size=3, media_type="text/plain", origin=ContentOrigin.UPLOAD)
 
-    sub = await rpc.serve(nc, "cache", "stat", CidRequest, stat)
+    sub = await rpc.serve(nc, Cache.stat, stat)
     try:
-        reply = await rpc.call(nc, "cache", "stat", CidRequest(cid="QmX"), ContentRecord)
+        reply = await rpc.call(nc, Cache.stat, CidRequest(cid="QmX"), timeout_s=5.0)
         assert (reply.cid, reply.size) == ("QmX", 3)
         with pytest.raises(NotFoundError) as info:
-            await rpc.call(nc, "cache", "stat", CidRequest(cid="missing"), ContentRecord)
+            await rpc.call(nc, Cache.stat, CidRequest(cid="missing"), timeout_s=5.0)
         assert info.value.field == "cid"
 
         class Wrong(BaseModel):
             nothing: int = 0
 
         with pytest.raises(InvalidInputError) as bad:
-            await rpc.call(nc, "cache", "stat", Wrong(), ContentRecord)
+            # A caller whose request model is not the verb's: the server names the missing field.
+            misdeclared = Verb("cache", "stat", Wrong, ContentRecord, "stat with the wrong request")
+            await rpc.call(nc, misdeclared, Wrong(), timeout_s=5.0)
         assert bad.value.field == "cid"
     finally:
         await sub.unsubscribe()
@@ -92,19 +95,18 @@ async def test_a_request_whose_caller_gave_up_is_dropped_not_done(nc: NatsClient
         await asyncio.sleep(1.5)
         return ContentRecord(cid=request.cid, size=1, media_type="text/plain", origin=ContentOrigin.UPLOAD)
 
-    sub = await rpc.serve(nc, "cache", "slow_probe", CidRequest, slow)  # one at a time
+    slow_probe = Verb("cache", "slow_probe", CidRequest, ContentRecord, "a slow test verb")
+    sub = await rpc.serve(nc, slow_probe, slow)  # one at a time
     try:
         # Three callers that wait 0.5 s each: the first is taken at once; the others wait in the
         # queue past their deadline and are dropped, not done after nobody is listening.
-        calls = [
-            rpc.call(nc, "cache", "slow_probe", CidRequest(cid=f"c{k}"), ContentRecord, timeout_s=0.5) for k in range(3)
-        ]
+        calls = [rpc.call(nc, slow_probe, CidRequest(cid=f"c{k}"), timeout_s=0.5) for k in range(3)]
         answers = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(a, NoAnswerInTimeError) for a in answers), answers
         await asyncio.sleep(3.5)  # the first finishes; the others come up and are dropped
         assert handled == ["c0"]
         # One with time to wait is answered.
-        reply = await rpc.call(nc, "cache", "slow_probe", CidRequest(cid="c9"), ContentRecord, timeout_s=5)
+        reply = await rpc.call(nc, slow_probe, CidRequest(cid="c9"), timeout_s=5)
         assert reply.cid == "c9" and handled == ["c0", "c9"]
     finally:
         await sub.unsubscribe()
@@ -112,7 +114,8 @@ async def test_a_request_whose_caller_gave_up_is_dropped_not_done(nc: NatsClient
 
 async def test_rpc_to_an_absent_service_says_so(nc: NatsClient) -> None:
     with pytest.raises(ServiceUnavailableError, match="no auth service"):
-        await rpc.call(nc, "auth", "nobody-here", CidRequest(cid="x"), ContentRecord, timeout_s=1)
+        nobody_here = Verb("auth", "nobody-here", CidRequest, ContentRecord, "a verb nobody serves")
+        await rpc.call(nc, nobody_here, CidRequest(cid="x"), timeout_s=1)
 
 
 async def test_traceparent_travels_in_headers_and_joins_the_trace(nc: NatsClient) -> None:
@@ -124,15 +127,16 @@ async def test_traceparent_travels_in_headers_and_joins_the_trace(nc: NatsClient
         return ContentRecord(cid=request.cid, size=0, media_type="x/y", origin=ContentOrigin.UPLOAD)
 
     raw: list[dict[str, str]] = []
-    sub = await rpc.serve(nc, "planner", "trace_probe", CidRequest, handler)
+    trace_probe = Verb("planner", "trace_probe", CidRequest, ContentRecord, "a test verb")
+    sub = await rpc.serve(nc, trace_probe, handler)
 
     async def record(msg: Msg) -> None:
         raw.append(dict(msg.headers or {}))
 
-    spy = await nc.subscribe(subjects.rpc("planner", "trace_probe"), cb=record)
+    spy = await nc.subscribe(trace_probe.subject, cb=record)
     try:
         with trace.get_tracer("pytest").start_as_current_span("client") as span:
-            await rpc.call(nc, "planner", "trace_probe", CidRequest(cid="QmX"), ContentRecord)
+            await rpc.call(nc, trace_probe, CidRequest(cid="QmX"), timeout_s=5.0)
             trace_id = format(span.get_span_context().trace_id, "032x")
         assert raw and raw[0]["traceparent"].split("-")[1] == trace_id
         assert seen == [trace_id]
@@ -248,9 +252,10 @@ async def test_a_reply_larger_than_a_nats_message_still_arrives(nc: NatsClient) 
     async def big(request: CidRequest) -> ListRunsReplyForTest:
         return ListRunsReplyForTest(items=[f"{request.cid}-{i:07d}" for i in range(150_000)])
 
-    sub = await rpc.serve(nc, "planner", "big_probe", CidRequest, big)
+    big_probe = Verb("planner", "big_probe", CidRequest, ListRunsReplyForTest, "a test verb with a big reply")
+    sub = await rpc.serve(nc, big_probe, big)
     try:
-        reply = await rpc.call(nc, "planner", "big_probe", CidRequest(cid="run"), ListRunsReplyForTest)
+        reply = await rpc.call(nc, big_probe, CidRequest(cid="run"), timeout_s=5.0)
         assert len(reply.items) == 150_000
         assert len(reply.model_dump_json()) > nc.max_payload
     finally:

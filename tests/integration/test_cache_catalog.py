@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from artdag_common import rpc
 from artdag_common.cid import cid_of_bytes
 from artdag_common.content_store import LocalContentStore
+from artdag_common.contracts import Planner
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import ContentLocation, StorageProvider
 from artdag_common.errors import (
@@ -435,8 +436,8 @@ async def test_a_completed_run_is_recorded_once_its_state_shows_every_step(
     monkeypatch.setattr(handlers, "SETTLE_WAIT_S", 0.5)
     follower = RunFollower(nc, catalog, store, rendered_by="local", max_deliver=3, timeout_s=5)
     served = [
-        await rpc.serve(nc, "planner", "get_run", RunRequest, get_run),
-        await rpc.serve(nc, "planner", "get_plan", RunRequest, get_plan),
+        await rpc.serve(nc, Planner.get_run, get_run),
+        await rpc.serve(nc, Planner.get_plan, get_plan),
     ]
     try:
         provenance = await follower.completed("run-settle", settled_only=True)

@@ -17,6 +17,7 @@ from artdag_common import rpc, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import cid_of_bytes
 from artdag_common.content_store import LocalContentStore
+from artdag_common.contracts import Planner
 from artdag_common.errors import NotFoundError
 from artdag_common.keys import verify_record
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
@@ -283,8 +284,8 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
         return plan
 
     subs = [
-        await rpc.serve(nc, "planner", "get_run", RunRequest, get_run),
-        await rpc.serve(nc, "planner", "get_plan", RunRequest, get_plan),
+        await rpc.serve(nc, Planner.get_run, get_run),
+        await rpc.serve(nc, Planner.get_plan, get_plan),
     ]
     try:
         await publish_event(

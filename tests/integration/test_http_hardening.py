@@ -27,6 +27,7 @@ from artdag_common import rpc, streams
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_bytes
 from artdag_common.codec import pack
+from artdag_common.contracts import Planner, Verb
 from artdag_common.errors import InvalidMediaError, public_message
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import CidRequest, ContentRecord, Plan, PlannedStep, PlanReply, PlanRequest, PlanStep
@@ -133,10 +134,11 @@ async def test_service_errors_say_what_failed_not_where(nc: NatsClient) -> None:
     async def probe(_request: CidRequest) -> ContentRecord:
         raise InvalidMediaError("cannot open /data/store/Qm/abc.mp4 (moov atom not found)", field="cid")
 
-    sub = await rpc.serve(nc, "analyzer", "hardening_probe", CidRequest, probe)
+    hardening_probe = Verb("analyzer", "hardening_probe", CidRequest, ContentRecord, "a test verb")
+    sub = await rpc.serve(nc, hardening_probe, probe)
     try:
         with pytest.raises(InvalidMediaError) as raised:
-            await rpc.call(nc, "analyzer", "hardening_probe", CidRequest(cid=cid_of_bytes(b"x")), ContentRecord)
+            await rpc.call(nc, hardening_probe, CidRequest(cid=cid_of_bytes(b"x")), timeout_s=5.0)
     finally:
         await sub.unsubscribe()
     assert raised.value.message == "cannot open abc.mp4 (moov atom not found)"
@@ -213,7 +215,7 @@ async def test_a_dry_run_reply_over_the_bus_limit_arrives_whole(harness: Harness
         return reply
 
     try:
-        await rpc.serve(planner, "planner", "dry_run", PlanRequest, dry_run)
+        await rpc.serve(planner, Planner.dry_run, dry_run)
         answer = await harness.client.post("/api/plan", json={"recipe": "name: big\nsteps: []\n"}, timeout=30)
         assert answer.status_code == 200, answer.text[:300]
         body = answer.json()

@@ -9,6 +9,7 @@ import pytest
 
 from artdag_common import rpc
 from artdag_common.cid import cid_of_bytes
+from artdag_common.contracts import Cache
 from artdag_common.errors import InvalidCidError
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.registration import Registrar
@@ -35,7 +36,7 @@ async def test_concurrent_records_share_requests_and_a_bad_one_fails_alone(
         assert [o.cid for o in outcomes if isinstance(o, ContentRecord)] == cids
         assert registrar.requests < len(records), "records that arrive together travel together"
         for i, cid in enumerate(cids):
-            stored = await rpc.call(harness.nc, "cache", "stat", CidRequest(cid=cid), ContentRecord)
+            stored = await rpc.call(harness.nc, Cache.stat, CidRequest(cid=cid), timeout_s=5.0)
             assert stored.name == f"out-{i}.txt"
 
         # A lone record goes at once, in a request of its own; registering it again keeps its first name.

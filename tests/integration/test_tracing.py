@@ -20,10 +20,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from artdag_common import rpc, telemetry
 from artdag_common.bus import connect
+from artdag_common.contracts import Auth
 from artdag_common.db import migrate
 from artdag_common.demo_media import write_test_clip
 from artdag_common.runtime import ServiceRuntime
-from artdag_common.schemas import IssuedToken, IssueTokenRequest
+from artdag_common.schemas import IssueTokenRequest
 from artdag_common.testing import bus_settings, nats_server
 from services.analyzer.app import start as start_analyzer
 from services.analyzer.settings import AnalyzerSettings
@@ -97,7 +98,7 @@ async def gateway(tmp_path: Path, spans: InMemorySpanExporter) -> AsyncIterator[
                 await start(runtime, settings)
             admin = await connect(nats.url, "pytest-tracing", login=nats.admin)
             try:
-                issued = await rpc.call(admin, "auth", "issue", IssueTokenRequest(user="tracer"), IssuedToken)
+                issued = await rpc.call(admin, Auth.issue, IssueTokenRequest(user="tracer"), timeout_s=5.0)
             finally:
                 await admin.close()
             app = create_app(GatewaySettings(**common, **bus_settings(nats, "gateway")))

@@ -20,6 +20,7 @@ from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc, subjects
 from artdag_common.bus import publish_event
+from artdag_common.contracts import Planner
 from artdag_common.errors import NotFoundError
 from artdag_common.ids import new_run_id
 from artdag_common.nats_server import EmbeddedNatsServer
@@ -106,12 +107,12 @@ async def harness(nats: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[Har
 async def planner(nc: NatsClient) -> AsyncIterator[FakePlanner]:
     fake = FakePlanner()
     subs = [
-        await rpc.serve(nc, "planner", "get_run", RunRequest, fake.get_run),
-        await rpc.serve(nc, "planner", "list_runs", ListRunsRequest, fake.list_runs),
-        await rpc.serve(nc, "planner", "recipe_list", ListRunsRequest, fake.recipe_list),
-        await rpc.serve(nc, "planner", "get_plan", RunRequest, fake.get_plan),
-        await rpc.serve(nc, "planner", "get_analysis", RunRequest, fake.get_analysis),
-        await rpc.serve(nc, "planner", "cancel", RunRequest, fake.cancel),
+        await rpc.serve(nc, Planner.get_run, fake.get_run),
+        await rpc.serve(nc, Planner.list_runs, fake.list_runs),
+        await rpc.serve(nc, Planner.recipe_list, fake.recipe_list),
+        await rpc.serve(nc, Planner.get_plan, fake.get_plan),
+        await rpc.serve(nc, Planner.get_analysis, fake.get_analysis),
+        await rpc.serve(nc, Planner.cancel, fake.cancel),
     ]
     try:
         yield fake

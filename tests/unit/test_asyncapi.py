@@ -6,10 +6,11 @@ import json
 import re
 from pathlib import Path
 
-from artdag_common import asyncapi, subjects
+from artdag_common import asyncapi, contracts, subjects
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE = re.compile(r'rpc\.serve\(\s*runtime\.nc,\s*"(\w+)",\s*"(\w+)",\s*(\w+)')
+# `rpc.serve(runtime.nc, Cache.stat, …)` or `rpc.serve(runtime.nc, contracts.Cache.stat, …)`
+SERVE = re.compile(r"rpc\.serve\(\s*runtime\.nc,\s*(?:contracts\.)?(\w+)\.(\w+),")
 
 
 def test_the_committed_document_is_current() -> None:
@@ -17,15 +18,24 @@ def test_the_committed_document_is_current() -> None:
     assert committed == asyncapi.render(), "docs/asyncapi.json is stale: run `make asyncapi`"
 
 
-def test_every_served_verb_is_documented_with_its_request_model() -> None:
+def test_every_verb_is_served_and_every_served_verb_is_a_contract() -> None:
     served = {
-        (service, verb, request)
+        (namespace.lower(), verb)
         for path in (ROOT / "services").rglob("*.py")
-        for service, verb, request in SERVE.findall(path.read_text(encoding="utf-8"))
+        for namespace, verb in SERVE.findall(path.read_text(encoding="utf-8"))
     }
     assert len(served) > 20
-    documented = {(r.service, r.verb, r.request.__name__) for r in asyncapi.RPC if r.verb != "health"}
-    assert served == documented
+    declared = {(v.service, v.name) for v in contracts.ALL if v.name != "health"}
+    assert served == declared
+
+
+def test_a_verb_is_named_as_it_is_declared() -> None:
+    """`Cache.stat` is the cache's `stat`: the attribute and the wire name never drift apart."""
+    for namespace in (contracts.Planner, contracts.Analyzer, contracts.Auth, contracts.Cache):
+        for attribute, verb in vars(namespace).items():
+            if isinstance(verb, contracts.Verb):
+                assert (verb.service, verb.name) == (namespace.__name__.lower(), attribute)
+    assert len({v.subject for v in contracts.ALL}) == len(contracts.ALL)
 
 
 def test_every_subject_has_a_channel_and_every_reference_resolves() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import nats.errors
 import nats.js.errors
@@ -44,6 +46,7 @@ async def test_a_bus_outage_is_a_503_to_retry(raised: Exception) -> None:
 
 
 async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_run_id() -> None:
+    from artdag_common.contracts import Planner, Verb
     from artdag_common.errors import NoAnswerInTimeError, NotFoundError
     from artdag_common.schemas import RunRequest, RunState, RunStatus, SubmitRunRequest
     from services.gateway.api import start_run
@@ -57,21 +60,21 @@ async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_
         def ensure_room(self, what: str) -> None:
             pass  # room enough on the disk
 
-        async def call(self, _service: str, verb: str, request: object, _reply: object) -> object:
-            if verb == "submit":
+        async def call(self, verb: Verb[Any, Any], request: object) -> object:
+            if verb is Planner.submit:
                 raise NoAnswerInTimeError("planner did not answer submit within 5 s")
-            assert verb == "get_run"
+            assert verb is Planner.get_run
             if not self.took_it:
                 raise NotFoundError("no run", field="run_id")
             assert isinstance(request, RunRequest)
             return RunState(run_id=request.run_id, status=RunStatus.PENDING, recipe_id="r", recipe_name="r", inputs={})
 
     request = SubmitRunRequest(recipe="steps: []", run_id="run-" + "a" * 32)
-    reply = await start_run(LatePlanner(took_it=True), "submit", request)  # type: ignore[arg-type]
+    reply = await start_run(LatePlanner(took_it=True), Planner.submit, request)  # type: ignore[arg-type]
     assert (reply.run_id, reply.status) == (request.run_id, RunStatus.PENDING)
     # A planner that never got to it (it drops what its caller gave up on): no promise, a 503.
     with pytest.raises(ServiceUnavailableError, match="send it again"):
-        await start_run(LatePlanner(took_it=False), "submit", request)  # type: ignore[arg-type]
+        await start_run(LatePlanner(took_it=False), Planner.submit, request)  # type: ignore[arg-type]
 
     class NoPlanner:
         def ensure_room(self, what: str) -> None:
@@ -81,4 +84,4 @@ async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_
             raise ServiceUnavailableError("no planner service is running")
 
     with pytest.raises(ServiceUnavailableError):  # nobody took it: a 503 to retry, not a promise
-        await start_run(NoPlanner(), "submit", request)  # type: ignore[arg-type]
+        await start_run(NoPlanner(), Planner.submit, request)  # type: ignore[arg-type]

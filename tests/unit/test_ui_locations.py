@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
 
+from artdag_common.contracts import Verb
 from artdag_common.errors import InvalidInputError, NotFoundError
 from artdag_common.schemas import (
     CidRequest,
@@ -157,8 +158,9 @@ class FakeGateway:
         self.fail_copy = fail_copy
         self.asked: list[tuple[str, BaseModel]] = []
 
-    async def call(self, service: str, verb: str, request: BaseModel, reply: type[BaseModel]) -> BaseModel:
-        assert service == "cache"
+    async def call(self, contract: Verb[Any, Any], request: BaseModel) -> BaseModel:
+        assert contract.service == "cache"
+        verb = contract.name
         self.asked.append((verb, request))
         if verb == "storage_list":
             assert isinstance(request, StorageListRequest)

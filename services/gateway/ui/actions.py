@@ -13,13 +13,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from artdag_common import rpc
 from artdag_common.cid import validate_cid
+from artdag_common.contracts import Cache, Planner
 from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
     CidRequest,
-    ContentDeleted,
     ContentMetaPatch,
     ContentMetaUpdate,
     ContentRecord,
@@ -29,7 +28,6 @@ from artdag_common.schemas import (
     RecipeUpload,
     RunRecipeRequest,
     RunRequest,
-    RunState,
     StorageListRequest,
     StorageProviderInput,
     StorageProviderList,
@@ -92,7 +90,7 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
         )
     try:
         upload = RecipeUpload(text=text, owner=user.user)
-        record: RecipeRecord = await gw.call("planner", "recipe_upload", upload, RecipeRecord)
+        record: RecipeRecord = await gw.call(Planner.recipe_upload, upload)
     except ArtdagError as exc:
         line = error_line(exc.message)
         return render(
@@ -122,7 +120,7 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: Cur
         await check_inputs(gw, user, inputs)
         gw.ensure_room("a new run")
         run = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user)
-        reply: SubmitRunReply = await gw.call("planner", "recipe_run", run, SubmitRunReply)
+        reply: SubmitRunReply = await gw.call(Planner.recipe_run, run)
     except ArtdagError as exc:
         where = f"{exc.field}: " if exc.field else ""
         return _flash(request, where + exc.message, status_for(exc))
@@ -133,7 +131,7 @@ async def run_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: Cur
 async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> Response:
     try:
         query = RecipeRequest(recipe_id=validate_cid(recipe_id), viewer=user.viewer())
-        await gw.call("planner", "recipe_delete", query, RecipeRecord)
+        await gw.call(Planner.recipe_delete, query)
     except ArtdagError as exc:
         return _flash(request, exc.message, status_for(exc))
     return _navigate("/recipes")
@@ -146,7 +144,7 @@ async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: 
 async def delete_run(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> Response:
     try:
         state = await owned_run(gw, user, run_id)
-        await gw.call("planner", "cancel", RunRequest(run_id=state.run_id), RunState)
+        await gw.call(Planner.cancel, RunRequest(run_id=state.run_id))
     except ArtdagError as exc:
         return _flash(request, exc.message, status_for(exc))
     return _navigate("/runs")
@@ -159,9 +157,9 @@ async def delete_run(request: Request, run_id: str, gw: GatewayDep, user: Curren
 async def delete_media(request: Request, cid: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     query = CidRequest(cid=validate_cid(cid), viewer=user.viewer())
     try:
-        await gw.call("cache", "delete", query, ContentDeleted)
+        await gw.call(Cache.delete, query)
     except ArtdagError as exc:
-        record: ContentRecord = await gw.call("cache", "stat", query, ContentRecord)  # 404: not the user's
+        record: ContentRecord = await gw.call(Cache.stat, query)  # 404: not the user's
         return render(request, "_tile.html", status_code=status_for(exc), item=record, error=exc.message, open=True)
     return HTMLResponse("")
 
@@ -179,15 +177,15 @@ async def edit_media(request: Request, cid: str, gw: GatewayDep, user: CurrentUs
             pinned=form.get("pinned") == "on",
         )
         update = ContentMetaUpdate(cid=query.cid, patch=patch, viewer=query.viewer)
-        record: ContentRecord = await gw.call("cache", "update_meta", update, ContentRecord)
+        record: ContentRecord = await gw.call(Cache.update_meta, update)
         status = 200
     except ValidationError as exc:
         message, field = _first_error(exc)
         error, status = f"{field}: {message}" if field else message, 422
-        record = await gw.call("cache", "stat", query, ContentRecord)
+        record = await gw.call(Cache.stat, query)
     except ArtdagError as exc:
         error, status = exc.message, status_for(exc)
-        record = await gw.call("cache", "stat", query, ContentRecord)
+        record = await gw.call(Cache.stat, query)
     return render(request, "_tile.html", status_code=status, item=record, error=error, saved=error is None, open=True)
 
 
@@ -198,7 +196,7 @@ async def _providers(
     request: Request, gw: Gateway, user: Principal, message: str | None = None, ok: bool = True, status: int = 200
 ) -> HTMLResponse:
     query = StorageListRequest(viewer=user.viewer())
-    found: StorageProviderList = await gw.call("cache", "storage_list", query, StorageProviderList)
+    found: StorageProviderList = await gw.call(Cache.storage_list, query)
     return render(request, "_providers.html", status_code=status, providers=found.providers, message=message, ok=ok)
 
 
@@ -208,7 +206,7 @@ async def storage_form(
 ) -> HTMLResponse:
     if not kind:
         return HTMLResponse("")
-    schema: StorageTypeSchema = await gw.call("cache", "storage_type", StorageTypeRequest(type=kind), StorageTypeSchema)
+    schema: StorageTypeSchema = await gw.call(Cache.storage_type, StorageTypeRequest(type=kind))
     return render(request, "_storage_fields.html", schema=schema, values={})
 
 
@@ -234,7 +232,7 @@ async def add_storage(request: Request, gw: GatewayDep, user: CurrentUser) -> HT
             viewer=user.viewer(),
             **_policy_from(form),
         )
-        added: StorageProviderRecord = await gw.call("cache", "storage_add", provider, StorageProviderRecord)
+        added: StorageProviderRecord = await gw.call(Cache.storage_add, provider)
     except ValidationError as exc:
         message, field = _first_error(exc)
         return await _providers(request, gw, user, f"{field}: {message}" if field else message, ok=False, status=422)
@@ -253,10 +251,7 @@ async def edit_storage(request: Request, provider_id: str, gw: GatewayDep, user:
             name=form.get("name") or None, config=_config_from(form) or None, **_policy_from(form)
         )
         updated: StorageProviderRecord = await gw.call(
-            "cache",
-            "storage_update",
-            StorageProviderUpdate(id=provider_id, patch=patch, viewer=user.viewer()),
-            StorageProviderRecord,
+            Cache.storage_update, StorageProviderUpdate(id=provider_id, patch=patch, viewer=user.viewer())
         )
     except ValidationError as exc:
         message, field = _first_error(exc)
@@ -277,13 +272,8 @@ async def delete_storage(
         await owned_provider(gw, user, provider_id)
         # Removing the copies first takes a request per copy: as long as the JSON route allows it.
         timeout_s = gw.settings.rpc_timeout_s + (0 if keep_copies else RESTORE_TIMEOUT_S)
-        gone: StorageProviderRecord = await rpc.call(
-            gw.runtime.nc,
-            "cache",
-            "storage_delete",
-            StorageProviderRequest(id=provider_id, keep_copies=keep_copies),
-            StorageProviderRecord,
-            timeout_s=timeout_s,
+        gone: StorageProviderRecord = await gw.call(
+            Cache.storage_delete, StorageProviderRequest(id=provider_id, keep_copies=keep_copies), timeout_s=timeout_s
         )
     except ArtdagError as exc:
         return await _providers(request, gw, user, exc.message, ok=False, status=status_for(exc))
@@ -296,12 +286,9 @@ async def test_storage(request: Request, provider_id: str, gw: GatewayDep, user:
     try:
         # The test connects wherever the provider's config points: only its owner (or an admin) may ask.
         await owned_provider(gw, user, provider_id)
-        reply: StorageTestReply = await rpc.call(
-            gw.runtime.nc,
-            "cache",
-            "storage_test",
+        reply: StorageTestReply = await gw.call(
+            Cache.storage_test,
             StorageProviderRequest(id=provider_id, viewer=user.viewer()),
-            StorageTestReply,
             timeout_s=gw.settings.storage_test_timeout_s,
         )
     except ArtdagError as exc:

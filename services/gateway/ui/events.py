@@ -32,6 +32,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from artdag_common import streams, subjects
+from artdag_common.contracts import Planner
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.schemas import Principal, RunRequest, RunState, Viewer
 from services.gateway import errors
@@ -100,7 +101,7 @@ class RunFilter:
         if known is not None:
             return known
         try:
-            state: RunState = await self.gw.call("planner", "get_run", RunRequest(run_id=run_id), RunState)
+            state: RunState = await self.gw.call(Planner.get_run, RunRequest(run_id=run_id))
         except NotFoundError:
             return False  # deleted (or not there yet): held back, and asked again at its next event
         # Anything else (the planner not answering) ends the stream (see `relay`).

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from artdag_common.cid import validate_cid
+from artdag_common.contracts import Cache
 from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.schemas import (
     CidRequest,
@@ -100,18 +101,14 @@ async def own_providers(gw: Gateway, user: Principal | None) -> list[StorageProv
     list included (an admin sees every provider on the storage page)."""
     if user is None:
         return []
-    found: StorageProviderList = await gw.call(
-        "cache", "storage_list", StorageListRequest(viewer=user.viewer()), StorageProviderList
-    )
+    found: StorageProviderList = await gw.call(Cache.storage_list, StorageListRequest(viewer=user.viewer()))
     return [p for p in found.providers if p.owner == user.user]
 
 
 async def locations_of(gw: Gateway, user: Principal, cid: str) -> ContentLocations | None:
     """Where `cid` is kept, as the cache tells `user`; None when it cannot say (not the user's, or no answer)."""
     try:
-        found: ContentLocations = await gw.call(
-            "cache", "locations", CidRequest(cid=cid, viewer=user.viewer()), ContentLocations
-        )
+        found: ContentLocations = await gw.call(Cache.locations, CidRequest(cid=cid, viewer=user.viewer()))
     except ArtdagError:
         return None
     return found
@@ -150,7 +147,7 @@ async def locations_fragment(request: Request, cid: str, gw: GatewayDep, user: C
     """The section again (HTMX polls it while a copy is under way)."""
     query = CidRequest(cid=validate_cid(cid), viewer=user.viewer())
     try:
-        found: ContentLocations = await gw.call("cache", "locations", query, ContentLocations)
+        found: ContentLocations = await gw.call(Cache.locations, query)
     except ArtdagError as exc:  # deleted meanwhile, say: the section says it cannot tell, and stops polling
         return await _section(request, gw, user, None, query.cid, status_for(exc), exc.message, ok=False)
     return await _section(request, gw, user, found, query.cid, 200)
@@ -162,14 +159,14 @@ async def copy_to_provider(request: Request, cid: str, gw: GatewayDep, user: Cur
     try:
         form = await read_form(request.stream(), request.headers.get("content-type", ""))
         copy = CopyRequest(cid=validate_cid(cid), provider_id=provider_choice(form), viewer=user.viewer())
-        copied: ContentLocations = await gw.call("cache", "copy", copy, ContentLocations)
+        copied: ContentLocations = await gw.call(Cache.copy, copy)
     except ArtdagError as exc:
         if not by_htmx:
             raise  # a plain form: the error page, which names the field
         text = f"{exc.field}: {exc.message}" if exc.field else exc.message
         try:
             query = CidRequest(cid=validate_cid(cid), viewer=user.viewer())
-            found: ContentLocations = await gw.call("cache", "locations", query, ContentLocations)
+            found: ContentLocations = await gw.call(Cache.locations, query)
         except ArtdagError:  # not the user's content, or no such cid: only the message
             return render(request, "_flash.html", status_code=status_for(exc), message=text, ok=False)
         return await _section(request, gw, user, found, found.cid, status_for(exc), text, ok=False)

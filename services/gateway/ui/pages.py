@@ -13,17 +13,16 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from artdag_common import rpc, subjects
+from artdag_common import subjects
+from artdag_common.contracts import Cache, Planner, health_of
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_step_id
 from artdag_common.recipe import RecipeRef, parse_recipe
 from artdag_common.schemas import (
-    AssetList,
     AssetListRequest,
     CidRequest,
     ContentList,
     ContentRecord,
-    HealthReply,
     HealthRequest,
     ListRunsRequest,
     MediaListRequest,
@@ -64,7 +63,7 @@ async def _run_rows(gw: Gateway, runs: list[RunSummary]) -> list[dict[str, Any]]
 
     async def one(summary: RunSummary) -> dict[str, Any]:
         try:
-            state: RunState = await gw.call("planner", "get_run", RunRequest(run_id=summary.run_id), RunState)
+            state: RunState = await gw.call(Planner.get_run, RunRequest(run_id=summary.run_id))
         except ArtdagError:
             return {"run": summary, "done": 0, "total": 0}
         done = sum(1 for s in state.steps.values() if s.status.done)
@@ -75,9 +74,7 @@ async def _run_rows(gw: Gateway, runs: list[RunSummary]) -> list[dict[str, Any]]
 
 async def _health(gw: Gateway, service: str) -> dict[str, Any]:
     try:
-        reply: HealthReply = await rpc.call(
-            gw.runtime.nc, service, "health", HealthRequest(), HealthReply, timeout_s=gw.settings.health_timeout_s
-        )
+        reply = await gw.call(health_of(service), HealthRequest(), timeout_s=gw.settings.health_timeout_s)
     except ArtdagError as exc:
         return {"service": service, "ok": False, "error": exc.message}
     return {"service": service, "ok": reply.ok, "uptime_s": reply.uptime_s, "instance": reply.instance}
@@ -86,9 +83,9 @@ async def _health(gw: Gateway, service: str) -> dict[str, Any]:
 async def _counts(gw: Gateway, user: Principal) -> tuple[RunList, dict[str, int]]:
     viewer = user.viewer()
     runs, recipes, media = await asyncio.gather(
-        gw.call("planner", "list_runs", ListRunsRequest(limit=50, viewer=viewer), RunList),
-        gw.call("planner", "recipe_list", ListRunsRequest(limit=1, viewer=viewer), RecipeList),
-        gw.call("cache", "list", MediaListRequest(limit=1, viewer=viewer), ContentList),
+        gw.call(Planner.list_runs, ListRunsRequest(limit=50, viewer=viewer)),
+        gw.call(Planner.recipe_list, ListRunsRequest(limit=1, viewer=viewer)),
+        gw.call(Cache.list, MediaListRequest(limit=1, viewer=viewer)),
     )
     return runs, {"runs": runs.total, "recipes": recipes.total, "media": media.total}
 
@@ -124,7 +121,7 @@ async def runs_page(
 ) -> HTMLResponse:
     after = await last_sequence(gw)
     query = ListRunsRequest(limit=RUNS_PAGE, offset=(page - 1) * RUNS_PAGE, viewer=user.viewer())
-    found: RunList = await gw.call("planner", "list_runs", query, RunList)
+    found: RunList = await gw.call(Planner.list_runs, query)
     rows = await _run_rows(gw, found.runs)
     pages = max(1, -(-found.total // RUNS_PAGE))
     return render(
@@ -141,7 +138,7 @@ async def _run_context(gw: Gateway, user: Principal, run_id: str) -> dict[str, A
 
 async def _plan(gw: Gateway, run_id: str) -> Plan | None:
     try:
-        plan: Plan = await gw.call("planner", "get_plan", RunRequest(run_id=run_id), Plan)
+        plan: Plan = await gw.call(Planner.get_plan, RunRequest(run_id=run_id))
     except NotFoundError:
         return None
     return plan
@@ -185,7 +182,7 @@ async def run_step(request: Request, run_id: str, step_id: str, gw: GatewayDep, 
     if live is not None and live.output_cid:
         try:
             query = CidRequest(cid=live.output_cid, viewer=user.viewer())
-            record = await gw.call("cache", "stat", query, ContentRecord)
+            record = await gw.call(Cache.stat, query)
         except ArtdagError:
             record = None
     return render(request, "_step.html", run=state, step_id=step_id, planned=planned, live=live, record=record)
@@ -195,7 +192,7 @@ async def run_step(request: Request, run_id: str, step_id: str, gw: GatewayDep, 
 async def run_analysis(request: Request, run_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     context = await _run_context(gw, user, run_id)
     query = RunRequest(run_id=context["run"].run_id)
-    found: RunAnalysis = await gw.call("planner", "get_analysis", query, RunAnalysis)
+    found: RunAnalysis = await gw.call(Planner.get_analysis, query)
     analyses = []
     for name, entry in found.analyses.items():
         result = entry.get("result") or {}
@@ -235,7 +232,7 @@ async def run_artifacts(request: Request, run_id: str, gw: GatewayDep, user: Cur
     async def stat(cid: str) -> ContentRecord | None:
         try:
             query = CidRequest(cid=cid, viewer=user.viewer())
-            record: ContentRecord = await gw.call("cache", "stat", query, ContentRecord)
+            record: ContentRecord = await gw.call(Cache.stat, query)
         except ArtdagError:
             return None
         return record
@@ -254,7 +251,7 @@ async def run_artifacts(request: Request, run_id: str, gw: GatewayDep, user: Cur
 @router.get("/ui/recipes")
 async def recipes_page(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     query = ListRunsRequest(limit=500, viewer=user.viewer())
-    found: RecipeList = await gw.call("planner", "recipe_list", query, RecipeList)
+    found: RecipeList = await gw.call(Planner.recipe_list, query)
     return render(request, "recipes.html", recipes=found.recipes, total=found.total)
 
 
@@ -280,7 +277,7 @@ async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep, user: Cu
 
     async def choices(kind: str | None) -> list[ContentRecord]:
         query = MediaListRequest(media_type=kind, limit=100, viewer=user.viewer())
-        found: ContentList = await gw.call("cache", "list", query, ContentList)
+        found: ContentList = await gw.call(Cache.list, query)
         return found.items
 
     lists = await asyncio.gather(*(choices(_media_kind(i.type)) for i in record.inputs))
@@ -313,12 +310,10 @@ async def media_page(
         )
     except ValueError:
         raise InvalidInputError("a media type is like 'video' or 'image/png'", field="type") from None
-    found: ContentList = await gw.call("cache", "list", query, ContentList)
+    found: ContentList = await gw.call(Cache.list, query)
     pages = max(1, -(-found.total // MEDIA_PAGE))
     assets = (
-        (await gw.call("cache", "asset_list", AssetListRequest(viewer=user.viewer()), AssetList)).assets
-        if user is not None
-        else []
+        (await gw.call(Cache.asset_list, AssetListRequest(viewer=user.viewer()))).assets if user is not None else []
     )
     return render(
         request,
@@ -340,7 +335,7 @@ async def media_page(
 @router.get("/ui/storage")
 async def storage_page(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     query = StorageListRequest(viewer=user.viewer())
-    found: StorageProviderList = await gw.call("cache", "storage_list", query, StorageProviderList)
+    found: StorageProviderList = await gw.call(Cache.storage_list, query)
     return render(
         request,
         "storage.html",
