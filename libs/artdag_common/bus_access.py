@@ -100,6 +100,7 @@ def grants(object_bucket: str) -> dict[str, Grant]:
         "planner": (
             subjects.TASKS_WILDCARD,
             subjects.RUN_EVENTS_WILDCARD,
+            subjects.RUNS_FINISHED_WILDCARD,
             _rpc("cache"),
             _rpc("analyzer"),
             _kv(streams.KV_RUNS.bucket),
@@ -126,8 +127,6 @@ def grants(object_bucket: str) -> dict[str, Grant]:
         "cache": (
             subjects.CONTENT_STORED,
             subjects.TASK_REPLICATE,
-            _rpc("planner", "get_run"),
-            _rpc("planner", "get_plan"),
             *content,
         ),
     }

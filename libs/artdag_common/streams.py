@@ -115,12 +115,12 @@ PLANNER_STEP_EVENTS = ConsumerDecl(
     max_deliver=20,
     deliver_all=False,
 )
-# Cache services share one durable consumer of run completions (content references, provenance).
+# Cache services share one durable consumer of finished runs (content references, provenance).
 # From the start of the stream: a cache service that was down catches up with what it missed.
 CACHE_RUN_COMPLETIONS = ConsumerDecl(
     stream=EVENTS.name or "",
-    durable="cache-run-completions",
-    filter_subject=subjects.RUNS_COMPLETED_WILDCARD,
+    durable="cache-runs-finished",
+    filter_subject=subjects.RUNS_FINISHED_WILDCARD,
     ack_wait_s=60.0,
     max_deliver=10,
 )

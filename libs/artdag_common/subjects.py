@@ -36,11 +36,18 @@ RUN_EVENTS_WILDCARD = f"{PREFIX}.event.run.>"
 CONTENT_STORED = f"{PREFIX}.event.content.stored"
 RUNS_CANCELLED_WILDCARD = f"{PREFIX}.event.run.*.cancelled"
 RUNS_COMPLETED_WILDCARD = f"{PREFIX}.event.run.*.completed"
+# A finished run's whole final state, once (what the cache records references and provenance from).
+RUNS_FINISHED_WILDCARD = f"{PREFIX}.event.finished.*"
 
 
 def run_event(run_id: str, kind: str) -> str:
     """`artdag.event.run.<run_id>.<kind>` — a change in a run's life."""
     return f"{PREFIX}.event.run.{_token(run_id, 'run id')}.{_token(kind, 'event kind')}"
+
+
+def run_finished(run_id: str) -> str:
+    """`artdag.event.finished.<run_id>` — a run's final state, complete (`RunFinished`)."""
+    return f"{PREFIX}.event.finished.{_token(run_id, 'run id')}"
 
 
 def run_events(run_id: str) -> str:

@@ -96,14 +96,13 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         l2_domain=settings.l2_domain if settings.l2_mode else None,
     )
     follower = RunFollower(
-        runtime.nc,
         catalog,
         store,
         rendered_by=settings.provenance_owner,
         max_deliver=streams.CACHE_RUN_COMPLETIONS.max_deliver,
-        timeout_s=settings.rpc_timeout_s,
         keys=keys,
         on_outputs=lambda cids, owner: replicator.replicate(cids, owner, OUTPUTS),
+        ensure_local=replicator.ensure_local,
         l2_domain=settings.l2_domain if settings.l2_mode else None,
     )
     counts = {"registered": 0, "deleted": 0}

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from artdag_common import rpc
-from artdag_common.bus import delivery_count, settle
+from artdag_common.bus import decode, settle
 from artdag_common.content_store import ContentStore
-from artdag_common.contracts import Planner
-from artdag_common.errors import NotFoundError, RetryableError
+from artdag_common.errors import NotFoundError, PermanentError
 from artdag_common.keys import L1Keys
 from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
     InfrastructureRef,
-    RunEvent,
-    RunRequest,
+    Plan,
+    RunFinished,
     RunState,
     RunStatus,
 )
@@ -33,72 +28,61 @@ from services.cache.provenance import (
     provenance_record,
     run_refs,
     sign_provenance,
-    unsettled,
 )
 from services.cache.publish import user_handle
 from services.cache.service import PROVENANCE, ContentCatalog
 
 log = logging.getLogger(__name__)
 
-# A completed run whose state does not show everything yet (see `unsettled`) is asked for again
-# every SETTLE_POLL_S for SETTLE_WAIT_S, then its event comes back later; from the
-# SETTLE_DELIVERIES-th delivery on, what there is gets recorded.
-SETTLE_POLL_S = 0.05
-SETTLE_WAIT_S = 2.0
-SETTLE_DELIVERIES = 3
-
 
 class RunFollower:
-    """On `artdag.event.run.<id>.completed`: content references, then the output's provenance record."""
+    """On `artdag.event.finished.<id>` of a completed run: content references, then the output's provenance.
+
+    The message holds the run's final state; the plan is content at its `plan_cid`. Nothing is
+    asked of the planner.
+    """
 
     def __init__(
         self,
-        nc: NatsClient,
         catalog: ContentCatalog,
         store: ContentStore,
         *,
         rendered_by: str,
         max_deliver: int,
-        timeout_s: float,
         keys: L1Keys | None = None,
         on_outputs: Callable[[list[str], str | None], Awaitable[int]] | None = None,
+        ensure_local: Callable[[str], Awaitable[None]] | None = None,
         l2_domain: str | None = None,
     ) -> None:
         self.l2_domain = l2_domain
         self._infrastructure: dict[str, InfrastructureRef] | None = None
         self.keys = keys
         self.on_outputs = on_outputs
-        self.nc = nc
+        self.ensure_local = ensure_local
         self.catalog = catalog
         self.store = store
         self.rendered_by = rendered_by
         self.max_deliver = max_deliver
-        self.timeout_s = timeout_s
         self.hostname = socket.gethostname()
         self.counts = {"runs_recorded": 0, "provenance_records": 0}
 
     async def on_message(self, msg: Msg) -> None:
         error: BaseException | None = None
         try:
-            event = RunEvent.model_validate_json(msg.data)
-            if event.status == RunStatus.COMPLETED:
-                await self.completed(event.run_id, settled_only=delivery_count(msg) < SETTLE_DELIVERIES)
+            finished = decode(RunFinished, msg.data)
+            if finished.state.status == RunStatus.COMPLETED:
+                await self.completed(finished.state)
         except ValidationError as exc:
-            log.warning("malformed run event on %s: %s", msg.subject, exc)
+            log.warning("malformed run-finished message on %s: %s", msg.subject, exc)
         except Exception as exc:  # noqa: BLE001 - settle() decides: permanent → term, else retry
             error = exc
             log.warning("run event %s: %s", msg.subject, exc)
         await settle(msg, error, max_deliver=self.max_deliver)
 
-    async def completed(self, run_id: str, *, settled_only: bool = False) -> str | None:
-        """Record the run's references and provenance; the provenance record's cid (None without output).
-
-        `settled_only`: raise `RetryableError` rather than record a state that does not show
-        everything yet (`unsettled`) after waiting a moment for it.
-        """
-        request = RunRequest(run_id=run_id)
-        state = await self._settled_state(request, settled_only=settled_only)
-        plan = await rpc.call(self.nc, Planner.get_plan, request, timeout_s=self.timeout_s)
+    async def completed(self, state: RunState) -> str | None:
+        """Record a completed run's references and provenance; the provenance record's cid (None without output)."""
+        run_id = state.run_id
+        plan = await self._plan(state)
         refs = run_refs(state)
         await self.catalog.record_refs(run_id, refs)
         if state.owner:
@@ -161,16 +145,11 @@ class RunFollower:
             await self.catalog.hold([ref.cid for ref in self._infrastructure.values()], owner)
         return self._infrastructure
 
-    async def _settled_state(self, request: RunRequest, *, settled_only: bool) -> RunState:
-        deadline = time.monotonic() + SETTLE_WAIT_S
-        while True:
-            state = await rpc.call(self.nc, Planner.get_run, request, timeout_s=self.timeout_s)
-            missing = unsettled(state)
-            if not missing:
-                return state
-            if time.monotonic() >= deadline:
-                if settled_only:
-                    raise RetryableError(f"run {state.run_id} does not show {', '.join(missing[:5])} yet")
-                log.warning("run %s recorded without %s", state.run_id, ", ".join(missing[:5]))
-                return state
-            await asyncio.sleep(SETTLE_POLL_S)
+    async def _plan(self, state: RunState) -> Plan:
+        """The run's final plan, read from the store (the planner keeps it as content)."""
+        if not state.plan_cid:
+            raise PermanentError(f"run {state.run_id} finished without a stored plan")
+        if self.ensure_local is not None:
+            await self.ensure_local(state.plan_cid)  # offloaded to a storage provider since: read back
+        body = b"".join([chunk async for chunk in self.store.read(state.plan_cid)])
+        return Plan.model_validate_json(body)

@@ -20,7 +20,6 @@ from artdag_common.schemas import (
     ProvenanceSignature,
     ProvenanceStep,
     RunState,
-    StepStatus,
 )
 from services.cache.service import INPUT, INTERMEDIATE, OUTPUT
 
@@ -35,27 +34,6 @@ def run_refs(state: RunState) -> list[tuple[str, str]]:
         if step.output_cid and step.output_cid not in outputs:
             refs.append((step.output_cid, INTERMEDIATE))
     return refs
-
-
-def unsettled(state: RunState) -> list[str]:
-    """What a completed run's state does not show yet: the plan's cid, and steps that an executed
-    step of the output's making read but that are not done. With several planner replicas, the
-    one announcing the run may not have heard of everything the other saw: the other folds it in
-    a moment later. (A step found cached needed nothing: its inputs may never have run.)"""
-    missing = [] if state.plan_cid else ["plan_cid"]
-    stack = [state.output_step] if state.output_step else []
-    seen: set[str] = set()
-    while stack:
-        step_id = stack.pop()
-        step = state.steps.get(step_id)
-        if step_id in seen or step is None:
-            continue
-        seen.add(step_id)
-        if not step.status.done:
-            missing.append(step.name)
-        elif step.status == StepStatus.COMPLETED:
-            stack.extend(step.inputs)
-    return missing
 
 
 def logical_steps(plan: Plan) -> list[tuple[PlanStep, str, str, dict[str, Any]]]:

@@ -53,7 +53,6 @@ from artdag_common.schemas import (
     RunRecipeRequest,
     RunRequest,
     RunState,
-    RunStatus,
     SubmitRunReply,
     SubmitRunRequest,
 )
@@ -205,13 +204,6 @@ async def owned_run(gw: Gateway, user: Principal, run_id: str) -> RunState:
 
 async def _run(run_id: str, gw: Gateway, user: Principal) -> dict[str, Any]:
     state = await owned_run(gw, user, run_id)
-    if state.status == RunStatus.COMPLETED and state.output_cid and state.owner == user.user:
-        # The cache service records who holds a run's content when it sees the run complete; the owner
-        # may ask for the output the moment they learn its cid, so make sure it is theirs already.
-        try:
-            await gw.call(Cache.hold, HoldRequest(cids=[state.output_cid], user=user.user))
-        except ArtdagError as exc:  # the cache's run follower records it anyway, a moment later
-            log.warning("could not record %s's hold on %s: %s", user.user, state.output_cid, exc)
     body = state.model_dump(mode="json")
     body["progress"] = state.progress
     return body

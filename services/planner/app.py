@@ -28,6 +28,7 @@ from artdag_common.bus import (
     watch_dead_letters,
 )
 from artdag_common.codec import pack, unpack
+from artdag_common.completion import finished_message, unsettled
 from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.contracts import Analyzer, Cache, Planner
 from artdag_common.db import dispose_engine, make_engine, session_factory
@@ -61,6 +62,7 @@ from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
     ExecuteRequest,
+    HoldRequest,
     ListRunsRequest,
     MediaInfo,
     Plan,
@@ -181,6 +183,8 @@ class _LiveRun:
     dispatching: set[str] = field(default_factory=set)
     encoder: StateEncoder = field(default_factory=StateEncoder)
     writer: asyncio.Task[None] | None = None
+    # Whether this replica published the run's `RunFinished` (once its final state was settled).
+    finish_published: bool = False
 
     def __post_init__(self) -> None:
         self.written_status = self.state.status
@@ -868,6 +872,8 @@ class RunDriver:
             # The run is done before its plan was stored (a small or cached run): it is announced with it.
             with contextlib.suppress(Exception):
                 _note_plan(live.state, await storing)
+        if live.state.status == RunStatus.COMPLETED and live.written_status != RunStatus.COMPLETED:
+            await self._deliverable(run_id, live.state)
         while True:
             state = live.state
             dirty, live.dirty = live.dirty, set()
@@ -894,6 +900,28 @@ class RunDriver:
             # Written after the run was announced: steps done that the announcing replica had not
             # heard of (another replica held their events). The run's record follows.
             await self.book.save_record(run_id, RunBook.record(state))
+        if state.status.finished and not live.finish_published:
+            await self._publish_finished(live, state)
+
+    async def _deliverable(self, run_id: str, state: RunState) -> None:
+        """Before a completed run's state is written (whoever reads it may fetch the output at once):
+        its outputs are registered and the output is its owner's."""
+        await asyncio.gather(*self._registering.get(run_id, ()), return_exceptions=True)
+        if not (state.owner and state.output_cid):
+            return
+        hold = HoldRequest(cids=[state.output_cid], user=state.owner)
+        try:
+            await outlasting(lambda: self.runtime.rpc.call(Cache.hold, hold), f"holding the output of {run_id}")
+        except Exception as exc:  # noqa: BLE001 - the cache records it from the run's RunFinished, a moment later
+            log.warning("run %s: output %s not held for %s yet (%s)", run_id, state.output_cid, state.owner, exc)
+
+    async def _publish_finished(self, live: _LiveRun, state: RunState) -> None:
+        """The run's one `RunFinished`, from the write that makes its final state complete (a
+        completed run's may come from another replica's later write: see `completion.unsettled`)."""
+        if state.status == RunStatus.COMPLETED and unsettled(state):
+            return
+        live.finish_published = True
+        await self.runtime.publisher.publish(finished_message(state))
 
     async def _merge(self, run_id: str, live: _LiveRun) -> None:
         """Another replica wrote the run: read it, merge this replica's view in, dispatch what is ready."""

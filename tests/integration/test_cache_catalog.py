@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from nats.aio.client import Client as NatsClient
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from artdag_common import rpc
 from artdag_common.cid import cid_of_bytes
+from artdag_common.completion import unsettled
 from artdag_common.content_store import LocalContentStore
-from artdag_common.contracts import Planner
 from artdag_common.db import make_engine, migrate, session_factory
 from artdag_common.db.tables import ContentLocation, StorageProvider
 from artdag_common.errors import (
@@ -26,8 +24,9 @@ from artdag_common.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
-    RetryableError,
+    PermanentError,
 )
+from artdag_common.ids import canonical_json
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import (
     ContentMetaPatch,
@@ -38,7 +37,6 @@ from artdag_common.schemas import (
     MediaListRequest,
     Plan,
     PlanStep,
-    RunRequest,
     RunState,
     RunStatus,
     StepState,
@@ -48,7 +46,6 @@ from artdag_common.schemas import (
     StorageProviderUpdate,
     Viewer,
 )
-from services.cache import handlers
 from services.cache.handlers import RunFollower
 from services.cache.provenance import infrastructure_documents, provenance_json, provenance_record, run_refs
 from services.cache.providers import MASK, UNUSABLE_DIRECTORY, ProviderBook, ProviderPolicy, SecretBox, type_schema
@@ -391,78 +388,80 @@ async def test_provider_test_really_round_trips(
         await book.get(local.id)
 
 
-async def test_a_completed_run_is_recorded_once_its_state_shows_every_step(
-    sessions: async_sessionmaker[AsyncSession],
-    store: LocalContentStore,
-    nc: NatsClient,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_finished_run_is_recorded_from_its_message_alone(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
 ) -> None:
-    """Another planner replica may announce a run before this one's steps reach its state: the
-    cache waits for them (and the plan's cid) rather than record a run without them."""
+    """The RunFinished message holds the final state; the plan is read from the store by its cid.
+    Nothing is asked of a planner (none runs here)."""
     catalog = ContentCatalog(sessions, store)
     source = await put(catalog, store, b"source", ContentOrigin.UPLOAD)
     middle = await put(catalog, store, b"middle", ContentOrigin.STEP_OUTPUT)
     output = await put(catalog, store, b"output", ContentOrigin.STEP_OUTPUT)
-    seen_by_announcer = RunState(
-        run_id="run-settle",
+    plan_body = canonical_json(_plan().model_dump(mode="json"))
+    plan = await put(catalog, store, plan_body, ContentOrigin.PLAN, media_type="application/json")
+    state = RunState(
+        run_id="run-finished",
         status=RunStatus.COMPLETED,
         recipe_id="QmRecipe",
         recipe_name="demo",
         plan_id="p" * 64,
+        plan_cid=plan.cid,
+        owner="alice",
         inputs={"video": source.cid},
         output_step="s3",
         output_cid=output.cid,
         steps={
             "s0": StepState(name="video", node_type="SOURCE", status=StepStatus.COMPLETED, output_cid=source.cid),
-            "s1": StepState(name="fx[0:10]", node_type="EFFECT", inputs=["s0"], status=StepStatus.QUEUED),
+            "s1": StepState(
+                name="fx[0:10]", node_type="EFFECT", inputs=["s0"], status=StepStatus.COMPLETED, output_cid=middle.cid
+            ),
             "s3": StepState(
                 name="blur", node_type="EFFECT", inputs=["s1"], status=StepStatus.COMPLETED, output_cid=output.cid
             ),
         },
     )
-    merged = seen_by_announcer.model_copy(deep=True)
-    merged.plan_cid = "QmPlan"
-    merged.steps["s1"].status, merged.steps["s1"].output_cid = StepStatus.COMPLETED, middle.cid
-    asked = 0
+    follower = RunFollower(catalog, store, rendered_by="local", max_deliver=3)
+    provenance = await follower.completed(state)
+    assert provenance is not None
+    record = json.loads(b"".join([chunk async for chunk in store.read(provenance)]))
+    assert record["plan_cid"] == plan.cid
+    assert record["output"]["cid"] == output.cid
+    assert ("run-finished", "intermediate") in await catalog.refs(middle.cid)
+    alice = Viewer(user="alice")
+    assert (await catalog.get(output.cid, alice)).cid == output.cid  # the owner holds what the run made
 
-    async def get_run(request: RunRequest) -> RunState:
-        nonlocal asked
-        asked += 1
-        return merged if asked >= 3 else seen_by_announcer  # the other replica's write lands
+    # The same message again (a redelivery): the same record, nothing twice.
+    assert await follower.completed(state) == provenance
 
-    async def get_plan(request: RunRequest) -> Plan:
-        return _plan()
+    # A state without a stored plan cannot make a provenance record: a permanent error, not a retry.
+    with pytest.raises(PermanentError, match="without a stored plan"):
+        await follower.completed(state.model_copy(update={"plan_cid": None}))
 
-    monkeypatch.setattr(handlers, "SETTLE_WAIT_S", 0.5)
-    follower = RunFollower(nc, catalog, store, rendered_by="local", max_deliver=3, timeout_s=5)
-    served = [
-        await rpc.serve(nc, Planner.get_run, get_run),
-        await rpc.serve(nc, Planner.get_plan, get_plan),
-    ]
-    try:
-        provenance = await follower.completed("run-settle", settled_only=True)
-        assert asked == 3
-        assert provenance is not None
-        record = json.loads(b"".join([chunk async for chunk in store.read(provenance)]))
-        assert record["plan_cid"] == "QmPlan"
-        assert ("run-settle", "intermediate") in await catalog.refs(middle.cid)
 
-        # A state that never settles: retried later while deliveries remain, then recorded as it is.
-        asked = -1_000_000
-        with pytest.raises(RetryableError, match="fx\\[0:10\\]"):
-            await follower.completed("run-settle", settled_only=True)
-        assert await follower.completed("run-settle") is not None
-
-        # A run whose output was found cached: the steps before it never ran, and need not.
-        cached = seen_by_announcer.model_copy(deep=True)
-        cached.plan_cid = "QmPlan"
-        cached.steps["s3"].status = StepStatus.CACHED
-        asked, merged, seen_by_announcer = 0, cached, cached
-        assert await follower.completed("run-settle", settled_only=True) is not None
-        assert asked == 1
-    finally:
-        for sub in served:
-            await sub.unsubscribe()
+def test_a_completed_state_is_settled_only_when_every_step_of_its_making_is_done() -> None:
+    """What the planner waits for before it publishes RunFinished (another replica may hold steps)."""
+    state = RunState(
+        run_id="run-settle",
+        status=RunStatus.COMPLETED,
+        recipe_id="QmRecipe",
+        recipe_name="demo",
+        inputs={},
+        output_step="s3",
+        steps={
+            "s0": StepState(name="video", node_type="SOURCE", status=StepStatus.COMPLETED),
+            "s1": StepState(name="fx[0:10]", node_type="EFFECT", inputs=["s0"], status=StepStatus.QUEUED),
+            "s3": StepState(name="blur", node_type="EFFECT", inputs=["s1"], status=StepStatus.COMPLETED),
+        },
+    )
+    assert unsettled(state) == ["plan_cid", "fx[0:10]"]
+    state.plan_cid = "QmPlan"
+    assert unsettled(state) == ["fx[0:10]"]
+    state.steps["s1"].status = StepStatus.COMPLETED
+    assert unsettled(state) == []
+    # An output found cached needed nothing before it: its inputs may never have run.
+    state.steps["s1"].status = StepStatus.QUEUED
+    state.steps["s3"].status = StepStatus.CACHED
+    assert unsettled(state) == []
 
 
 async def test_quota_counts_what_a_user_brings_in_and_holds_at_once(

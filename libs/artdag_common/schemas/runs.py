@@ -173,6 +173,17 @@ class RunState(Message):
         )
 
 
+class RunFinished(Message):
+    """`artdag.event.finished.<run>`: a run's final state, complete, published once it is settled.
+
+    Self-contained: whoever records what a run used and made (the cache) needs nothing else,
+    the plan being content at `state.plan_cid`.
+    """
+
+    run_id: str
+    state: RunState
+
+
 class StepCounts(BaseModel):
     """A run's steps by outcome (the `runs` table keeps these beside its status)."""
 
