@@ -24,6 +24,7 @@ from artdag_common.schemas import (
     ReplicationTask,
     RpcReply,
     RunEvent,
+    RunFinished,
     RunStatus,
     StepEvent,
     StepTask,
@@ -125,6 +126,17 @@ def document() -> dict[str, Any]:
         f"`{subjects.PREFIX}.event.run.<run_id>.>`, all runs with `{subjects.RUN_EVENTS_WILDCARD}`.",
         "receive",
         {"run_id": run_id, "kind": {"enum": ["submitted", *[s.value for s in RunStatus]]}},
+    )
+    add(
+        "runFinished",
+        f"{subjects.PREFIX}.event.finished.{{run_id}}",
+        RunFinished,
+        "A run finished, with its whole final state (stream ARTDAG_EVENTS, de-duplicated by Nats-Msg-Id "
+        "`finished.<run_id>`): published once the state shows every step of the output's making, from "
+        "whichever planner replica's write completes it. The cache's durable consumer `cache-runs-finished` "
+        "records references and provenance from it alone.",
+        "receive",
+        {"run_id": run_id},
     )
     add(
         "stepEvents",
