@@ -68,12 +68,12 @@ container-test: $(STAMP) ## make image, start compose.yaml on podman, render bea
 	$(BIN)/python deploy/container/container_test.py
 
 asyncapi: $(STAMP) ## write docs/asyncapi.json (every NATS subject and its payload schema)
-	$(BIN)/python -m artdag_common.asyncapi docs/asyncapi.json
+	$(BIN)/python -m artdag_dev.asyncapi docs/asyncapi.json
 
 # A real IPFS node for the IPFS content-store tests: js-ipfs from the npm registry (run
 # offline in its own network namespace by the tests). Without Node.js those tests skip.
 ipfs-node: $(STAMP) ## install the offline IPFS node the tests use (needs Node.js and npm)
-	@$(BIN)/python -c 'from artdag_common.testing import ensure_jsipfs; r = ensure_jsipfs(); print("ipfs-node:", r or "ready")' \
+	@$(BIN)/python -c 'from artdag_dev.testing import ensure_jsipfs; r = ensure_jsipfs(); print("ipfs-node:", r or "ready")' \
 	  || echo "ipfs-node: install failed; the IPFS store tests will skip"
 
 # The browser tests drive Debian's chromium with Playwright (never a downloaded browser).

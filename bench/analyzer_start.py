@@ -19,11 +19,11 @@ from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
 
+from artdag_cli.demo_media import write_click_track
 from artdag_common import rpc
 from artdag_common.bus import connect
 from artdag_common.content_store import LocalContentStore
 from artdag_common.contracts import Analyzer, Cache
-from artdag_common.demo_media import write_click_track
 from artdag_common.errors import ServiceUnavailableError
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import AnalyzeRequest, ContentRecord, HealthRequest

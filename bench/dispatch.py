@@ -36,8 +36,8 @@ from proc_cpu import descendants_cpu
 from artdag_common.bus import connect
 from artdag_common.codec import unpack
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
-from artdag_common.testing import noop_tree_recipe
 from artdag_common.tokens import load_token
+from artdag_dev.testing import noop_tree_recipe
 
 TREES = 3
 

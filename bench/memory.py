@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 
 
 def peak_rss_kib() -> int:
@@ -52,8 +52,8 @@ def render_step(node_type: str, config: dict[str, Any], inputs: list[str], out: 
 
 def beat_sync(clip: Path, seconds: float, work: Path) -> None:
     """The README's beat-sync recipe over `clip`, every step in a fresh process; prints peak RSS per kind."""
+    from artdag_cli.demo_media import write_click_track
     from artdag_common.cid import cid_of_file
-    from artdag_common.demo_media import write_click_track
     from artdag_common.examples import example_path
     from artdag_common.recipe import parse_recipe
     from artdag_common.schemas import AnalysisReply, MediaInfo

@@ -27,7 +27,7 @@ output frame count of both sides (the jobs are the same size).
      and the sound copied (-c:a copy), as artdag carries it through. The pictures differ a little
      (ffmpeg's filters work in YUV), the work per frame is comparable.
 
-The inputs are synthesized like real media (`artdag_common.demo_media` writes colour bars and
+The inputs are synthesized like real media (`artdag_cli.demo_media` writes colour bars and
 click tracks, which are not): the clips have moving gradients, a panned detailed texture, moving
 shapes, film grain and room-tone sound (x264 veryfast crf 20, 2 s GOPs). Every timed artdag
 repeat renders everything: each uploads its own copy of the inputs (the clip remuxed with a

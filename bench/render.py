@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from services.executor.operations import run_operation
 
 

@@ -9,7 +9,7 @@ from nats.aio.client import Client as NatsClient
 
 from artdag_common.bus import connect
 from artdag_common.nats_server import EmbeddedNatsServer
-from artdag_common.testing import ipfs_node, ipfs_node_unavailable, nats_server
+from artdag_dev.testing import ipfs_node, ipfs_node_unavailable, nats_server
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 
 _SIZES = ((160, 120), (128, 96), (192, 108), (96, 96))
 

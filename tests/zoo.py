@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 
 RATE = 25
 

@@ -27,8 +27,8 @@ from types import FrameType
 import httpx
 from compose import ComposeError, ComposeFile, Deployment, podman
 
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.cid import cid_of_file
-from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.nats_server import free_port
 from artdag_common.tokens import load_token

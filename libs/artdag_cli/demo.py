@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from artdag_cli.client import ApiError, Client
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.examples import example_path
 
 EXAMPLE_RECIPE = example_path("resize")

@@ -10,7 +10,7 @@ import av
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from tests.e2e.conftest import Stack
 from tests.e2e.test_cli import artdag
 from tests.e2e.test_planner_api import wait_for

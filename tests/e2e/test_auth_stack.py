@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.tokens import local_user, token_path
 from tests.e2e.conftest import CLI, Stack, clean_env

@@ -10,7 +10,7 @@ import av
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.cid import cid_of_bytes
-from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from tests.e2e.conftest import Stack
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common import streams
 from artdag_common.bus import connect
 from artdag_common.bus_access import BusCredentials
 from artdag_common.cid import cid_of_file
-from artdag_common.demo_media import write_test_clip
 from artdag_common.nats_server import EmbeddedNatsCluster, EmbeddedNatsServer
 from services.executor.primitives.resize import render_resize
 from tests.e2e.conftest import running_stack

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from nats.js.errors import KeyNotFoundError
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common import streams
 from artdag_common.bus import connect
 from artdag_common.bus_access import BusLogin
 from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
-from artdag_common.demo_media import write_test_clip
 from services.executor.primitives.resize import render_resize
 from tests.e2e.conftest import Stack, alive, descendants, running_stack
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common import subjects
 from artdag_common.bus import connect
 from artdag_common.bus_access import BusLogin
-from artdag_common.demo_media import write_test_clip
 from tests.e2e.conftest import Stack, running_stack
 
 pytestmark = pytest.mark.e2e

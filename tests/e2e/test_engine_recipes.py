@@ -16,7 +16,7 @@ import av
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from tests.e2e.test_planner_api import upload, wait_for
 
 pytestmark = pytest.mark.e2e

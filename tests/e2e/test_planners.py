@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_test_clip
-from artdag_common.testing import noop_tree_recipe
+from artdag_cli.demo_media import write_test_clip
+from artdag_dev.testing import noop_tree_recipe
 from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.cid import cid_of_bytes, cid_of_file
-from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
-from artdag_common.testing import moto_s3_server
+from artdag_dev.testing import moto_s3_server
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_planner_api import wait_for
 from tests.e2e.test_remote_stores import moto_client

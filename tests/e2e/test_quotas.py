@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e

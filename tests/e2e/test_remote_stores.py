@@ -12,10 +12,10 @@ import av
 import botocore.session
 import pytest
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.cid import cid_of_bytes, cid_of_file
-from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
-from artdag_common.testing import moto_s3_server
+from artdag_dev.testing import moto_s3_server
 from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e

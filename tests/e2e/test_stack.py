@@ -15,11 +15,11 @@ import httpx
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common import subjects
 from artdag_common.bus import connect
 from artdag_common.cid import cid_of_bytes, cid_of_file
 from artdag_common.content_store import LocalContentStore
-from artdag_common.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from tests.e2e.conftest import UPLOAD_LIMIT, Stack
 

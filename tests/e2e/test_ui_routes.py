@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.examples import example_path
 from tests.e2e.conftest import Stack
 

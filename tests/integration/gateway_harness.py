@@ -24,7 +24,7 @@ from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import IssueTokenRequest
-from artdag_common.testing import bus_settings
+from artdag_dev.testing import bus_settings
 from services.auth.app import start as start_auth
 from services.auth.settings import AuthSettings
 from services.cache.app import start as start_cache

@@ -23,8 +23,8 @@ from artdag_common.errors import NotFoundError
 from artdag_common.ids import new_run_id
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.schemas import IssueTokenRequest, RunRequest, RunState, RunStatus
-from artdag_common.testing import bus_environment
 from artdag_common.tokens import token_hash
+from artdag_dev.testing import bus_environment
 from tests.integration.gateway_harness import Harness, gateway_harness
 
 MUTATING = {"post", "put", "patch", "delete"}

@@ -39,7 +39,7 @@ from artdag_common.errors import (
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import CidRequest, ContentOrigin, ContentRecord
 from artdag_common.telemetry import setup_tracing
-from artdag_common.testing import unique
+from artdag_dev.testing import unique
 
 
 async def test_provisioning_is_idempotent_and_declares_what_the_design_says(nc: NatsClient) -> None:

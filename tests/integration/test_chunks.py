@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.cid import cid_of_file
-from artdag_common.demo_media import write_test_clip
 from artdag_common.errors import InvalidInputError
 from artdag_common.operations import GOP_FRAMES
 from services.executor.operations import run_operation

@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
-from artdag_common.testing import nats_server, noop_tree_recipe
+from artdag_dev.testing import nats_server, noop_tree_recipe
 from tests.integration.gateway_harness import Harness, gateway_harness
 
 ROLES = ("admin", "user", "anonymous")

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.errors import InvalidMediaError
 from services.analyzer.media_info import probe_file
 

@@ -18,7 +18,7 @@ from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.settings import CommonSettings, load_settings
 from artdag_common.streams import ConsumerDecl
-from artdag_common.testing import bus_settings, unique
+from artdag_dev.testing import bus_settings, unique
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/k8s/helm/artdag/dashboards/artdag.json"
 

@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.cid import cid_of_file
-from artdag_common.demo_media import write_click_track, write_test_clip
 from artdag_common.examples import example_path
 from artdag_common.media_types import LOSSLESS_H264_PROFILE
 from artdag_common.recipe import parse_recipe

@@ -20,7 +20,7 @@ from artdag_common.content_store.s3 import S3ContentStore
 from artdag_common.errors import NotFoundError, RetryableError
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.settings import CommonSettings
-from artdag_common.testing import moto_s3_server, unique
+from artdag_dev.testing import moto_s3_server, unique
 
 CREDS: dict[str, Any] = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
 

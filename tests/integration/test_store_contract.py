@@ -24,7 +24,7 @@ from artdag_common.content_store.ipfs import IpfsContentStore
 from artdag_common.content_store.nats import NatsContentStore
 from artdag_common.content_store.s3 import S3ContentStore
 from artdag_common.errors import InvalidCidError, NotFoundError, PayloadTooLargeError
-from artdag_common.testing import moto_s3_server, unique
+from artdag_dev.testing import moto_s3_server, unique
 
 BACKENDS = ["local", "s3", "nats", "ipfs"]
 S3_BUCKET = "artdag-test"

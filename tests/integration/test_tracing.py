@@ -18,14 +18,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from artdag_cli.demo_media import write_test_clip
 from artdag_common import rpc, telemetry
 from artdag_common.bus import connect
 from artdag_common.contracts import Auth
 from artdag_common.db import migrate
-from artdag_common.demo_media import write_test_clip
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import IssueTokenRequest
-from artdag_common.testing import bus_settings, nats_server
+from artdag_dev.testing import bus_settings, nats_server
 from services.analyzer.app import start as start_analyzer
 from services.analyzer.settings import AnalyzerSettings
 from services.auth.app import start as start_auth

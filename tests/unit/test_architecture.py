@@ -32,6 +32,14 @@ def test_a_service_imports_no_other_service(service: str) -> None:
                 assert module.split(".")[1] == service, f"{path.relative_to(ROOT)} imports {module}"
 
 
+def test_no_service_and_no_run_time_library_imports_the_development_tools() -> None:
+    """The test kit and the AsyncAPI generator (artdag_dev) stay out of what a deployment runs."""
+    for root in ("services", "libs/artdag_common", "libs/artdag_effects"):
+        for path in (ROOT / root).rglob("*.py"):
+            for module in imported_modules(path):
+                assert not module.startswith("artdag_dev"), f"{path.relative_to(ROOT)} imports {module}"
+
+
 def test_the_shared_library_imports_no_service() -> None:
     for path in (ROOT / "libs" / "artdag_common").rglob("*.py"):
         for module in imported_modules(path):

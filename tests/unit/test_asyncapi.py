@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from artdag_common import asyncapi, contracts, subjects
+from artdag_common import contracts, subjects
+from artdag_dev import asyncapi
 
 ROOT = Path(__file__).resolve().parents[2]
 # `rpc.serve(runtime.nc, Cache.stat, …)` or `rpc.serve(runtime.nc, contracts.Cache.stat, …)`

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError
 from services.executor import encoding
 from services.executor.media import MediaInfo, parse_colour, probe

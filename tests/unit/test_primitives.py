@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from artdag_common.demo_media import write_test_clip
+from artdag_cli.demo_media import write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError, PermanentError
 from artdag_common.operations import OPERATIONS, get_operation
 from services.executor.media import probe
@@ -156,7 +156,7 @@ def test_copy_segment_starts_at_a_keyframe_without_reencoding(media: Path, tmp_p
     # the profile's fixed GOP (48 frames) gives keyframes at 0 s and 1.92 s
     src = tmp_path / "src.mp4"
     long = media / "long.mp4"
-    from artdag_common.demo_media import write_test_clip
+    from artdag_cli.demo_media import write_test_clip
 
     write_test_clip(long, width=64, height=48, fps=FPS, duration_s=3.0)
     _run("TRANSFORM", {}, [str(long)], src)

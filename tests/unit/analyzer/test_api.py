@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from artdag_common.demo_media import write_click_track, write_test_clip
+from artdag_cli.demo_media import write_click_track, write_test_clip
 from artdag_common.errors import InvalidInputError, InvalidMediaError
 from services.analyzer.features import (
     ANALYZER_VERSION,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artdag_common.demo_media import write_click_track
+from artdag_cli.demo_media import write_click_track
 from services.analyzer.features import AnalysisParams, analyze_file
 from tests.unit.analyzer.media import SR, click, low_thump, place, write_wav
 

@@ -244,7 +244,7 @@ def ipfs_node_unavailable(install: Path | None = None) -> str | None:
     if not (install / JSIPFS_COMPLETE).is_file():
         return (
             f"js-ipfs is not installed in {install} (set {JSIPFS_DIR_ENV}, or run "
-            "`python -c 'from artdag_common.testing import install_jsipfs; install_jsipfs()'`)"
+            "`python -c 'from artdag_dev.testing import install_jsipfs; install_jsipfs()'`)"
         )
     if shutil.which("unshare") is None:
         return "unshare (util-linux) is missing: the IPFS node must run in its own network namespace"

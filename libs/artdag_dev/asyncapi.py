@@ -1,6 +1,6 @@
 """The AsyncAPI 3.0 document of every NATS subject artdag uses, from `subjects` and the pydantic models.
 
-`python -m artdag_common.asyncapi docs/asyncapi.json` writes it (`make asyncapi`); a
+`python -m artdag_dev.asyncapi docs/asyncapi.json` writes it (`make asyncapi`); a
 test checks that the committed file is current and that every verb in `contracts` is
 served by a service.
 """
@@ -176,8 +176,7 @@ def document() -> dict[str, Any]:
         }
         channels[channel] = {
             "address": rpc.subject,
-            "description": f"Request/reply on core NATS, queue group `{rpc.queue}`: "
-            f"{rpc.summary}.",
+            "description": f"Request/reply on core NATS, queue group `{rpc.queue}`: {rpc.summary}.",
             "messages": {
                 rpc.request.__name__: {"$ref": f"#/components/messages/{rpc.request.__name__}"},
                 reply_name: {"$ref": f"#/components/messages/{reply_name}"},
