@@ -9,13 +9,37 @@ records that arrive while a request is in flight go together in the next one ins
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NatsClient
 
 from artdag_common import rpc
+from artdag_common.content_store.base import ContentStore
 from artdag_common.contracts import Cache
 from artdag_common.errors import error_from_code
-from artdag_common.schemas import MAX_REGISTER_BATCH, ContentRecord, ContentRecords
+from artdag_common.schemas import MAX_REGISTER_BATCH, ContentOrigin, ContentRecord, ContentRecords
+
+# How a service records content: an RPC to the cache service, a `Registrar`, or the cache's own catalog.
+Register = Callable[[ContentRecord], Awaitable[ContentRecord]]
+
+
+async def store_document(
+    store: ContentStore,
+    body: bytes,
+    register: Register,
+    *,
+    name: str,
+    origin: ContentOrigin,
+    owner: str | None = None,
+    media_type: str = "application/json",
+) -> ContentRecord:
+    """Store a document the system makes (a plan, an analysis, a provenance record) and register it.
+
+    The bytes go first: a record never names content the store does not hold.
+    """
+    cid = await store.put_bytes(body)
+    record = ContentRecord(cid=cid, size=len(body), media_type=media_type, name=name, origin=origin, owner=owner)
+    return await register(record)
 
 
 class Registrar:

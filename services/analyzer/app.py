@@ -17,6 +17,7 @@ from artdag_common.content_store import ContentStore, open_store_async
 from artdag_common.errors import ArtdagError, InvalidInputError
 from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.media_limits import InputLimits
+from artdag_common.registration import store_document
 from artdag_common.restore import local_path_restoring
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import (
@@ -26,7 +27,6 @@ from artdag_common.schemas import (
     CidRequest,
     CidsRequest,
     ContentOrigin,
-    ContentRecord,
     MediaInfo,
     ProbeManyReply,
     ProbeOutcome,
@@ -159,17 +159,14 @@ class Analyzer:
             analyze = functools.partial(analyze_file, path, features, params, progress, limits=self.limits)
             result: dict[str, Any] = await asyncio.to_thread(analyze)
         # Only a complete result is stored and indexed: a failure above leaves nothing behind.
-        body = canonical_json(result)
-        size = len(body)
-        result_cid = await self.store.put_bytes(body)
-        record = ContentRecord(
-            cid=result_cid,
-            size=size,
-            media_type="application/json",
+        stored = await store_document(
+            self.store,
+            canonical_json(result),
+            functools.partial(self.runtime.rpc.call, contracts.Cache.register),
             name=f"analysis-{key[:12]}.json",
             origin=ContentOrigin.ANALYSIS,
         )
-        await self.runtime.rpc.call(contracts.Cache.register, record)
+        result_cid = stored.cid
         await self.cache.put(key, result_cid.encode())
         self.counts["analyzed"] += 1
         return AnalysisReply(analysis_id=key, result_cid=result_cid, cached=False, result=result)

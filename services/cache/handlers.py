@@ -13,9 +13,9 @@ from artdag_common.bus import decode, settle
 from artdag_common.content_store import ContentStore
 from artdag_common.errors import NotFoundError, PermanentError
 from artdag_common.keys import L1Keys
+from artdag_common.registration import store_document
 from artdag_common.schemas import (
     ContentOrigin,
-    ContentRecord,
     InfrastructureRef,
     Plan,
     RunFinished,
@@ -120,17 +120,10 @@ class RunFollower:
 
     async def _store_json(self, body: bytes, name: str, owner: str | None) -> str:
         """Store a provenance document and register it; its cid."""
-        cid = await self.store.put_bytes(body)
-        record = ContentRecord(
-            cid=cid,
-            size=len(body),
-            media_type="application/json",
-            name=name,
-            origin=ContentOrigin.PROVENANCE,
-            owner=owner,
+        record = await store_document(
+            self.store, body, self.catalog.register, name=name, origin=ContentOrigin.PROVENANCE, owner=owner
         )
-        await self.catalog.register(record)
-        return cid
+        return record.cid
 
     async def _infrastructure_refs(self, owner: str | None) -> dict[str, InfrastructureRef]:
         """The software and hardware documents, stored once per process (their CIDs do not change)."""
