@@ -93,6 +93,10 @@ from artdag_common.schemas.provenance import (
 from artdag_common.schemas.publish import L1Keys, L1KeysRequest, Publication, PublishRequest
 from artdag_common.schemas.recipes import RecipeInputInfo, RecipeList, RecipeRecord, RecipeRequest, RecipeUpload
 from artdag_common.schemas.runs import (
+    MAX_DERIVE_WAIT_S,
+    DerivedKind,
+    DerivedReply,
+    DeriveRequest,
     ExecuteRequest,
     ListRunsRequest,
     Plan,
@@ -135,6 +139,7 @@ from artdag_common.schemas.storage import (
 
 __all__ = [
     "ASSET_NAME_PATTERN",
+    "MAX_DERIVE_WAIT_S",
     "MAX_DESCRIPTION",
     "MAX_LIST_ITEMS",
     "MAX_OFFSET",
@@ -166,6 +171,9 @@ __all__ = [
     "ContentRecords",
     "ContentStored",
     "CopyRequest",
+    "DeriveRequest",
+    "DerivedKind",
+    "DerivedReply",
     "ExecuteRequest",
     "HealthReply",
     "HealthRequest",

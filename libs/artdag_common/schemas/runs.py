@@ -300,3 +300,25 @@ class RunAnalysis(Message):
 
     run_id: str
     analyses: dict[str, dict[str, Any]]
+
+
+DerivedKind = Literal["mp4", "thumbnail"]
+MAX_DERIVE_WAIT_S = 120.0
+
+
+class DeriveRequest(Message):
+    """Ask for media derived from a video (a browser MP4, a thumbnail): made once per cid."""
+
+    cid: str = Field(max_length=128)
+    kind: DerivedKind
+    make: bool = Field(default=False, description="start making it when nobody has (signed-in requests)")
+    wait_s: float = Field(default=0.0, ge=0.0, le=MAX_DERIVE_WAIT_S, description="how long to wait for it")
+
+
+class DerivedReply(Message):
+    """Where a derived file stands: not started (`status` None), being made, made (`output_cid`), failed."""
+
+    run_id: str
+    status: RunStatus | None = None
+    output_cid: str | None = None
+    error: str | None = None
