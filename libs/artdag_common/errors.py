@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 
 class ArtdagError(Exception):
     """Root of every error artdag raises on purpose."""
@@ -162,6 +164,31 @@ def field_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+def first_problem(exc: ValidationError) -> tuple[str, tuple[str | int, ...]]:
+    """The first problem pydantic found: its message and where (keys and list indices; empty for the whole value)."""
+    first = exc.errors(include_url=False)[0]
+    return first["msg"], tuple(first["loc"])
+
+
+def invalid_input(
+    exc: ValidationError, *, prefix: str | None = None, unknown: str | None = None, count_more: bool = False
+) -> InvalidInputError:
+    """The first problem pydantic found as an `InvalidInputError` whose `field` names the culprit.
+
+    The field is where the problem is, parts joined by dots, under `prefix` when given
+    (``params.size.0``; the prefix alone for the whole value; None with neither). `unknown`
+    replaces pydantic's message for a key the model does not know; `count_more` adds how many
+    other problems there are.
+    """
+    first = exc.errors(include_url=False)[0]
+    message = unknown if unknown is not None and first["type"] == "extra_forbidden" else first["msg"]
+    more = exc.error_count() - 1
+    if count_more and more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    field = ".".join([*([prefix] if prefix is not None else []), *(str(part) for part in first["loc"])])
+    return InvalidInputError(message, field=field or None)
 
 
 # An absolute path on a server's disk: under one of the usual roots, up to a quote, space or bracket;

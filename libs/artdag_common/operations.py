@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from artdag_common.errors import InvalidInputError
+from artdag_common.errors import InvalidInputError, first_problem
 
 _COLOUR_RE = re.compile(r"^(#[0-9a-fA-F]{6}|black|white|red|green|blue|gray)$")
 
@@ -539,7 +539,7 @@ class ChainConfig(NodeConfig):
             try:
                 op.parse_config(stage.config)
             except ValidationError as exc:
-                raise ValueError(f"stage {index} ({stage.type}): {exc.errors()[0]['msg']}") from None
+                raise ValueError(f"stage {index} ({stage.type}): {first_problem(exc)[0]}") from None
             if stage.type == "SEGMENT" and stage.config.get("precise") is False:
                 raise ValueError(f"stage {index}: a keyframe-copy SEGMENT is not fused")
             if stage.type == "EFFECT" and stage.config.get("frames") is not None:
@@ -587,7 +587,7 @@ class CutsConfig(NodeConfig):
             try:
                 ChainConfig(stages=piece.stages)
             except ValidationError as exc:
-                raise ValueError(f"piece {index}: {exc.errors()[0]['msg']}") from None
+                raise ValueError(f"piece {index}: {first_problem(exc)[0]}") from None
         return self
 
 
@@ -718,6 +718,10 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+
+
+INLINE_NODE_TYPES: frozenset[str] = frozenset(op.node_type for op in OPERATIONS.values() if op.inline)
+"""Node types that are no media work (see `Operation.inline`): dispatched on their own queue, rendered in memory."""
 
 
 def get_operation(node_type: str) -> Operation | None:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artdag_common.cid import cid_of_bytes, validate_cid
-from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInputError, field_path
+from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInputError, field_path, first_problem
 from artdag_common.ids import canonical_json
 from artdag_common.operations import BINDABLE_FEATURES, get_operation
 from artdag_common.recipe_engine import CanonicalStep, canonical_step
@@ -475,9 +475,8 @@ class _RecipeBuilder:
             try:
                 out[name] = RecipeInput(name=name, **spec)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                loc = tuple(str(p) for p in first["loc"])
-                raise self.fail(first["msg"], (*path, *loc)) from None
+                message, loc = first_problem(exc)
+                raise self.fail(message, (*path, *map(str, loc))) from None
             except TypeError:
                 raise self.fail("unexpected field", path) from None
         return out
@@ -612,8 +611,8 @@ class _RecipeBuilder:
         try:
             parsed = op.parse_config(config)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise self.fail(first["msg"], (*spath, *written.config_path(tuple(first["loc"]))), step_id) from None
+            message, loc = first_problem(exc)
+            raise self.fail(message, (*spath, *written.config_path(loc)), step_id) from None
         normalised = parsed.model_dump(mode="json", exclude_none=True)
         for name, ref in references.items():
             normalised["bindings"][name] = strip_binding_data(normalised["bindings"][name]) | ref_keys(ref)

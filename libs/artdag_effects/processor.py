@@ -20,7 +20,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from artdag_common.errors import InvalidInputError, InvalidMediaError
+from artdag_common.errors import InvalidInputError, InvalidMediaError, invalid_input
 from artdag_effects.binding import Binding, evaluate_binding
 from artdag_effects.registry import UnknownEffectError, get_effect
 from artdag_effects.spec import EffectSetup, EffectSpec, FrameContext
@@ -28,23 +28,6 @@ from artdag_effects.spec import EffectSetup, EffectSpec, FrameContext
 FrameProcessor = Callable[[npt.NDArray[np.uint8], int], npt.NDArray[np.uint8]]
 
 _FIRST_BLOCK = 256
-
-
-def _field_path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    parts = [prefix, *(str(p) for p in loc)]
-    return ".".join(parts)
-
-
-def _invalid(error: ValidationError, prefix: str) -> InvalidInputError:
-    first = error.errors(include_url=False)[0]
-    field = _field_path(prefix, tuple(first["loc"]))
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown parameter"
-    more = error.error_count() - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return InvalidInputError(message, field=field)
 
 
 def _spec(effect: str) -> EffectSpec:
@@ -72,7 +55,7 @@ def _validate(spec: EffectSpec, params: Any, bindings: Any) -> tuple[BaseModel, 
         try:
             parsed[name] = Binding.model_validate(raw)
         except ValidationError as exc:
-            raise _invalid(exc, field) from None
+            raise invalid_input(exc, prefix=field, unknown="unknown parameter", count_more=True) from None
     static = dict(params)
     for name, binding in parsed.items():
         # A bound parameter needs no static value; fill a required one from its range.
@@ -81,7 +64,7 @@ def _validate(spec: EffectSpec, params: Any, bindings: Any) -> tuple[BaseModel, 
     try:
         model = spec.params_model.model_validate(static)
     except ValidationError as exc:
-        raise _invalid(exc, "params") from None
+        raise invalid_input(exc, prefix="params", unknown="unknown parameter", count_more=True) from None
     return model, parsed
 
 

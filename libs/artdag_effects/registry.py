@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from artdag_common.errors import InvalidInputError
+from artdag_common.errors import InvalidInputError, invalid_input
 from artdag_effects.builtin.color_adjust import ColorAdjustParams
 from artdag_effects.builtin.edge_detect import EdgeDetectParams
 from artdag_effects.spec import EffectParams, EffectSpec
@@ -212,11 +212,9 @@ def _round_half_up(value: float) -> int:
 
 
 def _params_error(alias: EffectAlias, error: ValidationError) -> InvalidInputError:
-    first = error.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    message = "unknown parameter" if first["type"] == "extra_forbidden" else first["msg"]
+    invalid = invalid_input(error, prefix="params", unknown="unknown parameter")
     known = ", ".join(alias.params_model.model_fields)
-    return InvalidInputError(f"{message} ({alias.name} takes {known})", field=f"params.{loc}" if loc else "params")
+    return InvalidInputError(f"{invalid.message} ({alias.name} takes {known})", field=invalid.field)
 
 
 def _translate_binding(raw: Any, mapping: ParamMap) -> Any:

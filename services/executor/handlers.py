@@ -29,8 +29,8 @@ from artdag_common.bus import (
 )
 from artdag_common.errors import ArtdagError, PermanentError, RetryableError, public_message
 from artdag_common.ids import check_run_id, check_step_id, content_key, content_result_key
-from artdag_common.leases import lease_value, take_lease
 from artdag_common.metrics import STEP_DURATION, STEPS
+from artdag_common.operations import INLINE_NODE_TYPES
 from artdag_common.registration import Registrar
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import ContentOrigin, ContentRecord, StepEvent, StepStatus, StepTask
@@ -45,7 +45,8 @@ from artdag_common.telemetry import (
     extract_context,
     tracer,
 )
-from services.executor.service import INLINE_NODE_TYPES, StepRenderer
+from services.executor.claims import StepClaims
+from services.executor.service import StepRenderer
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,8 @@ class StepWorker:
         self.renderer = renderer
         self.registrar = Registrar(runtime.nc, timeout_s=runtime.settings.rpc_timeout_s)
         self.results = results
-        self.claims = claims
+        self.claims = StepClaims(claims, runtime.instance, lease_s=lease_s, heartbeat_s=heartbeat_s)
         self.heartbeat_s = heartbeat_s
-        self.lease_s = lease_s
         self.max_deliver = streams.STEP_WORKERS.max_deliver
         self.counts = {
             "rendered": 0,
@@ -157,7 +157,7 @@ class StepWorker:
         cid, same_content, claimed = await asyncio.gather(
             self._no_result() if task.fresh else self._result(step_id),
             self._no_result() if task.fresh else self._result(by_content),
-            self._claim(step_id),
+            self.claims.take(step_id),
         )
         if cid is None and same_content is not None:
             # Inputs byte-identical to an earlier run's: its result, now found by step id too.
@@ -166,7 +166,7 @@ class StepWorker:
             await self.results.put(step_id, cid.encode())
         if cid is not None:
             if claimed:
-                await self._release(step_id)
+                await self.claims.release(step_id)
             self.counts["result_hits"] += 1
             _outcome(task, "cached")
             await self._announce(task, StepStatus.CACHED, output_cid=cid)
@@ -176,7 +176,7 @@ class StepWorker:
             # Another worker is rendering this very step. Wait for its result (or for its
             # lease to lapse) rather than nak: a nak would spend one of the bounded deliveries.
             self.counts["busy_elsewhere"] += 1
-            cid = await self._await_other_worker(msg, step_id)
+            cid = await self.claims.await_holder(step_id, lambda: self._result(step_id), msg.in_progress)
             if cid is not None:
                 self.counts["result_hits"] += 1
                 _outcome(task, "cached")
@@ -238,7 +238,7 @@ class StepWorker:
             else:
                 # The result is recorded: the claim may go while the completion is announced.
                 completed = self._event(task, StepStatus.COMPLETED, output_cid=cid, elapsed_s=elapsed_s)
-                await asyncio.gather(self.runtime.publisher.publish(completed), self._release(step_id))
+                await asyncio.gather(self.runtime.publisher.publish(completed), self.claims.release(step_id))
                 released = True
         except Exception as exc:
             error = exc if isinstance(exc, ArtdagError) else RetryableError(f"{type(exc).__name__}: {exc}")
@@ -251,7 +251,7 @@ class StepWorker:
                 with contextlib.suppress(Exception):
                     await running  # out before any FAILED that follows
             if not released:
-                await self._release(step_id)
+                await self.claims.release(step_id)
         if error is not None:
             last = isinstance(error, PermanentError) or delivery_count(msg) >= self.max_deliver
             if last:
@@ -272,10 +272,6 @@ class StepWorker:
             step.handoff,
         )
 
-    async def _release(self, step_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.claims.delete(step_id)
-
     async def _result(self, step_id: str) -> str | None:
         try:
             entry = await self.results.get(step_id)
@@ -284,44 +280,15 @@ class StepWorker:
         cid = (entry.value or b"").decode()
         return cid if cid and await self.renderer.store.exists(cid) else None
 
-    def _lease(self) -> bytes:
-        return lease_value(self.runtime.instance, self.lease_s)
-
     @staticmethod
     async def _no_result() -> str | None:
         return None
 
-    async def _claim(self, step_id: str) -> bool:
-        """Take the step's lease: create it, renew our own, or take over one that has lapsed."""
-        return await outlasting(
-            lambda: take_lease(self.claims, step_id, self.runtime.instance, self.lease_s), f"claiming step {step_id}"
-        )
-
-    async def _await_other_worker(self, msg: Msg, step_id: str) -> str | None:
-        """Wait (with heart-beats) until the claim holder's result appears or its claim lapses.
-
-        Returns the result's cid, or None once this worker holds the claim itself.
-        """
-        last_beat = time.monotonic()
-        while True:
-            await asyncio.sleep(0.5)
-            cid = await self._result(step_id)
-            if cid is not None:
-                return cid
-            if await self._claim(step_id):
-                return None
-            if time.monotonic() - last_beat > self.heartbeat_s:
-                await msg.in_progress()
-                last_beat = time.monotonic()
-
     async def _heartbeat(self, msg: Msg, step_id: str) -> None:
-        """Keep the message and the lease alive while rendering."""
+        """Keep the message and the claim alive while rendering."""
         alive = asyncio.create_task(keep_alive(msg, self.heartbeat_s))
         try:
-            while True:
-                await asyncio.sleep(self.heartbeat_s)
-                with contextlib.suppress(Exception):
-                    await self.claims.put(step_id, self._lease())
+            await self.claims.keep(step_id)
         finally:
             alive.cancel()
 

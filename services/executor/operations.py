@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from artdag_common.errors import InvalidInputError, InvalidMediaError, PermanentError
+from artdag_common.errors import InvalidInputError, InvalidMediaError, PermanentError, invalid_input
 from artdag_common.operations import (
     AudioMixConfig,
     BlendConfig,
@@ -160,8 +160,7 @@ def run_operation(
     try:
         parsed = op.parse_config(config)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidInputError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from None
+        raise invalid_input(exc) from None
     paths = [Path(p) for p in input_paths]
     profile = PROFILES.get(handoff)
     if profile is None:

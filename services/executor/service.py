@@ -14,15 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from artdag_common.content_store import ContentStore
-from artdag_common.errors import InvalidInputError, NotFoundError, PermanentError
+from artdag_common.errors import NotFoundError, PermanentError, invalid_input
 from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
-from artdag_common.operations import get_operation
+from artdag_common.operations import INLINE_NODE_TYPES, get_operation
 from artdag_common.schemas import StepTask
 from artdag_common.telemetry import exporting
-from services.executor.operations import INLINE_RENDERERS, output_suffix, render_inline, run_operation
-
-# Node types that are no media work (tiny, instant): rendered in memory, without waiting for a media slot.
-INLINE_NODE_TYPES = frozenset(INLINE_RENDERERS)
+from services.executor.operations import output_suffix, render_inline, run_operation
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,7 @@ class StepRenderer:
         try:
             parsed = op.parse_config(step.config)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+            raise invalid_input(exc) from None
         if len(task.input_cids) != len(step.inputs) or not op.min_inputs <= len(step.inputs) <= op.max_inputs:
             raise PermanentError(f"{step.node_type} step given {len(task.input_cids)} input cids")
         # Every random choice an operation makes is seeded from its step id: same step, same bytes.
