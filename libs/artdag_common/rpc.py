@@ -36,10 +36,10 @@ from artdag_common.codec import pack, unpack_or_raw
 from artdag_common.contracts import Verb
 from artdag_common.errors import (
     ArtdagError,
-    InvalidInputError,
     NoAnswerInTimeError,
     ServiceUnavailableError,
     error_from_code,
+    invalid_input,
     public_message,
 )
 from artdag_common.schemas import RpcErrorBody, RpcReply
@@ -51,12 +51,6 @@ Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
 
 _tracer = tracer(__name__)
-
-
-def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return first["msg"], field
 
 
 # When the caller stops waiting for the answer (seconds since the epoch); a replica that gets to
@@ -137,9 +131,9 @@ async def serve(
                     result = await handler(request)
                     reply = RpcReply(ok=True, data=result.model_dump(mode="json"))
                 except ValidationError as exc:
-                    message, field = _validation_message(exc)
+                    invalid = invalid_input(exc)
                     reply = RpcReply(
-                        ok=False, error=RpcErrorBody(code=InvalidInputError.code, message=message, field=field)
+                        ok=False, error=RpcErrorBody(code=invalid.code, message=invalid.message, field=invalid.field)
                     )
                 except ArtdagError as exc:
                     message = public_message(exc.message)

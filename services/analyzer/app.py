@@ -14,7 +14,7 @@ from artdag_common import contracts, rpc, streams, subjects
 from artdag_common.bus import publish_event
 from artdag_common.cid import validate_cid
 from artdag_common.content_store import ContentStore, open_store_async
-from artdag_common.errors import ArtdagError, InvalidInputError
+from artdag_common.errors import ArtdagError, InvalidInputError, invalid_input
 from artdag_common.ids import analysis_id, canonical_json
 from artdag_common.media_limits import InputLimits
 from artdag_common.registration import store_document
@@ -104,8 +104,7 @@ class Analyzer:
         try:
             params = AnalysisParams.model_validate(request.params)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidInputError(first["msg"], field=".".join(["params", *map(str, first["loc"])])) from None
+            raise invalid_input(exc, prefix="params") from None
         key = analysis_id(cid, features, params.model_dump(mode="json"), ANALYZER_VERSION)
         cached = await self._cached(key)
         if cached is not None:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.content_store import ContentStore, LocalContentStore
 from artdag_common.db.tables import StorageProvider
-from artdag_common.errors import BadRequestError, ForbiddenError, InvalidInputError, NotFoundError
+from artdag_common.errors import BadRequestError, ForbiddenError, InvalidInputError, NotFoundError, invalid_input
 from artdag_common.schemas import (
     StorageField,
     StorageProviderInput,
@@ -241,9 +241,7 @@ def validate_config(kind: str, config: dict[str, Any]) -> _Config:
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(first["msg"], field=f"config.{where}" if where else "config") from None
+        raise invalid_input(exc, prefix="config") from None
 
 
 # -- who may point a provider where ---------------------------------------------------------

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from artdag_common.bus import outlasting
-from artdag_common.leases import lease_value, take_lease
+from artdag_common.leases import lease_value, read_lease, take_lease
 
 T = TypeVar("T")
 
@@ -41,17 +42,34 @@ class StepClaims:
             lambda: take_lease(self.kv, step_id, self.holder, self.lease_s), f"claiming step {step_id}"
         )
 
+    async def _own_revision(self, step_id: str) -> int | None:
+        """The revision of the step's claim if this replica holds it (None: gone, or another's now)."""
+        try:
+            entry = await self.kv.get(step_id)
+        except KeyNotFoundError:
+            return None
+        return entry.revision if read_lease(entry.value).worker == self.holder else None
+
     async def keep(self, step_id: str) -> None:
-        """Renew the lease every heart-beat until cancelled (a renewal that fails is left to the next)."""
+        """Renew the lease every heart-beat until cancelled (a renewal that fails is left to the next).
+
+        A claim another replica took over (this one's lease lapsed: a stall) is left to it: renewing
+        it would put two replicas on one step for good.
+        """
         while True:
             await asyncio.sleep(self.heartbeat_s)
             with contextlib.suppress(Exception):
-                await self.kv.put(step_id, lease_value(self.holder, self.lease_s))
+                revision = await self._own_revision(step_id)
+                if revision is None:
+                    return
+                await self.kv.update(step_id, lease_value(self.holder, self.lease_s), last=revision)
 
     async def release(self, step_id: str) -> None:
-        """Delete the claim (a delete that fails leaves it to lapse)."""
+        """Delete the claim if it is still this replica's (a delete that fails leaves it to lapse)."""
         with contextlib.suppress(Exception):
-            await self.kv.delete(step_id)
+            revision = await self._own_revision(step_id)
+            if revision is not None:
+                await self.kv.delete(step_id, last=revision)
 
     async def await_holder(
         self, step_id: str, result: Callable[[], Awaitable[T | None]], alive: Callable[[], Awaitable[object]]

@@ -73,8 +73,10 @@ class MemoryKV:
             raise KeyWrongLastSequenceError(description=f"wrong last sequence: {self.revisions.get(key, 0)}")
         return self.write(key, value)
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, last: int | None = None) -> bool:
         await self._call("delete", key)
+        if last is not None and self.revisions.get(key, 0) != last:
+            raise KeyWrongLastSequenceError(description=f"wrong last sequence: {self.revisions.get(key, 0)}")
         self.write(key, None)
         return True
 
@@ -171,9 +173,9 @@ async def test_a_held_claim_is_renewed_every_heartbeat_until_cancelled() -> None
     assert await claims.take(STEP)
     keep = asyncio.create_task(claims.keep(STEP))
     await asyncio.sleep(0.03)
-    assert kv.calls.count(("put", STEP)) == 0, "the first renewal comes one heartbeat after the start"
+    assert kv.calls.count(("update", STEP)) == 0, "the first renewal comes one heartbeat after the start"
     await asyncio.sleep(0.2)
-    renewals = kv.calls.count(("put", STEP))
+    renewals = kv.calls.count(("update", STEP))
     assert 2 <= renewals <= 5
     lease = read_lease(kv.values[STEP])
     assert lease.worker == "me" and lease.expires_at > time.time() + LEASE_S - 2
@@ -181,17 +183,18 @@ async def test_a_held_claim_is_renewed_every_heartbeat_until_cancelled() -> None
     with pytest.raises(asyncio.CancelledError):
         await keep
     await asyncio.sleep(0.12)
-    assert kv.calls.count(("put", STEP)) == renewals
+    assert kv.calls.count(("update", STEP)) == renewals
 
 
 async def test_a_failed_renewal_is_left_to_the_next_heartbeat() -> None:
     kv = MemoryKV()
     claims = claims_of(kv, heartbeat_s=0.03)
-    kv.failures["put"] = [nats.errors.TimeoutError(), RuntimeError("boom")]
+    assert await claims.take(STEP)
+    kv.failures["update"] = [nats.errors.TimeoutError(), RuntimeError("boom")]
     keep = asyncio.create_task(claims.keep(STEP))
     await asyncio.sleep(0.15)
     assert not keep.done()
-    assert kv.calls.count(("put", STEP)) >= 3
+    assert kv.calls.count(("update", STEP)) >= 3
     assert holder(kv) == "me", "renewed after two failures"
     keep.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -208,13 +211,41 @@ async def test_a_released_claim_is_gone_and_free_for_another_replica() -> None:
     assert holder(kv) == "other"
 
 
-async def test_release_deletes_the_claim_whoever_holds_it_now() -> None:
-    """Release is a plain delete: the step flow calls it only for a claim it took (a holder whose
-    lease lapsed and was taken over loses the new holder's claim too; the step is rendered twice)."""
+async def test_release_leaves_a_claim_another_replica_took_over() -> None:
+    """A holder that stalled past its lease, whose claim another took: its release must not free the
+    step for a third replica while the second renders it."""
     kv = MemoryKV()
-    kv.hold("other", LEASE_S)
+    assert await claims_of(kv).take(STEP)
+    kv.hold("other", LEASE_S)  # taken over
     await claims_of(kv).release(STEP)
-    assert holder(kv) is None
+    assert holder(kv) == "other"
+
+
+async def test_release_deletes_only_the_revision_it_read() -> None:
+    """Another replica's take-over between the read and the delete wins: the delete is refused."""
+    kv = MemoryKV()
+    assert await claims_of(kv).take(STEP)
+    real_get = kv.get
+
+    async def get_then_taken_over(key: str) -> KeyValue.Entry:
+        entry = await real_get(key)
+        kv.hold("other", LEASE_S)
+        return entry
+
+    kv.get = get_then_taken_over  # type: ignore[method-assign]
+    await claims_of(kv).release(STEP)
+    assert holder(kv) == "other"
+
+
+async def test_a_renewal_stops_once_another_replica_took_the_claim_over() -> None:
+    kv = MemoryKV()
+    claims = claims_of(kv, heartbeat_s=0.02)
+    assert await claims.take(STEP)
+    keep = asyncio.create_task(claims.keep(STEP))
+    await asyncio.sleep(0.05)
+    kv.hold("other", LEASE_S)
+    await asyncio.wait_for(keep, 1.0)  # returned by itself
+    assert holder(kv) == "other"
 
 
 async def test_a_release_that_fails_leaves_the_claim_to_lapse() -> None:
