@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices
-
+from artdag_common.settings import environment_variables
 from services.analyzer.settings import AnalyzerSettings
 from services.auth.settings import AuthSettings
 from services.cache.settings import CacheSettings
@@ -16,10 +15,5 @@ def service_variables() -> set[str]:
     """Every environment variable some service reads."""
     names: set[str] = set()
     for cls in (GatewaySettings, PlannerSettings, ExecutorSettings, AnalyzerSettings, CacheSettings, AuthSettings):
-        for field in cls.model_fields.values():
-            alias = field.validation_alias
-            if isinstance(alias, AliasChoices):
-                names.update(str(choice) for choice in alias.choices)
-            elif isinstance(alias, str):
-                names.add(alias)
+        names |= environment_variables(cls)
     return names

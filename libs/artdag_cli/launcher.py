@@ -36,8 +36,8 @@ MIB = 2**20
 
 def jetstream_store_limit(settings: CommonSettings, store: Path) -> int:
     """The embedded JetStream's store limit: the setting, or half the free space beyond the reserve."""
-    if settings.nats_store_bytes:
-        return settings.nats_store_bytes
+    if settings.nats.store_bytes:
+        return settings.nats.store_bytes
     spare = free_bytes(store) - settings.min_free_bytes
     return min(8192 * MIB, max(64 * MIB, spare // 2))
 
@@ -105,7 +105,7 @@ class Stack:
                 log_file=self.home / "nats-server.log",
                 max_store_bytes=limit,
                 credentials=credentials,
-                object_bucket=database.nats_object_bucket,
+                object_bucket=database.store.nats_object_bucket,
             )
             self.nats.start()
             self.nats_url = self.nats.url
@@ -137,7 +137,7 @@ class Stack:
         if saved is not None and asyncio.run(local_token_valid(url, saved)):
             return
         user = local_user()
-        token = asyncio.run(issue_local_token(url, user, roles=["admin"], ttl_s=settings.token_ttl_days * 86_400))
+        token = asyncio.run(issue_local_token(url, user, roles=["admin"], ttl_s=settings.auth.token_ttl_days * 86_400))
         path = save_token(self.home, token)
         say(f"made a token for local user {user!r} (admin), saved in {path} (mode 0600); the CLI sends it")
 

@@ -655,9 +655,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     home = args.home.expanduser().resolve()
     os.environ["ARTDAG_HOME"] = str(home)
     settings = load_settings(CommonSettings)
-    if settings.l2_mode:
+    if settings.auth.l2_mode:
         raise ArtdagError("this L1 is in L2 mode (L2_SERVER is set): tokens come from L2")
-    days = args.days if args.days is not None else settings.token_ttl_days
+    days = args.days if args.days is not None else settings.auth.token_ttl_days
     token = asyncio.run(
         issue_local_token(
             settings.effective_database_url,

@@ -146,22 +146,22 @@ class ServiceRuntime:
             # Listening before connecting: liveness holds while NATS is still out of reach.
             await self.probes.start()
             self.stack.push_async_callback(self.probes.close)
-        login = self.settings.bus_login or home_login(self.settings.home, self.service)
+        login = self.settings.nats.login or home_login(self.settings.home, self.service)
         nc = await connect(
-            self.settings.nats_url,
+            self.settings.nats.url,
             self.instance,
             login=login,
-            tls=self.settings.bus_tls,
+            tls=self.settings.nats.tls,
             closing=self.stopping,
         )
         self._nc = nc
         self.stack.push_async_callback(self._drain)
         self._js = nc.jetstream()
-        object_bucket = self.settings.nats_object_bucket if self.settings.store == "nats" else None
+        object_bucket = self.settings.store.nats_object_bucket if self.settings.store.kind == "nats" else None
         # Only the planner (and admin) may make streams; the others wait until it has.
         if login is None or login.user in STREAM_MANAGERS:
             await streams.provision(
-                self._js, self.settings.nats_replicas, object_bucket, ack_wait_s=self.settings.ack_wait_s
+                self._js, self.settings.nats.replicas, object_bucket, ack_wait_s=self.settings.ack_wait_s
             )
         else:
             await streams.await_provisioned(self._js, object_bucket=object_bucket)

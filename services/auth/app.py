@@ -32,11 +32,13 @@ async def start(runtime: ServiceRuntime, settings: AuthSettings) -> None:
     await migrate(url)
     engine = make_engine(url)
     runtime.stack.push_async_callback(dispose_engine, engine)
-    book = TokenBook(session_factory(engine), default_ttl_s=settings.token_ttl_days * 86_400)
+    book = TokenBook(session_factory(engine), default_ttl_s=settings.auth.token_ttl_days * 86_400)
     revoked: KeyValue = await runtime.js.key_value(streams.KV_REVOKED.bucket)
     l2: L2Client | None = None
-    if settings.l2_mode and settings.l2_server and settings.l2_domain:
-        l2 = L2Client(settings.l2_server, settings.l2_domain, settings.public_url, settings.l2_timeout_s)
+    if settings.auth.l2_mode and settings.auth.l2_server and settings.auth.l2_domain:
+        l2 = L2Client(
+            settings.auth.l2_server, settings.auth.l2_domain, settings.auth.public_url, settings.auth.l2_timeout_s
+        )
         runtime.stack.push_async_callback(l2.close)
 
     async def verify(request: VerifyTokenRequest) -> Principal:
@@ -69,4 +71,4 @@ async def start(runtime: ServiceRuntime, settings: AuthSettings) -> None:
     await rpc.serve(runtime.nc, Auth.issue, issue)
     await rpc.serve(runtime.nc, Auth.revoke, revoke)
     await rpc.serve(runtime.nc, Auth.revoke_user, revoke_user)
-    runtime.health_details = lambda: {"mode": "l2" if l2 is not None else "local", "l2_server": settings.l2_server}
+    runtime.health_details = lambda: {"mode": "l2" if l2 is not None else "local", "l2_server": settings.auth.l2_server}

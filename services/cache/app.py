@@ -90,10 +90,10 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
     publisher = Publisher(
         catalog,
         keys,
-        l2_server=settings.l2_server if settings.l2_mode else None,
-        l1_url=settings.public_url or "http://127.0.0.1:8100",
-        timeout_s=settings.l2_timeout_s,
-        l2_domain=settings.l2_domain if settings.l2_mode else None,
+        l2_server=settings.auth.l2_server if settings.auth.l2_mode else None,
+        l1_url=settings.auth.public_url or "http://127.0.0.1:8100",
+        timeout_s=settings.auth.l2_timeout_s,
+        l2_domain=settings.auth.l2_domain if settings.auth.l2_mode else None,
     )
     follower = RunFollower(
         catalog,
@@ -103,7 +103,7 @@ async def start(runtime: ServiceRuntime, settings: CacheSettings) -> None:
         keys=keys,
         on_outputs=lambda cids, owner: replicator.replicate(cids, owner, OUTPUTS),
         ensure_local=replicator.ensure_local,
-        l2_domain=settings.l2_domain if settings.l2_mode else None,
+        l2_domain=settings.auth.l2_domain if settings.auth.l2_mode else None,
     )
     counts = {"registered": 0, "deleted": 0}
 

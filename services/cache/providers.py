@@ -279,7 +279,7 @@ class ProviderPolicy:
         return cls(
             local_roots=tuple(settings.provider_roots),
             allow_private=settings.provider_allow_private,
-            bus_urls=tuple(u.strip() for u in settings.nats_url.split(",")),
+            bus_urls=tuple(u.strip() for u in settings.nats.url.split(",")),
         )
 
     async def reach(self, viewer: Viewer | None) -> Reach:

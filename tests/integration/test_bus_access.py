@@ -237,7 +237,7 @@ async def test_a_service_reaches_a_tls_bus_with_the_ca_it_is_given(tmp_path: Pat
         settings = CommonSettings(
             home=tmp_path, nats_url=server.url, nats_user=login.user, nats_password=login.password, nats_tls_ca=ca
         )
-        client = await connect(settings.nats_url, "pytest-tls", login=settings.bus_login, tls=settings.bus_tls)
+        client = await connect(settings.nats.url, "pytest-tls", login=settings.nats.login, tls=settings.nats.tls)
         try:
             assert client.is_connected
         finally:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from artdag_common.settings import CommonSettings, load_settings
+from artdag_common.settings import CommonSettings, NatsSettings, load_settings
 from services.gateway.settings import GatewaySettings
 
 
@@ -22,7 +22,7 @@ def test_the_seed_variable_names_are_accepted(monkeypatch: pytest.MonkeyPatch, t
     assert settings.effective_database_url == "postgresql+asyncpg://artdag:pw@db:5432/artdag"
     assert settings.store_dir == tmp_path / "c"
     assert settings.port == 9001
-    assert settings.nats_url == "nats://bus:4222"
+    assert settings.nats.url == "nats://bus:4222"
 
 
 def test_the_prefixed_name_wins_over_the_seed_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +67,44 @@ def test_an_executor_heartbeat_must_come_well_within_the_ack_wait() -> None:
     assert ExecutorSettings(ack_wait_s=4, heartbeat_s=1).ack_wait_s == 4
     with pytest.raises(ValidationError, match="ARTDAG_HEARTBEAT_S must be at most half of ARTDAG_ACK_WAIT_S"):
         ExecutorSettings(ack_wait_s=4, heartbeat_s=10)
+
+
+def test_settings_are_grouped_by_concern_and_keep_their_variable_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ARTDAG_NATS_USER", "planner")
+    monkeypatch.setenv("ARTDAG_NATS_PASSWORD", "pw-secret")
+    monkeypatch.setenv("IPFS_PRIMARY", "true")
+    monkeypatch.setenv("ARTDAG_S3_BUCKET", "media")
+    monkeypatch.setenv("ARTDAG_AUTH_FAIL_LIMIT", "7")
+    # A keyword for part of a group leaves the environment's values for the rest of it.
+    settings = CommonSettings(nats_url="nats://bus:4222", store="s3", home=tmp_path)
+    assert (settings.nats.url, settings.nats.user) == ("nats://bus:4222", "planner")
+    login = settings.nats.login
+    assert login is not None and login.password == "pw-secret"
+    assert (settings.store.kind, settings.store.s3_bucket, settings.store.ipfs_primary) == ("s3", "media", True)
+    assert settings.auth.fail_limit == 7 and not settings.auth.l2_mode
+    assert "pw-secret" not in repr(settings)
+    # A group given as a model is taken whole; as a mapping, in part.
+    assert CommonSettings(nats=NatsSettings(url="nats://other:4222")).nats.user is None
+    assert CommonSettings(nats={"url": "nats://other:4222"}).nats.user == "planner"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "variable", "words"),
+    [
+        ("ARTDAG_NATS_REPLICAS", "9", "ARTDAG_NATS_REPLICAS", "less than or equal to 5"),
+        ("ARTDAG_S3_PREFIX", "/abs", "ARTDAG_S3_PREFIX", "relative"),
+        ("L2_SERVER", "ftp://x", "ARTDAG_L2_SERVER", "http:// or https://"),
+        ("ARTDAG_STORE", "s3", "ARTDAG_STORE settings", "needs ARTDAG_S3_BUCKET"),
+        ("ARTDAG_NATS_USER", "only-user", "ARTDAG_NATS settings", "set both ARTDAG_NATS_USER"),
+    ],
+)
+def test_a_bad_grouped_variable_is_named_as_it_is_set(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, variable: str, words: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        load_settings(CommonSettings)
+    message = str(info.value.code)
+    assert f"{variable}: " in message and words in message, message

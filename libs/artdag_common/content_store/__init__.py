@@ -38,54 +38,57 @@ class RemoteStore(Protocol):
 
 
 def open_store(settings: CommonSettings, *, nc: NatsClient | None = None) -> ContentStore:
-    """The content store `settings.store` names; remote clients connect on first use.
+    """The content store `settings.store.kind` names; remote clients connect on first use.
 
     The `nats` backend needs the service's connected client `nc`. Remote stores hold
     connections: close them with `aclose()`, or use `open_store_async`, which also
     checks the backend at start-up.
     """
     spool = settings.spool_dir
-    if settings.store == "s3":
+    if settings.store.kind == "s3":
         from artdag_common.content_store.s3 import S3ContentStore
 
-        if not settings.s3_bucket:
+        if not settings.store.s3_bucket:
             raise ValueError("ARTDAG_STORE=s3 needs ARTDAG_S3_BUCKET")
-        secret = settings.s3_secret_access_key
+        secret = settings.store.s3_secret_access_key
         return S3ContentStore(
-            settings.s3_bucket,
+            settings.store.s3_bucket,
             spool_dir=spool,
-            prefix=settings.s3_prefix,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id,
+            prefix=settings.store.s3_prefix,
+            endpoint_url=settings.store.s3_endpoint_url,
+            region=settings.store.s3_region,
+            access_key_id=settings.store.s3_access_key_id,
             secret_access_key=secret.get_secret_value() if secret is not None else None,
-            cid_version=settings.cid_version,
+            cid_version=settings.store.cid_version,
         )
-    if settings.store == "nats":
+    if settings.store.kind == "nats":
         from artdag_common.content_store.nats import NatsContentStore
 
         if nc is None:
             raise ValueError("ARTDAG_STORE=nats needs the service's NATS connection: open_store(settings, nc=...)")
         return NatsContentStore(
             nc,
-            settings.nats_object_bucket,
+            settings.store.nats_object_bucket,
             spool_dir=spool,
-            cid_version=settings.cid_version,
-            replicas=settings.nats_replicas,
+            cid_version=settings.store.cid_version,
+            replicas=settings.nats.replicas,
         )
-    if settings.store == "ipfs" or settings.ipfs_primary:
+    if settings.store.kind == "ipfs" or settings.store.ipfs_primary:
         from artdag_common.content_store.ipfs import IpfsContentStore
 
         ipfs = IpfsContentStore(
-            settings.ipfs_api, spool_dir=spool, cid_version=settings.cid_version, timeout_s=settings.ipfs_timeout_s
+            settings.store.ipfs_api,
+            spool_dir=spool,
+            cid_version=settings.store.cid_version,
+            timeout_s=settings.store.ipfs_timeout_s,
         )
-        if not settings.ipfs_primary:
+        if not settings.store.ipfs_primary:
             return ipfs
         # IPFS-primary: every object is added and pinned to IPFS; the local store is a read-through cache.
         from artdag_common.content_store.read_through import ReadThroughStore
 
-        return ReadThroughStore(ipfs, LocalContentStore(settings.store_dir, cid_version=settings.cid_version))
-    return LocalContentStore(settings.store_dir, cid_version=settings.cid_version)
+        return ReadThroughStore(ipfs, LocalContentStore(settings.store_dir, cid_version=settings.store.cid_version))
+    return LocalContentStore(settings.store_dir, cid_version=settings.store.cid_version)
 
 
 async def open_store_async(
