@@ -13,19 +13,15 @@ import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from artdag_common import rpc, subjects
-from artdag_common.bus import publish_event
 from artdag_common.cid import cid_of_bytes
+from artdag_common.completion import finished_message
 from artdag_common.content_store import LocalContentStore
-from artdag_common.contracts import Planner
-from artdag_common.errors import NotFoundError
+from artdag_common.ids import canonical_json
 from artdag_common.keys import verify_record
 from artdag_common.nats_server import EmbeddedNatsServer, free_port
 from artdag_common.schemas import (
     Plan,
     PlanStep,
-    RunEvent,
-    RunRequest,
     RunState,
     RunStatus,
     StepState,
@@ -141,7 +137,7 @@ async def test_import_only_from_import_dirs(harness: Harness, tmp_path: Path) ->
 
 
 async def test_import_refuses_devices_inside_an_import_dir(nats: EmbeddedNatsServer, tmp_path: Path) -> None:
-    from services.gateway.api_cache import open_importable
+    from services.gateway.files import open_importable
 
     with pytest.raises(Exception, match="a device") as info:
         open_importable("/dev/null", [Path("/dev")])
@@ -243,7 +239,6 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
     source = await upload(client, b"input video", "in.mp4")
     middle = await upload(client, b"intermediate", "mid.mp4")
     output = await upload(client, b"final output", "out.mp4")
-    plan_record = await upload(client, b"{}", "plan.json")
     run_id = "run-" + os.urandom(8).hex()
     state = RunState(
         run_id=run_id,
@@ -251,7 +246,6 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
         recipe_id="QmRecipe",
         recipe_name="demo",
         plan_id="p" * 64,
-        plan_cid=plan_record["cid"],
         inputs={"video": source["cid"]},
         output_step="b",
         steps={
@@ -271,37 +265,17 @@ async def test_run_completion_records_refs_and_provenance(harness: Harness, nc: 
         output_step="b",
         steps=[PlanStep(step_id="a", name="a", node_type="EFFECT", config={"effect": "invert"}, op_version="7")],
     )
-
-    # The planner's side of the two calls, answered over the bus for this run only.
-    async def get_run(request: RunRequest) -> RunState:
-        if request.run_id != run_id:
-            raise NotFoundError("no such run", field="run_id")
-        return state
-
-    async def get_plan(request: RunRequest) -> Plan:
-        if request.run_id != run_id:
-            raise NotFoundError("no such run", field="run_id")
-        return plan
-
-    subs = [
-        await rpc.serve(nc, Planner.get_run, get_run),
-        await rpc.serve(nc, Planner.get_plan, get_plan),
-    ]
-    try:
-        await publish_event(
-            nc.jetstream(),
-            subjects.run_event(run_id, "completed"),
-            RunEvent(run_id=run_id, status=RunStatus.COMPLETED, output_cid=output["cid"]),
-        )
-        for _ in range(100):
-            meta = (await client.get(f"/cache/{output['cid']}/meta")).json()
-            if meta.get("provenance_cid"):
-                break
-            await asyncio.sleep(0.05)
-        assert meta["provenance_cid"], meta
-    finally:
-        for sub in subs:
-            await sub.unsubscribe()
+    # The planner keeps the plan as content; the finished run's message names it.
+    plan_record = await upload(client, canonical_json(plan.model_dump(mode="json")), "plan.json")
+    state.plan_cid = plan_record["cid"]
+    finished = finished_message(state)
+    await nc.jetstream().publish(finished.subject, finished.data, headers=finished.headers)
+    for _ in range(100):
+        meta = (await client.get(f"/cache/{output['cid']}/meta")).json()
+        if meta.get("provenance_cid"):
+            break
+        await asyncio.sleep(0.05)
+    assert meta["provenance_cid"], meta
 
     record = (await client.get(f"/cache/{meta['provenance_cid']}/raw")).json()
     assert record["run_id"] == run_id and record["output"] == {"name": "out.mp4", "cid": output["cid"]}
