@@ -30,7 +30,7 @@ from artdag_common import streams
 from artdag_common.contracts import Auth
 from artdag_common.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from artdag_common.runtime import ServiceRuntime
-from artdag_common.schemas import Principal, VerifyTokenRequest, Viewer
+from artdag_common.schemas import Principal, VerifyTokenRequest
 from artdag_common.settings import CommonSettings
 from artdag_common.tokens import token_hash, user_key, well_formed
 from services.gateway.uploads import multipart_parts
@@ -89,7 +89,7 @@ class Authenticator:
     def __init__(self, runtime: ServiceRuntime, settings: CommonSettings) -> None:
         self.runtime = runtime
         self.settings = settings
-        self.limiter = FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_s)
+        self.limiter = FailureLimiter(settings.auth.fail_limit, settings.auth.fail_window_s)
         self._cache: dict[str, tuple[Principal, float]] = {}
         self.revoked_tokens: set[str] = set()
         self.revoked_users: dict[str, float] = {}
@@ -170,8 +170,8 @@ class Authenticator:
                 principal = cached[0]
             else:
                 principal = await self.runtime.rpc.call(Auth.verify, VerifyTokenRequest(token=token))
-                if self.settings.auth_cache_s > 0:
-                    self._cache[hashed] = (principal, time.monotonic() + self.settings.auth_cache_s)
+                if self.settings.auth.cache_s > 0:
+                    self._cache[hashed] = (principal, time.monotonic() + self.settings.auth.cache_s)
                     if len(self._cache) > 10_000:
                         self._cache.pop(next(iter(self._cache)))
             reason = self.refusal(principal)
@@ -265,11 +265,6 @@ async def current_user(principal: Annotated[Principal | None, Depends(optional_u
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
-
-
-def viewer_of(principal: Principal | None) -> Viewer:
-    """How the services' ownership filters see the caller (anonymous: published content only)."""
-    return principal.viewer() if principal is not None else Viewer(user=None)
 
 
 def local_path(target: str) -> str:

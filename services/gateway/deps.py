@@ -71,8 +71,8 @@ class Gateway:
     def disk_paths(self) -> list[Path]:
         """Where this gateway writes: its home (spooled uploads) and the local store, if that is the store."""
         paths = [self.settings.home]
-        if self.settings.cache_dir is not None:
-            paths.append(self.settings.cache_dir)
+        if self.settings.store.cache_dir is not None:
+            paths.append(self.settings.store.cache_dir)
         return paths
 
     def ensure_room(self, what: str) -> None:

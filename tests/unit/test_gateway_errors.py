@@ -49,7 +49,7 @@ async def test_a_submit_the_planner_took_but_answered_late_is_accepted_with_its_
     from artdag_common.contracts import Planner, Verb
     from artdag_common.errors import NoAnswerInTimeError, NotFoundError
     from artdag_common.schemas import RunRequest, RunState, RunStatus, SubmitRunRequest
-    from services.gateway.api import start_run
+    from services.gateway.submitting import start_run
 
     class LatePlanner:
         """Answers the submit too late; the run is there when asked for."""

@@ -40,11 +40,10 @@ from artdag_common.schemas import (
     StorageTypeSchema,
     SubmitRunReply,
 )
-from services.gateway.api import check_inputs, owned_run, visible_recipe
-from services.gateway.api_storage import owned_provider
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.errors import status_for
+from services.gateway.policy import check_inputs, owned_provider, owned_run, visible_recipe
 from services.gateway.ui.highlight import error_line, highlight_yaml
 from services.gateway.ui.render import render
 from services.gateway.uploads import MAX_FORM_BYTES, read_form

@@ -36,9 +36,9 @@ from artdag_common.contracts import Planner
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.schemas import Principal, RunRequest, RunState, Viewer
 from services.gateway import errors
-from services.gateway.api import owned_run
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.policy import owned_run
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ui"])

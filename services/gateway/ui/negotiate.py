@@ -2,14 +2,13 @@
 
 `/`, `/runs`, `/recipes`, `/media` and `/storage` were JSON routes before the web UI
 existed (and still are for curl, httpx and the CLI). A GET that prefers text/html —
-a browser, or HTMX navigating — is routed to the page under `/ui` instead.
+a browser, or HTMX navigating — is routed to the page under `/ui` instead. `GET /cache/{cid}`
+answers its preview page itself when `prefers_html`.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from services.gateway.api_cache import prefers_html
 
 PAGE_PREFIX = "/ui"
 NEGOTIATED = {
@@ -19,6 +18,26 @@ NEGOTIATED = {
     "/media": "/ui/media",
     "/storage": "/ui/storage",
 }
+
+
+def prefers_html(accept: str | None) -> bool:
+    """Whether an Accept header ranks text/html above JSON (browsers do; API clients and curl do not)."""
+    if not accept:
+        return False
+    best: dict[str, tuple[float, int]] = {}
+    for position, part in enumerate(accept.split(",")):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        best[kind.lower()] = max(best.get(kind.lower(), (0.0, 0)), (q, -position))
+    html_rank = max(best.get("text/html", (0.0, 0)), best.get("application/xhtml+xml", (0.0, 0)))
+    json_rank = max(best.get("application/json", (0.0, 0)), best.get("*/*", (0.0, 0)))
+    return html_rank[0] > 0 and html_rank > json_rank
 
 
 def wants_html(headers: dict[str, str]) -> bool:

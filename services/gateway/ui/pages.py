@@ -40,9 +40,9 @@ from artdag_common.schemas import (
     StorageProviderList,
     StorageType,
 )
-from services.gateway.api import owned_run, visible_recipe
-from services.gateway.auth import CurrentUser, OptionalUser, local_path, optional_user, viewer_of
+from services.gateway.auth import CurrentUser, OptionalUser, local_path, optional_user
 from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.policy import owned_run, viewer_of, visible_recipe
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
 from services.gateway.ui.highlight import highlight_yaml
@@ -107,9 +107,9 @@ async def home(request: Request, gw: GatewayDep, user: OptionalUser) -> HTMLResp
         counts=counts,
         services=services,
         server={
-            "store": gw.settings.store,
+            "store": gw.settings.store.kind,
             "bus": nats.netloc if nats else "—",
-            "cid_version": gw.settings.cid_version,
+            "cid_version": gw.settings.store.cid_version,
             "max_upload": gw.settings.max_upload_bytes,
         },
     )
@@ -341,7 +341,7 @@ async def storage_page(request: Request, gw: GatewayDep, user: CurrentUser) -> H
         "storage.html",
         providers=found.providers,
         types=list(get_args(StorageType)),
-        store=gw.settings.store,
+        store=gw.settings.store.kind,
     )
 
 

@@ -11,10 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from artdag_common.contracts import Cache
-from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.errors import InvalidInputError
 from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
-    Principal,
     StorageListRequest,
     StorageProviderInput,
     StorageProviderList,
@@ -28,18 +27,11 @@ from artdag_common.schemas import (
 )
 from services.gateway import errors, openapi
 from services.gateway.auth import CurrentUser
-from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.deps import GatewayDep
+from services.gateway.policy import owned_provider
 from services.gateway.uploads import read_form
 
 router = APIRouter()
-
-
-async def owned_provider(gw: Gateway, user: Principal, provider_id: str) -> StorageProviderRecord:
-    """The provider if it is the user's (admins: any); another user's is "not found"."""
-    found: StorageProviderRecord = await gw.call(Cache.storage_get, StorageProviderRequest(id=provider_id))
-    if not user.viewer().may_see(found.owner):
-        raise NotFoundError(f"no storage provider {provider_id}", field="id")
-    return found
 
 
 @router.get(

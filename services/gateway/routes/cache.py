@@ -1,30 +1,22 @@
-"""REST routes for content: upload, import, metadata, media listing, download with Range, deletion, IPFS."""
+"""Content: upload, import, metadata, media listing, download with Range, deletion, publishing; and
+the media derived from a video for browsers (a playable MP4, a thumbnail)."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import os
-import shutil
-import stat
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.background import BackgroundTask
 
 from artdag_common.cid import validate_cid
-from artdag_common.content_store.read_through import ReadThroughStore
-from artdag_common.contracts import Analyzer, Cache, Planner, Verb
+from artdag_common.contracts import Analyzer, Cache, Planner
 from artdag_common.errors import (
-    BadRequestError,
-    ForbiddenError,
     InsufficientStorageError,
     InvalidInputError,
     InvalidMediaError,
@@ -59,41 +51,23 @@ from artdag_common.schemas import (
     UsageReply,
     UsageRequest,
 )
-from services.gateway import errors, openapi
-from services.gateway.api import start_run
-from services.gateway.auth import CurrentUser, OptionalUser, viewer_of
+from services.gateway import errors, files, openapi
+from services.gateway.auth import CurrentUser, OptionalUser
 from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep, Offset
 from services.gateway.errors import error_body
+from services.gateway.policy import viewer_of, visible_content
 from services.gateway.ranges import parse_range
+from services.gateway.submitting import start_run
+from services.gateway.ui.locations import section_for
+from services.gateway.ui.negotiate import prefers_html
+from services.gateway.ui.render import ENV
 from services.gateway.uploads import receive_upload
 
 router = APIRouter()
 
-IMPORT_CHUNK = 1024 * 1024
-
 
 def _cid_param(cid: str) -> str:
     return validate_cid(cid)
-
-
-def prefers_html(accept: str | None) -> bool:
-    """Whether an Accept header ranks text/html above JSON (browsers do; API clients and curl do not)."""
-    if not accept:
-        return False
-    best: dict[str, tuple[float, int]] = {}
-    for position, part in enumerate(accept.split(",")):
-        kind, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        best[kind.lower()] = max(best.get(kind.lower(), (0.0, 0)), (q, -position))
-    html_rank = max(best.get("text/html", (0.0, 0)), best.get("application/xhtml+xml", (0.0, 0)))
-    json_rank = max(best.get("application/json", (0.0, 0)), best.get("*/*", (0.0, 0)))
-    return html_rank[0] > 0 and html_rank > json_rank
 
 
 # -- content ----------------------------------------------------------------------
@@ -140,71 +114,6 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
     return registered
 
 
-OUTSIDE_IMPORT_DIRS = "the path is outside the import directories (IMPORT_DIRS)"
-
-
-def open_importable(raw: str, roots: list[Path]) -> tuple[int, Path]:
-    """Open `raw` for reading if it is a regular file under one of `roots`; the fd and its real path.
-
-    Containment is decided before anything about the path is disclosed: a path outside the roots
-    answers the same 403 whether or not it exists (no file-existence oracle). It must lie under a
-    root as written and again with symlinks resolved; the file is then opened without following a
-    final symlink and without blocking on a FIFO, and the opened descriptor's real path is checked
-    once more, so a path swapped between the check and the open cannot escape the roots.
-    """
-    if not roots:
-        raise ForbiddenError("importing is off: the server has no IMPORT_DIRS", field="path")
-    if not raw or "\x00" in raw:
-        raise BadRequestError("a path to import is required", field="path")
-    path = Path(raw)
-    if not path.is_absolute():
-        raise BadRequestError("the path to import must be absolute", field="path")
-
-    real_roots = [root.resolve() for root in roots]
-
-    def inside(candidate: Path, under: list[Path] = real_roots) -> bool:
-        return any(candidate == root or candidate.is_relative_to(root) for root in under)
-
-    # As written, `..` folded and nothing on disk asked yet: under a root as configured or as resolved.
-    if not inside(Path(os.path.normpath(path)), [Path(os.path.normpath(root)) for root in roots] + real_roots):
-        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
-    try:
-        real = path.resolve()  # symlinks followed as far as they exist
-    except (OSError, RuntimeError):  # a symlink loop
-        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path") from None
-    if not inside(real):
-        raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
-    if not real.exists():
-        raise NotFoundError(f"no such file: {raw}", field="path")
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except PermissionError:
-        raise ForbiddenError("the server may not read this file", field="path") from None
-    except OSError as exc:
-        raise BadRequestError(f"cannot open the file: {exc.strerror}", field="path") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = (
-                "a directory"
-                if stat.S_ISDIR(mode)
-                else "a FIFO"
-                if stat.S_ISFIFO(mode)
-                else "a device"
-                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file"
-            )
-            raise BadRequestError(f"only regular files can be imported; this is {kind}", field="path")
-        opened = Path(f"/proc/self/fd/{fd}").readlink() if Path("/proc/self/fd").is_dir() else real
-        if not inside(opened):
-            raise ForbiddenError(OUTSIDE_IMPORT_DIRS, field="path")
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, real
-
-
 async def quota_room(gw: Gateway, user: Principal) -> int | None:
     """The bytes `user` may still bring in under ARTDAG_QUOTA_BYTES (what they hold counts); None: no quota.
 
@@ -226,14 +135,14 @@ def over_quota(gw: Gateway, user: Principal, room: int) -> PayloadTooLargeError:
 
 async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
     room = await quota_room(gw, user)
-    fd, real = await asyncio.to_thread(open_importable, raw, gw.settings.import_dirs_as_written)
+    fd, real = await asyncio.to_thread(files.open_importable, raw, gw.settings.import_dirs_as_written)
     head = b""
     try:
         if room is not None and os.fstat(fd).st_size > room:
             raise over_quota(gw, user, room)
         writer = gw.store.writer()
         async with writer:
-            while chunk := await asyncio.to_thread(os.read, fd, IMPORT_CHUNK):
+            while chunk := await asyncio.to_thread(os.read, fd, files.CHUNK):
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]
                 await writer.write(chunk)
@@ -364,17 +273,8 @@ async def _derived(
         await asyncio.sleep(0.1)
 
 
-async def _stat(
-    gw: Gateway, cid: str, user: Principal | None, verb: Verb[CidRequest, ContentRecord] = Cache.stat
-) -> ContentRecord:
-    """Content the caller may see (theirs, published, or any for admins); otherwise 404."""
-    request = CidRequest(cid=_cid_param(cid), viewer=viewer_of(user))
-    record = await gw.call(verb, request)
-    return record
-
-
 async def _video_record(gw: Gateway, cid: str, user: Principal | None) -> ContentRecord:
-    record = await _stat(gw, cid, user)
+    record = await visible_content(gw, user, cid)
     if not record.media_type.startswith("video/"):
         raise InvalidMediaError(f"{cid} is {record.media_type}, not a video")
     return record
@@ -428,51 +328,9 @@ async def content_thumbnail(
     return await _derived(gw, record.cid, "thumbnail", THUMBNAIL, range_header, user)
 
 
-def _preview(record: ContentRecord) -> str:
-    src = f"/cache/{record.cid}/raw"
-    kind = record.media_type.split("/", 1)[0]
-    if kind == "video":
-        return f'<video controls preload="metadata" src="{src}"></video>'
-    if kind == "audio":
-        return f'<audio controls preload="metadata" src="{src}"></audio>'
-    if kind == "image":
-        return f'<img alt="{html.escape(record.name or record.cid)}" src="{src}">'
-    return "<p>No preview for this media type.</p>"
-
-
 def content_page(record: ContentRecord, locations: str = "") -> str:
     """A small server-rendered page: a preview of the content, its metadata and (`locations`, HTML) its copies."""
-    esc = html.escape
-    rows: list[tuple[str, str]] = [
-        ("CID", f"<code>{esc(record.cid)}</code>"),
-        ("Name", esc(record.name or "—")),
-        ("Media type", esc(record.media_type)),
-        ("Size", f"{record.size:,} bytes"),
-        ("Origin", esc(record.origin.value)),
-        ("Description", esc(record.description or "—")),
-        ("Tags", esc(", ".join(record.tags)) or "—"),
-        ("Pinned", "yes" if record.pinned else "no"),
-    ]
-    if record.provenance_cid:
-        prov = esc(record.provenance_cid)
-        rows.append(("Provenance", f'<a href="/cache/{prov}/raw"><code>{prov}</code></a>'))
-    table = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    title = esc(record.name or record.cid)
-    cid = esc(record.cid)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · artdag</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:56rem;padding:0 1rem}}
-video,img,audio{{max-width:100%;display:block;margin:1rem 0}}th{{text-align:left;padding-right:1rem}}
-code{{word-break:break-all}}</style></head>
-<body><h1>{title}</h1>
-{_preview(record)}
-<table>{table}</table>
-{locations}
-<p><a href="/cache/{cid}/raw" download>Download</a> · <a href="/cache/{cid}/meta">Metadata (JSON)</a>
-· <a href="/media">All media</a></p>
-</body></html>
-"""
+    return ENV.get_template("content.html").render(record=record, locations=Markup(locations))
 
 
 @router.get(
@@ -491,10 +349,8 @@ code{{word-break:break-all}}</style></head>
 async def content(
     cid: str, request: Request, gw: GatewayDep, user: OptionalUser, accept: Annotated[str | None, Header()] = None
 ) -> Any:
-    record = await _stat(gw, cid, user)
+    record = await visible_content(gw, user, cid)
     if prefers_html(accept):
-        from services.gateway.ui.locations import section_for  # here: the UI package imports this module
-
         return HTMLResponse(
             content_page(record, await section_for(request, gw, user, record)),
             headers={
@@ -513,7 +369,7 @@ async def content(
     responses=errors.responses(400, 404),
 )
 async def content_meta(cid: str, gw: GatewayDep, user: OptionalUser) -> ContentMeta:
-    record = await _stat(gw, cid, user)
+    record = await visible_content(gw, user, cid)
     found = await _locations(gw, record.cid, user)
     return ContentMeta(**record.model_dump(), local=found.local, locations=found.locations)
 
@@ -591,7 +447,7 @@ async def publish(cid: str, gw: GatewayDep, user: CurrentUser) -> Publication:
     request = PublishRequest(cid=_cid_param(cid), viewer=user.viewer())
     # Delivery to L2's inbox may take a while: give it L2's timeout on top of the usual.
     published: Publication = await gw.call(
-        Cache.publish, request, timeout_s=gw.settings.rpc_timeout_s + gw.settings.l2_timeout_s
+        Cache.publish, request, timeout_s=gw.settings.rpc_timeout_s + gw.settings.auth.l2_timeout_s
     )
     return published
 
@@ -608,7 +464,7 @@ async def content_raw(
     user: OptionalUser,
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
-    record = await _stat(gw, cid, user, Cache.access)
+    record = await visible_content(gw, user, cid, Cache.access)
     return await _raw_response(gw, record, range_header)
 
 
@@ -671,86 +527,4 @@ async def _raw_response(gw: Gateway, record: ContentRecord, range_header: str | 
     headers["Content-Length"] = str(end - start + 1)
     return StreamingResponse(
         gw.store.read(record.cid, start, end), status_code=206, media_type=record.media_type, headers=headers
-    )
-
-
-# -- IPFS -------------------------------------------------------------------------
-
-
-@router.get(
-    "/ipfs/{cid}",
-    tags=["ipfs"],
-    summary="Redirect to the public IPFS gateway (IPFS_GATEWAY_URL)",
-    responses={
-        **openapi.redirect(302, "The public IPFS gateway's address of the content"),
-        **errors.responses(400, authenticated=False),
-    },
-)
-async def ipfs_redirect(cid: str, gw: GatewayDep) -> RedirectResponse:
-    base = gw.settings.ipfs_gateway_url
-    if not base.endswith("/ipfs"):  # the original's default named the /ipfs path itself
-        base += "/ipfs"
-    return RedirectResponse(f"{base}/{_cid_param(cid)}", status_code=302)
-
-
-def _read_head(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(SNIFF_BYTES)
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, IMPORT_CHUNK):
-            yield chunk
-
-
-@router.get(
-    "/ipfs/{cid}/raw",
-    tags=["ipfs"],
-    summary="Fetch content through the IPFS node (verified)",
-    responses={
-        **openapi.binary("The content's bytes, checked against the cid", partial=False),
-        **errors.responses(400, 404),
-    },
-)
-async def ipfs_raw(cid: str, gw: GatewayDep, user: OptionalUser) -> Response:
-    cid = _cid_param(cid)
-    # In IPFS-primary mode the node is read, not the local copy in front of it: "through IPFS" is the point.
-    node = gw.store.primary if isinstance(gw.store, ReadThroughStore) else gw.store
-    if gw.settings.store != "ipfs" and not gw.settings.ipfs_primary:
-        raise NotFoundError(
-            f"this server's content store is {gw.settings.store!r}, not IPFS (ARTDAG_STORE=ipfs or IPFS_PRIMARY=true):"
-            f" use /cache/{cid}/raw",
-            field="cid",
-        )
-    # Everything this server stores is in its IPFS node: another user's private content stays "not found".
-    try:
-        await _stat(gw, cid, user)
-    except NotFoundError:
-        try:
-            await gw.call(Cache.stat, CidRequest(cid=cid))
-        except NotFoundError:
-            pass  # not this server's content: whatever IPFS has under that CID is public anyway
-        else:
-            raise NotFoundError(f"no content with cid {cid}", field="cid") from None
-    spool = gw.settings.spool_dir
-    spool.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="ipfs-raw-", dir=spool))
-    try:
-        # Fetched whole into scratch and checked against the cid before a byte is sent.
-        path = await node.local_path(cid, scratch)
-        head = await asyncio.to_thread(_read_head, path)
-        size = path.stat().st_size
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return StreamingResponse(
-        _file_chunks(path),
-        media_type=sniff_media_type(head),
-        headers={
-            "Content-Length": str(size),
-            "ETag": f'"{cid}"',
-            "Cache-Control": "public, max-age=31536000, immutable",
-        },
-        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
     )

@@ -128,7 +128,7 @@ class RevokeUserBody(BaseModel):
 
 async def _l2_key(gw: Gateway, key_id: str) -> str:
     """L2's public key (PEM) named by a signature's keyId, which must be a URL on L2_SERVER."""
-    server = gw.settings.l2_server
+    server = gw.settings.auth.l2_server
     if not server:
         raise UnauthorizedError("this L1 has no L2 server: a signed request cannot come from one")
     url, _ = urldefrag(key_id)
@@ -138,7 +138,7 @@ async def _l2_key(gw: Gateway, key_id: str) -> str:
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
     try:
-        async with httpx.AsyncClient(timeout=gw.settings.l2_timeout_s) as http:
+        async with httpx.AsyncClient(timeout=gw.settings.auth.l2_timeout_s) as http:
             response = await http.get(url, headers={"Accept": "application/activity+json, application/json"})
         doc = response.json() if response.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
