@@ -102,16 +102,7 @@ async def upload(request: Request, gw: GatewayDep, user: CurrentUser) -> Content
             raise over_quota(gw, user, room) from None
         raise
     name = shortened(result.fields.get("name") or result.filename or "", 512) or None
-    record = ContentRecord(
-        cid=result.cid,
-        size=result.size,
-        media_type=sniff_media_type(result.head),
-        name=name,
-        origin=ContentOrigin.UPLOAD,
-        owner=user.user,
-    )
-    registered: ContentRecord = await gw.call(Cache.register, record)
-    return registered
+    return await _register_brought_in(gw, result.cid, result.size, result.head, name, ContentOrigin.UPLOAD, user)
 
 
 async def quota_room(gw: Gateway, user: Principal) -> int | None:
@@ -150,16 +141,17 @@ async def _import_file(gw: Gateway, raw: str, user: Principal) -> ContentRecord:
             cid = await writer.commit()
     finally:
         os.close(fd)
+    return await _register_brought_in(gw, cid, size, head, real.name[:512] or None, ContentOrigin.IMPORT, user)
+
+
+async def _register_brought_in(
+    gw: Gateway, cid: str, size: int, head: bytes, name: str | None, origin: ContentOrigin, user: Principal
+) -> ContentRecord:
+    """Register what a user brought in (its bytes already stored): theirs, typed by its first bytes."""
     record = ContentRecord(
-        cid=cid,
-        size=size,
-        media_type=sniff_media_type(head),
-        name=real.name[:512] or None,
-        origin=ContentOrigin.IMPORT,
-        owner=user.user,
+        cid=cid, size=size, media_type=sniff_media_type(head), name=name, origin=origin, owner=user.user
     )
-    registered: ContentRecord = await gw.call(Cache.register, record)
-    return registered
+    return await gw.call(Cache.register, record)
 
 
 @router.post(
