@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from artdag_common.cid import validate_cid
@@ -21,7 +21,7 @@ from artdag_common.operations import (
     RandomSliceConfig,
     SegmentAtConfig,
 )
-from artdag_common.recipe import Recipe
+from artdag_common.recipe import Recipe, RecipeStep
 from artdag_common.schemas import MAX_LIST_ITEMS, AnalysisReply, AnalyzeRequest, MediaInfo, Plan, PlanStep
 from services.planner.handoff import piece_seconds, shape_plan
 
@@ -94,235 +94,21 @@ def build_plan(
     """Plan the recipe: steps in topological order, identical nodes merged into one step.
 
     `analyses` (ANALYZE step id → result) resolve analysis bindings and expand BEAT_SYNC;
-    without them those stay placeholders (a preliminary plan, to validate early).
+    without them those stay placeholders (a preliminary plan, to validate early). Each recipe
+    step becomes plan steps by its type's hook in `EXPANDERS` (one step of its type otherwise).
     """
-    steps: dict[str, PlanStep] = {}
-    ids_by_name: dict[str, str | list[str]] = {}
-    media_by_step: dict[str, MediaInfo] = {}
-
-    def add(step: PlanStep) -> str:
-        if step.step_id not in steps:
-            if len(steps) >= max_steps:
-                raise InvalidInputError(f"the plan would exceed {max_steps} steps (MAX_PLAN_STEPS)", field="recipe")
-            steps[step.step_id] = step
-        return step.step_id
-
-    def source(input_name: str) -> str | list[str]:
-        spec = recipe.inputs[input_name]
-        ids = []
-        for label, cid in input_items(input_name, input_cids[input_name], spec.list):
-            if media and label in media:
-                media_by_step[source_step_id(cid, cluster_key)] = media[label]
-            ids.append(
-                add(
-                    PlanStep(
-                        step_id=source_step_id(cid, cluster_key),
-                        name=f"input:{label}",
-                        node_type="SOURCE",
-                        config={"cid": cid},
-                        inputs=[],
-                        op_version=OPERATIONS["SOURCE"].op_version,
-                        source_cid=cid,
-                        media_type=(media_types or {}).get(
-                            label, (media_types or {}).get(input_name, "application/octet-stream")
-                        ),
-                    )
-                )
-            )
-        return ids if spec.list else ids[0]
-
-    def single(value: str | list[str]) -> str:
-        if isinstance(value, list):  # pragma: no cover - the recipe parser refuses lists in single slots
-            raise InvalidInputError("a list where a single clip is needed", field="recipe")
-        return value
-
-    def flat(values: list[str | list[str]]) -> list[str]:
-        return [item for value in values for item in (value if isinstance(value, list) else [value])]
-
-    def node(node_type: str, name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
-        op = OPERATIONS[node_type]
-        return add(
-            PlanStep(
-                step_id=step_id(op.node_type, config, input_ids, op.op_version, cluster_key),
-                name=name,
-                node_type=op.node_type,
-                config=dict(config),
-                inputs=input_ids,
-                op_version=op.op_version,
-                level=1 + max((steps[i].level for i in input_ids), default=-1),
-                media_type=op.output_media_type
-                if op.video_slots != "none" or node_type != "SEGMENT"
-                else steps[input_ids[0]].media_type,
-            )
-        )
-
-    def sequence_tree(name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
-        """A SEQUENCE of many inputs as a tree of steps.
-
-        With transitions: n−1 pairwise steps in ⌈log₂ n⌉ levels, independent pairs rendered in
-        parallel. Cuts copy their inputs' packets (no encoding to share out): one step for up to
-        256 inputs, groups of 256 beyond that.
-        """
-        cut = (config.get("transition") or {}).get("type", "cut") == "cut"
-        fan_in = OPERATIONS["SEQUENCE"].max_inputs if cut else 2
-        level, items = 0, list(input_ids)
-        while len(items) > fan_in:
-            items = [
-                node("SEQUENCE", f"{name}/L{level}.{k // fan_in}", config, items[k : k + fan_in])
-                if len(items[k : k + fan_in]) > 1
-                else items[k]
-                for k in range(0, len(items), fan_in)
-            ]
-            level += 1
-        return node("SEQUENCE", name, config, items)
-
-    def normalised(node_type: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return OPERATIONS[node_type].parse_config(dict(raw)).model_dump(mode="json", exclude_none=True)
-
-    def beat_sync(name: str, config: Mapping[str, Any], input_ids: list[str], result: Mapping[str, Any]) -> str:
-        cfg = BeatSyncConfig.model_validate(config)
-        video, analysis = input_ids
-        beats = ((result.get("audio") or {}).get("beats") or {}).get("beat_times") or []
-        marks = [float(t) for t in beats[:: cfg.every]]
-        intervals = list(itertools.pairwise(marks))[: cfg.max_slices]
-        if not intervals:
-            raise InvalidInputError(f"BEAT_SYNC {name!r}: the track has too few beats to cut on", field="recipe")
-        info = media_by_step.get(video)
-        duration = info.duration_s if info is not None and info.duration_s > 0 else None
-        pieces: list[str] = []
-        if cfg.mode == "stretch":
-            part = (duration / len(intervals)) if duration else sum(b - a for a, b in intervals) / len(intervals)
-            for k, (first, end) in enumerate(intervals):
-                piece = node(
-                    "SEGMENT",
-                    f"{name}/slice{k}",
-                    normalised("SEGMENT", {"start": round(k * part, 4), "end": round((k + 1) * part, 4)}),
-                    [video],
-                )
-                speed = min(4.0, max(0.25, part / (end - first)))
-                if abs(speed - 1.0) > 1e-3:
-                    piece = node(
-                        "TRANSFORM", f"{name}/stretch{k}", normalised("TRANSFORM", {"speed": round(speed, 4)}), [piece]
-                    )
-                pieces.append(piece)
-        else:
-            for k, (first, end) in enumerate(intervals):
-                length = end - first
-                start = first
-                if duration and cfg.seed is not None:
-                    start = _seeded_fraction(cfg.seed, k) * max(0.0, duration - length)
-                elif duration and first + length > duration:
-                    start = first % max(duration - length, 1e-3)
-                pieces.append(
-                    node(
-                        "SEGMENT",
-                        f"{name}/slice{k}",
-                        normalised("SEGMENT", {"start": round(start, 4), "end": round(start + length, 4)}),
-                        [video],
-                    )
-                )
-        joined = (
-            sequence_tree(f"{name}/joined" if cfg.mux else name, normalised("SEQUENCE", {}), pieces)
-            if len(pieces) > 1
-            else pieces[0]
-        )
-        if not cfg.mux:
-            return joined
-        track = steps[analysis].inputs[0]
-        return node("MUX", name, normalised("MUX", {"shortest": True}), [joined, track])
-
-    def segment_at(name: str, config: Mapping[str, Any], video: str) -> list[str]:
-        cfg = SegmentAtConfig.model_validate(config)
-        reply = (analyses or {}).get(cfg.times_from)
-        if reply is None:  # preliminary plan: the analysis has not run yet
-            return [node("SEGMENT_AT", name, config, [video])]
-        data = feature_data(reply.result, cfg.feature) or {}
-        marks = [float(t) for t in data.get("events", [])][:: cfg.every]
-        cuts = list(itertools.pairwise(marks))[: cfg.max_segments]
-        if not cuts:
-            raise InvalidInputError(f"SEGMENT_AT {name!r}: fewer than two {cfg.feature} to cut between", field="recipe")
-        return [
-            node(
-                "SEGMENT",
-                f"{name}[{k}]",
-                normalised("SEGMENT", {"start": round(a, 4), "end": round(b, 4), "precise": cfg.precise}),
-                [video],
-            )
-            for k, (a, b) in enumerate(cuts)
-        ]
-
-    def map_items(name: str, config: Mapping[str, Any], items: str | list[str]) -> list[str]:
-        cfg = MapConfig.model_validate(config)
-        operation = cfg.operation.upper()
-        results = []
-        for k, item in enumerate(items if isinstance(items, list) else [items]):
-            if operation == "RANDOM_SLICE":
-                slice_cfg = RandomSliceConfig.model_validate(cfg.config)
-                info = media_by_step.get(item)
-                room = max(0.0, info.duration_s - slice_cfg.duration) if info is not None else 0.0
-                # Seeded from the item and the slice settings: the same step wherever it is planned.
-                start = _seeded_fraction(int(sha3_hex([item, slice_cfg.seed])[:15], 16), k) * room
-                results.append(
-                    node(
-                        "SEGMENT",
-                        f"{name}[{k}]",
-                        normalised("SEGMENT", {"start": round(start, 4), "end": round(start + slice_cfg.duration, 4)}),
-                        [item],
-                    )
-                )
-            else:
-                results.append(node(operation, f"{name}[{k}]", normalised(operation, cfg.config), [item]))
-        return results
-
+    builder = PlanBuilder(recipe, input_cids, cluster_key, max_steps, media, media_types, analyses)
     for recipe_step in recipe.steps:
-        if recipe_step.type == "SOURCE":
-            ids_by_name[recipe_step.id] = source(recipe_step.config["input"])
-            continue
-        op = OPERATIONS[recipe_step.type]
-        resolved = [ids_by_name[ref] if ref in ids_by_name else source(ref) for ref in recipe_step.inputs]
-        if op.node_type == "MAP":
-            ids_by_name[recipe_step.id] = map_items(recipe_step.id, recipe_step.config, resolved[0])
-            continue
-        if op.node_type == "SEGMENT_AT":
-            ids_by_name[recipe_step.id] = segment_at(recipe_step.id, recipe_step.config, single(resolved[0]))
-            continue
-        input_ids = flat(resolved) if op.takes_lists else [single(r) for r in resolved]
-        if op.node_type == "ANALYZE":
-            if steps[input_ids[0]].node_type != "SOURCE":
-                raise InvalidInputError(f"ANALYZE {recipe_step.id!r} must read a recipe input", field="recipe")
-            reply = (analyses or {}).get(recipe_step.id)
-            ids_by_name[recipe_step.id] = add(
-                PlanStep(
-                    step_id=step_id("ANALYZE", recipe_step.config, input_ids, op.op_version, cluster_key),
-                    name=recipe_step.id,
-                    node_type="ANALYZE",
-                    config=dict(recipe_step.config),
-                    inputs=input_ids,
-                    op_version=op.op_version,
-                    level=1,
-                    media_type=op.output_media_type,
-                    source_cid=reply.result_cid if reply is not None else None,
-                )
-            )
-            continue
-        if op.node_type == "BEAT_SYNC" and analyses is not None:
-            reply = analyses[recipe_step.inputs[1]]
-            ids_by_name[recipe_step.id] = beat_sync(recipe_step.id, recipe_step.config, input_ids, reply.result)
-            continue
-        if op.node_type == "EFFECT" and analyses is not None:
-            recipe_step = recipe_step.model_copy(update={"config": resolve_bindings(recipe_step.config, analyses)})
-        if op.node_type == "SEQUENCE" and recipe_step.config.get("tree", True) and len(input_ids) > 2:
-            ids_by_name[recipe_step.id] = sequence_tree(recipe_step.id, recipe_step.config, input_ids)
-            continue
-        ids_by_name[recipe_step.id] = node(op.node_type, recipe_step.id, recipe_step.config, input_ids)
-    output = ids_by_name[recipe.output]
+        expand = EXPANDERS.get(recipe_step.type, expand_node)
+        builder.ids_by_name[recipe_step.id] = expand(builder, recipe_step)
+    output = builder.ids_by_name[recipe.output]
     if isinstance(output, list):
         raise InvalidInputError(f"the output {recipe.output!r} is a list: SEQUENCE it into one clip", field="output")
     ordered, output_step = shape_plan(
-        list(steps.values()),
+        list(builder.steps.values()),
         output,
         cluster_key=cluster_key,
-        media_by_step=media_by_step,
+        media_by_step=builder.media_by_step,
         ranges=chunking.ranges if chunking is not None else None,
         max_steps=max_steps,
     )
@@ -335,6 +121,294 @@ def build_plan(
         steps=ordered,
         output_step=output_step,
     )
+
+
+# What a recipe step stands for in the plan: one step's id, or a list's (MAP, SEGMENT_AT, a list input).
+Ids = str | list[str]
+
+
+@dataclass
+class PlanBuilder:
+    """A plan being built: its steps so far (identical ones added once), the ids each recipe step
+    stands for, and the inputs' media by their SOURCE steps."""
+
+    recipe: Recipe
+    input_cids: Mapping[str, str]
+    cluster_key: str | None
+    max_steps: int
+    media: Mapping[str, MediaInfo] | None
+    media_types: Mapping[str, str] | None
+    analyses: Mapping[str, AnalysisReply] | None
+    steps: dict[str, PlanStep] = field(default_factory=dict)
+    ids_by_name: dict[str, Ids] = field(default_factory=dict)
+    media_by_step: dict[str, MediaInfo] = field(default_factory=dict)
+
+    def add(self, step: PlanStep) -> str:
+        if step.step_id not in self.steps:
+            if len(self.steps) >= self.max_steps:
+                raise InvalidInputError(
+                    f"the plan would exceed {self.max_steps} steps (MAX_PLAN_STEPS)", field="recipe"
+                )
+            self.steps[step.step_id] = step
+        return step.step_id
+
+    def source(self, input_name: str) -> Ids:
+        spec = self.recipe.inputs[input_name]
+        media_types = self.media_types or {}
+        ids = []
+        for label, cid in input_items(input_name, self.input_cids[input_name], spec.list):
+            if self.media and label in self.media:
+                self.media_by_step[source_step_id(cid, self.cluster_key)] = self.media[label]
+            ids.append(
+                self.add(
+                    PlanStep(
+                        step_id=source_step_id(cid, self.cluster_key),
+                        name=f"input:{label}",
+                        node_type="SOURCE",
+                        config={"cid": cid},
+                        inputs=[],
+                        op_version=OPERATIONS["SOURCE"].op_version,
+                        source_cid=cid,
+                        media_type=media_types.get(label, media_types.get(input_name, "application/octet-stream")),
+                    )
+                )
+            )
+        return ids if spec.list else ids[0]
+
+    def node(self, node_type: str, name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
+        op = OPERATIONS[node_type]
+        return self.add(
+            PlanStep(
+                step_id=step_id(op.node_type, config, input_ids, op.op_version, self.cluster_key),
+                name=name,
+                node_type=op.node_type,
+                config=dict(config),
+                inputs=input_ids,
+                op_version=op.op_version,
+                level=1 + max((self.steps[i].level for i in input_ids), default=-1),
+                media_type=op.output_media_type
+                if op.video_slots != "none" or node_type != "SEGMENT"
+                else self.steps[input_ids[0]].media_type,
+            )
+        )
+
+    def sequence_tree(self, name: str, config: Mapping[str, Any], input_ids: list[str]) -> str:
+        """A SEQUENCE of many inputs as a tree of steps.
+
+        With transitions: n−1 pairwise steps in ⌈log₂ n⌉ levels, independent pairs rendered in
+        parallel. Cuts copy their inputs' packets (no encoding to share out): one step for up to
+        256 inputs, groups of 256 beyond that.
+        """
+        cut = (config.get("transition") or {}).get("type", "cut") == "cut"
+        fan_in = OPERATIONS["SEQUENCE"].max_inputs if cut else 2
+        level, items = 0, list(input_ids)
+        while len(items) > fan_in:
+            items = [
+                self.node("SEQUENCE", f"{name}/L{level}.{k // fan_in}", config, items[k : k + fan_in])
+                if len(items[k : k + fan_in]) > 1
+                else items[k]
+                for k in range(0, len(items), fan_in)
+            ]
+            level += 1
+        return self.node("SEQUENCE", name, config, items)
+
+    def resolved(self, recipe_step: RecipeStep) -> list[Ids]:
+        """What each of the step's inputs stands for (a recipe input named for the first time is added)."""
+        return [self.ids_by_name[ref] if ref in self.ids_by_name else self.source(ref) for ref in recipe_step.inputs]
+
+    def input_ids(self, recipe_step: RecipeStep) -> list[str]:
+        """The step's inputs as one list of step ids: lists flattened where the operation takes them."""
+        op = OPERATIONS[recipe_step.type]
+        resolved = self.resolved(recipe_step)
+        return _flat(resolved) if op.takes_lists else [_single(r) for r in resolved]
+
+
+def _single(value: Ids) -> str:
+    if isinstance(value, list):  # pragma: no cover - the recipe parser refuses lists in single slots
+        raise InvalidInputError("a list where a single clip is needed", field="recipe")
+    return value
+
+
+def _flat(values: list[Ids]) -> list[str]:
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]
+
+
+def _normalised(node_type: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    return OPERATIONS[node_type].parse_config(dict(raw)).model_dump(mode="json", exclude_none=True)
+
+
+# -- expansion: what each recipe step becomes in the plan --------------------------------------
+
+
+def expand_node(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """One step of the recipe step's own type over its inputs (every type without an expander of its own)."""
+    return plan.node(recipe_step.type, recipe_step.id, recipe_step.config, plan.input_ids(recipe_step))
+
+
+def _expand_source(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    return plan.source(recipe_step.config["input"])
+
+
+def _expand_analyze(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """An ANALYZE step of a recipe input; with its analysis done, the result's cid is its output."""
+    input_ids = plan.input_ids(recipe_step)
+    if plan.steps[input_ids[0]].node_type != "SOURCE":
+        raise InvalidInputError(f"ANALYZE {recipe_step.id!r} must read a recipe input", field="recipe")
+    op = OPERATIONS["ANALYZE"]
+    reply = (plan.analyses or {}).get(recipe_step.id)
+    return plan.add(
+        PlanStep(
+            step_id=step_id("ANALYZE", recipe_step.config, input_ids, op.op_version, plan.cluster_key),
+            name=recipe_step.id,
+            node_type="ANALYZE",
+            config=dict(recipe_step.config),
+            inputs=input_ids,
+            op_version=op.op_version,
+            level=1,
+            media_type=op.output_media_type,
+            source_cid=reply.result_cid if reply is not None else None,
+        )
+    )
+
+
+def _expand_effect(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """One EFFECT step; with the analyses done, the data its bindings name is put into its config."""
+    input_ids = plan.input_ids(recipe_step)
+    config = recipe_step.config
+    if plan.analyses is not None:
+        config = resolve_bindings(config, plan.analyses)
+    return plan.node("EFFECT", recipe_step.id, config, input_ids)
+
+
+def _expand_sequence(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """A SEQUENCE of more than two inputs is a tree of steps (unless the recipe says `tree: false`)."""
+    input_ids = plan.input_ids(recipe_step)
+    if recipe_step.config.get("tree", True) and len(input_ids) > 2:
+        return plan.sequence_tree(recipe_step.id, recipe_step.config, input_ids)
+    return plan.node("SEQUENCE", recipe_step.id, recipe_step.config, input_ids)
+
+
+def _expand_map(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """A MAP: its operation applied to each item of a list, one step each (a RANDOM_SLICE is a seeded SEGMENT)."""
+    name, items = recipe_step.id, plan.resolved(recipe_step)[0]
+    cfg = MapConfig.model_validate(recipe_step.config)
+    operation = cfg.operation.upper()
+    results = []
+    for k, item in enumerate(items if isinstance(items, list) else [items]):
+        if operation == "RANDOM_SLICE":
+            slice_cfg = RandomSliceConfig.model_validate(cfg.config)
+            info = plan.media_by_step.get(item)
+            room = max(0.0, info.duration_s - slice_cfg.duration) if info is not None else 0.0
+            # Seeded from the item and the slice settings: the same step wherever it is planned.
+            start = _seeded_fraction(int(sha3_hex([item, slice_cfg.seed])[:15], 16), k) * room
+            results.append(
+                plan.node(
+                    "SEGMENT",
+                    f"{name}[{k}]",
+                    _normalised("SEGMENT", {"start": round(start, 4), "end": round(start + slice_cfg.duration, 4)}),
+                    [item],
+                )
+            )
+        else:
+            results.append(plan.node(operation, f"{name}[{k}]", _normalised(operation, cfg.config), [item]))
+    return results
+
+
+def _expand_segment_at(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """A SEGMENT_AT: a list of SEGMENTs between the analysed times (one placeholder step before the analysis)."""
+    name, config, video = recipe_step.id, recipe_step.config, _single(plan.resolved(recipe_step)[0])
+    cfg = SegmentAtConfig.model_validate(config)
+    reply = (plan.analyses or {}).get(cfg.times_from)
+    if reply is None:  # preliminary plan: the analysis has not run yet
+        return [plan.node("SEGMENT_AT", name, config, [video])]
+    data = feature_data(reply.result, cfg.feature) or {}
+    marks = [float(t) for t in data.get("events", [])][:: cfg.every]
+    cuts = list(itertools.pairwise(marks))[: cfg.max_segments]
+    if not cuts:
+        raise InvalidInputError(f"SEGMENT_AT {name!r}: fewer than two {cfg.feature} to cut between", field="recipe")
+    return [
+        plan.node(
+            "SEGMENT",
+            f"{name}[{k}]",
+            _normalised("SEGMENT", {"start": round(a, 4), "end": round(b, 4), "precise": cfg.precise}),
+            [video],
+        )
+        for k, (a, b) in enumerate(cuts)
+    ]
+
+
+def _expand_beat_sync(plan: PlanBuilder, recipe_step: RecipeStep) -> Ids:
+    """A BEAT_SYNC: the video cut (or stretched) to the track's beats, joined, muxed with the track;
+    one placeholder step before the analysis."""
+    input_ids = plan.input_ids(recipe_step)
+    if plan.analyses is None:
+        return plan.node("BEAT_SYNC", recipe_step.id, recipe_step.config, input_ids)
+    result = plan.analyses[recipe_step.inputs[1]].result
+    name = recipe_step.id
+    cfg = BeatSyncConfig.model_validate(recipe_step.config)
+    video, analysis = input_ids
+    beats = ((result.get("audio") or {}).get("beats") or {}).get("beat_times") or []
+    marks = [float(t) for t in beats[:: cfg.every]]
+    intervals = list(itertools.pairwise(marks))[: cfg.max_slices]
+    if not intervals:
+        raise InvalidInputError(f"BEAT_SYNC {name!r}: the track has too few beats to cut on", field="recipe")
+    info = plan.media_by_step.get(video)
+    duration = info.duration_s if info is not None and info.duration_s > 0 else None
+    pieces: list[str] = []
+    if cfg.mode == "stretch":
+        part = (duration / len(intervals)) if duration else sum(b - a for a, b in intervals) / len(intervals)
+        for k, (first, end) in enumerate(intervals):
+            piece = plan.node(
+                "SEGMENT",
+                f"{name}/slice{k}",
+                _normalised("SEGMENT", {"start": round(k * part, 4), "end": round((k + 1) * part, 4)}),
+                [video],
+            )
+            speed = min(4.0, max(0.25, part / (end - first)))
+            if abs(speed - 1.0) > 1e-3:
+                piece = plan.node(
+                    "TRANSFORM", f"{name}/stretch{k}", _normalised("TRANSFORM", {"speed": round(speed, 4)}), [piece]
+                )
+            pieces.append(piece)
+    else:
+        for k, (first, end) in enumerate(intervals):
+            length = end - first
+            start = first
+            if duration and cfg.seed is not None:
+                start = _seeded_fraction(cfg.seed, k) * max(0.0, duration - length)
+            elif duration and first + length > duration:
+                start = first % max(duration - length, 1e-3)
+            pieces.append(
+                plan.node(
+                    "SEGMENT",
+                    f"{name}/slice{k}",
+                    _normalised("SEGMENT", {"start": round(start, 4), "end": round(start + length, 4)}),
+                    [video],
+                )
+            )
+    joined = (
+        plan.sequence_tree(f"{name}/joined" if cfg.mux else name, _normalised("SEQUENCE", {}), pieces)
+        if len(pieces) > 1
+        else pieces[0]
+    )
+    if not cfg.mux:
+        return joined
+    track = plan.steps[analysis].inputs[0]
+    return plan.node("MUX", name, _normalised("MUX", {"shortest": True}), [joined, track])
+
+
+Expander = Callable[[PlanBuilder, RecipeStep], Ids]
+
+# The recipe step types that are not one step of their own type (`expand_node`).
+EXPANDERS: dict[str, Expander] = {
+    "SOURCE": _expand_source,
+    "ANALYZE": _expand_analyze,
+    "EFFECT": _expand_effect,
+    "SEQUENCE": _expand_sequence,
+    "MAP": _expand_map,
+    "SEGMENT_AT": _expand_segment_at,
+    "BEAT_SYNC": _expand_beat_sync,
+}
 
 
 def analysis_requests(plan: Plan) -> dict[str, AnalyzeRequest]:
