@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from artdag_common import subjects
 from artdag_common.schemas import (
+    MAX_DERIVE_WAIT_S,
     AnalysisReply,
     AnalyzeRequest,
     AssetInput,
@@ -38,6 +39,8 @@ from artdag_common.schemas import (
     ContentRecord,
     ContentRecords,
     CopyRequest,
+    DerivedReply,
+    DeriveRequest,
     ExecuteRequest,
     HealthReply,
     HealthRequest,
@@ -148,6 +151,14 @@ class Planner:
     recipe_list: Final = Verb("planner", "recipe_list", ListRunsRequest, RecipeList, "stored recipes")
     recipe_delete: Final = Verb("planner", "recipe_delete", RecipeRequest, RecipeRecord, "delete a stored recipe")
     recipe_run: Final = Verb("planner", "recipe_run", RunRecipeRequest, SubmitRunReply, "run a stored recipe")
+    derive: Final = Verb(
+        "planner",
+        "derive",
+        DeriveRequest,
+        DerivedReply,
+        "media derived from a video (browser MP4, thumbnail): made once per cid, waited for up to `wait_s`",
+        min_timeout_s=MAX_DERIVE_WAIT_S + 10.0,
+    )
 
 
 class Analyzer:

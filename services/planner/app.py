@@ -44,6 +44,7 @@ from artdag_common.schemas import (
     SubmitRunRequest,
 )
 from artdag_common.telemetry import RUN_ID, STEP_ID, exporting, extract_context, tracer
+from services.planner.derived import DerivedMedia
 from services.planner.engine import RunEngine
 from services.planner.planning import encoded_frames, estimate_frames
 from services.planner.preparation import Preparation
@@ -60,6 +61,8 @@ EVENTS_IN_FLIGHT = 256
 # Submits answered at once (each waits on the database and the bus, not the CPU): one at a time,
 # a burst of them outlasted the gateway's patience.
 SUBMITS_IN_FLIGHT = 16
+# Derived-media requests answered at once: each waits on its run's events, not on this process.
+DERIVES_IN_FLIGHT = 64
 # What the health reply counts (the parts add to one set of counters).
 COUNTERS = ("submitted", "completed", "failed", "cancelled", "dispatched", "cached", "recovered", "merged")
 
@@ -258,6 +261,9 @@ async def start(runtime: ServiceRuntime, settings: PlannerSettings) -> None:
     await rpc.serve(runtime.nc, Planner.recipe_list, api.recipe_list)
     await rpc.serve(runtime.nc, Planner.recipe_delete, api.recipe_delete)
     await rpc.serve(runtime.nc, Planner.recipe_run, api.recipe_run, concurrency=SUBMITS_IN_FLIGHT)
+    # Each request may wait for its file (up to MAX_DERIVE_WAIT_S): many at once, each mostly idle.
+    derived = DerivedMedia(runtime.nc, api.get, submissions.submit)
+    await rpc.serve(runtime.nc, Planner.derive, derived.derive, concurrency=DERIVES_IN_FLIGHT)
 
     async def on_event(msg: Msg) -> None:
         try:

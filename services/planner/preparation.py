@@ -26,6 +26,7 @@ from artdag_common.errors import (
 from artdag_common.ids import canonical_json
 from artdag_common.media_limits import InputLimits
 from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.registration import store_document
 from artdag_common.rpc import Client as RpcClient
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
@@ -244,17 +245,11 @@ class Preparation:
 
     async def store_plan(self, plan: Plan) -> str:
         """Keep the final plan as content (by CID, like everything else; pinned to IPFS in IPFS-primary mode)."""
+        label = plan.plan_id[:12]
+
+        async def register(record: ContentRecord) -> ContentRecord:
+            return await outlasting(lambda: self.rpc.call(Cache.register, record), f"registering plan {label}")
+
         body = canonical_json(plan.model_dump(mode="json"))
-        cid = await self.store.put_bytes(body)
-        record = ContentRecord(
-            cid=cid,
-            size=len(body),
-            media_type="application/json",
-            name=f"plan-{plan.plan_id[:12]}.json",
-            origin=ContentOrigin.PLAN,
-        )
-        await outlasting(
-            lambda: self.rpc.call(Cache.register, record),
-            f"registering plan {plan.plan_id[:12]}",
-        )
-        return cid
+        stored = await store_document(self.store, body, register, name=f"plan-{label}.json", origin=ContentOrigin.PLAN)
+        return stored.cid

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -17,15 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from artdag_common.cid import validate_cid
 from artdag_common.contracts import Analyzer, Cache, Planner
 from artdag_common.errors import (
-    InsufficientStorageError,
     InvalidInputError,
     InvalidMediaError,
     NotFoundError,
     PayloadTooLargeError,
-    RetryableError,
-    ServiceUnavailableError,
 )
-from artdag_common.ids import sha3_hex
 from artdag_common.media_types import LOSSLESS_H264_PROFILE, SNIFF_BYTES, sniff_media_type
 from artdag_common.restore import restore
 from artdag_common.schemas import (
@@ -39,15 +34,14 @@ from artdag_common.schemas import (
     ContentOrigin,
     ContentRecord,
     CopyRequest,
+    DerivedKind,
+    DeriveRequest,
     MediaInfo,
     MediaListRequest,
     Principal,
     Publication,
     PublishRequest,
-    RunRequest,
-    RunState,
     RunStatus,
-    SubmitRunRequest,
     UsageReply,
     UsageRequest,
 )
@@ -57,7 +51,6 @@ from services.gateway.deps import MULTIPART_OVERHEAD, Gateway, GatewayDep, Offse
 from services.gateway.errors import error_body
 from services.gateway.policy import viewer_of, visible_content
 from services.gateway.ranges import parse_range
-from services.gateway.submitting import start_run
 from services.gateway.ui.locations import section_for
 from services.gateway.ui.negotiate import prefers_html
 from services.gateway.ui.render import ENV
@@ -199,70 +192,33 @@ def _thumbnail_url(cid: str, media_type: str) -> str | None:
     return None
 
 
-# A derived file (browser MP4, thumbnail) is a one-step run: planned, rendered and cached like any
-# other. Its run id is fixed by what it makes of which cid, so it is made once: every request for it
-# finds the same run (concurrent ones too: the planner takes a run id once). Anonymous requests only
-# ever find it. A request waits this long for it, then answers 202.
+# A derived file (browser MP4, thumbnail) is a run the planner makes once per cid (`planner.derive`).
+# A signed-in request has it made; anonymous requests only ever find it. A request waits this long
+# for it, then answers 202.
 DERIVE_WAIT_S = 60.0
-BROWSER_MP4 = """
-name: browser-mp4
-inputs: [video]
-steps:
-  - {id: mp4, type: TRANSFORM, inputs: [video]}
-output: mp4
-"""
-THUMBNAIL = """
-name: thumbnail
-inputs: [video]
-steps:
-  - {id: still, type: THUMBNAIL, inputs: [video], config: {width: 320, at_s: 1.0}}
-output: still
-"""
-
-
-def derived_run_id(kind: str, cid: str) -> str:
-    """The one run that makes `kind` (`mp4`, `thumbnail`) of `cid`."""
-    return "run-" + sha3_hex(["derived", kind, cid])[:32]
-
-
-async def _derived_run(gw: Gateway, run_id: str) -> RunState | None:
-    try:
-        state: RunState = await gw.call(Planner.get_run, RunRequest(run_id=run_id))
-    except NotFoundError:
-        return None
-    return state
 
 
 async def _derived(
-    gw: Gateway, cid: str, kind: str, recipe: str, range_header: str | None, user: Principal | None
+    gw: Gateway, cid: str, kind: DerivedKind, range_header: str | None, user: Principal | None
 ) -> Response:
     """Serve `kind` of `cid` from its stored cid once made; a signed-in request has it made (once)."""
-    run_id = derived_run_id(kind, cid)
-    deadline = time.monotonic() + DERIVE_WAIT_S
-    while True:
-        state = await _derived_run(gw, run_id)
-        if state is None:
-            if user is None:
-                raise NotFoundError(f"no {kind} of {cid} has been made yet", field="cid")
-            try:
-                # The system's run (no owner): the same for every user who may see the source.
-                await start_run(
-                    gw, Planner.submit, SubmitRunRequest(recipe=recipe, inputs={"video": cid}, run_id=run_id)
-                )
-            except (InsufficientStorageError, ServiceUnavailableError):
-                raise
-            except RetryableError:
-                pass  # another request is starting this very run: wait for it
-        elif state.status == RunStatus.COMPLETED and state.output_cid:
-            # Served here rather than redirected: whoever may see the source may see what is made of it.
-            derived: ContentRecord = await gw.call(Cache.access, CidRequest(cid=state.output_cid))
-            return await _raw_response(gw, derived, range_header)
-        elif state.status.finished:
-            raise InvalidMediaError(state.error or "could not be converted")
-        if time.monotonic() > deadline:
-            status = state.status if state is not None else RunStatus.PENDING
-            return JSONResponse({"run_id": run_id, "status": status}, status_code=202, headers={"Retry-After": "2"})
-        await asyncio.sleep(0.1)
+    derived = await gw.call(Planner.derive, DeriveRequest(cid=cid, kind=kind))
+    if derived.status is None and user is not None:
+        gw.ensure_room("a new run")  # 507 rather than a run that cannot store what it makes
+    if user is not None and not (derived.status and derived.status.finished):
+        wanted = DeriveRequest(cid=cid, kind=kind, make=True, wait_s=DERIVE_WAIT_S)
+        derived = await gw.call(Planner.derive, wanted, timeout_s=DERIVE_WAIT_S + gw.settings.rpc_timeout_s)
+    if derived.status is None:
+        raise NotFoundError(f"no {kind} of {cid} has been made yet", field="cid")
+    if derived.status == RunStatus.COMPLETED and derived.output_cid:
+        # Served here rather than redirected: whoever may see the source may see what is made of it.
+        made = await gw.call(Cache.access, CidRequest(cid=derived.output_cid))
+        return await _raw_response(gw, made, range_header)
+    if derived.status.finished:
+        raise InvalidMediaError(derived.error or "could not be converted")
+    return JSONResponse(
+        {"run_id": derived.run_id, "status": derived.status}, status_code=202, headers={"Retry-After": "2"}
+    )
 
 
 async def _video_record(gw: Gateway, cid: str, user: Principal | None) -> ContentRecord:
@@ -295,9 +251,11 @@ async def content_mp4(
     browser_h264 = info.video_codec == "h264" and info.video_profile != LOSSLESS_H264_PROFILE
     if record.media_type == "video/mp4" and browser_h264 and info.audio_codec in (None, "aac"):
         return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)
-    if user is None and await _derived_run(gw, derived_run_id("mp4", record.cid)) is None:
-        return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)  # the original, until one is made
-    return await _derived(gw, record.cid, "mp4", BROWSER_MP4, range_header, user)
+    if user is None:
+        found = await gw.call(Planner.derive, DeriveRequest(cid=record.cid, kind="mp4"))
+        if found.status is None:
+            return RedirectResponse(f"/cache/{record.cid}/raw", status_code=302)  # the original, until one is made
+    return await _derived(gw, record.cid, "mp4", range_header, user)
 
 
 @router.get(
@@ -317,7 +275,7 @@ async def content_thumbnail(
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
     record = await _video_record(gw, cid, user)
-    return await _derived(gw, record.cid, "thumbnail", THUMBNAIL, range_header, user)
+    return await _derived(gw, record.cid, "thumbnail", range_header, user)
 
 
 def content_page(record: ContentRecord, locations: str = "") -> str:
