@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from artdag_common.cid import validate_cid
 from artdag_common.contracts import Cache, Planner, Verb
-from artdag_common.errors import InvalidCidError, InvalidInputError, NotFoundError
+from artdag_common.errors import NotFoundError
 from artdag_common.ids import check_run_id
 from artdag_common.recipe import RecipeRef
 from artdag_common.schemas import (
-    MAX_LIST_ITEMS,
     CidRequest,
-    CidsRequest,
-    ContentFound,
     ContentRecord,
     Principal,
     RecipeRecord,
@@ -72,32 +69,3 @@ async def visible_content(
     request = CidRequest(cid=validate_cid(cid), viewer=viewer_of(user))
     record = await gw.call(verb, request)
     return record
-
-
-async def check_inputs(gw: Gateway, user: Principal, inputs: dict[str, str]) -> None:
-    """Every input must be content the user may see: a run must not turn another user's upload into output.
-
-    A list longer than `MAX_LIST_ITEMS` is refused before any item is looked up; the rest are
-    looked up together (one request per `MAX_LIST_ITEMS` cids). Another user's content reads
-    exactly like unknown content; malformed values are left to the planner, which names what is
-    wrong with them.
-    """
-    wanted: dict[str, str] = {}  # cid -> the input that names it first
-    for name, value in inputs.items():
-        items = value.split(",")
-        if len(items) > MAX_LIST_ITEMS:
-            raise InvalidInputError(f"a list of 1 to {MAX_LIST_ITEMS} cids, comma-separated", field=f"inputs.{name}")
-        for item in items:
-            try:
-                wanted.setdefault(validate_cid(item.strip()), name)
-            except InvalidCidError:
-                continue
-    cids = list(wanted)
-    seen: set[str] = set()
-    for start in range(0, len(cids), MAX_LIST_ITEMS):
-        request = CidsRequest(cids=cids[start : start + MAX_LIST_ITEMS], viewer=user.viewer())
-        found: ContentFound = await gw.call(Cache.stat_many, request)
-        seen.update(record.cid for record in found.records)
-    for cid, name in wanted.items():
-        if cid not in seen:
-            raise InvalidInputError(f"no content with cid {cid} (upload it first)", field=f"inputs.{name}")

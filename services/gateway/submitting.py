@@ -22,7 +22,7 @@ from artdag_common.schemas import (
     SubmitRunRequest,
 )
 from services.gateway.deps import Gateway
-from services.gateway.policy import check_inputs, visible_recipe
+from services.gateway.policy import visible_recipe
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ async def run_stored(
     """Start a run of a stored recipe the user may see, on inputs they may see."""
     run_id = run_id_for(user, idempotency_key)
     record = await visible_recipe(gw, user, recipe_id)
-    await check_inputs(gw, user, inputs)
-    request = RunRecipeRequest(recipe_id=record.recipe_id, inputs=inputs, owner=user.user, run_id=run_id)
+    request = RunRecipeRequest(
+        recipe_id=record.recipe_id, inputs=inputs, owner=user.user, run_id=run_id, viewer=user.viewer()
+    )
     return await start_run(gw, Planner.recipe_run, request)

@@ -98,7 +98,7 @@ class PlannerApi:
     async def dry_run(self, request: PlanRequest) -> PlanReply:
         """The plan a run would follow: each step cached or to run, and the frames left to render."""
         text = await self._recipe_text(request.recipe, request.recipe_id)
-        recipe, plan = await self.preparation.prepare(text, request.inputs, request.owner)
+        recipe, plan = await self.preparation.prepare(text, request.inputs, request.owner, request.viewer)
         plan = await self.preparation.final_plan(f"plan {plan.plan_id[:12]}", plan, recipe)
         media = await self.preparation.media(f"plan {plan.plan_id[:12]}", plan)
         frames = encoded_frames(plan, output_frames := estimate_frames(plan, media))
@@ -187,7 +187,13 @@ class PlannerApi:
     async def recipe_run(self, request: RunRecipeRequest) -> SubmitRunReply:
         record = await self.recipes.get(request.recipe_id)
         return await self.submissions.submit(
-            SubmitRunRequest(recipe=record.text, inputs=request.inputs, owner=request.owner, run_id=request.run_id)
+            SubmitRunRequest(
+                recipe=record.text,
+                inputs=request.inputs,
+                owner=request.owner,
+                run_id=request.run_id,
+                viewer=request.viewer,
+            )
         )
 
     # -- queries --------------------------------------------------------------------------

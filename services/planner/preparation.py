@@ -42,6 +42,7 @@ from artdag_common.schemas import (
     ProbeManyReply,
     UsageReply,
     UsageRequest,
+    Viewer,
 )
 from services.planner.handoff import chunkable, has_transition
 from services.planner.planning import Chunking, analysis_requests, bind_inputs, build_plan, input_items
@@ -71,9 +72,16 @@ class Preparation:
         self.chunking = Chunking(settings.chunk_seconds) if settings.chunk_seconds > 0 else None
         self.limits = InputLimits.of(settings)
 
-    async def prepare(self, recipe_text: str, inputs: dict[str, str], owner: str | None) -> tuple[Recipe, Plan]:
+    async def prepare(
+        self, recipe_text: str, inputs: dict[str, str], owner: str | None, viewer: Viewer | None = None
+    ) -> tuple[Recipe, Plan]:
         """Validate recipe and inputs (the inputs must be stored content of the declared kind, within
-        the input limits), plan. A list's length is checked before any of its items is looked up."""
+        the input limits), plan. A list's length is checked before any of its items is looked up.
+
+        Inputs given by cid must be content `viewer` may see (a run must not turn another user's
+        upload into output; another's content reads exactly like unknown content); inputs bound
+        through an asset name are the owner's or shared, which resolving the name checked.
+        """
         recipe = parse_recipe(recipe_text)
         input_cids = bind_inputs(recipe, await self._with_assets(recipe, inputs, owner))
         media_types: dict[str, str] = {}
@@ -82,7 +90,9 @@ class Preparation:
             for name, value in input_cids.items()
             for label, cid in input_items(name, value, recipe.inputs[name].list)
         ]
-        records = await self._stat_all([cid for _, _, cid in items])
+        given = [cid for name, _, cid in items if name in inputs]
+        named = [cid for name, _, cid in items if name not in inputs]
+        records = {**await self._stat_all(named), **await self._stat_all(given, viewer)}
         for name, _, cid in items:
             record = records.get(cid)
             if record is None:
@@ -102,13 +112,13 @@ class Preparation:
         )
         return recipe, plan
 
-    async def _stat_all(self, cids: list[str]) -> dict[str, ContentRecord]:
-        """The stored content among `cids`: one batched request per `MAX_LIST_ITEMS` of them."""
+    async def _stat_all(self, cids: list[str], viewer: Viewer | None = None) -> dict[str, ContentRecord]:
+        """The stored content among `cids` that `viewer` may see: one request per `MAX_LIST_ITEMS` of them."""
         wanted = list(dict.fromkeys(cids))
         found: dict[str, ContentRecord] = {}
         for start in range(0, len(wanted), MAX_LIST_ITEMS):
             reply: ContentFound = await self.rpc.call(
-                Cache.stat_many, CidsRequest(cids=wanted[start : start + MAX_LIST_ITEMS])
+                Cache.stat_many, CidsRequest(cids=wanted[start : start + MAX_LIST_ITEMS], viewer=viewer)
             )
             found.update((record.cid, record) for record in reply.records)
         return found

@@ -81,7 +81,7 @@ class Submissions:
     async def submit(self, request: SubmitRunRequest) -> SubmitRunReply:
         """Accept a run, once per run id: a submit sent again (a client's retry with the same
         Idempotency-Key, a gateway that timed out) answers with the run the first one made."""
-        recipe, plan = await self.preparation.prepare(request.recipe, request.inputs, request.owner)
+        recipe, plan = await self.preparation.prepare(request.recipe, request.inputs, request.owner, request.viewer)
         run_id = check_run_id(request.run_id) if request.run_id is not None else new_run_id()
         if request.run_id is not None and (earlier := await self._earlier_submit(run_id, plan, request)) is not None:
             return earlier

@@ -133,6 +133,10 @@ def test_a_plain_user_renders_and_downloads_at_once_and_sees_only_theirs(
         base_url=stack.url, headers={"Authorization": f"Bearer {made.stdout.strip()}"}, timeout=30
     ) as yuri:
         assert yuri.get(f"/cache/{admins}/raw").status_code == 404
+        # Another user's content is no input of his (the planner checks, with his viewer): it reads as unknown.
+        for path in ("/runs", "/api/plan"):
+            refused = yuri.post(path, json={"recipe": RECIPE, "inputs": {"video": admins}})
+            assert refused.status_code == 422 and "upload it first" in refused.json()["detail"], refused.text
         with clip.open("rb") as handle:
             source = yuri.post("/cache/upload", files={"file": ("yuri.mp4", handle)}).json()["cid"]
         run_id = yuri.post("/runs", json={"recipe": RECIPE, "inputs": {"video": source}}).json()["run_id"]

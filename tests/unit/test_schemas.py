@@ -22,7 +22,7 @@ GOLDEN: list[tuple[type[BaseModel], str]] = [
     (
         SubmitRunRequest,
         '{"v":1,"recipe":"name: x","inputs":{"video":"QmX"},"owner":"alice","fresh":false,'
-        '"run_id":"run-0123456789abcdef0123456789abcdef"}',
+        '"run_id":"run-0123456789abcdef0123456789abcdef","viewer":{"user":"alice","admin":false}}',
     ),
     (
         StepTask,

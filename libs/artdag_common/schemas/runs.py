@@ -204,6 +204,9 @@ class SubmitRunRequest(Message):
     run_id: str | None = Field(
         default=None, description="the run's id, fixed by the caller: a submit sent again makes no second run"
     )
+    viewer: Viewer | None = Field(
+        default=None, description="inputs must be content this viewer may see (None: the system's own run)"
+    )
 
 
 class SubmitRunReply(Message):
@@ -247,6 +250,9 @@ class RunRecipeRequest(Message):
     run_id: str | None = Field(
         default=None, description="the run's id, fixed by the caller: a submit sent again makes no second run"
     )
+    viewer: Viewer | None = Field(
+        default=None, description="inputs must be content this viewer may see (None: the system's own run)"
+    )
 
 
 # -- dry runs and plans (planner service) ----------------------------------------------
@@ -259,6 +265,9 @@ class PlanRequest(Message):
     recipe_id: str | None = None
     inputs: dict[str, str] = Field(default_factory=dict)
     owner: str | None = None
+    viewer: Viewer | None = Field(
+        default=None, description="inputs must be content this viewer may see (None: the system's own run)"
+    )
 
 
 class PlannedStep(BaseModel):

@@ -28,7 +28,7 @@ from artdag_common.schemas import (
 from services.gateway import errors
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep, Offset
-from services.gateway.policy import check_inputs, owned_run, recipe_ref, visible_recipe
+from services.gateway.policy import owned_run, recipe_ref, visible_recipe
 from services.gateway.submitting import IdempotencyKey, run_id_for, run_stored, start_run
 
 router = APIRouter()
@@ -65,8 +65,14 @@ async def submit_run(
     if len(body.recipe.encode()) > gw.settings.max_recipe_bytes:
         raise PayloadTooLargeError(f"recipe is larger than {gw.settings.max_recipe_bytes} bytes", field="recipe")
     run_id = run_id_for(user, idempotency_key)
-    await check_inputs(gw, user, body.inputs)
-    request = SubmitRunRequest(recipe=body.recipe, inputs=body.inputs, owner=user.user, fresh=body.fresh, run_id=run_id)
+    request = SubmitRunRequest(
+        recipe=body.recipe,
+        inputs=body.inputs,
+        owner=user.user,
+        fresh=body.fresh,
+        run_id=run_id,
+        viewer=user.viewer(),
+    )
     return await start_run(gw, Planner.submit, request)
 
 
@@ -145,10 +151,10 @@ async def plan_recipe(body: PlanBody, gw: GatewayDep, user: CurrentUser) -> Plan
     if body.recipe is None and recipe_id is not None:
         # A name means the newest version this user may see: the planner is given that version's CID.
         recipe_id = (await visible_recipe(gw, user, recipe_id)).recipe_id
-    await check_inputs(gw, user, body.inputs)
-    reply: PlanReply = await gw.call(
-        Planner.dry_run, PlanRequest(recipe=body.recipe, recipe_id=recipe_id, inputs=body.inputs, owner=user.user)
+    planning = PlanRequest(
+        recipe=body.recipe, recipe_id=recipe_id, inputs=body.inputs, owner=user.user, viewer=user.viewer()
     )
+    reply: PlanReply = await gw.call(Planner.dry_run, planning)
     return reply
 
 
