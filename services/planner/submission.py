@@ -111,6 +111,8 @@ class Submissions:
         # This replica starts the run: it need not read back what it just wrote.
         self.engine.adopt(revision, state, plan)
         self.engine.counts["submitted"] += 1
+        # As accepted: the start below may move the run on before this submit answers.
+        accepted = state.status
         task = asyncio.create_task(self._start(run_id, plan, recipe, fresh=request.fresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -120,7 +122,7 @@ class Submissions:
             await self.publisher.publish(event_message(subjects.run_event(run_id, "submitted"), submitted))
         except TRANSIENT as exc:
             log.warning("run %s: its submitted event was not published (%s)", run_id, exc)
-        return SubmitRunReply(run_id=run_id, status=state.status, plan_id=plan.plan_id)
+        return SubmitRunReply(run_id=run_id, status=accepted, plan_id=plan.plan_id)
 
     async def _earlier_submit(self, run_id: str, plan: Plan, request: SubmitRunRequest) -> SubmitRunReply | None:
         """The run an earlier submit made under `run_id`, if any; a different request under it is a conflict."""
