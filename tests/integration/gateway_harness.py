@@ -24,6 +24,7 @@ from artdag_common.db import migrate
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.runtime import ServiceRuntime
 from artdag_common.schemas import IssueTokenRequest
+from artdag_common.settings import NESTED
 from artdag_dev.testing import bus_settings
 from services.auth.app import start as start_auth
 from services.auth.settings import AuthSettings
@@ -82,7 +83,8 @@ async def gateway_harness(
         "home": home,
         "database_url": f"sqlite+aiosqlite:///{home / 'artdag.db'}",
     }
-    common.update({k: v for k, v in settings.items() if k in CacheSettings.model_fields})
+    # The shared settings: a service's own fields, or a grouped one by its flat name (`l2_server`).
+    common.update({k: v for k, v in settings.items() if k in CacheSettings.model_fields or k in NESTED})
     await migrate(common["database_url"])
     # No planner here to provision JetStream: an operator's login does it, as the planner would.
     provisioner = await connect(nats.url, "pytest-provision", login=nats.admin)
