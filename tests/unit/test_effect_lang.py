@@ -1,0 +1,125 @@
+"""Effects users write (`define-effect`): what they compute, and hostile effects ending in clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from artdag_common.errors import InvalidMediaError
+from artdag_common.sexp import SexpError
+from artdag_effects.lang import MAX_NODES, UserEffect, compile_effect
+from artdag_effects.spec import EffectSetup, Frame, FrameContext
+
+RNG = np.random.default_rng(5)
+FRAME: Frame = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+def render(effect: UserEffect, frame: Frame = FRAME, index: int = 0, seed: int = 7, **params: object) -> Frame:
+    spec = effect.spec("QmUserEffect")
+    values: BaseModel = spec.params_model(**params)
+    run = spec.factory(values, EffectSetup(frame.shape[1], frame.shape[0], 25.0, seed))
+    return run(frame, FrameContext(index, index / 25.0, values))
+
+
+def test_a_pointwise_effect_matches_its_formula() -> None:
+    assert np.array_equal(render(compile_effect("(define-effect negative (- 255 frame))")), 255 - FRAME)
+    levels = compile_effect(
+        "(define-effect levels :params ((gain :default 1.5 :range [0 4])) (clamp (* frame gain) 0 255))"
+    )
+    expected = np.clip(np.rint(FRAME.astype(np.float32) * 1.5), 0, 255).astype(np.uint8)
+    assert np.array_equal(render(levels), expected)
+    assert np.array_equal(render(levels, gain=0.5), np.rint(FRAME * 0.5).astype(np.uint8))
+
+
+def test_parameters_are_typed_and_bounded() -> None:
+    tint = compile_effect(
+        """(define-effect tint
+             :description "towards a colour"
+             :params ((amount :default 0.5 :range [0 1] :desc "how far")
+                      (color :type color :default [255 0 0]))
+             (mix frame color amount))"""
+    )
+    model = tint.spec("QmTint").params_model
+    assert model().model_dump() == {"amount": 0.5, "color": (255, 0, 0)}
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        model(amount=2)
+    with pytest.raises(ValidationError):
+        model(color=(300, 0, 0))
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        model(size=3)
+    out = render(tint, amount=1.0, color=(0, 0, 255))
+    assert (out == np.array([0, 0, 255], np.uint8)).all()
+    # The original's positional form: (define-effect name ((param default) …) body).
+    old = compile_effect("(define-effect brighten ((amount 20)) (+ frame amount))")
+    assert np.array_equal(render(old), np.clip(FRAME.astype(int) + 20, 0, 255).astype(np.uint8))
+
+
+def test_place_colour_neighbourhood_and_let() -> None:
+    identity = compile_effect("(define-effect same (sample frame x y))")
+    assert np.array_equal(render(identity), FRAME)
+    kernel = compile_effect("(define-effect k (convolve frame [[0 0 0] [0 1 0] [0 0 0]]))")
+    assert np.array_equal(render(kernel), FRAME)
+    vignette = compile_effect("(define-effect v (let [d (+ (* cx cx) (* cy cy))] (* frame (- 1 (* 0.25 d)))))")
+    h, w = FRAME.shape[:2]
+    cx = (np.arange(w, dtype=np.float32) / (w - 1) * 2 - 1)[None, :, None]
+    cy = (np.arange(h, dtype=np.float32) / (h - 1) * 2 - 1)[:, None, None]
+    expected = np.clip(np.rint(FRAME * (1 - 0.25 * (cx * cx + cy * cy))), 0, 255).astype(np.uint8)
+    assert np.abs(render(vignette).astype(int) - expected).max() <= 1
+    gray = render(compile_effect("(define-effect g (gray frame))"))
+    assert (gray[:, :, 0] == gray[:, :, 2]).all() and (gray[:, :, 1] == gray[:, :, 0]).all()
+    round_trip = render(compile_effect("(define-effect h (hsv->rgb (rgb->hsv frame)))"))
+    assert np.abs(round_trip.astype(int) - FRAME).max() <= 1
+    swapped = render(compile_effect("(define-effect s (rgb b g r))"))
+    assert np.array_equal(swapped, FRAME[:, :, ::-1])
+
+
+def test_noise_is_seeded_from_the_step_and_new_every_frame() -> None:
+    grain = compile_effect("(define-effect grain (+ frame (* 60 (- (noise 3) 0.5))))")
+    first = render(grain, index=0)
+    assert np.array_equal(first, render(grain, index=0)), "the same step and frame, the same grain"
+    assert not np.array_equal(first, render(grain, index=1))
+    assert not np.array_equal(first, render(grain, index=0, seed=8))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("(define-effect x (os.system frame))", "unknown function 'os.system'"),
+        ("(define-effect x frame.__class__)", "unknown name 'frame.__class__'"),
+        ("(define-effect x (__import__ 1))", "unknown function '__import__'"),
+        ("(define-effect x (x frame))", "unknown function 'x'"),  # no recursion: effects are no functions
+        ('(define-effect x (+ frame "a"))', "only numbers"),
+        ("(define-effect x (let [frame 1] frame))", "plain names"),
+        ("(define-effect x (sqrt))", "takes 1 arguments, not 0"),
+        ("(define-effect x :params ((k :default 5 :range [0 1])) frame)", "outside its range"),
+        ("(define-effect x :params ((frame :default 1)) frame)", "cannot name a parameter"),
+        ("(define-effect x (blur frame 1) (blur frame 2))", "body is one expression"),
+        ("(define-effect x (convolve frame [[1 1] [1]]))", "a vector holds"),
+        ("(recipe x)", "an effect is (define-effect"),
+        ("(define-effect x (* frame [1 2]))", "could not be broadcast"),  # two channels: never a frame
+        ("(define-effect X frame)", "lower-case name"),
+        ("(define-effect x " + "(blur " * 30 + "frame" + " 3)" * 30 + ")", "full-frame passes"),
+        ("(define-effect x " + "(+ 1 " * 70 + "frame" + ")" * 70 + ")", "nested deeper"),
+        ("(define-effect x (+ " + " 1" * (MAX_NODES + 5) + "))", "larger than"),
+    ],
+)
+def test_hostile_or_wrong_effects_are_refused_with_where_and_why(text: str, words: str) -> None:
+    with pytest.raises(SexpError) as raised:
+        compile_effect(text)
+    assert words in raised.value.message, raised.value.message
+    assert raised.value.message.startswith("line ")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("(/ frame 0)", "not a number"),  # inf, and 0/0 NaN
+        ("(log (- frame 300))", "not a number"),
+        ("(pow frame 1000)", "not a number"),
+    ],
+)
+def test_values_that_are_no_frame_fail_it_with_the_effects_name(body: str, words: str) -> None:
+    effect = compile_effect(f"(define-effect broken {body})")
+    with pytest.raises(InvalidMediaError, match=words):
+        render(effect, frame=FRAME)
