@@ -218,20 +218,36 @@ def _convolve(img: Num, kernel: Num) -> Num:
     return out
 
 
-def _sample(img: Num, xs: Num, ys: Num, place: _Place) -> Num:
-    """`img` read at (xs, ys), in 0..1 across the frame: bilinear, clamped at the edges."""
-    if not isinstance(img, np.ndarray) or img.shape[0] == 1:
-        return img
-    h, w = img.shape[:2]
-    fx = np.clip(np.broadcast_to(_plane(xs), (h, w, 1))[:, :, 0] * (w - 1), 0, w - 1)
-    fy = np.clip(np.broadcast_to(_plane(ys), (h, w, 1))[:, :, 0] * (h - 1), 0, h - 1)
-    x0, y0 = np.floor(fx).astype(np.int32), np.floor(fy).astype(np.int32)
+@dataclass(frozen=True)
+class _Gather:
+    """Where a remap reads: four neighbours' flat indices and their bilinear weights."""
+
+    corners: tuple[npt.NDArray[np.intp], ...]
+    weights: tuple[Array, ...]
+
+
+def _gather_plan(xs: Num, ys: Num, h: int, w: int) -> _Gather:
+    fx = np.clip(np.broadcast_to(_plane(xs), (h, w, 1))[:, :, 0] * (w - 1), 0, w - 1).astype(np.float32)
+    fy = np.clip(np.broadcast_to(_plane(ys), (h, w, 1))[:, :, 0] * (h - 1), 0, h - 1).astype(np.float32)
+    x0, y0 = np.floor(fx).astype(np.intp), np.floor(fy).astype(np.intp)
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     ax, ay = (fx - x0)[:, :, None], (fy - y0)[:, :, None]
-    top = img[y0, x0] * (1 - ax) + img[y0, x1] * ax
-    bottom = img[y1, x0] * (1 - ax) + img[y1, x1] * ax
-    sampled: Array = (top * (1 - ay) + bottom * ay).astype(np.float32)
-    return sampled
+    corners = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)
+    weights = ((1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay)
+    return _Gather(corners, tuple(wt.astype(np.float32) for wt in weights))
+
+
+def _sample(img: Num, plan: _Gather) -> Num:
+    """`img` read where `plan` says: bilinear, clamped at the edges."""
+    if not isinstance(img, np.ndarray) or img.shape[0] == 1:
+        return img
+    h, w, channels = img.shape
+    flat = img.reshape(h * w, channels)
+    out: Array = np.zeros((h, w, channels), np.float32)
+    for corner, weight in zip(plan.corners, plan.weights, strict=True):
+        if weight.any():
+            out += np.take(flat, corner, axis=0) * weight
+    return out
 
 
 def _compare(op: Callable[[Any, Any], Any]) -> Callable[..., Num]:
@@ -369,6 +385,13 @@ class _Compiler:
         if name is None:
             raise value.pos.error("a call starts with a function's name, like (+ frame 10)")
         args = value.items[1:]
+        if name == "channel" and len(args) == 2 and head(args[0]) == "sample":
+            # One channel of a remap is the remap of one channel: a third of the reads.
+            remap = args[0]
+            assert isinstance(remap, SList)
+            if len(remap.items) == 4:
+                inner = SList((value.items[0], remap.items[1], args[1]), value.pos)
+                return self.compile(SList((remap.items[0], inner, *remap.items[2:]), remap.pos), scope)
         if name == "let":
             return self.let(value, args, scope)
         if name in PLACE_FUNCTIONS:
@@ -448,9 +471,27 @@ class _Compiler:
         if len(args) != 3:
             raise value.pos.error("(sample image xs ys) takes 3 arguments")
         img, xs, ys = (self.compile(arg, scope) for arg in args)
+        plans: dict[tuple[Any, ...], _Gather] = {}
+        names = sorted(xs.params | ys.params)
+
+        def plan(f: _Frame, p: _Place, h: int, w: int) -> _Gather:
+            x_value, y_value = xs.run(f, p), ys.run(f, p)
+            if xs.varies == FRAME or ys.varies == FRAME:
+                return _gather_plan(x_value, y_value, h, w)
+            # Coordinates of the place alone (a fixed remap): where to read is worked out once.
+            key = (h, w, *(_key(f.params[n]) for n in names))
+            found = plans.get(key)
+            if found is None:
+                found = _gather_plan(x_value, y_value, h, w)
+                plans.clear()
+                plans[key] = found
+            return found
 
         def run(f: _Frame, p: _Place) -> Num:
-            return _sample(img.run(f, p), xs.run(f, p), ys.run(f, p), p)
+            image = img.run(f, p)
+            if not isinstance(image, np.ndarray) or image.shape[0] == 1:
+                return image
+            return _sample(image, plan(f, p, image.shape[0], image.shape[1]))
 
         return self.cached(
             Node(run, max(img.varies, xs.varies, ys.varies), img.cost + xs.cost + ys.cost + 6, value.pos, False),

@@ -123,3 +123,14 @@ def test_values_that_are_no_frame_fail_it_with_the_effects_name(body: str, words
     effect = compile_effect(f"(define-effect broken {body})")
     with pytest.raises(InvalidMediaError, match=words):
         render(effect, frame=FRAME)
+
+
+def test_a_remap_reads_where_it_says_and_one_channel_of_it_reads_alike() -> None:
+    w = FRAME.shape[1]
+    shift = compile_effect(f"(define-effect s (rgb (channel (sample frame (+ x {1 / (w - 1)!r}) y) 0) g b))")
+    out = render(shift)
+    assert np.array_equal(out[:, :-1, 0], FRAME[:, 1:, 0]), "red read one pixel to the right"
+    assert np.array_equal(out[:, -1, 0], FRAME[:, -1, 0]), "clamped at the edge"
+    assert np.array_equal(out[:, :, 1:], FRAME[:, :, 1:])
+    whole = compile_effect(f"(define-effect s (sample frame (+ x {1 / (w - 1)!r}) y))")
+    assert np.array_equal(render(whole)[:, :, 0], out[:, :, 0])
