@@ -73,6 +73,11 @@ class Client:
         found: list[dict[str, Any]] = body["assets"]
         return found
 
+    def add_effect(self, source: str) -> dict[str, Any]:
+        """Store an effect's source (checked by the server first); its CID, name and parameters."""
+        body: dict[str, Any] = self._check(self._send("POST", "/effects", json={"source": source}))
+        return body
+
     def add_asset(self, name: str, cid: str, *, shared: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = self._check(
             self._send("POST", "/assets", json={"name": name, "cid": cid, "shared": shared})

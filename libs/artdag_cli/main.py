@@ -166,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     asset_rm.add_argument("--shared", action="store_true", help="the shared name (admins)")
     asset_rm.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
 
+    effect = commands.add_parser(
+        "effect", help="effects you write: `artdag effect add FILE`, `artdag effect preview FILE INPUT`"
+    )
+    effect_commands = effect.add_subparsers(dest="effect_command", required=True, metavar="SUBCOMMAND")
+    effect_add = effect_commands.add_parser("add", help="check and store an effect; prints its CID (what recipes name)")
+    effect_add.add_argument("file", type=Path, metavar="FILE", help="the effect's source, (define-effect name …)")
+    effect_add.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+    preview = effect_commands.add_parser("preview", help="store an effect, render it on INPUT and download the output")
+    preview.add_argument("file", type=Path, metavar="FILE", help="the effect's source")
+    preview.add_argument("input", metavar="INPUT", help="a video file, CID or asset name")
+    preview.add_argument(
+        "-p", "--param", dest="params", type=_binding, action="append", default=[], metavar="KEY=VALUE"
+    )
+    preview.add_argument("-o", "--output", type=Path, help="where to write the output (default <run>.mp4)")
+    preview.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
+    preview.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
+
     recipes = commands.add_parser("recipes", help="list the server's recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON")
     recipes.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
@@ -529,6 +546,32 @@ def cmd_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_effect(args: argparse.Namespace) -> int:
+    try:
+        source = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtdagError(f"{args.file}: cannot read it as text ({exc})") from None
+    client = Client(args.server)
+    try:
+        stored = client.add_effect(source)
+    finally:
+        client.close()
+    print(f"{stored['cid']}  {stored['name']}", file=sys.stderr if args.effect_command == "preview" else sys.stdout)
+    if args.effect_command == "add":
+        return 0
+    render = argparse.Namespace(
+        effect=stored["cid"],
+        recipe=args.input,
+        inputs=[],
+        params=args.params,
+        sync=True,
+        output=args.output,
+        server=args.server,
+        timeout=args.timeout,
+    )
+    return cmd_render(render)
+
+
 def cmd_asset(args: argparse.Namespace) -> int:
     if not ASSET_NAME.match(args.name):
         raise ArtdagError(f"{args.name!r}: an asset name is letters, digits, '_' and '-' (at most 64)")
@@ -794,6 +837,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_assets(args)
         if args.command == "asset":
             return cmd_asset(args)
+        if args.command == "effect":
+            return cmd_effect(args)
         if args.command == "upload":
             return cmd_upload(args)
         if args.command == "locations":

@@ -15,6 +15,10 @@ ALLOWED_DEMUXERS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+# An effect's source (`define-effect`), stored through POST /effects.
+EFFECT_MEDIA_TYPE = "text/x-artdag-effect"
+
+
 def sniff_media_type(head: bytes) -> str:
     """The media type of content starting with `head` (at least the first 16 bytes)."""
     if len(head) >= 12 and head[4:8] == b"ftyp":

@@ -293,6 +293,21 @@ def _error(
     return InvalidInputError(f"{prefix}{message}{suffix}", field=field_path(path) or "recipe")
 
 
+def user_effects_named(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> set[str]:
+    """The user effects (CIDs of effect sources) a recipe's text names, for loading before it is parsed.
+
+    Text that is too large or not YAML names none: `parse_recipe` says what is wrong with it.
+    """
+    from artdag_effects.user import effect_cids
+
+    if len(text.encode("utf-8")) > max_bytes:
+        return set()
+    try:
+        return effect_cids(_Located(text).value)
+    except (_ExpansionError, yaml.YAMLError, RecursionError):
+        return set()
+
+
 def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
     """Parse and validate a recipe; raises `InvalidInputError` naming field and position."""
     if len(text.encode("utf-8")) > max_bytes:

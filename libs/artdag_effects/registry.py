@@ -29,11 +29,14 @@ ENTRY_POINT_GROUP = "artdag.effects"
 class UnknownEffectError(KeyError):
     """No installed effect has this name; the message lists close names."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], *, user: bool = False) -> None:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         self.name = name
-        self.message = f"unknown effect {name!r}{hint} (installed: {', '.join(known) or 'none'})"
+        if user:
+            self.message = f"effect {name}: no effect source with that CID is stored (upload it first)"
+        else:
+            self.message = f"unknown effect {name!r}{hint} (installed: {', '.join(known) or 'none'})"
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -59,12 +62,20 @@ def available_effects() -> dict[str, EffectSpec]:
 
 
 def get_effect(name: str) -> EffectSpec:
-    """The installed effect called `name`; `UnknownEffectError` if there is none."""
+    """The installed effect called `name`, or the user effect whose source has that CID (once this
+    process registered it: see `artdag_effects.user`); `UnknownEffectError` if there is none."""
     effects = available_effects()
     try:
         return effects[name]
     except KeyError:
-        raise UnknownEffectError(name, list(effects)) from None
+        pass
+    from artdag_effects.user import is_user_effect_name, user_effect
+
+    if (found := user_effect(name)) is not None:
+        return found
+    if is_user_effect_name(name):
+        raise UnknownEffectError(name, [], user=True)
+    raise UnknownEffectError(name, list(effects))
 
 
 # --- the original engine's names ----------------------------------------------------------------

@@ -31,6 +31,7 @@ from artdag_common.operations import (
     TransformConfig,
     get_operation,
 )
+from artdag_effects.user import register_user_effect
 from services.executor.encoding import PROFILES, rendering_with
 from services.executor.join import render_join
 from services.executor.primitives.chain import render_chain
@@ -142,6 +143,7 @@ def run_operation(
     *,
     seed: int = 0,
     handoff: str = "deliver",
+    user_effects: dict[str, bytes] | None = None,
 ) -> None:
     """Render one step into `output_path`; media errors name the input they came from.
 
@@ -151,6 +153,8 @@ def run_operation(
     `PermanentError` for a node type this executor cannot render. `handoff` picks the
     encoder profile every writer of this render uses (see `services.executor.encoding`).
     """
+    for cid, source in (user_effects or {}).items():
+        register_user_effect(cid, source)  # this worker process compiles what the service verified
     renderer = RENDERERS.get(node_type)
     op = get_operation(node_type)
     if renderer is None or op is None:

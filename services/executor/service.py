@@ -19,6 +19,8 @@ from artdag_common.media_types import SNIFF_BYTES, sniff_media_type
 from artdag_common.operations import INLINE_NODE_TYPES, get_operation
 from artdag_common.schemas import StepTask
 from artdag_common.telemetry import exporting
+from artdag_effects.loading import load_user_effects
+from artdag_effects.user import MAX_SOURCE_BYTES, effect_cids
 from services.executor.operations import output_suffix, render_inline, run_operation
 
 
@@ -53,11 +55,32 @@ class StepRenderer:
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
 
+    async def _read_small(self, cid: str, limit: int) -> bytes:
+        """A small stored file's bytes (an effect's source), read back from a provider if offloaded."""
+        try:
+            return await _read_all(self.store, cid, limit)
+        except NotFoundError:
+            if self.restore is None:
+                raise
+        await self.restore(cid)
+        return await _read_all(self.store, cid, limit)
+
     async def render(self, task: StepTask) -> RenderedOutput:
         step = task.step
         op = get_operation(step.node_type)
         if op is None:
             raise PermanentError(f"unknown node type {step.node_type}")
+        # User effects (sources by CID) are read and verified here, and sent along to the worker.
+        sources: dict[str, bytes] = {}
+        if named := effect_cids(step.config):
+
+            async def read(cid: str, limit: int) -> bytes:
+                sources[cid] = await self._read_small(cid, limit)
+                return sources[cid]
+
+            await load_user_effects(named, read)
+            for cid in named - sources.keys():  # loaded earlier in this process: the worker needs it too
+                sources[cid] = await self._read_small(cid, MAX_SOURCE_BYTES)
         try:
             parsed = op.parse_config(step.config)
         except ValidationError as exc:
@@ -97,7 +120,7 @@ class StepRenderer:
         output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
         try:
             loop = asyncio.get_running_loop()
-            render = functools.partial(run_operation, seed=seed, handoff=step.handoff)
+            render = functools.partial(run_operation, seed=seed, handoff=step.handoff, user_effects=sources)
             await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
             head, size = await asyncio.to_thread(_head, output)
             # Frames are a trace attribute only: not worth opening the output again when nothing is exported.
@@ -106,6 +129,17 @@ class StepRenderer:
             return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head), frames=frames)
         finally:
             output.unlink(missing_ok=True)
+
+
+async def _read_all(store: ContentStore, cid: str, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in store.read(cid):
+        size += len(chunk)
+        if size > limit:
+            raise PermanentError(f"effect {cid}: its source is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _head(path: Path) -> tuple[bytes, int]:

@@ -15,7 +15,7 @@ from artdag_common.telemetry import setup_tracing
 from services.gateway import errors, ui
 from services.gateway.deps import Gateway
 from services.gateway.headers import SecurityHeaders, docs_page
-from services.gateway.routes import analysis, assets, auth, cache, ipfs, recipes, runs, storage, system
+from services.gateway.routes import analysis, assets, auth, cache, effects, ipfs, recipes, runs, storage, system
 from services.gateway.settings import GatewaySettings
 
 
@@ -59,6 +59,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(ipfs.router)
     app.include_router(storage.router)
     app.include_router(assets.router)
+    app.include_router(effects.router)
     app.include_router(runs.router)
     app.include_router(recipes.router)
     app.include_router(analysis.router)

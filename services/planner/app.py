@@ -170,6 +170,7 @@ class PlannerApi:
         return RecipeUpload(text=await self.book.recipe_text(check_run_id(request.run_id)))
 
     async def recipe_upload(self, request: RecipeUpload) -> RecipeRecord:
+        await self.preparation.load_effects(request.text)
         return await self.recipes.upload(request.text, owner=request.owner)
 
     async def recipe_get(self, request: RecipeRequest) -> RecipeRecord:

@@ -25,7 +25,7 @@ from artdag_common.errors import (
 )
 from artdag_common.ids import canonical_json
 from artdag_common.media_limits import InputLimits
-from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.recipe import Recipe, parse_recipe, user_effects_named
 from artdag_common.registration import store_document
 from artdag_common.rpc import Client as RpcClient
 from artdag_common.schemas import (
@@ -82,7 +82,7 @@ class Preparation:
         upload into output; another's content reads exactly like unknown content); inputs bound
         through an asset name are the owner's or shared, which resolving the name checked.
         """
-        recipe = parse_recipe(recipe_text)
+        recipe = await self.parse(recipe_text)
         input_cids = bind_inputs(recipe, await self._with_assets(recipe, inputs, owner))
         media_types: dict[str, str] = {}
         items = [
@@ -111,6 +111,33 @@ class Preparation:
             media_types=media_types,
         )
         return recipe, plan
+
+    async def parse(self, text: str) -> Recipe:
+        """`parse_recipe`, with the user effects the text names loaded first (their steps' params
+        are validated against the effects' own declarations)."""
+        await self.load_effects(text)
+        return parse_recipe(text)
+
+    async def load_effects(self, text: str) -> None:
+        """Read, verify and compile the user effects (sources by CID) a recipe's text names."""
+        named = user_effects_named(text)
+        if not named:
+            return
+        # Imported on first use: a planner that plans no user effect starts without the effects library.
+        from artdag_effects.loading import load_user_effects
+
+        await load_user_effects(named, self._read_source)
+
+    async def _read_source(self, cid: str, limit: int) -> bytes:
+        """A small stored file's bytes (an effect's source), refused past `limit` bytes."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.store.read(cid):
+            size += len(chunk)
+            if size > limit:
+                raise InvalidInputError(f"effect {cid}: its source is over {limit:,} bytes", field="effect")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _stat_all(self, cids: list[str], viewer: Viewer | None = None) -> dict[str, ContentRecord]:
         """The stored content among `cids` that `viewer` may see: one request per `MAX_LIST_ITEMS` of them."""

@@ -21,7 +21,7 @@ from artdag_common.faults import crash_point
 from artdag_common.ids import check_run_id, new_run_id
 from artdag_common.leases import held_by_anyone, lease_value, take_lease
 from artdag_common.metrics import STEPS
-from artdag_common.recipe import Recipe, parse_recipe
+from artdag_common.recipe import Recipe
 from artdag_common.schemas import (
     Plan,
     RunEvent,
@@ -278,7 +278,7 @@ class Submissions:
                         continue
                     log.info("run %s was never started; starting it", run_id)
                     self.engine.counts["recovered"] += 1
-                    await self._start(run_id, await self.engine.plan(run_id), parse_recipe(recipe_text))
+                    await self._start(run_id, await self.engine.plan(run_id), await self.preparation.parse(recipe_text))
 
     async def _drop_unrecorded(self, run_id: str, revision: int | None = None) -> None:
         """Delete a run's KV entry that no record follows, as it was read: a submit that has just

@@ -134,3 +134,36 @@ def test_a_remap_reads_where_it_says_and_one_channel_of_it_reads_alike() -> None
     assert np.array_equal(out[:, :, 1:], FRAME[:, :, 1:])
     whole = compile_effect(f"(define-effect s (sample frame (+ x {1 / (w - 1)!r}) y))")
     assert np.array_equal(render(whole)[:, :, 0], out[:, :, 0])
+
+
+def test_the_gateway_bounds_a_source_as_the_loader_does() -> None:
+    from artdag_effects.user import MAX_SOURCE_BYTES
+    from services.gateway.routes.effects import MAX_SOURCE_BYTES as GATEWAY_LIMIT
+
+    assert GATEWAY_LIMIT == MAX_SOURCE_BYTES
+
+
+def test_a_user_effect_is_registered_only_under_the_cid_of_its_bytes() -> None:
+    from artdag_common.cid import cid_of_bytes
+    from artdag_common.errors import InvalidInputError
+    from artdag_effects import UnknownEffectError, get_effect
+    from artdag_effects.user import effect_cids, register_user_effect
+
+    source = b"(define-effect halve (* frame 0.5))"
+    cid = cid_of_bytes(source)
+    with pytest.raises(UnknownEffectError, match="no effect source with that CID"):
+        get_effect(cid)
+    with pytest.raises(InvalidInputError, match="do not hash to that CID"):
+        register_user_effect(cid, source + b" ; tampered")
+    with pytest.raises(InvalidInputError, match="not UTF-8"):
+        bad = b"\xff\xfe"
+        register_user_effect(cid_of_bytes(bad), bad)
+    broken = b"(define-effect broken (nothing))"
+    with pytest.raises(InvalidInputError, match=r"line 1, column 24: unknown function"):
+        register_user_effect(cid_of_bytes(broken), broken)
+    spec = register_user_effect(cid, source)
+    assert get_effect(cid) is spec and spec.name == cid
+    v1 = cid_of_bytes(source, 1)
+    assert register_user_effect(v1, source).name == v1, "a CIDv1 of the same bytes works too"
+    config = {"configs": [{"effect": cid, "params": {}}, {"effect": "invert"}], "effect": v1}
+    assert effect_cids(config) == {cid, v1}

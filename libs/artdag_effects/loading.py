@@ -1,0 +1,25 @@
+"""Loading the user effects a recipe or a step names, from wherever the caller reads content."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_effects.user import MAX_SOURCE_BYTES, register_user_effect, user_effect
+
+ReadContent = Callable[[str, int], Awaitable[bytes]]
+"""Reads a cid's bytes, at most the given number (more raises); `NotFoundError` when it is not stored."""
+
+
+async def load_user_effects(cids: Iterable[str], read: ReadContent) -> None:
+    """Read, verify and compile each user effect in `cids` this process does not hold yet."""
+    for cid in sorted(set(cids)):
+        if user_effect(cid) is not None:
+            continue
+        try:
+            source = await read(cid, MAX_SOURCE_BYTES)
+        except NotFoundError:
+            raise InvalidInputError(
+                f"effect {cid}: no effect source with that CID is stored (upload it first)", field="effect"
+            ) from None
+        register_user_effect(cid, source)

@@ -1,0 +1,86 @@
+"""User effects by CID: their compiled form, per process, once their source is verified against its CID.
+
+A recipe names a user effect by the CID of its source (`EFFECT {effect: Qm…}`), so a step's id
+includes the effect's exact text. A service that validates or renders such a step first reads
+the source from the content store and calls `register_user_effect`; `get_effect` then finds it
+like a built-in. The source is checked against the CID it is registered under: bytes that do
+not hash to it are refused, whatever the store returned.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from artdag_common.cid import cid_of_bytes, validate_cid
+from artdag_common.errors import InvalidCidError, InvalidInputError
+from artdag_effects.lang import compile_effect
+from artdag_effects.spec import EffectSpec
+
+MAX_SOURCE_BYTES = 64 * 1024
+MAX_LOADED = 256
+
+_loaded: OrderedDict[str, EffectSpec] = OrderedDict()
+_lock = threading.Lock()
+
+
+def is_user_effect_name(name: str) -> bool:
+    """Whether an effect name is a CID (a user effect's source) rather than a built-in's name."""
+    if not name.startswith(("Qm", "bafy", "bafk")):
+        return False
+    try:
+        validate_cid(name)
+    except InvalidCidError:
+        return False
+    return True
+
+
+def register_user_effect(cid: str, source: bytes) -> EffectSpec:
+    """Compile the effect whose source is `source` under `cid`; refused if the bytes are not that CID's."""
+    with _lock:
+        if (found := _loaded.get(cid)) is not None:
+            _loaded.move_to_end(cid)
+            return found
+    if len(source) > MAX_SOURCE_BYTES:
+        raise InvalidInputError(f"effect {cid}: its source is over {MAX_SOURCE_BYTES:,} bytes", field="effect")
+    version = 0 if cid.startswith("Qm") else 1
+    if cid_of_bytes(source, version) != cid:
+        raise InvalidInputError(f"effect {cid}: the bytes read do not hash to that CID", field="effect")
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"effect {cid} is not UTF-8 text", field="effect") from None
+    try:
+        spec = compile_effect(text).spec(cid)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"effect {cid}: {exc.message}", field="effect") from None
+    with _lock:
+        _loaded[cid] = spec
+        while len(_loaded) > MAX_LOADED:
+            _loaded.popitem(last=False)
+    return spec
+
+
+def user_effect(cid: str) -> EffectSpec | None:
+    """The registered user effect under `cid`, if this process has it."""
+    with _lock:
+        return _loaded.get(cid)
+
+
+def effect_cids(config: Any) -> set[str]:
+    """The user effects a node config (or a recipe's steps, a CHAIN's configs) names, at any depth."""
+    return set(_walk(config))
+
+
+def _walk(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "effect" and isinstance(item, str) and is_user_effect_name(item):
+                yield item
+            else:
+                yield from _walk(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk(item)
