@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, create_model
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
 from artdag_common.sexp import Atom, Keyword, Pos, SexpError, SList, SMap, Symbol, Value, head, read_one
+from artdag_effects.imaging import apply_lut
 from artdag_effects.spec import EffectParams, EffectSetup, EffectSpec, Frame, FrameContext, FrameEffect, Rgb
 
 MAX_NODES = 2000
@@ -623,11 +624,10 @@ class UserEffect:
 
         def evaluate(frame: Frame, ctx: FrameContext, values: dict[str, float | Array]) -> Frame:
             if lut is not None:
-                tables = lut(values)
-                out = np.empty_like(frame)
-                for k in range(3):
-                    np.take(tables[:, k], frame[:, :, k], out=out[:, :, k])
-                return out
+                tables = lut(values)  # (256, 3): one column per channel
+                if (tables == tables[:, :1]).all():
+                    return apply_lut(frame, np.ascontiguousarray(tables[:, 0]))
+                return apply_lut(frame, np.ascontiguousarray(tables.T))
             env = _Frame(
                 frame.astype(np.float32),
                 values,
