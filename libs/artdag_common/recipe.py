@@ -300,8 +300,8 @@ def user_effects_named(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> set[s
     """
     from artdag_effects.user import effect_cids
 
-    if len(text.encode("utf-8")) > max_bytes:
-        return set()
+    if len(text.encode("utf-8")) > max_bytes or not any(mark in text for mark in ("Qm", "bafy", "bafk")):
+        return set()  # no CID anywhere in it: nothing to read twice
     try:
         return effect_cids(_Located(text).value)
     except (_ExpansionError, yaml.YAMLError, RecursionError):
