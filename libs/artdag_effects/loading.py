@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from artdag_common.errors import InvalidInputError, NotFoundError
+from artdag_common.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from artdag_effects.user import MAX_SOURCE_BYTES, register_user_effect, user_effect
 
 ReadContent = Callable[[str, int], Awaitable[bytes]]
-"""Reads a cid's bytes, at most the given number (more raises); `NotFoundError` when it is not stored."""
+"""Reads a cid's bytes, at most the given number (`PayloadTooLargeError` past it); `NotFoundError` when absent."""
 
 
 async def load_user_effects(cids: Iterable[str], read: ReadContent) -> None:
@@ -21,5 +21,9 @@ async def load_user_effects(cids: Iterable[str], read: ReadContent) -> None:
         except NotFoundError:
             raise InvalidInputError(
                 f"effect {cid}: no effect source with that CID is stored (upload it first)", field="effect"
+            ) from None
+        except PayloadTooLargeError:
+            raise InvalidInputError(
+                f"effect {cid}: its source is over {MAX_SOURCE_BYTES:,} bytes", field="effect"
             ) from None
         register_user_effect(cid, source)

@@ -22,7 +22,7 @@ from artdag_effects.spec import EffectSpec
 MAX_SOURCE_BYTES = 64 * 1024
 MAX_LOADED = 256
 
-_loaded: OrderedDict[str, EffectSpec] = OrderedDict()
+_loaded: OrderedDict[str, tuple[EffectSpec, bytes]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -42,7 +42,7 @@ def register_user_effect(cid: str, source: bytes) -> EffectSpec:
     with _lock:
         if (found := _loaded.get(cid)) is not None:
             _loaded.move_to_end(cid)
-            return found
+            return found[0]
     if len(source) > MAX_SOURCE_BYTES:
         raise InvalidInputError(f"effect {cid}: its source is over {MAX_SOURCE_BYTES:,} bytes", field="effect")
     version = 0 if cid.startswith("Qm") else 1
@@ -57,7 +57,7 @@ def register_user_effect(cid: str, source: bytes) -> EffectSpec:
     except InvalidInputError as exc:
         raise InvalidInputError(f"effect {cid}: {exc.message}", field="effect") from None
     with _lock:
-        _loaded[cid] = spec
+        _loaded[cid] = (spec, source)
         while len(_loaded) > MAX_LOADED:
             _loaded.popitem(last=False)
     return spec
@@ -66,7 +66,15 @@ def register_user_effect(cid: str, source: bytes) -> EffectSpec:
 def user_effect(cid: str) -> EffectSpec | None:
     """The registered user effect under `cid`, if this process has it."""
     with _lock:
-        return _loaded.get(cid)
+        found = _loaded.get(cid)
+    return None if found is None else found[0]
+
+
+def user_source(cid: str) -> bytes | None:
+    """The verified source of the registered user effect under `cid` (for a worker process to register)."""
+    with _lock:
+        found = _loaded.get(cid)
+    return None if found is None else found[1]
 
 
 def effect_cids(config: Any) -> set[str]:

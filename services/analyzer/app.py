@@ -136,7 +136,7 @@ class Analyzer:
         result_cid = (entry.value or b"").decode()
         if not await self.store.exists(result_cid):
             return None
-        body = b"".join([chunk async for chunk in self.store.read(result_cid)])
+        body = await self.store.get_bytes(result_cid)
         return AnalysisReply(analysis_id=key, result_cid=result_cid, cached=True, result=json.loads(body))
 
     async def _compute(self, key: str, cid: str, features: list[str], params: AnalysisParams) -> AnalysisReply:

@@ -144,5 +144,4 @@ class RunFollower:
             raise PermanentError(f"run {state.run_id} finished without a stored plan")
         if self.ensure_local is not None:
             await self.ensure_local(state.plan_cid)  # offloaded to a storage provider since: read back
-        body = b"".join([chunk async for chunk in self.store.read(state.plan_cid)])
-        return Plan.model_validate_json(body)
+        return Plan.model_validate_json(await self.store.get_bytes(state.plan_cid))

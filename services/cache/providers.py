@@ -624,7 +624,7 @@ async def round_trip(kind: str, config: _Config, spool: Path) -> None:
                 await writer.write(body)
                 cid = await writer.commit()
             try:
-                got = b"".join([chunk async for chunk in store.read(cid)])
+                got = await store.get_bytes(cid)
                 if got != body:
                     raise ValueError(f"read back {len(got)} bytes that differ from the {len(body)} written")
             finally:

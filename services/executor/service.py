@@ -20,7 +20,7 @@ from artdag_common.operations import INLINE_NODE_TYPES, get_operation
 from artdag_common.schemas import StepTask
 from artdag_common.telemetry import exporting
 from artdag_effects.loading import load_user_effects
-from artdag_effects.user import MAX_SOURCE_BYTES, effect_cids
+from artdag_effects.user import effect_cids, user_source
 from services.executor.operations import output_suffix, render_inline, run_operation
 
 
@@ -58,29 +58,23 @@ class StepRenderer:
     async def _read_small(self, cid: str, limit: int) -> bytes:
         """A small stored file's bytes (an effect's source), read back from a provider if offloaded."""
         try:
-            return await _read_all(self.store, cid, limit)
+            return await self.store.get_bytes(cid, max_bytes=limit)
         except NotFoundError:
             if self.restore is None:
                 raise
         await self.restore(cid)
-        return await _read_all(self.store, cid, limit)
+        return await self.store.get_bytes(cid, max_bytes=limit)
 
     async def render(self, task: StepTask) -> RenderedOutput:
         step = task.step
         op = get_operation(step.node_type)
         if op is None:
             raise PermanentError(f"unknown node type {step.node_type}")
-        # User effects (sources by CID) are read and verified here, and sent along to the worker.
-        sources: dict[str, bytes] = {}
-        if named := effect_cids(step.config):
-
-            async def read(cid: str, limit: int) -> bytes:
-                sources[cid] = await self._read_small(cid, limit)
-                return sources[cid]
-
-            await load_user_effects(named, read)
-            for cid in named - sources.keys():  # loaded earlier in this process: the worker needs it too
-                sources[cid] = await self._read_small(cid, MAX_SOURCE_BYTES)
+        # User effects (sources by CID) are read and verified here once per process, and their
+        # verified sources go along to the worker process.
+        named = effect_cids(step.config)
+        await load_user_effects(named, self._read_small)
+        sources = {cid: source for cid in named if (source := user_source(cid)) is not None}
         try:
             parsed = op.parse_config(step.config)
         except ValidationError as exc:
@@ -129,17 +123,6 @@ class StepRenderer:
             return RenderedOutput(cid=cid, size=size, media_type=sniff_media_type(head), frames=frames)
         finally:
             output.unlink(missing_ok=True)
-
-
-async def _read_all(store: ContentStore, cid: str, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in store.read(cid):
-        size += len(chunk)
-        if size > limit:
-            raise PermanentError(f"effect {cid}: its source is over {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _head(path: Path) -> tuple[bytes, int]:

@@ -208,7 +208,7 @@ class PlannerApi:
         found: dict[str, dict[str, Any]] = {}
         for step in plan.steps:
             if step.node_type == "ANALYZE" and step.source_cid:
-                body = b"".join([chunk async for chunk in self.store.read(step.source_cid)])
+                body = await self.store.get_bytes(step.source_cid)
                 found[step.name] = {
                     "features": step.config["features"],
                     "params": step.config.get("params", {}),

@@ -126,18 +126,7 @@ class Preparation:
         # Imported on first use: a planner that plans no user effect starts without the effects library.
         from artdag_effects.loading import load_user_effects
 
-        await load_user_effects(named, self._read_source)
-
-    async def _read_source(self, cid: str, limit: int) -> bytes:
-        """A small stored file's bytes (an effect's source), refused past `limit` bytes."""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in self.store.read(cid):
-            size += len(chunk)
-            if size > limit:
-                raise InvalidInputError(f"effect {cid}: its source is over {limit:,} bytes", field="effect")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        await load_user_effects(named, lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit))
 
     async def _stat_all(self, cids: list[str], viewer: Viewer | None = None) -> dict[str, ContentRecord]:
         """The stored content among `cids` that `viewer` may see: one request per `MAX_LIST_ITEMS` of them."""

@@ -221,6 +221,8 @@ async def test_unknown_cids_are_not_found(store: ContentStore, tmp_path: Path) -
         await read_all(store, cid, 5, 10)
     with pytest.raises(NotFoundError):
         await store.local_path(cid, tmp_path / "scratch")
+    with pytest.raises(NotFoundError):
+        await store.get_bytes(cid)
     assert not await store.delete(cid)
 
 
@@ -268,6 +270,9 @@ async def test_put_bytes(store: ContentStore) -> None:
     assert await read_all(store, cid) == data
     assert await store.put_bytes(data) == cid  # storing it again changes nothing
     assert await read_all(store, cid) == data
+    assert await store.get_bytes(cid) == data == await store.get_bytes(cid, max_bytes=2000)
+    with pytest.raises(PayloadTooLargeError, match="over 1,999 bytes"):
+        await store.get_bytes(cid, max_bytes=1999)
 
 
 async def test_cid_version_one(store_v1: ContentStore) -> None:

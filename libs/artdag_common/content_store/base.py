@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
+from artdag_common.errors import PayloadTooLargeError
+
 
 class ContentWriter(abc.ABC):
     """Streams bytes in; `commit()` publishes them under their CID, `abort()` drops them."""
@@ -56,6 +58,18 @@ class ContentStore(abc.ABC):
         async with self.writer() as writer:
             await writer.write(data)
             return await writer.commit()
+
+    async def get_bytes(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        """A small object's bytes, in memory (what `put_bytes` stored); `NotFoundError` if absent,
+        `PayloadTooLargeError` past `max_bytes` (checked as it streams in)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.read(cid):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise PayloadTooLargeError(f"{cid} is over {max_bytes:,} bytes", field="cid")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @abc.abstractmethod
     async def exists(self, cid: str) -> bool:

@@ -86,8 +86,7 @@ def _info(cid: str, effect: UserEffect, *, with_source: bool) -> EffectInfo:
 
 
 async def _read_source(gw: GatewayDep, cid: str) -> str:
-    chunks = [chunk async for chunk in gw.store.read(cid)]
-    return b"".join(chunks)[:MAX_SOURCE_BYTES].decode("utf-8", "replace")
+    return (await gw.store.get_bytes(cid, max_bytes=MAX_SOURCE_BYTES)).decode("utf-8", "replace")
 
 
 @router.post(
