@@ -322,7 +322,6 @@ FUNCTIONS: dict[str, tuple[int, int | None, float, bool, Callable[..., Num]]] = 
     "blur": (2, 2, 14, False, _blur),
     "convolve": (2, 2, 0, False, _convolve),  # its cost is its kernel's size
 }
-PLACE_FUNCTIONS = {"sample": (3, 3, 6)}
 NAMES = ("frame", "r", "g", "b", "x", "y", "cx", "cy", "t", "i", "width", "height", "pi")
 
 
@@ -395,7 +394,7 @@ class _Compiler:
                 return self.compile(SList((remap.items[0], inner, *remap.items[2:]), remap.pos), scope)
         if name == "let":
             return self.let(value, args, scope)
-        if name in PLACE_FUNCTIONS:
+        if name == "sample":
             return self.sample(value, args, scope)
         if name == "noise":
             return self.noise(value, args)
@@ -670,23 +669,16 @@ def _lut_of(body: Node, name: str) -> Callable[[dict[str, float | Array]], npt.N
 
 
 def _to_frame(value: Num, shape: tuple[int, ...], name: str, index: int) -> Frame:
-    out = np.broadcast_to(_as_array(value), shape) if _broadcasts(value, shape) else None
-    if out is None:
-        got = getattr(value, "shape", "a number")
-        raise InvalidMediaError(f"effect {name}: its value has shape {got}, not a frame's {shape}")
+    array = _as_array(value)
+    try:
+        out = np.broadcast_to(array, shape)  # also refuses a value larger than the frame
+    except ValueError:
+        raise InvalidMediaError(f"effect {name}: its value has shape {array.shape}, not a frame's {shape}") from None
     if not np.isfinite(out).all():
         raise InvalidMediaError(
             f"effect {name}: its value is not a number (NaN or infinite) at frame {index}: a division by zero?"
         )
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _broadcasts(value: Num, shape: tuple[int, ...]) -> bool:
-    try:
-        np.broadcast_shapes(np.shape(_as_array(value)), shape)
-    except ValueError:
-        return False
-    return np.broadcast_shapes(np.shape(_as_array(value)), shape) == shape
 
 
 # -- the define-effect form ----------------------------------------------------------------------
