@@ -8,7 +8,9 @@ noise: frames like a camera's):
   `--repeat` passes over the same frames);
 - the whole step: one EFFECT step through the executor (decode, effect, encode), median seconds.
 
-The issue's target is a user effect within 1.5x of its built-in's frames per second.
+The issue's target is a user effect within 1.5x of its built-in's frames per second (TARGET); each
+row says whether it is met. Both sides are measured in the same run, so the ratio holds on a busy
+machine better than either figure does.
 
     .venv/bin/python bench/user_effects.py [--seconds 4] [--repeat 3]
 """
@@ -30,6 +32,8 @@ from artdag_effects import get_effect
 from artdag_effects.spec import EffectSetup, Frame, FrameContext
 from artdag_effects.user import register_user_effect
 from services.executor.operations import run_operation
+
+TARGET = 1.5
 
 PAIRS = {
     "invert": ("{}", "(define-effect invert-written (- 255 frame))"),
@@ -55,18 +59,21 @@ def frames_of(path: Path) -> list[Frame]:
         return [np.asarray(f.to_ndarray(format="rgb24"), np.uint8) for f in container.decode(video=0)]
 
 
-def effect_fps(name: str, params: dict[str, object], frames: list[Frame], repeat: int) -> float:
-    spec = get_effect(name)
-    values = spec.params_model(**params)
+def effect_fps(names: tuple[str, ...], params: dict[str, object], frames: list[Frame], repeat: int) -> list[float]:
+    """Frames per second of each effect: the fastest of `repeat` passes, the effects' passes taken
+    in turn (so that a burst of load elsewhere slows one pass of each, not all passes of one)."""
     h, w = frames[0].shape[:2]
-    best = float("inf")
+    best = dict.fromkeys(names, float("inf"))
     for _ in range(repeat):
-        run = spec.factory(values, EffectSetup(w, h, 30.0, 1))
-        started = time.perf_counter()
-        for index, frame in enumerate(frames):
-            run(frame, FrameContext(index, index / 30.0, values))
-        best = min(best, time.perf_counter() - started)
-    return len(frames) / best
+        for name in names:
+            spec = get_effect(name)
+            values = spec.params_model(**params)
+            run = spec.factory(values, EffectSetup(w, h, 30.0, 1))
+            started = time.perf_counter()
+            for index, frame in enumerate(frames):
+                run(frame, FrameContext(index, index / 30.0, values))
+            best[name] = min(best[name], time.perf_counter() - started)
+    return [len(frames) / best[name] for name in names]
 
 
 def step_seconds(name: str, params: dict[str, object], src: Path, work: Path, repeat: int) -> float:
@@ -92,21 +99,25 @@ def main() -> None:
         write_test_clip(src, width=1280, height=720, fps=30, duration_s=args.seconds)
         frames = frames_of(src)
         print(f"{len(frames)} frames of 1280x720; fastest of {args.repeat} passes, median of {args.repeat} steps")
-        columns = f"{'effect':<10} {'built-in fps':>12} {'written fps':>12} {'ratio':>6}"
+        columns = f"{'effect':<10} {'built-in fps':>12} {'written fps':>12} {'ratio':>6} {'<=' + str(TARGET):>6}"
         print(columns + f"   {'step s':>7} {'written':>8} {'ratio':>6}")
+        met = []
         for builtin, (params_json, source) in PAIRS.items():
             params = json.loads(params_json)
             data = source.encode()
             cid = cid_of_bytes(data)
             register_user_effect(cid, data)
-            ours = effect_fps(builtin, params, frames, args.repeat)
-            theirs = effect_fps(cid, params, frames, args.repeat)
+            ours, theirs = effect_fps((builtin, cid), params, frames, args.repeat)
             step_ours = step_seconds(builtin, params, src, work, args.repeat)
             step_theirs = step_seconds(cid, params, src, work, args.repeat)
+            ratio = ours / theirs
+            met.append(ratio <= TARGET)
             print(
-                f"{builtin:<10} {ours:>12.0f} {theirs:>12.0f} {ours / theirs:>6.2f}"
+                f"{builtin:<10} {ours:>12.0f} {theirs:>12.0f} {ratio:>6.2f} {'yes' if met[-1] else 'NO':>6}"
                 f"   {step_ours:>7.2f} {step_theirs:>8.2f} {step_theirs / step_ours:>6.2f}"
             )
+        verdict = "every written effect is" if all(met) else f"{met.count(False)} written effect(s) are NOT"
+        print(f"{verdict} within {TARGET}x of its built-in's frames per second")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,51 @@ def apply_lut(frame: Frame, lut: npt.NDArray[np.uint8]) -> Frame:
     index[..., 1] += 256
     index[..., 2] += 512
     return np.take(flat, index)
+
+
+def table_pass(lut: npt.NDArray[np.uint8]) -> Callable[[Frame], Frame]:
+    """The fastest exact way to map frames through `lut` (256 entries, or (3, 256) per channel).
+
+    A table that is a ramp or its negative, shifted and clipped (clip(±v + c, low, high): the
+    identity, an invert, a brightness step, a clamp) becomes one or two integer passes; any
+    other goes through `apply_lut`. Either way the output equals the table's.
+    """
+    table = np.asarray(lut, dtype=np.uint8)
+    if table.ndim == 2 and (table == table[:1]).all():
+        table = table[0]
+    if table.ndim == 2:
+        flat = np.ascontiguousarray(table)
+        return lambda frame: apply_lut(frame, flat)
+    ramp = np.arange(256, dtype=np.int64)
+    low, high = int(table.min()), int(table.max())
+    if low == high:
+        return lambda frame: np.full_like(frame, low)
+    for negate in (False, True):
+        base = 255 - ramp if negate else ramp
+        inside = (table > low) & (table < high)
+        shifts = np.unique(table[inside].astype(np.int64) - base[inside])
+        if shifts.size != 1 or not np.array_equal(np.clip(base + shifts[0], low, high), table):
+            continue
+        return _shift_pass(negate, int(shifts[0]), low, high)
+    return lambda frame: apply_lut(frame, table)
+
+
+def _shift_pass(negate: bool, shift: int, low: int, high: int) -> Callable[[Frame], Frame]:
+    """clip(±v + shift, low, high) on uint8: clip first, so that the shift stays in 0..255."""
+    below, above = max(low - shift, 0), min(high - shift, 255)
+    step = np.uint8(shift % 256)  # modular: every value lands in low..high, so it never wraps
+
+    def run(frame: Frame) -> Frame:
+        if not negate and shift == 0 and below == 0 and above == 255:
+            return frame
+        out = np.bitwise_not(frame) if negate else frame.copy()
+        if below > 0 or above < 255:
+            np.clip(out, below, above, out=out)
+        if shift:
+            np.add(out, step, out=out)
+        return out
+
+    return run
 
 
 def lut_from(fn_values: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:

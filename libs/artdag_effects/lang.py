@@ -19,8 +19,11 @@ larger than `MAX_NODES` or its estimated work per frame is over `MAX_COST` full-
 A value that turns NaN or infinite (a division by zero) fails the frame with the effect's name.
 
 Speed: a part of the expression that depends on no pixel value (a vignette's gain, a remap's
-coordinates) is computed once per run and parameter values; an expression of each channel's
-own value alone (invert, levels, curves) becomes a 256-entry table per channel.
+coordinates) is computed once per run and parameter values. Common shapes of body then run in
+integer arithmetic on the uint8 frame, as fast as the built-in effects they resemble (see "fast
+paths" below): each channel's own value alone (invert, levels, curves) is a table per channel;
+frame·gain + offset (a vignette, a tint) is fixed point; channels copied or remapped by
+coordinates that read no pixel (rgb_split, shifts, mirrors) are integer gathers or slices.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pydantic import BaseModel, Field, create_model
 
 from artdag_common.errors import InvalidInputError, InvalidMediaError
 from artdag_common.sexp import Atom, Keyword, Pos, SexpError, SList, SMap, Symbol, Value, head, read_one
-from artdag_effects.imaging import apply_lut
+from artdag_effects.imaging import table_pass
 from artdag_effects.spec import EffectParams, EffectSetup, EffectSpec, Frame, FrameContext, FrameEffect, Rgb
 
 MAX_NODES = 2000
@@ -54,15 +57,36 @@ Num = Array | float
 CONST, PLACE, FRAME = 0, 1, 2
 
 
-@dataclass
 class _Frame:
-    """What one evaluation sees."""
+    """What one evaluation sees: the pixels (converted to float only when read), the parameters, the time."""
 
-    frame: Array  # (H, W, 3) float32
-    params: dict[str, float | Array]
-    t: float
-    i: int
-    rng: np.random.Generator
+    def __init__(self, pixels: npt.NDArray[Any], params: dict[str, float | Array], t: float, i: int, seed: int) -> None:
+        self.pixels = pixels  # (H, W, 3) uint8, or float32 (a colour table's ramp)
+        self.params = params
+        self.t, self.i, self.seed = t, i, seed
+        self._frame: Array | None = None
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def frame(self) -> Array:
+        """The whole frame as float32 (converted on first use)."""
+        if self._frame is None:
+            self._frame = self.pixels.astype(np.float32, copy=False)
+        return self._frame
+
+    def channel(self, k: int) -> Array:
+        """One channel as float32 (H, W, 1): a single-channel read converts that channel alone."""
+        if self._frame is not None:
+            return self._frame[:, :, k : k + 1]
+        plane: Array = self.pixels[:, :, k : k + 1].astype(np.float32)
+        return plane
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The frame's noise generator, seeded from the step and the frame index."""
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.seed, self.i])
+        return self._rng
 
 
 @dataclass
@@ -89,9 +113,12 @@ class Node:
     cost: float
     pos: Pos
     pointwise: bool = True  # a function of each channel's own value (and constants) only
-    uses_frame: bool = False
+    uses_frame: bool = False  # reads pixel values
     const: float | Array | None = None
     params: frozenset[str] = field(default_factory=frozenset)
+    clock: bool = False  # reads the time or the frame index
+    op: str = ""  # what it is, for the fast paths: a function's name, "frame", "r", "sample", …
+    args: tuple[Node, ...] = ()
 
 
 def _as_array(value: Num) -> Array:
@@ -227,9 +254,18 @@ class _Gather:
     weights: tuple[Array, ...]
 
 
+def _coords(xs: Num, ys: Num, h: int, w: int) -> tuple[Array, Array]:
+    """Where a remap reads, in pixels (H, W), clamped to the frame."""
+    with np.errstate(all="ignore"):  # (an infinite coordinate is clamped; NaN is refused below)
+        fx = np.clip(np.broadcast_to(_plane(xs), (h, w, 1))[:, :, 0] * (w - 1), 0, w - 1).astype(np.float32)
+        fy = np.clip(np.broadcast_to(_plane(ys), (h, w, 1))[:, :, 0] * (h - 1), 0, h - 1).astype(np.float32)
+    if np.isnan(fx).any() or np.isnan(fy).any():
+        raise ValueError("a remap's coordinates are not a number (NaN): a division by zero?")
+    return fx, fy
+
+
 def _gather_plan(xs: Num, ys: Num, h: int, w: int) -> _Gather:
-    fx = np.clip(np.broadcast_to(_plane(xs), (h, w, 1))[:, :, 0] * (w - 1), 0, w - 1).astype(np.float32)
-    fy = np.clip(np.broadcast_to(_plane(ys), (h, w, 1))[:, :, 0] * (h - 1), 0, h - 1).astype(np.float32)
+    fx, fy = _coords(xs, ys, h, w)
     x0, y0 = np.floor(fx).astype(np.intp), np.floor(fy).astype(np.intp)
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     ax, ay = (fx - x0)[:, :, None], (fy - y0)[:, :, None]
@@ -334,7 +370,7 @@ def _param_reader(name: str) -> Eval:
 
 
 def _channel_reader(k: int) -> Eval:
-    return lambda f, _p: f.frame[:, :, k : k + 1]
+    return lambda f, _p: f.channel(k)
 
 
 def _place_reader(name: str) -> Eval:
@@ -370,7 +406,7 @@ class _Compiler:
             if isinstance(value.value, bool) or not isinstance(value.value, int | float):
                 raise value.pos.error(f"{value.value!r}: only numbers are values here")
             number = float(value.value)
-            return Node(_constant(number), CONST, 0, value.pos, const=number)
+            return Node(_constant(number), CONST, 0, value.pos, const=number, op="const")
         if isinstance(value, Symbol):
             return self.name(value, scope)
         if isinstance(value, SList) and value.kind == "vector":
@@ -392,6 +428,10 @@ class _Compiler:
             if len(remap.items) == 4:
                 inner = SList((value.items[0], remap.items[1], args[1]), value.pos)
                 return self.compile(SList((remap.items[0], inner, *remap.items[2:]), remap.pos), scope)
+        if name == "channel" and len(args) == 2 and isinstance(args[0], Symbol) and args[0].name == "frame":
+            k = args[1].value if isinstance(args[1], Atom) else None
+            if k in (0, 1, 2) and not isinstance(k, bool):  # (channel frame 0) is r: it reads that channel alone
+                return self.name(Symbol("rgb"[int(k)], args[0].pos), scope)
         if name == "let":
             return self.let(value, args, scope)
         if name == "sample":
@@ -421,7 +461,7 @@ class _Compiler:
             array = np.stack([np.asarray(c).reshape(-1) for c in consts]).astype(np.float32)[:, :, None]
         else:
             return self.vector_error(value)
-        return Node(_constant(array), CONST, 0, value.pos, const=array)
+        return Node(_constant(array), CONST, 0, value.pos, const=array, op="const")
 
     def vector_error(self, value: SList) -> Node:
         raise value.pos.error(
@@ -433,24 +473,24 @@ class _Compiler:
         if name in scope:
             return scope[name]
         if name in self.params:
-            return Node(_param_reader(name), PLACE, 0, symbol.pos, params=frozenset({name}))
+            return Node(_param_reader(name), PLACE, 0, symbol.pos, params=frozenset({name}), op="param")
         pos = symbol.pos
         match name:
             case "frame":
-                return Node(_read_frame, FRAME, 0, pos, uses_frame=True)
+                return Node(_read_frame, FRAME, 0, pos, uses_frame=True, op="frame")
             case "r" | "g" | "b":
                 k = "rgb".index(name)
-                return Node(_channel_reader(k), FRAME, 0, pos, pointwise=False, uses_frame=True)
+                return Node(_channel_reader(k), FRAME, 0, pos, pointwise=False, uses_frame=True, op=name)
             case "x" | "y" | "cx" | "cy":
-                return Node(_place_reader(name), PLACE, 0, pos, pointwise=False)
+                return Node(_place_reader(name), PLACE, 0, pos, pointwise=False, op=name)
             case "width" | "height":
-                return Node(_place_reader(name), PLACE, 0, pos)
+                return Node(_place_reader(name), PLACE, 0, pos, op=name)
             case "t":
-                return Node(_read_time, FRAME, 0, pos)
+                return Node(_read_time, FRAME, 0, pos, clock=True, op="t")
             case "i":
-                return Node(_read_index, FRAME, 0, pos)
+                return Node(_read_index, FRAME, 0, pos, clock=True, op="i")
             case "pi":
-                return Node(_constant(math.pi), CONST, 0, pos, const=math.pi)
+                return Node(_constant(math.pi), CONST, 0, pos, const=math.pi, op="const")
             case "noise":
                 raise pos.error("noise is called: (noise) for one plane, (noise 3) for a colour")
         known = ", ".join([*NAMES, *sorted(self.params), *sorted(scope)])
@@ -493,10 +533,11 @@ class _Compiler:
                 return image
             return _sample(image, plan(f, p, image.shape[0], image.shape[1]))
 
-        return self.cached(
-            Node(run, max(img.varies, xs.varies, ys.varies), img.cost + xs.cost + ys.cost + 6, value.pos, False),
-            [img, xs, ys],
-        )
+        parts = (img, xs, ys)
+        node = Node(run, max(p.varies for p in parts), sum(p.cost for p in parts) + 6, value.pos, False)
+        node.uses_frame, node.clock = any(p.uses_frame for p in parts), any(p.clock for p in parts)
+        node.op, node.args = "sample", parts
+        return self.cached(node, [img, xs, ys])
 
     def noise(self, value: SList, args: tuple[Value, ...]) -> Node:
         """(noise): a plane of uniform 0..1 values, new every frame, seeded from the step; (noise 3): a colour."""
@@ -509,7 +550,7 @@ class _Compiler:
         def run(f: _Frame, p: _Place) -> Num:
             return f.rng.random((p.height, p.width, channels), dtype=np.float32)
 
-        return Node(run, FRAME, channels, value.pos, pointwise=False)
+        return Node(run, FRAME, channels, value.pos, pointwise=False, clock=True, op="noise")
 
     def call(self, pos: Pos, name: str, fn: Callable[..., Num], args: list[Node], cost: float, pointwise: bool) -> Node:
         runs = [a.run for a in args]
@@ -524,6 +565,9 @@ class _Compiler:
             pos,
             pointwise and all(a.pointwise for a in args),
             any(a.uses_frame for a in args),
+            clock=any(a.clock for a in args),
+            op=name,
+            args=tuple(args),
         )
         if node.varies == CONST and all(a.const is not None for a in args):
             folded = fn(*(a.const for a in args))
@@ -612,29 +656,22 @@ class UserEffect:
     def factory(self, params: BaseModel, setup: EffectSetup) -> FrameEffect:
         place = _place(setup.width, setup.height)
         body, name = self.body, self.name
-        lut = _lut_of(body, name) if body.pointwise and body.uses_frame else None
+        fast = _fast_path(body, place) if FAST_PATHS else None
 
         def apply(frame: Frame, ctx: FrameContext) -> Frame:
             values = {p.name: _param_value(getattr(ctx.params, p.name)) for p in self.params}
+            env = _Frame(frame, values, ctx.time_s, ctx.index, setup.seed)
+            if fast is not None:
+                try:
+                    out = fast(frame, env, place)
+                except (ValueError, IndexError):  # the general evaluation says what is wrong
+                    out = None
+                if out is not None:
+                    return out
             try:
-                return evaluate(frame, ctx, values)
+                return _to_frame(body.run(env, place), frame.shape, name, ctx.index)
             except (ValueError, IndexError) as exc:  # shapes that do not go together
                 raise InvalidMediaError(f"effect {name}: {exc}") from None
-
-        def evaluate(frame: Frame, ctx: FrameContext, values: dict[str, float | Array]) -> Frame:
-            if lut is not None:
-                tables = lut(values)  # (256, 3): one column per channel
-                if (tables == tables[:, :1]).all():
-                    return apply_lut(frame, np.ascontiguousarray(tables[:, 0]))
-                return apply_lut(frame, np.ascontiguousarray(tables.T))
-            env = _Frame(
-                frame.astype(np.float32),
-                values,
-                ctx.time_s,
-                ctx.index,
-                np.random.default_rng([setup.seed, ctx.index]),
-            )
-            return _to_frame(body.run(env, place), frame.shape, name, ctx.index)
 
         return apply
 
@@ -651,23 +688,6 @@ def _place(width: int, height: int) -> _Place:
     return _Place(width, height, x, y, (x * 2 - 1).astype(np.float32), (y * 2 - 1).astype(np.float32))
 
 
-def _lut_of(body: Node, name: str) -> Callable[[dict[str, float | Array]], npt.NDArray[np.uint8]]:
-    """For a body of each channel's own value: its 256-entry table per channel, per parameter values."""
-    ramp = np.repeat(np.arange(256, dtype=np.float32).reshape(256, 1, 1), 3, axis=2)
-    place = _place(1, 256)
-    memo: dict[tuple[Any, ...], npt.NDArray[np.uint8]] = {}
-
-    def table(values: dict[str, float | Array]) -> npt.NDArray[np.uint8]:
-        key = tuple(_key(values[n]) for n in sorted(values))
-        if key not in memo:
-            memo.clear()
-            env = _Frame(ramp, values, 0.0, 0, np.random.default_rng(0))
-            memo[key] = _to_frame(body.run(env, place), (256, 1, 3), name, 0)[:, 0, :]
-        return memo[key]
-
-    return table
-
-
 def _to_frame(value: Num, shape: tuple[int, ...], name: str, index: int) -> Frame:
     array = _as_array(value)
     try:
@@ -679,6 +699,473 @@ def _to_frame(value: Num, shape: tuple[int, ...], name: str, index: int) -> Fram
             f"effect {name}: its value is not a number (NaN or infinite) at frame {index}: a division by zero?"
         )
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# -- fast paths ----------------------------------------------------------------------------------
+#
+# The general evaluation above works in float32 on whole frames. Most effects people write have a
+# shape that integer arithmetic on the uint8 frame computes as well, several times faster. A run
+# looks for one when it starts (`_fast_path`) and uses the general evaluation for any frame the
+# fast path declines (a value that is no number, shapes that do not go together: the general
+# evaluation then says what is wrong). Each rule below is pinned by a test against the general
+# evaluation (FAST_PATHS off):
+#
+# - a body of each channel's own value: a 256-entry table per channel, made by the general
+#   evaluation of every value, so bit-exact; applied in one integer pass where the table is a
+#   clipped, shifted ramp or its negative (invert, brightness, levels' clipping), else looked up;
+# - a body linear in the frame, frame·gain + offset, where gain and offset read no pixel (a
+#   vignette, a tint towards a colour): (v·G + O + 128) >> 8 with G = round(256·gain) and
+#   O = round(256·offset), clipped to 0..255: within ±1 of the general evaluation;
+# - (rgb …) of channels as they are, remapped (`sample` with coordinates that read no pixel), or
+#   of no pixel at all; and a remap of the whole frame: integer gathers, with bilinear weights
+#   rounded to 1/256 (one axis) or 1/4096 (both), rounded half up: within ±1, exact where the
+#   remap reads whole pixels.
+
+FAST_PATHS = True
+"""False makes every run use the general evaluation (for the tests that compare the two)."""
+
+FastPath = Callable[[Frame, _Frame, _Place], Frame | None]
+_UNSET: Any = object()
+
+
+def _fast_path(body: Node, place: _Place) -> FastPath | None:
+    """A faster way to run `body` over this run's frames, if it has a shape that has one."""
+    if not body.uses_frame:
+        return None
+    if body.pointwise:
+        return _TablePath(body, place)
+    linear = _linear(body)
+    if linear is not None:
+        return _LinearPath(linear)
+    return _planes_path(body)
+
+
+class _PerValues:
+    """Something derived from pixel-free nodes, rebuilt only when their parameters change (or every
+    frame, when one of them changes with the time)."""
+
+    def __init__(self, leaves: tuple[Node, ...], each_frame: bool) -> None:
+        self.names = sorted(frozenset().union(*(n.params for n in leaves)))
+        self.each_frame = each_frame
+        self.key: Any = _UNSET
+
+    def changed(self, f: _Frame) -> bool:
+        """Whether the value must be rebuilt for this frame (and remember that it now will be)."""
+        if self.each_frame:
+            return True
+        key = tuple(_key(f.params[n]) for n in self.names)
+        if key == self.key:
+            return False
+        self.key = key
+        return True
+
+
+class _TablePath(_PerValues):
+    """A body of each channel's own value: a table per channel, from the general evaluation."""
+
+    RAMP = np.repeat(np.arange(256, dtype=np.float32).reshape(256, 1, 1), 3, axis=2)
+
+    def __init__(self, body: Node, place: _Place) -> None:
+        super().__init__((body,), body.clock)  # (it varies with the frame, but its table does not)
+        self.body = body
+        # A body of each pixel's own value reads no x or y, but may read the frame's size.
+        self.place = _Place(place.width, place.height, place.x[:, :1], place.y[:1], place.cx[:, :1], place.cy[:1])
+        self.apply: Callable[[Frame], Frame] | None = None
+
+    def __call__(self, frame: Frame, f: _Frame, p: _Place) -> Frame | None:
+        if self.changed(f):
+            self.apply = None
+            ramp = _Frame(self.RAMP, f.params, f.t, f.i, f.seed)
+            tables = _as_array(self.body.run(ramp, self.place))
+            if tables.ndim == 3 and tables.shape[0] in (1, 256) and tables.shape[1] == 1:
+                tables = np.broadcast_to(tables, (256, 1, 3))
+                if np.isfinite(tables).all():  # else the general evaluation fails the frames that have it
+                    self.apply = table_pass(np.clip(np.rint(tables[:, 0, :].T), 0, 255).astype(np.uint8))
+        return None if self.apply is None else self.apply(frame)
+
+
+# frame·gain + offset, where gain and offset are (functions of) nodes that read no pixel.
+_Term = float | Eval
+
+
+@dataclass(frozen=True)
+class _Linear:
+    gain: _Term
+    offset: _Term
+    leaves: tuple[Node, ...]
+
+
+def _term(term: _Term, f: _Frame, p: _Place) -> Num:
+    return term if isinstance(term, float) else term(f, p)
+
+
+def _join(op: Callable[[Any, Any], Any], a: _Term, b: _Term) -> _Term:
+    if isinstance(a, float) and isinstance(b, float):
+        return float(op(a, b))
+    if (b == 0.0 and op in (np.add, np.subtract)) or (b == 1.0 and op in (np.multiply, np.divide)):
+        return a
+    return lambda f, p: op(_term(a, f, p), _term(b, f, p))
+
+
+def _linear(node: Node) -> _Linear | None:
+    """`node` as frame·gain + offset, if it is one."""
+    if not node.uses_frame:
+        return _Linear(0.0, node.const if isinstance(node.const, float) else node.run, (node,))
+    if node.op == "frame":
+        return _Linear(1.0, 0.0, ())
+    if node.op not in ("+", "-", "*", "/", "mix"):
+        return None
+    parts = [_linear(arg) for arg in node.args]
+    if any(part is None for part in parts):
+        return None
+    terms: list[_Linear] = parts  # type: ignore[assignment]
+    leaves = tuple(leaf for part in terms for leaf in part.leaves)
+    gain, offset = terms[0].gain, terms[0].offset
+    match node.op:
+        case "-" if len(terms) == 1:
+            gain, offset = _join(np.subtract, 0.0, gain), _join(np.subtract, 0.0, offset)
+        case "+" | "-":
+            op = np.add if node.op == "+" else np.subtract
+            for part in terms[1:]:
+                gain, offset = _join(op, gain, part.gain), _join(op, offset, part.offset)
+        case "*":
+            linear = [part for arg, part in zip(node.args, terms, strict=True) if arg.uses_frame]
+            if len(linear) > 1:  # frame·frame
+                return None
+            factor: _Term = 1.0
+            for arg, part in zip(node.args, terms, strict=True):
+                if not arg.uses_frame:
+                    factor = _join(np.multiply, factor, part.offset)
+            gain, offset = _join(np.multiply, linear[0].gain, factor), _join(np.multiply, linear[0].offset, factor)
+        case "/":
+            if any(arg.uses_frame for arg in node.args[1:]):
+                return None
+            for part in terms[1:]:
+                gain, offset = _join(np.divide, gain, part.offset), _join(np.divide, offset, part.offset)
+        case _:  # mix: a + (b - a)·k
+            b, k = terms[1], terms[2].offset
+            if node.args[2].uses_frame:
+                return None
+            gain = _join(np.add, gain, _join(np.multiply, _join(np.subtract, b.gain, gain), k))
+            offset = _join(np.add, offset, _join(np.multiply, _join(np.subtract, b.offset, offset), k))
+    return _Linear(gain, offset, leaves)
+
+
+class _LinearPath(_PerValues):
+    """frame·gain + offset in fixed point."""
+
+    def __init__(self, linear: _Linear) -> None:
+        super().__init__(linear.leaves, any(leaf.varies == FRAME for leaf in linear.leaves))
+        self.linear = linear
+        self.apply: Callable[[Frame], Frame] | None = None
+
+    def __call__(self, frame: Frame, f: _Frame, p: _Place) -> Frame | None:
+        if self.changed(f):
+            self.apply = None
+            self.apply = self.weigh(frame.shape, f, p)
+        return None if self.apply is None else self.apply(frame)
+
+    def weigh(self, shape: tuple[int, ...], f: _Frame, p: _Place) -> Callable[[Frame], Frame] | None:
+        with np.errstate(all="ignore"):
+            gain = np.asarray(_term(self.linear.gain, f, p), np.float64)
+            offset = np.asarray(_term(self.linear.offset, f, p), np.float64)
+        if np.broadcast_shapes(gain.shape, offset.shape, shape) != shape:
+            return None
+        if not (np.isfinite(gain).all() and np.isfinite(offset).all()):
+            return None
+        g, o = np.rint(gain * 256), np.rint(offset * 256) + 128
+        if np.abs(g).max() * 255 + np.abs(o).max() >= 2**31:
+            return None
+        if g.min() >= 0 and o.min() >= 0 and g.max() * 255 + o.max() < 2**16:
+            return _fixed_point(g, o, shape, np.dtype(np.uint16))  # never over 255: no clipping
+        return _fixed_point(g, o, shape, np.dtype(np.int32))
+
+
+def _fixed_point(
+    gain: npt.NDArray[np.float64], offset: npt.NDArray[np.float64], shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> Callable[[Frame], Frame]:
+    """(v·gain + offset) >> 8, clipped to 0..255."""
+
+    def laid_out(values: npt.NDArray[np.float64]) -> Any:
+        if (values == values.flat[0]).all():  # one value (an offset of 0·mask): a scalar, no array to read
+            return dtype.type(values.flat[0])
+        return np.ascontiguousarray(np.broadcast_to(values.astype(dtype), shape))  # same-shape: no broadcast
+
+    g, o = laid_out(gain), laid_out(offset)
+    clip = dtype != np.uint16
+
+    def apply(frame: Frame) -> Frame:
+        work = frame.astype(dtype)  # (a same-type multiply is faster than one that casts as it goes)
+        np.multiply(work, g, out=work)
+        np.add(work, o, out=work)
+        np.right_shift(work, 8, out=work)
+        if clip:
+            np.clip(work, 0, 255, out=work)
+        return work.astype(np.uint8)
+
+    return apply
+
+
+def _frame_channel(node: Node) -> int | None:
+    """Which channel of the frame `node` is, read as it is (r, g, b or (channel frame k))."""
+    if node.op in ("r", "g", "b"):
+        return "rgb".index(node.op)
+    if node.op == "channel" and node.args[0].op == "frame" and isinstance(node.args[1].const, float):
+        k = node.args[1].const
+        return int(k) if k in (0.0, 1.0, 2.0) else None
+    return None
+
+
+def _fixed_remap(node: Node) -> bool:
+    """Whether a `sample` reads where no pixel value decides (its coordinates read no pixel)."""
+    return not (node.args[1].uses_frame or node.args[2].uses_frame)
+
+
+PlaneWriter = Callable[[Frame, _Frame, _Place, npt.NDArray[np.uint8]], bool]
+
+
+def _planes_path(body: Node) -> FastPath | None:
+    """(rgb …) of planes written straight into the frame, or a remap of the whole frame."""
+    if body.op == "sample" and body.args[0].op == "frame" and _fixed_remap(body):
+        remap = _Resample(body, None)
+
+        def whole(frame: Frame, f: _Frame, p: _Place) -> Frame | None:
+            out = np.empty(frame.shape, np.uint8)
+            return out if remap(frame, f, p, out) else None
+
+        return whole
+    if body.op != "rgb":
+        return None
+    writers = [_plane_writer(arg) for arg in body.args]
+    if any(writer is None for writer in writers):
+        return None
+    ready: list[PlaneWriter] = writers  # type: ignore[assignment]
+
+    def planes(frame: Frame, f: _Frame, p: _Place) -> Frame | None:
+        out = np.empty(frame.shape, np.uint8)
+        for k, write in enumerate(ready):
+            if not write(frame, f, p, out[:, :, k]):
+                return None
+        return out
+
+    return planes
+
+
+def _plane_writer(node: Node) -> PlaneWriter | None:
+    k = _frame_channel(node)
+    if k is not None:
+
+        def copy(frame: Frame, _f: _Frame, _p: _Place, out: npt.NDArray[np.uint8]) -> bool:
+            np.copyto(out, frame[:, :, k])
+            return True
+
+        return copy
+    if node.op == "sample" and _fixed_remap(node):
+        k = _frame_channel(node.args[0])
+        return None if k is None else _Resample(node, k)
+    if not node.uses_frame:
+
+        def value(frame: Frame, f: _Frame, p: _Place, out: npt.NDArray[np.uint8]) -> bool:
+            plane = np.broadcast_to(_as_array(_plane(node.run(f, p))), (*out.shape, 1))[:, :, 0]
+            if not np.isfinite(plane).all():
+                return False
+            np.copyto(out, np.clip(np.rint(plane), 0, 255), casting="unsafe")
+            return True
+
+        return value
+    return None
+
+
+class _Resample(_PerValues):
+    """A remap of the frame or of one channel, with coordinates that read no pixel: integer gathers
+    from the interleaved frame, bilinear weights in fixed point."""
+
+    def __init__(self, node: Node, channel: int | None) -> None:
+        xs, ys = node.args[1], node.args[2]
+        super().__init__((xs, ys), FRAME in (xs.varies, ys.varies))
+        self.xs, self.ys, self.channel = xs, ys, channel
+        self.run: Callable[[Frame, npt.NDArray[np.uint8]], None] | None = None
+
+    def __call__(self, frame: Frame, f: _Frame, p: _Place, out: npt.NDArray[np.uint8]) -> bool:
+        if self.changed(f):
+            self.run = None
+            self.run = self.plan(frame.shape, f, p)
+        if self.run is None:
+            return False
+        self.run(frame, out)
+        return True
+
+    def plan(self, shape: tuple[int, ...], f: _Frame, p: _Place) -> Callable[[Frame, npt.NDArray[np.uint8]], None]:
+        h, w = shape[:2]
+        if h == 1:  # as `_sample`: a value one row high is left as it is
+            return _gather1(np.arange(w * 3) if self.channel is None else np.arange(w) * 3 + self.channel)
+        fx, fy = _coords(self.xs.run(f, p), self.ys.run(f, p), h, w)
+        # Flat indices into the interleaved frame: pixel·3 + channel.
+        lanes = np.arange(3) if self.channel is None else np.asarray([self.channel])
+
+        def flat(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+            pixel = (rows * w + cols).reshape(-1, 1)
+            index: npt.NDArray[np.intp] = (pixel * 3 + lanes).astype(np.intp)
+            return index.reshape(-1)
+
+        def spread(weight: npt.NDArray[np.int64], dtype: type[np.unsignedinteger[Any]]) -> Any:
+            lanes_of_each = np.broadcast_to(weight.reshape(-1, 1), (weight.size, lanes.size))
+            return np.ascontiguousarray(lanes_of_each, dtype).reshape(-1)
+
+        qx, qy = _shift_of(fx, 1), _shift_of(fy, 0)
+        if qx is not None and qy is not None and (qx % 256 == 0 or qy % 256 == 0):
+            return _shift_plan(qx, qy, self.channel)
+        exact_x, exact_y = _whole(fx), _whole(fy)
+        if exact_x and exact_y:
+            return _gather1(flat(np.rint(fy).astype(np.int64), np.rint(fx).astype(np.int64)))
+        if exact_x or exact_y:
+            steps = 256
+            along, size = (fy, h) if exact_x else (fx, w)
+            i0, i1, a = _axis(along, size, steps)
+            other = np.rint(fx if exact_x else fy).astype(np.int64)
+            rows0, cols0 = (i0, other) if exact_x else (other, i0)
+            rows1, cols1 = (i1, other) if exact_x else (other, i1)
+            index0, index1 = flat(rows0, cols0), flat(rows1, cols1)
+            moving = a[i0 != i1]
+            if moving.size == 0:
+                return _gather1(index0)
+            if (moving == moving[0]).all():  # one weight wherever the two neighbours differ (a shift)
+                weight: Any = np.uint16(moving[0])
+            else:
+                weight = spread(a, np.uint16)
+            return _gather2(index0, index1, weight)
+        x0, x1, ax = _axis(fx, w, 4096)
+        y0, y1, ay = _axis(fy, h, 4096)
+        corners = (flat(y0, x0), flat(y0, x1), flat(y1, x0), flat(y1, x1))
+        return _gather4(corners, spread(ax, np.uint32), spread(ay, np.uint32))
+
+
+def _shift_of(coords: Array, axis: int) -> int | None:
+    """If a remap reads at a constant offset d along this axis (clamped at the edges): d in 1/256."""
+    size = coords.shape[axis]
+    ramp = np.arange(size, dtype=np.float64).reshape((-1, 1) if axis == 0 else (1, -1))
+    inside = (coords > 0) & (coords < size - 1)
+    if not inside.any():
+        return None
+    first = np.unravel_index(int(np.argmax(inside)), coords.shape)
+    offset = float(coords[first]) - first[axis]
+    if np.abs(coords - np.clip(ramp + offset, 0, size - 1)).max() > 1 / 1024:
+        return None
+    return round(offset * 256)
+
+
+def _shifted(src: npt.NDArray[np.uint8], k: int, length: int, axis: int) -> npt.NDArray[np.uint8]:
+    """`src` read from k places on along `axis` (the edge repeated beyond it), `length` long."""
+    n = src.shape[axis]
+    if k == 0 and length == n:
+        return src
+    shape = list(src.shape)
+    shape[axis] = length
+    out = np.empty(shape, np.uint8)
+    lo = min(max(-k, 0), length)
+    hi = min(max(n - k, lo), length)
+
+    def span(start: int, stop: int) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, stop),)
+
+    out[span(lo, hi)] = src[span(lo + k, hi + k)]
+    out[span(0, lo)] = src[span(0, 1)]
+    out[span(hi, length)] = src[span(n - 1, n)]
+    return out
+
+
+def _shift_plan(qx: int, qy: int, channel: int | None) -> Callable[[Frame, npt.NDArray[np.uint8]], None]:
+    """A remap by a constant offset (qx, qy in 1/256 px, at most one of them fractional): slices of
+    the frame, and (p0·(256 − a) + p1·a + 128) >> 8 between neighbours along the fractional axis."""
+    (kx, ax), (ky, ay) = divmod(qx, 256), divmod(qy, 256)
+    work: list[npt.NDArray[np.uint16]] = []
+
+    def run(frame: Frame, out: npt.NDArray[np.uint8]) -> None:
+        src = frame if channel is None else frame[:, :, channel]
+        h, w = src.shape[:2]
+        shifted = _shifted(_shifted(src, ky, h + (ay > 0), 0), kx, w + (ax > 0), 1)
+        if not ax and not ay:
+            np.copyto(out, shifted)
+            return
+        p0, p1 = (shifted[:, :w], shifted[:, 1:]) if ax else (shifted[:h], shifted[1:])
+        if not work:
+            work.extend(np.empty(out.shape, np.uint16) for _ in range(2))
+        acc, far = work
+        a = ax or ay
+        np.multiply(p0, np.uint16(256 - a), out=acc)
+        np.multiply(p1, np.uint16(a), out=far)
+        np.add(acc, far, out=acc)
+        np.add(acc, np.uint16(128), out=acc)
+        np.right_shift(acc, 8, out=out, casting="unsafe")
+
+    return run
+
+
+def _whole(coords: Array) -> bool:
+    """Whether a remap reads whole pixels along this axis (to within 1/4096 of one)."""
+    return bool(np.abs(coords - np.rint(coords)).max() <= 1 / 4096)
+
+
+def _axis(
+    coords: Array, size: int, steps: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The two neighbours along one axis and the far one's weight, in 1/`steps`."""
+    q = np.rint(coords.astype(np.float64) * steps).astype(np.int64)
+    i0 = q // steps
+    return i0, np.minimum(i0 + 1, size - 1), q - i0 * steps
+
+
+def _gather1(index: npt.NDArray[np.intp]) -> Callable[[Frame, npt.NDArray[np.uint8]], None]:
+    def run(frame: Frame, out: npt.NDArray[np.uint8]) -> None:
+        np.copyto(out, np.take(frame.reshape(-1), index).reshape(out.shape))
+
+    return run
+
+
+def _gather2(
+    index0: npt.NDArray[np.intp], index1: npt.NDArray[np.intp], weight: Any
+) -> Callable[[Frame, npt.NDArray[np.uint8]], None]:
+    """(p0·(256 − a) + p1·a + 128) >> 8 in uint16."""
+    near = np.uint16(256) - weight
+    acc = np.empty(index0.size, np.uint16)
+    far = np.empty(index0.size, np.uint16)
+
+    def run(frame: Frame, out: npt.NDArray[np.uint8]) -> None:
+        source = frame.reshape(-1)
+        np.multiply(np.take(source, index0), near, out=acc)
+        np.multiply(np.take(source, index1), weight, out=far)
+        np.add(acc, far, out=acc)
+        np.add(acc, np.uint16(128), out=acc)
+        np.right_shift(acc.reshape(out.shape), 8, out=out, casting="unsafe")
+
+    return run
+
+
+def _gather4(
+    corners: tuple[npt.NDArray[np.intp], ...], ax: npt.NDArray[np.uint32], ay: npt.NDArray[np.uint32]
+) -> Callable[[Frame, npt.NDArray[np.uint8]], None]:
+    """Bilinear in uint32, weights in 1/4096: ((top·(4096 − ay) + bottom·ay) + 2²³) >> 24."""
+    left, up = np.uint32(4096) - ax, np.uint32(4096) - ay
+    top = np.empty(ax.size, np.uint32)
+    bottom = np.empty(ax.size, np.uint32)
+    tmp = np.empty(ax.size, np.uint32)
+
+    def row(source: Frame, i0: npt.NDArray[np.intp], i1: npt.NDArray[np.intp], acc: npt.NDArray[np.uint32]) -> None:
+        np.multiply(np.take(source, i0), left, out=acc)
+        np.multiply(np.take(source, i1), ax, out=tmp)
+        np.add(acc, tmp, out=acc)
+
+    def run(frame: Frame, out: npt.NDArray[np.uint8]) -> None:
+        source = frame.reshape(-1)
+        row(source, corners[0], corners[1], top)
+        row(source, corners[2], corners[3], bottom)
+        np.multiply(top, up, out=top)
+        np.multiply(bottom, ay, out=bottom)
+        np.add(top, bottom, out=top)
+        np.add(top, np.uint32(1 << 23), out=top)
+        np.right_shift(top.reshape(out.shape), 24, out=out, casting="unsafe")
+
+    return run
 
 
 # -- the define-effect form ----------------------------------------------------------------------
