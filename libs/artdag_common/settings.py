@@ -344,6 +344,25 @@ class CommonSettings(BaseSettings):
     # (a MinIO on the LAN); off, a plain user's provider reaches public addresses only.
     provider_allow_private: bool = Field(default=False, validation_alias=_env("PROVIDER_ALLOW_PRIVATE"))
 
+    # -- Python effects (see artdag_effects.sandbox): off unless an admin turns them on --------
+    # Run under bubblewrap, importing only the approved packages (comma-separated; numpy always),
+    # within CPU seconds and MiB of address space a run, and wall seconds for setup or a frame.
+    python_effects: bool = Field(default=False, validation_alias=_env("PYTHON_EFFECTS"))
+    python_effect_deps: str = Field(default="numpy", validation_alias=_env("PYTHON_EFFECT_DEPS"))
+    python_effect_cpu_s: int = Field(default=300, ge=1, le=86_400, validation_alias=_env("PYTHON_EFFECT_CPU_S"))
+    python_effect_memory_mib: int = Field(
+        default=1024, ge=256, le=65_536, validation_alias=_env("PYTHON_EFFECT_MEMORY_MIB")
+    )
+    python_effect_wall_s: float = Field(default=30.0, gt=0, le=3600, validation_alias=_env("PYTHON_EFFECT_WALL_S"))
+
+    @field_validator("python_effect_deps")
+    @classmethod
+    def _check_python_effect_deps(cls, value: str) -> str:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+                raise ValueError(f"{name!r} is not a package name (a comma-separated list, like numpy,scipy)")
+        return value
+
     @field_validator("provider_local_roots")
     @classmethod
     def _check_provider_local_roots(cls, value: str) -> str:

@@ -13,6 +13,7 @@ from artdag_common.media_limits import InputLimits
 from artdag_common.nats_server import die_with_parent
 from artdag_common.restore import restore
 from artdag_common.runtime import ServiceRuntime
+from artdag_effects.sandbox import PythonEffectPolicy
 from services.executor.handlers import StepWorker
 from services.executor.media import set_input_limits
 from services.executor.service import StepRenderer
@@ -54,6 +55,7 @@ async def start(runtime: ServiceRuntime, settings: ExecutorSettings) -> None:
         pool,
         scratch,
         restore=lambda cid: restore(runtime.nc, cid),
+        python_effects=PythonEffectPolicy.of(settings),
     )
     worker = StepWorker(
         runtime,

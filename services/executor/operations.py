@@ -31,6 +31,7 @@ from artdag_common.operations import (
     TransformConfig,
     get_operation,
 )
+from artdag_effects.sandbox import PythonEffectPolicy, sandbox_scope
 from artdag_effects.user import register_user_effect
 from services.executor.encoding import PROFILES, rendering_with
 from services.executor.join import render_join
@@ -144,6 +145,7 @@ def run_operation(
     seed: int = 0,
     handoff: str = "deliver",
     user_effects: dict[str, bytes] | None = None,
+    python_effects: PythonEffectPolicy | None = None,
 ) -> None:
     """Render one step into `output_path`; media errors name the input they came from.
 
@@ -152,9 +154,12 @@ def run_operation(
     config field, `InvalidMediaError` prefixed with the input label, or
     `PermanentError` for a node type this executor cannot render. `handoff` picks the
     encoder profile every writer of this render uses (see `services.executor.encoding`).
+    `python_effects` is the policy Python effects run under (None: they are off); the sandboxes
+    of those this step starts are ended with it, however it ends.
     """
     for cid, source in (user_effects or {}).items():
-        register_user_effect(cid, source)  # this worker process compiles what the service verified
+        # This worker process compiles what the service verified.
+        register_user_effect(cid, source, python=python_effects)
     renderer = RENDERERS.get(node_type)
     op = get_operation(node_type)
     if renderer is None or op is None:
@@ -170,7 +175,7 @@ def run_operation(
     if profile is None:
         raise InvalidInputError(f"unknown hand-off {handoff!r}", field="handoff")
     try:
-        with rendering_with(profile):
+        with rendering_with(profile), sandbox_scope():
             renderer(parsed, paths, Path(output_path), seed)
     except InvalidMediaError as exc:
         raise InvalidMediaError(_label_media_error(exc.message, paths, input_labels)) from None

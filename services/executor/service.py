@@ -20,6 +20,7 @@ from artdag_common.operations import INLINE_NODE_TYPES, get_operation
 from artdag_common.schemas import StepTask
 from artdag_common.telemetry import exporting
 from artdag_effects.loading import load_user_effects
+from artdag_effects.sandbox import PythonEffectPolicy
 from artdag_effects.user import effect_cids, user_source
 from services.executor.operations import output_suffix, render_inline, run_operation
 
@@ -47,8 +48,11 @@ class StepRenderer:
         pool: Executor,
         scratch: Path,
         restore: Callable[[str], Awaitable[None]] | None = None,
+        python_effects: PythonEffectPolicy | None = None,
     ) -> None:
         self.store = store
+        # Python effects (off when None): checked here, run by the worker in a sandbox under these limits.
+        self.python_effects = python_effects
         # Reads content the store gave up to a storage provider back into it (the cache service does).
         self.restore = restore
         self.pool = pool
@@ -73,7 +77,7 @@ class StepRenderer:
         # User effects (sources by CID) are read and verified here once per process, and their
         # verified sources go along to the worker process.
         named = effect_cids(step.config)
-        await load_user_effects(named, self._read_small)
+        await load_user_effects(named, self._read_small, python=self.python_effects)
         sources = {cid: source for cid in named if (source := user_source(cid)) is not None}
         try:
             parsed = op.parse_config(step.config)
@@ -114,7 +118,13 @@ class StepRenderer:
         output = self.scratch / f"{step.step_id}.{uuid.uuid4().hex}{output_suffix(step.node_type)}"
         try:
             loop = asyncio.get_running_loop()
-            render = functools.partial(run_operation, seed=seed, handoff=step.handoff, user_effects=sources)
+            render = functools.partial(
+                run_operation,
+                seed=seed,
+                handoff=step.handoff,
+                user_effects=sources,
+                python_effects=self.python_effects,
+            )
             await loop.run_in_executor(self.pool, render, step.node_type, config, paths, str(output), labels)
             head, size = await asyncio.to_thread(_head, output)
             # Frames are a trace attribute only: not worth opening the output again when nothing is exported.
