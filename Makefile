@@ -9,7 +9,7 @@ ARTDAG_HOME ?= $(HOME)/.artdag
 .DEFAULT_GOAL := help
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
-.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium k8s-tools k8s-manifests k8s-bus-values k8s-check asyncapi \
+.PHONY: help install run test lint format unit e2e bench clean ipfs-node chromium bubblewrap k8s-tools k8s-manifests k8s-bus-values k8s-check asyncapi \
 	image container-test
 
 help: ## list the targets
@@ -36,8 +36,12 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ipfs-node chromium k8s-check ## lint, the Kubernetes checks, then the whole test suite (unit, integration, end to end, browser)
-	$(BIN)/python -m pytest
+# Most of the suite waits on stacks of processes (starting, rendering, recovering), so two workers
+# (pytest-xdist, one file per worker at a time) take about two thirds of the time one does on 2 cores.
+TEST_WORKERS ?= 2
+
+test: lint ipfs-node chromium bubblewrap k8s-check ## lint, the Kubernetes checks, then the whole test suite (unit, integration, end to end, browser)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The chart's checkers live in a virtualenv of their own: checkov pins many packages, and the
 # Helm SDK (Helm 4 as a library: no helm binary) is a large wheel the services never need.
@@ -80,6 +84,11 @@ ipfs-node: $(STAMP) ## install the offline IPFS node the tests use (needs Node.j
 chromium: ## install Debian's chromium for the browser tests when it is missing (needs root)
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 	  || echo "chromium: install failed; the browser tests will skip"
+
+# Python effects run under Debian's bubblewrap; their sandbox tests fail in CI without it.
+bubblewrap: ## install Debian's bubblewrap (bwrap) for the Python effect sandbox when it is missing (needs root)
+	@test -x /usr/bin/bwrap || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
+	  || echo "bubblewrap: install failed; the Python effect sandbox tests will skip (and fail in CI)"
 
 unit: $(STAMP) ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit
