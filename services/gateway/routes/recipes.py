@@ -31,7 +31,7 @@ router = APIRouter()
     "/recipes/upload",
     status_code=201,
     tags=["recipes"],
-    summary="Upload a recipe (YAML file or body)",
+    summary="Upload a recipe (YAML or S-expression; file or body)",
     responses=errors.responses(400, 409, 413),
     openapi_extra=openapi.multipart_body({"file": {"type": "string", "format": "binary"}}, ["file"], text=True),
 )
