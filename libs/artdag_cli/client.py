@@ -73,9 +73,11 @@ class Client:
         found: list[dict[str, Any]] = body["assets"]
         return found
 
-    def add_effect(self, source: str) -> dict[str, Any]:
-        """Store an effect's source (checked by the server first); its CID, name and parameters."""
-        body: dict[str, Any] = self._check(self._send("POST", "/effects", json={"source": source}))
+    def add_effect(self, source: str, name: str | None = None) -> dict[str, Any]:
+        """Store an effect's source (checked by the server first) and name it (`name`, else the name it
+        declares); its CID, names and parameters."""
+        payload = {"source": source} if name is None else {"source": source, "name": name}
+        body: dict[str, Any] = self._check(self._send("POST", "/effects", json=payload))
         return body
 
     def add_asset(self, name: str, cid: str, *, shared: bool = False) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "recipe",
         metavar="RECIPE|INPUT",
-        help="recipe YAML file, or a stored recipe's name, CID or name@cid"
+        help="recipe file (YAML, or an S-expression .sexp), or a stored recipe's name, CID or name@cid"
         " (with --effect: the input file, CID or asset name)",
     )
     _add_inputs(render)
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
 
     plan = commands.add_parser("plan", help="plan a recipe: every step cached or to run, and the frames to render")
-    plan.add_argument("recipe", type=Path, help="recipe YAML file")
+    plan.add_argument("recipe", type=Path, help="recipe file (YAML, or an S-expression .sexp)")
     _add_inputs(plan)
     plan.add_argument("--dry-run", action="store_true", help="only plan (the default; executing is `render`)")
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
@@ -170,12 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
         "effect", help="effects you write: `artdag effect add FILE`, `artdag effect preview FILE INPUT`"
     )
     effect_commands = effect.add_subparsers(dest="effect_command", required=True, metavar="SUBCOMMAND")
-    effect_add = effect_commands.add_parser("add", help="check and store an effect; prints its CID (what recipes name)")
+    effect_add = effect_commands.add_parser(
+        "add", help="check, store and name an effect; prints its CID and name (what recipes call it)"
+    )
     effect_add.add_argument("file", type=Path, metavar="FILE", help="the effect's source, (define-effect name …)")
+    effect_add.add_argument(
+        "--name", help="what recipes call it (`effect: NAME`; default: its declared name); `artdag asset rm` forgets it"
+    )
     effect_add.add_argument("--server", default=os.environ.get("ARTDAG_SERVER", DEFAULT_SERVER))
     preview = effect_commands.add_parser("preview", help="store an effect, render it on INPUT and download the output")
     preview.add_argument("file", type=Path, metavar="FILE", help="the effect's source")
     preview.add_argument("input", metavar="INPUT", help="a video file, CID or asset name")
+    preview.add_argument("--name", help="what recipes call it (default: its declared name)")
     preview.add_argument(
         "-p", "--param", dest="params", type=_binding, action="append", default=[], metavar="KEY=VALUE"
     )
@@ -267,6 +273,11 @@ def apply_params(recipe: str, params: list[tuple[str, str]]) -> str:
     """The recipe with `STEP.KEY=VALUE` settings written into its steps' configs."""
     if not params:
         return recipe
+    if _is_sexp(recipe):
+        raise ArtdagError(
+            "-p sets STEP.KEY in a YAML recipe's steps; an S-expression recipe takes its settings from"
+            " its :params defaults: change them in the file"
+        )
     import yaml
 
     try:
@@ -291,6 +302,15 @@ def apply_params(recipe: str, params: list[tuple[str, str]]) -> str:
             raise ArtdagError(f"-p {key}: step {step_id!r} has no config mapping")
         config[field] = _yaml_value(value)
     return str(yaml.safe_dump(data, sort_keys=False))
+
+
+def _is_sexp(recipe: str) -> bool:
+    """Whether a recipe's text is an S-expression (`(recipe …)` after blank and `;` comment lines)."""
+    for line in recipe.splitlines():
+        text = line.strip()
+        if text and not text.startswith(";"):
+            return text.startswith("(")
+    return False
 
 
 def effect_recipe(effect: str, params: list[tuple[str, str]]) -> str:
@@ -551,12 +571,16 @@ def cmd_effect(args: argparse.Namespace) -> int:
         source = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtdagError(f"{args.file}: cannot read it as text ({exc})") from None
+    name: str | None = args.name
+    if name is not None and not ASSET_NAME.match(name):
+        raise ArtdagError(f"--name {name!r}: an effect's name is letters, digits, '_' and '-' (at most 64)")
     client = Client(args.server)
     try:
-        stored = client.add_effect(source)
+        stored = client.add_effect(source, name)
     finally:
         client.close()
-    print(f"{stored['cid']}  {stored['name']}", file=sys.stderr if args.effect_command == "preview" else sys.stdout)
+    where = sys.stderr if args.effect_command == "preview" else sys.stdout
+    print(f"{stored['cid']}  {name or stored['name']}", file=where)
     if args.effect_command == "add":
         return 0
     render = argparse.Namespace(
@@ -602,7 +626,7 @@ def _recipe_source(client: Client, recipe: str) -> str:
     path = Path(recipe)
     if path.is_file():
         return path.read_text()
-    if path.suffix in (".yaml", ".yml") or "/" in recipe:
+    if path.suffix in (".yaml", ".yml", ".sexp") or "/" in recipe:
         raise ArtdagError(f"{recipe}: no such recipe file")
     text: str = client.recipe(recipe)["text"]
     return text

@@ -1,18 +1,20 @@
 """Recipes: YAML text → one validated model, with errors that point at the line.
 
-Two forms are accepted, as the original engine had both: the L1 form (`inputs`,
+Two YAML forms are accepted, as the original engine had both: the L1 form (`inputs`,
 `steps`, `output`) and the engine form (`dag: {nodes, output}`), with the engine's
-spellings of a step translated to the canonical one (`recipe_engine`). A recipe is
-data: no expressions, no paths, no code. Every error names the step, the field and
-the YAML line and column.
+spellings of a step translated to the canonical one (`recipe_engine`). The engine's
+newer S-expression form (`(recipe "name" …)`, `recipe_sexp`) is translated to the L1
+form's data and validated here the same way. A recipe is data: no paths, no code.
+Every error names the step, the field and the line and column.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -279,8 +281,19 @@ class _Located:
         return "line 1, column 1" if node is None else _position(node)
 
 
+class RecipeSource(Protocol):
+    """A recipe's data in the L1 form, and where in its text each part was written."""
+
+    @property
+    def value(self) -> Any: ...
+
+    def where(self, path: _Path) -> str:
+        """Line and column ("line L, column C") of the value at `path`, or of the nearest enclosing one."""
+        ...
+
+
 def _error(
-    message: str, path: _Path, located: _Located | None, node: yaml.Node | None = None, step: str | None = None
+    message: str, path: _Path, located: RecipeSource | None, node: yaml.Node | None = None, step: str | None = None
 ) -> InvalidInputError:
     if node is not None:
         where = _position(node)
@@ -302,16 +315,91 @@ def user_effects_named(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> set[s
 
     if len(text.encode("utf-8")) > max_bytes or not any(mark in text for mark in ("Qm", "bafy", "bafk")):
         return set()  # no CID anywhere in it: nothing to read twice
+    if is_sexp_recipe(text):
+        from artdag_common.recipe_sexp import sexp_effects_named
+
+        return sexp_effects_named(text)
     try:
         return effect_cids(_Located(text).value)
     except (_ExpansionError, yaml.YAMLError, RecursionError):
         return set()
 
 
-def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
-    """Parse and validate a recipe; raises `InvalidInputError` naming field and position."""
+# `effect: NAME` as YAML spells it in a line (quoted or not, in a block or a flow mapping).
+_EFFECT_KEY = re.compile(r"""\beffect["']?[ \t]*:[ \t]*["']?([A-Za-z0-9_-]*)""")
+
+
+def _user_named(value: Any) -> bool:
+    """Whether an `effect:` value is a name a user gave an effect: name-shaped, no built-in's, no CID."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        return False
+    from artdag_effects.registry import builtin_names
+
+    if value in builtin_names():
+        return False
+    try:
+        validate_cid(value)
+    except InvalidCidError:
+        return True
+    return False
+
+
+def _effect_values(raw: Any) -> Iterator[Any]:
+    """Every value under an `effect` key, at any depth of a recipe's data."""
+    stack = [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "effect" and not isinstance(item, dict | list):
+                    yield item
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def user_effect_names(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> set[str]:
+    """The names of users' effects a recipe's text gives as `effect:` (no built-in's, no CID), for the planner
+    to resolve to CIDs (`parse_recipe(text, effect_names=…)`) for the user who runs it.
+
+    A text whose every `effect:` is a built-in or a CID is not parsed twice. Text that is too large or
+    unreadable names none: `parse_recipe` says what is wrong with it.
+    """
+    if len(text.encode("utf-8")) > max_bytes or "effect" not in text:
+        return set()
+    sexp = is_sexp_recipe(text)
+    if not sexp and all(v and not _user_named(v) for v in _EFFECT_KEY.findall(text)):
+        return set()
+    try:
+        if sexp:
+            from artdag_common.recipe_sexp import read_sexp_recipe
+
+            raw = read_sexp_recipe(text).value
+        else:
+            raw = _Located(text).value
+    except (InvalidInputError, _ExpansionError, yaml.YAMLError, RecursionError):
+        return set()
+    return {value for value in _effect_values(raw) if _user_named(value)}
+
+
+def parse_recipe(
+    text: str, *, max_bytes: int = MAX_RECIPE_BYTES, effect_names: Mapping[str, str] | None = None
+) -> Recipe:
+    """Parse and validate a recipe; raises `InvalidInputError` naming field and position.
+
+    A step's `effect:` may be a name a user gave an effect (not a built-in's, not a CID). Without
+    `effect_names` such a step is kept as written (a stored recipe names effects for whoever runs it;
+    its params are checked once the name is resolved); with them (name → CID, for the user who runs
+    it) each becomes its CID, so its step is the one naming the CID gives, and a name not among them
+    is an error naming the step.
+    """
     if len(text.encode("utf-8")) > max_bytes:
         raise InvalidInputError(f"recipe is larger than {max_bytes} bytes", field="recipe")
+    if is_sexp_recipe(text):
+        from artdag_common.recipe_sexp import read_sexp_recipe
+
+        return build_recipe(read_sexp_recipe(text), effect_names)
     try:
         located = _Located(text)
     except _ExpansionError as exc:
@@ -322,12 +410,34 @@ def parse_recipe(text: str, *, max_bytes: int = MAX_RECIPE_BYTES) -> Recipe:
         raise SyntaxInputError(f"not valid YAML: {exc.problem or exc}{where}", field="recipe") from exc
     except yaml.YAMLError as exc:
         raise SyntaxInputError(f"not valid YAML: {exc}", field="recipe") from exc
-    return _RecipeBuilder(located).build()
+    return build_recipe(located, effect_names)
+
+
+def is_sexp_recipe(text: str) -> bool:
+    """Whether `text` is an S-expression recipe: its first character, after blanks and `;` comments, is `(`
+    (no YAML recipe starts so: a YAML document that does is a plain string)."""
+    at = 0
+    while at < len(text):
+        if text[at] == ";":
+            at = text.find("\n", at)
+            if at == -1:
+                return False
+        elif not text[at].isspace():
+            return text[at] == "("
+        at += 1
+    return False
+
+
+def build_recipe(source: RecipeSource, effect_names: Mapping[str, str] | None = None) -> Recipe:
+    """Validate L1-form recipe data (from YAML or an S-expression) into a `Recipe`; errors name where.
+    `effect_names`: as `parse_recipe` takes them."""
+    return _RecipeBuilder(source, effect_names).build()
 
 
 class _RecipeBuilder:
-    def __init__(self, located: _Located) -> None:
+    def __init__(self, located: RecipeSource, effect_names: Mapping[str, str] | None = None) -> None:
         self.located = located
+        self.effect_names = effect_names
         self.analysis_refs: dict[str, tuple[_Path, dict[str, dict[str, Any]]]] = {}
         self.written: dict[str, tuple[_Path, CanonicalStep]] = {}  # step id → where it stands, as written
 
@@ -612,7 +722,10 @@ class _RecipeBuilder:
             want = str(op.min_inputs) if op.min_inputs == op.max_inputs else f"{op.min_inputs}..{op.max_inputs}"
             raise self.fail(f"{op.node_type} takes {want} input(s), got {len(raw_inputs)}", (*spath, "inputs"), step_id)
         if op.node_type == "EFFECT":
+            config = self._named_effect(config, spath, written, step_id)
             config = self._canonical_effect(config, spath, written, step_id)
+        elif op.node_type == "MAP" and self.effect_names:
+            config = _mapped_effect_cid(config, self.effect_names)
         references = self._analysis_bindings(config, spath, step_id) if op.node_type == "EFFECT" else {}
         if references:
             # Check the effect and the bindings with stand-in data; the planner puts in the real analysis.
@@ -623,16 +736,45 @@ class _RecipeBuilder:
                     **{name: placeholder_binding(ref) for name, ref in references.items()},
                 },
             }
-        try:
-            parsed = op.parse_config(config)
-        except ValidationError as exc:
-            message, loc = first_problem(exc)
-            raise self.fail(message, (*spath, *written.config_path(loc)), step_id) from None
-        normalised = parsed.model_dump(mode="json", exclude_none=True)
+        if op.node_type == "EFFECT" and self.effect_names is None and _user_named(config.get("effect")):
+            normalised = self._as_written(config, spath, written, step_id)
+        else:
+            try:
+                parsed = op.parse_config(config)
+            except ValidationError as exc:
+                message, loc = first_problem(exc)
+                raise self.fail(message, (*spath, *written.config_path(loc)), step_id) from None
+            normalised = parsed.model_dump(mode="json", exclude_none=True)
         for name, ref in references.items():
             normalised["bindings"][name] = strip_binding_data(normalised["bindings"][name]) | ref_keys(ref)
         self.analysis_refs[step_id] = (spath, references)
         return RecipeStep(id=step_id, type=op.node_type, inputs=tuple(raw_inputs), config=normalised)
+
+    def _named_effect(
+        self, config: dict[str, Any], spath: _Path, written: CanonicalStep, step_id: str
+    ) -> dict[str, Any]:
+        """A user's effect name as its CID (from `effect_names`); kept as written when there are none."""
+        name = config.get("effect")
+        if self.effect_names is None or not isinstance(name, str) or not _user_named(name):
+            return config
+        cid = self.effect_names.get(name)
+        if cid is None:
+            close = difflib.get_close_matches(name, _builtin_names(), n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise self.fail(
+                f"no effect named {name!r}: no built-in effect{hint}, nor an effect of yours or a shared one"
+                f" (`artdag effect add FILE --name {name}` stores one)",
+                (*spath, *written.config_path(("effect",))),
+                step_id,
+            )
+        return {**config, "effect": cid}
+
+    def _as_written(self, config: dict[str, Any], spath: _Path, written: CanonicalStep, step_id: str) -> dict[str, Any]:
+        """An EFFECT step naming a user's effect by name, before the name is resolved: only its form checked."""
+        for key in ("params", "bindings"):
+            if not isinstance(config.get(key, {}), dict):
+                raise self.fail("must be a mapping", (*spath, *written.config_path((key,))), step_id)
+        return {**config, "params": config.get("params", {}), "bindings": config.get("bindings", {})}
 
     def _canonical_effect(
         self, config: dict[str, Any], spath: _Path, written: CanonicalStep, step_id: str
@@ -734,6 +876,23 @@ class _RecipeBuilder:
             if step.id not in state:
                 visit(step)
         return order
+
+
+def _builtin_names() -> list[str]:
+    from artdag_effects.registry import builtin_names
+
+    return sorted(builtin_names())
+
+
+def _mapped_effect_cid(config: dict[str, Any], effect_names: Mapping[str, str]) -> dict[str, Any]:
+    """A MAP of EFFECT whose per-item `effect:` is a resolved user's effect name, with its CID instead."""
+    inner = config.get("config")
+    if str(config.get("operation", "")).upper() != "EFFECT" or not isinstance(inner, dict):
+        return config
+    name = inner.get("effect")
+    if not isinstance(name, str) or name not in effect_names or not _user_named(name):
+        return config
+    return {**config, "config": {**inner, "effect": effect_names[name]}}
 
 
 EVENT_FEATURES = frozenset({"onsets", "beats", "downbeats", "scene_changes"})

@@ -217,6 +217,13 @@ def available_aliases() -> dict[str, EffectAlias]:
     return dict(ALIASES)
 
 
+@functools.cache
+def builtin_names() -> frozenset[str]:
+    """Every name a recipe's `effect:` means a built-in by (installed effects and the original's aliases):
+    a name users give their own effects may be none of these."""
+    return frozenset(available_effects()) | frozenset(available_aliases())
+
+
 def _round_half_up(value: float) -> int:
     # The same rounding as a bound int parameter gets, so static and bound values agree.
     return math.floor(value + 0.5)

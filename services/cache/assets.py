@@ -1,7 +1,10 @@
 """Named assets: a user's names for content (`cat` → its CID), and shared names an admin publishes.
 
 A recipe or a quick render names an asset; the planner turns the name into its CID before
-anything is planned, so step ids depend on the content, never on the name.
+anything is planned, so step ids depend on the content, never on the name. An effect's source
+is content too: its name (`EFFECT {effect: my-glow}`, given as `POST /effects` stores it) is an
+asset name like any other, one namespace per user, listed and forgotten the same way. Only a
+built-in effect's name is refused for one: a recipe's `effect: blur` always means the built-in.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.cid import validate_cid
 from artdag_common.db.tables import AssetRow
-from artdag_common.errors import ForbiddenError, NotFoundError
+from artdag_common.errors import ForbiddenError, InvalidInputError, NotFoundError
+from artdag_common.media_types import EFFECT_MEDIA_TYPE
 from artdag_common.schemas import (
     AssetInput,
     AssetList,
@@ -52,6 +56,18 @@ def _scope(viewer: Viewer | None, shared: bool) -> str:
     return viewer.user
 
 
+def _check_effect_name(name: str) -> None:
+    """Refuse a built-in effect's name for an effect's source: recipes would never reach it."""
+    from artdag_effects.registry import builtin_names  # the effects load only when an effect is named
+
+    if name in builtin_names():
+        raise InvalidInputError(
+            f"{name!r} is a built-in effect's name (a recipe's `effect: {name}` always means the built-in):"
+            " give your effect another name",
+            field="name",
+        )
+
+
 class AssetBook:
     """The `assets` table."""
 
@@ -63,7 +79,9 @@ class AssetBook:
         """Name content the viewer may see (a name used before now points to the new cid)."""
         scope = _scope(request.viewer, request.shared)
         cid = validate_cid(request.cid)
-        await self._catalog.get(cid, request.viewer)  # 404 for content the viewer may not see
+        content = await self._catalog.get(cid, request.viewer)  # 404 for content the viewer may not see
+        if content.media_type == EFFECT_MEDIA_TYPE:
+            _check_effect_name(request.name)
         now = time.time()
         async with self._sessions.begin() as session:
             row = await session.get(AssetRow, (scope, request.name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from nats.aio.client import Client as NatsClient
 
@@ -25,12 +26,14 @@ from artdag_common.errors import (
 )
 from artdag_common.ids import canonical_json
 from artdag_common.media_limits import InputLimits
-from artdag_common.recipe import Recipe, parse_recipe, user_effects_named
+from artdag_common.media_types import EFFECT_MEDIA_TYPE
+from artdag_common.recipe import Recipe, parse_recipe, user_effect_names, user_effects_named
 from artdag_common.registration import store_document
 from artdag_common.rpc import Client as RpcClient
 from artdag_common.schemas import (
     MAX_LIST_ITEMS,
     AnalysisReply,
+    AssetResolved,
     AssetResolveRequest,
     CidRequest,
     CidsRequest,
@@ -48,6 +51,9 @@ from services.planner.handoff import chunkable, has_transition
 from services.planner.planning import Chunking, analysis_requests, bind_inputs, build_plan, input_items
 from services.planner.runs import RunBook
 from services.planner.settings import PlannerSettings
+
+if TYPE_CHECKING:
+    from artdag_effects.sandbox import PythonEffectPolicy
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ class Preparation:
         upload into output; another's content reads exactly like unknown content); inputs bound
         through an asset name are the owner's or shared, which resolving the name checked.
         """
-        recipe = await self.parse(recipe_text)
+        recipe = await self.parse(recipe_text, owner)
         input_cids = bind_inputs(recipe, await self._with_assets(recipe, inputs, owner))
         media_types: dict[str, str] = {}
         items = [
@@ -112,11 +118,13 @@ class Preparation:
         )
         return recipe, plan
 
-    async def parse(self, text: str) -> Recipe:
+    async def parse(self, text: str, owner: str | None = None) -> Recipe:
         """`parse_recipe`, with the user effects the text names loaded first (their steps' params
-        are validated against the effects' own declarations)."""
+        are validated against the effects' own declarations), those named by a name as `owner`'s
+        names stand now: the recipe (and so the plan) has their CIDs."""
+        named = await self.effect_names(text, owner)
         await self.load_effects(text)
-        return parse_recipe(text)
+        return parse_recipe(text, effect_names=named)
 
     async def load_effects(self, text: str) -> None:
         """Read, verify and compile the user effects (sources by CID) a recipe's text names."""
@@ -126,7 +134,44 @@ class Preparation:
         # Imported on first use: a planner that plans no user effect starts without the effects library.
         from artdag_effects.loading import load_user_effects
 
-        await load_user_effects(named, lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit))
+        await load_user_effects(
+            named, lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit), python=self._python_effects()
+        )
+
+    async def effect_names(self, text: str, owner: str | None) -> dict[str, str]:
+        """The CIDs of the effects `text` names by a name (`effect: my-glow`, no built-in's): `owner`'s own
+        name first, then a shared one, each loaded as an effect named by its CID is. A name nobody gave is
+        left out (parsing says which step names it); one that names other content is refused."""
+        names = sorted(user_effect_names(text))
+        if not names:
+            return {}
+        found: dict[str, str] = {}
+        for start in range(0, len(names), MAX_LIST_ITEMS):
+            request = AssetResolveRequest(names=names[start : start + MAX_LIST_ITEMS], owner=owner)
+            reply: AssetResolved = await self.rpc.call(Cache.asset_resolve, request)
+            found.update(reply.cids)
+        records = await self._stat_all(list(found.values()))
+        for name, cid in sorted(found.items()):
+            record = records.get(cid)
+            if record is None or record.media_type != EFFECT_MEDIA_TYPE:
+                what = f"{record.media_type} content" if record is not None else "content no longer stored"
+                raise InvalidInputError(
+                    f"effect {name!r} is the name of {cid} ({what}), not of an effect's source"
+                    f" (`artdag effect add FILE --name {name}` names one)",
+                    field="effect",
+                )
+        from artdag_effects.loading import load_user_effects
+
+        await load_user_effects(
+            found.values(), lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit), python=self._python_effects()
+        )
+        return found
+
+    def _python_effects(self) -> PythonEffectPolicy | None:
+        """Python effects' policy (ARTDAG_PYTHON_EFFECT*), or None when they are off (as by default)."""
+        from artdag_effects.sandbox import PythonEffectPolicy
+
+        return PythonEffectPolicy.of(self.settings)
 
     async def _stat_all(self, cids: list[str], viewer: Viewer | None = None) -> dict[str, ContentRecord]:
         """The stored content among `cids` that `viewer` may see: one request per `MAX_LIST_ITEMS` of them."""

@@ -278,7 +278,8 @@ class Submissions:
                         continue
                     log.info("run %s was never started; starting it", run_id)
                     self.engine.counts["recovered"] += 1
-                    await self._start(run_id, await self.engine.plan(run_id), await self.preparation.parse(recipe_text))
+                    recipe = await self.preparation.parse(recipe_text, state.owner)  # its effect names as its owner's
+                    await self._start(run_id, await self.engine.plan(run_id), recipe)
 
     async def _drop_unrecorded(self, run_id: str, revision: int | None = None) -> None:
         """Delete a run's KV entry that no record follows, as it was read: a submit that has just

@@ -1,24 +1,44 @@
 """REST routes for effects users write: upload (compiled first, errors at line and column), list, show.
 
 An effect's source is content like any other, stored by its CID; a recipe names it by that CID
-(`EFFECT {effect: Qm…}`), so a step's id follows the effect's exact text.
+(`EFFECT {effect: Qm…}`) or by a name (`effect: my-glow`). Storing an effect names it for its
+uploader (its declared name, or the one given; the newest upload under a name wins): the name is an
+asset name (`GET /assets`, `DELETE /assets/{name}`), which the planner turns into the CID before it
+plans, so a step's id follows the effect's exact text either way. The web UI's effect pages use the
+functions here too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from artdag_common.cid import validate_cid
 from artdag_common.contracts import Cache
-from artdag_common.errors import NotFoundError
+from artdag_common.errors import InvalidCidError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from artdag_common.media_types import EFFECT_MEDIA_TYPE
-from artdag_common.schemas import CidRequest, ContentList, ContentOrigin, ContentRecord, MediaListRequest
+from artdag_common.schemas import (
+    ASSET_NAME_PATTERN,
+    AssetInput,
+    AssetList,
+    AssetListRequest,
+    AssetRecord,
+    AssetResolved,
+    AssetResolveRequest,
+    CidRequest,
+    ContentList,
+    ContentOrigin,
+    ContentRecord,
+    MediaListRequest,
+    Principal,
+)
 from services.gateway import errors
 from services.gateway.auth import CurrentUser
-from services.gateway.deps import GatewayDep, Offset
+from services.gateway.deps import Gateway, GatewayDep, Offset
 
 if TYPE_CHECKING:
     from artdag_effects.lang import UserEffect
@@ -36,15 +56,33 @@ def _check(source: str) -> UserEffect:
     return check_effect(source)
 
 
+def _refuse_builtin(name: str) -> None:
+    from artdag_effects.registry import builtin_names
+
+    if name in builtin_names():
+        raise InvalidInputError(
+            f"{name!r} is a built-in effect's name (a recipe's `effect: {name}` always means the built-in):"
+            " give your effect another name (name in the request, `--name` on the command line)",
+            field="name",
+        )
+
+
 CID_PATTERN = r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,100})$"
+# `GET /effects/{ref}`: an effect's CID, or a name recipes call it by.
+REF_PATTERN = r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,100}|[A-Za-z_][A-Za-z0-9_-]{0,63})$"
 
 
 class EffectBody(BaseModel):
-    """`POST /effects`: an effect's source, `(define-effect name …)`."""
+    """`POST /effects`: an effect's source, `(define-effect name …)`, and the name to give it."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(min_length=1, max_length=MAX_SOURCE_BYTES, description="the effect's text")
+    name: str | None = Field(
+        default=None,
+        pattern=ASSET_NAME_PATTERN,
+        description="what recipes may call it (`effect: NAME`); default: the name the source declares",
+    )
 
 
 class EffectParam(BaseModel):
@@ -57,13 +95,15 @@ class EffectParam(BaseModel):
 
 
 class EffectInfo(BaseModel):
-    """A stored effect: its CID (what recipes name), its declared name and parameters, its source."""
+    """A stored effect: its CID (what recipes name), its declared name and parameters, its source, and the
+    names a recipe of yours may call it by."""
 
     cid: str
     name: str
     description: str
     params: list[EffectParam]
-    source: str | None = Field(default=None, description="the text (in GET /effects/{cid})")
+    names: list[str] = Field(default_factory=list, description="your names for it, and shared ones, by name")
+    source: str | None = Field(default=None, description="the text (in GET /effects/{ref})")
 
 
 class EffectList(BaseModel):
@@ -71,7 +111,7 @@ class EffectList(BaseModel):
     total: int
 
 
-def _info(cid: str, effect: UserEffect, *, with_source: bool) -> EffectInfo:
+def _info(cid: str, effect: UserEffect, names: list[str], *, with_source: bool) -> EffectInfo:
     params = [
         EffectParam(name=p.name, type=p.kind, default=p.default, min=p.low, max=p.high, description=p.description)
         for p in effect.params
@@ -81,25 +121,45 @@ def _info(cid: str, effect: UserEffect, *, with_source: bool) -> EffectInfo:
         name=effect.name,
         description=effect.description,
         params=params,
+        names=names,
         source=effect.source if with_source else None,
     )
 
 
-async def _read_source(gw: GatewayDep, cid: str) -> str:
+async def _read_source(gw: Gateway, cid: str) -> str:
     return (await gw.store.get_bytes(cid, max_bytes=MAX_SOURCE_BYTES)).decode("utf-8", "replace")
 
 
-@router.post(
-    "/effects",
-    status_code=201,
-    tags=["effects"],
-    summary="Store an effect (checked first: errors say line and column); recipes name it by its CID",
-    responses=errors.responses(400, 413, 422, 507),
-)
-async def add_effect(body: EffectBody, gw: GatewayDep, user: CurrentUser) -> EffectInfo:
+async def names_for(gw: Gateway, user: Principal) -> dict[str, list[AssetRecord]]:
+    """What each cid is called for `user`, by name: their own names, and the shared ones they have no
+    name of their own for (theirs wins, as when a recipe's name is resolved)."""
+    found: AssetList = await gw.call(Cache.asset_list, AssetListRequest(viewer=user.viewer()))
+    meant: dict[str, AssetRecord] = {}
+    for asset in sorted(found.assets, key=lambda a: not a.shared):  # shared first, the user's own overwrite them
+        if asset.shared or asset.owner == user.user:
+            meant[asset.name] = asset
+    by_cid: dict[str, list[AssetRecord]] = {}
+    for name in sorted(meant):
+        by_cid.setdefault(meant[name].cid, []).append(meant[name])
+    return by_cid
+
+
+async def _names(gw: Gateway, user: Principal) -> dict[str, list[str]]:
+    return {cid: [a.name for a in assets] for cid, assets in (await names_for(gw, user)).items()}
+
+
+async def store_effect(gw: Gateway, user: Principal, source: str, name: str | None = None) -> EffectInfo:
+    """Check an effect's source (errors at line and column), store it, and name it for `user` (its declared
+    name unless `name` is given; the name now points here). Nothing is stored if it is refused."""
+    if name is not None and not re.match(ASSET_NAME_PATTERN, name):
+        raise InvalidInputError("a name is letters, digits, '_' and '-' (at most 64, not a digit first)", field="name")
+    if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
+        raise PayloadTooLargeError(f"an effect's source is at most {MAX_SOURCE_BYTES:,} bytes", field="source")
     gw.ensure_room("an effect")
-    effect = await asyncio.to_thread(_check, body.source)
-    data = body.source.encode("utf-8")
+    effect = await asyncio.to_thread(_check, source)
+    called = name or effect.name
+    await asyncio.to_thread(_refuse_builtin, called)
+    data = source.encode("utf-8")
     cid = await gw.store.put_bytes(data)
     record = ContentRecord(
         cid=cid,
@@ -111,7 +171,57 @@ async def add_effect(body: EffectBody, gw: GatewayDep, user: CurrentUser) -> Eff
         owner=user.user,
     )
     await gw.call(Cache.register, record)
-    return _info(cid, effect, with_source=True)
+    await gw.call(Cache.asset_add, AssetInput(name=called, cid=cid, viewer=user.viewer()))
+    names = (await _names(gw, user)).get(cid, [called])
+    return _info(cid, effect, names, with_source=True)
+
+
+async def effect_cid(gw: Gateway, user: Principal, ref: str) -> str:
+    """The CID `ref` stands for: a CID, or a name of the user's (else a shared one); 404 for a name nobody gave."""
+    try:
+        return validate_cid(ref)
+    except InvalidCidError:
+        pass
+    found: AssetResolved = await gw.call(Cache.asset_resolve, AssetResolveRequest(names=[ref], owner=user.user))
+    if ref not in found.cids:
+        raise NotFoundError(f"no effect named {ref!r} of yours nor a shared one", field="ref")
+    return found.cids[ref]
+
+
+async def find_effect(gw: Gateway, user: Principal, ref: str) -> EffectInfo:
+    """The stored effect `ref` (its CID or a name) stands for, with its source; 404 for what is no effect
+    or what the user may not see."""
+    cid = await effect_cid(gw, user, ref)
+    record: ContentRecord = await gw.call(Cache.stat, CidRequest(cid=cid, viewer=user.viewer()))
+    if record.media_type != EFFECT_MEDIA_TYPE:
+        raise NotFoundError(f"{ref} is no effect (store one with POST /effects)", field="ref")
+    effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
+    names = (await _names(gw, user)).get(record.cid, [])
+    return _info(record.cid, effect, names, with_source=True)
+
+
+async def effects_of(gw: Gateway, user: Principal, limit: int, offset: int = 0) -> EffectList:
+    """The effects the user holds, newest first, with the names they go by."""
+    request = MediaListRequest(media_type=EFFECT_MEDIA_TYPE, limit=limit, offset=offset, viewer=user.viewer())
+    found: ContentList = await gw.call(Cache.list, request)
+    names = await _names(gw, user) if found.items else {}
+    effects = []
+    for record in found.items:
+        effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
+        effects.append(_info(record.cid, effect, names.get(record.cid, []), with_source=False))
+    return EffectList(effects=effects, total=found.total)
+
+
+@router.post(
+    "/effects",
+    status_code=201,
+    tags=["effects"],
+    summary="Store an effect (checked first: errors say line and column) and name it; recipes name it "
+    "by its CID or that name",
+    responses=errors.responses(400, 403, 413, 422, 507),
+)
+async def add_effect(body: EffectBody, gw: GatewayDep, user: CurrentUser) -> EffectInfo:
+    return await store_effect(gw, user, body.source, body.name)
 
 
 @router.get("/effects", tags=["effects"], summary="Your effects, newest first", responses=errors.responses())
@@ -121,26 +231,18 @@ async def list_effects(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> EffectList:
-    request = MediaListRequest(media_type=EFFECT_MEDIA_TYPE, limit=limit, offset=offset, viewer=user.viewer())
-    found: ContentList = await gw.call(Cache.list, request)
-    effects = []
-    for record in found.items:
-        effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
-        effects.append(_info(record.cid, effect, with_source=False))
-    return EffectList(effects=effects, total=found.total)
+    return await effects_of(gw, user, limit, offset)
 
 
 @router.get(
-    "/effects/{cid}",
+    "/effects/{ref}",
     tags=["effects"],
-    summary="An effect: its source, parameters and description",
+    summary="An effect (by CID, or a name of yours or a shared one): its source, parameters and names",
     responses=errors.responses(404, 422),
 )
 async def get_effect(
-    cid: Annotated[str, Path(pattern=CID_PATTERN, description="the effect's CID")], gw: GatewayDep, user: CurrentUser
+    ref: Annotated[str, Path(pattern=REF_PATTERN, description="the effect's CID, or a name it goes by")],
+    gw: GatewayDep,
+    user: CurrentUser,
 ) -> EffectInfo:
-    record = await gw.call(Cache.stat, CidRequest(cid=cid, viewer=user.viewer()))
-    if record.media_type != EFFECT_MEDIA_TYPE:
-        raise NotFoundError(f"{cid} is no effect (store one with POST /effects)", field="cid")
-    effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
-    return _info(record.cid, effect, with_source=True)
+    return await find_effect(gw, user, ref)

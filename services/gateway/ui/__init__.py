@@ -37,7 +37,7 @@ HEADINGS = {
     503: ("Temporarily unavailable", "A service did not answer in time. Try again in a moment."),
 }
 HINTS = {
-    404: "Runs, recipes and media are listed in the menu above.",
+    404: "Runs, recipes, effects and media are listed in the menu above.",
     503: "If this persists, check /health.",
 }
 
@@ -47,7 +47,7 @@ def _page_request(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/events/", "/static/")):
         return False
-    ui_path = path.startswith((f"{PAGE_PREFIX}/", "/run/", "/recipe/", "/download/"))
+    ui_path = path.startswith((f"{PAGE_PREFIX}/", "/run/", "/recipe/", "/effect/", "/download/"))
     headers = {k.lower(): v for k, v in request.headers.items()}
     return ui_path or (request.method == "GET" and wants_html(headers))
 

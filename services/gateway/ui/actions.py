@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from artdag_common.cid import validate_cid
 from artdag_common.contracts import Cache, Planner
 from artdag_common.errors import ArtdagError, InvalidInputError
+from artdag_common.ids import new_run_id
 from artdag_common.restore import RESTORE_TIMEOUT_S
 from artdag_common.schemas import (
     CidRequest,
@@ -39,12 +40,16 @@ from artdag_common.schemas import (
     StorageTypeRequest,
     StorageTypeSchema,
     SubmitRunReply,
+    SubmitRunRequest,
 )
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.errors import status_for
 from services.gateway.policy import owned_provider, owned_run, visible_recipe
-from services.gateway.ui.highlight import error_line, highlight_yaml
+from services.gateway.routes.effects import MAX_SOURCE_BYTES, find_effect, store_effect
+from services.gateway.submitting import start_run
+from services.gateway.ui.highlight import error_line, highlight_sexp, highlight_yaml
+from services.gateway.ui.preview import preview_params, preview_recipe, sample_clip
 from services.gateway.ui.render import render
 from services.gateway.uploads import MAX_FORM_BYTES, read_form
 
@@ -133,6 +138,68 @@ async def delete_recipe(request: Request, recipe_id: str, gw: GatewayDep, user: 
     except ArtdagError as exc:
         return _flash(request, exc.message, status_for(exc))
     return _navigate("/recipes")
+
+
+# -- effects --------------------------------------------------------------------------
+
+
+@router.post("/ui/effects/upload")
+async def upload_effect(request: Request, gw: GatewayDep, user: CurrentUser) -> Response:
+    form = await _form(request, 2 * MAX_SOURCE_BYTES + MAX_FORM_BYTES)
+    source = form["file"] if (form.get("file") or "").strip() else form.get("source", "")
+    if not source.strip():
+        return render(
+            request,
+            "_effect_error.html",
+            status_code=422,
+            message="choose an effect's file or paste its source",
+            field="source",
+            source=None,
+        )
+    try:
+        stored = await store_effect(gw, user, source, form.get("name", "").strip() or None)
+    except ArtdagError as exc:
+        line = error_line(exc.message)
+        return render(
+            request,
+            "_effect_error.html",
+            status_code=status_for(exc),
+            message=exc.message,
+            field=exc.field,
+            line=line,
+            source=highlight_sexp(source, {line} if line else set()),
+        )
+    return _navigate(f"/effect/{stored.cid}")
+
+
+@router.post("/ui/effect/{cid}/preview")
+async def preview_effect(request: Request, cid: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    """Run the effect on the first seconds of a clip (the user's video, or the sample clip) with the
+    form's parameter values; answers with the preview's fragment, which follows the run."""
+    form = await _form(request)
+    try:
+        effect = await find_effect(gw, user, validate_cid(cid))
+        params = preview_params(form, effect.params)
+        clip = form.get("clip", "").strip()
+        if not clip:
+            raise InvalidInputError("choose a clip to preview the effect on", field="clip")
+        sample = clip == "sample"
+        if sample:
+            await sample_clip(gw)
+        inputs = {} if sample else {"clip": validate_cid(clip)}
+        submit = SubmitRunRequest(
+            recipe=preview_recipe(effect.cid, params, sample=sample),
+            inputs=inputs,
+            owner=user.user,
+            run_id=new_run_id(),
+            viewer=user.viewer(),
+        )
+        reply: SubmitRunReply = await start_run(gw, Planner.submit, submit)
+        state = await owned_run(gw, user, reply.run_id)
+    except ArtdagError as exc:
+        where = f"{exc.field}: " if exc.field else ""
+        return _flash(request, where + exc.message, status_for(exc))
+    return render(request, "_effect_preview.html", run=state, cid=effect.cid)
 
 
 # -- runs -----------------------------------------------------------------------------

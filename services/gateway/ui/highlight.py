@@ -1,9 +1,11 @@
-"""YAML source as HTML with line numbers and simple highlighting (keys, strings, numbers, comments)."""
+"""Source as HTML with line numbers and simple highlighting: YAML recipes (keys, strings, numbers,
+comments) and effects' S-expressions (function names, keywords, strings, numbers, comments)."""
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 from markupsafe import Markup
 
@@ -38,13 +40,45 @@ def _line(text: str) -> str:
     return "".join(out)
 
 
+def _numbered(text: str, error_lines: set[int] | frozenset[int], line: Callable[[str], str]) -> Markup:
+    rows = []
+    for number, row in enumerate(text.splitlines() or [""], start=1):
+        cls = "ln err" if number in error_lines else "ln"
+        rows.append(f'<span class="{cls}" data-n="{number}" id="L{number}">{line(row)}</span>')
+    return Markup(f'<pre class="source">{"".join(rows)}</pre>')
+
+
 def highlight_yaml(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
     """A <pre> of numbered lines; lines in `error_lines` (1-based) are marked."""
-    rows = []
-    for number, line in enumerate(text.splitlines() or [""], start=1):
-        cls = "ln err" if number in error_lines else "ln"
-        rows.append(f'<span class="{cls}" data-n="{number}" id="L{number}">{_line(line)}</span>')
-    return Markup(f'<pre class="source">{"".join(rows)}</pre>')
+    return _numbered(text, error_lines, _line)
+
+
+# One line of an S-expression: a comment, a string, a keyword, a number, a bracket, or the name a call starts with.
+_SEXP_TOKEN = re.compile(
+    r"""(?P<c>;.*$)"""
+    r"""|(?P<s>"(?:[^"\\]|\\.)*"?)"""
+    r"""|(?P<k>(?<=\()\s*[^\s()\[\]{}";]+)"""
+    r"""|(?P<n>(?<![\w.-])-?\d+(?:\.\d+)?(?![\w.]))"""
+    r"""|(?P<kw>:[A-Za-z_][\w-]*)"""
+    r"""|(?P<p>[()\[\]{}])"""
+)
+
+
+def _sexp_line(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _SEXP_TOKEN.finditer(text):
+        out.append(html.escape(text[pos : match.start()]))
+        kind = match.lastgroup or "p"
+        out.append(f'<span class="{kind}">{html.escape(match.group())}</span>')
+        pos = match.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def highlight_sexp(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
+    """An effect's source as a <pre> of numbered lines; lines in `error_lines` (1-based) are marked."""
+    return _numbered(text, error_lines, _sexp_line)
 
 
 def error_line(message: str) -> int | None:

@@ -1,7 +1,7 @@
 """Content negotiation: the same path serves JSON to API clients and a page to browsers.
 
-`/`, `/runs`, `/recipes`, `/media` and `/storage` were JSON routes before the web UI
-existed (and still are for curl, httpx and the CLI). A GET that prefers text/html —
+`/`, `/runs`, `/recipes`, `/effects`, `/media` and `/storage` are JSON routes too (for
+curl, httpx and the CLI; most were before the web UI existed). A GET that prefers text/html —
 a browser, or HTMX navigating — is routed to the page under `/ui` instead. `GET /cache/{cid}`
 answers its preview page itself when `prefers_html`.
 """
@@ -15,6 +15,7 @@ NEGOTIATED = {
     "/": "/ui/home",
     "/runs": "/ui/runs",
     "/recipes": "/ui/recipes",
+    "/effects": "/ui/effects",
     "/media": "/ui/media",
     "/storage": "/ui/storage",
 }

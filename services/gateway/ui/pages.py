@@ -8,12 +8,14 @@ of private data answers an anonymous visitor with the 401 login page.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from artdag_common import subjects
+from artdag_common.cid import validate_cid
 from artdag_common.contracts import Cache, Planner, health_of
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_step_id
@@ -43,9 +45,11 @@ from artdag_common.schemas import (
 from services.gateway.auth import CurrentUser, OptionalUser, local_path, optional_user
 from services.gateway.deps import Gateway, GatewayDep
 from services.gateway.policy import owned_run, viewer_of, visible_recipe
+from services.gateway.routes.effects import REF_PATTERN, effects_of, find_effect, names_for
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
-from services.gateway.ui.highlight import highlight_yaml
+from services.gateway.ui.highlight import highlight_sexp, highlight_yaml
+from services.gateway.ui.preview import PREVIEW_SECONDS, SAMPLE_NAME, colour_hex
 from services.gateway.ui.render import render
 
 # Every page knows who is signed in (for the nav), whether or not it needs a user.
@@ -290,6 +294,47 @@ async def recipe_dag(request: Request, recipe_id: str, gw: GatewayDep, user: Cur
     record = await _recipe(gw, user, recipe_id)
     recipe = await asyncio.to_thread(parse_recipe, record.text)
     return render(request, "recipe_dag.html", recipe=record, elements=dag.as_json(dag.recipe_elements(recipe)))
+
+
+# -- effects --------------------------------------------------------------------------
+
+EFFECTS_PAGE = 200
+_EFFECT_REF = re.compile(REF_PATTERN)
+
+
+@router.get("/ui/effects")
+async def effects_page(request: Request, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    found = await effects_of(gw, user, EFFECTS_PAGE)
+    return render(request, "effects.html", effects=found.effects, total=found.total)
+
+
+@router.get("/effect/{ref}")
+async def effect_page(request: Request, ref: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    """An effect (by CID or a name): its source, parameters and names, and a preview form."""
+    if not _EFFECT_REF.match(ref):
+        raise NotFoundError("no such effect: give its CID or a name it goes by", field="ref")
+    effect = await find_effect(gw, user, ref)
+    query = MediaListRequest(media_type="video", limit=100, viewer=user.viewer())
+    videos: ContentList
+    videos, names = await asyncio.gather(gw.call(Cache.list, query), names_for(gw, user))
+    return render(
+        request,
+        "effect.html",
+        effect=effect,
+        names=names.get(effect.cid, []),
+        source=highlight_sexp(effect.source or ""),
+        videos=videos.items,
+        sample=SAMPLE_NAME,
+        seconds=PREVIEW_SECONDS,
+        colour=colour_hex,
+    )
+
+
+@router.get("/ui/effect/{cid}/preview/{run_id}")
+async def effect_preview(request: Request, cid: str, run_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
+    """A preview's run as it stands (the fragment asks again until the run is finished)."""
+    state = await owned_run(gw, user, run_id)
+    return render(request, "_effect_preview.html", run=state, cid=validate_cid(cid))
 
 
 # -- media ----------------------------------------------------------------------------

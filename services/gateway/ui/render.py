@@ -26,6 +26,7 @@ NAV = (
     ("/", "Home"),
     ("/runs", "Runs"),
     ("/recipes", "Recipes"),
+    ("/effects", "Effects"),
     ("/media", "Media"),
     ("/storage", "Storage"),
     ("/download/client", "CLI"),
