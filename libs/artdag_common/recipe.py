@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from artdag_common.cid import cid_of_bytes, validate_cid
 from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInputError, field_path, first_problem
@@ -117,9 +117,16 @@ class Recipe(BaseModel):
                 del data[key]  # so a recipe without them keeps the id it always had
         return data
 
+    # Set on a recipe whose users' effect names were resolved for a run (`parse_recipe(…, effect_names=)`):
+    # it is still the recipe as written (a stored recipe, which its runs name), its steps with the CIDs.
+    _written_id: str | None = PrivateAttr(default=None)
+
     @cached_property
     def recipe_id(self) -> str:
-        """The cid of the recipe's canonical JSON (worked out once: a big recipe takes a while)."""
+        """The cid of the recipe's canonical JSON (worked out once: a big recipe takes a while); for one
+        whose effect names were resolved, the id of the recipe as written."""
+        if self._written_id is not None:
+            return self._written_id
         return cid_of_bytes(canonical_json(self.canonical()))
 
 
@@ -431,7 +438,11 @@ def is_sexp_recipe(text: str) -> bool:
 def build_recipe(source: RecipeSource, effect_names: Mapping[str, str] | None = None) -> Recipe:
     """Validate L1-form recipe data (from YAML or an S-expression) into a `Recipe`; errors name where.
     `effect_names`: as `parse_recipe` takes them."""
-    return _RecipeBuilder(source, effect_names).build()
+    recipe = _RecipeBuilder(source, effect_names).build()
+    if effect_names and any(_user_named(value) for value in _effect_values(source.value)):
+        written = _RecipeBuilder(source, None).build()
+        recipe._written_id = written.recipe_id
+    return recipe
 
 
 class _RecipeBuilder:
@@ -738,6 +749,17 @@ class _RecipeBuilder:
             }
         if op.node_type == "EFFECT" and self.effect_names is None and _user_named(config.get("effect")):
             normalised = self._as_written(config, spath, written, step_id)
+        elif op.node_type == "MAP" and self.effect_names is None and (inner := _mapped_user_effect(config)):
+            # The mapped effect is checked once its name is resolved; the rest of the MAP now.
+            for key in ("params", "bindings"):
+                if not isinstance(inner.get(key, {}), dict):
+                    raise self.fail("must be a mapping", (*spath, *written.config_path(("config", key))), step_id)
+            try:
+                parsed = op.parse_config({**config, "config": {"effect": "identity"}})
+            except ValidationError as exc:
+                message, loc = first_problem(exc)
+                raise self.fail(message, (*spath, *written.config_path(loc)), step_id) from None
+            normalised = {**parsed.model_dump(mode="json", exclude_none=True), "config": inner}
         else:
             try:
                 parsed = op.parse_config(config)
@@ -882,6 +904,14 @@ def _builtin_names() -> list[str]:
     from artdag_effects.registry import builtin_names
 
     return sorted(builtin_names())
+
+
+def _mapped_user_effect(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A MAP of EFFECT's per-item config when its `effect:` is a user's effect name (else None)."""
+    inner = config.get("config")
+    if str(config.get("operation", "")).upper() != "EFFECT" or not isinstance(inner, dict):
+        return None
+    return inner if _user_named(inner.get("effect")) else None
 
 
 def _mapped_effect_cid(config: dict[str, Any], effect_names: Mapping[str, str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from artdag_common.db import transact
 from artdag_common.db.tables import Content, ContentHolder, ContentLocation, ContentRef, PublicationRow
 from artdag_common.disk import Ballast, is_disk_full
 from artdag_common.errors import ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError
+from artdag_common.media_types import EFFECT_MEDIA_TYPE
 from artdag_common.schemas import (
     ContentDeleted,
     ContentList,
@@ -151,6 +152,11 @@ def _register_rows(
                     row[column] = getattr(record, column)
                     if record.cid in known:
                         filled.setdefault(record.cid, {})[column] = row[column]
+            if record.media_type == EFFECT_MEDIA_TYPE != row["media_type"]:
+                # Text stored before as a plain file, now checked as an effect's source (POST /effects): one.
+                row["media_type"] = EFFECT_MEDIA_TYPE
+                if record.cid in known:
+                    filled.setdefault(record.cid, {})["media_type"] = EFFECT_MEDIA_TYPE
             row["last_access"] = now
         results.append(_record_of(row))
     if new:

@@ -92,7 +92,9 @@ class PlannerApi:
 
     async def _recipe_text(self, recipe: str | None, recipe_id: str | None) -> str:
         if (recipe is None) == (recipe_id is None):
-            raise InvalidInputError("give either a recipe (YAML text) or a recipe_id", field="recipe")
+            raise InvalidInputError(
+                "give either a recipe (its YAML or S-expression text) or a recipe_id", field="recipe"
+            )
         return recipe if recipe is not None else (await self.recipes.get(str(recipe_id))).text
 
     async def dry_run(self, request: PlanRequest) -> PlanReply:

@@ -57,6 +57,11 @@ def test_they_are_refused_at_submission_where_they_are_off(client: httpx.Client,
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["field"] == "effect"
     assert "Python effects are off on this server" in refused.json()["detail"]
+    # The upload route says so too, and stores nothing.
+    upload = client.post("/effects", json={"source": INVERT, "name": "py-invert-off"})
+    assert upload.status_code == 422, upload.text
+    assert upload.json()["error"]["field"] == "source" and "Python effects are off" in upload.json()["detail"]
+    assert client.get("/effects/py-invert-off").status_code == 404
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +101,22 @@ def test_turned_on_they_render_in_the_sandbox(python_client: httpx.Client, tmp_p
         assert done["status"] == "completed", done
         outputs.append(_frames(python_client, done["output_cid"], tmp_path / f"{len(outputs)}.mp4"))
     assert outputs[0].shape == outputs[1].shape and np.abs(outputs[0].astype(int) - outputs[1]).max() <= 2
+    # Stored through the effects route and named: described from its header, rendered by its name.
+    posted = python_client.post("/effects", json={"source": INVERT, "name": "py-invert"})
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["cid"] == effect and posted.json()["name"] == "invert"
+    assert [p["name"] for p in posted.json()["params"]] == ["intensity"]
+    assert posted.json()["params"][0]["max"] == 1
+    builtin = python_client.post("/effects", json={"source": INVERT})  # its declared name is a built-in's
+    assert builtin.status_code == 422 and builtin.json()["error"]["field"] == "name", builtin.text
+    shown = python_client.get("/effects/py-invert")
+    assert shown.status_code == 200 and shown.json()["source"] == INVERT, shown.text
+    by_name = python_client.post("/runs", json={"recipe": _recipe("py-invert"), "inputs": {"clip": clip}})
+    assert by_name.status_code == 202, by_name.text
+    named_frames = _frames(
+        python_client, wait_for(python_client, by_name.json()["run_id"])["output_cid"], tmp_path / "n.mp4"
+    )
+    assert np.array_equal(named_frames, outputs[0])
     bad = python_client.post(
         "/runs", json={"recipe": _recipe(_store(python_client, "fetch.py", UNAPPROVED)), "inputs": {"clip": clip}}
     )

@@ -64,6 +64,7 @@ def test_a_stored_effect_renders_by_its_cid_and_names_its_steps(client: httpx.Cl
         "min": 0.0,
         "max": 1.0,
         "description": "",
+        "choices": None,
     }
     listed = client.get("/effects").json()
     assert paint in [e["cid"] for e in listed["effects"]] and listed["total"] >= 1
@@ -206,7 +207,9 @@ def test_a_registered_name_is_the_cid_it_stands_for(stack: Stack, client: httpx.
     assert "my-tint" in stored.json()["text"]
     from_stored = client.post(f"/recipes/{stored.json()['recipe_id']}/run", json={"inputs": {"clip": clip_cid}})
     assert from_stored.status_code == 202, from_stored.text
-    assert wait_for(client, from_stored.json()["run_id"])["output_cid"] == done["output_cid"]
+    from_stored_done = wait_for(client, from_stored.json()["run_id"])
+    assert from_stored_done["output_cid"] == done["output_cid"]
+    assert from_stored_done["recipe_id"] == stored.json()["recipe_id"]  # the run names the recipe it ran
 
     # Another user: the admin's private name is not theirs; a shared one is everyone's.
     bob = {"Authorization": f"Bearer {stack.token_for('names-bob')}"}

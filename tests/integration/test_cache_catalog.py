@@ -27,6 +27,7 @@ from artdag_common.errors import (
     PermanentError,
 )
 from artdag_common.ids import canonical_json
+from artdag_common.media_types import EFFECT_MEDIA_TYPE
 from artdag_common.nats_server import EmbeddedNatsServer
 from artdag_common.schemas import (
     ContentMetaPatch,
@@ -103,6 +104,23 @@ async def test_metadata_patch_and_listing(sessions: async_sessionmaker[AsyncSess
     page = await catalog.list_media(MediaListRequest(limit=1, offset=1))
     assert page.total == 3 and len(page.items) == 1
     assert (await catalog.list_media(MediaListRequest(media_type="audio/wav"))).total == 1
+
+
+async def test_text_checked_as_an_effect_becomes_one_and_stays_one(
+    sessions: async_sessionmaker[AsyncSession], store: LocalContentStore
+) -> None:
+    catalog = ContentCatalog(sessions, store)
+    source = b"(define-effect invert-it (- 255 frame))"
+    plain = await put(catalog, store, source, ContentOrigin.UPLOAD, media_type="text/plain", owner="alice")
+    assert plain.media_type == "text/plain"
+    effect = await put(catalog, store, source, ContentOrigin.UPLOAD, media_type=EFFECT_MEDIA_TYPE, owner="alice")
+    assert effect.media_type == EFFECT_MEDIA_TYPE
+    assert (await catalog.get(plain.cid, ALICE)).media_type == EFFECT_MEDIA_TYPE
+    # Registered again as a plain file (uploaded again), it is still an effect's source.
+    again = await put(catalog, store, source, ContentOrigin.UPLOAD, media_type="text/plain", owner="alice")
+    assert again.media_type == EFFECT_MEDIA_TYPE
+    listed = await catalog.list_media(MediaListRequest(media_type=EFFECT_MEDIA_TYPE, viewer=ALICE))
+    assert [r.cid for r in listed.items] == [plain.cid]
 
 
 @pytest.mark.parametrize(

@@ -41,9 +41,11 @@ def glow() -> None:
 def test_a_resolved_name_gives_the_steps_and_plan_its_cid_gives() -> None:
     by_name = parse_recipe(recipe("my-glow"), effect_names={"my-glow": CID})
     by_cid = parse_recipe(recipe(CID))
-    assert by_name.steps == by_cid.steps and by_name.recipe_id == by_cid.recipe_id
-    assert by_name.steps[0].config["effect"] == CID
-    assert build_plan(by_name, {"clip": CLIP}) == build_plan(by_cid, {"clip": CLIP})
+    assert by_name.steps == by_cid.steps and by_name.steps[0].config["effect"] == CID
+    # It is still the recipe as written (a stored recipe's runs name it), not the one naming the CID.
+    assert by_name.recipe_id == parse_recipe(recipe("my-glow")).recipe_id != by_cid.recipe_id
+    plan_by_name, plan_by_cid = build_plan(by_name, {"clip": CLIP}), build_plan(by_cid, {"clip": CLIP})
+    assert plan_by_name.steps == plan_by_cid.steps and plan_by_name.output_step == plan_by_cid.output_step
     # The engine form and a MAP over a list name it the same way.
     engine = """
 name: engine
@@ -143,3 +145,26 @@ def test_a_preview_is_a_segment_then_the_effect(sample: bool) -> None:
     assert [(s.type, s.inputs) for s in parsed.steps] == [("SEGMENT", ("clip",)), ("EFFECT", ("cut",))]
     assert parsed.steps[1].config["effect"] == CID and parsed.steps[1].config["params"] == params
     assert parsed.inputs["clip"].asset == (SAMPLE_NAME if sample else None)
+
+
+def test_a_stored_map_over_a_named_effect_keeps_the_name_and_checks_the_rest() -> None:
+    mapped = """
+name: mapped
+inputs: {clips: {type: video, list: true}}
+steps:
+  - {id: all, type: SOURCE_LIST, config: {input: clips}}
+  - {id: each, type: MAP, inputs: [all], config: {operation: EFFECT, config: {effect: my-glow, params: {amount: 7}}}}
+output: each
+"""
+    kept = parse_recipe(mapped)
+    assert kept.steps[1].config["config"] == {"effect": "my-glow", "params": {"amount": 7}}
+    resolved_bad = mapped.replace("amount: 7", "amount: 0.5")
+    resolved = parse_recipe(resolved_bad, effect_names={"my-glow": CID})
+    assert resolved.steps[1].config["config"]["effect"] == CID
+    assert resolved.recipe_id == parse_recipe(resolved_bad).recipe_id  # the recipe as written
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(mapped.replace("params: {amount: 7}", "params: [1]"))
+    assert info.value.field == "steps[1].config.config.params"
+    with pytest.raises(InvalidInputError) as info:
+        parse_recipe(mapped.replace("operation: EFFECT", "operation: NOPE"))
+    assert (info.value.field or "").startswith("steps[1].config")

@@ -16,7 +16,7 @@ from artdag_common.schemas import Plan, PlanStep, RunState, StepState, StepStatu
 from services.gateway.ui import dag, plots
 from services.gateway.ui.client_wheel import MODULES, build_wheel, wheel_name
 from services.gateway.ui.events import parse_after, run_of, sse_message
-from services.gateway.ui.highlight import error_line, highlight_yaml
+from services.gateway.ui.highlight import error_line, highlight_recipe, highlight_yaml
 from services.gateway.ui.negotiate import wants_html
 from services.gateway.ui.render import ENV
 
@@ -128,6 +128,14 @@ def test_highlight_escapes_numbers_lines_and_marks_errors() -> None:
     assert '<span class="k">id</span>' in html
     assert error_line("step 'a': unknown node type 'X' (line 4, column 19)") == 4
     assert error_line("no position") is None
+
+
+def test_a_recipe_is_highlighted_as_what_it_is() -> None:
+    sexp = str(highlight_recipe('; cut\n(recipe "x" :inputs ((v)) (segment v :start 0.5))\n', {2}))
+    assert '<span class="kw">:inputs</span>' in sexp and '<span class="c">; cut</span>' in sexp
+    assert 'class="ln err" data-n="2"' in sexp and '<span class="n">0.5</span>' in sexp
+    yaml_text = str(highlight_recipe("# (not an S-expression)\nname: x\n"))
+    assert '<span class="k">name</span>' in yaml_text and 'class="kw"' not in yaml_text
 
 
 def test_plan_elements_follow_the_run_state() -> None:

@@ -42,6 +42,10 @@ from services.gateway.deps import Gateway, GatewayDep, Offset
 
 if TYPE_CHECKING:
     from artdag_effects.lang import UserEffect
+    from artdag_effects.sandbox import PythonEffect
+    from services.gateway.settings import GatewaySettings
+
+    Effect = UserEffect | PythonEffect
 
 router = APIRouter()
 
@@ -49,8 +53,25 @@ router = APIRouter()
 MAX_SOURCE_BYTES = 64 * 1024
 
 
-def _check(source: str) -> UserEffect:
+def _check(source: str, settings: GatewaySettings) -> Effect:
+    """An uploaded source, checked (nothing of it runs): the effect language compiled, a Python effect's
+    header read, refused where Python effects are off (ARTDAG_PYTHON_EFFECTS) or a dependency is not
+    approved."""
     # The effects library loads on first use: a gateway that sees no effect starts without numpy.
+    from artdag_effects.sandbox import PythonEffectPolicy
+    from artdag_effects.user import check_source
+
+    return check_source(source, python=PythonEffectPolicy.of(settings))
+
+
+def _describe(source: str) -> Effect:
+    """A stored effect's name, description and parameters (a Python effect's even where they are off now)."""
+    from artdag_effects.user import is_python_source
+
+    if is_python_source(source):
+        from artdag_effects.sandbox import parse_python_effect
+
+        return parse_python_effect(source)
     from artdag_effects.lang import check_effect
 
     return check_effect(source)
@@ -92,6 +113,7 @@ class EffectParam(BaseModel):
     min: float | None = None
     max: float | None = None
     description: str = ""
+    choices: list[str] | None = Field(default=None, description="a Python effect's `choice` parameter: its values")
 
 
 class EffectInfo(BaseModel):
@@ -111,9 +133,17 @@ class EffectList(BaseModel):
     total: int
 
 
-def _info(cid: str, effect: UserEffect, names: list[str], *, with_source: bool) -> EffectInfo:
+def _info(cid: str, effect: Effect, names: list[str], *, with_source: bool) -> EffectInfo:
     params = [
-        EffectParam(name=p.name, type=p.kind, default=p.default, min=p.low, max=p.high, description=p.description)
+        EffectParam(
+            name=p.name,
+            type=p.kind,
+            default=p.default,
+            min=p.low,
+            max=p.high,
+            description=p.description,
+            choices=list(choices) if (choices := getattr(p, "choices", ())) else None,
+        )
         for p in effect.params
     ]
     return EffectInfo(
@@ -156,7 +186,7 @@ async def store_effect(gw: Gateway, user: Principal, source: str, name: str | No
     if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
         raise PayloadTooLargeError(f"an effect's source is at most {MAX_SOURCE_BYTES:,} bytes", field="source")
     gw.ensure_room("an effect")
-    effect = await asyncio.to_thread(_check, source)
+    effect = await asyncio.to_thread(_check, source, gw.settings)
     called = name or effect.name
     await asyncio.to_thread(_refuse_builtin, called)
     data = source.encode("utf-8")
@@ -195,7 +225,7 @@ async def find_effect(gw: Gateway, user: Principal, ref: str) -> EffectInfo:
     record: ContentRecord = await gw.call(Cache.stat, CidRequest(cid=cid, viewer=user.viewer()))
     if record.media_type != EFFECT_MEDIA_TYPE:
         raise NotFoundError(f"{ref} is no effect (store one with POST /effects)", field="ref")
-    effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
+    effect = await asyncio.to_thread(_describe, await _read_source(gw, record.cid))
     names = (await _names(gw, user)).get(record.cid, [])
     return _info(record.cid, effect, names, with_source=True)
 
@@ -207,7 +237,7 @@ async def effects_of(gw: Gateway, user: Principal, limit: int, offset: int = 0) 
     names = await _names(gw, user) if found.items else {}
     effects = []
     for record in found.items:
-        effect = await asyncio.to_thread(_check, await _read_source(gw, record.cid))
+        effect = await asyncio.to_thread(_describe, await _read_source(gw, record.cid))
         effects.append(_info(record.cid, effect, names.get(record.cid, []), with_source=False))
     return EffectList(effects=effects, total=found.total)
 

@@ -36,7 +36,9 @@ router = APIRouter()
 
 class PlanBody(BaseModel):
     recipe: str | None = Field(
-        default=None, description="the recipe's YAML text (or give recipe_id)", max_length=4 * 1024 * 1024
+        default=None,
+        description="the recipe's text, YAML or S-expression (or give recipe_id)",
+        max_length=4 * 1024 * 1024,
     )
     recipe_id: str | None = Field(default=None, description="a stored recipe's id")
     inputs: dict[str, str] = Field(default_factory=dict, description="recipe input name → content cid")
@@ -47,7 +49,7 @@ class ExecuteBody(BaseModel):
 
 
 class RunBody(BaseModel):
-    recipe: str = Field(description="the recipe's YAML text", max_length=4 * 1024 * 1024)
+    recipe: str = Field(description="the recipe's text, YAML or S-expression", max_length=4 * 1024 * 1024)
     inputs: dict[str, str] = Field(default_factory=dict, description="recipe input name → content cid")
     fresh: bool = Field(default=False, description="render every step again, reusing no cached result (verify)")
 

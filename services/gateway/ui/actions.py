@@ -48,7 +48,7 @@ from services.gateway.errors import status_for
 from services.gateway.policy import owned_provider, owned_run, visible_recipe
 from services.gateway.routes.effects import MAX_SOURCE_BYTES, find_effect, store_effect
 from services.gateway.submitting import start_run
-from services.gateway.ui.highlight import error_line, highlight_sexp, highlight_yaml
+from services.gateway.ui.highlight import error_line, highlight_recipe, highlight_sexp
 from services.gateway.ui.preview import preview_params, preview_recipe, sample_clip
 from services.gateway.ui.render import render
 from services.gateway.uploads import MAX_FORM_BYTES, read_form
@@ -88,7 +88,7 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
             request,
             "_recipe_error.html",
             status_code=422,
-            message="choose a YAML file or paste a recipe",
+            message="choose a recipe file (YAML or S-expression) or paste one",
             field="file",
             source=None,
         )
@@ -104,7 +104,7 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
             message=exc.message,
             field=exc.field,
             line=line,
-            source=highlight_yaml(text, {line} if line else set()),
+            source=highlight_recipe(text, {line} if line else set()),
         )
     return _navigate(f"/recipe/{record.recipe_id}")
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
+from artdag_common.recipe import is_sexp_recipe
+
 _TOKEN = re.compile(
     r"""(?P<c>\s\#.*$|^\#.*$)"""
     r"""|(?P<k>^\s*(?:-\s+)?[A-Za-z_][\w.-]*(?=\s*:(\s|$)))"""
@@ -81,7 +83,13 @@ def highlight_sexp(text: str, error_lines: set[int] | frozenset[int] = frozenset
     return _numbered(text, error_lines, _sexp_line)
 
 
+def highlight_recipe(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
+    """A recipe's source, highlighted as what it is: YAML, or an S-expression recipe."""
+    highlight = highlight_sexp if is_sexp_recipe(text) else highlight_yaml
+    return highlight(text, error_lines)
+
+
 def error_line(message: str) -> int | None:
-    """The YAML line an error message names ("… line 7, column 3"), if any."""
+    """The source line an error message names ("… line 7, column 3"), if any."""
     match = _LINE_RE.search(message)
     return int(match.group(1)) if match else None

@@ -48,7 +48,7 @@ from services.gateway.policy import owned_run, viewer_of, visible_recipe
 from services.gateway.routes.effects import REF_PATTERN, effects_of, find_effect, names_for
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
-from services.gateway.ui.highlight import highlight_sexp, highlight_yaml
+from services.gateway.ui.highlight import highlight_recipe, highlight_sexp
 from services.gateway.ui.preview import PREVIEW_SECONDS, SAMPLE_NAME, colour_hex
 from services.gateway.ui.render import render
 
@@ -286,7 +286,7 @@ async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep, user: Cu
 
     lists = await asyncio.gather(*(choices(_media_kind(i.type)) for i in record.inputs))
     inputs = [{"spec": spec, "choices": items} for spec, items in zip(record.inputs, lists, strict=True)]
-    return render(request, "recipe.html", recipe=record, inputs=inputs, source=highlight_yaml(record.text))
+    return render(request, "recipe.html", recipe=record, inputs=inputs, source=highlight_recipe(record.text))
 
 
 @router.get("/recipe/{recipe_id}/dag")
