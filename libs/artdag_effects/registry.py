@@ -224,6 +224,17 @@ def builtin_names() -> frozenset[str]:
     return frozenset(available_effects()) | frozenset(available_aliases())
 
 
+def refuse_builtin_name(name: str) -> None:
+    """`InvalidInputError` (field `name`) when `name` means a built-in effect: an effect of a user's
+    named so could never be reached, since a recipe's `effect: NAME` always means the built-in."""
+    if name in builtin_names():
+        raise InvalidInputError(
+            f"{name!r} is a built-in effect's name (a recipe's `effect: {name}` always means the built-in):"
+            " give your effect another name (`name` in the request, `--name` on the command line)",
+            field="name",
+        )
+
+
 def _round_half_up(value: float) -> int:
     # The same rounding as a bound int parameter gets, so static and bound values agree.
     return math.floor(value + 0.5)

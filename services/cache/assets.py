@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from artdag_common.cid import validate_cid
 from artdag_common.db.tables import AssetRow
-from artdag_common.errors import ForbiddenError, InvalidInputError, NotFoundError
+from artdag_common.errors import ForbiddenError, NotFoundError
 from artdag_common.media_types import EFFECT_MEDIA_TYPE
 from artdag_common.schemas import (
     AssetInput,
@@ -56,18 +56,6 @@ def _scope(viewer: Viewer | None, shared: bool) -> str:
     return viewer.user
 
 
-def _check_effect_name(name: str) -> None:
-    """Refuse a built-in effect's name for an effect's source: recipes would never reach it."""
-    from artdag_effects.registry import builtin_names  # the effects load only when an effect is named
-
-    if name in builtin_names():
-        raise InvalidInputError(
-            f"{name!r} is a built-in effect's name (a recipe's `effect: {name}` always means the built-in):"
-            " give your effect another name",
-            field="name",
-        )
-
-
 class AssetBook:
     """The `assets` table."""
 
@@ -81,7 +69,9 @@ class AssetBook:
         cid = validate_cid(request.cid)
         content = await self._catalog.get(cid, request.viewer)  # 404 for content the viewer may not see
         if content.media_type == EFFECT_MEDIA_TYPE:
-            _check_effect_name(request.name)
+            from artdag_effects.registry import refuse_builtin_name  # the effects load only when one is named
+
+            refuse_builtin_name(request.name)
         now = time.time()
         async with self._sessions.begin() as session:
             row = await session.get(AssetRow, (scope, request.name))

@@ -77,17 +77,6 @@ def _describe(source: str) -> Effect:
     return check_effect(source)
 
 
-def _refuse_builtin(name: str) -> None:
-    from artdag_effects.registry import builtin_names
-
-    if name in builtin_names():
-        raise InvalidInputError(
-            f"{name!r} is a built-in effect's name (a recipe's `effect: {name}` always means the built-in):"
-            " give your effect another name (name in the request, `--name` on the command line)",
-            field="name",
-        )
-
-
 CID_PATTERN = r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,100})$"
 # `GET /effects/{ref}`: an effect's CID, or a name recipes call it by.
 REF_PATTERN = r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,100}|[A-Za-z_][A-Za-z0-9_-]{0,63})$"
@@ -188,7 +177,9 @@ async def store_effect(gw: Gateway, user: Principal, source: str, name: str | No
     gw.ensure_room("an effect")
     effect = await asyncio.to_thread(_check, source, gw.settings)
     called = name or effect.name
-    await asyncio.to_thread(_refuse_builtin, called)
+    from artdag_effects.registry import refuse_builtin_name
+
+    await asyncio.to_thread(refuse_builtin_name, called)
     data = source.encode("utf-8")
     cid = await gw.store.put_bytes(data)
     record = ContentRecord(
