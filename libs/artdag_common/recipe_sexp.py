@@ -12,8 +12,9 @@ The text is read once (`artdag_common.sexp`: positions on every value, size and 
 and evaluated once, over values only: `def` names a step or a value, `->` threads a clip through
 node forms (a bare name there is `(effect name)`), `:params` are constants whose defaults (or
 given values) must fit their type, range and choices, and a few pure functions compute settings.
-There are no user functions, loops, file or network access: `include`, `:path` and `:url` are
-refused, and evaluation has a hard budget.
+There are no user functions, loops, file or network access: `:path` and `:url` are refused, an
+`(include :cid CID)` reads only a text already stored (`recipe_includes`: the caller loads it
+first), and evaluation has a hard budget.
 
 What comes out is the data a YAML recipe holds (`inputs`, `steps`, `output`), with where each
 part was written; `recipe.build_recipe` validates it with every check the YAML form gets. So a
@@ -34,7 +35,8 @@ from artdag_common.errors import InvalidCidError, InvalidInputError, SyntaxInput
 from artdag_common.operations import OPERATIONS
 from artdag_common.recipe import MAX_STEPS, NAME_RE, Recipe, RecipeSource, build_recipe
 from artdag_common.recipe_engine import PATH_REFUSED
-from artdag_common.sexp import Atom, Keyword, Pos, SexpError, SList, SMap, Symbol, Value, head, read_one
+from artdag_common.recipe_includes import MAX_INCLUDE_DEPTH, included_text
+from artdag_common.sexp import Atom, Keyword, Pos, SexpError, SList, SMap, Symbol, Value, head, read, read_one
 
 MAX_EVAL_STEPS = 200_000
 """Evaluations one recipe may take (there are no loops: a bound that honest recipes never near)."""
@@ -119,9 +121,10 @@ _REFUSED_FORMS: Final = {
     "define-construct": "constructs are not supported: write the steps they made, or slice-on with :effect",
 }
 
-_INCLUDE_REFUSED = (
-    "include is refused: a recipe is read from its own text only (no files, no gateways);"
-    " write the definitions into the recipe"
+_INCLUDE_PLACE = "(include :cid CID) goes at the top of the recipe or of a stage, not inside another form"
+_INCLUDE_BY_CID = (
+    "a recipe includes only texts already stored, by CID (`artdag upload FILE`, then (include :cid CID)):"
+    " never a file or a URL"
 )
 
 _SLICE_TIMES = ("beats", "downbeats", "onsets", "scene_changes")
@@ -301,6 +304,7 @@ class _Translator:
         self.weights: dict[int, tuple[int, int]] = {}  # id → (items, depth) of every list and map made
         self.kept: list[object] = []  # ... kept alive, so that no id is reused
         self.config_items = 0
+        self.including: list[str] = []  # the includes being evaluated, outermost first
 
     # -- the recipe form -------------------------------------------------------------------------
 
@@ -520,7 +524,7 @@ class _Translator:
                 raise _fail(form.pos, f"a stage cannot hold another stage (this one is in :{env.stage})")
             return self._stage(form)
         if name == "include":
-            raise _fail(form.pos, _INCLUDE_REFUSED)
+            return self._include(form, env)
         if name == "asset":
             self._asset(form)
             return None
@@ -647,6 +651,47 @@ class _Translator:
             raise _fail(name_item.pos, f"asset {name!r} is declared twice")
         self.assets[name] = {"cid": self._cid(given["cid"][1])}
 
+    def _include(self, form: SList, env: _Env) -> None:
+        """`(include [NAME] :cid CID)`: the forms of that stored text, evaluated here as if written here
+        (their definitions are this recipe's or this stage's). Errors inside say which include, and
+        where in its text; the steps it makes are placed at the include."""
+        positional, given = self._split(form)
+        for key in ("path", "url", "hash"):
+            if key in given:
+                raise _fail(given[key][0].pos, _INCLUDE_BY_CID)
+        for key, (keyword, _) in given.items():
+            if key != "cid":
+                raise _fail(keyword.pos, f"unknown include keyword :{keyword.name} (known: :cid)")
+        if "cid" not in given:
+            raise _fail(form.pos, _INCLUDE_BY_CID)
+        if len(positional) > 1 or (positional and not isinstance(positional[0], Symbol)):
+            raise _fail(form.pos, "(include :cid CID), or (include NAME :cid CID): a name at most, then :cid")
+        cid = self._cid(given["cid"][1])
+        if cid in self.including:
+            raise _fail(form.pos, f"include {cid} includes itself")
+        if len(self.including) >= MAX_INCLUDE_DEPTH:
+            raise _fail(form.pos, f"includes nest more than {MAX_INCLUDE_DEPTH} levels deep")
+        text = included_text(cid)
+        if text is None:
+            raise _fail(given["cid"][1].pos, f"include {cid}: no text with that CID is stored (upload it first)")
+        first_node = len(self.nodes)
+        self.including.append(cid)
+        try:
+            for item in read(text):
+                value = self._statement(item, env)
+                if head(item) not in _STATEMENTS and value is not None and not isinstance(value, _Node):
+                    raise _fail(item.pos, f"an included text holds definitions and steps, not {_describe(value)}")
+        except SexpError as exc:
+            raise _fail(form.pos, f"in include {cid}: {exc.message}") from None
+        finally:
+            self.including.pop()
+        for node in self.nodes[first_node:]:  # the recipe's own positions: the include's
+            node.pos = node.head_pos = form.pos
+            node.input_pos = [form.pos] * len(node.input_pos)
+            node.config_pos = dict.fromkeys(node.config_pos, form.pos)
+            if node.name_pos is not None:
+                node.name_pos = form.pos
+
     def _cid(self, value: Value) -> str:
         text = self._literal(value)
         try:
@@ -750,7 +795,7 @@ class _Translator:
         if name in _REFUSED_FORMS:
             raise _fail(first.pos, _REFUSED_FORMS[name])
         if name == "include":
-            raise _fail(first.pos, _INCLUDE_REFUSED)
+            raise _fail(first.pos, _INCLUDE_PLACE)
         if name in _STATEMENTS:
             raise _fail(first.pos, f"({name} …) goes at the top of the recipe or of a stage, not inside another form")
         if name in _NODE_FORMS:

@@ -27,7 +27,8 @@ from artdag_common.errors import (
 from artdag_common.ids import canonical_json
 from artdag_common.media_limits import InputLimits
 from artdag_common.media_types import EFFECT_MEDIA_TYPE
-from artdag_common.recipe import Recipe, parse_recipe, user_effect_names, user_effects_named
+from artdag_common.recipe import Recipe, is_sexp_recipe, parse_recipe, user_effect_names, user_effects_named
+from artdag_common.recipe_includes import load_includes
 from artdag_common.registration import store_document
 from artdag_common.rpc import Client as RpcClient
 from artdag_common.schemas import (
@@ -122,21 +123,30 @@ class Preparation:
         """`parse_recipe`, with the user effects the text names loaded first (their steps' params
         are validated against the effects' own declarations), those named by a name as `owner`'s
         names stand now: the recipe (and so the plan) has their CIDs."""
+        await self.load_includes(text)
         named = await self.effect_names(text, owner)
         await self.load_effects(text)
         return parse_recipe(text, effect_names=named)
 
+    async def load_includes(self, text: str) -> None:
+        """Read and verify the stored texts an S-expression recipe includes by CID (and what they include)."""
+        if "include" in text and is_sexp_recipe(text):
+            await load_includes(text, self._read_small)
+
+    async def _read_small(self, cid: str, limit: int) -> bytes:
+        return await self.store.get_bytes(cid, max_bytes=limit)
+
     async def load_effects(self, text: str) -> None:
-        """Read, verify and compile the user effects (sources by CID) a recipe's text names."""
+        """Read, verify and compile the user effects (sources by CID) a recipe's text names (after the
+        texts it includes, where they may be named)."""
+        await self.load_includes(text)
         named = user_effects_named(text)
         if not named:
             return
         # Imported on first use: a planner that plans no user effect starts without the effects library.
         from artdag_effects.loading import load_user_effects
 
-        await load_user_effects(
-            named, lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit), python=self._python_effects()
-        )
+        await load_user_effects(named, self._read_small, python=self._python_effects())
 
     async def effect_names(self, text: str, owner: str | None) -> dict[str, str]:
         """The CIDs of the effects `text` names by a name (`effect: my-glow`, no built-in's): `owner`'s own
@@ -162,9 +172,7 @@ class Preparation:
                 )
         from artdag_effects.loading import load_user_effects
 
-        await load_user_effects(
-            found.values(), lambda cid, limit: self.store.get_bytes(cid, max_bytes=limit), python=self._python_effects()
-        )
+        await load_user_effects(found.values(), self._read_small, python=self._python_effects())
         return found
 
     def _python_effects(self) -> PythonEffectPolicy | None:

@@ -78,3 +78,35 @@ def test_a_wrong_s_expression_recipe_is_refused_with_line_and_column(client: htt
     assert refused.status_code == 422 and "cannot read files on the server" in refused.text, refused.text
     unclosed = client.post("/recipes/upload", content=SEXP.rstrip()[:-1].encode())
     assert unclosed.status_code == 400 and "line 2, column 1" in unclosed.json()["detail"], unclosed.text
+
+
+TINT = """; a look several recipes share, stored once and included by its CID
+(def tinted (-> cut (effect hue-shift :degrees 90)))
+"""
+
+
+def test_a_recipe_includes_a_stored_text_by_its_cid(client: httpx.Client, tmp_path: Path) -> None:
+    stored = client.post("/cache/upload", files={"file": ("tint.sexp", TINT.encode())})
+    assert stored.status_code == 201, stored.text
+    tint = stored.json()["cid"]
+    including = SEXP.replace(
+        "  (def tinted (-> cut (effect hue-shift :degrees 90)))\n", f'  (include tint :cid "{tint}")\n'
+    )
+    assert including != SEXP
+    record = client.post("/recipes/upload", content=including.encode())
+    assert record.status_code == 201, record.text
+    assert client.get(f"/recipe/{record.json()['recipe_id']}/dag", headers={"accept": "text/html"}).status_code == 200
+    clip = tmp_path / "clip.mp4"
+    write_test_clip(clip, width=128, height=96, fps=10, duration_s=1.0, tone_hz=330.0)
+    inputs = {"clip": upload(client, clip)}
+    plans = [client.post("/api/plan", json={"recipe": text, "inputs": inputs}) for text in (including, YAML)]
+    assert all(p.status_code == 200 for p in plans), [p.text for p in plans]
+    ours, theirs = (p.json()["plan"] for p in plans)
+    assert [s["step_id"] for s in ours["steps"]] == [s["step_id"] for s in theirs["steps"]]
+    # Only what is stored, by CID: a CID nobody stored, or a path, is refused with where.
+    unknown = including.replace(tint, "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o")
+    refused = client.post("/api/plan", json={"recipe": unknown, "inputs": inputs})
+    assert refused.status_code == 422 and "no text with that CID is stored" in refused.text, refused.text
+    by_path = including.replace(f':cid "{tint}"', ':path "/etc/passwd"')
+    refused = client.post("/recipes/upload", content=by_path.encode())
+    assert refused.status_code == 422 and "never a file or a URL" in refused.json()["detail"], refused.text

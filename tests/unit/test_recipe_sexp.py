@@ -346,8 +346,11 @@ V = '(recipe "x" :inputs (video)\n  '
 HOSTILE = [
     # escapes: files, includes, gateways, code
     (V + '(source :path "/etc/passwd"))', 2, 11, "cannot read files on the server"),
-    (V + '(include :path "../secrets.sexp"))', 2, 3, "include is refused"),
-    (V + f'(include :cid "{CID}"))', 2, 3, "include is refused"),
+    (V + '(include :path "../secrets.sexp"))', 2, 12, "never a file or a URL"),
+    (V + '(include :url "https://ipfs.io/ipfs/x"))', 2, 12, "never a file or a URL"),
+    (V + f'(include :cid "{CID}"))', 2, 17, "no text with that CID is stored"),
+    (V + '(include :cid "not-a-cid"))', 2, 17, "CID"),
+    (V + f'(def x (include :cid "{CID}")) video)', 2, 11, "goes at the top of the recipe"),
     (V + '(effect evil :path "/tmp/evil.py") (-> video evil))', 2, 16, "write :cid, not :path"),
     (V + '(effect evil :url "https://ipfs.io/ipfs/x") (-> video evil))', 2, 16, "write :cid, not :url"),
     (V + '(effect "../../etc/passwd" video))', 2, 11, "unknown effect '../../etc/passwd'"),

@@ -19,7 +19,8 @@ from artdag_common.cid import validate_cid
 from artdag_common.contracts import Cache, Planner, health_of
 from artdag_common.errors import ArtdagError, InvalidInputError, NotFoundError
 from artdag_common.ids import check_step_id
-from artdag_common.recipe import RecipeRef, parse_recipe
+from artdag_common.recipe import RecipeRef, is_sexp_recipe, parse_recipe
+from artdag_common.recipe_includes import load_includes
 from artdag_common.schemas import (
     AssetListRequest,
     CidRequest,
@@ -292,6 +293,8 @@ async def recipe_page(request: Request, recipe_id: str, gw: GatewayDep, user: Cu
 @router.get("/recipe/{recipe_id}/dag")
 async def recipe_dag(request: Request, recipe_id: str, gw: GatewayDep, user: CurrentUser) -> HTMLResponse:
     record = await _recipe(gw, user, recipe_id)
+    if "include" in record.text and is_sexp_recipe(record.text):
+        await load_includes(record.text, lambda cid, limit: gw.store.get_bytes(cid, max_bytes=limit))
     recipe = await asyncio.to_thread(parse_recipe, record.text)
     return render(request, "recipe_dag.html", recipe=record, elements=dag.as_json(dag.recipe_elements(recipe)))
 
