@@ -16,7 +16,7 @@ from artdag_common.schemas import Plan, PlanStep, RunState, StepState, StepStatu
 from services.gateway.ui import dag, plots
 from services.gateway.ui.client_wheel import MODULES, build_wheel, wheel_name
 from services.gateway.ui.events import parse_after, run_of, sse_message
-from services.gateway.ui.highlight import error_line, highlight_recipe, highlight_yaml
+from services.gateway.ui.highlight import error_line, highlight_effect, highlight_recipe, highlight_yaml
 from services.gateway.ui.negotiate import wants_html
 from services.gateway.ui.render import ENV
 
@@ -136,6 +136,13 @@ def test_a_recipe_is_highlighted_as_what_it_is() -> None:
     assert 'class="ln err" data-n="2"' in sexp and '<span class="n">0.5</span>' in sexp
     yaml_text = str(highlight_recipe("# (not an S-expression)\nname: x\n"))
     assert '<span class="k">name</span>' in yaml_text and 'class="kw"' not in yaml_text
+
+
+def test_an_effect_is_highlighted_as_what_it_is() -> None:
+    lang = str(highlight_effect("(define-effect x (- 255 frame))"))
+    assert '<span class="k">define-effect</span>' in lang
+    python = str(highlight_effect('# artdag: python-effect\nMETA = {"name": "<x>"}\n', {2}))
+    assert 'class="k"' not in python and "&lt;x&gt;" in python and 'class="ln err" data-n="2"' in python
 
 
 def test_plan_elements_follow_the_run_state() -> None:

@@ -48,7 +48,7 @@ from services.gateway.errors import status_for
 from services.gateway.policy import owned_provider, owned_run, visible_recipe
 from services.gateway.routes.effects import MAX_SOURCE_BYTES, find_effect, store_effect
 from services.gateway.submitting import start_run
-from services.gateway.ui.highlight import error_line, highlight_recipe, highlight_sexp
+from services.gateway.ui.highlight import error_line, highlight_effect, highlight_recipe
 from services.gateway.ui.preview import preview_params, preview_recipe, sample_clip
 from services.gateway.ui.render import render
 from services.gateway.uploads import MAX_FORM_BYTES, read_form
@@ -167,7 +167,7 @@ async def upload_effect(request: Request, gw: GatewayDep, user: CurrentUser) -> 
             message=exc.message,
             field=exc.field,
             line=line,
-            source=highlight_sexp(source, {line} if line else set()),
+            source=highlight_effect(source, {line} if line else set()),
         )
     return _navigate(f"/effect/{stored.cid}")
 

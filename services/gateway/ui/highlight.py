@@ -83,6 +83,15 @@ def highlight_sexp(text: str, error_lines: set[int] | frozenset[int] = frozenset
     return _numbered(text, error_lines, _sexp_line)
 
 
+def highlight_effect(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
+    """An effect's source: the effect language highlighted, a Python effect's lines as written."""
+    from artdag_effects.user import is_python_source  # the effects library loads on first use
+
+    if is_python_source(text):
+        return _numbered(text, error_lines, html.escape)
+    return highlight_sexp(text, error_lines)
+
+
 def highlight_recipe(text: str, error_lines: set[int] | frozenset[int] = frozenset()) -> Markup:
     """A recipe's source, highlighted as what it is: YAML, or an S-expression recipe."""
     highlight = highlight_sexp if is_sexp_recipe(text) else highlight_yaml

@@ -49,7 +49,7 @@ from services.gateway.policy import owned_run, viewer_of, visible_recipe
 from services.gateway.routes.effects import REF_PATTERN, effects_of, find_effect, names_for
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
-from services.gateway.ui.highlight import highlight_recipe, highlight_sexp
+from services.gateway.ui.highlight import highlight_effect, highlight_recipe
 from services.gateway.ui.preview import PREVIEW_SECONDS, SAMPLE_NAME, colour_hex
 from services.gateway.ui.render import render
 
@@ -325,7 +325,7 @@ async def effect_page(request: Request, ref: str, gw: GatewayDep, user: CurrentU
         "effect.html",
         effect=effect,
         names=names.get(effect.cid, []),
-        source=highlight_sexp(effect.source or ""),
+        source=highlight_effect(effect.source or ""),
         videos=videos.items,
         sample=SAMPLE_NAME,
         seconds=PREVIEW_SECONDS,
