@@ -123,9 +123,8 @@ class Preparation:
         """`parse_recipe`, with the user effects the text names loaded first (their steps' params
         are validated against the effects' own declarations), those named by a name as `owner`'s
         names stand now: the recipe (and so the plan) has their CIDs."""
-        await self.load_includes(text)
+        await self.load_effects(text)  # first what it includes, where effects may be named too
         named = await self.effect_names(text, owner)
-        await self.load_effects(text)
         return parse_recipe(text, effect_names=named)
 
     async def load_includes(self, text: str) -> None:

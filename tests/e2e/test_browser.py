@@ -16,6 +16,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,30 @@ def page(anonymous_page: Any, stack: Stack) -> Any:
     assert response is not None and response.ok
     assert anonymous_page.context.cookies()[0]["name"] in ("artdag_session", "artdag_csrf")
     return anonymous_page
+
+
+@contextmanager
+def logged_in_tab(stack: Stack, *, accept_dialogs: bool = False) -> Iterator[Any]:
+    """A tab of a browser of its own, logged in as the stack's local user (an admin); fails the test on any
+    script or Content-Security-Policy error. `accept_dialogs`: confirm() dialogs are answered yes."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+        if accept_dialogs:
+            tab.on("dialog", lambda dialog: dialog.accept())
+        response = tab.goto(f"/auth?auth_token={stack.token}")
+        assert response is not None and response.ok
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()
+        assert errors == [], f"JavaScript errors: {errors}"
 
 
 def wait_until(page: Any, expression: str, timeout: float = 20_000) -> None:

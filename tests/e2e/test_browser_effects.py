@@ -10,7 +10,6 @@ tests/output/browser/ (git-ignored).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 
 from services.gateway.ui.preview import SAMPLE_NAME, preview_recipe
 from tests.e2e.conftest import Stack
-from tests.e2e.test_browser import ARGS, CHROMIUM, SHOTS, playwright_api
+from tests.e2e.test_browser import SHOTS, logged_in_tab, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,32 +37,9 @@ GOOD = """; paints every pixel, mixed with the frame by amount
 
 @pytest.fixture
 def page(stack: Stack) -> Iterator[Any]:
-    """A tab logged in as the stack's local user, failing the test on any script or CSP error."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(20_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-        response = tab.goto(f"/auth?auth_token={stack.token}")
-        assert response is not None and response.ok
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
-        assert errors == [], f"JavaScript errors: {errors}"
-
-
-def wait_until(page: Any, expression: str, timeout_s: float = 60) -> None:
-    """Poll `expression` in the page until it is truthy (the page's CSP refuses `wait_for_function`'s eval)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        time.sleep(0.1)
+    with logged_in_tab(stack) as tab:
+        yield tab
 
 
 # The playing video's mean colour: its current frame drawn on a canvas, read back (same origin).
@@ -123,7 +99,7 @@ def test_write_an_effect_see_its_page_and_preview_it(page: Any, stack: Stack, tm
     page.wait_for_selector("#preview-video", timeout=120_000)
     assert page.get_attribute("#preview-run", "data-status") == "completed"
     page.evaluate("(() => { const v = document.getElementById('preview-video'); v.muted = true; return v.play(); })()")
-    wait_until(page, "(v => v.readyState >= 2 && v.currentTime > 0)(document.getElementById('preview-video'))")
+    wait_until(page, "(v => v.readyState >= 2 && v.currentTime > 0)(document.getElementById('preview-video'))", 60_000)
     page.evaluate("document.getElementById('preview-video').pause()")
     shown = np.array(page.evaluate(MEAN_COLOUR))
     assert np.abs(shown - [0, 255, 0]).max() < 16, f"the video shows {shown}, not green"

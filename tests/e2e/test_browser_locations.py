@@ -15,7 +15,7 @@ import pytest
 
 from artdag_common.cid import cid_of_file
 from tests.e2e.conftest import Stack, running_stack
-from tests.e2e.test_browser import ARGS, CHROMIUM, SHOTS, playwright_api
+from tests.e2e.test_browser import SHOTS, logged_in_tab
 
 pytestmark = pytest.mark.e2e
 
@@ -35,24 +35,9 @@ def copies_stack(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Itera
 
 @pytest.fixture
 def page(copies_stack: Stack) -> Iterator[Any]:
-    """A tab logged in as the stack's local user (an admin), failing the test on any script or CSP error."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(base_url=copies_stack.url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(20_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-        tab.on("dialog", lambda dialog: dialog.accept())  # the Delete button's confirm
-        response = tab.goto(f"/auth?auth_token={copies_stack.token}")
-        assert response is not None and response.ok
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
-        assert errors == [], f"JavaScript errors: {errors}"
+    """A tab logged in as the stack's local user (an admin); the Delete button's confirm is accepted."""
+    with logged_in_tab(copies_stack, accept_dialogs=True) as tab:
+        yield tab
 
 
 def add_local_provider(page: Any, name: str, path: Path, replicate: str) -> None:

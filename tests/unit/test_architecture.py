@@ -46,6 +46,13 @@ def test_the_shared_library_imports_no_service() -> None:
             assert not module.startswith("services"), f"{path.relative_to(ROOT)} imports {module}"
 
 
+def test_the_web_ui_imports_no_route_module() -> None:
+    """What the UI and the REST routes share lives beside them (policy, submitting, effects), not in a route."""
+    for path in (ROOT / "services" / "gateway" / "ui").rglob("*.py"):
+        for module in imported_modules(path):
+            assert not module.startswith("services.gateway.routes"), f"{path.relative_to(ROOT)} imports {module}"
+
+
 def test_no_service_spells_its_own_subjects() -> None:
     for path in (ROOT / "services").rglob("*.py"):
         text = path.read_text()

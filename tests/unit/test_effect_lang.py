@@ -142,7 +142,7 @@ def test_a_remap_reads_where_it_says_and_one_channel_of_it_reads_alike() -> None
 
 def test_the_gateway_bounds_a_source_as_the_loader_does() -> None:
     from artdag_effects.user import MAX_SOURCE_BYTES
-    from services.gateway.routes.effects import MAX_SOURCE_BYTES as GATEWAY_LIMIT
+    from services.gateway.effects import MAX_SOURCE_BYTES as GATEWAY_LIMIT
 
     assert GATEWAY_LIMIT == MAX_SOURCE_BYTES
 

@@ -12,7 +12,7 @@ from artdag_common.errors import InvalidInputError
 from artdag_common.recipe import parse_recipe, user_effect_names
 from artdag_effects.registry import builtin_names
 from artdag_effects.user import register_user_effect
-from services.gateway.routes.effects import EffectParam
+from services.gateway.effects import EffectParam
 from services.gateway.ui.highlight import highlight_sexp
 from services.gateway.ui.preview import SAMPLE_NAME, colour_hex, preview_params, preview_recipe
 from services.planner.planning import build_plan

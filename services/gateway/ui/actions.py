@@ -7,10 +7,12 @@ token) and acts as that user: the same ownership checks as the JSON API, `owner=
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from artdag_common.cid import validate_cid
@@ -44,9 +46,9 @@ from artdag_common.schemas import (
 )
 from services.gateway.auth import CurrentUser
 from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.effects import MAX_SOURCE_BYTES, find_effect, store_effect
 from services.gateway.errors import status_for
 from services.gateway.policy import owned_provider, owned_run, visible_recipe
-from services.gateway.routes.effects import MAX_SOURCE_BYTES, find_effect, store_effect
 from services.gateway.submitting import start_run
 from services.gateway.ui.highlight import error_line, highlight_effect, highlight_recipe
 from services.gateway.ui.preview import preview_params, preview_recipe, sample_clip
@@ -96,17 +98,24 @@ async def upload_recipe(request: Request, gw: GatewayDep, user: CurrentUser) -> 
         upload = RecipeUpload(text=text, owner=user.user)
         record: RecipeRecord = await gw.call(Planner.recipe_upload, upload)
     except ArtdagError as exc:
-        line = error_line(exc.message)
-        return render(
-            request,
-            "_recipe_error.html",
-            status_code=status_for(exc),
-            message=exc.message,
-            field=exc.field,
-            line=line,
-            source=highlight_recipe(text, {line} if line else set()),
-        )
+        return _refused_upload(request, "_recipe_error.html", exc, highlight_recipe, text)
     return _navigate(f"/recipe/{record.recipe_id}")
+
+
+def _refused_upload(
+    request: Request, template: str, exc: ArtdagError, highlight: Callable[[str, set[int]], Markup], text: str
+) -> HTMLResponse:
+    """An upload's error fragment: the message, and the text with the line it names marked."""
+    line = error_line(exc.message)
+    return render(
+        request,
+        template,
+        status_code=status_for(exc),
+        message=exc.message,
+        field=exc.field,
+        line=line,
+        source=highlight(text, {line} if line else set()),
+    )
 
 
 @router.post("/ui/recipe/{recipe_id}/run")
@@ -159,16 +168,7 @@ async def upload_effect(request: Request, gw: GatewayDep, user: CurrentUser) -> 
     try:
         stored = await store_effect(gw, user, source, form.get("name", "").strip() or None)
     except ArtdagError as exc:
-        line = error_line(exc.message)
-        return render(
-            request,
-            "_effect_error.html",
-            status_code=status_for(exc),
-            message=exc.message,
-            field=exc.field,
-            line=line,
-            source=highlight_effect(source, {line} if line else set()),
-        )
+        return _refused_upload(request, "_effect_error.html", exc, highlight_effect, source)
     return _navigate(f"/effect/{stored.cid}")
 
 

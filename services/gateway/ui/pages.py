@@ -45,8 +45,8 @@ from artdag_common.schemas import (
 )
 from services.gateway.auth import CurrentUser, OptionalUser, local_path, optional_user
 from services.gateway.deps import Gateway, GatewayDep
+from services.gateway.effects import REF_PATTERN, effects_of, find_effect, names_for
 from services.gateway.policy import owned_run, viewer_of, visible_recipe
-from services.gateway.routes.effects import REF_PATTERN, effects_of, find_effect, names_for
 from services.gateway.ui import dag, plots
 from services.gateway.ui.events import last_sequence
 from services.gateway.ui.highlight import highlight_effect, highlight_recipe

@@ -19,7 +19,7 @@ from artdag_common.contracts import Cache
 from artdag_common.errors import InvalidInputError
 from artdag_common.schemas import AssetInput, AssetResolved, AssetResolveRequest, ContentOrigin, ContentRecord
 from services.gateway.deps import Gateway
-from services.gateway.routes.effects import EffectParam
+from services.gateway.effects import EffectParam
 
 SAMPLE_NAME = "sample-clip"
 # The sample clip: small and short, quick to render on any machine.
