@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from artdag_common.bus import decode, settle
 from artdag_common.content_store import ContentStore
-from artdag_common.errors import NotFoundError, PermanentError
+from artdag_common.errors import NotFoundError, PermanentError, RetryableError
 from artdag_common.keys import L1Keys
 from artdag_common.registration import store_document
 from artdag_common.schemas import (
@@ -142,6 +142,11 @@ class RunFollower:
         """The run's final plan, read from the store (the planner keeps it as content)."""
         if not state.plan_cid:
             raise PermanentError(f"run {state.run_id} finished without a stored plan")
-        if self.ensure_local is not None:
-            await self.ensure_local(state.plan_cid)  # offloaded to a storage provider since: read back
-        return Plan.model_validate_json(await self.store.get_bytes(state.plan_cid))
+        try:
+            if self.ensure_local is not None:
+                await self.ensure_local(state.plan_cid)  # offloaded to a storage provider since: read back
+            return Plan.model_validate_json(await self.store.get_bytes(state.plan_cid))
+        except NotFoundError:
+            # With planner replicas, the one that announces the run may do so before the one that stored
+            # the final plan has registered it: the message comes back (settle's back-off) until it has.
+            raise RetryableError(f"run {state.run_id}: its plan {state.plan_cid} is not stored yet") from None

@@ -25,6 +25,7 @@ from artdag_common.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermanentError,
+    RetryableError,
 )
 from artdag_common.ids import canonical_json
 from artdag_common.media_types import EFFECT_MEDIA_TYPE
@@ -454,6 +455,10 @@ async def test_a_finished_run_is_recorded_from_its_message_alone(
     # A state without a stored plan cannot make a provenance record: a permanent error, not a retry.
     with pytest.raises(PermanentError, match="without a stored plan"):
         await follower.completed(state.model_copy(update={"plan_cid": None}))
+    # A plan another planner replica has not stored yet: the message comes back later, not dropped.
+    unstored = cid_of_bytes(b"a plan still being stored")
+    with pytest.raises(RetryableError, match="not stored yet"):
+        await follower.completed(state.model_copy(update={"run_id": "run-early", "plan_cid": unstored}))
 
 
 def test_a_completed_state_is_settled_only_when_every_step_of_its_making_is_done() -> None:
